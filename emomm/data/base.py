@@ -1,0 +1,151 @@
+"""`EmotionDataModule`: what every dataset shares (splits, loaders, sizes, class counts).
+
+A dataset subclass implements two things:
+
+* ``label_names`` - the ordered canonical label names (known from config alone, before
+  ``setup``, so the model can be built with the right head);
+* ``build_splits()`` - a dict ``{"train"|"val"|"test": Dataset}`` of datasets that yield
+  samples in the :mod:`emomm.data.collate` format and expose an integer ``labels`` array.
+
+and may override ``preprocessing`` (stored in checkpoints so prediction can reproduce it).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from emomm.data.collate import collate_samples
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+class EmotionDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+        limit_per_split: int | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.limit_per_split = limit_per_split
+        self.splits: dict[str, Dataset] = {}
+
+    # -- to implement --------------------------------------------------------------------
+    @property
+    def label_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def build_splits(self) -> dict[str, Dataset]:
+        raise NotImplementedError
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """Everything a predictor needs to turn raw media into model inputs."""
+        return {}
+
+    # -- shared --------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        splits = self.build_splits()
+        missing = [s for s in SPLITS if s not in splits]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.build_splits() lacks splits {missing}")
+        if self.limit_per_split:
+            splits = {k: _limit(v, self.limit_per_split, self.seed) for k, v in splits.items()}
+        self.splits = splits
+        log.info("data sizes: %s", self.data_sizes)
+
+    @property
+    def data_sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.splits.items()}
+
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        labels = np.asarray(dataset_labels(self.splits[split]))
+        return np.bincount(labels, minlength=self.num_classes)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_samples,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+def dataset_labels(ds: Dataset) -> Sequence[int]:
+    """Integer labels of a dataset, looking through ``Subset`` wrappers."""
+    if isinstance(ds, torch.utils.data.Subset):
+        parent = dataset_labels(ds.dataset)
+        return [parent[i] for i in ds.indices]
+    return ds.labels  # type: ignore[attr-defined]
+
+
+def stratified_split(
+    labels: Sequence[int], fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (keep, held_out) with ``fraction`` of every class held out.
+
+    Deterministic for a given seed; every class with at least two samples keeps at least
+    one sample on each side.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n = int(round(len(idx) * fraction))
+        if len(idx) >= 2:
+            n = min(max(n, 1), len(idx) - 1)
+        held.append(idx[:n])
+    held_idx = np.sort(np.concatenate(held)) if held else np.array([], dtype=int)
+    keep_idx = np.setdiff1d(np.arange(len(labels)), held_idx)
+    return keep_idx, held_idx
+
+
+def _limit(ds: Dataset, n: int, seed: int) -> Dataset:
+    """A seeded, stratified-ish subset of at most ``n`` samples (for quick runs)."""
+    if len(ds) <= n:
+        return ds
+    keep, _ = stratified_split(dataset_labels(ds), 1.0 - n / len(ds), seed)
+    return torch.utils.data.Subset(ds, keep.tolist())

@@ -1,0 +1,68 @@
+"""The batch contract shared by every modality.
+
+A *sample* is ``{"inputs": {modality: Tensor}, "label": int, "index": int}``; a modality
+a sample lacks is simply absent from its ``inputs``.
+
+A *batch* (what :func:`collate_samples` returns and every model consumes) is::
+
+    {
+      "inputs":  {modality: Tensor[B, ...]},   # padded along dim 1 when lengths differ
+      "lengths": {modality: Long[B]},          # only for modalities whose sizes vary
+      "present": {modality: Bool[B]},          # False where the sample lacked the modality
+      "label":   Long[B],
+      "index":   Long[B],
+    }
+
+Sequence modalities are time-first per sample (waveform ``[T]``, video ``[T, C, H, W]``,
+token ids ``[L]``), so padding always happens along the first per-sample dimension.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def _pad_first_dim(tensors: Sequence[torch.Tensor], value: float = 0.0) -> torch.Tensor:
+    longest = max(t.shape[0] for t in tensors)
+    padded = [
+        F.pad(t, [0, 0] * (t.dim() - 1) + [0, longest - t.shape[0]], value=value)
+        if t.shape[0] < longest else t
+        for t in tensors
+    ]
+    return torch.stack(padded)
+
+
+def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Collate samples into the batch described in the module docstring."""
+    modalities = sorted({m for s in samples for m in s["inputs"]})
+    inputs, lengths, present = {}, {}, {}
+    for m in modalities:
+        template = next(s["inputs"][m] for s in samples if m in s["inputs"])
+        mask = [m in s["inputs"] for s in samples]
+        # A missing modality becomes a length-1 zero placeholder; `present` tells the model
+        # to ignore it (fusion masks it out), so its content never matters.
+        tensors = [
+            s["inputs"][m] if ok else template.new_zeros((1,) + tuple(template.shape[1:]))
+            for s, ok in zip(samples, mask)
+        ]
+        sizes = [t.shape for t in tensors]
+        if all(sz == sizes[0] for sz in sizes):
+            inputs[m] = torch.stack(tensors)
+        else:
+            if any(sz[1:] != template.shape[1:] for sz in sizes):
+                raise ValueError(
+                    f"modality {m!r}: samples differ in more than the first (time) "
+                    f"dimension: {sorted(set(map(tuple, sizes)))}; resize them in the dataset."
+                )
+            inputs[m] = _pad_first_dim(tensors)
+            lengths[m] = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long)
+        present[m] = torch.tensor(mask, dtype=torch.bool)
+    return {
+        "inputs": inputs,
+        "lengths": lengths,
+        "present": present,
+        "label": torch.tensor([int(s["label"]) for s in samples], dtype=torch.long),
+        "index": torch.tensor([int(s.get("index", -1)) for s in samples], dtype=torch.long),
+    }

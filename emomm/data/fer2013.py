@@ -1,0 +1,145 @@
+"""FER2013 (``data=fer2013 data.root=PATH``) in both published layouts.
+
+* CSV: ``fer2013.csv`` with columns ``emotion, pixels, Usage`` (Training / PublicTest /
+  PrivateTest), 48x48 gray pixels as space-separated integers. ``root`` may be the file
+  or a folder containing it.
+* Folders (the Kaggle image release): ``root/SPLIT/<class>/*.{png,jpg}`` with SPLIT in
+  train / test and optionally val; class folders spelled ``angry/disgust/fear/...`` or
+  ``angry/disgusted/fearful/...``.
+
+Validation is PublicTest (or the ``val`` folder) when present, else a stratified seeded
+``val_fraction`` of train. Test is PrivateTest (or ``test``); without one, test = val
+(with a warning).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch.utils.data import Dataset
+
+from emomm.data.base import EmotionDataModule, stratified_split
+from emomm.data.images import ImageDataset, read_class_folders, report_skipped
+from emomm.data.transforms import FaceTransform
+from emomm.labels import FER2013
+
+log = logging.getLogger(__name__)
+
+_SPLIT_DIRS = {"train": ("train", "training", "Training"),
+               "val": ("val", "valid", "validation", "PublicTest"),
+               "test": ("test", "testing", "PrivateTest")}
+_CSV_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+
+
+def find_layout(root: Path) -> tuple[str, Path]:
+    """('csv', file) or ('folders', root); a clear error when neither is there."""
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return "csv", root
+    if not root.exists():
+        raise FileNotFoundError(f"data.root={root} does not exist. Point it at fer2013.csv or at "
+                                "the folder holding train/<class>/*.jpg.")
+    for name in ("fer2013.csv", "icml_face_data.csv"):
+        if (root / name).is_file():
+            return "csv", root / name
+    if any((root / d).is_dir() for d in _SPLIT_DIRS["train"]):
+        return "folders", root
+    raise FileNotFoundError(
+        f"{root}: neither fer2013.csv nor a train/<class>/ folder found. Expected the Kaggle CSV "
+        "(emotion,pixels,Usage) or the image release train/<class>/*.jpg (+ test/, val/).")
+
+
+def read_fer_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """Parse the CSV into per-split uint8 image arrays ``[N, 48, 48]`` and labels.
+
+    Rows whose pixel string is not 2304 integers in 0..255, or whose label is outside
+    0..6, are skipped and counted.
+    """
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df.columns = [c.strip().lower() for c in df.columns]
+    need = {"emotion", "pixels"}
+    if not need <= set(df.columns):
+        raise ValueError(f"{path}: columns {list(df.columns)} lack {sorted(need - set(df.columns))}")
+    usage = df["usage"].str.strip() if "usage" in df.columns else pd.Series(["Training"] * len(df))
+    images, labels, splits, bad = [], [], [], 0
+    for emo, pix, use in zip(df["emotion"], df["pixels"], usage):
+        try:
+            arr = np.array(pix.split(), dtype=np.int64)
+            label = int(emo)
+            if arr.size != 48 * 48 or arr.min() < 0 or arr.max() > 255 or not 0 <= label < 7:
+                raise ValueError
+            if use not in _CSV_USAGE:
+                raise ValueError
+        except ValueError:
+            bad += 1
+            continue
+        images.append(arr.astype(np.uint8).reshape(48, 48))
+        labels.append(label)
+        splits.append(_CSV_USAGE[use])
+    if bad:
+        log.warning("%s: skipped %d malformed rows (pixels must be 2304 values in 0..255, "
+                    "emotion 0..6, Usage Training/PublicTest/PrivateTest)", path, bad)
+    splits_arr = np.array(splits)
+    imgs = np.stack(images) if images else np.zeros((0, 48, 48), np.uint8)
+    lab = np.array(labels, dtype=np.int64)
+    return ({s: imgs[splits_arr == s] for s in _CSV_USAGE.values()},
+            {s: lab[splits_arr == s] for s in _CSV_USAGE.values()}, bad)
+
+
+class Fer2013DataModule(EmotionDataModule):
+    def __init__(self, root: str, image_size: int = 48, in_chans: int = 1,
+                 mean: Any = 0.5, std: Any = 0.5, augment: dict | None = None,
+                 val_fraction: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root).expanduser()
+        self.val_fraction = val_fraction
+        self.tf_args = dict(image_size=image_size, in_chans=in_chans, mean=mean, std=std)
+        self.augment = augment
+        self.skipped = 0
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(FER2013)
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return {"face": FaceTransform(**self.tf_args).describe()}
+
+    def _read(self) -> tuple[dict, dict]:
+        layout, path = find_layout(self.root)
+        if layout == "csv":
+            images, labels, self.skipped = read_fer_csv(path)
+            return ({k: list(v) for k, v in images.items() if len(v)},
+                    {k: v.tolist() for k, v in labels.items() if len(v)})
+        images, labels = {}, {}
+        for split, names in _SPLIT_DIRS.items():
+            d = next((path / n for n in names if (path / n).is_dir()), None)
+            if d is None:
+                continue
+            imgs, labs, _, skipped = read_class_folders(d, self.label_names)
+            report_skipped(skipped, f"images in {d}", len(imgs) + len(skipped))
+            self.skipped += len(skipped)
+            images[split], labels[split] = imgs, labs
+        return images, labels
+
+    def build_splits(self) -> dict[str, Dataset]:
+        images, labels = self._read()
+        if "train" not in images:
+            raise FileNotFoundError(f"{self.root}: no training data (Usage=Training rows or train/ folder)")
+        if "val" not in images:
+            keep, held = stratified_split(labels["train"], self.val_fraction, self.seed)
+            tr_i, tr_l = images["train"], labels["train"]
+            images["train"], labels["train"] = [tr_i[i] for i in keep], [tr_l[i] for i in keep]
+            images["val"], labels["val"] = [tr_i[i] for i in held], [tr_l[i] for i in held]
+            log.info("no validation split in %s: held out a stratified %.0f%% of train (seed %d)",
+                     self.root, 100 * self.val_fraction, self.seed)
+        if "test" not in images:
+            log.warning("no test split in %s: test metrics are computed on the validation split",
+                        self.root)
+            images["test"], labels["test"] = images["val"], labels["val"]
+        train_tf = FaceTransform(train=True, augment=self.augment, **self.tf_args)
+        eval_tf = FaceTransform(**self.tf_args)
+        return {s: ImageDataset(images[s], labels[s], train_tf if s == "train" else eval_tf)
+                for s in ("train", "val", "test")}

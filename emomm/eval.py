@@ -1,0 +1,75 @@
+"""Evaluate a checkpoint: ``python -m emomm.eval ckpt_path=PATH|latest [data=...]``.
+
+The checkpoint carries its label names, preprocessing and data config, so nothing else
+is needed; ``data=...`` evaluates on another dataset whose labels map onto the model's.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from emomm.labels import label_mapping
+from emomm.models.module import EmotionModule
+from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
+from emomm.utils.runtime import instantiate_dict, offline_defaults, resolve_ckpt
+
+log = logging.getLogger(__name__)
+
+
+def align_labels(model: EmotionModule, data_labels: list[str]) -> None:
+    """Make the model score a dataset whose label order or names differ from its own."""
+    if list(data_labels) == model.label_names:
+        return
+    mapping = label_mapping(data_labels, model.label_names)
+    missing = [n for i, n in enumerate(data_labels) if i not in mapping]
+    if missing:
+        raise ValueError(f"the data has labels {missing} that the model (labels "
+                         f"{model.label_names}) cannot predict; evaluate on data whose labels are a "
+                         "subset of the model's (e.g. merge calm into neutral)")
+    model.target_map = torch.tensor([mapping[i] for i in range(len(data_labels))])
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
+    model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
+    data_cfg = cfg.get("data") or model.hparams.data
+    if not data_cfg:
+        raise ValueError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
+    datamodule = instantiate(data_cfg)
+    align_labels(model, datamodule.label_names)
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_dict(cfg.get("logger")) or False)
+    dataloaders = None
+    if cfg.split == "val":
+        datamodule.setup("validate")
+        dataloaders = datamodule.val_dataloader()
+    trainer.test(model, datamodule=None if dataloaders else datamodule, dataloaders=dataloaders)
+    metrics = model.test_results.get("metrics", {})
+    summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
+               "data": OmegaConf.to_container(data_cfg, resolve=True)
+               if isinstance(data_cfg, DictConfig) else data_cfg,
+               "label_names": model.label_names}
+    write_json(out_dir / "metrics.json", summary)
+    if "confmat" in model.test_results:
+        save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir, cfg.split)
+    print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    offline_defaults()
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

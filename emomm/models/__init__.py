@@ -1,0 +1,1 @@
+"""Models: modality encoders, fusion, the classifier and the LightningModule that trains it."""

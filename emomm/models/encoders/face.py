@@ -1,0 +1,41 @@
+"""`FaceEncoder`: any timm image backbone as a face-crop encoder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+
+class FaceEncoder(nn.Module):
+    """Face crops ``[B, in_chans, S, S]`` -> embeddings ``[B, out_dim]``.
+
+    Args:
+        backbone: any ``timm.create_model`` name (``efficientnet_b0``, ``resnet18``...).
+        in_chans: 1 for grayscale data (FER2013), 3 for RGB.
+        pretrained: load the backbone's published weights. Off by default: only users who
+            are online can fetch them. Prefer ``pretrained_path`` (a local ``.safetensors``,
+            ``.pth`` or ``.bin`` file for that backbone), which never touches the network.
+        **timm_kwargs: passed to timm (``drop_rate``, ``drop_path_rate``...).
+    """
+
+    def __init__(self, backbone: str = "efficientnet_b0", in_chans: int = 3,
+                 pretrained: bool = False, pretrained_path: str | None = None,
+                 **timm_kwargs: Any) -> None:
+        super().__init__()
+        if backbone not in timm.list_models() and not timm.is_model(backbone):
+            raise ValueError(f"unknown timm backbone {backbone!r}; see timm.list_models('*{backbone[:6]}*')")
+        kwargs: dict[str, Any] = dict(num_classes=0, in_chans=in_chans, **timm_kwargs)
+        if pretrained_path:
+            path = Path(pretrained_path).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"model.encoders.face.pretrained_path={path} does not exist")
+            kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+            pretrained = True
+        self.net = timm.create_model(backbone, pretrained=pretrained, **kwargs)
+        self.out_dim = int(self.net.num_features)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)

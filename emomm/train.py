@@ -1,0 +1,80 @@
+"""Train a model: ``python -m emomm.train [overrides]`` (console script ``emomm-train``).
+
+Builds data, model, loggers, callbacks and trainer from the Hydra config, fits, tests the
+best checkpoint, and writes the run folder (see README "Outputs"). Returns the best value
+of ``cfg.monitor`` so Hydra sweepers can optimise it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
+from emomm.utils.runtime import instantiate_dict, offline_defaults, to_plain
+
+log = logging.getLogger(__name__)
+
+
+def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
+    """The LightningModule, carrying everything `eval` needs inside its checkpoint."""
+    return instantiate(to_plain(cfg.model), label_names=datamodule.label_names,
+                       preprocessing=datamodule.preprocessing, data=to_plain(cfg.data),
+                       _recursive_=False, _convert_="all")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+
+    datamodule = instantiate(cfg.data)
+    model = build_module(cfg, datamodule)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
+                                     logger=instantiate_dict(cfg.get("logger")) or False)
+    start = time.time()
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_time = time.time() - start
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.test:
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    test = model.test_results.get("metrics", {})
+    summary = {
+        "monitor": cfg.monitor,
+        "best_val": model.best_val,
+        "test": test,
+        "train_time_s": round(train_time, 2),
+        "epochs": trainer.current_epoch,
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "data_sizes": datamodule.data_sizes,
+        "label_names": model.label_names,
+        "best_ckpt": best,
+    }
+    write_json(out_dir / "metrics.json", summary)
+    if "confmat" in model.test_results:
+        save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir)
+    if test:
+        print("\n" + metrics_table(test, f"test metrics (%)  [{out_dir}]"))
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    offline_defaults()
+    summary = train(cfg)
+    key = cfg.monitor.split("/", 1)[-1]
+    value = summary["best_val"].get(key)
+    return None if value is None else float(value)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Helpers for the entry points: environment, instantiation, run artifacts."""

@@ -1,0 +1,55 @@
+"""What every run folder holds besides checkpoints: metrics.json, confusion matrix, table."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def save_confusion_matrix(confmat: Sequence[Sequence[int]], label_names: Sequence[str],
+                          out_dir: Path, title: str = "test") -> None:
+    """``confusion_matrix.csv`` (rows = true, columns = predicted) and ``.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "confusion_matrix.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true\\pred", *label_names])
+        for name, row in zip(label_names, confmat):
+            w.writerow([name, *[int(x) for x in row]])
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cm = np.asarray(confmat, dtype=float)
+    norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
+    k = len(label_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * k, 0.8 + 0.7 * k))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), label_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}: row-normalised (counts in cells)")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "confusion_matrix.png", dpi=120)
+    plt.close(fig)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=float) + "\n")
+
+
+def metrics_table(metrics: dict[str, float], title: str) -> str:
+    """A plain-text table of the headline metrics (percent), for the terminal."""
+    keys = ["acc", "uar", "f1_macro", "f1_weighted", "precision_macro", "recall_macro"]
+    rows = [(k, metrics[k]) for k in keys if k in metrics]
+    rows += [(k, v) for k, v in metrics.items() if k.startswith("recall/")]
+    width = max(len(k) for k, _ in rows) if rows else 10
+    lines = [title, "-" * (width + 10)]
+    lines += [f"{k:<{width}}  {100 * v:6.2f}" for k, v in rows]
+    return "\n".join(lines)
