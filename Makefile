@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(BIN)/python -m emomm.train experiment=demo
-	$(BIN)/python -m emomm.eval ckpt_path=$$(cat outputs/latest_ckpt.txt)
+	$(BIN)/python -m emomm.eval ckpt_path=latest
 
 test: install
 	$(BIN)/python -m pytest -q

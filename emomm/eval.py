@@ -12,9 +12,8 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
@@ -39,10 +38,20 @@ def align_labels(model: EmotionModule, data_labels: list[str]) -> None:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    out_dir = Path(cfg.paths.output_dir)
     ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
     model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
-    data_cfg = cfg.get("data") or model.hparams.data
+    data_cfg = cfg.get("data")
+    if data_cfg:
+        # Another dataset: its interpolations (${face.image_size}, ${modalities}...) take the
+        # values the model was trained with, from the checkpoint.
+        with open_dict(cfg):
+            cfg.modalities = list(model.hparams.encoders)
+            for modality, prep in (model.hparams.preprocessing or {}).items():
+                cfg[modality] = {**prep, **(cfg.get(modality) or {})}
+        data_cfg = cfg.data
+    else:
+        data_cfg = model.hparams.data
     if not data_cfg:
         raise ValueError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
     datamodule = instantiate(data_cfg)

@@ -13,7 +13,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,7 +31,7 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    out_dir = Path(cfg.paths.output_dir)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
 
     datamodule = instantiate(cfg.data)

@@ -107,39 +107,44 @@ class Fer2013DataModule(EmotionDataModule):
     def preprocessing(self) -> dict[str, Any]:
         return {"face": FaceTransform(**self.tf_args).describe()}
 
-    def _read(self) -> tuple[dict, dict]:
+    def _read(self) -> tuple[dict, dict, dict]:
+        """Per-split images, labels and source paths (None for CSV rows)."""
         layout, path = find_layout(self.root)
         if layout == "csv":
             images, labels, self.skipped = read_fer_csv(path)
             return ({k: list(v) for k, v in images.items() if len(v)},
-                    {k: v.tolist() for k, v in labels.items() if len(v)})
-        images, labels = {}, {}
+                    {k: v.tolist() for k, v in labels.items() if len(v)},
+                    {k: None for k, v in images.items() if len(v)})
+        images, labels, paths = {}, {}, {}
         for split, names in _SPLIT_DIRS.items():
             d = next((path / n for n in names if (path / n).is_dir()), None)
             if d is None:
                 continue
-            imgs, labs, _, skipped = read_class_folders(d, self.label_names)
+            imgs, labs, files, skipped = read_class_folders(d, self.label_names)
             report_skipped(skipped, f"images in {d}", len(imgs) + len(skipped))
             self.skipped += len(skipped)
-            images[split], labels[split] = imgs, labs
-        return images, labels
+            images[split], labels[split], paths[split] = imgs, labs, files
+        return images, labels, paths
 
     def build_splits(self) -> dict[str, Dataset]:
-        images, labels = self._read()
+        images, labels, paths = self._read()
         if "train" not in images:
             raise FileNotFoundError(f"{self.root}: no training data (Usage=Training rows or train/ folder)")
         if "val" not in images:
             keep, held = stratified_split(labels["train"], self.val_fraction, self.seed)
-            tr_i, tr_l = images["train"], labels["train"]
-            images["train"], labels["train"] = [tr_i[i] for i in keep], [tr_l[i] for i in keep]
-            images["val"], labels["val"] = [tr_i[i] for i in held], [tr_l[i] for i in held]
+            for part in (images, labels, paths):
+                whole = part["train"]
+                part["train"] = None if whole is None else [whole[i] for i in keep]
+                part["val"] = None if whole is None else [whole[i] for i in held]
             log.info("no validation split in %s: held out a stratified %.0f%% of train (seed %d)",
                      self.root, 100 * self.val_fraction, self.seed)
         if "test" not in images:
             log.warning("no test split in %s: test metrics are computed on the validation split",
                         self.root)
-            images["test"], labels["test"] = images["val"], labels["val"]
+            for part in (images, labels, paths):
+                part["test"] = part["val"]
         train_tf = FaceTransform(train=True, augment=self.augment, **self.tf_args)
         eval_tf = FaceTransform(**self.tf_args)
-        return {s: ImageDataset(images[s], labels[s], train_tf if s == "train" else eval_tf)
+        return {s: ImageDataset(images[s], labels[s], train_tf if s == "train" else eval_tf,
+                                paths=paths[s])
                 for s in ("train", "val", "test")}

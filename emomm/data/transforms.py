@@ -31,7 +31,7 @@ def to_chw_uint8(image: Any) -> torch.Tensor:
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(torch.uint8)
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).to(torch.uint8)
 
 
 class FaceTransform:

@@ -37,12 +37,12 @@ def to_plain(cfg: Any) -> Any:
 
 
 def resolve_ckpt(path: str, log_dir: str | Path) -> Path:
-    """``latest`` -> the newest ``best.ckpt`` under ``log_dir/train``; else the path itself."""
+    """``latest`` -> the newest ``best.ckpt`` of any run under ``log_dir``; else the path."""
     if path == "latest":
-        found = sorted(Path(log_dir, "train").glob("**/checkpoints/best.ckpt"),
+        found = sorted(Path(log_dir).glob("**/checkpoints/best.ckpt"),
                        key=lambda p: p.stat().st_mtime)
         if not found:
-            raise FileNotFoundError(f"ckpt_path=latest: no checkpoints/best.ckpt under {log_dir}/train; "
+            raise FileNotFoundError(f"ckpt_path=latest: no checkpoints/best.ckpt under {log_dir}; "
                                     "train a model first (python -m emomm.train)")
         return found[-1]
     p = Path(path).expanduser()

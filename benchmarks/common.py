@@ -1,0 +1,51 @@
+"""Shared by benchmark scripts: machine description and result files."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version()}
+
+
+def write_result(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), **payload}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(json.dumps(payload, indent=2))
+    print(f"wrote {path}")
+    return path
+
+
+def run_training(overrides: list[str], log_dir: Path) -> dict:
+    """Run `python -m emomm.train` and return its metrics.json plus the wall time."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "emomm.train", *overrides, f"paths.log_dir={log_dir}"]
+    print("$", " ".join(cmd), flush=True)
+    start = time.time()
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+    wall = time.time() - start
+    newest = max(log_dir.glob("**/metrics.json"), key=lambda p: p.stat().st_mtime)
+    return {"command": "python -m emomm.train " + " ".join(overrides), "wall_time_s": round(wall, 1),
+            "run_dir": str(newest.parent), **json.loads(newest.read_text())}

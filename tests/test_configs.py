@@ -1,0 +1,66 @@
+"""Every option of every config group composes and builds."""
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from emomm.train import build_module
+from emomm.utils.runtime import instantiate_dict
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_every_group_has_options():
+    for group in ["data", "modality", "model", "fusion", "trainer", "logger", "callbacks",
+                  "experiment", "hparams_search", "debug", "paths"]:
+        assert options(group), f"conf/{group}/ is empty"
+
+
+@pytest.mark.parametrize("group", ["trainer", "logger", "callbacks", "debug", "hparams_search"])
+def test_group_options_compose(cfg_factory, group):
+    for opt in options(group):
+        cfg = cfg_factory([f"{group}={opt}"], subdir=f"{group}-{opt}")
+        assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+        if group == "callbacks":
+            instantiate_dict(cfg.callbacks)
+        if group == "logger":
+            names = {type(lg).__name__ for lg in instantiate_dict(cfg.logger)}
+            assert "CSVLogger" in names  # the CSV log is always kept
+
+
+@pytest.mark.parametrize("encoder", options("model/face_encoder"))
+def test_face_encoders_build(cfg_factory, encoder):
+    cfg = cfg_factory([f"model/face_encoder={encoder}", "data.n_train=7", "data.n_val=7", "data.n_test=7"])
+    dm = instantiate(cfg.data)
+    module = build_module(cfg, dm)
+    assert module.label_names == dm.label_names
+    assert module.hparams.encoders["face"]["in_chans"] == cfg.face.in_chans
+
+
+@pytest.mark.parametrize("fusion", options("fusion"))
+def test_fusion_options_compose(cfg_factory, fusion):
+    cfg = cfg_factory([f"fusion={fusion}"])
+    assert cfg.model.fusion._target_.startswith("emomm.models.fusion.")
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_compose(cfg_factory, experiment):
+    cfg = cfg_factory([f"experiment={experiment}"])
+    assert cfg.data._target_ and cfg.model.encoders
+
+
+def test_eval_config_composes(cfg_factory):
+    cfg = cfg_factory(["ckpt_path=x.ckpt"], config_name="eval")
+    assert cfg.ckpt_path == "x.ckpt" and cfg.get("data") is None
+    cfg = cfg_factory(["ckpt_path=x.ckpt", "data=fer2013"], config_name="eval", subdir="e2")
+    assert cfg.data._target_.endswith("Fer2013DataModule")
+
+
+def test_wrong_config_value_is_a_clear_error(cfg_factory):
+    from hydra.errors import ConfigCompositionException
+    with pytest.raises(ConfigCompositionException, match="nope"):
+        cfg_factory(["data=nope"])

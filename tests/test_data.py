@@ -1,0 +1,93 @@
+"""Synthetic data and FER2013 in both published layouts."""
+import numpy as np
+import pytest
+import torch
+
+from emomm.data.base import stratified_split
+from emomm.data.fer2013 import Fer2013DataModule
+from emomm.data.synthetic import SyntheticDataModule
+from emomm.data.synthetic.face import render_face
+from emomm.data.synthetic.spec import draw_spec
+from tests.conftest import FER_ORDER, write_fer_folders
+
+
+def test_synthetic_is_deterministic_balanced_and_split_disjoint():
+    a, b = render_face(draw_spec(3, 11), 64), render_face(draw_spec(3, 11), 64)
+    assert np.array_equal(a, b) and a.shape == (64, 64) and a.dtype == np.uint8
+    assert not np.array_equal(a, render_face(draw_spec(4, 11), 64))
+    dm = SyntheticDataModule(n_train=70, n_val=14, n_test=14, options={"face": {"image_size": 32}})
+    dm.setup()
+    assert dm.class_counts().tolist() == [10] * 7
+    s = dm.splits["train"][0]
+    assert s["inputs"]["face"].shape == (1, 32, 32) and s["label"] == 0
+    # Val/test use other seeds: the same index is a different face.
+    assert not torch.equal(dm.splits["val"][0]["inputs"]["face"], dm.splits["test"][0]["inputs"]["face"])
+
+
+def test_synthetic_expression_carries_the_label():
+    """Mean expression parameters differ by class (the data is learnable)."""
+    specs = [draw_spec(0, i) for i in range(700)]
+    curve = {e: np.mean([s.expression["curve"] for s in specs if s.emotion == e]) for e in FER_ORDER}
+    opening = {e: np.mean([s.expression["open"] for s in specs if s.emotion == e]) for e in FER_ORDER}
+    assert curve["happy"] > 0.4 > curve["neutral"] > curve["sad"]
+    assert opening["surprise"] > opening["fear"] > opening["neutral"]
+
+
+def test_stratified_split_is_seeded_and_keeps_every_class():
+    labels = [0] * 20 + [1] * 10 + [2] * 3
+    keep, held = stratified_split(labels, 0.2, seed=1)
+    keep2, held2 = stratified_split(labels, 0.2, seed=1)
+    assert np.array_equal(held, held2) and np.array_equal(keep, keep2)
+    assert len(set(keep) & set(held)) == 0 and len(keep) + len(held) == 33
+    held_labels = np.asarray(labels)[held]
+    assert np.bincount(held_labels).tolist() == [4, 2, 1]
+
+
+def test_fer_csv_splits_and_skips_malformed_rows(fer_csv, caplog):
+    dm = Fer2013DataModule(root=str(fer_csv.parent), batch_size=8)
+    dm.setup()
+    assert dm.data_sizes == {"train": 70, "val": 21, "test": 21}
+    assert dm.skipped == 2
+    assert "skipped 2 malformed rows" in caplog.text
+    x = dm.splits["val"][0]["inputs"]["face"]
+    assert x.shape == (1, 48, 48) and x.dtype == torch.float32
+    # The file itself works as root too.
+    assert Fer2013DataModule(root=str(fer_csv)).label_names == FER_ORDER
+
+
+@pytest.mark.parametrize("names", [
+    ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
+    ["angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised"],
+])
+def test_fer_folders_both_naming_variants(tmp_path, names):
+    root = write_fer_folders(tmp_path / "fer", names, splits=("train", "test"), per_class=10, corrupt=True)
+    dm = Fer2013DataModule(root=str(root), val_fraction=0.2, seed=0)
+    dm.setup()
+    # 70 train images (+1 corrupt, skipped) -> stratified 20% to val; test folder kept.
+    assert dm.skipped == 1
+    assert dm.data_sizes == {"train": 56, "val": 14, "test": 70}
+    assert dm.class_counts("val").tolist() == [2] * 7
+    # Labels follow FER2013's order whatever the folder spelling: folder "fearful" -> 2.
+    fear_idx = names.index("fearful" if "fearful" in names else "fear")
+    paths = dm.splits["test"].paths
+    labels = dm.splits["test"].labels
+    fear_labels = [lab for p, lab in zip(paths, labels) if f"/{names[fear_idx]}/" in p]
+    assert fear_labels == [2] * 10
+
+
+def test_fer_val_folder_is_used_when_present(tmp_path):
+    root = write_fer_folders(tmp_path / "fer", FER_ORDER, splits=("train", "val"), per_class=3)
+    dm = Fer2013DataModule(root=str(root))
+    dm.setup()
+    assert dm.data_sizes == {"train": 21, "val": 21, "test": 21}  # no test: test = val
+
+
+def test_fer_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Fer2013DataModule(root=str(tmp_path / "nope")).setup()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither fer2013.csv nor"):
+        Fer2013DataModule(root=str(tmp_path / "empty")).setup()
+    (tmp_path / "bad" / "train" / "bored").mkdir(parents=True)
+    with pytest.raises(ValueError, match="bored.*not an emotion label"):
+        Fer2013DataModule(root=str(tmp_path / "bad")).setup()
