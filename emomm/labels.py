@@ -32,6 +32,16 @@ SYNONYMS: dict[str, str] = {
 #: Native label orders of the datasets (index = integer label in the official files).
 FER2013 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 EKMAN7 = FER2013
+#: RAVDESS file-name emotion codes 01..08.
+RAVDESS = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise")
+#: RAVDESS with calm merged into neutral (a common 7-class protocol).
+RAVDESS_7 = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
+#: CREMA-D file-name emotion codes.
+CREMAD_CODES = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+CREMAD = ("angry", "disgust", "fear", "happy", "neutral", "sad")
+#: MELD's emotion and sentiment label sets as written in its CSVs.
+MELD_EMOTIONS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
+MELD_SENTIMENTS = ("neutral", "positive", "negative")
 
 
 def canonical(name: str) -> str:

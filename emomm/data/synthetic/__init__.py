@@ -1,8 +1,16 @@
 """Built-in synthetic data: deterministic, learnable, no download.
 
-Each modality registers a generator with :func:`register`; later modalities (voice,
-text, video) add a file here and nothing else changes.
+Each modality's generator lives in ``<modality>_modality.py`` in this package and
+registers itself with :func:`register`; every such file is imported here automatically,
+so adding a modality is one new file.
 """
-from emomm.data.synthetic.registry import register, SYNTHETIC_MODALITIES  # noqa: F401
-from emomm.data.synthetic import face_modality  # noqa: F401  (registers "face")
-from emomm.data.synthetic.datamodule import SyntheticDataModule  # noqa: F401
+import importlib
+import pkgutil
+
+from emomm.data.synthetic.registry import SYNTHETIC_MODALITIES, register  # noqa: F401
+
+for _mod in pkgutil.iter_modules(__path__):
+    if _mod.name.endswith("_modality"):
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
+from emomm.data.synthetic.datamodule import SyntheticDataModule  # noqa: E402,F401
