@@ -33,16 +33,16 @@ class SyntheticDataModule(EmotionDataModule):
 
     Args:
         modalities: which modalities to generate (each must be registered).
-        options: per-modality generator options, e.g. ``{"face": {"image_size": 64}}``.
-        augment: per-modality training augmentation, merged into the options for train.
+        options: per-modality generator options, e.g. ``{"face": {"image_size": 64}}``;
+            options of modalities not in ``modalities`` are ignored. A generator applies
+            its ``augment`` option to the training split only.
         n_train / n_val / n_test: split sizes.
     """
 
     def __init__(
         self,
         modalities: Sequence[str] = ("face",),
-        options: dict[str, dict] | None = None,
-        augment: dict[str, dict] | None = None,
+        options: dict[str, dict | None] | None = None,
         n_train: int = 3000,
         n_val: int = 700,
         n_test: int = 700,
@@ -54,8 +54,7 @@ class SyntheticDataModule(EmotionDataModule):
             raise ValueError(f"synthetic data cannot generate {unknown}; "
                              f"available: {sorted(SYNTHETIC_MODALITIES)}")
         self.modalities = list(modalities)
-        self.options = {m: dict((options or {}).get(m, {})) for m in self.modalities}
-        self.augment = {m: dict((augment or {}).get(m, {})) for m in self.modalities}
+        self.options = {m: dict((options or {}).get(m) or {}) for m in self.modalities}
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
 
     @property
@@ -63,13 +62,7 @@ class SyntheticDataModule(EmotionDataModule):
         return list(EKMAN7)
 
     def _generators(self, train: bool) -> dict[str, Any]:
-        out = {}
-        for m in self.modalities:
-            opts = dict(self.options[m])
-            if train and self.augment[m]:
-                opts["augment"] = self.augment[m]
-            out[m] = SYNTHETIC_MODALITIES[m](opts, train)
-        return out
+        return {m: SYNTHETIC_MODALITIES[m](dict(self.options[m]), train) for m in self.modalities}
 
     def build_splits(self) -> dict[str, Dataset]:
         return {

@@ -15,6 +15,7 @@ from emomm.data.transforms import FaceTransform
 class SyntheticFace:
     def __init__(self, options: dict[str, Any], train: bool) -> None:
         opts = dict(options)
+        # Faces are drawn at render_size (default: the model's image size), then resized.
         self.render_size = int(opts.pop("render_size", opts.get("image_size", 64)))
         self.transform = FaceTransform(train=train, **opts)
 
