@@ -1,0 +1,47 @@
+import time
+
+import pytest
+import torch
+
+from emomm.models.module import EmotionModule
+from emomm.models.schedulers import warmup_cosine
+
+ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
+FUSION = {"_target_": "emomm.models.fusion.IdentityFusion"}
+OPT = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
+
+
+def test_cosine_schedule_by_steps_and_by_wall_clock_budget():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s = warmup_cosine(opt, total_steps=100, warmup_fraction=0.1, min_lr_ratio=0.0)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        s.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.5, abs=0.03) and lrs[-1] < 0.01
+    # A budget far shorter than the step count: annealed once the budget is spent.
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s2 = warmup_cosine(opt2, total_steps=10**6, warmup_fraction=1e-6, min_lr_ratio=0.05, time_budget_s=0.2)
+    opt2.step(); s2.step()
+    assert opt2.param_groups[0]["lr"] > 0.9
+    time.sleep(0.25)
+    opt2.step(); s2.step()
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_hflip_tta_averages_mirrored_logits():
+    torch.manual_seed(0)
+    m = EmotionModule(label_names=["a", "b", "c"], encoders=ENC, fusion=FUSION, optimizer=OPT,
+                      tta_hflip=["face"]).eval()
+    x = torch.randn(2, 1, 32, 32)
+    batch = {"inputs": {"face": x}, "present": {}, "lengths": {}}
+    with torch.no_grad():
+        plain = m.net({"face": x})
+        mirrored = m.net({"face": x.flip(-1)})
+        assert torch.allclose(m(batch), 0.5 * (plain + mirrored), atol=1e-5)
+        assert not torch.allclose(m(batch), plain)
+        m.train()
+        m.net.eval()  # same weights and no dropout noise, but module in training mode: no TTA
+        assert torch.allclose(m(batch), plain, atol=1e-5)
