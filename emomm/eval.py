@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
-from emomm.utils.runtime import instantiate_dict, offline_defaults, resolve_ckpt
+from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
     evaluate(cfg)

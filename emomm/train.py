@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
-from emomm.utils.runtime import instantiate_dict, offline_defaults, to_plain
+from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     offline_defaults()
     summary = train(cfg)

@@ -129,3 +129,14 @@ def test_missing_checkpoint_is_a_clear_error(cfg_factory):
     ecfg = cfg_factory(["ckpt_path=/nonexistent.ckpt"], config_name="eval")
     with pytest.raises(FileNotFoundError, match="ckpt_path=/nonexistent.ckpt does not exist"):
         evaluate(ecfg)
+
+
+@pytest.mark.parametrize("script", ["emomm-train", "emomm-eval"])
+def test_console_scripts_find_their_configs(script, tmp_path):
+    exe = Path(sys.executable).parent / script
+    if not exe.exists():
+        pytest.skip(f"{script} not installed (pip install -e .)")
+    r = subprocess.run([str(exe), "--cfg", "job", "ckpt_path=x" if script == "emomm-eval" else "seed=3"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "_target_: lightning.pytorch.Trainer" in r.stdout

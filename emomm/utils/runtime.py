@@ -11,6 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
+#: The Hydra config folder. An absolute path, because Hydra reads a relative config_path
+#: as a *module* path when the entry point runs as a console script (emomm-train).
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
 
 def offline_defaults() -> None:
     """Never reach the network unless the user asked for it.
