@@ -22,7 +22,7 @@ def main() -> None:
     if not Path(args.root).exists():
         sys.exit(f"FER2013 not found at {args.root}; pass --root PATH")
     res = run_training(["experiment=fer2013_cpu", f"data.root={args.root}", *args.overrides],
-                       ROOT / "outputs" / "bench")
+                       ROOT / "outputs" / "bench" / "fer2013_cpu")
     best = res["best_val"]
     summary = {
         "target": "val acc >= 0.68 within 60 min of training",
