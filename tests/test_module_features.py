@@ -45,3 +45,23 @@ def test_hflip_tta_averages_mirrored_logits():
         m.train()
         m.net.eval()  # same weights and no dropout noise, but module in training mode: no TTA
         assert torch.allclose(m(batch), plain, atol=1e-5)
+
+
+
+class EvalModeEncoder(torch.nn.Module):
+    """Like a `from_pretrained` model: it comes back in eval mode."""
+    out_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+        self.eval()
+
+    def forward(self, x, lengths=None):
+        return self.drop(x)
+
+
+def test_module_starts_in_training_mode_even_with_eval_mode_submodules():
+    enc = {"x": {"_target_": "tests.test_module_features.EvalModeEncoder"}}
+    m = EmotionModule(label_names=["a", "b"], encoders=enc, fusion=FUSION, optimizer=OPT)
+    assert all(mod.training for mod in m.modules())

@@ -140,3 +140,21 @@ def test_console_scripts_find_their_configs(script, tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "_target_: lightning.pytorch.Trainer" in r.stdout
+
+
+def test_reload_does_not_need_the_initial_weights_file(tmp_path, trained_run):
+    """A checkpoint whose encoder started from local weights reloads after they are gone."""
+    _, out, _ = trained_run
+    ckpt = torch.load(out / "checkpoints/best.ckpt", map_location="cpu", weights_only=True)
+    weights = tmp_path / "init.pth"
+    model = EmotionModule.load_from_checkpoint(out / "checkpoints/best.ckpt")
+    torch.save({k.removeprefix("net.encoders.face.net."): v for k, v in model.state_dict().items()
+                if k.startswith("net.encoders.face.net.")}, weights)
+    ckpt["hyper_parameters"]["encoders"]["face"]["pretrained_path"] = str(weights)
+    moved = tmp_path / "moved.ckpt"
+    torch.save(ckpt, moved)
+    assert EmotionModule(**ckpt["hyper_parameters"]).net is not None  # builds while the file exists
+    weights.unlink()
+    reloaded = EmotionModule.load_from_checkpoint(moved)
+    assert reloaded.hparams.encoders["face"]["pretrained_path"] is None
+    assert torch.equal(reloaded.net.head[-1].weight, model.net.head[-1].weight)

@@ -7,6 +7,7 @@ A *batch* (what :func:`collate_samples` returns and every model consumes) is::
 
     {
       "inputs":  {modality: Tensor[B, ...]},   # padded along dim 1 when lengths differ
+                                               # (non-tensor inputs, e.g. raw text: a list)
       "lengths": {modality: Long[B]},          # only for modalities whose sizes vary
       "present": {modality: Bool[B]},          # False where the sample lacked the modality
       "label":   Long[B],
@@ -15,6 +16,9 @@ A *batch* (what :func:`collate_samples` returns and every model consumes) is::
 
 Sequence modalities are time-first per sample (waveform ``[T]``, video ``[T, C, H, W]``,
 token ids ``[L]``), so padding always happens along the first per-sample dimension.
+A modality whose samples are not tensors (raw strings, which the text encoder tokenizes
+itself so its tokenizer lives in the checkpoint) is collected as a list of length B, with
+None for samples that lack it.
 """
 from __future__ import annotations
 
@@ -41,6 +45,12 @@ def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for m in modalities:
         template = next(s["inputs"][m] for s in samples if m in s["inputs"])
         mask = [m in s["inputs"] for s in samples]
+        if not isinstance(template, torch.Tensor):
+            # Raw inputs that the encoder itself turns into tensors (text: strings, which the
+            # text encoder tokenizes): a list of length B, None where the sample lacks it.
+            inputs[m] = [s["inputs"].get(m) for s in samples]
+            present[m] = torch.tensor(mask, dtype=torch.bool)
+            continue
         # A missing modality becomes a length-1 zero placeholder; `present` tells the model
         # to ignore it (fusion masks it out), so its content never matters.
         tensors = [

@@ -33,8 +33,9 @@ class EmotionClassifier(nn.Module):
               lengths: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Fused embedding ``[B, fusion.out_dim]``."""
         present, lengths = dict(present or {}), lengths or {}
-        batch = next(iter(inputs.values())).shape[0]
-        device = next(iter(inputs.values())).device
+        # len() works for tensors and for list inputs (raw text) alike
+        batch = len(next(iter(inputs.values())))
+        device = self.head[-1].weight.device
         feats = {}
         for m, enc in self.encoders.items():
             if m in inputs:

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 AUTO_STEPS = "auto"  # a scheduler argument set to this is replaced by the run's step count
 
+#: Encoder arguments that only say where *initial* weights come from. A checkpoint holds the
+#: trained weights, so reloading one resets these: it must not need (or download) the files
+#: the run started from.
+INIT_WEIGHT_ARGS = {"init_from": None, "pretrained_path": None, "pretrained": False}
+
 
 class EmotionModule(L.LightningModule):
     """Args:
@@ -46,6 +51,7 @@ class EmotionModule(L.LightningModule):
                  class_weights: Any = None, label_smoothing: float = 0.0,
                  head_dropout: float = 0.2, head_hidden: int | None = None,
                  compile: bool = False, tta_hflip: list[str] | None = None, monitor: str = "val/uar",
+                 monitor_mode: str = "max",
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -58,6 +64,10 @@ class EmotionModule(L.LightningModule):
         # ModuleDict keys cannot be "train" (it would shadow Module.train), hence the suffix.
         self.metrics = torch.nn.ModuleDict({f"{s}_split": build_metrics(k) for s in ("train", "val", "test")})
         self.per_class = torch.nn.ModuleDict({f"{s}_split": build_per_class(k) for s in ("val", "test")})
+        # `from_pretrained` hands back models in eval mode and Lightning keeps modules' modes,
+        # so without this a fine-tuned transformer would train with dropout silently off.
+        # Encoders that freeze parts keep them in eval mode through their own `train()`.
+        self.train()
         self.register_buffer("class_weight", torch.ones(k), persistent=False)
         self.best_val: dict[str, float] = {}
         # Set by `emomm.eval` when the data's label order differs from the model's:
@@ -65,8 +75,24 @@ class EmotionModule(L.LightningModule):
         self.target_map: torch.Tensor | None = None
         self.test_results: dict[str, Any] = {}
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):  # type: ignore[override]
+        """Rebuild the model from a checkpoint alone (see ``INIT_WEIGHT_ARGS``)."""
+        if "encoders" not in kwargs:
+            hparams = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["hyper_parameters"]
+            kwargs["encoders"] = {
+                m: {k: (INIT_WEIGHT_ARGS[k] if k in INIT_WEIGHT_ARGS else v) for k, v in c.items()}
+                for m, c in hparams["encoders"].items()}
+        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
+
     # -- training plumbing ---------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        if stage == "fit":
+            # Encoders that learn something from the data before training (e.g. a tokenizer
+            # trained on the training split) expose `fit_to_data(datamodule, modality)`.
+            for m, enc in self.net.encoders.items():
+                if callable(getattr(enc, "fit_to_data", None)):
+                    enc.fit_to_data(self.trainer.datamodule, m)
         cw = self.hparams.class_weights
         if cw == "balanced" and stage == "fit":
             counts = torch.as_tensor(self.trainer.datamodule.class_counts("train"), dtype=torch.float)
@@ -140,7 +166,10 @@ class EmotionModule(L.LightningModule):
         if self.trainer.sanity_checking:
             return
         key = self.hparams.monitor.split("/", 1)[-1]
-        if not self.best_val or values.get(key, float("-inf")) > self.best_val.get(key, float("-inf")):
+        if key not in values:  # e.g. val/loss: logged by the step, not the metric collection
+            values[key] = float(self.trainer.callback_metrics.get(self.hparams.monitor, float("nan")))
+        sign = 1.0 if self.hparams.get("monitor_mode", "max") == "max" else -1.0
+        if not self.best_val or sign * values[key] > sign * self.best_val[key]:
             self.best_val = {**values, "epoch": self.current_epoch}
 
     def on_test_epoch_end(self):
