@@ -1,0 +1,175 @@
+"""`SpeakerAudioDataModule`: what acted-speech corpora (RAVDESS, CREMA-D) share.
+
+A subclass lists its files (:meth:`scan`: path, label, speaker for each usable file, plus
+the files whose names it could not parse); this class then
+
+* resolves speaker-independent splits (``fold`` for k-fold by speaker, or explicit
+  ``train_speakers`` / ``val_speakers`` / ``test_speakers``) and asserts that no speaker is
+  in two splits - there is deliberately no random split across speakers;
+* decodes every file once (thread pool), resampled to ``sample_rate`` and kept in memory
+  (``cache``), skipping unreadable files with one warning that names them;
+* serves clips cropped/padded to ``duration`` (random crops + ``augment`` in train, centre
+  crops in eval), or whole clips in padded batches with lengths (``duration: null`` or
+  ``pad: false``).
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from torch.utils.data import Dataset
+
+from emomm.data.audio import (AudioDataset, AudioReadError, ClipOptions, WaveAugment,
+                              audio_duration, read_many, report_unreadable)
+from emomm.data.base import EmotionDataModule
+from emomm.data.speakers import assert_disjoint, speaker_splits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: str
+    label: int
+    speaker: int
+
+
+def report_malformed(problems: Sequence[str], root: Path, total: int) -> None:
+    if problems:
+        shown = "\n  ".join(problems[:10]) + ("\n  ..." if len(problems) > 10 else "")
+        log.warning("%s: ignored %d of %d media files whose names or folders do not follow the "
+                    "dataset's convention (rename or remove them):\n  %s", root, len(problems),
+                    total, shown)
+
+
+class SpeakerAudioDataModule(EmotionDataModule):
+    """Args (beyond :class:`EmotionDataModule`'s):
+        root: the dataset folder (searched recursively).
+        sample_rate / duration / pad / trim_db: see :class:`emomm.data.audio.ClipOptions`.
+        augment: :class:`emomm.data.audio.WaveAugment` options for the training split.
+        fold / n_folds: k-fold cross-validation by speaker (fold K tests on speaker group K,
+            validates on group K+1). Without fold and without speaker lists: fold 0.
+        train_speakers / val_speakers / test_speakers: explicit speaker lists (with
+            ``fold: null``); one of them may be null (= the remaining speakers);
+            ``test_speakers: []`` means test = val.
+        cache: decode every file once at setup and keep the waveforms in memory (fast
+            epochs; unreadable files are found up front). Off: decode on every access
+            (headers are still checked at setup).
+        load_workers: threads for decoding.
+    """
+
+    modality = "voice"
+
+    def __init__(self, root: str, sample_rate: int = 16000, duration: float | None = 3.0,
+                 pad: bool = True, trim_db: float | None = None, augment: dict | None = None,
+                 fold: int | None = None, n_folds: int = 5,
+                 train_speakers: Sequence[int] | None = None, val_speakers: Sequence[int] | None = None,
+                 test_speakers: Sequence[int] | None = None, cache: bool = True,
+                 load_workers: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root).expanduser()
+        self.clip = ClipOptions(sample_rate=int(sample_rate), duration=duration, pad=bool(pad),
+                                trim_db=trim_db)
+        self.augment = WaveAugment.from_config(augment)
+        self.fold, self.n_folds = fold, int(n_folds)
+        self.speaker_lists = {"train": _ints(train_speakers), "val": _ints(val_speakers),
+                              "test": _ints(test_speakers)}
+        self.cache, self.load_workers = cache, load_workers
+        self.skipped: list[str] = []       # unreadable files
+        self.malformed: list[str] = []     # names that do not parse
+        self.split_speakers: dict[str, list[int]] = {}
+
+    # -- to implement ------------------------------------------------------------------------
+    def scan(self) -> tuple[list[Clip], list[str], int]:
+        """Usable clips, problems (one line per ignored file, naming it) and the number of
+        media files looked at."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return {self.modality: self.clip.describe()}
+
+    def _check_root(self) -> None:
+        if not self.root.exists():
+            raise FileNotFoundError(f"data.root={self.root} does not exist; point it at the "
+                                    f"{type(self).__name__.replace('DataModule', '')} folder")
+
+    def build_splits(self) -> dict[str, Dataset]:
+        self._check_root()
+        clips, self.malformed, total = self.scan()
+        report_malformed(self.malformed, self.root, total)
+        if not clips:
+            raise FileNotFoundError(f"{self.root}: no usable clips found ({total} media files looked at); "
+                                    f"see the docstring of {type(self).__module__} for the layout")
+        fold = self.fold
+        lists_given = any(v is not None for v in self.speaker_lists.values())
+        if fold is not None and lists_given:
+            raise ValueError(f"data.fold={fold} and explicit speaker lists {self.speaker_lists} are both set; "
+                             "give one of them (data.fold=null to use the lists)")
+        if fold is None and not lists_given:
+            fold = 0  # the default protocol: fold 0 of the k-fold CV by speaker
+        spk = speaker_splits([c.speaker for c in clips], fold=fold, n_folds=self.n_folds,
+                             **self.speaker_lists)
+        wanted = {s for v in spk.values() for s in v}
+        clips = [c for c in clips if c.speaker in wanted]
+        ok, waves = self._decode(clips)
+        keep = [i for i, good in enumerate(ok) if good]
+        clips = [clips[i] for i in keep]
+        waves = [waves[i] for i in keep] if waves is not None else None
+
+        datasets: dict[str, Dataset] = {}
+        for split in ("train", "val", "test"):
+            idx = [i for i, c in enumerate(clips) if c.speaker in set(spk[split])]
+            if not idx:
+                continue
+            datasets[split] = AudioDataset(
+                [clips[i].path for i in idx], [clips[i].label for i in idx], self.clip,
+                train=split == "train", augment=self.augment if split == "train" else None,
+                waves=[waves[i] for i in idx] if waves is not None else None, cache=self.cache,
+                modality=self.modality, speakers=[clips[i].speaker for i in idx])
+        for split in ("train", "val"):
+            if split not in datasets:
+                raise ValueError(f"{self.root}: the {split} split (speakers {spk[split]}) has no "
+                                 "readable clips")
+        if "test" not in datasets:
+            log.warning("no test speakers (%s): test metrics are computed on the validation "
+                        "speakers %s", spk["test"] or "[]", spk["val"])
+            datasets["test"] = datasets["val"]
+        # The speakers actually present in each split never overlap (test may alias val).
+        actual = {s: sorted(set(d.speakers)) for s, d in datasets.items()}
+        assert_disjoint({s: v for s, v in actual.items()
+                         if not (s == "test" and datasets["test"] is datasets["val"])})
+        self.split_speakers = actual
+        for s, d in datasets.items():
+            counts = Counter(d.labels)
+            log.info("%s: %d clips, speakers %s, per class %s", s, len(d), actual[s],
+                     {self.label_names[k]: counts.get(k, 0) for k in range(self.num_classes)})
+        return datasets
+
+    def _decode(self, clips: list[Clip]) -> tuple[list[bool], list | None]:
+        """Which clips are readable, and their waveforms when caching."""
+        paths = [c.path for c in clips]
+        waves: list | None = None
+        if self.cache:
+            waves, errors = read_many(paths, self.clip, self.load_workers)
+            ok = [w is not None for w in waves]
+        else:  # check headers now, decode on access
+            ok, errors = [], []
+            for p in paths:
+                try:
+                    audio_duration(p)
+                    ok.append(True)
+                except AudioReadError as err:
+                    ok.append(False)
+                    errors.append(str(err))
+        self.skipped = errors
+        report_unreadable(errors, len(paths))
+        return ok, waves
+
+
+def _ints(v: Sequence[int] | None) -> list[int] | None:
+    return None if v is None else [int(x) for x in v]
