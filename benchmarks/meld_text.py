@@ -1,0 +1,67 @@
+"""MELD emotion from text: MiniLM with dialogue context, and the from-scratch baseline.
+
+Target (issue 4): dev weighted F1 >= 58 with the MiniLM encoder (experiment=meld_text),
+training within 30 minutes on 2 CPU cores; the scratch baseline (experiment=meld_text_scratch)
+is reported next to it. Train on train_sent_emo.csv, validate (and select) on dev.
+    python benchmarks/meld_text.py [--root ../shared/data/meld] [--only minilm|scratch]
+                                   [--smoke] [extra overrides...]
+``--smoke``: 1 epoch on at most 200 samples per split (checks the pipeline, not the target).
+Writes benchmarks/results/meld_text.json (--smoke only prints its figures).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, run_training, write_result  # noqa: E402
+
+EXPERIMENTS = {"minilm": "meld_text", "scratch": "meld_text_scratch"}
+TARGET_F1 = 0.58
+TIME_LIMIT_S = 30 * 60
+SMOKE = ["data.limit_per_split=200", "trainer.max_epochs=1"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
+    ap.add_argument("--only", choices=sorted(EXPERIMENTS), action="append",
+                    help="run only this encoder (repeatable); default: both")
+    ap.add_argument("--smoke", action="store_true", help="a 1-epoch run on 200 samples per split")
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+    if not (Path(args.root) / "train_sent_emo.csv").is_file():
+        sys.exit(f"MELD not found at {args.root} (no train_sent_emo.csv); pass --root PATH")
+    runs = {}
+    for name in args.only or ["minilm", "scratch"]:
+        overrides = [f"experiment={EXPERIMENTS[name]}", f"data.root={args.root}",
+                     *(SMOKE if args.smoke else []), *args.overrides]
+        res = run_training(overrides, ROOT / "outputs" / "bench_meld_text")
+        best = res["best_val"]
+        runs[name] = {
+            "command": res["command"],
+            "dev_f1_weighted": best.get("f1_weighted"), "dev_acc": best.get("acc"),
+            "dev_uar": best.get("uar"), "dev_f1_macro": best.get("f1_macro"),
+            "best_epoch": best.get("epoch"), "epochs": res["epochs"],
+            "train_time_s": res["train_time_s"], "wall_time_s": res["wall_time_s"],
+            "num_params": res["num_params"], "data_sizes": res["data_sizes"],
+            "run_dir": res["run_dir"],
+        }
+        print(f"{name}: dev weighted F1 {100 * (best.get('f1_weighted') or 0):.2f}  acc "
+              f"{100 * (best.get('acc') or 0):.2f}  UAR {100 * (best.get('uar') or 0):.2f}  "
+              f"train {res['train_time_s']:.0f} s", flush=True)
+    summary: dict = {"target": f"dev weighted F1 >= {TARGET_F1} with MiniLM, training within "
+                               f"{TIME_LIMIT_S // 60} min on 2 CPU cores", "smoke": args.smoke, "runs": runs}
+    if "minilm" in runs and not args.smoke:
+        r = runs["minilm"]
+        summary["met"] = bool((r["dev_f1_weighted"] or 0) >= TARGET_F1 and r["train_time_s"] <= TIME_LIMIT_S)
+    if args.smoke:  # a pipeline check: printed, not recorded as a result
+        print(json.dumps(summary, indent=2))
+    else:
+        write_result("meld_text", summary)
+
+
+if __name__ == "__main__":
+    main()
