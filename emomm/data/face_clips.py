@@ -1,0 +1,253 @@
+"""Datasets of face crops from videos and photos, through the face-crop cache.
+
+:class:`FaceCropDataModule` is the base of every dataset whose samples are cut out of raw
+media by :mod:`emomm.faces`: it lists the files (subclass), splits them (by speaker or a
+seeded stratified split), makes sure their crops are cached (building the missing ones in
+parallel at setup, reported like ``python -m emomm.prepare``), leaves out files that are
+unreadable or show no face (counted and named in a warning), and serves
+
+* ``modality="video"``: ``{"video": float [T, C, H, W]}``, T <= ``num_frames`` (clips with
+  fewer usable frames are shorter; the collate pads them and reports ``lengths``);
+* ``modality="face"``: ``{"face": float [C, H, W]}`` (a still photo).
+
+Frames of a clip get the same random augmentation (one draw per clip). With more cached
+frames than ``num_frames``, evaluation takes them uniformly and training takes one random
+frame from each of ``num_frames`` equal segments (temporal jitter).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from emomm.data.base import EmotionDataModule, stratified_split
+from emomm.data.speakers import speaker_splits
+from emomm.data.transforms import FaceTransform
+from emomm.data.video_io import uniform_indices
+from emomm.faces.pipeline import FaceCropStore, format_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    path: Path
+    label: int
+    speaker: int | None = None
+
+
+class FrameTransform:
+    """Crops ``[T, S, S, 3]`` uint8 -> ``[T, C, H, W]`` float, one augmentation per clip."""
+
+    def __init__(self, image_size: int = 64, in_chans: int = 3, mean: Any = 0.5, std: Any = 0.5,
+                 train: bool = False, augment: dict[str, Any] | None = None) -> None:
+        self.face = FaceTransform(image_size=image_size, in_chans=in_chans, mean=mean, std=std,
+                                  train=train, augment=augment)
+        self.in_chans = in_chans
+
+    def __call__(self, crops: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)   # [T, 3, S, S]
+        if self.in_chans == 1:
+            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            x = (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+        # torchvision v2 transforms draw one set of parameters for all leading dimensions.
+        return self.face.ops(x)
+
+    def describe(self) -> dict[str, Any]:
+        return self.face.describe()
+
+
+def pick_frames(n: int, k: int | None, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices of the frames a sample uses out of ``n`` cached ones (see module docstring)."""
+    if not k or n <= k:
+        return np.arange(n)
+    if not train:
+        return uniform_indices(n, k)
+    rng = rng or np.random.default_rng()
+    edges = np.floor(np.linspace(0, n, k + 1)).astype(np.int64)
+    lo, hi = edges[:-1], np.maximum(edges[1:], edges[:-1] + 1)
+    return np.minimum(rng.integers(lo, hi), n - 1)
+
+
+class FaceClipDataset(Dataset):
+    """Samples from cached face crops of ``items`` (see the module docstring)."""
+
+    def __init__(self, items: Sequence[MediaItem], store: FaceCropStore, transform: FrameTransform,
+                 modality: str = "video", num_frames: int | None = 8, train: bool = False) -> None:
+        self.items = list(items)
+        self.labels = [it.label for it in self.items]
+        self.paths = [str(it.path) for it in self.items]
+        self.store, self.transform = store, transform
+        self.modality, self.num_frames, self.train = modality, num_frames, train
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        entry = self.store.get(self.items[i].path)
+        crops = entry.crops
+        if self.modality == "face":
+            x = self.transform(crops[:1])[0]
+        else:
+            if len(crops) == 0:  # every frame dropped (no face): one black frame, not a crash
+                size = int(self.store.settings["size"])
+                crops = np.zeros((1, size, size, 3), np.uint8)
+            idx = pick_frames(len(crops), self.num_frames, self.train,
+                              np.random.default_rng(torch.randint(0, 2**31, ()).item()) if self.train else None)
+            x = self.transform(crops[idx])
+        return {"inputs": {self.modality: x}, "label": self.labels[i], "index": i}
+
+
+class FaceCropDataModule(EmotionDataModule):
+    """Base of the video / face-photo datasets (see the module docstring).
+
+    Subclasses implement ``label_names``, ``list_items()`` and ``split_items(items)``.
+
+    Args:
+        root: the dataset folder.
+        faces: the ``faces`` config node (detector, crop geometry, cache).
+        modality: ``video`` or ``face``.
+        image_size / in_chans / mean / std / augment: model input (``FaceTransform``).
+        num_frames: frames per clip given to the model (null = every cached frame).
+        sampling: which frames of a video are decoded, cropped and cached
+            (``num_frames`` / ``step`` / ``fps`` / ``max_frames``).
+    """
+
+    def __init__(self, root: str, faces: dict[str, Any] | None = None, modality: str = "video",
+                 image_size: int = 64, in_chans: int = 3, mean: Any = 0.5, std: Any = 0.5,
+                 augment: dict[str, Any] | None = None, num_frames: int | None = 8,
+                 sampling: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if modality not in ("video", "face"):
+            raise ValueError(f"modality={modality!r} must be video or face")
+        self.root = Path(root).expanduser()
+        self.modality = modality
+        self.faces = dict(faces or {})
+        # Still photos have one frame: sampling does not apply (and stays out of the cache key).
+        self.sampling = {} if modality == "face" else dict(sampling or {"num_frames": 16})
+        self.tf_args = dict(image_size=image_size, in_chans=in_chans, mean=mean, std=std)
+        self.augment = augment
+        self.num_frames = num_frames
+        self.prepare_report: dict[str, Any] | None = None
+        self.excluded: dict[str, list[str]] = {}
+        self._store: FaceCropStore | None = None
+
+    # -- to implement ----------------------------------------------------------------------
+    def list_items(self) -> list[MediaItem]:
+        raise NotImplementedError
+
+    def split_items(self, items: list[MediaItem]) -> dict[str, list[MediaItem]]:
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------
+    @property
+    def store(self) -> FaceCropStore:
+        if self._store is None:
+            self._store = FaceCropStore(self.faces, self.sampling)
+        return self._store
+
+    def crop_sources(self) -> list[Path]:
+        """Every file of the dataset (what ``python -m emomm.prepare`` crops)."""
+        return [it.path for it in self.list_items()]
+
+    def _check_root(self) -> None:
+        if not self.root.exists():
+            raise FileNotFoundError(f"data.root={self.root} does not exist; point it at the dataset folder")
+
+    def speaker_split(self, items: list[MediaItem], train_speakers=None, val_speakers=None, test_speakers=None,
+                      fold: int | None = None, n_folds: int = 5) -> dict[str, list[MediaItem]]:
+        """Split by speaker with :func:`emomm.data.speakers.speaker_splits`, with the rules of
+        the voice datasets: ``fold`` (k-fold by speaker) or explicit lists (one may be None =
+        the remaining speakers), not both; neither = fold 0; an empty test list = test on val."""
+        lists_given = any(v is not None for v in (train_speakers, val_speakers, test_speakers))
+        if fold is not None and lists_given:
+            raise ValueError(f"data.fold={fold} and explicit speaker lists are both set; give one of them "
+                             "(data.fold=null to use the lists)")
+        if fold is None and not lists_given:
+            fold = 0
+        spk = speaker_splits([it.speaker for it in items], train_speakers, val_speakers, test_speakers,
+                             fold=fold, n_folds=n_folds)
+        out = {k: [it for it in items if it.speaker in set(v)] for k, v in spk.items()}
+        if not out["test"]:
+            log.warning("no test speakers: test metrics are computed on the validation split")
+            out["test"] = out["val"]
+        log.info("speaker-independent splits: %s", {k: sorted(v) for k, v in spk.items()})
+        return out
+
+    def stratified_split(self, items: list[MediaItem], val_fraction: float,
+                         test_fraction: float) -> dict[str, list[MediaItem]]:
+        """Seeded stratified split (for data without speaker ids)."""
+        labels = [it.label for it in items]
+        rest, test = stratified_split(labels, test_fraction, self.seed) if test_fraction else \
+            (np.arange(len(items)), np.array([], int))
+        rest_items = [items[i] for i in rest]
+        tr, va = stratified_split([it.label for it in rest_items], val_fraction, self.seed + 1)
+        out = {"train": [rest_items[i] for i in tr], "val": [rest_items[i] for i in va],
+               "test": [items[i] for i in test]}
+        if not out["test"]:
+            log.warning("data.test_fraction=0: test metrics are computed on the validation split")
+            out["test"] = out["val"]
+        return out
+
+    def _limit(self, items: list[MediaItem]) -> list[MediaItem]:
+        """Apply ``limit_per_split`` before cropping, so quick runs crop only what they use
+        (same rule as the base class, which then finds nothing left to cut)."""
+        n = self.limit_per_split
+        if not n or len(items) <= n:
+            return items
+        keep, _ = stratified_split([it.label for it in items], 1.0 - n / len(items), self.seed)
+        return [items[i] for i in keep]
+
+    def _planned_splits(self) -> dict[str, list[MediaItem]]:
+        self._check_root()
+        items = self.list_items()
+        if not items:
+            raise FileNotFoundError(f"{self.root}: no media files found for {type(self).__name__}")
+        return {k: self._limit(v) for k, v in self.split_items(items).items()}
+
+    def prepare_data(self) -> None:
+        """Lightning calls this once per node (local rank 0) before ``setup`` on every rank:
+        the missing crops are built here, so DDP ranks do not all build them."""
+        if self.store.prepare_on_setup:
+            splits = self._planned_splits()
+            self.store.prepare(sorted({it.path for v in splits.values() for it in v}))
+
+    def build_splits(self) -> dict[str, Dataset]:
+        splits = self._planned_splits()
+        used = sorted({it.path for v in splits.values() for it in v})
+        store = self.store
+        bad: set[str] = set()
+        if store.prepare_on_setup:
+            # Builds what is missing (everything is there after prepare_data) and reports.
+            self.prepare_report = report = store.prepare(used)
+            if report["built"] or report["failed"]:
+                log.info("%s", format_report(report))
+            failed, no_face = sorted(report["failed_files"]), sorted(report["no_face_files"])
+            bad = set(failed) | set(no_face)
+            if bad:
+                self.excluded = {"unreadable": failed, "no_face": no_face}
+                log.warning("left out %d unreadable files and %d files without a face (of %d): %s",
+                            len(failed), len(no_face), len(used), ", ".join((failed + no_face)[:5]))
+                splits = {k: [it for it in v if str(it.path) not in bad] for k, v in splits.items()}
+        for k, v in splits.items():
+            if not v:
+                raise ValueError(f"the {k} split of {self.root} is empty after leaving out files without "
+                                 f"a usable face; check faces.detector ({store.detector_name}) and the data")
+        out = {}
+        for k, v in splits.items():
+            train = k == "train"
+            tf = FrameTransform(train=train, augment=self.augment if train else None, **self.tf_args)
+            out[k] = FaceClipDataset(v, store, tf, self.modality, self.num_frames, train)
+        return out
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        prep = {**FrameTransform(**self.tf_args).describe(), "faces": self.store.settings}
+        if self.modality == "video":
+            prep.update(num_frames=self.num_frames, sampling=dict(self.sampling))
+        return {self.modality: prep}
