@@ -38,14 +38,21 @@ def write_result(name: str, payload: dict) -> Path:
     return path
 
 
-def run_training(overrides: list[str], log_dir: Path) -> dict:
-    """Run `python -m emomm.train` and return its metrics.json plus the wall time."""
+def run_entry_point(module: str, overrides: list[str], log_dir: Path, result: str) -> tuple[dict, float]:
+    """Run ``python -m <module> overrides`` offline; return the newest ``result`` JSON it
+    wrote under ``log_dir`` and the wall time in seconds."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    cmd = [sys.executable, "-m", "emomm.train", *overrides, f"paths.log_dir={log_dir}"]
+    cmd = [sys.executable, "-m", module, *overrides, f"paths.log_dir={log_dir}"]
     print("$", " ".join(cmd), flush=True)
     start = time.time()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     wall = time.time() - start
-    newest = max(log_dir.glob("**/metrics.json"), key=lambda p: p.stat().st_mtime)
+    newest = max(log_dir.glob(f"**/{result}"), key=lambda p: p.stat().st_mtime)
+    return {**json.loads(newest.read_text()), "run_dir": str(newest.parent)}, wall
+
+
+def run_training(overrides: list[str], log_dir: Path) -> dict:
+    """Run `python -m emomm.train` and return its metrics.json plus the wall time."""
+    metrics, wall = run_entry_point("emomm.train", overrides, log_dir, "metrics.json")
     return {"command": "python -m emomm.train " + " ".join(overrides), "wall_time_s": round(wall, 1),
-            "run_dir": str(newest.parent), **json.loads(newest.read_text())}
+            **metrics}

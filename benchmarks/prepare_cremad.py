@@ -11,28 +11,18 @@ Writes benchmarks/results/prepare_cremad.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
+from common import ROOT, run_entry_point, write_result  # noqa: E402
 
 
 def run_prepare(overrides: list[str], log_dir: Path) -> tuple[dict, float]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    cmd = [sys.executable, "-m", "emomm.prepare", *overrides, f"paths.log_dir={log_dir}"]
-    print("$", " ".join(cmd), flush=True)
-    t = time.time()
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
-    wall = time.time() - t
-    newest = max(log_dir.glob("**/prepare_report.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(newest.read_text()), wall
+    return run_entry_point("emomm.prepare", overrides, log_dir, "prepare_report.json")
 
 
 def main() -> None:

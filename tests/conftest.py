@@ -103,3 +103,21 @@ def write_fer_folders(root: Path, class_names: list[str], splits=("train", "test
     if corrupt:
         (root / "train" / class_names[0] / "broken.jpg").write_bytes(b"not a jpeg")
     return root
+
+
+def reload_twice_and_compare(ckpt: Path):
+    """Load ``ckpt`` twice, check both copies predict identically on a batch of the data
+    config stored in the checkpoint, and return ``(model, batch)`` for further checks."""
+    import torch
+    from hydra.utils import instantiate
+
+    from emomm.models.module import EmotionModule
+
+    model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    dm = instantiate(model.hparams.data)
+    dm.setup()
+    batch = next(iter(dm.test_dataloader()))
+    again = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch), again(batch))
+    return model, batch
