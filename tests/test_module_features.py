@@ -65,3 +65,12 @@ def test_module_starts_in_training_mode_even_with_eval_mode_submodules():
     enc = {"x": {"_target_": "tests.test_module_features.EvalModeEncoder"}}
     m = EmotionModule(label_names=["a", "b"], encoders=enc, fusion=FUSION, optimizer=OPT)
     assert all(mod.training for mod in m.modules())
+
+
+def test_compile_keeps_checkpoint_keys_loadable_without_compile():
+    m = EmotionModule(label_names=["a", "b"], encoders=ENC, fusion=FUSION, optimizer=OPT, compile=True)
+    keys = set(m.state_dict())
+    m.setup("fit")  # compiles the network (lazily: nothing is traced until the first call)
+    assert set(m.state_dict()) == keys and not any("_orig_mod" in k for k in keys)
+    plain = EmotionModule(label_names=["a", "b"], encoders=ENC, fusion=FUSION, optimizer=OPT)
+    plain.load_state_dict(m.state_dict())  # strict: every key matches

@@ -104,7 +104,9 @@ class EmotionModule(L.LightningModule):
                 raise ValueError(f"model.class_weights has {len(cw)} values for {len(self.label_names)} classes")
             self.class_weight = torch.tensor(cw, dtype=torch.float, device=self.device)
         if self.hparams.compile and stage == "fit":
-            self.net = torch.compile(self.net)
+            # In place: `torch.compile(self.net)` would wrap the module and prefix every
+            # checkpoint key with `_orig_mod.`, so the checkpoint would not load uncompiled.
+            self.net.compile()
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         logits = self.net(batch["inputs"], batch.get("present"), batch.get("lengths"))
