@@ -38,3 +38,6 @@ def test_explicit_speaker_lists():
         speaker_splits(range(1, 21), train=[1, 2, 3], val=[3, 4], test=[5])
     with pytest.raises(ValueError, match="must be in 0..4"):
         speaker_splits(range(1, 21), fold=5)
+    with pytest.raises(ValueError, match="both set"):
+        speaker_splits(range(1, 21), val=[17], fold=1)
+    assert speaker_splits(range(1, 21)) == kfold_speakers(range(1, 21), 0)  # default protocol

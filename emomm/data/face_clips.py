@@ -164,12 +164,6 @@ class FaceCropDataModule(EmotionDataModule):
         """Split by speaker with :func:`emomm.data.speakers.speaker_splits`, with the rules of
         the voice datasets: ``fold`` (k-fold by speaker) or explicit lists (one may be None =
         the remaining speakers), not both; neither = fold 0; an empty test list = test on val."""
-        lists_given = any(v is not None for v in (train_speakers, val_speakers, test_speakers))
-        if fold is not None and lists_given:
-            raise ValueError(f"data.fold={fold} and explicit speaker lists are both set; give one of them "
-                             "(data.fold=null to use the lists)")
-        if fold is None and not lists_given:
-            fold = 0
         spk = speaker_splits([it.speaker for it in items], train_speakers, val_speakers, test_speakers,
                              fold=fold, n_folds=n_folds)
         out = {k: [it for it in items if it.speaker in set(v)] for k, v in spk.items()}

@@ -99,11 +99,18 @@ def speaker_splits(speakers: Iterable[int], train: Sequence[int] | None = None,
                    fold: int | None = None, n_folds: int = 5) -> dict[str, list[int]]:
     """Resolve the speaker lists of each split from config.
 
-    Either ``fold`` (k-fold by speaker) or explicit lists. With explicit lists, a split
-    given as None gets the speakers no other split names (so ``val`` and ``test`` alone
-    suffice); an empty test list means test = val. Always disjoint (asserted).
+    Either ``fold`` (k-fold by speaker) or explicit lists, not both; neither means fold 0,
+    the default protocol. With explicit lists, a split given as None gets the speakers no
+    other split names (so ``val`` and ``test`` alone suffice); an empty test list means
+    test = val. Always disjoint (asserted).
     """
     available = sorted(set(speakers))
+    lists_given = any(v is not None for v in (train, val, test))
+    if fold is not None and lists_given:
+        raise ValueError(f"data.fold={fold} and explicit speaker lists are both set; give one of them "
+                         "(data.fold=null to use the lists)")
+    if fold is None and not lists_given:
+        fold = 0
     if fold is not None:
         out = kfold_speakers(available, fold, n_folds)
     else:

@@ -105,14 +105,7 @@ class SpeakerAudioDataModule(EmotionDataModule):
         if not clips:
             raise FileNotFoundError(f"{self.root}: no usable clips found ({total} media files looked at); "
                                     f"see the docstring of {type(self).__module__} for the layout")
-        fold = self.fold
-        lists_given = any(v is not None for v in self.speaker_lists.values())
-        if fold is not None and lists_given:
-            raise ValueError(f"data.fold={fold} and explicit speaker lists {self.speaker_lists} are both set; "
-                             "give one of them (data.fold=null to use the lists)")
-        if fold is None and not lists_given:
-            fold = 0  # the default protocol: fold 0 of the k-fold CV by speaker
-        spk = speaker_splits([c.speaker for c in clips], fold=fold, n_folds=self.n_folds,
+        spk = speaker_splits([c.speaker for c in clips], fold=self.fold, n_folds=self.n_folds,
                              **self.speaker_lists)
         wanted = {s for v in spk.values() for s in v}
         clips = [c for c in clips if c.speaker in wanted]
