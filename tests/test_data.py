@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from emomm.data.base import stratified_split
+from emomm.data.base import stratified_split, stratified_three_way
 from emomm.data.fer2013 import Fer2013DataModule
 from emomm.data.synthetic import SyntheticDataModule
 from emomm.data.synthetic.face import render_face
@@ -91,3 +91,13 @@ def test_fer_errors_name_the_problem(tmp_path):
     (tmp_path / "bad" / "train" / "bored").mkdir(parents=True)
     with pytest.raises(ValueError, match="bored.*not an emotion label"):
         Fer2013DataModule(root=str(tmp_path / "bad")).setup()
+
+
+def test_three_way_split_fractions_are_of_the_whole():
+    labels = [c for c in range(4) for _ in range(20)]
+    tr, va, te = stratified_three_way(labels, 0.25, 0.25, seed=0)
+    assert (len(tr), len(va), len(te)) == (40, 20, 20)
+    assert len(set(tr) | set(va) | set(te)) == 80
+    assert np.bincount(np.asarray(labels)[va]).tolist() == [5] * 4
+    tr, va, te = stratified_three_way(labels, 0.2, 0.0, seed=0)
+    assert (len(tr), len(va), len(te)) == (64, 16, 0)

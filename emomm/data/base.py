@@ -143,6 +143,19 @@ def stratified_split(
     return keep_idx, held_idx
 
 
+def stratified_three_way(labels: Sequence[int], val_fraction: float, test_fraction: float,
+                         seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded stratified (train, val, test) indices; both fractions are of the *whole*
+    data. ``test_fraction=0`` gives an empty test split."""
+    labels = np.asarray(labels)
+    if test_fraction:
+        rest, test = stratified_split(labels, test_fraction, seed)
+    else:
+        rest, test = np.arange(len(labels)), np.array([], dtype=int)
+    train, val = stratified_split(labels[rest], val_fraction / (1.0 - test_fraction), seed + 1)
+    return rest[train], rest[val], test
+
+
 def _limit(ds: Dataset, n: int, seed: int) -> Dataset:
     """A seeded, stratified-ish subset of at most ``n`` samples (for quick runs)."""
     if len(ds) <= n:

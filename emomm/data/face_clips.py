@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emomm.data.base import EmotionDataModule, stratified_split
+from emomm.data.base import EmotionDataModule, stratified_three_way
 from emomm.data.speakers import speaker_splits
 from emomm.data.transforms import FaceTransform
 from emomm.data.video_io import uniform_indices
@@ -175,14 +175,9 @@ class FaceCropDataModule(EmotionDataModule):
 
     def stratified_split(self, items: list[MediaItem], val_fraction: float,
                          test_fraction: float) -> dict[str, list[MediaItem]]:
-        """Seeded stratified split (for data without speaker ids)."""
-        labels = [it.label for it in items]
-        rest, test = stratified_split(labels, test_fraction, self.seed) if test_fraction else \
-            (np.arange(len(items)), np.array([], int))
-        rest_items = [items[i] for i in rest]
-        tr, va = stratified_split([it.label for it in rest_items], val_fraction, self.seed + 1)
-        out = {"train": [rest_items[i] for i in tr], "val": [rest_items[i] for i in va],
-               "test": [items[i] for i in test]}
+        """Seeded stratified split (for data without speaker ids); fractions of the whole."""
+        idx = stratified_three_way([it.label for it in items], val_fraction, test_fraction, self.seed)
+        out = {split: [items[i] for i in ix] for split, ix in zip(("train", "val", "test"), idx)}
         if not out["test"]:
             log.warning("data.test_fraction=0: test metrics are computed on the validation split")
             out["test"] = out["val"]

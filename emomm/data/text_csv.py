@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from emomm.data.base import stratified_split
+from emomm.data.base import stratified_split, stratified_three_way
 from emomm.data.text import (TextDataModule, TextDataset, clean_text, find_column, read_table,
                              report_repairs, report_skipped)
 from emomm.labels import canonical
@@ -200,10 +200,8 @@ class TextCsvDataModule(TextDataModule):
         if "all" in parts:  # one file, no split column: seeded stratified train/val/test
             whole = parts.pop("all")
             labels = whole["labels"]
-            rest, test = stratified_split(labels, self.test_fraction, self.seed)
-            rest_labels = [labels[i] for i in rest]
-            tr, va = stratified_split(rest_labels, self.val_fraction / (1 - self.test_fraction), self.seed + 1)
-            for split, idx in (("train", rest[tr]), ("val", rest[va]), ("test", test)):
+            tr, va, te = stratified_three_way(labels, self.val_fraction, self.test_fraction, self.seed)
+            for split, idx in (("train", tr), ("val", va), ("test", te)):
                 parts[split] = {k: [v[i] for i in idx] for k, v in whole.items()}
             log.info("%s: stratified split (seed %d): %s", self.path, self.seed,
                      {s: len(parts[s]["texts"]) for s in ("train", "val", "test")})

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from emomm.data.images import IMAGE_EXTENSIONS
 from emomm.data.video_io import FrameSampling, VideoReadError, read_frames
 from emomm.faces.cache import CropCache, CropEntry, entry_from_crops, read_meta
 from emomm.faces.crop import FaceCropper
@@ -33,7 +34,6 @@ from emomm.faces.detectors import DETECTORS, FaceDetector, build_detector
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 CROP_KEYS = ("size", "margin", "select", "align", "missing", "min_score")
 PIPELINE_KEYS = ("cache_dir", "cache_key", "workers", "prepare_on_setup", "backend", "progress")
 DEFAULT_CACHE_DIR = ".cache/faces"
