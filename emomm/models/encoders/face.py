@@ -18,12 +18,16 @@ class FaceEncoder(nn.Module):
         pretrained: load the backbone's published weights. Off by default: only users who
             are online can fetch them. Prefer ``pretrained_path`` (a local ``.safetensors``,
             ``.pth`` or ``.bin`` file for that backbone), which never touches the network.
+        stem_pool: False removes the stem's max-pool (timm ResNet-family ``maxpool``), so
+            the backbone's stride is 16 instead of 32. ImageNet stems shrink a 48 px FER2013
+            face to 12x12 before the first block; without the pool the first stage sees
+            24x24, which costs compute but keeps the detail expressions live in.
         **timm_kwargs: passed to timm (``drop_rate``, ``drop_path_rate``...).
     """
 
     def __init__(self, backbone: str = "efficientnet_b0", in_chans: int = 3,
                  pretrained: bool = False, pretrained_path: str | None = None,
-                 **timm_kwargs: Any) -> None:
+                 stem_pool: bool = True, **timm_kwargs: Any) -> None:
         super().__init__()
         if backbone not in timm.list_models() and not timm.is_model(backbone):
             raise ValueError(f"unknown timm backbone {backbone!r}; see timm.list_models('*{backbone[:6]}*')")
@@ -35,6 +39,11 @@ class FaceEncoder(nn.Module):
             kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
             pretrained = True
         self.net = timm.create_model(backbone, pretrained=pretrained, **kwargs)
+        if not stem_pool:
+            if not isinstance(getattr(self.net, "maxpool", None), nn.MaxPool2d):
+                raise ValueError(f"stem_pool=false: backbone {backbone!r} has no stem max-pool to "
+                                 "remove (ResNet-family timm models have one); drop the option")
+            self.net.maxpool = nn.Identity()
         self.out_dim = int(self.net.num_features)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
