@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
-from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt
+from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
     model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
+    for key in ("tta_hflip", "tta_shift"):
+        if cfg.get(key) is not None:
+            model.hparams[key] = to_plain(cfg[key])
     data_cfg = cfg.get("data")
     if data_cfg:
         # Another dataset: its interpolations (${face.image_size}, ${modalities}...) take the
@@ -64,6 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model, datamodule=None if dataloaders else datamodule, dataloaders=dataloaders)
     metrics = model.test_results.get("metrics", {})
     summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
+               "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift")},
                "data": OmegaConf.to_container(data_cfg, resolve=True)
                if isinstance(data_cfg, DictConfig) else data_cfg,
                "label_names": model.label_names}

@@ -47,6 +47,35 @@ def test_hflip_tta_averages_mirrored_logits():
         assert torch.allclose(m(batch), plain, atol=1e-5)
 
 
+def test_shift_views_move_the_image_and_repeat_its_edges():
+    from emomm.models.tta import shift_image, tta_views
+
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 2, 2] = 1.0
+    x[0, 0, :, 0] = 2.0                      # left edge column
+    moved = shift_image(x, dx=1, dy=-1)      # right 1, up 1
+    assert moved.shape == x.shape and moved[0, 0, 1, 3] == 1.0 and moved[0, 0, 2, 2] == 0.0
+    assert torch.all(moved[0, 0, :, :2] == 2.0)  # the uncovered column repeats the edge
+    clip = torch.randn(2, 3, 1, 8, 8)        # face clips [B, T, C, H, W] shift frame by frame
+    assert torch.equal(shift_image(clip, 2, 0)[:, 1], shift_image(clip[:, 1], 2, 0))
+    voice = torch.ones(1, 4)
+    views = tta_views({"face": x, "voice": voice}, hflip=["face"], shift={"face": 1})
+    assert len(views) == 10 and all(v["voice"] is voice for v in views)  # other modalities untouched
+    assert sum(torch.equal(v["face"], x.flip(-1)) for v in views) == 1
+
+
+def test_shift_and_flip_tta_average_ten_views():
+    from emomm.models.tta import tta_views
+
+    torch.manual_seed(0)
+    m = EmotionModule(label_names=["a", "b", "c"], encoders=ENC, fusion=FUSION, optimizer=OPT,
+                      tta_hflip=["face"], tta_shift={"face": 2}).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        views = tta_views({"face": x}, ["face"], {"face": 2})
+        expected = torch.stack([m.net(v) for v in views]).mean(0)
+        assert torch.allclose(m({"inputs": {"face": x}}), expected, atol=1e-5)
+
 
 class EvalModeEncoder(torch.nn.Module):
     """Like a `from_pretrained` model: it comes back in eval mode."""
@@ -74,3 +103,15 @@ def test_compile_keeps_checkpoint_keys_loadable_without_compile():
     assert set(m.state_dict()) == keys and not any("_orig_mod" in k for k in keys)
     plain = EmotionModule(label_names=["a", "b"], encoders=ENC, fusion=FUSION, optimizer=OPT)
     plain.load_state_dict(m.state_dict())  # strict: every key matches
+
+
+def test_face_encoder_without_stem_pool_keeps_twice_the_resolution():
+    from emomm.models.encoders.face import FaceEncoder
+
+    x = torch.randn(2, 1, 48, 48)
+    pooled = FaceEncoder("resnet10t", in_chans=1).net.forward_features(x)
+    unpooled_enc = FaceEncoder("resnet10t", in_chans=1, stem_pool=False)
+    assert pooled.shape[-1] == 2 and unpooled_enc.net.forward_features(x).shape[-1] == 3
+    assert unpooled_enc(x).shape == (2, unpooled_enc.out_dim)
+    with pytest.raises(ValueError, match="no stem max-pool"):
+        FaceEncoder("efficientnet_b0", in_chans=1, stem_pool=False)

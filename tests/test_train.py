@@ -81,6 +81,15 @@ def test_eval_needs_only_the_checkpoint(trained_run, cfg_factory):
     assert (Path(ecfg.paths.output_dir) / "confusion_matrix.png").is_file()
 
 
+def test_eval_can_switch_on_shift_and_flip_tta(trained_run, cfg_factory):
+    cfg, out, summary = trained_run
+    ecfg = cfg_factory([f"ckpt_path={out}/checkpoints/best.ckpt", "trainer.limit_test_batches=2",
+                        "tta_hflip=[face]", "tta_shift={face: 2}"], config_name="eval", subdir="eval-tta")
+    result = evaluate(ecfg)
+    assert result["tta"] == {"tta_hflip": ["face"], "tta_shift": {"face": 2}}
+    assert 0.0 <= result["metrics"]["acc"] <= 1.0
+
+
 def test_eval_on_other_data_with_mapped_labels(trained_run, cfg_factory, fer_csv):
     cfg, out, _ = trained_run
     ecfg = cfg_factory([f"ckpt_path={out}/checkpoints/best.ckpt", "data=fer2013",

@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 
 from emomm.models.classifier import EmotionClassifier
 from emomm.models.metrics import build_metrics, build_per_class
+from emomm.models.tta import tta_views
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class EmotionModule(L.LightningModule):
         compile: wrap the network in ``torch.compile`` (useful on GPU).
         tta_hflip: modalities whose images are also scored mirrored at val/test/predict
             time, logits averaged (a cheap accuracy gain for faces; images ``[..., H, W]``).
+        tta_shift: ``{modality: pixels}``: also score copies shifted that far in each
+            direction (x5 views; x10 with hflip). Costs eval time, so recipes leave it off
+            during training and ``emomm.eval`` can switch it on (``tta_shift={face:2}``).
         preprocessing / data: stored for evaluation and prediction.
     """
 
@@ -50,7 +54,8 @@ class EmotionModule(L.LightningModule):
                  optimizer: dict[str, Any], scheduler: dict[str, Any] | None = None,
                  class_weights: Any = None, label_smoothing: float = 0.0,
                  head_dropout: float = 0.2, head_hidden: int | None = None,
-                 compile: bool = False, tta_hflip: list[str] | None = None, monitor: str = "val/uar",
+                 compile: bool = False, tta_hflip: list[str] | None = None,
+                 tta_shift: dict[str, int] | None = None, monitor: str = "val/uar",
                  monitor_mode: str = "max",
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -109,12 +114,15 @@ class EmotionModule(L.LightningModule):
             self.net.compile()
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        logits = self.net(batch["inputs"], batch.get("present"), batch.get("lengths"))
-        flip = [m for m in (self.hparams.get("tta_hflip") or []) if m in batch["inputs"]]
-        if flip and not self.training:
-            mirrored = {m: (x.flip(-1) if m in flip else x) for m, x in batch["inputs"].items()}
-            logits = 0.5 * (logits + self.net(mirrored, batch.get("present"), batch.get("lengths")))
-        return logits
+        present, lengths = batch.get("present"), batch.get("lengths")
+        if self.training:
+            return self.net(batch["inputs"], present, lengths)
+        views = tta_views(batch["inputs"], self.hparams.get("tta_hflip") or [],
+                          self.hparams.get("tta_shift") or {})
+        logits = self.net(views[0], present, lengths)
+        for view in views[1:]:
+            logits = logits + self.net(view, present, lengths)
+        return logits / len(views)
 
     def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor:
         logits = self(batch)
