@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, run_entry_point, run_training, write_result  # noqa: E402
 
@@ -42,7 +44,7 @@ def main() -> None:
     if args.from_run:
         run = Path(args.from_run)
         res = {**json.loads((run / "metrics.json").read_text()), "run_dir": str(run),
-               "command": "(re-scored) python -m emomm.train experiment=fer2013_cpu ..."}
+               "command": "python -m emomm.train " + " ".join(OmegaConf.load(run / ".hydra" / "overrides.yaml"))}
     else:
         if not Path(args.root).exists():
             sys.exit(f"FER2013 not found at {args.root}; pass --root PATH")
