@@ -25,10 +25,10 @@ TTA10 = ["tta_hflip=[face]", "tta_shift={face: 2}"]
 
 def score_val(ckpt: str, tta: list[str]) -> dict:
     """Val metrics of ``ckpt`` through `python -m emomm.eval`, with ``tta`` overrides."""
-    res, wall = run_entry_point("emomm.eval", [f"ckpt_path={ckpt}", "split=val", *tta], LOG_DIR,
-                                "metrics.json")
-    return {"command": "python -m emomm.eval " + " ".join([f"ckpt_path={ckpt}", "split=val", *tta]),
-            "wall_time_s": round(wall, 1), **res["metrics"]}
+    args = [f"ckpt_path={ckpt}", "split=val", *tta]
+    res, wall = run_entry_point("emomm.eval", args, LOG_DIR, "metrics.json")
+    return {"command": "python -m emomm.eval " + " ".join(args), "wall_time_s": round(wall, 1),
+            **res["metrics"]}
 
 
 def pick(m: dict) -> dict:

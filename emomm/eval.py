@@ -13,7 +13,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
@@ -68,8 +68,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics = model.test_results.get("metrics", {})
     summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
                "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift")},
-               "data": OmegaConf.to_container(data_cfg, resolve=True)
-               if isinstance(data_cfg, DictConfig) else data_cfg,
+               "data": to_plain(data_cfg),
                "label_names": model.label_names}
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
