@@ -48,7 +48,7 @@ CREMAD = ROOT.parent / "shared" / "data" / "cremad_sample" / "1001_DFA_ANG_XX.fl
 def make_clip(n_frames: int) -> tuple[np.ndarray, str, float]:
     import cv2
 
-    from emomm.data.video_io import read_frames
+    from emomm.media.video import read_frames
 
     if CREMAD.is_file():
         t = time.perf_counter()

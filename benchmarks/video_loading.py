@@ -37,7 +37,8 @@ def main() -> None:
     from torch.utils.data import DataLoader
 
     from emomm.data.collate import collate_samples
-    from emomm.data.face_clips import FaceClipDataset, FrameTransform, MediaItem
+    from emomm.data.face_clips import FaceClipDataset, MediaItem
+    from emomm.data.transforms import FrameTransform
     from emomm.data.synthetic.spec import draw_spec
     from emomm.data.synthetic.video_modality import SyntheticVideo
     from emomm.faces.pipeline import FaceCropStore

@@ -4,8 +4,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from emomm.data.audio import (AudioReadError, ClipOptions, WaveAugment, audio_duration, crop_or_pad,
-                              load_audio, trim_silence)
+from emomm.data.audio import ClipOptions, WaveAugment
+from emomm.media.audio import AudioReadError, audio_duration, crop_or_pad, load_audio, trim_silence
 from tests.voice_fixtures import tone, write_av
 
 

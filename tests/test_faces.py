@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from emomm.data.video_io import write_video
+from emomm.media.video import write_video
 from emomm.faces import (FaceCropper, FaceCropStore, FaceDetector, GivenBoxDetector, HaarDetector,
                          MTCNNDetector, crop_face)
 from emomm.faces.crop import eye_angle

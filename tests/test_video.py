@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 import torch
 
-from emomm.data.video_io import (FrameSampling, VideoReadError, probe, read_audio, read_frames,
+from emomm.media.video import (FrameSampling, VideoReadError, probe, read_audio, read_frames,
                                  uniform_indices, write_video)
 from emomm.models.encoders.video import VideoEncoder
 from emomm.train import train

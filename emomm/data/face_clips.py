@@ -27,8 +27,8 @@ from torch.utils.data import Dataset
 
 from emomm.data.base import EmotionDataModule, stratified_three_way
 from emomm.data.speakers import speaker_splits
-from emomm.data.transforms import FaceTransform
-from emomm.data.video_io import uniform_indices
+from emomm.data.transforms import FaceTransform, FrameTransform
+from emomm.media.video import uniform_indices
 from emomm.faces.pipeline import FaceCropStore, format_report
 
 log = logging.getLogger(__name__)
@@ -39,27 +39,6 @@ class MediaItem:
     path: Path
     label: int
     speaker: int | None = None
-
-
-class FrameTransform:
-    """Crops ``[T, S, S, 3]`` uint8 -> ``[T, C, H, W]`` float, one augmentation per clip."""
-
-    def __init__(self, image_size: int = 64, in_chans: int = 3, mean: Any = 0.5, std: Any = 0.5,
-                 train: bool = False, augment: dict[str, Any] | None = None) -> None:
-        self.face = FaceTransform(image_size=image_size, in_chans=in_chans, mean=mean, std=std,
-                                  train=train, augment=augment)
-        self.in_chans = in_chans
-
-    def __call__(self, crops: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)   # [T, 3, S, S]
-        if self.in_chans == 1:
-            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-            x = (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-        # torchvision v2 transforms draw one set of parameters for all leading dimensions.
-        return self.face.ops(x)
-
-    def describe(self) -> dict[str, Any]:
-        return self.face.describe()
 
 
 def pick_frames(n: int, k: int | None, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:

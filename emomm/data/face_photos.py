@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from emomm.data.face_clips import FaceCropDataModule
 from emomm.data.video_folder import ClassFolderMixin
-from emomm.faces.pipeline import IMAGE_EXTENSIONS
+from emomm.media.images import IMAGE_EXTENSIONS
 
 
 class FacePhotosDataModule(ClassFolderMixin, FaceCropDataModule):

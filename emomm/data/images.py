@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from emomm.labels import canonical
+from emomm.media.images import IMAGE_EXTENSIONS, load_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ImageDataset(Dataset):
@@ -33,11 +33,6 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"inputs": {self.modality: self.transform(self.images[i])},
                 "label": self.labels[i], "index": i}
-
-
-def load_image(path: Path, mode: str = "L") -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert(mode))
 
 
 def read_class_folders(

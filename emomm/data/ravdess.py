@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from emomm.data.audio import MEDIA_EXTENSIONS
+from emomm.media.audio import MEDIA_EXTENSIONS
 from emomm.data.speakers import parse_ravdess_name
 from emomm.data.speech import Clip, SpeakerAudioDataModule
 from emomm.labels import RAVDESS, RAVDESS_7

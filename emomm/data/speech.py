@@ -22,8 +22,8 @@ from typing import Any, Sequence
 
 from torch.utils.data import Dataset
 
-from emomm.data.audio import (AudioDataset, AudioReadError, ClipOptions, WaveAugment,
-                              audio_duration, read_many, report_unreadable)
+from emomm.data.audio import AudioDataset, ClipOptions, WaveAugment, read_many, report_unreadable
+from emomm.media.audio import AudioReadError, audio_duration
 from emomm.data.base import EmotionDataModule
 from emomm.data.speakers import assert_disjoint, speaker_splits
 

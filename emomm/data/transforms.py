@@ -94,3 +94,24 @@ class FaceTransform:
         norm = [op for op in self.ops.transforms if isinstance(op, v2.Normalize)][0]
         return {"image_size": self.image_size, "in_chans": self.in_chans,
                 "mean": list(norm.mean), "std": list(norm.std)}
+
+
+class FrameTransform:
+    """Crops ``[T, S, S, 3]`` uint8 -> ``[T, C, H, W]`` float, one augmentation per clip."""
+
+    def __init__(self, image_size: int = 64, in_chans: int = 3, mean: Any = 0.5, std: Any = 0.5,
+                 train: bool = False, augment: dict[str, Any] | None = None) -> None:
+        self.face = FaceTransform(image_size=image_size, in_chans=in_chans, mean=mean, std=std,
+                                  train=train, augment=augment)
+        self.in_chans = in_chans
+
+    def __call__(self, crops: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)   # [T, 3, S, S]
+        if self.in_chans == 1:
+            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            x = (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+        # torchvision v2 transforms draw one set of parameters for all leading dimensions.
+        return self.face.ops(x)
+
+    def describe(self) -> dict[str, Any]:
+        return self.face.describe()

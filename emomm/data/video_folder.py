@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from emomm.data.face_clips import FaceCropDataModule, MediaItem
-from emomm.data.video_io import VIDEO_EXTENSIONS
+from emomm.media.video import VIDEO_EXTENSIONS
 from emomm.labels import canonical
 
 

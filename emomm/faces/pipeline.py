@@ -26,8 +26,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from emomm.data.images import IMAGE_EXTENSIONS
-from emomm.data.video_io import FrameSampling, VideoReadError, read_frames
+from emomm.media.images import is_image, read_image_rgb
+from emomm.media.video import FrameSampling, VideoReadError, read_frames
 from emomm.faces.cache import CropCache, CropEntry, entry_from_crops, read_meta
 from emomm.faces.crop import FaceCropper
 from emomm.faces.detectors import DETECTORS, FaceDetector, build_detector
@@ -44,21 +44,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-def is_image(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def read_image_rgb(path: str | Path) -> np.ndarray:
-    """A still image as RGB uint8 ``[H, W, 3]``, EXIF orientation applied."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise VideoReadError(f"{path}: cannot read image ({err}); re-download or delete it") from None
 
 
 class FaceCropStore:

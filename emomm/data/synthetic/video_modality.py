@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from emomm.data.face_clips import FrameTransform, pick_frames
+from emomm.data.face_clips import pick_frames
+from emomm.data.transforms import FrameTransform
 from emomm.data.synthetic.face import face_geometry, render_face
 from emomm.data.synthetic.registry import register
 from emomm.data.synthetic.spec import EXPRESSIONS, SampleSpec
-from emomm.data.video_io import write_video
+from emomm.media.video import write_video
 from emomm.faces.detectors import write_sidecar
 from emomm.faces.pipeline import FaceCropStore
 

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from emomm.data.audio import ClipOptions, WaveAugment, sample_rng, trim_silence
+from emomm.data.audio import ClipOptions, WaveAugment, sample_rng
+from emomm.media.audio import trim_silence
 from emomm.data.synthetic.registry import register
 from emomm.data.synthetic.spec import SampleSpec
 from emomm.data.synthetic.voice import synthesize_voice

@@ -302,9 +302,9 @@ def probe(path: str | Path) -> VideoInfo:
 def read_audio(path: str | Path, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
     """The audio track of a video file as a float32 waveform (``[T]`` mono or ``[C, T]``).
 
-    Delegates to :func:`emomm.data.audio.load_audio`, which decodes containers with PyAV.
+    Delegates to :func:`emomm.media.audio.load_audio`, which decodes containers with PyAV.
     """
-    from emomm.data.audio import load_audio
+    from emomm.media.audio import load_audio
 
     return load_audio(path, sample_rate=sample_rate, mono=mono)
 
@@ -392,7 +392,7 @@ def _encode_audio(container, stream, wave: np.ndarray, rate: int) -> None:
 
     target = stream.codec_context.sample_rate
     if target != rate:
-        from emomm.data.audio import resample
+        from emomm.media.audio import resample
         wave = resample(wave, rate, target)
     fmt = stream.codec_context.format.name if stream.codec_context.format else "fltp"
     resampler = av.AudioResampler(format=fmt, layout="mono", rate=target)
