@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emomm.media.audio import AudioReadError, crop_or_pad, load_audio, resample, trim_silence
+from emomm.media.audio import AudioReadError, crop_or_pad, load_audio, trim_silence
 
 log = logging.getLogger(__name__)
 

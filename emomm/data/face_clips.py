@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emomm.data.base import EmotionDataModule, stratified_three_way
+from emomm.data.base import EmotionDataModule, stratified_split, stratified_three_way
 from emomm.data.speakers import speaker_splits
-from emomm.data.transforms import FaceTransform, FrameTransform
+from emomm.data.transforms import FrameTransform
 from emomm.media.video import uniform_indices
 from emomm.faces.pipeline import FaceCropStore, format_report
 
