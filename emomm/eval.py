@@ -17,7 +17,7 @@ from omegaconf import DictConfig, open_dict
 
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
-from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
+from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, to_plain
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift")},
                "data": to_plain(data_cfg),
                "label_names": model.label_names}
+    print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
+    summary |= multimodal_report(model.test_results, out_dir)
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir, cfg.split)
-    print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
     return summary
 
 
