@@ -105,3 +105,26 @@ def test_init_from_wrong_modality_names_what_it_has(cfg_factory, tmp_path):
     # (Hydra wraps the model's ValueError in its InstantiationException, message intact)
     with pytest.raises(Exception, match="no voice encoder in this checkpoint \\(it has \\['face'\\]\\)"):
         build_module(cfg, instantiate(cfg.data))
+
+
+def test_ensemble_of_a_face_and_a_voice_run(cfg_factory, tmp_path):
+    from emomm.ensemble import ensemble
+    runs = []
+    for name, over in (("face", ["modality=face", *FACE]), ("voice", ["modality=voice"])):
+        s = train(cfg_factory([*over, *SMALL, "debug=limit", "trainer.max_epochs=1", "test=false"], subdir=name))
+        runs.append(str(tmp_path / name))
+    for method in ("mean", "weighted", "stacking"):
+        cfg = cfg_factory([f"runs=[{runs[0]},{runs[1]}]", f"method={method}"], config_name="ensemble",
+                          subdir=f"ens_{method}")
+        summary = ensemble(cfg)
+        assert set(summary["test_models"]) == {"face", "voice"}
+        assert 0.0 <= summary["test"]["uar"] <= 1.0
+        out = tmp_path / f"ens_{method}"
+        assert (out / "confusion_matrix.png").is_file() and (out / "metrics.json").is_file()
+        assert len((out / "ensemble.csv").read_text().splitlines()) == 4
+    assert summary["data_sizes"]["test"] == 7
+    w = ensemble(cfg_factory([f"runs=[{runs[0]},{runs[1]}]", "method=weighted"], config_name="ensemble",
+                             subdir="w"))["fitted"]["weights"]
+    assert sum(w) == pytest.approx(1.0) and len(w) == 2
+    with pytest.raises(FileNotFoundError, match="neither a run folder"):
+        ensemble(cfg_factory([f"runs=[{runs[0]},{tmp_path / 'nope'}]"], config_name="ensemble", subdir="bad"))
