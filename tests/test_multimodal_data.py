@@ -99,3 +99,137 @@ def test_synthetic_video_clips_carry_the_voice_decoded_from_the_file(tmp_path):
     silent.setup()
     silent.splits["test"][0]
     assert probe(next((tmp_path / "s2").glob("*/s*/*.mp4"))).audio_codec is None
+
+
+# -- audio-visual real datasets ---------------------------------------------------------------
+FACES = {"detector": "none", "workers": 0, "progress": False}
+TONES = {"ANG": 300.0, "HAP": 600.0, "SAD": 900.0}
+
+
+def _tone(freq: float, seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _frames(n: int = 6, size: int = 32, level: int = 100) -> np.ndarray:
+    return np.full((n, size, size, 3), level, np.uint8) + np.arange(n, dtype=np.uint8)[:, None, None, None] * 10
+
+
+def _peak_hz(wave: torch.Tensor | np.ndarray, sr: int = 16000) -> float:
+    w = np.asarray(wave, np.float64)
+    spec = np.abs(np.fft.rfft(w * np.hanning(len(w))))
+    return float(np.fft.rfftfreq(len(w), 1 / sr)[spec.argmax()])
+
+
+def test_cremad_video_yields_frames_and_voice_from_one_flv(tmp_path):
+    from emomm.data.cremad_video import CremadVideoDataModule
+
+    root = tmp_path / "VideoFlash"
+    for actor in (1001, 1002, 1003):
+        for emo in ("ANG", "HAP"):
+            write_video(root / f"{actor}_IEO_{emo}_HI.flv", _frames(), fps=10, audio=_tone(TONES[emo]))
+    write_video(root / "1003_IEO_SAD_HI.flv", _frames(), fps=10)   # no sound track
+    common = dict(faces={**FACES, "cache_dir": str(tmp_path / "c")}, image_size=16, num_frames=4,
+                  sampling={"num_frames": 4}, train_speakers=[1001], val_speakers=[1002],
+                  test_speakers=[1003], voice={"sample_rate": 16000, "duration": 0.5})
+    dm = CremadVideoDataModule(str(tmp_path), modalities=["video", "voice"], **common)
+    assert dm.available_modalities == ["video", "voice"]
+    dm.setup()
+    assert dm.data_sizes == {"train": 2, "val": 2, "test": 2}        # the silent SAD clip left out
+    assert dm.excluded["no_audio"] == [str(root / "1003_IEO_SAD_HI.flv")]
+    assert set(dm.preprocessing) == {"video", "voice"}
+    for split in ("train", "val"):
+        for i, path in enumerate(dm.splits[split].paths):
+            s = dm.splits[split][i]
+            assert s["inputs"]["video"].shape == (4, 3, 16, 16) and s["inputs"]["voice"].shape == (8000,)
+            if split == "val":   # the voice is this file's own track (its tone)
+                assert abs(_peak_hz(s["inputs"]["voice"]) - TONES[Path(path).stem.split("_")[2]]) < 25
+
+    # omit: the silent clip stays, without a voice; frames only: no audio decoded.
+    omit = CremadVideoDataModule(str(tmp_path), modalities=["video", "voice"], missing_audio="omit", **common)
+    omit.setup()
+    test = omit.splits["test"]
+    silent = test.paths.index(str(root / "1003_IEO_SAD_HI.flv"))
+    assert "voice" not in test[silent]["inputs"] and "video" in test[silent]["inputs"]
+    assert collate_samples([test[i] for i in range(len(test))])["present"]["voice"].sum() == 2
+    frames_only = CremadVideoDataModule(str(tmp_path), modalities=["video"], **common)
+    frames_only.setup()
+    assert set(frames_only.splits["train"][0]["inputs"]) == {"video"} and set(frames_only.preprocessing) == {"video"}
+    with pytest.raises(ValueError, match=r"cannot provide modalities \['text'\].*it has \['video', 'voice'\]"):
+        CremadVideoDataModule(str(tmp_path), modalities=["video", "text"], **common).setup()
+
+
+def test_ravdess_video_pairs_02_files_with_their_03_audio(tmp_path):
+    import soundfile as sf
+
+    from emomm.data.ravdess_video import RavdessVideoDataModule
+
+    tone_of = {3: 400.0, 5: 800.0}
+    for actor in (1, 2, 3):
+        vdir = tmp_path / "Video_Speech" / f"Actor_{actor:02d}"
+        adir = tmp_path / "Audio_Speech_Actors_01-24" / f"Actor_{actor:02d}"
+        adir.mkdir(parents=True)
+        # happy: an 01 audio-video file; angry: an 02 video-only file + its 03 audio file.
+        write_video(vdir / f"01-01-03-01-01-01-{actor:02d}.mp4", _frames(), fps=10, audio=_tone(tone_of[3]))
+        write_video(vdir / f"02-01-05-01-01-01-{actor:02d}.mp4", _frames(), fps=10)
+        sf.write(adir / f"03-01-05-01-01-01-{actor:02d}.flac", _tone(tone_of[5], sr=48000), 48000)
+    # An 02 file whose 03 file is absent: no voice.
+    write_video(tmp_path / "Video_Speech" / "Actor_03" / "02-01-05-02-01-01-03.mp4", _frames(), fps=10)
+    dm = RavdessVideoDataModule(str(tmp_path), faces={**FACES, "cache_dir": str(tmp_path / "c")},
+                                modalities=["video", "voice"], voice={"duration": 0.5}, image_size=16,
+                                num_frames=2, val_speakers=[2], test_speakers=[3])
+    items = dm.list_items()
+    paired = {it.path.name: it.audio for it in items if it.path.name.startswith("02-")}
+    assert paired["02-01-05-01-01-01-01.mp4"].name == "03-01-05-01-01-01-01.flac"
+    assert paired["02-01-05-02-01-01-03.mp4"] is None
+    dm.setup()
+    assert dm.data_sizes == {"train": 2, "val": 2, "test": 2}       # the unpaired 02 file left out
+    for split, ds in dm.splits.items():
+        for i in range(len(ds)):
+            s = ds[i]
+            emo = int(Path(ds.paths[i]).name.split("-")[2])
+            assert s["inputs"]["video"].shape == (2, 3, 16, 16)
+            if split != "train":
+                assert abs(_peak_hz(s["inputs"]["voice"]) - tone_of[emo]) < 25
+
+
+def test_video_folder_with_sound_and_voice_only_without_cropping(tmp_path):
+    from emomm.data.video_folder import VideoFolderDataModule
+
+    for cls, f in (("angry", 300.0), ("happy", 700.0)):
+        for i in range(4):
+            write_video(tmp_path / "v" / cls / f"c{i}.mp4", _frames(4), fps=10, audio=_tone(f, 0.6))
+    kw = dict(faces={**FACES, "cache_dir": str(tmp_path / "c")}, image_size=16, num_frames=2,
+              val_fraction=0.25, test_fraction=0.25, voice={"duration": 0.5})
+    dm = VideoFolderDataModule(str(tmp_path / "v"), modalities=["video", "voice"], **kw)
+    dm.setup()
+    batch = collate_samples([dm.splits["val"][i] for i in range(2)])
+    assert batch["inputs"]["video"].shape == (2, 2, 3, 16, 16) and batch["inputs"]["voice"].shape == (2, 8000)
+    assert sorted(round(_peak_hz(w), -2) for w in batch["inputs"]["voice"]) == [300, 700]
+    voice_only = VideoFolderDataModule(str(tmp_path / "v"), modalities=["voice"],
+                                       **{**kw, "faces": {**FACES, "cache_dir": str(tmp_path / "c2")}})
+    voice_only.setup()
+    assert set(voice_only.splits["train"][0]["inputs"]) == {"voice"} and set(voice_only.preprocessing) == {"voice"}
+    assert not (tmp_path / "c2").exists() or not any((tmp_path / "c2").rglob("*.npz"))
+
+
+@pytest.mark.skipif(not (SHARED / "cremad_sample").is_dir(), reason="no /work/shared/data/cremad_sample")
+def test_real_cremad_flv_clips_yield_video_and_voice(tmp_path):
+    from emomm.data.cremad_video import CremadVideoDataModule
+    from emomm.data.face_clips import FaceClipDataset
+    from emomm.data.transforms import FrameTransform
+
+    dm = CremadVideoDataModule(str(SHARED / "cremad_sample"), modalities=["video", "voice"],
+                               faces={**FACES, "cache_dir": str(tmp_path / "c")}, image_size=32,
+                               num_frames=4, sampling={"num_frames": 4}, voice={"duration": 2.0})
+    items = dm.list_items()
+    assert len(items) == 6 and {it.path.suffix for it in items} == {".flv"}
+    waves = dm._decode_audio({"all": items})           # the MP3 track of each FLV
+    assert all(w is not None and len(w) > 16000 for w in waves.values())
+    dm.store.prepare([it.path for it in items])        # the VP6 frames
+    ds = FaceClipDataset(items, dm.store, FrameTransform(image_size=32, in_chans=3), num_frames=4,
+                         waves=[waves[it.path] for it in items], clip=dm.clip)
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s["inputs"]["video"].shape == (4, 3, 32, 32) and s["inputs"]["voice"].shape == (32000,)
+        assert float(s["inputs"]["voice"].abs().max()) > 0.01      # real speech, not silence
