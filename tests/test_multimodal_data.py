@@ -233,3 +233,93 @@ def test_real_cremad_flv_clips_yield_video_and_voice(tmp_path):
         s = ds[i]
         assert s["inputs"]["video"].shape == (4, 3, 32, 32) and s["inputs"]["voice"].shape == (32000,)
         assert float(s["inputs"]["voice"].abs().max()) > 0.01      # real speech, not silence
+
+
+# -- label-paired real corpora ----------------------------------------------------------------
+@pytest.fixture
+def fer_and_ravdess(tmp_path):
+    from tests.conftest import FER_ORDER, write_fer_folders
+    from tests.voice_fixtures import write_ravdess_tree
+
+    fer = write_fer_folders(tmp_path / "fer", FER_ORDER, splits=("train", "val"), per_class=6)
+    rav = tmp_path / "ravdess"
+    info = write_ravdess_tree(rav, actors=range(1, 7), seconds=0.3)
+    return fer, rav, info
+
+
+def _paired(fer, rav, **kw):
+    from emomm.data.paired import PairedDataModule
+
+    args = dict(train_speakers=[1, 2, 3, 4], val_speakers=[5], test_speakers=[6], load_workers=1,
+                voice={"duration": 0.5}, face={"image_size": 48, "in_chans": 1}, seed=3)
+    return PairedDataModule(str(fer), str(rav), **{**args, **kw})
+
+
+def test_paired_sizes_classes_and_label_agreement(fer_and_ravdess):
+    from emomm.data.base import dataset_labels
+    from emomm.labels import FER2013, RAVDESS
+
+    fer, rav, _ = fer_and_ravdess
+    dm = _paired(fer, rav)
+    assert dm.label_names == list(FER2013) and dm.available_modalities == ["face", "voice"]
+    dm.setup()
+    # 7 non-calm speech utterances per actor (+ actor 2's audio-video angry take) x 4 faces.
+    assert dm.data_sizes == {"train": (4 * 7 + 1) * 4, "val": 7, "test": 7}
+    assert set(dm.preprocessing) == {"face", "voice"}
+    for split, ds in dm.splits.items():
+        face_labels, voice_labels = dataset_labels(ds.faces), dataset_labels(ds.voices)
+        for f, v, y in zip(ds.face_idx, ds.voice_idx, ds.labels):
+            assert FER2013[face_labels[f]] == RAVDESS[voice_labels[v]] == dm.label_names[y]
+    s = dm.splits["train"][0]
+    assert s["inputs"]["face"].shape == (1, 48, 48) and s["inputs"]["voice"].shape == (8000,)
+    # Faces of a class are used evenly (6 per class in the FER train split).
+    train = dm.splits["train"]
+    uses = {}
+    for f, y in zip(train.face_idx, train.labels):
+        uses.setdefault(y, {}).setdefault(f, 0)
+        uses[y][f] += 1
+    assert all(max(u.values()) - min(u.values()) <= 1 for u in uses.values())
+    merged = _paired(fer, rav, calm="merge")
+    merged.setup()
+    assert merged.pair_counts["val"]["neutral"] == 2 and merged.data_sizes["val"] == 8
+    # modalities=[face]: only faces served; a modality paired lacks is a clear error.
+    face_only = _paired(fer, rav, modalities=["face"])
+    face_only.setup()
+    assert set(face_only.splits["val"][0]["inputs"]) == {"face"}
+    with pytest.raises(ValueError, match=r"Paired cannot provide modalities \['text'\].*\['face', 'voice'\]"):
+        _paired(fer, rav, modalities=["face", "text"]).setup()
+
+
+def test_paired_splits_never_share_faces_or_voices_and_are_seeded(fer_and_ravdess):
+    fer, rav, _ = fer_and_ravdess
+    dm = _paired(fer, rav, pairs_per_clip=2)
+    dm.setup()
+    faces = {k: {ds.faces.paths[i] for i in ds.face_idx} for k, ds in dm.splits.items()}
+    voices = {k: {ds.voices.paths[i] for i in ds.voice_idx} for k, ds in dm.splits.items()}
+    speakers = {k: set(ds.speakers) for k, ds in dm.splits.items()}
+    assert speakers == {"train": {1, 2, 3, 4}, "val": {5}, "test": {6}}
+    assert all(Path(p).parent.parent.name == "train" for p in faces["train"])
+    assert all(Path(p).parent.parent.name == "val" for p in faces["val"] | faces["test"])
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not faces[a] & faces[b] and not voices[a] & voices[b]
+    again = _paired(fer, rav, pairs_per_clip=2)
+    again.setup()
+    other = _paired(fer, rav, pairs_per_clip=2, seed=4)
+    other.setup()
+    assert again.splits["train"].face_idx == dm.splits["train"].face_idx
+    assert other.splits["train"].face_idx != dm.splits["train"].face_idx
+
+
+@pytest.mark.skipif(not (SHARED / "fer2013").is_dir() or not (SHARED / "ravdess").is_dir(),
+                    reason="no /work/shared/data fer2013 + ravdess")
+def test_paired_on_the_real_corpora():
+    from emomm.data.paired import PairedDataModule
+
+    dm = PairedDataModule(str(SHARED / "fer2013"), str(SHARED / "ravdess"), train_speakers=[1, 2],
+                          val_speakers=[3], test_speakers=[4], voice={"duration": 1.0}, limit_per_split=40)
+    dm.setup()
+    assert all(35 <= n <= 40 for n in dm.data_sizes.values())      # limit_per_split (stratified)
+    # 2 actors x 52 non-calm speech clips x 4 faces before the limit; 52 x 1 for val and test.
+    assert sum(dm.pair_counts["train"].values()) == 2 * 52 * 4 and sum(dm.pair_counts["val"].values()) == 52
+    batch = collate_samples([dm.splits["val"][i] for i in range(4)])
+    assert batch["inputs"]["face"].shape == (4, 1, 48, 48) and batch["inputs"]["voice"].shape == (4, 16000)
