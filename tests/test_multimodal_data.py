@@ -323,3 +323,74 @@ def test_paired_on_the_real_corpora():
     assert sum(dm.pair_counts["train"].values()) == 2 * 52 * 4 and sum(dm.pair_counts["val"].values()) == 52
     batch = collate_samples([dm.splits["val"][i] for i in range(4)])
     assert batch["inputs"]["face"].shape == (4, 1, 48, 48) and batch["inputs"]["voice"].shape == (4, 16000)
+
+
+# -- MELD with and without its clips ---------------------------------------------------------
+MELD_HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\n"
+
+
+def _write_meld(root: Path, with_clips: bool) -> None:
+    emotions = ["joy", "anger", "neutral", "sadness"]
+    sr = 1
+    for split, csv_name, clip_dir in (("train", "train_sent_emo.csv", "train/train_splits"),
+                                      ("dev", "dev_sent_emo.csv", "dev/dev_splits_complete")):
+        rows = []
+        for dlg in range(3):
+            for utt in range(4):
+                emo = emotions[(dlg + utt) % 4]
+                rows.append(f'{sr},"I feel {emo} today, utterance {utt}.",Ross,{emo},neutral,{dlg},{utt},1,1,0,1\n')
+                sr += 1
+                if with_clips and not (dlg == 2 and utt == 3):       # one clip absent
+                    freq = 300 + 100 * emotions.index(emo)
+                    write_video(root / clip_dir / f"dia{dlg}_utt{utt}.mp4", _frames(4), fps=10,
+                                audio=_tone(freq, 0.6))
+        root.mkdir(parents=True, exist_ok=True)
+        (root / csv_name).write_text(MELD_HEADER + "".join(rows))
+    if with_clips:   # a clip without a sound track: text + video only
+        write_video(root / "dev/dev_splits_complete/dia0_utt0.mp4", _frames(4), fps=10)
+
+
+def test_meld_with_clip_folders_serves_text_video_voice(tmp_path):
+    from emomm.data.meld import MeldDataModule
+
+    root = tmp_path / "meld"
+    _write_meld(root, with_clips=True)
+    kw = dict(faces={**FACES, "cache_dir": str(tmp_path / "c")}, video={"image_size": 16, "num_frames": 2},
+              voice={"duration": 0.5}, load_workers=1)
+    dm = MeldDataModule(str(root), modalities=["text", "video", "voice"], **kw)
+    assert dm.available_modalities == ["text", "video", "voice"]
+    dm.setup()
+    assert dm.data_sizes == {"train": 12, "val": 12, "test": 12}
+    assert dm.clip_counts["train"] == {"utterances": 12, "with_clip": 11, "with_video": 11, "with_voice": 11}
+    assert dm.clip_counts["val"] == {"utterances": 12, "with_clip": 11, "with_video": 11, "with_voice": 10}
+    assert set(dm.preprocessing) == {"text", "video", "voice"}
+    val = dm.splits["val"]
+    s = val[0]    # dia0_utt0 of dev: its clip has no sound
+    assert set(s["inputs"]) == {"text", "video"} and s["inputs"]["video"].shape == (2, 3, 16, 16)
+    last = val[len(val) - 1]    # dia2_utt3: no clip at all
+    assert set(last["inputs"]) == {"text"}
+    s = val[1]
+    assert set(s["inputs"]) == {"text", "video", "voice"} and "utterance 1" in s["inputs"]["text"]
+    emo = s["inputs"]["text"].split("feel ")[1].split()[0]
+    assert abs(_peak_hz(s["inputs"]["voice"]) - (300 + 100 * ["joy", "anger", "neutral", "sadness"].index(emo))) < 25
+    batch = collate_samples([val[i] for i in range(len(val))])
+    assert batch["present"]["voice"].sum() == 10 and batch["present"]["video"].sum() == 11
+    assert len(batch["inputs"]["text"]) == 12
+    # voice only: utterances without usable audio are left out.
+    voice_only = MeldDataModule(str(root), modalities=["voice"], **kw)
+    voice_only.setup()
+    assert voice_only.data_sizes["val"] == 10 and set(voice_only.splits["val"][0]["inputs"]) == {"voice"}
+
+
+def test_meld_without_clip_folders_is_text_only(tmp_path):
+    from emomm.data.meld import MeldDataModule
+    from emomm.data.text import TextDataset
+
+    root = tmp_path / "meld"
+    _write_meld(root, with_clips=False)
+    dm = MeldDataModule(str(root))
+    assert dm.available_modalities == ["text"]
+    dm.setup()
+    assert isinstance(dm.splits["train"], TextDataset) and set(dm.splits["train"][0]["inputs"]) == {"text"}
+    with pytest.raises(ValueError, match=r"Meld cannot provide modalities \['voice'\].*it has \['text'\]"):
+        MeldDataModule(str(root), modalities=["text", "voice"]).setup()
