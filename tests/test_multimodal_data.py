@@ -359,6 +359,7 @@ def test_meld_with_clip_folders_serves_text_video_voice(tmp_path):
               voice={"duration": 0.5}, load_workers=1)
     dm = MeldDataModule(str(root), modalities=["text", "video", "voice"], **kw)
     assert dm.available_modalities == ["text", "video", "voice"]
+    assert len(dm.crop_sources()) == 22              # what `python -m emomm.prepare data=meld` crops
     dm.setup()
     assert dm.data_sizes == {"train": 12, "val": 12, "test": 12}
     assert dm.clip_counts["train"] == {"utterances": 12, "with_clip": 11, "with_video": 11, "with_voice": 11}
@@ -394,3 +395,28 @@ def test_meld_without_clip_folders_is_text_only(tmp_path):
     assert isinstance(dm.splits["train"], TextDataset) and set(dm.splits["train"][0]["inputs"]) == {"text"}
     with pytest.raises(ValueError, match=r"Meld cannot provide modalities \['voice'\].*it has \['text'\]"):
         MeldDataModule(str(root), modalities=["text", "voice"]).setup()
+
+
+# -- configs -------------------------------------------------------------------------------------
+def test_data_configs_pass_modalities_and_voice_options(cfg_factory, tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = cfg_factory(["modality=video", "modalities=[video,voice]", "++voice.sample_rate=8000",
+                       "++voice.duration=1.5", "data=cremad_video", f"data.root={tmp_path}"], subdir="av")
+    dm = instantiate(cfg.data)
+    assert dm.modalities == ["video", "voice"] and dm.clip.sample_rate == 8000 and dm.clip.duration == 1.5
+    cfg = cfg_factory(["modality=video", f"data.root={tmp_path}", "data=ravdess_video"], subdir="frames")
+    assert instantiate(cfg.data).modalities == list(cfg.modalities)
+    cfg = cfg_factory(["modality=voice", "data=paired", "modalities=[face,voice]"], subdir="paired")
+    dm = instantiate(cfg.data)
+    assert dm.modalities == ["face", "voice"] and dm.face_args["image_size"] == 48 and dm.face_args["in_chans"] == 1
+    assert dm.clip.sample_rate == cfg.voice.sample_rate and dm.label_names[0] == "angry"
+    cfg = cfg_factory(["modality=text", "data=meld", f"data.root={tmp_path}"], subdir="meld")
+    dm = instantiate(cfg.data)
+    assert dm.modalities == ["text"] and dm.available_modalities == ["text"]
+    cfg = cfg_factory(["modality=voice", "data=synthetic", "data.reliability=0.5", "data.missing={voice: 0.1}"],
+                      subdir="syn")
+    dm = instantiate(cfg.data)
+    assert dm.reliability == {"voice": 0.5} and dm.missing == {"voice": 0.1}
+    cfg = cfg_factory(["data=face_photos", f"data.root={tmp_path}"], config_name="prepare", subdir="prep")
+    assert instantiate(cfg.data).available_modalities == ["face"]

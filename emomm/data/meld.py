@@ -271,6 +271,10 @@ class MeldDataModule(TextDataModule):
             out["voice"] = self.clip.describe()
         return out
 
+    def crop_sources(self) -> list[Path]:
+        """Every clip file of the clip folders (``python -m emomm.prepare data=meld`` crops them)."""
+        return sorted(p for d in find_clip_dirs(self.root).values() for p in d.glob("dia*_utt*.mp4"))
+
     def _clip_paths(self, part: dict[str, Any], split: str, dirs: dict[str, Path]) -> list[Path | None]:
         d = dirs.get(split)
         if d is None or not self.clip_modalities:
