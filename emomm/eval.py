@@ -44,7 +44,9 @@ def stored_data_config(models: list[EmotionModule]) -> dict[str, Any] | None:
     if "modalities" not in data:
         return data
     wanted = list(dict.fromkeys(m for model in models for m in model.hparams.encoders))
-    data["modalities"] = list(dict.fromkeys([*data["modalities"], *wanted]))
+    data["modalities"] = list(dict.fromkeys([*(data["modalities"] or []), *wanted]))
+    if "options" not in data:  # per-modality options live elsewhere (e.g. data.voice)
+        return data
     options = dict(data.get("options") or {})
     for model in models:
         theirs = (model.hparams.data or {}).get("options") or {}
