@@ -1,11 +1,11 @@
 """Fusion on synthetic multimodal data: every single modality vs every fusion (issue 9, benchmark 1).
 
-Data: `experiment=fusion_synthetic` (face, voice and text of each sample follow one emotion,
-each modality expressing it with probability 0.8, otherwise another emotion). Runs, each a
-fresh training with the same seed and data:
+Data: `experiment=fusion_synthetic` (face and text of each sample follow one emotion, the face
+expressing it with probability 0.9 and the text with 0.7, otherwise another emotion). Runs,
+each a fresh training with the same seed and data:
 
-* each modality alone (face, voice, text);
-* late, concat, gated and attention fusion of all three, without and with modality dropout
+* each modality alone (face, text);
+* late, concat, gated and attention fusion of both, without and with modality dropout
   (rate 0.3 per modality in training).
 
 Every fusion run also reports its subset table (the fused head with other modalities
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, RESULTS, run_training, write_result  # noqa: E402
 
 TARGET = 0.05
-SINGLE = ["face", "voice", "text"]
+SINGLE = ["face", "text"]
 FUSIONS = ["late", "concat", "gated", "attention"]
 
 

@@ -1,0 +1,112 @@
+"""Prediction results: plain dataclasses; ``to_dict()`` gives JSON-ready values.
+
+``probs`` are lists of per-class probabilities in ``label_names`` order; ``modality_probs``
+(multimodal checkpoints) holds each modality's own ("simple") prediction beside the fused one.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def plain(x: Any) -> Any:
+    """numpy / torch values (nested) -> Python lists, floats and ints."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    return x
+
+
+class _Result:
+    def to_dict(self) -> dict[str, Any]:
+        return plain(self)
+
+
+def top(probs, label_names: list[str]) -> tuple[str, float]:
+    i = int(np.argmax(probs))
+    return label_names[i], float(probs[i])
+
+
+@dataclass
+class FaceResult(_Result):
+    """One face: ``box`` x1, y1, x2, y2 (pixels), ``landmarks`` [5, 2] (eyes, nose, mouth
+    corners) when the detector gives them, detection ``score``, class ``probs``."""
+    box: list[float]
+    score: float
+    probs: list[float]
+    label: str
+    confidence: float
+    landmarks: list[list[float]] | None = None
+    track_id: int | None = None
+
+
+@dataclass
+class ImageResult(_Result):
+    label_names: list[str]
+    faces: list[FaceResult]
+    width: int
+    height: int
+    source: str | None = None
+    error: str | None = None   # e.g. "no face found"
+
+
+@dataclass
+class WindowResult(_Result):
+    """One window of a timeline: ``start``/``end`` seconds; ``track_id`` for per-face windows."""
+    start: float
+    end: float
+    probs: list[float]
+    label: str
+    modality_probs: dict[str, list[float]] = field(default_factory=dict)
+    track_id: int | None = None
+    box: list[float] | None = None   # the track's mean box in the window
+
+
+@dataclass
+class TimelineResult(_Result):
+    """A video or audio file: ``windows`` (fused, one per window; per-face windows of face or
+    video checkpoints carry ``track_id``), ``tracks`` (per face id: its windows), ``audio``
+    (voice windows of a voice or audio-visual checkpoint), and the clip-level ``probs``
+    (mean over windows) with each modality's own clip-level probabilities."""
+    kind: str                         # "video" | "audio"
+    label_names: list[str]
+    duration: float
+    probs: list[float]
+    label: str
+    windows: list[WindowResult]
+    modality_probs: dict[str, list[float]] = field(default_factory=dict)
+    tracks: dict[int, list[WindowResult]] = field(default_factory=dict)
+    audio: list[WindowResult] = field(default_factory=list)
+    source: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class TextResult(_Result):
+    text: str
+    label_names: list[str]
+    probs: list[float]
+    label: str
+    confidence: float
+
+
+@dataclass
+class SampleResult(_Result):
+    """One multimodal sample: the fused prediction, each modality's own, what was present."""
+    label_names: list[str]
+    probs: list[float]
+    label: str
+    modality_probs: dict[str, list[float]]
+    present: list[str]
