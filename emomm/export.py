@@ -67,29 +67,35 @@ class VideoAdapter(nn.Module):
         super().__init__()
         self.enc = encoder
         self.out_dim = encoder.out_dim
+        self.token_dim = getattr(encoder, "token_dim", encoder.out_dim)
         # The LSTM packs sequences by length, which the exporter cannot trace: LSTM models are
         # exported for full-length clips (what the clip pipeline gives: `num_frames` frames).
         self.takes_lengths = encoder.temporal != "lstm"
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, lengths).pooled
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        from emomm.models.features import EncoderOutput
+
         b, t = x.shape[0], x.shape[1]
+        feats = self.enc.frame_encoder(x.flatten(0, 1)).reshape(b, t, -1)           # [B, T, D]
         if not self.takes_lengths:
-            feats = self.enc.frame_encoder(x.flatten(0, 1)).reshape(b, t, -1)
             rnn = self.enc.rnn
             out, (h, _) = rnn(feats)
             if self.enc.pool == "last":
                 dirs = 2 if rnn.bidirectional else 1
-                return h.view(rnn.num_layers, dirs, b, -1)[-1].transpose(0, 1).reshape(b, -1)
-            return out.mean(dim=1)
+                pooled = h.view(rnn.num_layers, dirs, b, -1)[-1].transpose(0, 1).reshape(b, -1)
+            else:
+                pooled = out.mean(dim=1)
+            return EncoderOutput(pooled, out, torch.ones(b, t, dtype=torch.bool, device=x.device))
         if lengths is None:
             lengths = torch.full((b,), t, dtype=torch.long, device=x.device)
         lengths = lengths.clamp(min=1, max=t)
         valid = torch.arange(t, device=x.device)[None, :] < lengths[:, None]       # [B, T]
-        feats = self.enc.frame_encoder(x.flatten(0, 1)).reshape(b, t, -1)           # [B, T, D]
         feats = feats * valid.unsqueeze(-1).to(feats.dtype)
-        if self.enc.temporal == "lstm":
-            return self.enc._lstm(feats, lengths, valid)
-        return self.enc._transformer(feats, valid)
+        pooled, tokens = self.enc._transformer(feats, valid)
+        return EncoderOutput(pooled, tokens, valid)
 
 
 class LogMelDFT(nn.Module):
@@ -145,9 +151,15 @@ class VoiceAdapter(nn.Module):
         self.enc = encoder
         self.frontend = LogMelDFT(encoder.frontend)
         self.out_dim = encoder.out_dim
+        self.token_dim = getattr(encoder, "token_dim", encoder.out_dim)
         self.takes_lengths = False   # equal-length waveforms only (see the module docstring)
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(wave, lengths).pooled
+
+    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None):
+        from emomm.models.features import EncoderOutput
+
         enc = self.enc
         if wave.dim() == 3:
             wave = wave[:, 0]
@@ -162,7 +174,8 @@ class VoiceAdapter(nn.Module):
         if enc.lstm is not None:
             h, _ = enc.lstm(h)
         pooled = h.mean(dim=1) if enc.pool is None else enc.pool(h, None)
-        return enc.dropout(pooled)
+        mask = torch.ones(b, frames, dtype=torch.bool, device=wave.device)
+        return EncoderOutput(enc.dropout(pooled), h, mask)
 
 
 def adapt_encoder(modality: str, encoder: nn.Module) -> nn.Module:

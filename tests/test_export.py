@@ -116,7 +116,7 @@ def test_torchscript_export_matches(face_ckpt, val_batches, tmp_path):
     loaded = torch.jit.load(str(tmp_path / "model.pt"))
     x = batches[0]["inputs"]["face"]
     with torch.no_grad():
-        got = loaded(x).softmax(-1).numpy()
+        got = loaded(x)[0].softmax(-1).numpy()
     assert np.abs(got - torch_probs(model, batches[0])).max() <= 1e-5
     assert meta["files"] == {"torchscript": "model.pt"}
 
@@ -180,6 +180,13 @@ def test_multimodal_graph_honours_presence_masks(tmp_path):
     batch = {"inputs": inputs, "lengths": {}, "present": present}
     assert np.abs(runner.probs(inputs, present=present) - torch_probs(m, batch)).max() <= 1e-4
     assert np.abs(runner.probs(inputs) - runner.probs(inputs, present=present)).max() > 1e-6
+    # Each modality's own head comes out too (the "simple" predictions beside the fused one).
+    _, per = runner.run(inputs, present=present)
+    with torch.no_grad():
+        ref = m.net.forward_all(inputs, present)
+    assert set(per) == {"face", "voice"}
+    for mod in per:
+        assert np.abs(per[mod] - ref.modality_logits[mod].numpy()).max() <= 1e-4
 
 
 def test_text_models_are_refused_with_a_reason(tmp_path):
