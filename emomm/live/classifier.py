@@ -60,12 +60,13 @@ class LocalClassifier:
             return np.asarray(logits), {m: np.asarray(v) for m, v in per.items()}
         import torch
         batch = {"inputs": inputs, "present": present or {}, "lengths": {}}
-        with torch.no_grad():
-            logits = self.runner(batch).float()
-            out = self.runner.net.forward_all(inputs, present or None, None) \
-                if hasattr(self.runner.net, "forward_all") else None
-        per = {m: v.float().numpy() for m, v in (out.modality_logits.items() if out else [])}
-        return logits.numpy(), per
+        with torch.inference_mode():
+            if not callable(getattr(self.runner, "outputs", None)):
+                return self.runner(batch).float().numpy(), {}
+            # One pass gives the fused and each modality's own logits (TTA views included).
+            out = self.runner.outputs(batch)
+        per = {k.split("/", 1)[1]: v.float().numpy() for k, v in out.items() if k.startswith("modality/")}
+        return out["fused"].float().numpy(), per
 
     # -- the calls the pipeline makes --------------------------------------------------------
     def classify_faces(self, crops: np.ndarray) -> np.ndarray:
