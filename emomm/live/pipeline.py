@@ -108,7 +108,9 @@ class LivePipeline:
         self.voice, self.voice_every_s = voice, float(voice_every_s)
         self.labels = list(classifier.label_names)
         mods = list(getattr(classifier, "modalities", ["face"]))
-        self.fused = bool(fuse) and "face" in mods and "voice" in mods
+        # Fusion needs a classifier that scores faces together with a voice window.
+        self.fused = (bool(fuse) and "face" in mods and "voice" in mods
+                      and callable(getattr(classifier, "classify_fused", None)))
         self.has_voice_head = "voice" in mods
         prep = getattr(classifier, "preprocessing", {}) or {}
         self.crop_size = int(crop_size or (prep.get("face") or {}).get("image_size", 64))
