@@ -169,8 +169,9 @@ def test_video_graph_matches_with_padded_clips(tmp_path, temporal):
         runner.run({"video": torch.randn(1, 5, 3, 32, 32)})
 
 
-def test_multimodal_graph_honours_presence_masks(tmp_path):
-    m = small_module({"face": FACE, "voice": VOICE}, fusion="ConcatFusion",
+@pytest.mark.parametrize("fusion", ["ConcatFusion", "AttentionFusion", "LateFusion"])
+def test_multimodal_graph_honours_presence_masks(tmp_path, fusion):
+    m = small_module({"face": FACE, "voice": VOICE}, fusion=fusion,
                      preprocessing={"face": {"image_size": 32, "in_chans": 1},
                                     "voice": {"sample_rate": 16000, "duration": 1.0}})
     export(module=m, out_dir=tmp_path)
