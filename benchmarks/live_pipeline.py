@@ -108,16 +108,18 @@ def main() -> None:
     torch.set_num_threads(1)
     from emomm.export import export
     from emomm.faces import build_detector
-    from emomm.live.classifier import LocalClassifier, load_classifier
+    from emomm.inference import Predictor
+    from emomm.inference.runner import TorchRunner
+    from emomm.live.classifier import load_classifier
 
     frames, files = real_frames(a.frames)
     if a.ckpt:
         clf = load_classifier(a.ckpt)
-        module = clf.runner
+        module = clf.runner.module
         model_desc = a.ckpt
     else:
         module = fer_module()
-        clf = LocalClassifier(module, module.label_names, ["face"], dict(module.hparams.preprocessing))
+        clf = Predictor(TorchRunner(module))
         model_desc = "ResNet-18 (stem_pool=false), 48 px gray, mirror TTA (untrained weights: speed only)"
     tmp = Path(tempfile.mkdtemp())
     export(module=module, out_dir=tmp)

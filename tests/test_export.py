@@ -227,3 +227,13 @@ def test_cli_export_and_runner_without_torch(face_ckpt, onnx_export, tmp_path):
             "print('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_predictor_on_the_export_matches_the_checkpoint(face_ckpt, onnx_export):
+    """`Predictor(backend=onnxruntime)` gives the checkpoint's probabilities for face crops."""
+    from emomm.inference import Predictor
+    crops = np.random.default_rng(0).integers(0, 255, (5, 64, 64, 3), dtype=np.uint8)
+    p_torch = Predictor.from_checkpoint(face_ckpt)
+    p_onnx = Predictor.from_checkpoint(onnx_export[0], backend="onnxruntime")
+    assert p_onnx.label_names == p_torch.label_names and p_onnx.modalities == ["face"]
+    assert np.abs(p_onnx.classify_faces(crops) - p_torch.classify_faces(crops)).max() <= 1e-4

@@ -8,9 +8,14 @@
 * :mod:`.tracking` - face tracks with stable ids across frames;
 * :mod:`.results` - plain dataclasses with ``to_dict()``.
 """
-from emomm.inference.predictor import Predictor
-from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
-                                     WindowResult)
+# Lazy, so that `emomm.inference.onnx_runner` imports without torch (exported models).
+_EXPORTS = {"Predictor": "predictor", "FaceResult": "results", "ImageResult": "results", "SampleResult": "results",
+            "TextResult": "results", "TimelineResult": "results", "WindowResult": "results"}
+__all__ = list(_EXPORTS)
 
-__all__ = ["Predictor", "FaceResult", "ImageResult", "SampleResult", "TextResult", "TimelineResult",
-           "WindowResult"]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(f"emomm.inference.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'emomm.inference' has no attribute {name!r}")

@@ -38,6 +38,12 @@ DEFAULT_CROP = {"size": 112, "margin": 0.15, "align": False}
 _DETECTORS_FOR_PHOTOS = ("mtcnn", "haar", "blazeface")
 
 
+def softmax(logits) -> np.ndarray:
+    x = np.asarray(logits, np.float64)
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return (z / z.sum(-1, keepdims=True)).astype(np.float32)
+
+
 def _uniform(n: int, k: int) -> np.ndarray:
     """``k`` indices spread over ``n`` items (all of them when ``n <= k``)."""
     if n <= k:
@@ -110,12 +116,12 @@ class Predictor:
         fused, per = [], {}
         for i in range(0, len(samples), self.batch_size):
             batch = collate_samples([{"label": 0, **s} for s in samples[i:i + self.batch_size]])
-            p, mp = self.runner.run(batch["inputs"], batch["present"], batch["lengths"])
-            fused.append(p)
+            logits, mp = self.runner.run(batch["inputs"], batch["present"], batch["lengths"])
+            fused.append(softmax(logits))
             for m, v in mp.items():
                 if m not in batch["inputs"]:  # a head of a modality this input lacks: no prediction
                     continue
-                per.setdefault(m, []).append(v)
+                per.setdefault(m, []).append(softmax(v))
         k = len(self.label_names)
         return (np.concatenate(fused) if fused else np.zeros((0, k), np.float32),
                 {m: np.concatenate(v) for m, v in per.items()})
@@ -152,6 +158,13 @@ class Predictor:
         else:
             samples = [{"inputs": {"video": self.prep.video(np.asarray(c)[None])}} for c in crops]
         return self._run(samples)[0]
+
+    def classify_fused(self, crops: np.ndarray, wave: np.ndarray | None, sr: int | None = None) -> np.ndarray:
+        """Face crops ``[N, S, S, 3]``, each scored together with one voice window (``wave``
+        at ``sr``; None = nobody speaks: the voice is masked out) -> fused probabilities ``[N, K]``."""
+        self._require("face", what="face crops")
+        voice = {"voice": self.prep.voice(wave, sr)} if wave is not None and "voice" in self.modalities else {}
+        return self._run([{"inputs": {"face": self.prep.face(c), **voice}} for c in crops])[0]
 
     def predict_image(self, image: str | Path | np.ndarray) -> ImageResult:
         """Every face of one image (a path, or an RGB / gray uint8 array)."""

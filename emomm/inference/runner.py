@@ -1,8 +1,8 @@
 """What runs the network. The predictor talks to a :class:`ModelRunner`:
 
 * ``label_names``, ``modalities``, ``preprocessing``: from the checkpoint (or export);
-* ``run(inputs, present=None, lengths=None) -> (fused probs [B, K], {modality: probs [B, K]})``
-  on a batch in the :mod:`emomm.data.collate` format (numpy out, softmaxed).
+* ``run(inputs, present=None, lengths=None) -> (fused logits [B, K], {modality: logits [B, K]})``
+  on a batch in the :mod:`emomm.data.collate` format (numpy out).
 
 :class:`TorchRunner` wraps an :class:`~emomm.models.module.EmotionModule`; exported models
 (ONNX) bring their own runner with the same protocol.
@@ -52,7 +52,5 @@ class TorchRunner:
                  "present": {m: dev(v) for m, v in (present or {}).items()},
                  "lengths": {m: dev(v) for m, v in (lengths or {}).items()}}
         out = self.module.outputs(batch)
-        probs = out["fused"].float().softmax(-1).cpu().numpy()
-        per = {k.split("/", 1)[1]: v.float().softmax(-1).cpu().numpy() for k, v in out.items()
-               if k.startswith("modality/")}
-        return probs, per
+        per = {k.split("/", 1)[1]: v.float().cpu().numpy() for k, v in out.items() if k.startswith("modality/")}
+        return out["fused"].float().cpu().numpy(), per

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from emomm.faces.crop import crop_face
-from emomm.live.tracker import make_tracker
+from emomm.inference.tracking import IoUTracker
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class VideoSource:
 class LivePipeline:
     """Args:
         classifier: ``classify_faces(crops) -> [N, K]``, ``classify_audio(wave, sr) -> [K]``,
-            ``label_names``, ``modalities`` (a Predictor or :class:`~emomm.live.classifier.LocalClassifier`).
+            ``label_names``, ``modalities`` (a :class:`~emomm.inference.predictor.Predictor`).
         detector: an :class:`emomm.faces.FaceDetector` (``faces=blazeface`` is the fast one).
         detect_every: run the detector on every N-th frame, track in between.
         classify_every: classify faces every N-th frame (smoothed probabilities carry over).
@@ -104,7 +104,7 @@ class LivePipeline:
         self.detect_every, self.classify_every = max(1, int(detect_every)), max(1, int(classify_every))
         self.ema, self.margin = float(ema), float(margin)
         self.min_score, self.max_faces = float(min_score), int(max_faces)
-        self.tracker = tracker or make_tracker()
+        self.tracker = tracker or IoUTracker(iou=0.3, max_age=5)
         self.voice, self.voice_every_s = voice, float(voice_every_s)
         self.labels = list(classifier.label_names)
         mods = list(getattr(classifier, "modalities", ["face"]))
