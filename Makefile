@@ -4,13 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
+BLAZEFACE := .cache/models/mediapipe/face_detection_short_range.tflite
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-all bench-fer clean
+.PHONY: install models demo test test-all bench-fer clean
 
-install: $(STAMP)
+install: $(STAMP) $(BLAZEFACE)
+
+# BlazeFace (faces=blazeface): its .tflite is extracted from the mediapipe 0.10.21 wheel
+# (downloaded with pip --no-deps, never installed) and checked against its SHA-256.
+models: $(BLAZEFACE)
+$(BLAZEFACE): | $(STAMP)
+	$(BIN)/python -m emomm.faces.blazeface fetch --dest $@
 
 # Re-installs only when the files that define the environment change, so a second
 # `make install` is a no-op.

@@ -2,13 +2,10 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["Predictor", "__version__"]
 
-
-def __getattr__(name):
-    # Lazy, so `import emomm` stays cheap (no torch / Lightning import until a Predictor is used).
+def __getattr__(name: str):
+    # `from emomm import Predictor` without importing torch & co on `import emomm`.
     if name == "Predictor":
         from emomm.inference.predictor import Predictor
-
         return Predictor
     raise AttributeError(f"module 'emomm' has no attribute {name!r}")

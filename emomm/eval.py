@@ -5,6 +5,7 @@ is needed; ``data=...`` evaluates on another dataset whose labels map onto the m
 """
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
-from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
+from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, to_plain
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,48 @@ def align_labels(model: EmotionModule, data_labels: list[str]) -> None:
     model.target_map = torch.tensor([mapping[i] for i in range(len(data_labels))])
 
 
+def stored_data_config(models: list[EmotionModule]) -> dict[str, Any] | None:
+    """The first model's stored data config; where it lists ``modalities`` (the synthetic
+    data), widened to every model's modalities, each with the options it was trained with."""
+    data = copy.deepcopy(dict(models[0].hparams.data or {}))
+    if "modalities" not in data:
+        return data
+    wanted = list(dict.fromkeys(m for model in models for m in model.hparams.encoders))
+    data["modalities"] = list(dict.fromkeys([*(data["modalities"] or []), *wanted]))
+    if "options" not in data:  # per-modality options live elsewhere (e.g. data.voice)
+        return data
+    options = dict(data.get("options") or {})
+    for model in models:
+        theirs = (model.hparams.data or {}).get("options") or {}
+        for m in model.hparams.encoders:
+            if options.get(m) is None and theirs.get(m) is not None:
+                options[m] = theirs[m]
+    data["options"] = options
+    return data
+
+
+def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | str):
+    """The data to score ``models`` on: ``cfg.data`` when given (its interpolations such as
+    ``${face.image_size}`` or ``${modalities}`` take the values the models were trained with,
+    from their checkpoints), else the data config stored in the first checkpoint."""
+    data_cfg = cfg.get("data")
+    if data_cfg:
+        with open_dict(cfg):
+            cfg.modalities = list(dict.fromkeys(m for model in models for m in model.hparams.encoders))
+            for model in reversed(models):  # the first model's settings win
+                for modality, prep in (model.hparams.preprocessing or {}).items():
+                    cfg[modality] = {**prep, **(cfg.get(modality) or {})}
+        data_cfg = cfg.data
+    else:
+        data_cfg = stored_data_config(models)
+    if not data_cfg:
+        raise ValueError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
+    datamodule = instantiate(data_cfg)
+    if callable(getattr(datamodule, "require_modalities", None)):
+        datamodule.require_modalities(list(dict.fromkeys(m for model in models for m in model.hparams.encoders)))
+    return datamodule
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
@@ -44,20 +87,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for key in ("tta_hflip", "tta_shift"):
         if cfg.get(key) is not None:
             model.hparams[key] = to_plain(cfg[key])
-    data_cfg = cfg.get("data")
-    if data_cfg:
-        # Another dataset: its interpolations (${face.image_size}, ${modalities}...) take the
-        # values the model was trained with, from the checkpoint.
-        with open_dict(cfg):
-            cfg.modalities = list(model.hparams.encoders)
-            for modality, prep in (model.hparams.preprocessing or {}).items():
-                cfg[modality] = {**prep, **(cfg.get(modality) or {})}
-        data_cfg = cfg.data
-    else:
-        data_cfg = model.hparams.data
-    if not data_cfg:
-        raise ValueError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
-    datamodule = instantiate(data_cfg)
+    datamodule = eval_datamodule(cfg, [model], ckpt)
     align_labels(model, datamodule.label_names)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_dict(cfg.get("logger")) or False)
     dataloaders = None
@@ -68,12 +98,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics = model.test_results.get("metrics", {})
     summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
                "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift")},
-               "data": to_plain(data_cfg),
+               "data": to_plain(cfg.get("data") or model.hparams.data),
                "label_names": model.label_names}
+    print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
+    summary |= multimodal_report(model.test_results, out_dir)
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir, cfg.split)
-    print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
     return summary
 
 

@@ -16,17 +16,34 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
+from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, to_plain
 
 log = logging.getLogger(__name__)
 
 
+def model_config(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.model`` with the encoders of ``cfg.modalities`` only (a modality config may
+    bring encoders for modalities the run does not use)."""
+    model = to_plain(cfg.model)
+    wanted = list(cfg.get("modalities") or model["encoders"])
+    missing = [m for m in wanted if m not in model["encoders"]]
+    if missing:
+        raise ValueError(f"modalities={wanted}: no encoder configured for {missing}; use modality=multimodal "
+                         f"(all encoders) or add model/<modality>_encoder=...")
+    model["encoders"] = {m: model["encoders"][m] for m in wanted}
+    return model
+
+
 def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
     """The LightningModule, carrying everything `eval` needs inside its checkpoint."""
-    return instantiate(to_plain(cfg.model), label_names=datamodule.label_names,
-                       preprocessing=datamodule.preprocessing, data=to_plain(cfg.data),
-                       _recursive_=False, _convert_="all")
+    model = model_config(cfg)
+    if callable(getattr(datamodule, "require_modalities", None)):
+        datamodule.require_modalities(list(model["encoders"]))
+    prep = datamodule.preprocessing
+    return instantiate(model, label_names=datamodule.label_names,
+                       preprocessing={m: v for m, v in prep.items() if m in model["encoders"]} or prep,
+                       data=to_plain(cfg.data), _recursive_=False, _convert_="all")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -58,11 +75,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "label_names": model.label_names,
         "best_ckpt": best,
     }
+    if test:
+        print("\n" + metrics_table(test, f"test metrics (%)  [{out_dir}]"))
+    summary |= multimodal_report(model.test_results, out_dir)
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir)
-    if test:
-        print("\n" + metrics_table(test, f"test metrics (%)  [{out_dir}]"))
     return summary
 
 

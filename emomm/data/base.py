@@ -7,7 +7,11 @@ A dataset subclass implements two things:
 * ``build_splits()`` - a dict ``{"train"|"val"|"test": Dataset}`` of datasets that yield
   samples in the :mod:`emomm.data.collate` format and expose an integer ``labels`` array.
 
-and may override ``preprocessing`` (stored in checkpoints so prediction can reproduce it).
+and may override ``preprocessing`` (stored in checkpoints so prediction can reproduce it; one
+entry per modality the datamodule serves) and ``available_modalities`` (what the dataset can
+provide at all; the default is the modalities of ``preprocessing``). Training calls
+:meth:`EmotionDataModule.require_modalities` with the model's ``modalities`` so a modality the
+data lacks is a clear error instead of a model input that never arrives.
 """
 from __future__ import annotations
 
@@ -60,7 +64,27 @@ class EmotionDataModule(L.LightningDataModule):
         """Everything a predictor needs to turn raw media into model inputs."""
         return {}
 
+    @property
+    def available_modalities(self) -> list[str]:
+        """The modalities this dataset can provide (not only the ones it serves now)."""
+        return list(self.preprocessing)
+
     # -- shared --------------------------------------------------------------------------
+    @property
+    def dataset_name(self) -> str:
+        return type(self).__name__.replace("DataModule", "")
+
+    def require_modalities(self, requested: Sequence[str]) -> None:
+        """Raise a ``ValueError`` naming the dataset, the requested modalities it lacks and
+        the ones it has, when any of ``requested`` is not available."""
+        have = list(self.available_modalities)
+        missing = [m for m in requested if m not in have]
+        if missing:
+            raise ValueError(
+                f"dataset {self.dataset_name} cannot provide modalities {missing} (requested "
+                f"{list(requested)}); it has {have}. Choose modalities=[...] among {have}, or a "
+                "dataset that provides the others.")
+
     @property
     def num_classes(self) -> int:
         return len(self.label_names)

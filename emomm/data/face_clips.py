@@ -13,6 +13,17 @@ unreadable or show no face (counted and named in a warning), and serves
 Frames of a clip get the same random augmentation (one draw per clip). With more cached
 frames than ``num_frames``, evaluation takes them uniformly and training takes one random
 frame from each of ``num_frames`` equal segments (temporal jitter).
+
+Audio-visual: a video dataset also provides ``voice`` (``available_modalities`` is
+``[video, voice]``), the audio track of the same file (or, for RAVDESS video-only ``02-`` files,
+the matching ``03-`` audio file, :attr:`MediaItem.audio`). With ``voice`` in ``modalities``, every
+used file's audio is decoded once at setup (thread pool, :func:`emomm.data.audio.read_many`),
+resampled to ``voice.sample_rate`` and kept in memory, then served like the voice datasets do
+(``voice: float [T]``, :class:`~emomm.data.audio.ClipOptions` crop/pad, ``voice.augment`` in
+train). Files whose audio cannot be read or that have no audio track follow ``missing_audio``:
+``skip`` (default: the sample is left out, counted and named in a warning) or ``omit`` (the
+sample is kept without its voice; the batch's ``present`` mask says so). Without ``video`` in
+``modalities`` no faces are cropped at all (``modalities=[voice]`` reads only the sound).
 """
 from __future__ import annotations
 
@@ -25,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from emomm.data.audio import ClipOptions, WaveAugment, read_many, report_unreadable, sample_rng
 from emomm.data.base import EmotionDataModule, stratified_split, stratified_three_way
 from emomm.data.speakers import speaker_splits
 from emomm.data.transforms import FrameTransform
@@ -39,6 +51,11 @@ class MediaItem:
     path: Path
     label: int
     speaker: int | None = None
+    audio: Path | None = None      # where the sound is when not in ``path`` (RAVDESS 02 + 03)
+
+    @property
+    def audio_source(self) -> Path:
+        return self.audio or self.path
 
 
 def pick_frames(n: int, k: int | None, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -54,20 +71,43 @@ def pick_frames(n: int, k: int | None, train: bool, rng: np.random.Generator | N
 
 
 class FaceClipDataset(Dataset):
-    """Samples from cached face crops of ``items`` (see the module docstring)."""
+    """Samples from cached face crops of ``items`` and, with ``waves``, their decoded audio
+    (see the module docstring).
+
+    Args:
+        visual: serve the face crops (``modality``); False = voice only.
+        waves: one decoded waveform per item (None where the item has no usable audio), or
+            None when the voice is not served.
+        clip / augment: how a waveform becomes the ``voice`` input.
+    """
 
     def __init__(self, items: Sequence[MediaItem], store: FaceCropStore, transform: FrameTransform,
-                 modality: str = "video", num_frames: int | None = 8, train: bool = False) -> None:
+                 modality: str = "video", num_frames: int | None = 8, train: bool = False,
+                 visual: bool = True, waves: Sequence[np.ndarray | None] | None = None,
+                 clip: ClipOptions | None = None, augment: WaveAugment | None = None) -> None:
         self.items = list(items)
         self.labels = [it.label for it in self.items]
         self.paths = [str(it.path) for it in self.items]
+        self.speakers = [it.speaker for it in self.items]
         self.store, self.transform = store, transform
         self.modality, self.num_frames, self.train = modality, num_frames, train
+        self.visual = visual
+        self.waves = list(waves) if waves is not None else None
+        self.clip, self.augment = clip or ClipOptions(), augment
+        if self.waves is not None and len(self.waves) != len(self.items):
+            raise ValueError(f"{len(self.waves)} waveforms for {len(self.items)} items")
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        inputs = {self.modality: self.visual_input(i)} if self.visual else {}
+        if self.waves is not None and self.waves[i] is not None:
+            rng = sample_rng() if self.train else None
+            inputs["voice"] = self.clip.to_model_input(self.waves[i], self.train, self.augment, rng)
+        return {"inputs": inputs, "label": self.labels[i], "index": i}
+
+    def visual_input(self, i: int) -> torch.Tensor:
         entry = self.store.get(self.items[i].path)
         crops = entry.crops
         if self.modality == "face":
@@ -79,7 +119,7 @@ class FaceClipDataset(Dataset):
             idx = pick_frames(len(crops), self.num_frames, self.train,
                               np.random.default_rng(torch.randint(0, 2**31, ()).item()) if self.train else None)
             x = self.transform(crops[idx])
-        return {"inputs": {self.modality: x}, "label": self.labels[i], "index": i}
+        return x
 
 
 class FaceCropDataModule(EmotionDataModule):
@@ -95,17 +135,32 @@ class FaceCropDataModule(EmotionDataModule):
         num_frames: frames per clip given to the model (null = every cached frame).
         sampling: which frames of a video are decoded, cropped and cached
             (``num_frames`` / ``step`` / ``fps`` / ``max_frames``).
+        modalities: what to serve (the config's top-level ``modalities``); null = the visual
+            ``modality`` alone. Video datasets can also serve ``voice``.
+        voice: the ``voice`` node (sample_rate, duration, pad, trim_db, augment).
+        missing_audio: ``skip`` | ``omit`` (module docstring).
+        load_workers: threads decoding audio.
     """
 
     def __init__(self, root: str, faces: dict[str, Any] | None = None, modality: str = "video",
                  image_size: int = 64, in_chans: int = 3, mean: Any = 0.5, std: Any = 0.5,
                  augment: dict[str, Any] | None = None, num_frames: int | None = 8,
-                 sampling: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                 sampling: dict[str, Any] | None = None, modalities: Sequence[str] | None = None,
+                 voice: dict[str, Any] | None = None, missing_audio: str = "skip",
+                 load_workers: int = 4, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if modality not in ("video", "face"):
             raise ValueError(f"modality={modality!r} must be video or face")
+        if missing_audio not in ("skip", "omit"):
+            raise ValueError(f"data.missing_audio={missing_audio!r} must be skip or omit")
         self.root = Path(root).expanduser()
         self.modality = modality
+        self.modalities = list(modalities) if modalities else [modality]
+        v = dict(voice or {})
+        self.clip = ClipOptions(sample_rate=int(v.get("sample_rate", 16000)), duration=v.get("duration", 3.0),
+                                pad=bool(v.get("pad", True)), trim_db=v.get("trim_db"))
+        self.voice_augment = WaveAugment.from_config(v.get("augment"))
+        self.missing_audio, self.load_workers = missing_audio, int(load_workers)
         self.faces = dict(faces or {})
         # Still photos have one frame: sampling does not apply (and stays out of the cache key).
         self.sampling = {} if modality == "face" else dict(sampling or {"num_frames": 16})
@@ -124,6 +179,18 @@ class FaceCropDataModule(EmotionDataModule):
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------
+    @property
+    def available_modalities(self) -> list[str]:
+        return [self.modality, "voice"] if self.modality == "video" else [self.modality]
+
+    @property
+    def serves_visual(self) -> bool:
+        return self.modality in self.modalities
+
+    @property
+    def serves_voice(self) -> bool:
+        return "voice" in self.modalities
+
     @property
     def store(self) -> FaceCropStore:
         if self._store is None:
@@ -181,16 +248,17 @@ class FaceCropDataModule(EmotionDataModule):
     def prepare_data(self) -> None:
         """Lightning calls this once per node (local rank 0) before ``setup`` on every rank:
         the missing crops are built here, so DDP ranks do not all build them."""
-        if self.store.prepare_on_setup:
+        if self.serves_visual and self.store.prepare_on_setup:
             splits = self._planned_splits()
             self.store.prepare(sorted({it.path for v in splits.values() for it in v}))
 
     def build_splits(self) -> dict[str, Dataset]:
+        self.require_modalities(self.modalities)
         splits = self._planned_splits()
         used = sorted({it.path for v in splits.values() for it in v})
         store = self.store
         bad: set[str] = set()
-        if store.prepare_on_setup:
+        if self.serves_visual and store.prepare_on_setup:
             # Builds what is missing (everything is there after prepare_data) and reports.
             self.prepare_report = report = store.prepare(used)
             if report["built"] or report["failed"]:
@@ -202,20 +270,42 @@ class FaceCropDataModule(EmotionDataModule):
                 log.warning("left out %d unreadable files and %d files without a face (of %d): %s",
                             len(failed), len(no_face), len(used), ", ".join((failed + no_face)[:5]))
                 splits = {k: [it for it in v if str(it.path) not in bad] for k, v in splits.items()}
+        waves = self._decode_audio(splits) if self.serves_voice else None
+        if waves is not None and self.missing_audio == "skip":
+            splits = {k: [it for it in v if waves.get(it.audio_source) is not None] for k, v in splits.items()}
         for k, v in splits.items():
             if not v:
                 raise ValueError(f"the {k} split of {self.root} is empty after leaving out files without "
-                                 f"a usable face; check faces.detector ({store.detector_name}) and the data")
+                                 f"a usable face (faces.detector={store.detector_name}) or without readable "
+                                 "audio; check the data (and data.missing_audio=omit to keep silent files)")
         out = {}
         for k, v in splits.items():
             train = k == "train"
             tf = FrameTransform(train=train, augment=self.augment if train else None, **self.tf_args)
-            out[k] = FaceClipDataset(v, store, tf, self.modality, self.num_frames, train)
+            out[k] = FaceClipDataset(
+                v, store, tf, self.modality, self.num_frames, train, visual=self.serves_visual,
+                waves=[waves.get(it.audio_source) for it in v] if waves is not None else None,
+                clip=self.clip, augment=self.voice_augment if train else None)
         return out
+
+    def _decode_audio(self, splits: dict[str, list[MediaItem]]) -> dict[Path, np.ndarray | None]:
+        """Decode each used item's audio once (threads); unreadable ones map to None, counted."""
+        sources = sorted({it.audio_source for v in splits.values() for it in v})
+        waves, errors = read_many(sources, self.clip, self.load_workers)
+        report_unreadable(errors, len(sources), "audio tracks" + (" (those samples are left out)"
+                          if self.missing_audio == "skip" else " (those samples have no voice)"))
+        if errors:
+            self.excluded["no_audio"] = [str(p) for p, w in zip(sources, waves) if w is None]
+        return dict(zip(sources, waves))
 
     @property
     def preprocessing(self) -> dict[str, Any]:
-        prep = {**FrameTransform(**self.tf_args).describe(), "faces": self.store.settings}
-        if self.modality == "video":
-            prep.update(num_frames=self.num_frames, sampling=dict(self.sampling))
-        return {self.modality: prep}
+        out: dict[str, Any] = {}
+        if self.serves_visual:
+            prep = {**FrameTransform(**self.tf_args).describe(), "faces": self.store.settings}
+            if self.modality == "video":
+                prep.update(num_frames=self.num_frames, sampling=dict(self.sampling))
+            out[self.modality] = prep
+        if self.serves_voice:
+            out["voice"] = self.clip.describe()
+        return out

@@ -12,6 +12,16 @@ Season, Episode, StartTime, EndTime``). Validation is dev; without a test file, 
   ``" | "``, oldest first. Turns whose label is outside the label set still serve as
   context; empty ones do not. ``speakers`` also prefixes the target utterance with its
   speaker's name.
+* Clips (``modalities`` with ``voice`` and/or ``video``): when the official MELD.Raw clip
+  folders are present next to the CSVs (``train_splits/``, ``dev_splits_complete/``,
+  ``output_repeated_splits_test/``, directly under ``root`` or one level down, e.g.
+  ``root/train/train_splits/``), each utterance's ``dia{D}_utt{U}.mp4`` gives its voice (the
+  audio track, decoded once at setup and kept in memory) and its face frames (the face-crop
+  cache of :mod:`emomm.faces`, as for the video datasets). ``available_modalities`` is then
+  ``[text, video, voice]``, else ``[text]``. An utterance whose clip file is absent, unreadable,
+  silent or shows no face keeps its text alone (the other modalities are absent from that
+  sample; counted and logged per split). Without ``text`` in ``modalities``, utterances
+  without any usable clip modality are left out (counted).
 * Mis-encoded text is repaired and counted (see :func:`emomm.data.text.repair_text`);
   empty utterances and labels outside the set are skipped with a warning naming the file
   and the ``Sr No.`` of each row.
@@ -24,8 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
+from emomm.data.audio import ClipOptions, WaveAugment, read_many
+from emomm.data.face_clips import FaceClipDataset, MediaItem
+from emomm.data.transforms import FrameTransform
 from emomm.data.text import (TextDataModule, TextDataset, clean_text, find_column, read_table,
                              report_repairs, report_skipped)
 from emomm.labels import MELD_EMOTIONS, MELD_SENTIMENTS, canonical
@@ -36,6 +50,27 @@ SPLIT_FILES = {"train": "train_sent_emo.csv", "val": "dev_sent_emo.csv", "test":
 TARGETS = {"emotion": MELD_EMOTIONS, "sentiment": MELD_SENTIMENTS}
 CONTEXT_SEP = " | "
 REQUIRED = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
+#: The official MELD.Raw clip folders of each split (first found wins).
+CLIP_DIRS = {"train": ("train_splits",), "val": ("dev_splits_complete", "dev_splits"),
+             "test": ("output_repeated_splits_test", "test_splits")}
+CLIP_MODALITIES = ("video", "voice")
+
+
+def find_clip_dirs(root: Path) -> dict[str, Path]:
+    """The clip folders present for each split, under ``root`` or one level below it."""
+    if root.is_file():
+        root = root.parent
+    if not root.is_dir():
+        return {}
+    out = {}
+    for split, names in CLIP_DIRS.items():
+        for name in names:
+            found = [root / name] + sorted(root.glob(f"*/{name}"))
+            hit = next((d for d in found if d.is_dir()), None)
+            if hit is not None:
+                out[split] = hit
+                break
+    return out
 
 
 def find_files(root: Path) -> dict[str, Path]:
@@ -58,7 +93,8 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
     """Parse one MELD CSV.
 
     Returns a dict with ``texts``, ``contexts`` (None when ``context_turns`` is 0),
-    ``labels``, ``ids`` (``Sr No.``), ``dialogues`` (Dialogue_ID per kept sample),
+    ``labels``, ``ids`` (``Sr No.``), ``dialogues`` / ``utterances`` (Dialogue_ID /
+    Utterance_ID per kept sample),
     ``repairs`` (Counter) and ``skipped`` (``{reason: ["Sr No. 12", ...]}``).
     """
     if target not in TARGETS:
@@ -99,10 +135,10 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
 
     # Context: previous non-empty turns of the same dialogue, in Utterance_ID order.
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    texts, contexts, labels, ids, dialogues = [], [], [], [], []
+    texts, contexts, labels, ids, dialogues, utterances = [], [], [], [], [], []
     turns: list[str] = []
     current = None
-    for dlg, _, _, speaker, text, label, name in rows:
+    for dlg, utt, _, speaker, text, label, name in rows:
         if dlg != current:
             current, turns = dlg, []
         said = f"{speaker}: {text}" if speakers and speaker else text
@@ -112,12 +148,13 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
             labels.append(label)
             ids.append(name)
             dialogues.append(dlg)
+            utterances.append(utt)
         if text:
             turns.append(said)
     report_repairs(repairs, str(path))
     report_skipped(skipped, str(path), len(df))
     return {"texts": texts, "contexts": contexts if context_turns else None, "labels": labels,
-            "ids": ids, "dialogues": dialogues, "repairs": repairs,
+            "ids": ids, "dialogues": dialogues, "utterances": utterances, "repairs": repairs,
             "skipped": {k: v for k, v in skipped.items() if v}}
 
 
@@ -132,6 +169,32 @@ def dialogue_split(dialogues: list[int], fraction: float, seed: int) -> tuple[np
     return keep, held
 
 
+class MeldClipDataset(TextDataset):
+    """MELD utterances with, where their clip gave them, ``video`` and ``voice``.
+
+    ``clip_index[i]`` is the row of sample ``i`` in ``clips`` (a :class:`FaceClipDataset` over
+    the utterances that have a clip file) or -1; ``has[m][i]`` says whether sample ``i``
+    serves clip modality ``m``.
+    """
+
+    def __init__(self, texts, labels, contexts, ids, clips: FaceClipDataset | None,
+                 clip_index: list[int], has: dict[str, list[bool]], serve_text: bool = True) -> None:
+        super().__init__(texts, labels, contexts, ids=ids)
+        self.clips, self.clip_index, self.has, self.serve_text = clips, clip_index, has, serve_text
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        inputs = {self.modality: self.item_text(i)} if self.serve_text else {}
+        j = self.clip_index[i]
+        if j >= 0 and self.clips is not None:
+            if "video" in self.has and self.has["video"][i]:
+                inputs["video"] = self.clips.visual_input(j)
+            if "voice" in self.has and self.has["voice"][i]:
+                rng = np.random.default_rng(int(torch.randint(0, 2**62, ()))) if self.clips.train else None
+                inputs["voice"] = self.clips.clip.to_model_input(self.clips.waves[j], self.clips.train,
+                                                                 self.clips.augment, rng)
+        return {"inputs": inputs, "label": self.labels[i], "index": i}
+
+
 class MeldDataModule(TextDataModule):
     """Args:
         root: folder of the MELD CSVs.
@@ -139,12 +202,34 @@ class MeldDataModule(TextDataModule):
         context_turns: previous utterances of the dialogue given as context (0 = none).
         speakers: prefix utterances (context and target) with the speaker's name.
         val_fraction: dialogues of train held out when there is no dev file.
+        modalities: what to serve among text / video / voice (null = text).
+        faces: the ``faces`` node (detector, crop cache) for the clips' face frames.
+        video: the ``video`` node (image_size, in_chans, mean, std, num_frames, sampling, augment).
+        voice: the ``voice`` node (sample_rate, duration, pad, trim_db, augment).
+        load_workers: threads decoding the clips' audio.
         **kwargs: :class:`~emomm.data.text.TextDataModule` / ``EmotionDataModule`` options.
     """
 
     def __init__(self, root: str, target: str = "emotion", context_turns: int = 0,
-                 speakers: bool = True, val_fraction: float = 0.1, **kwargs: Any) -> None:
+                 speakers: bool = True, val_fraction: float = 0.1, modalities: Any = None,
+                 faces: dict[str, Any] | None = None, video: dict[str, Any] | None = None,
+                 voice: dict[str, Any] | None = None, load_workers: int = 4, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.modalities = list(modalities) if modalities else ["text"]
+        self.faces = dict(faces or {})
+        vid = dict(video or {})
+        self.tf_args = dict(image_size=int(vid.get("image_size", 64)), in_chans=int(vid.get("in_chans", 3)),
+                            mean=vid.get("mean", 0.5), std=vid.get("std", 0.5))
+        self.video_augment = vid.get("augment")
+        self.num_frames = vid.get("num_frames", 8)
+        self.sampling = dict(vid.get("sampling") or {"num_frames": 16})
+        v = dict(voice or {})
+        self.clip = ClipOptions(sample_rate=int(v.get("sample_rate", 16000)), duration=v.get("duration", 3.0),
+                                pad=bool(v.get("pad", True)), trim_db=v.get("trim_db"))
+        self.voice_augment = WaveAugment.from_config(v.get("augment"))
+        self.load_workers = int(load_workers)
+        self.clip_counts: dict[str, dict[str, int]] = {}
+        self._store = None
         if target not in TARGETS:
             raise ValueError(f"data.target must be one of {sorted(TARGETS)}, got {target!r}")
         self.root = Path(root).expanduser()
@@ -158,14 +243,53 @@ class MeldDataModule(TextDataModule):
         return [canonical(n) for n in TARGETS[self.target]]
 
     @property
+    def available_modalities(self) -> list[str]:
+        return ["text", *CLIP_MODALITIES] if find_clip_dirs(self.root) else ["text"]
+
+    @property
+    def clip_modalities(self) -> list[str]:
+        return [m for m in CLIP_MODALITIES if m in self.modalities]
+
+    @property
+    def store(self):
+        from emomm.faces.pipeline import FaceCropStore
+
+        if self._store is None:
+            self._store = FaceCropStore(self.faces, self.sampling)
+        return self._store
+
+    @property
     def preprocessing(self) -> dict[str, Any]:
-        return {"text": {**super().preprocessing["text"], "context_turns": self.context_turns,
-                         "speakers": self.speakers}}
+        out: dict[str, Any] = {}
+        if "text" in self.modalities:
+            out["text"] = {**super().preprocessing["text"], "context_turns": self.context_turns,
+                           "speakers": self.speakers}
+        if "video" in self.modalities:
+            out["video"] = {**FrameTransform(**self.tf_args).describe(), "faces": self.store.settings,
+                            "num_frames": self.num_frames, "sampling": dict(self.sampling)}
+        if "voice" in self.modalities:
+            out["voice"] = self.clip.describe()
+        return out
+
+    def crop_sources(self) -> list[Path]:
+        """Every clip file of the clip folders (``python -m emomm.prepare data=meld`` crops them)."""
+        return sorted(p for d in find_clip_dirs(self.root).values() for p in d.glob("dia*_utt*.mp4"))
+
+    def _clip_paths(self, part: dict[str, Any], split: str, dirs: dict[str, Path]) -> list[Path | None]:
+        d = dirs.get(split)
+        if d is None or not self.clip_modalities:
+            return [None] * len(part["texts"])
+        paths = [d / f"dia{dlg}_utt{utt}.mp4" for dlg, utt in zip(part["dialogues"], part["utterances"])]
+        return [p if p.is_file() else None for p in paths]
 
     def build_splits(self) -> dict[str, Dataset]:
+        self.require_modalities(self.modalities)
         files = find_files(self.root)
         parts = {s: read_meld_csv(p, self.target, self.context_turns, self.speakers,
                                   self.repair, self.normalize) for s, p in files.items()}
+        dirs = find_clip_dirs(self.root)
+        for s, part in parts.items():   # before any dialogue split: held-out dev keeps train's clips
+            part["clips"] = self._clip_paths(part, s, dirs)
         for s, part in parts.items():
             self.repairs[s] = dict(part["repairs"])
             self.skipped[s] = {k: len(v) for k, v in part["skipped"].items()}
@@ -186,5 +310,53 @@ class MeldDataModule(TextDataModule):
             p = parts[s]
             if not p["texts"]:
                 raise ValueError(f"{files.get(s, self.root)}: no usable utterances for split {s!r}")
-            out[s] = TextDataset(p["texts"], p["labels"], p["contexts"], ids=p["ids"])
+            if not self.clip_modalities:
+                out[s] = TextDataset(p["texts"], p["labels"], p["contexts"], ids=p["ids"])
+                continue
+            if s == "test" and parts["test"] is parts["val"]:
+                out[s] = out["val"]
+                continue
+            out[s] = self._with_clips(p, s, train=s == "train")
         return out
+
+    def _with_clips(self, p: dict[str, Any], split: str, train: bool) -> Dataset:
+        """The split's utterances with the video / voice of their clips (module docstring)."""
+        n = len(p["texts"])
+        clip_paths = p["clips"]
+        present = sorted({c for c in clip_paths if c is not None})
+        has = {m: [c is not None for c in clip_paths] for m in self.clip_modalities}
+        waves: dict[Path, Any] = {}
+        if "voice" in has and present:
+            decoded, _ = read_many(present, self.clip, self.load_workers)
+            waves = dict(zip(present, decoded))
+            has["voice"] = [c is not None and waves.get(c) is not None for c in clip_paths]
+        if "video" in has and present and self.store.prepare_on_setup:
+            report = self.store.prepare(present)
+            bad = set(report["failed_files"]) | set(report["no_face_files"])
+            has["video"] = [c is not None and str(c) not in bad for c in clip_paths]
+        counts = {"utterances": n, "with_clip": sum(c is not None for c in clip_paths),
+                  **{f"with_{m}": sum(v) for m, v in has.items()}}
+        self.clip_counts[split] = counts
+        level = logging.WARNING if counts["with_clip"] < n else logging.INFO
+        log.log(level, "MELD %s: %d of %d utterances have a clip file; %s; the others keep their text "
+                "alone", split, counts["with_clip"], n,
+                ", ".join(f"{counts[f'with_{m}']} give {m}" for m in has))
+        keep = list(range(n))
+        if "text" not in self.modalities:   # a sample needs at least one modality
+            keep = [i for i in range(n) if any(v[i] for v in has.values())]
+            if len(keep) < n:
+                log.warning("MELD %s: left out %d utterances without a usable clip (text is not served)",
+                            split, n - len(keep))
+            if not keep:
+                raise ValueError(f"MELD {split}: no utterance has a usable clip for {self.clip_modalities}; "
+                                 "check the clip folders (dia{D}_utt{U}.mp4) or add text to modalities")
+        sel = lambda v: None if v is None else [v[i] for i in keep]  # noqa: E731
+        clip_rows = sorted({clip_paths[i] for i in keep if clip_paths[i] is not None})
+        row = {c: j for j, c in enumerate(clip_rows)}
+        tf = FrameTransform(train=train, augment=self.video_augment if train else None, **self.tf_args)
+        clips = FaceClipDataset([MediaItem(c, 0) for c in clip_rows], self.store, tf, "video",
+                                self.num_frames, train, waves=[waves.get(c) for c in clip_rows],
+                                clip=self.clip, augment=self.voice_augment if train else None)
+        return MeldClipDataset(sel(p["texts"]), sel(p["labels"]), sel(p["contexts"]), sel(p["ids"]), clips,
+                               [row.get(clip_paths[i], -1) for i in keep],
+                               {m: sel(v) for m, v in has.items()}, serve_text="text" in self.modalities)

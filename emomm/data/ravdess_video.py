@@ -4,7 +4,11 @@ Layout: ``MM-VC-EE-II-SS-RR-AA.mp4`` files in ``Actor_NN/`` folders at any depth
 ``data.root`` (the ``Video_Speech_Actor_NN.zip`` / ``Video_Song_Actor_NN.zip`` releases
 unpack that way). Modality 01 (audio-video) and 02 (video-only) files show the same
 performance, so by default each recording is used once (``dedupe``: the 01 file when both
-exist); 03 (audio-only) files are ignored. Labels: the 8 RAVDESS emotions, or 7 with calm
+exist). With ``voice`` in ``modalities`` the voice of an 01 file is its own audio track, and
+that of an 02 file is the 03 (audio-only) file of the same recording (the other six name
+fields equal), found anywhere under ``data.root`` (e.g. ``Audio_Speech_Actors_01-24/``
+beside the video folders); an 02 file without its 03 file has no voice (``missing_audio``).
+Labels: the 8 RAVDESS emotions, or 7 with calm
 merged into neutral (``merge_calm``). Splits are speaker-independent (by actor), with the
 same options and rules as the RAVDESS voice data: ``fold`` of ``n_folds`` or explicit
 ``train_speakers`` / ``val_speakers`` / ``test_speakers`` lists; neither = fold 0 of 5.
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from emomm.data.face_clips import FaceCropDataModule, MediaItem
+from emomm.data.ravdess import media_files
 from emomm.data.speakers import parse_ravdess_name
 from emomm.labels import RAVDESS, RAVDESS_7
 
@@ -79,11 +84,32 @@ class RavdessVideoDataModule(FaceCropDataModule):
             raise FileNotFoundError(
                 f"{self.root}: no RAVDESS video files (01-/02-…-AA.mp4 in Actor_NN/ folders, channels "
                 f"{self.channels}). Unpack Video_Speech_Actor_NN.zip there.")
+        audio_only = self._audio_only_files()
         items = []
         for path, name in sorted(chosen.values(), key=lambda x: str(x[0])):
             emotion = "neutral" if self.merge_calm and name.emotion == "calm" else name.emotion
-            items.append(MediaItem(path, index[emotion], name.actor))
+            audio = audio_only.get(_recording(name)) if name.modality == "video-only" else None
+            items.append(MediaItem(path, index[emotion], name.actor, audio=audio))
         return items
+
+    def _audio_only_files(self) -> dict[tuple, Path]:
+        """The 03 (audio-only) file of each recording under the root, first by path order."""
+        if not self.serves_voice:
+            return {}
+        out: dict[tuple, Path] = {}
+        for path in media_files(self.root):
+            try:
+                name = parse_ravdess_name(path)
+            except ValueError:
+                continue
+            if name.modality == "audio-only":
+                out.setdefault(_recording(name), path)
+        return out
 
     def split_items(self, items):
         return self.speaker_split(items, **self.split_args)
+
+
+def _recording(name) -> tuple:
+    """The six fields that identify one performance (all but the file's modality)."""
+    return (name.channel, name.emotion, name.intensity, name.statement, name.repetition, name.actor)

@@ -21,7 +21,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-DETECTORS = ("mtcnn", "haar", "none", "given")
+DETECTORS = ("mtcnn", "haar", "blazeface", "none", "given")
 
 
 @dataclass
@@ -302,6 +302,9 @@ def build_detector(detector: str = "mtcnn", **options: Any) -> FaceDetector:
         return MTCNNDetector(**options)
     if detector == "haar":
         return HaarDetector(**options)
+    if detector == "blazeface":  # MediaPipe's model on ai-edge-litert (emomm.faces.blazeface)
+        from emomm.faces.blazeface import BlazeFaceDetector
+        return BlazeFaceDetector(**options)
     if detector == "none":
         return WholeFrameDetector()
     if detector == "given":

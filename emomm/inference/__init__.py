@@ -1,25 +1,16 @@
-"""Inference: checkpoints -> predictions on raw media (images, video, audio, text).
+"""Inference: turn raw media into predictions with a trained checkpoint.
 
-* :mod:`.preprocess` - the one function (:func:`prepare`) that turns raw media into model
-  inputs from the preprocessing a checkpoint stores, with the datasets' own transforms;
-* :mod:`.runner` - :class:`ModelRunner` backends (:class:`TorchRunner`; ONNX in ``onnx_runner``);
-* :mod:`.predictor` - :class:`Predictor`, the user-facing API;
-* :mod:`.results` - result dataclasses with ``to_dict()``;
-* :mod:`.tracking` - :class:`IoUTracker`, stable face IDs across frames.
+* :mod:`.preprocess` - the one place raw media become model inputs, with the checkpoint's
+  stored preprocessing and the very transform classes the datasets use;
+* :mod:`.runner` - what runs the network (:class:`TorchRunner`; exported models have their
+  own runner), behind one small protocol;
+* :mod:`.predictor` - :class:`Predictor`: images, videos, audio, text, multimodal samples;
+* :mod:`.tracking` - face tracks with stable ids across frames;
+* :mod:`.results` - plain dataclasses with ``to_dict()``.
 """
-from __future__ import annotations
+from emomm.inference.predictor import Predictor
+from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
+                                     WindowResult)
 
-__all__ = ["Predictor", "IoUTracker", "prepare"]
-
-
-def __getattr__(name):  # lazy: importing the package must not load torch models
-    if name == "Predictor":
-        from emomm.inference.predictor import Predictor
-        return Predictor
-    if name == "IoUTracker":
-        from emomm.inference.tracking import IoUTracker
-        return IoUTracker
-    if name == "prepare":
-        from emomm.inference.preprocess import prepare
-        return prepare
-    raise AttributeError(name)
+__all__ = ["Predictor", "FaceResult", "ImageResult", "SampleResult", "TextResult", "TimelineResult",
+           "WindowResult"]

@@ -1,19 +1,17 @@
-"""`Predictor`: a checkpoint applied to raw media (images, video, audio, text, multimodal).
+"""`Predictor`: a trained checkpoint (or an ONNX export) on your own media.
 
-    from emomm import Predictor
-    p = Predictor.from_checkpoint("best.ckpt", device="cpu")
-    p.predict_image("photo.jpg").to_dict()      # every face: box, landmarks, probabilities
-    p.predict_video("clip.mp4")                 # per-face timelines (+ audio track), clip result
-    p.predict_audio("speech.wav")               # sliding windows + overall
-    p.predict_text(["I am so happy", "..."])
-    p.predict_sample(face="face.png", voice="speech.wav")   # one multimodal sample
+    p = Predictor.from_checkpoint("outputs/train/runs/<run>/checkpoints/best.ckpt")
+    p.predict_image("photo.jpg")          # every face: box, 5 landmarks, probabilities
+    p.predict_video("clip.mp4")           # per-window timeline per tracked face (+ audio track)
+    p.predict_audio("speech.wav")         # sliding windows + overall
+    p.predict_text(["I can't believe it!", "fine."])
+    p.predict_sample(face=img, voice=(wave, sr), text="...")   # one multimodal sample
 
-Raw media become model inputs through :mod:`emomm.inference.preprocess` (the datasets' own
-transforms, configured by the checkpoint), faces are found with :mod:`emomm.faces`
-(the checkpoint's stored detector and crop settings when it has them), and everything is
-batched (``batch_size`` crops / windows per model call). The low-level calls
-:meth:`Predictor.classify_faces` and :meth:`Predictor.classify_audio` serve the live
-pipeline and the web app.
+Faces are found with the detector the checkpoint's data used (MTCNN when it used none or
+given boxes; ``detector=`` picks another, ``detector="none"`` takes the whole image as the
+crop), cropped with the checkpoint's crop geometry, and transformed by
+:class:`~emomm.inference.preprocess.Preprocessor` exactly as in validation. Work is batched
+(``batch_size`` crops, clips or windows per network call).
 """
 from __future__ import annotations
 
@@ -25,304 +23,344 @@ import numpy as np
 import torch
 
 from emomm.data.collate import collate_samples
+from emomm.faces.crop import crop_face, eye_angle
+from emomm.faces.detectors import Faces, build_detector
 from emomm.inference.preprocess import Preprocessor
-from emomm.inference.results import (AudioPrediction, FacePrediction, FaceTrack, ImagePrediction,
-                                     SamplePrediction, TextPrediction, VideoPrediction, Window,
-                                     probs_dict, top_label)
-from emomm.inference.runner import ModelRunner, build_runner
+from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
+                                     WindowResult, top)
+from emomm.inference.runner import ModelRunner, TorchRunner
 from emomm.inference.tracking import IoUTracker
 
 log = logging.getLogger(__name__)
 
-#: Crop geometry for checkpoints that store none (trained on pre-cropped faces, e.g.
-#: FER2013): a box with 20% context, roughly FER2013's framing; resized to the model's size.
-DEFAULT_FACES = {"detector": "mtcnn", "size": 112, "margin": 0.2, "align": False,
-                 "select": "largest", "min_score": 0.0}
-FACE_DETECTORS = ("auto", "mtcnn", "haar", "none")
-_DETECTOR_KEYS = {"mtcnn": ("min_face_frac", "min_face_px", "thresholds", "factor"),
-                  "haar": ("cascade", "scale_factor", "min_neighbors", "min_face_frac")}
+#: Crop geometry when the checkpoint's data stored none (pre-cropped faces such as FER2013).
+DEFAULT_CROP = {"size": 112, "margin": 0.15, "align": False}
+_DETECTORS_FOR_PHOTOS = ("mtcnn", "haar", "blazeface")
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
-
-
-def as_rgb(image: Any) -> tuple[np.ndarray, str]:
-    """A path, PIL image or uint8 array (``[H, W]``, ``[H, W, 3|4]``) -> RGB uint8 ``[H, W, 3]``
-    and a name for results."""
-    if isinstance(image, (str, Path)):
-        from emomm.media.images import read_image_rgb
-
-        return read_image_rgb(image), str(image)
-    if hasattr(image, "convert"):  # PIL
-        return np.asarray(image.convert("RGB")), "<image>"
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"image arrays must be uint8, got {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, -1)
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"an image must be [H, W] or [H, W, 3], got shape {arr.shape}")
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, -1)
-    return np.ascontiguousarray(arr[..., :3]), "<image>"
-
-
-def time_windows(duration: float, window_s: float, hop_s: float) -> list[tuple[float, float]]:
-    """``[start, end)`` windows of ``window_s`` every ``hop_s`` covering ``[0, duration]``;
-    the last one ends at ``duration`` (one window when the clip is shorter)."""
-    if duration <= window_s:
-        return [(0.0, max(float(duration), 1e-6))]
-    out, start = [], 0.0
-    while start + window_s < duration - 1e-6:
-        out.append((start, start + window_s))
-        start += hop_s
-    out.append((max(0.0, duration - window_s), float(duration)))
-    return out
+def _uniform(n: int, k: int) -> np.ndarray:
+    """``k`` indices spread over ``n`` items (all of them when ``n <= k``)."""
+    if n <= k:
+        return np.arange(n)
+    return np.floor((np.arange(k) + 0.5) * n / k).astype(int)
 
 
 class Predictor:
     """Args:
-        runner: a :class:`~emomm.inference.runner.ModelRunner` (torch or onnxruntime).
-        faces: ``auto`` (the checkpoint's detector, MTCNN when it stores none or a
-            training-only one), ``mtcnn``, ``haar``, or ``none`` (inputs already are face crops).
-        detector_options: detector keyword arguments overriding the stored ones.
-        batch_size: crops / windows per model call.
-        window_s / hop_s: video timeline windows (seconds).
-        audio_hop: hop of the audio windows as a fraction of the model's clip duration.
-        video_fps: frames per second decoded from videos; ``detect_every``: run the detector
-            on every N-th decoded frame (boxes are carried over in between).
-        device: where face detection runs (the model's device is the runner's).
+        runner: what runs the network (:class:`TorchRunner` or an ONNX runner).
+        detector: ``auto`` (the checkpoint's detector when it is a real one, else MTCNN),
+            ``mtcnn`` | ``haar`` | ``blazeface`` | ``none`` (inputs are already face crops).
+        batch_size: crops / clips / windows per network call.
+        fps: frames per second decoded from videos.
+        window_s / hop_s: video timeline windows (default 1 s, hop half a window); audio
+            windows default to the model's clip duration (hop half of it).
+        detect_every: run the detector on every N-th decoded frame, tracking in between.
+        max_frames: cap on decoded frames per video (kept uniform over the clip).
     """
 
-    def __init__(self, runner: ModelRunner, faces: str = "auto", detector_options: dict | None = None,
-                 batch_size: int = 32, window_s: float = 2.0, hop_s: float = 1.0, audio_hop: float = 0.5,
-                 video_fps: float = 5.0, detect_every: int = 1, device: str = "cpu") -> None:
-        if faces not in FACE_DETECTORS:
-            raise ValueError(f"faces={faces!r} is not one of {list(FACE_DETECTORS)}")
-        if window_s <= 0 or hop_s <= 0 or not 0 < audio_hop <= 1:
-            raise ValueError("window_s and hop_s must be > 0 and audio_hop in (0, 1]")
+    def __init__(self, runner: ModelRunner, detector: str = "auto", batch_size: int = 32, fps: float = 5.0,
+                 window_s: float = 1.0, hop_s: float | None = None, audio_window_s: float | None = None,
+                 audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600) -> None:
         self.runner = runner
         self.label_names = list(runner.label_names)
         self.modalities = list(runner.modalities)
         self.preprocessing = dict(runner.preprocessing or {})
+        self.data_config = getattr(runner, "data_config", None)
         self.prep = Preprocessor(self.preprocessing)
-        self.faces_mode, self.detector_options = faces, dict(detector_options or {})
-        self.batch_size, self.window_s, self.hop_s = max(1, int(batch_size)), float(window_s), float(hop_s)
-        self.audio_hop, self.video_fps = float(audio_hop), float(video_fps)
-        self.detect_every, self.device = max(1, int(detect_every)), device
+        self.batch_size, self.fps, self.detect_every = int(batch_size), float(fps), max(1, int(detect_every))
+        self.window_s = float(window_s)
+        self.hop_s = float(hop_s or window_s / 2)
+        dur = (self.preprocessing.get("voice") or {}).get("duration") or 3.0
+        self.audio_window_s = float(audio_window_s or dur)
+        self.audio_hop_s = float(audio_hop_s or self.audio_window_s / 2)
+        self.max_frames = int(max_frames)
+        faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
+        stored = faces.get("detector")
+        self.detector_name = (stored if stored in _DETECTORS_FOR_PHOTOS else "mtcnn") if detector == "auto" else detector
+        self.crop = {**DEFAULT_CROP, **{k: faces[k] for k in DEFAULT_CROP if k in faces}}
         self._detector = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", backend: str = "torch",
                         **options: Any) -> "Predictor":
-        return cls(build_runner(path, device, backend), device=device, **options)
+        """A ``.ckpt`` (``backend=torch``) or an export folder / ``model.json`` / ``.onnx``
+        (``backend=onnxruntime``; ``precision=int8`` in ``options`` picks the quantised model)."""
+        if backend == "torch":
+            runner = TorchRunner.from_checkpoint(path, device)
+        elif backend == "onnxruntime":
+            from emomm.inference.onnx_runner import OnnxRunner
+            runner = OnnxRunner.from_export(path, precision=options.pop("precision", "fp32"))
+        else:
+            raise ValueError(f"backend={backend!r}: use torch or onnxruntime")
+        return cls(runner, **options)
 
     # -- what the model takes ----------------------------------------------------------------
     @property
     def face_modality(self) -> str | None:
-        """The modality face crops feed: ``face`` (stills) or ``video`` (clips of crops)."""
+        """``face`` (still-image model) or ``video`` (clip model) or None."""
         return "face" if "face" in self.modalities else "video" if "video" in self.modalities else None
 
-    @property
-    def has_voice(self) -> bool:
-        return "voice" in self.modalities
+    def _require(self, *wanted: str, what: str) -> None:
+        if not any(m in self.modalities for m in wanted):
+            raise ValueError(f"this model takes {self.modalities}; it cannot predict from {what} "
+                             f"(needs one of {list(wanted)})")
 
-    def _need(self, modality: str | None, what: str) -> str:
-        if modality is None or modality not in self.modalities:
-            raise ValueError(f"this checkpoint takes {self.modalities}, not {what}; use a checkpoint "
-                             f"trained with modality={what if what in ('voice', 'text') else 'face|video'}")
-        return modality
+    def _run(self, samples: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Samples ``{"inputs": {...}}`` -> fused probs ``[N, K]`` and per-modality probs, batched."""
+        fused, per = [], {}
+        for i in range(0, len(samples), self.batch_size):
+            batch = collate_samples([{"label": 0, **s} for s in samples[i:i + self.batch_size]])
+            p, mp = self.runner.run(batch["inputs"], batch["present"], batch["lengths"])
+            fused.append(p)
+            for m, v in mp.items():
+                if m not in batch["inputs"]:  # a head of a modality this input lacks: no prediction
+                    continue
+                per.setdefault(m, []).append(v)
+        k = len(self.label_names)
+        return (np.concatenate(fused) if fused else np.zeros((0, k), np.float32),
+                {m: np.concatenate(v) for m, v in per.items()})
 
-    @property
-    def face_settings(self) -> dict[str, Any]:
-        """Detector and crop settings: the checkpoint's (``preprocessing[m]["faces"]``) or
-        :data:`DEFAULT_FACES`."""
-        fm = self.face_modality
-        stored = dict((self.preprocessing.get(fm) or {}).get("faces") or {}) if fm else {}
-        settings = {**DEFAULT_FACES, **{k: v for k, v in stored.items() if k != "sampling"}}
-        name = settings.get("detector")
-        if self.faces_mode != "auto":
-            name = self.faces_mode
-        elif name not in ("mtcnn", "haar"):  # "given" / "none": training-time only
-            name = "mtcnn"
-        if name != settings.get("detector"):
-            settings = {**{k: v for k, v in settings.items() if k not in sum(_DETECTOR_KEYS.values(), ())},
-                        "detector": name}
-        settings.update(self.detector_options)
-        return settings
-
+    # -- faces -------------------------------------------------------------------------------
     @property
     def detector(self):
         if self._detector is None:
-            from emomm.faces.detectors import build_detector
-
-            s = self.face_settings
-            opts = {k: s[k] for k in _DETECTOR_KEYS.get(s["detector"], ()) if k in s and s[k] is not None}
-            if s["detector"] == "mtcnn":
-                opts["device"] = self.device
-            self._detector = build_detector(s["detector"], **opts)
+            self._detector = build_detector(self.detector_name)
         return self._detector
 
-    # -- model calls ---------------------------------------------------------------------
-    def run_samples(self, samples: Sequence[dict[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Model inputs ``[{modality: x}]`` -> fused logits ``[N, K]`` and ``{m: [N, K]}``, in
-        batches of ``batch_size`` (samples of a batch must share their set of modalities)."""
-        k = len(self.label_names)
-        if not samples:
-            return np.zeros((0, k), np.float32), {}
-        fused, simple = [], {}
-        for i in range(0, len(samples), self.batch_size):
-            chunk = samples[i: i + self.batch_size]
-            batch = collate_samples([{"inputs": s, "label": 0, "index": j} for j, s in enumerate(chunk)])
-            logits, mods = self.runner.run(batch["inputs"], batch["present"], batch["lengths"])
-            fused.append(np.asarray(torch.as_tensor(logits).float()))
-            for m, v in (mods or {}).items():
-                simple.setdefault(m, []).append(np.asarray(torch.as_tensor(v).float()))
-        return np.concatenate(fused), {m: np.concatenate(v) for m, v in simple.items()}
+    def detect(self, frames: np.ndarray | Sequence[np.ndarray]) -> list[Faces]:
+        """Faces in each RGB frame (``detector="none"``: each whole frame is one face)."""
+        return self.detector.detect(frames)
+
+    def crop_faces(self, rgb: np.ndarray, faces: Faces) -> np.ndarray:
+        """uint8 crops ``[N, S, S, 3]`` of the faces, with the checkpoint's geometry."""
+        if self.detector_name == "none":
+            return np.asarray(crop_face(rgb, [0, 0, rgb.shape[1], rgb.shape[0]], self.crop["size"], 0.0,
+                                        square=False))[None]
+        out = []
+        for j, box in enumerate(faces.boxes):
+            angle = eye_angle(faces.landmarks[j]) if self.crop["align"] and faces.landmarks is not None else 0.0
+            out.append(crop_face(rgb, box, int(self.crop["size"]), float(self.crop["margin"]), angle))
+        return np.stack(out) if out else np.zeros((0, self.crop["size"], self.crop["size"], 3), np.uint8)
 
     def classify_faces(self, crops: np.ndarray) -> np.ndarray:
-        """Face crops uint8 ``[N, S, S, 3]`` -> probabilities ``[N, K]`` (a video checkpoint
-        sees each crop as a one-frame clip)."""
-        fm = self._need(self.face_modality, "face")
-        x = self.prep.faces(np.asarray(crops))
-        if len(x) == 0:
-            return np.zeros((0, len(self.label_names)), np.float32)
-        samples = [{fm: (t if fm == "face" else t[None])} for t in x]
-        return softmax(self.run_samples(samples)[0])
+        """uint8 crops ``[N, S, S, 3]`` -> probabilities ``[N, K]`` (a clip model sees each
+        crop as a one-frame clip)."""
+        self._require("face", "video", what="face crops")
+        m = self.face_modality
+        if m == "face":
+            samples = [{"inputs": {"face": self.prep.face(c)}} for c in crops]
+        else:
+            samples = [{"inputs": {"video": self.prep.video(np.asarray(c)[None])}} for c in crops]
+        return self._run(samples)[0]
 
-    def classify_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
-        """One stretch of audio (float ``[T]`` at ``sr``) -> probabilities ``[K]``, fitted to
-        the model's clip length (centre crop / pad) as in evaluation."""
-        self._need("voice" if self.has_voice else None, "voice")
-        x = self.prep.voice(np.asarray(wave, np.float32), int(sr))
-        return softmax(self.run_samples([{"voice": x}])[0])[0]
+    def predict_image(self, image: str | Path | np.ndarray) -> ImageResult:
+        """Every face of one image (a path, or an RGB / gray uint8 array)."""
+        self._require("face", "video", what="images")
+        source = None
+        if isinstance(image, (str, Path)):
+            from emomm.media.images import read_image_rgb
+            source, image = str(image), read_image_rgb(image)
+        rgb = np.asarray(image)
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[..., None], 3, axis=2)
+        rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
+        faces = self.detect(rgb)[0] if self.detector_name != "none" else \
+            Faces(np.array([[0, 0, rgb.shape[1], rgb.shape[0]]], np.float32), np.ones(1, np.float32))
+        probs = self.classify_faces(self.crop_faces(rgb, faces)) if len(faces) else []
+        results = []
+        for j, p in enumerate(probs):
+            label, conf = top(p, self.label_names)
+            lm = faces.landmarks[j].tolist() if faces.landmarks is not None else None
+            results.append(FaceResult(box=[float(v) for v in faces.boxes[j]], score=float(faces.scores[j]),
+                                      probs=p.tolist(), label=label, confidence=conf, landmarks=lm))
+        return ImageResult(self.label_names, results, int(rgb.shape[1]), int(rgb.shape[0]), source,
+                           None if results else "no face found")
 
-    # -- faces ---------------------------------------------------------------------------
-    def find_faces(self, frame: np.ndarray) -> list[dict[str, Any]]:
-        """Every face of an RGB frame: ``{box, score, landmarks, crop}`` (crop uint8 ``[S, S, 3]``)."""
-        return self._faces_in_frames(frame[None])[0]
+    # -- text --------------------------------------------------------------------------------
+    def predict_text(self, text: str | Sequence[str]) -> TextResult | list[TextResult]:
+        self._require("text", what="text")
+        texts = [text] if isinstance(text, str) else list(text)
+        cleaned = [self.prep.clean(t) for t in texts]
+        if not all(c.strip() for c in cleaned):
+            raise ValueError("empty text: give at least one word")
+        probs, _ = self._run([{"inputs": {"text": c}} for c in cleaned])
+        out = [TextResult(t, self.label_names, p.tolist(), *top(p, self.label_names)) for t, p in zip(texts, probs)]
+        return out[0] if isinstance(text, str) else out
 
-    def _faces_in_frames(self, frames: np.ndarray) -> list[list[dict[str, Any]]]:
-        from emomm.faces.crop import crop_face, eye_angle
-
-        s = self.face_settings
-        size = int(s["size"])
-        if self.faces_mode == "none":
-            out = []
-            for f in frames:
-                h, w = f.shape[:2]
-                out.append([{"box": [0.0, 0.0, float(w), float(h)], "score": 1.0, "landmarks": None,
-                             "crop": crop_face(f, (0, 0, w, h), size, 0.0, 0.0, square=h == w)}])
-            return out
-        out = []
-        for f, faces in zip(frames, self.detector.detect(frames)):
-            found = []
-            order = np.argsort(-(faces.boxes[:, 2] - faces.boxes[:, 0]) * (faces.boxes[:, 3] - faces.boxes[:, 1])) \
-                if len(faces) else []
-            for j in order:  # largest face first
-                if faces.scores[j] < float(s.get("min_score") or 0.0):
-                    continue
-                lm = faces.landmarks[j] if faces.landmarks is not None else None
-                angle = eye_angle(lm) if s.get("align") and lm is not None and np.all(np.isfinite(lm)) else 0.0
-                found.append({"box": faces.boxes[j].astype(float).tolist(), "score": float(faces.scores[j]),
-                              "landmarks": lm.astype(float).tolist() if lm is not None else None,
-                              "crop": crop_face(f, faces.boxes[j], size, float(s.get("margin", 0.2)), angle)})
-            out.append(found)
-        return out
-
-    # -- images --------------------------------------------------------------------------
-    def predict_image(self, image: Any) -> ImagePrediction:
-        """Every face of one image (path, PIL or uint8 array); largest face first. No face:
-        ``faces == []`` and ``error`` says so. A path that cannot be read raises
-        :class:`~emomm.media.images.ImageReadError`."""
-        return self.predict_images([image])[0]
-
-    def predict_images(self, images: Sequence[Any]) -> list[ImagePrediction]:
-        """:meth:`predict_image` of many images, crops classified in shared batches."""
-        self._need(self.face_modality, "face")
-        found, names = [], []
-        for image in images:
-            rgb, name = as_rgb(image)
-            found.append(self.find_faces(rgb))
-            names.append(name)
-        crops = [f["crop"] for faces in found for f in faces]
-        probs = self.classify_faces(np.stack(crops)) if crops else np.zeros((0, len(self.label_names)))
-        out, i = [], 0
-        for name, faces in zip(names, found):
-            res = ImagePrediction(source=name)
-            for f in faces:
-                pd = probs_dict(self.label_names, probs[i])
-                i += 1
-                res.faces.append(FacePrediction(box=f["box"], label=top_label(pd), probs=pd,
-                                                score=f["score"], landmarks=f["landmarks"]))
-            if not faces:
-                res.error = (f"{name}: no face found ({self.face_settings['detector']} detector); "
-                             "pass faces=none if the image already is a face crop")
-            out.append(res)
-        return out
-
-    # -- text ----------------------------------------------------------------------------
-    def predict_text(self, text: str | Sequence[str]) -> TextPrediction | list[TextPrediction]:
-        """One string -> one result; a list -> a list (batched)."""
-        self._need("text" if "text" in self.modalities else None, "text")
-        single = isinstance(text, str)
-        texts = [text] if single else list(text)
-        cleaned = [self.prep.text(t) for t in texts]
-        probs = softmax(self.run_samples([{"text": c} for c in cleaned])[0])
-        out = []
-        for t, c, p in zip(texts, cleaned, probs):
-            pd = probs_dict(self.label_names, p)
-            out.append(TextPrediction(text=str(t), label=top_label(pd), probs=pd, cleaned=c))
-        return out[0] if single else out
-
-    # -- audio ---------------------------------------------------------------------------
-    def _load_wave(self, audio: Any, sr: int | None) -> tuple[np.ndarray, str]:
-        """Decoded like training: :func:`load_audio` at the model's rate, then
-        :meth:`Preprocessor.decode_wave` (trim, float16 rounding)."""
-        rate = self.prep.clip_options().sample_rate
+    # -- audio -------------------------------------------------------------------------------
+    def _wave(self, audio, sr: int | None) -> tuple[np.ndarray, int]:
         if isinstance(audio, (str, Path)):
             from emomm.media.audio import load_audio
-
-            wave, _ = load_audio(audio, rate)
-            return self.prep.decode_wave(wave, rate), str(audio)
+            return load_audio(audio, self.prep.clip.sample_rate)
         if sr is None:
-            raise ValueError("predict_audio(array) needs its sample rate: sr=...")
-        return self.prep.decode_wave(np.asarray(audio, np.float32), int(sr)), "<audio>"
+            raise ValueError("a waveform array needs its sample rate: predict_audio(wave, sr)")
+        wave = np.asarray(audio, np.float32)
+        if wave.ndim == 2:  # [C, T] or [T, C]
+            wave = wave.mean(axis=0 if wave.shape[0] < wave.shape[1] else 1)
+        if not np.isfinite(wave).all():
+            raise ValueError("the waveform contains NaN or infinite samples")
+        return wave, int(sr)
 
-    def audio_windows(self, wave: np.ndarray) -> list[tuple[float, float]]:
-        """Windows (seconds) of the model's clip duration with hop ``audio_hop * duration``."""
-        opts = self.prep.clip_options()
-        total = len(wave) / opts.sample_rate
-        if not opts.duration:
-            return [(0.0, total)]
-        return time_windows(total, float(opts.duration), float(opts.duration) * self.audio_hop)
+    def _audio_windows(self, wave: np.ndarray, sr: int) -> list[tuple[float, float, torch.Tensor]]:
+        """Windows of the model's rate: (start s, end s, model input) over the whole wave."""
+        w = self.prep.wave(wave, sr)
+        rate = self.prep.clip.sample_rate
+        win, hop = int(self.audio_window_s * rate), max(1, int(self.audio_hop_s * rate))
+        starts = list(range(0, max(1, len(w) - win + 1), hop))
+        if len(w) > win and starts[-1] + win < len(w):
+            starts.append(len(w) - win)   # the tail gets a window too
+        return [(s / rate, min(s + win, len(w)) / rate, self.prep.voice(w[s:s + win])) for s in starts]
 
-    def _voice_inputs(self, wave: np.ndarray, spans: Sequence[tuple[float, float]]) -> list[torch.Tensor]:
-        sr = self.prep.clip_options().sample_rate
-        return [self.prep.voice_window(wave[int(round(a * sr)): max(int(round(b * sr)), int(round(a * sr)) + 1)])
-                for a, b in spans]
+    def classify_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
+        """One stretch of audio (any rate) -> probabilities ``[K]`` (centre crop, as in eval)."""
+        self._require("voice", what="audio")
+        return self._run([{"inputs": {"voice": self.prep.voice(wave, sr)}}])[0][0]
 
-    def predict_audio(self, audio: Any, sr: int | None = None) -> AudioPrediction:
-        """Sliding windows of the model's clip duration (hop: half of it by default), logits per
-        window; overall = softmax of the mean window logits. ``audio``: a path (any audio or
-        video file) or a float array with ``sr``."""
-        self._need("voice" if self.has_voice else None, "voice")
-        wave, name = self._load_wave(audio, sr)
-        rate = self.prep.clip_options().sample_rate
-        return self._audio_timeline(wave, rate, name)
+    def predict_audio(self, audio: str | Path | np.ndarray, sr: int | None = None) -> TimelineResult:
+        """Sliding windows over a recording (a path, or an array with its ``sr``) and overall."""
+        self._require("voice", what="audio")
+        source = str(audio) if isinstance(audio, (str, Path)) else None
+        wave, sr = self._wave(audio, sr)
+        wins = self._audio_windows(wave, sr)
+        probs, per = self._run([{"inputs": {"voice": x}} for _, _, x in wins])
+        windows = [WindowResult(a, b, p.tolist(), top(p, self.label_names)[0]) for (a, b, _), p in zip(wins, probs)]
+        return self._timeline("audio", windows, len(wave) / sr, source, audio=windows)
 
-    def _audio_timeline(self, wave: np.ndarray, rate: int, name: str) -> AudioPrediction:
-        spans = self.audio_windows(wave)
-        logits, _ = self.run_samples([{"voice": x} for x in self._voice_inputs(wave, spans)])
-        probs = softmax(logits)
-        res = AudioPrediction(source=name, duration=round(len(wave) / rate, 4))
-        for (a, b), p in zip(spans, probs):
-            pd = probs_dict(self.label_names, p)
-            res.windows.append(Window(start=round(a, 3), end=round(b, 3), label=top_label(pd), probs=pd))
-        res.probs = probs_dict(self.label_names, softmax(logits.mean(0)))
-        res.label = top_label(res.probs)
-        return res
+    def _timeline(self, kind: str, windows: list[WindowResult], duration: float, source: str | None,
+                  tracks=None, audio=None, error: str | None = None) -> TimelineResult:
+        k = len(self.label_names)
+        probs = np.mean([w.probs for w in windows], axis=0) if windows else np.full(k, 1.0 / k)
+        mods = sorted({m for w in windows for m in w.modality_probs})
+        mprobs = {m: np.mean([w.modality_probs[m] for w in windows if m in w.modality_probs], axis=0).tolist()
+                  for m in mods}
+        return TimelineResult(kind, self.label_names, float(duration), probs.tolist(), top(probs, self.label_names)[0],
+                              windows, mprobs, tracks or {}, audio or [], source,
+                              error if error or windows else "nothing to predict from")
+
+    # -- video -------------------------------------------------------------------------------
+    def _track_frames(self, frames: np.ndarray) -> list[list[tuple[int, np.ndarray, np.ndarray]]]:
+        """Per frame: ``(track id, box, crop)`` of every face; the detector runs every
+        ``detect_every`` frames and the boxes of the last detection carry over in between."""
+        tracker, out, last = IoUTracker(), [], Faces.empty()
+        todo = list(range(0, len(frames), self.detect_every))
+        detected = dict(zip(todo, self.detect(frames[todo]) if todo else []))
+        ids: list[int] = []
+        for i, rgb in enumerate(frames):
+            if i in detected:
+                last = detected[i]
+                ids = tracker.update(last.boxes)
+            crops = self.crop_faces(rgb, last) if len(last) else []
+            out.append([(tid, last.boxes[j], crops[j]) for j, tid in enumerate(ids)])
+        return out
+
+    def predict_video(self, path: str | Path) -> TimelineResult:
+        """A timeline of windows per tracked face (face or clip models) and of the audio track
+        (voice or audio-visual models), fused per window for audio-visual models."""
+        from emomm.media.video import read_audio, read_frames
+        path = Path(path)
+        face_mod, has_voice = self.face_modality, "voice" in self.modalities
+        if face_mod is None and not has_voice:
+            raise ValueError(f"this model takes {self.modalities}; it cannot predict from videos")
+        wave, sr, note = None, None, None
+        if has_voice:
+            try:
+                wave, sr = read_audio(path, self.prep.clip.sample_rate)
+            except ValueError as err:
+                if face_mod is None:
+                    raise
+                note = f"no usable audio track ({err}); frames only"
+        if face_mod is None:
+            result = self.predict_audio(wave, sr)
+            result.kind, result.source = "video", str(path)
+            return result
+        fr = read_frames(path, fps=self.fps, max_frames=self.max_frames)
+        duration = float(fr.info.duration or (fr.times[-1] if len(fr.times) else 0.0))
+        per_frame = self._track_frames(fr.frames)
+        times = np.asarray(fr.times, np.float64)
+        starts = np.arange(0.0, max(duration - self.window_s, 0.0) + 1e-9, self.hop_s)
+        # one sample per (window, track)
+        keys, samples = [], []
+        for s in starts:
+            sel = np.flatnonzero((times >= s) & (times < s + self.window_s))
+            by_track: dict[int, list] = {}
+            for i in sel:
+                for tid, box, crop in per_frame[i]:
+                    by_track.setdefault(tid, []).append((box, crop))
+            for tid, items in by_track.items():
+                inputs = self._window_inputs(face_mod, [c for _, c in items], wave, sr, s)
+                keys.append((float(s), tid, np.mean([b for b, _ in items], axis=0)))
+                samples.append(inputs)
+        probs, per = self._run_windows(face_mod, samples)
+        tracks: dict[int, list[WindowResult]] = {}
+        for n, (s, tid, box) in enumerate(keys):
+            mp = {m: v[n].tolist() for m, v in per.items()}
+            tracks.setdefault(tid, []).append(WindowResult(s, s + self.window_s, probs[n].tolist(),
+                                                           top(probs[n], self.label_names)[0], mp, tid,
+                                                           [float(v) for v in box]))
+        main = max(tracks, key=lambda t: len(tracks[t])) if tracks else None
+        audio = self.predict_audio(wave, sr).windows if wave is not None and "voice" in self.modalities else []
+        windows = tracks.get(main, []) if main is not None else audio
+        error = note if windows else "no face found in the sampled frames" + ("" if not note else f"; {note}")
+        return self._timeline("video", windows, duration, str(path), tracks, audio, None if windows else error)
+
+    def _window_inputs(self, face_mod: str, crops: list[np.ndarray], wave, sr, start: float) -> list[dict]:
+        """Model inputs of one (window, track): per-frame faces or one clip, each with the
+        window's audio when the model also hears (audio-visual fusion per window)."""
+        voice = None
+        if wave is not None and "voice" in self.modalities:
+            a, b = int(start * sr), int((start + max(self.window_s, self.audio_window_s)) * sr)
+            if len(wave[a:b]):
+                voice = self.prep.voice(wave[a:b], sr)
+        extra = {"voice": voice} if voice is not None else {}
+        if face_mod == "face":
+            return [{"inputs": {"face": self.prep.face(c), **extra}} for c in crops]
+        idx = _uniform(len(crops), self.prep.num_frames)
+        return [{"inputs": {"video": self.prep.video(np.stack([crops[i] for i in idx])), **extra}}]
+
+    def _run_windows(self, face_mod: str, samples: list[list[dict]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Window probabilities: a face model's per-frame probabilities averaged per window."""
+        flat = [s for group in samples for s in group]
+        probs, per = self._run(flat)
+        if face_mod != "face":
+            return probs, per
+        bounds = np.cumsum([0] + [len(g) for g in samples])
+        mean = lambda a: np.stack([a[bounds[i]:bounds[i + 1]].mean(0) for i in range(len(samples))]) \
+            if len(samples) else a  # noqa: E731
+        return mean(probs), {m: mean(v) for m, v in per.items()}
+
+    # -- one multimodal sample -----------------------------------------------------------------
+    def predict_sample(self, face: np.ndarray | str | None = None, voice: Any = None, video: Any = None,
+                       text: str | None = None, sr: int | None = None) -> SampleResult:
+        """Any subset of the model's modalities for one sample; the others are masked out.
+        ``face``: a face crop (uint8 array) or an image path (its largest face);
+        ``voice``: a path or a wave (with ``sr``); ``video``: face crops ``[T, S, S, 3]``;
+        ``text``: a string."""
+        given = {m: v for m, v in (("face", face), ("voice", voice), ("video", video), ("text", text))
+                 if v is not None}
+        unknown = [m for m in given if m not in self.modalities]
+        if unknown or not given:
+            raise ValueError(f"this model takes {self.modalities}; got {sorted(given) or 'nothing'}")
+        inputs: dict[str, Any] = {}
+        if "face" in given:
+            f = given["face"]
+            if isinstance(f, (str, Path)):
+                res = self.predict_image(f)
+                if not res.faces:
+                    raise ValueError(f"{f}: no face found")
+                from emomm.media.images import read_image_rgb
+                rgb = read_image_rgb(f)
+                big = max(res.faces, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
+                f = crop_face(rgb, big.box, int(self.crop["size"]), float(self.crop["margin"]))
+            inputs["face"] = self.prep.face(np.asarray(f))
+        if "voice" in given:
+            wave, rate = self._wave(given["voice"], sr)
+            inputs["voice"] = self.prep.voice(wave, rate)
+        if "video" in given:
+            crops = np.asarray(given["video"])
+            inputs["video"] = self.prep.video(crops[_uniform(len(crops), self.prep.num_frames)])
+        if "text" in given:
+            inputs["text"] = self.prep.clean(given["text"])
+        probs, per = self._run([{"inputs": inputs}])
+        # collate only sees the modalities given: the model masks the others as absent
+        return SampleResult(self.label_names, probs[0].tolist(), top(probs[0], self.label_names)[0],
+                            {m: v[0].tolist() for m, v in per.items()}, sorted(inputs))

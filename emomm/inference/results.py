@@ -1,134 +1,112 @@
-"""Prediction results: plain dataclasses; ``to_dict()`` gives JSON-ready dicts.
+"""Prediction results: plain dataclasses; ``to_dict()`` gives JSON-ready values.
 
-Probabilities are ``{label: p}`` dicts in the model's label order. For multimodal
-checkpoints ``probs`` is the fused ("hybrid") prediction and ``modality_probs`` each
-modality's own head ("simple" prediction).
+``probs`` are lists of per-class probabilities in ``label_names`` order; ``modality_probs``
+(multimodal checkpoints) holds each modality's own ("simple") prediction beside the fused one.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 
-def probs_dict(label_names: Sequence[str], probs: Any) -> dict[str, float]:
-    return {n: round(float(p), 6) for n, p in zip(label_names, np.asarray(probs, np.float64).ravel())}
-
-
-def top_label(probs: dict[str, float]) -> str | None:
-    return max(probs, key=probs.get) if probs else None
+def plain(x: Any) -> Any:
+    """numpy / torch values (nested) -> Python lists, floats and ints."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    return x
 
 
 class _Result:
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return plain(self)
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        return None if not np.isfinite(x) else round(float(x), 6)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+def top(probs, label_names: list[str]) -> tuple[str, float]:
+    i = int(np.argmax(probs))
+    return label_names[i], float(probs[i])
 
 
 @dataclass
-class FacePrediction(_Result):
-    """One face in an image: box (x1, y1, x2, y2 pixels), 5 landmarks (eyes, nose, mouth
-    corners; None without MTCNN), detector score, probabilities."""
+class FaceResult(_Result):
+    """One face: ``box`` x1, y1, x2, y2 (pixels), ``landmarks`` [5, 2] (eyes, nose, mouth
+    corners) when the detector gives them, detection ``score``, class ``probs``."""
     box: list[float]
+    score: float
+    probs: list[float]
     label: str
-    probs: dict[str, float]
-    score: float = 1.0
+    confidence: float
     landmarks: list[list[float]] | None = None
+    track_id: int | None = None
 
 
 @dataclass
-class ImagePrediction(_Result):
-    source: str
-    faces: list[FacePrediction] = field(default_factory=list)
-    error: str | None = None
-    kind: str = "image"
-
-    @property
-    def label(self) -> str | None:
-        return self.faces[0].label if self.faces else None
+class ImageResult(_Result):
+    label_names: list[str]
+    faces: list[FaceResult]
+    width: int
+    height: int
+    source: str | None = None
+    error: str | None = None   # e.g. "no face found"
 
 
 @dataclass
-class Window(_Result):
-    """One time window of a timeline (seconds)."""
+class WindowResult(_Result):
+    """One window of a timeline: ``start``/``end`` seconds; ``track_id`` for per-face windows."""
     start: float
     end: float
+    probs: list[float]
     label: str
-    probs: dict[str, float]
-    modality_probs: dict[str, dict[str, float]] = field(default_factory=dict)
-    box: list[float] | None = None
+    modality_probs: dict[str, list[float]] = field(default_factory=dict)
+    track_id: int | None = None
+    box: list[float] | None = None   # the track's mean box in the window
 
 
 @dataclass
-class AudioPrediction(_Result):
-    """Sliding windows of the model's clip duration, and the overall result (softmax of the
-    mean window logits)."""
-    source: str
+class TimelineResult(_Result):
+    """A video or audio file: ``windows`` (fused, one per window; per-face windows of face or
+    video checkpoints carry ``track_id``), ``tracks`` (per face id: its windows), ``audio``
+    (voice windows of a voice or audio-visual checkpoint), and the clip-level ``probs``
+    (mean over windows) with each modality's own clip-level probabilities."""
+    kind: str                         # "video" | "audio"
+    label_names: list[str]
     duration: float
-    windows: list[Window] = field(default_factory=list)
-    label: str | None = None
-    probs: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    kind: str = "audio"
-
-
-@dataclass
-class FaceTrack(_Result):
-    """The timeline of one tracked face (stable ``track_id``), clip-level mean of its windows."""
-    track_id: int
-    windows: list[Window] = field(default_factory=list)
-    label: str | None = None
-    probs: dict[str, float] = field(default_factory=dict)
-    frames: int = 0
-
-
-@dataclass
-class VideoPrediction(_Result):
-    """Per-face timelines, the audio track's timeline (voice / audio-visual checkpoints), the
-    fused audio-visual timeline (AV checkpoints) and the clip-level result (mean over windows)."""
-    source: str
-    duration: float
-    fps: float
-    tracks: list[FaceTrack] = field(default_factory=list)
-    audio: AudioPrediction | None = None
-    fused: list[Window] = field(default_factory=list)
-    label: str | None = None
-    probs: dict[str, float] = field(default_factory=dict)
-    modality_probs: dict[str, dict[str, float]] = field(default_factory=dict)
-    error: str | None = None
-    kind: str = "video"
-
-
-@dataclass
-class TextPrediction(_Result):
-    text: str
+    probs: list[float]
     label: str
-    probs: dict[str, float]
-    cleaned: str = ""
+    windows: list[WindowResult]
+    modality_probs: dict[str, list[float]] = field(default_factory=dict)
+    tracks: dict[int, list[WindowResult]] = field(default_factory=dict)
+    audio: list[WindowResult] = field(default_factory=list)
     source: str | None = None
     error: str | None = None
-    kind: str = "text"
 
 
 @dataclass
-class SamplePrediction(_Result):
-    """One multimodal sample: fused probabilities over the modalities given, and each one's own."""
+class TextResult(_Result):
+    text: str
+    label_names: list[str]
+    probs: list[float]
     label: str
-    probs: dict[str, float]
-    modality_probs: dict[str, dict[str, float]] = field(default_factory=dict)
-    present: list[str] = field(default_factory=list)
-    kind: str = "sample"
+    confidence: float
+
+
+@dataclass
+class SampleResult(_Result):
+    """One multimodal sample: the fused prediction, each modality's own, what was present."""
+    label_names: list[str]
+    probs: list[float]
+    label: str
+    modality_probs: dict[str, list[float]]
+    present: list[str]

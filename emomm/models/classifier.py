@@ -1,18 +1,48 @@
-"""`EmotionClassifier`: encoder(s) -> fusion -> head, as a plain `nn.Module`."""
+"""`EmotionClassifier`: encoders -> fusion -> fused head, plus one head per modality.
+
+Two predictions come out of one forward pass (:meth:`EmotionClassifier.forward_all`):
+
+* the fused ("hybrid") prediction: the fusion of every present modality;
+* each modality's own ("simple") prediction: a linear head on that modality's pooled
+  embedding, trained by the auxiliary per-modality losses. Decision-level late fusion
+  *is* the combination of these heads.
+
+A single-modality model has no extra heads: its one prediction serves as both.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
+from emomm.models.features import EncoderOutput, absent, encode, token_dim
+
+
+@dataclass
+class ClassifierOutput:
+    """``logits [B, K]`` (fused); ``modality_logits {modality: [B, K]}`` (each modality's
+    own head; for a one-modality model its entry is ``logits``)."""
+
+    logits: torch.Tensor
+    modality_logits: dict[str, torch.Tensor]
+
+
+def _head(d: int, num_classes: int, dropout: float, hidden: int | None) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Dropout(dropout)]
+    if hidden:
+        layers += [nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout)]
+        d = hidden
+    return nn.Sequential(*layers, nn.Linear(d, num_classes))
+
 
 class EmotionClassifier(nn.Module):
     """Args:
-        encoders: ``{modality: encoder}`` (each with ``out_dim``).
-        fusion: factory ``fusion(in_dims={modality: out_dim}) -> nn.Module``.
+        encoders: ``{modality: encoder}`` (each with ``out_dim``, optionally ``token_dim``).
+        fusion: factory ``fusion(in_dims=..., token_dims=..., num_classes=...) -> nn.Module``.
         num_classes: size of the output.
-        head_dropout / head_hidden: dropout before the head, optional hidden layer width.
+        head_dropout / head_hidden: dropout before the fused head, optional hidden layer.
     """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion: Callable[..., nn.Module],
@@ -21,30 +51,68 @@ class EmotionClassifier(nn.Module):
         if not encoders:
             raise ValueError("no encoders configured: pick a modality (modality=face|voice|...)")
         self.encoders = nn.ModuleDict(encoders)
-        self.fusion = fusion(in_dims={m: int(e.out_dim) for m, e in encoders.items()})
-        d = self.fusion.out_dim
-        layers: list[nn.Module] = [nn.Dropout(head_dropout)]
-        if head_hidden:
-            layers += [nn.Linear(d, head_hidden), nn.GELU(), nn.Dropout(head_dropout)]
-            d = head_hidden
-        self.head = nn.Sequential(*layers, nn.Linear(d, num_classes))
+        self.fusion = fusion(in_dims={m: int(e.out_dim) for m, e in encoders.items()},
+                             token_dims={m: token_dim(e) for m, e in encoders.items()},
+                             num_classes=num_classes)
+        self.decision_level = bool(getattr(self.fusion, "decision_level", False))
+        self.modality_heads = nn.ModuleDict(
+            {m: _head(int(e.out_dim), num_classes, head_dropout, None) for m, e in encoders.items()}
+            if len(encoders) > 1 or self.decision_level else {})
+        self.head = None if self.decision_level else _head(int(self.fusion.out_dim), num_classes,
+                                                           head_dropout, head_hidden)
 
-    def embed(self, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None,
-              lengths: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """Fused embedding ``[B, fusion.out_dim]``."""
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders)
+
+    def encode(self, inputs: dict, present: dict[str, torch.Tensor] | None = None,
+               lengths: dict[str, torch.Tensor] | None = None,
+               ) -> tuple[dict[str, EncoderOutput], dict[str, torch.Tensor]]:
+        """Every encoder's output and the presence masks (a modality missing from ``inputs``
+        altogether gets a masked-out placeholder)."""
         present, lengths = dict(present or {}), lengths or {}
         # len() works for tensors and for list inputs (raw text) alike
         batch = len(next(iter(inputs.values())))
-        device = self.head[-1].weight.device
+        device = next(self.parameters()).device
         feats = {}
         for m, enc in self.encoders.items():
             if m in inputs:
-                feats[m] = enc(inputs[m], lengths.get(m))
-            else:  # the data lacks this modality entirely: a masked-out zero embedding
-                feats[m] = torch.zeros(batch, int(enc.out_dim), device=device)
+                feats[m] = encode(enc, inputs[m], lengths.get(m))
+                present[m] = (present[m] if m in present
+                              else torch.ones(batch, dtype=torch.bool)).to(feats[m].pooled.device)
+            else:
+                feats[m] = absent(enc, batch, device)
                 present[m] = torch.zeros(batch, dtype=torch.bool, device=device)
+        return feats, present
+
+    def heads(self, feats: dict[str, EncoderOutput]) -> dict[str, torch.Tensor]:
+        """Each modality's own logits ``{modality: [B, K]}`` (empty for one-modality models)."""
+        return {m: head(feats[m].pooled) for m, head in self.modality_heads.items()}
+
+    def fuse(self, feats: dict[str, EncoderOutput], present: dict[str, torch.Tensor],
+             modality_logits: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Fused logits ``[B, K]`` from encoder outputs; masking modalities out of
+        ``present`` gives the fused prediction of the remaining subset."""
+        if self.decision_level:
+            return self.fusion(modality_logits if modality_logits is not None else self.heads(feats), present)
+        return self.head(self.fusion(feats, present))
+
+    def forward_all(self, inputs: dict, present: dict[str, torch.Tensor] | None = None,
+                    lengths: dict[str, torch.Tensor] | None = None) -> ClassifierOutput:
+        feats, present = self.encode(inputs, present, lengths)
+        modality_logits = self.heads(feats)
+        logits = self.fuse(feats, present, modality_logits)
+        return ClassifierOutput(logits, modality_logits or {self.modalities[0]: logits})
+
+    def embed(self, inputs: dict, present: dict[str, torch.Tensor] | None = None,
+              lengths: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Fused embedding ``[B, fusion.out_dim]`` (feature-level fusions only)."""
+        if self.decision_level:
+            raise ValueError("late (decision-level) fusion has no fused embedding; use forward_all")
+        feats, present = self.encode(inputs, present, lengths)
         return self.fusion(feats, present)
 
-    def forward(self, inputs, present=None, lengths=None) -> torch.Tensor:
-        """Logits ``[B, num_classes]``."""
-        return self.head(self.embed(inputs, present, lengths))
+    def forward(self, inputs: dict, present: dict[str, torch.Tensor] | None = None,
+                lengths: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Fused logits ``[B, num_classes]``."""
+        return self.forward_all(inputs, present, lengths).logits

@@ -17,6 +17,8 @@ from hydra.utils import instantiate
 
 from emomm.models.classifier import EmotionClassifier
 from emomm.models.metrics import build_metrics, build_per_class
+from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_modalities, init_encoders_from,
+                                     modality_subsets, per_modality, subset_key)
 from emomm.models.tta import tta_views
 
 log = logging.getLogger(__name__)
@@ -29,11 +31,22 @@ AUTO_STEPS = "auto"  # a scheduler argument set to this is replaced by the run's
 INIT_WEIGHT_ARGS = {"init_from": None, "pretrained_path": None, "pretrained": False}
 
 
+def build_balancer(balance: dict[str, Any] | None) -> GradientModulation | None:
+    """``model.balance``: null, or ``{method: ogm_ge, alpha, noise, start_epoch, end_epoch}``."""
+    if not balance:
+        return None
+    args = dict(balance)
+    method = args.pop("method", "ogm_ge")
+    if method != "ogm_ge":
+        raise ValueError(f"model.balance.method={method!r}: the one method offered is ogm_ge")
+    return GradientModulation(**args)
+
+
 class EmotionModule(L.LightningModule):
     """Args:
         label_names: ordered class names (from the DataModule).
         encoders: ``{modality: encoder config}``.
-        fusion: fusion config (built with ``in_dims``).
+        fusion: fusion config (built with ``in_dims``, ``token_dims``, ``num_classes``).
         optimizer: optimizer config with ``_partial_: true``.
         scheduler: ``{"scheduler": partial config, "interval": "step"|"epoch",
             "monitor": ...}`` or None; scheduler args equal to ``"auto"`` get the total
@@ -47,6 +60,15 @@ class EmotionModule(L.LightningModule):
         tta_shift: ``{modality: pixels}``: also score copies shifted that far in each
             direction (x5 views; x10 with hflip). Costs eval time, so recipes leave it off
             during training and ``emomm.eval`` can switch it on (``tta_shift={face:2}``).
+        aux_loss_weight: multimodal models: weight of the per-modality heads' losses (the
+            "simple" predictions), averaged over modalities, added to the fused loss.
+        modality_dropout: ``rate`` or ``{modality: rate}``: in training, mask a modality out
+            of that share of samples (never all of a sample's modalities).
+        init_from: ``{modality: checkpoint}``: that encoder (and its head) starts from a
+            finished run, e.g. the FER2013 and RAVDESS recipes' best.ckpt.
+        freeze_epochs: ``N`` or ``{modality: N}``: those encoders stay fixed for N epochs.
+        balance: ``{"method": "ogm_ge", "alpha": 0.5, "noise": true, "start_epoch": 0,
+            "end_epoch": null}``: gradient modulation of the dominant modality (OGM-GE).
         preprocessing / data: stored for evaluation and prediction.
     """
 
@@ -56,7 +78,11 @@ class EmotionModule(L.LightningModule):
                  head_dropout: float = 0.2, head_hidden: int | None = None,
                  compile: bool = False, tta_hflip: list[str] | None = None,
                  tta_shift: dict[str, int] | None = None, monitor: str = "val/uar",
-                 monitor_mode: str = "max",
+                 monitor_mode: str = "max", aux_loss_weight: float = 0.5,
+                 modality_dropout: float | dict[str, float] | None = None,
+                 init_from: dict[str, str] | None = None,
+                 freeze_epochs: int | dict[str, int] | None = None,
+                 balance: dict[str, Any] | None = None,
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -66,9 +92,23 @@ class EmotionModule(L.LightningModule):
             encoders={m: instantiate(c) for m, c in encoders.items()},
             fusion=instantiate(fusion, _partial_=True),
             num_classes=k, head_dropout=head_dropout, head_hidden=head_hidden)
+        mods = self.net.modalities
+        self.multimodal = len(mods) > 1
+        self.modality_dropout = per_modality(modality_dropout, mods, "modality_dropout")
+        if init_from:
+            init_encoders_from(self.net, init_from, self.label_names)
+        self.freezer = EncoderFreezer(per_modality(freeze_epochs, mods, "freeze_epochs"))
+        self.balancer = build_balancer(balance)
+        self.subsets = modality_subsets(mods) if self.multimodal else []
         # ModuleDict keys cannot be "train" (it would shadow Module.train), hence the suffix.
         self.metrics = torch.nn.ModuleDict({f"{s}_split": build_metrics(k) for s in ("train", "val", "test")})
         self.per_class = torch.nn.ModuleDict({f"{s}_split": build_per_class(k) for s in ("val", "test")})
+        # Multimodal runs also score each modality's own head (val, test) and the fused head
+        # on every subset of modalities (test). Metric states are not saved in checkpoints.
+        self.part_metrics = torch.nn.ModuleDict(
+            {f"{s}_mod_{m}": build_metrics(k) for s in ("val", "test") for m in mods if self.multimodal}
+            | {f"test_sub_{subset_key(c)}": build_metrics(k) for c in self.subsets})
+        self.part_counts: dict[str, int] = {}
         # `from_pretrained` hands back models in eval mode and Lightning keeps modules' modes,
         # so without this a fine-tuned transformer would train with dropout silently off.
         # Encoders that freeze parts keep them in eval mode through their own `train()`.
@@ -88,6 +128,7 @@ class EmotionModule(L.LightningModule):
             kwargs["encoders"] = {
                 m: {k: (INIT_WEIGHT_ARGS[k] if k in INIT_WEIGHT_ARGS else v) for k, v in c.items()}
                 for m, c in hparams["encoders"].items()}
+        kwargs.setdefault("init_from", None)  # the trained weights are in the checkpoint
         return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
 
     # -- training plumbing ---------------------------------------------------------------
@@ -113,31 +154,100 @@ class EmotionModule(L.LightningModule):
             # checkpoint key with `_orig_mod.`, so the checkpoint would not load uncompiled.
             self.net.compile()
 
+    def outputs(self, batch: dict[str, Any], subsets: list[tuple[str, ...]] = ()) -> dict[str, torch.Tensor]:
+        """Logits ``[B, K]`` by name: ``fused``, ``modality/<m>`` (each modality's own head)
+        and ``subset/<a+b>`` (the fused head with every other modality masked out), averaged
+        over the test-time views outside training."""
+        present, lengths = batch.get("present") or {}, batch.get("lengths")
+        views = [batch["inputs"]] if self.training else tta_views(
+            batch["inputs"], self.hparams.get("tta_hflip") or [], self.hparams.get("tta_shift") or {})
+        total: dict[str, torch.Tensor] = {}
+        for view in views:
+            if not self.multimodal:  # the compiled forward; one prediction serves as both
+                fused = self.net(view, present, lengths)
+                out = {"fused": fused, f"modality/{self.net.modalities[0]}": fused}
+            else:
+                feats, pres = self.net.encode(view, present, lengths)
+                heads = self.net.heads(feats)
+                out = {"fused": self.net.fuse(feats, pres, heads)}
+                out |= {f"modality/{m}": v for m, v in heads.items()}
+                for c in subsets:
+                    masked = {m: p if m in c else torch.zeros_like(p) for m, p in pres.items()}
+                    out[f"subset/{subset_key(c)}"] = self.net.fuse(feats, masked, heads)
+            total = out if not total else {k: total[k] + v for k, v in out.items()}
+        return {k: v / len(views) for k, v in total.items()}
+
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        present, lengths = batch.get("present"), batch.get("lengths")
-        if self.training:
-            return self.net(batch["inputs"], present, lengths)
-        views = tta_views(batch["inputs"], self.hparams.get("tta_hflip") or [],
-                          self.hparams.get("tta_shift") or {})
-        logits = self.net(views[0], present, lengths)
-        for view in views[1:]:
-            logits = logits + self.net(view, present, lengths)
-        return logits / len(views)
+        """Fused logits ``[B, K]``."""
+        return self.outputs(batch)["fused"]
+
+    def _labels(self, batch: dict[str, Any], device) -> torch.Tensor:
+        if self.target_map is not None:
+            return self.target_map.to(device)[batch["label"]]
+        return batch["label"]
+
+    def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels, weight=self.class_weight,
+                               label_smoothing=self.hparams.label_smoothing)
 
     def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor:
-        logits = self(batch)
-        if self.target_map is not None:
-            batch = {**batch, "label": self.target_map.to(logits.device)[batch["label"]]}
-        loss = F.cross_entropy(logits.float(), batch["label"], weight=self.class_weight,
-                               label_smoothing=self.hparams.label_smoothing)
-        preds = logits.argmax(-1)
-        bs = batch["label"].shape[0]
-        self.metrics[f"{split}_split"].update(preds, batch["label"])
+        present = {m: p for m, p in (batch.get("present") or {}).items()}
+        for m in self.net.modalities:  # a modality the whole batch lacks
+            if m not in batch["inputs"]:
+                present[m] = torch.zeros(batch["label"].shape[0], dtype=torch.bool, device=batch["label"].device)
+        fused_present = drop_modalities(present, self.modality_dropout) if split == "train" else present
+        out = self.outputs({**batch, "present": fused_present}, self.subsets if split == "test" else [])
+        labels = self._labels(batch, out["fused"].device)
+        loss = self._ce(out["fused"], labels)
+        bs = labels.shape[0]
+        if self.multimodal and self.hparams.get("aux_loss_weight", 0.0):
+            aux = [self._ce(out[f"modality/{m}"][p], labels[p]) for m, p in present.items()
+                   if m in self.net.modalities and p.any()]
+            if aux:
+                aux_loss = torch.stack(aux).mean()
+                loss = loss + self.hparams.aux_loss_weight * aux_loss
+                self.log(f"{split}/aux_loss", aux_loss, on_step=False, on_epoch=True, batch_size=bs)
+        if split == "train" and self.balancer is not None and self.multimodal:
+            self.balancer.measure({m: out[f"modality/{m}"] for m in self.net.modalities}, present, labels)
+        preds = out["fused"].argmax(-1)
+        self.metrics[f"{split}_split"].update(preds, labels)
         if f"{split}_split" in self.per_class:
-            self.per_class[f"{split}_split"].update(preds, batch["label"])
+            self.per_class[f"{split}_split"].update(preds, labels)
+        if split != "train" and self.multimodal:
+            for m in self.net.modalities:
+                self._update_part(f"{split}_mod_{m}", out[f"modality/{m}"], labels, present[m])
+            for c in self.subsets if split == "test" else []:
+                mask = torch.stack([present[m] for m in c], 1).all(1)
+                self._update_part(f"test_sub_{subset_key(c)}", out[f"subset/{subset_key(c)}"], labels, mask)
         self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True,
                  prog_bar=split != "test", batch_size=bs)
         return loss
+
+    def _update_part(self, key: str, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> None:
+        """Score ``logits`` on the samples of ``mask`` only (those that have the modalities)."""
+        mask = mask.to(labels.device)
+        if mask.any():
+            self.part_metrics[key].update(logits[mask].argmax(-1), labels[mask])
+            self.part_counts[key] = self.part_counts.get(key, 0) + int(mask.sum())
+
+    def _parts_end(self, split: str) -> None:
+        """Log each modality's own metrics; at test, keep them and the subset table."""
+        if not self.multimodal:
+            return
+        groups = {"modalities": {m: f"{split}_mod_{m}" for m in self.net.modalities},
+                  "subsets": {subset_key(c): f"test_sub_{subset_key(c)}" for c in self.subsets} if split == "test" else {}}
+        for group, keys in groups.items():
+            table = {}
+            for name, key in keys.items():
+                n = self.part_counts.pop(key, 0)
+                if n:
+                    table[name] = {k: float(v) for k, v in self.part_metrics[key].compute().items()} | {"n": n}
+                self.part_metrics[key].reset()
+            if group == "modalities":
+                self.log_dict({f"{split}/{m}/{k}": v for m, r in table.items() for k, v in r.items() if k != "n"},
+                              sync_dist=True)
+            if split == "test":
+                self.test_results[group] = table
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -149,8 +259,10 @@ class EmotionModule(L.LightningModule):
         self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx):
-        return {"probs": self(batch).float().softmax(-1), "index": batch["index"],
-                "label": batch["label"]}
+        out = self.outputs(batch)
+        return {"probs": out["fused"].float().softmax(-1), "index": batch["index"], "label": batch["label"],
+                "modality_probs": {k.split("/", 1)[1]: v.float().softmax(-1)
+                                   for k, v in out.items() if k.startswith("modality/")}}
 
     def _epoch_end(self, split: str) -> dict[str, float]:
         key = f"{split}_split"
@@ -173,6 +285,7 @@ class EmotionModule(L.LightningModule):
 
     def on_validation_epoch_end(self):
         values = self._epoch_end("val")
+        self._parts_end("val")
         if self.trainer.sanity_checking:
             return
         key = self.hparams.monitor.split("/", 1)[-1]
@@ -184,6 +297,22 @@ class EmotionModule(L.LightningModule):
 
     def on_test_epoch_end(self):
         self.test_results["metrics"] = self._epoch_end("test")
+        self._parts_end("test")
+
+    # -- multimodal training aids --------------------------------------------------------
+    def on_train_epoch_start(self):
+        self.freezer.update(self.net.encoders, self.current_epoch)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        for m in self.freezer.frozen(self.current_epoch):  # Lightning's train() resets modes
+            self.net.encoders[m].eval()
+
+    def on_before_optimizer_step(self, optimizer):
+        if self.balancer is not None and self.multimodal and self.balancer.active(self.current_epoch):
+            self.balancer.apply(self.net.encoders)
+            if self.balancer.coeffs:
+                self.log_dict({f"train/ogm_{m}": c for m, c in self.balancer.coeffs.items()},
+                              on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
         opt = instantiate(self.hparams.optimizer)(params=[p for p in self.parameters() if p.requires_grad])

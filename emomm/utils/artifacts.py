@@ -53,3 +53,45 @@ def metrics_table(metrics: dict[str, float], title: str) -> str:
     lines = [title, "-" * (width + 10)]
     lines += [f"{k:<{width}}  {100 * v:6.2f}" for k, v in rows]
     return "\n".join(lines)
+
+
+SUBSET_COLUMNS = ("n", "acc", "uar", "f1_macro", "f1_weighted")
+
+
+def subset_table(subsets: dict[str, dict[str, float]], modalities: dict[str, dict[str, float]] | None = None,
+                 title: str = "fused head on each subset of modalities (%)") -> str:
+    """The subset table for the terminal: one row per subset (fused head, other modalities
+    masked out), then each modality's own head ("simple")."""
+    rows = [(f"fused[{k}]", v) for k, v in subsets.items()]
+    rows += [(f"own head[{m}]", v) for m, v in (modalities or {}).items()]
+    width = max([len(r) for r, _ in rows] + [8])
+    head = f"{'':<{width}}  " + "  ".join(f"{c:>11}" for c in SUBSET_COLUMNS)
+    lines = [title, head, "-" * len(head)]
+    for name, v in rows:
+        cells = [f"{int(v.get('n', 0)):>11d}"] + [f"{100 * v[c]:>11.2f}" if c in v else f"{'':>11}"
+                                                  for c in SUBSET_COLUMNS[1:]]
+        lines.append(f"{name:<{width}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def write_subsets_csv(subsets: dict[str, dict[str, float]], modalities: dict[str, dict[str, float]],
+                      out_dir: Path) -> None:
+    """``subsets.csv``: head (``fused`` or ``own``), modalities, then the metrics."""
+    keys = sorted({k for v in [*subsets.values(), *modalities.values()] for k in v if k != "n"})
+    with open(out_dir / "subsets.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["head", "modalities", "n", *keys])
+        for head, table in (("fused", subsets), ("own", modalities)):
+            for name, v in table.items():
+                w.writerow([head, name, int(v.get("n", 0)), *[f"{v[k]:.6f}" if k in v else "" for k in keys]])
+
+
+def multimodal_report(test_results: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """The ``test_modalities`` / ``test_subsets`` part of metrics.json for a multimodal model
+    (empty for one modality); writes ``subsets.csv`` and prints the table."""
+    subsets, modalities = test_results.get("subsets") or {}, test_results.get("modalities") or {}
+    if not subsets and not modalities:
+        return {}
+    write_subsets_csv(subsets, modalities, out_dir)
+    print("\n" + subset_table(subsets, modalities))
+    return {"test_modalities": modalities, "test_subsets": subsets}

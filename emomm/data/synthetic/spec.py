@@ -47,14 +47,17 @@ class SampleSpec:
     extra: dict = field(default_factory=dict)
 
 
-def draw_spec(seed: int, index: int, label_names=EKMAN7) -> SampleSpec:
+def draw_spec(seed: int, index: int, label_names=EKMAN7, label: int | None = None) -> SampleSpec:
     """Draw the sample ``index`` of the synthetic dataset with base ``seed``.
 
     Classes are balanced (label = index mod K); everything else is random but fixed by
-    ``(seed, index)``.
+    ``(seed, index)``. ``label`` overrides the expressed emotion while keeping the same
+    random draws (identity, pose, scene, intensity): an unreliable modality of a sample
+    (see :class:`emomm.data.synthetic.datamodule.SyntheticDataset`) shows the same person
+    expressing another emotion.
     """
     rng = np.random.default_rng([int(seed), int(index)])
-    label = int(index) % len(label_names)
+    label = int(index) % len(label_names) if label is None else int(label)
     emotion = label_names[label]
     if emotion not in EXPRESSIONS:
         raise ValueError(f"synthetic data has no expression for {emotion!r}; "

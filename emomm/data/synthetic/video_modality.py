@@ -12,6 +12,13 @@ Options (the top-level ``video:`` node): ``image_size``, ``in_chans``, ``mean``,
 ``num_frames``, ``augment`` (training split), ``sampling`` (ignored: every written frame
 is cached) and ``synthetic:`` with ``clip_frames``, ``fps``, ``render_size``, ``motion``,
 ``detector``, ``crop_size``, ``margin``, ``container``, ``cache_dir``.
+
+Audio-visual clips: when the synthetic data serves ``video`` and ``voice`` together, the
+datamodule calls :meth:`SyntheticVideo.with_audio`; every clip file then also carries an audio
+track (AAC in MP4, MP3 in FLV, Opus in WebM) holding ``synthesize_voice`` of the sample's voice
+spec, and the voice input is decoded back from that file. The track is the whole utterance, so
+it may run longer than the frames (as a real recording's audio may); these files live in their
+own cache folder (the render key includes the audio rate).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from emomm.data.transforms import FrameTransform
 from emomm.data.synthetic.face import face_geometry, render_face
 from emomm.data.synthetic.registry import register
 from emomm.data.synthetic.spec import EXPRESSIONS, SampleSpec
+from emomm.data.synthetic.voice import synthesize_voice
 from emomm.media.video import write_video
 from emomm.faces.detectors import write_sidecar
 from emomm.faces.pipeline import FaceCropStore
@@ -86,28 +94,47 @@ class SyntheticVideo:
         self.transform = FrameTransform(image_size=opts.get("image_size", 64), in_chans=opts.get("in_chans", 1),
                                         mean=opts.get("mean", 0.5), std=opts.get("std", 0.5), train=train,
                                         augment=opts.get("augment") if train else None)
-        render = {k: syn[k] for k in ("clip_frames", "fps", "render_size", "motion", "container")}
-        self.render_key = hashlib.sha1(json.dumps({**render, "v": _RENDER_VERSION}, sort_keys=True).encode()).hexdigest()[:10]
         self.root = Path(syn["cache_dir"]).expanduser()
+        self.audio_rate: int | None = None
+        self._set_render_key()
         faces = {"detector": syn["detector"], "size": int(syn["crop_size"]), "margin": float(syn["margin"]),
                  "missing": "reuse", "cache_dir": str(self.root / "crops"), "progress": False}
         self.store = FaceCropStore(faces, {"num_frames": int(syn["clip_frames"])})
 
-    def video_path(self, spec: SampleSpec) -> Path:
-        return self.root / f"{self.render_key}" / f"s{spec.seed}" / f"{spec.index:07d}_{spec.emotion}.{self.syn['container']}"
+    def _set_render_key(self) -> None:
+        render = {k: self.syn[k] for k in ("clip_frames", "fps", "render_size", "motion", "container")}
+        if self.audio_rate:  # keeps the key of silent clips as it was
+            render["audio_rate"] = self.audio_rate
+        self.render_key = hashlib.sha1(json.dumps({**render, "v": _RENDER_VERSION}, sort_keys=True).encode()).hexdigest()[:10]
 
-    def ensure_file(self, spec: SampleSpec) -> Path:
-        """Write the sample's clip (and its box sidecar) unless it exists."""
-        path = self.video_path(spec)
+    def with_audio(self, sample_rate: int) -> "SyntheticVideo":
+        """Write clips with an audio track at ``sample_rate`` (see the module docstring)."""
+        self.audio_rate = int(sample_rate)
+        self._set_render_key()
+        return self
+
+    def video_path(self, spec: SampleSpec, audio_spec: SampleSpec | None = None) -> Path:
+        name = f"{spec.index:07d}_{spec.emotion}"
+        if self.audio_rate:  # the voice may express another emotion (data.reliability)
+            name += f"_a{(audio_spec or spec).emotion}"
+        return self.root / f"{self.render_key}" / f"s{spec.seed}" / f"{name}.{self.syn['container']}"
+
+    def ensure_file(self, spec: SampleSpec, audio_spec: SampleSpec | None = None) -> Path:
+        """Write the sample's clip (and its box sidecar) unless it exists; with
+        :meth:`with_audio`, the clip's audio track is the voice of ``audio_spec`` (default
+        ``spec``)."""
+        path = self.video_path(spec, audio_spec)
         if not path.is_file():
             frames, boxes = render_clip(spec, int(self.syn["clip_frames"]), int(self.syn["render_size"]),
                                         float(self.syn["motion"]))
+            audio = synthesize_voice(audio_spec or spec, self.audio_rate) if self.audio_rate else None
             write_sidecar(path, boxes)  # before the video: a video on disk always has its boxes
-            write_video(path, frames, fps=float(self.syn["fps"]))
+            write_video(path, frames, fps=float(self.syn["fps"]), audio=audio,
+                        audio_rate=self.audio_rate or 16000)
         return path
 
-    def __call__(self, spec: SampleSpec) -> torch.Tensor:
-        entry = self.store.get(self.ensure_file(spec))
+    def __call__(self, spec: SampleSpec, audio_spec: SampleSpec | None = None) -> torch.Tensor:
+        entry = self.store.get(self.ensure_file(spec, audio_spec))
         rng = np.random.default_rng([spec.seed, spec.index, int(torch.randint(0, 2**31, ()).item())]) \
             if self.train else None
         idx = pick_frames(len(entry.crops), self.num_frames, self.train, rng)

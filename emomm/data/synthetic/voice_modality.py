@@ -13,6 +13,7 @@ from emomm.media.audio import trim_silence
 from emomm.data.synthetic.registry import register
 from emomm.data.synthetic.spec import SampleSpec
 from emomm.data.synthetic.voice import synthesize_voice
+from emomm.media.video import read_audio
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,24 @@ class SyntheticVoice:
             log.warning("synthetic voice ignores options %s", sorted(opts))
         self.train = train
         self.augment = WaveAugment.from_config(augment) if train else None
+        self._decoded: dict[str, np.ndarray] = {}   # audio tracks read from clip files
 
-    def __call__(self, spec: SampleSpec) -> torch.Tensor:
-        wave = synthesize_voice(spec, self.clip.sample_rate)
+    def _finish(self, wave: np.ndarray, seed: int, index: int) -> torch.Tensor:
         if self.clip.trim_db:
             wave = trim_silence(wave, self.clip.sample_rate, self.clip.trim_db)
-        rng = sample_rng() if self.train else np.random.default_rng([spec.seed, spec.index])
+        rng = sample_rng() if self.train else np.random.default_rng([seed, index])
         return self.clip.to_model_input(wave, self.train, self.augment, rng)
+
+    def __call__(self, spec: SampleSpec) -> torch.Tensor:
+        return self._finish(synthesize_voice(spec, self.clip.sample_rate), spec.seed, spec.index)
+
+    def from_file(self, path, index: int) -> torch.Tensor:
+        """The voice input decoded from the audio track of a synthetic clip file (decoded once,
+        then kept in memory like the real voice datasets do)."""
+        key = str(path)
+        if key not in self._decoded:
+            self._decoded[key] = read_audio(path, self.clip.sample_rate)[0].astype(np.float16)
+        return self._finish(self._decoded[key].astype(np.float32), 0, index)
 
     def describe(self) -> dict[str, Any]:
         return self.clip.describe()

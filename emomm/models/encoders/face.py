@@ -8,6 +8,8 @@ import timm
 import torch
 from torch import nn
 
+from emomm.models.features import EncoderOutput, single_token
+
 
 class FaceEncoder(nn.Module):
     """Face crops ``[B, in_chans, S, S]`` -> embeddings ``[B, out_dim]``.
@@ -48,3 +50,13 @@ class FaceEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
+        """Pooled ``[B, out_dim]`` and the final feature map's cells as tokens
+        ``[B, h*w, out_dim]`` (e.g. 3x3 for a 48 px face at stride 16)."""
+        fmap = self.net.forward_features(x)
+        if fmap.dim() != 4:  # a backbone whose features are already tokens (ViT-style)
+            return single_token(self.net.forward_head(fmap))
+        pooled = self.net.forward_head(fmap)
+        tokens = fmap.flatten(2).transpose(1, 2)
+        return EncoderOutput(pooled, tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=x.device))

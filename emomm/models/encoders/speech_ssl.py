@@ -19,6 +19,8 @@ from torch import nn
 
 from emomm.models.encoders.voice import AttentivePooling, _plain, length_mask, masked_mean
 
+from emomm.models.features import EncoderOutput
+
 log = logging.getLogger(__name__)
 
 FREEZE = ("none", "feature_extractor", "all")
@@ -123,6 +125,7 @@ class SpeechSSLEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(hidden, proj_dim) if proj_dim else None
         self.out_dim = int(proj_dim or hidden)
+        self.token_dim = int(hidden)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -131,6 +134,10 @@ class SpeechSSLEncoder(nn.Module):
         return self
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(wave, lengths).pooled
+
+    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
+        """Pooled ``[B, out_dim]`` and the chosen layer's frames ``[B, T', hidden]`` as tokens."""
         if wave.dim() == 3 and wave.shape[1] == 1:
             wave = wave[:, 0]
         B, n = wave.shape
@@ -161,4 +168,4 @@ class SpeechSSLEncoder(nn.Module):
         mask = length_mask(flen, h.shape[1])
         pooled = masked_mean(h, mask) if self.pool is None else self.pool(h, mask)
         pooled = self.dropout(pooled)
-        return self.proj(pooled) if self.proj is not None else pooled
+        return EncoderOutput(self.proj(pooled) if self.proj is not None else pooled, h, mask)

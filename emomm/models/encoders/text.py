@@ -28,6 +28,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from emomm.models.features import EncoderOutput
+
 log = logging.getLogger(__name__)
 
 MINILM_HUB = "sentence-transformers/all-MiniLM-L6-v2"
@@ -318,6 +320,11 @@ class TextEncoder(nn.Module):
         return encode_batch(self._tok, x, self.max_length, self.pad_id, self.pool_context)
 
     def forward(self, x: Sequence[Any], lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, lengths).pooled
+
+    def encode(self, x: Sequence[Any], lengths: torch.Tensor | None = None) -> EncoderOutput:
+        """Pooled ``[B, hidden]`` and every token's hidden state ``[B, L, hidden]`` (context
+        included; padding masked)."""
         enc = self.tokenize(x)
         device = next(self.model.parameters()).device
         kwargs = {"input_ids": enc["input_ids"].to(device),
@@ -326,6 +333,5 @@ class TextEncoder(nn.Module):
             kwargs["token_type_ids"] = enc["token_type_ids"].to(device)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.finetune != "none"):
             hidden = self.model(**kwargs).last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        return masked_mean(hidden, enc["pool_mask"].to(device))
+        pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, enc["pool_mask"].to(device))
+        return EncoderOutput(pooled, hidden, kwargs["attention_mask"].bool())

@@ -24,6 +24,8 @@ from torch import nn
 
 from emomm.models.encoders.text import clean_backend, encode_batch, masked_mean
 
+from emomm.models.features import EncoderOutput
+
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -90,6 +92,7 @@ class TextScratchEncoder(nn.Module):
             self.rnn = nn.LSTM(embed_dim, hidden, num_layers=layers, batch_first=True,
                                bidirectional=True, dropout=dropout if layers > 1 else 0.0)
             self.out_dim = 4 * hidden  # (mean, max) x 2 directions
+            self.token_dim = 2 * hidden
         else:
             self.position = nn.Embedding(self.max_length, embed_dim)
             self.proj = nn.Linear(embed_dim, hidden) if embed_dim != hidden else nn.Identity()
@@ -98,6 +101,7 @@ class TextScratchEncoder(nn.Module):
             self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(hidden)
             self.out_dim = hidden
+            self.token_dim = hidden
         if tokenizer not in ("wordpiece", "bpe"):
             path = Path(tokenizer).expanduser()
             if not path.is_file():
@@ -160,6 +164,10 @@ class TextScratchEncoder(nn.Module):
         return encode_batch(self._tok, x, self.max_length, PAD_ID, self.pool_context)
 
     def forward(self, x: Sequence[Any], lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, lengths).pooled
+
+    def encode(self, x: Sequence[Any], lengths: torch.Tensor | None = None) -> EncoderOutput:
+        """Pooled ``[B, out_dim]`` and per-token states ``[B, L, token_dim]`` (padding masked)."""
         enc = self.tokenize(x)
         device = self.embed.weight.device
         ids = enc["input_ids"].to(device)
@@ -174,8 +182,8 @@ class TextScratchEncoder(nn.Module):
             out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
             mean = masked_mean(out, pool)
             mx = out.masked_fill(~pool.unsqueeze(-1), float("-inf")).amax(1)
-            return self.drop(torch.cat([mean, mx.clamp_min(-1e4)], dim=-1))
+            return EncoderOutput(self.drop(torch.cat([mean, mx.clamp_min(-1e4)], dim=-1)), out, att)
         pos = torch.arange(ids.shape[1], device=device)
         h = self.drop(self.proj(h + self.position(pos)))
         out = self.norm(self.encoder(h, src_key_padding_mask=~att))
-        return out[:, 0] if self.pooling == "cls" else masked_mean(out, pool)
+        return EncoderOutput(out[:, 0] if self.pooling == "cls" else masked_mean(out, pool), out, att)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from emomm.models.encoders.face import FaceEncoder
+from emomm.models.features import EncoderOutput
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,11 @@ class VideoEncoder(nn.Module):
             return torch.cat([self.frame_encoder(frames[i: i + chunk]) for i in range(0, len(frames), chunk)])
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, lengths).pooled
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
+        """Clip embedding ``[B, out_dim]`` and per-frame tokens ``[B, T, token_dim]`` (the
+        temporal model's outputs; padded frames masked)."""
         if x.dim() != 5:
             raise ValueError(f"VideoEncoder takes [B, T, C, H, W], got {tuple(x.shape)}")
         b, t = x.shape[:2]
@@ -166,18 +172,21 @@ class VideoEncoder(nn.Module):
         feats = feats_valid.new_zeros(b, t, feats_valid.shape[-1])
         feats[valid] = feats_valid
         if self.temporal == "lstm":
-            return self._lstm(feats, lengths, valid)
-        return self._transformer(feats, valid)
+            pooled, tokens = self._lstm(feats, lengths, valid)
+        else:
+            pooled, tokens = self._transformer(feats, valid)
+        return EncoderOutput(pooled, tokens, valid)
 
     def _lstm(self, feats, lengths, valid):
         packed = nn.utils.rnn.pack_padded_sequence(feats, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h, _) = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=feats.shape[1])
         if self.pool == "last":
             dirs = 2 if self.rnn.bidirectional else 1
-            return h.view(self.rnn.num_layers, dirs, feats.shape[0], -1)[-1].transpose(0, 1).reshape(feats.shape[0], -1)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=feats.shape[1])
+            last = h.view(self.rnn.num_layers, dirs, feats.shape[0], -1)[-1].transpose(0, 1).reshape(feats.shape[0], -1)
+            return last, out
         m = valid.unsqueeze(-1).to(out.dtype)
-        return (out * m).sum(1) / m.sum(1).clamp(min=1)
+        return (out * m).sum(1) / m.sum(1).clamp(min=1), out
 
     def _transformer(self, feats, valid):
         z = self.proj(feats)
@@ -189,5 +198,5 @@ class VideoEncoder(nn.Module):
         else:
             z = self.pos_enc(z)
         pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)         # True = ignore
-        z = self.transformer(z, src_key_padding_mask=pad)
-        return self.norm(z[:, 0])
+        z = self.norm(self.transformer(z, src_key_padding_mask=pad))
+        return z[:, 0], z[:, 1:]

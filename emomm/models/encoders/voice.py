@@ -19,6 +19,8 @@ import torchaudio.transforms as T
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from emomm.models.features import EncoderOutput
+
 log = logging.getLogger(__name__)
 
 NORMALIZE = ("utterance", "utterance_global", "dataset", "none")
@@ -306,6 +308,7 @@ class VoiceEncoder(nn.Module):
         self.pool = AttentivePooling(feat, attention_hidden, stats=pooling == "attention_stats") \
             if pooling != "mean" else None
         self.out_dim = self.pool.out_dim if self.pool is not None else feat
+        self.token_dim = feat
         self.dropout = nn.Dropout(dropout)
 
     def features(self, wave: torch.Tensor, lengths: torch.Tensor | None = None
@@ -359,8 +362,12 @@ class VoiceEncoder(nn.Module):
         log.info("voice log-mel statistics from %d training clips (%d frames): mean %.1f dB, std %.1f dB",
                  len(ds), int(fe.stat_count), float(fe.stat_mean.mean()), float(fe.stat_var.mean().sqrt()))
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
+        """Pooled ``[B, out_dim]`` and the frames ``[B, T', token_dim]`` (after the LSTM) as tokens."""
         h, flen = self.features(wave, lengths)
         mask = length_mask(flen, h.shape[1])
         pooled = masked_mean(h, mask) if self.pool is None else self.pool(h, mask)
-        return self.dropout(pooled)
+        return EncoderOutput(self.dropout(pooled), h, mask)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(wave, lengths).pooled

@@ -1,9 +1,9 @@
+"""Label names and the batch contract (fusion modules: tests/test_fusion.py)."""
 import pytest
 import torch
 
 from emomm.data.collate import collate_samples
 from emomm.labels import FER2013, canonical, label_mapping
-from emomm.models.fusion import AttentionFusion, ConcatFusion, IdentityFusion, LateFusion
 
 
 def test_canonical_accepts_dataset_spellings():
@@ -42,24 +42,3 @@ def test_collate_rejects_mismatched_non_time_dims():
                {"inputs": {"face": torch.ones(1, 5, 5)}, "label": 0}]
     with pytest.raises(ValueError, match="more than the first"):
         collate_samples(samples)
-
-
-@pytest.mark.parametrize("cls", [ConcatFusion, LateFusion, AttentionFusion])
-def test_fusions_ignore_absent_modalities(cls):
-    torch.manual_seed(0)
-    fusion = cls(in_dims={"face": 8, "voice": 6}).eval()
-    feats = {"face": torch.randn(3, 8), "voice": torch.randn(3, 6)}
-    present = {"face": torch.tensor([True, True, True]), "voice": torch.tensor([False, True, False])}
-    out = fusion(feats, present)
-    assert out.shape == (3, fusion.out_dim)
-    # Changing an absent modality's features must not change the output.
-    feats2 = {"face": feats["face"], "voice": feats["voice"] + 100 * torch.randn(3, 6)}
-    out2 = fusion(feats2, present)
-    assert torch.allclose(out[[0, 2]], out2[[0, 2]], atol=1e-5)
-    assert not torch.allclose(out[1], out2[1])
-
-
-def test_identity_fusion_needs_exactly_one_modality():
-    assert IdentityFusion({"face": 4})({"face": torch.ones(2, 4)}).shape == (2, 4)
-    with pytest.raises(ValueError, match="exactly one modality"):
-        IdentityFusion({"face": 4, "voice": 4})

@@ -1,0 +1,43 @@
+"""``python -m emomm.live ckpt_path=... source=... audio=... [output=...] [jsonl=...]``."""
+from __future__ import annotations
+
+import json
+import os
+
+import hydra
+from omegaconf import DictConfig
+
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, to_plain
+
+
+def build(cfg: DictConfig):
+    """``(pipeline, audio source)`` from the composed config."""
+    from emomm.faces.detectors import build_detector
+    from emomm.live.classifier import load_classifier
+    from emomm.live.pipeline import LivePipeline
+    from emomm.live.voice import VoiceWindow, open_audio
+
+    clf = load_classifier(cfg.ckpt_path, backend=cfg.backend, device=cfg.device, precision=cfg.precision)
+    faces = to_plain(cfg.faces)
+    detector = build_detector(faces["detector"], **dict(faces.get(faces["detector"]) or {}))
+    audio = open_audio(cfg.audio)
+    voice = VoiceWindow(**to_plain(cfg.voice)) if audio is not None else None
+    return LivePipeline(clf, detector, voice=voice, **to_plain(cfg.pipeline)), audio
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="live")
+def main(cfg: DictConfig) -> dict:
+    offline_defaults()
+    if cfg.threads:
+        import torch
+        torch.set_num_threads(int(cfg.threads))
+        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
+    pipeline, audio = build(cfg)
+    summary = pipeline.run(cfg.source, audio=audio, output=cfg.output, jsonl=cfg.jsonl,
+                           display=cfg.display, max_frames=cfg.max_frames)
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

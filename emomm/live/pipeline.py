@@ -1,0 +1,270 @@
+"""`LivePipeline`: frames -> faces with stable IDs -> smoothed emotions -> overlay / JSONL.
+
+Per frame: every ``detect_every``-th frame runs the face detector and the tracker gives the
+boxes stable IDs; the frames in between move each face's last box by its velocity between
+its last two detections (constant-velocity tracking), so the detector's cost is paid once
+per N frames. Each face's crop is classified (batched) every ``classify_every`` frames and
+its probabilities are smoothed per ID with an exponential moving average. Voice, when an
+audio source is given, fills a sliding window gated by voice activity detection; a model
+with both face and voice scores each face together with the voice window (fusion).
+Nothing is written anywhere unless ``output`` / ``jsonl`` are given.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from emomm.faces.crop import crop_face
+from emomm.live.tracker import make_tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameResult:
+    t: float
+    frame: int
+    faces: list[dict[str, Any]]
+    voice: dict[str, Any] | None
+    fps: float
+    detected: bool = False
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": round(self.t, 4), "frame": self.frame, "faces": self.faces, "voice": self.voice,
+                "fps": round(self.fps, 2)}
+
+
+def open_video(source: Any):
+    """``(cv2.VideoCapture, is_live, fps)`` for a camera index, a file or a stream URL."""
+    import cv2
+
+    s = str(source)
+    live = s.isdigit() or "://" in s
+    if not live and not Path(s).is_file():
+        raise FileNotFoundError(f"source={s}: no such file (give a camera index such as 0, a video file "
+                                "or an rtsp:// URL)")
+    cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
+    if not cap.isOpened():
+        raise RuntimeError(f"source={s}: OpenCV could not open it" + (" (no camera with that index?)"
+                                                                        if s.isdigit() else ""))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    return cap, live, float(fps) if fps and fps > 0 else 25.0
+
+
+class VideoSource:
+    """Iterates ``(t seconds, RGB frame)``: file time from the frame rate (simulated real
+    time), live time from the clock. ``fps`` is the source's frame rate."""
+
+    def __init__(self, source: Any) -> None:
+        self.cap, self.live, self.fps = open_video(source)
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        import cv2
+
+        t0, i = time.monotonic(), 0
+        try:
+            while True:
+                ok, bgr = self.cap.read()
+                if not ok:
+                    return
+                yield (time.monotonic() - t0 if self.live else i / self.fps), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                i += 1
+        finally:
+            self.cap.release()
+
+
+class LivePipeline:
+    """Args:
+        classifier: ``classify_faces(crops) -> [N, K]``, ``classify_audio(wave, sr) -> [K]``,
+            ``label_names``, ``modalities`` (a Predictor or :class:`~emomm.live.classifier.LocalClassifier`).
+        detector: an :class:`emomm.faces.FaceDetector` (``faces=blazeface`` is the fast one).
+        detect_every: run the detector on every N-th frame, track in between.
+        classify_every: classify faces every N-th frame (smoothed probabilities carry over).
+        ema: weight of the previous smoothed probabilities (0 = no smoothing).
+        margin: crop context around a box (as in the training crops).
+        min_score / max_faces: ignore weaker detections / keep the largest faces.
+        voice: a :class:`~emomm.live.voice.VoiceWindow` or None.
+        voice_every_s: how often the voice window is classified.
+        fuse: score faces with the voice when the model has both modalities.
+    """
+
+    def __init__(self, classifier: Any, detector: Any, detect_every: int = 5, classify_every: int = 1,
+                 ema: float = 0.6, margin: float = 0.2, min_score: float = 0.5, max_faces: int = 8,
+                 tracker: Any = None, voice: Any = None, voice_every_s: float = 0.5, fuse: bool = True,
+                 crop_size: int | None = None) -> None:
+        self.clf, self.detector = classifier, detector
+        self.detect_every, self.classify_every = max(1, int(detect_every)), max(1, int(classify_every))
+        self.ema, self.margin = float(ema), float(margin)
+        self.min_score, self.max_faces = float(min_score), int(max_faces)
+        self.tracker = tracker or make_tracker()
+        self.voice, self.voice_every_s = voice, float(voice_every_s)
+        self.labels = list(classifier.label_names)
+        mods = list(getattr(classifier, "modalities", ["face"]))
+        # Fusion needs a classifier that scores faces together with a voice window.
+        self.fused = (bool(fuse) and "face" in mods and "voice" in mods
+                      and callable(getattr(classifier, "classify_fused", None)))
+        self.has_voice_head = "voice" in mods
+        prep = getattr(classifier, "preprocessing", {}) or {}
+        self.crop_size = int(crop_size or (prep.get("face") or {}).get("image_size", 64))
+        self.frame_index = 0
+        self.tracks: dict[int, dict[str, Any]] = {}   # id -> box, velocity, last detect frame
+        self.smoothed: dict[int, np.ndarray] = {}
+        self.voice_state: dict[str, Any] | None = None
+        self._last_voice_t = -1e9
+        self._fps = 0.0
+        self._last_wall: float | None = None
+
+    # -- per-frame steps -----------------------------------------------------------------------
+    def _detect(self, frame: np.ndarray) -> None:
+        faces = self.detector.detect(frame)[0]
+        keep = faces.scores >= self.min_score
+        boxes = faces.boxes[keep]
+        if len(boxes) > self.max_faces:
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            boxes = boxes[np.argsort(-area)[: self.max_faces]]
+        ids = self.tracker.update(boxes)
+        tracks = {}
+        for i, b in zip(ids, boxes):
+            old = self.tracks.get(i)
+            vel = np.zeros(4, np.float32)
+            if old is not None and self.frame_index > old["at"]:
+                vel = (b - old["det"]) / float(self.frame_index - old["at"])
+            tracks[i] = {"box": b.astype(np.float32), "det": b.astype(np.float32), "vel": vel, "at": self.frame_index}
+        self.tracks = tracks
+        self.smoothed = {i: p for i, p in self.smoothed.items() if i in tracks}
+
+    def _predict_boxes(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        for tr in self.tracks.values():
+            tr["box"] = np.clip(tr["det"] + tr["vel"] * (self.frame_index - tr["at"]), 0, [w, h, w, h]).astype(np.float32)
+
+    def _update_voice(self, t: float, samples: np.ndarray | None) -> None:
+        if self.voice is None:
+            return
+        if samples is not None and len(samples):
+            self.voice.push(samples)
+        if t - self._last_voice_t < self.voice_every_s:
+            return
+        self._last_voice_t = t
+        speech = self.voice.speech
+        probs = None
+        if speech and self.has_voice_head and len(self.voice.wave):
+            probs = np.asarray(self.clf.classify_audio(self.voice.wave, 16000), np.float32)
+        self.voice_state = {"speech": speech,
+                            "probs": None if probs is None else [round(float(p), 4) for p in probs]}
+
+    def _classify(self, frame: np.ndarray) -> None:
+        ids = list(self.tracks)
+        if not ids:
+            return
+        crops = np.stack([crop_face(frame, self.tracks[i]["box"], self.crop_size, margin=self.margin) for i in ids])
+        if self.fused:
+            speech = bool(self.voice_state and self.voice_state["speech"])
+            wave = self.voice.wave if (speech and self.voice is not None) else None
+            probs = self.clf.classify_fused(crops, wave, 16000)
+        else:
+            probs = self.clf.classify_faces(crops)
+        for i, p in zip(ids, np.asarray(probs, np.float32)):
+            prev = self.smoothed.get(i)
+            self.smoothed[i] = p if prev is None else self.ema * prev + (1 - self.ema) * p
+
+    def process(self, frame: np.ndarray, t: float, audio: np.ndarray | None = None) -> FrameResult:
+        """One RGB frame (``[H, W, 3]`` uint8) at time ``t`` s, with the audio that arrived since
+        the previous frame."""
+        timings = {}
+        t0 = time.perf_counter()
+        detected = self.frame_index % self.detect_every == 0
+        if detected:
+            self._detect(frame)
+        else:
+            self._predict_boxes(frame)
+        t1 = time.perf_counter()
+        self._update_voice(t, audio)
+        t2 = time.perf_counter()
+        if detected or self.frame_index % self.classify_every == 0 or any(i not in self.smoothed for i in self.tracks):
+            self._classify(frame)
+        t3 = time.perf_counter()
+        timings = {"detect_track": (t1 - t0) * 1e3, "voice": (t2 - t1) * 1e3, "classify": (t3 - t2) * 1e3}
+        now = time.perf_counter()
+        if self._last_wall is not None and now > self._last_wall:
+            inst = 1.0 / (now - self._last_wall)
+            self._fps = inst if self._fps == 0 else 0.9 * self._fps + 0.1 * inst
+        self._last_wall = now
+        faces = []
+        for i, tr in self.tracks.items():
+            p = self.smoothed.get(i)
+            if p is None:
+                continue
+            faces.append({"id": int(i), "box": [round(float(v), 1) for v in tr["box"]],
+                          "label": self.labels[int(np.argmax(p))], "probs": [round(float(v), 4) for v in p]})
+        res = FrameResult(float(t), self.frame_index, faces, self.voice_state, self._fps, detected, timings)
+        self.frame_index += 1
+        return res
+
+    # -- whole sources -------------------------------------------------------------------------
+    def run(self, source: Any, audio: Any = None, output: str | None = None, jsonl: str | None = None,
+            display: bool | None = None, max_frames: int | None = None) -> dict[str, Any]:
+        """Process a camera / file / stream until it ends (or ``max_frames``); returns a summary."""
+        import cv2
+
+        from emomm.live.overlay import draw
+
+        if display is None:
+            display = bool(os.environ.get("DISPLAY"))
+        writer, jf, n, wall0 = None, None, 0, time.perf_counter()
+        latencies = []
+        if jsonl:
+            Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
+            jf = open(jsonl, "w")
+        try:
+            video = VideoSource(source)
+            fps_src = video.fps
+            for t, frame in video:
+                samples = audio.read_until(t) if audio is not None else None
+                s = time.perf_counter()
+                res = self.process(frame, t, samples)
+                need_overlay = output or display
+                annotated = draw(frame, res.faces, self.labels, res.fps, res.voice) if need_overlay else None
+                latencies.append((time.perf_counter() - s) * 1e3)
+                if output:
+                    if writer is None:
+                        Path(output).parent.mkdir(parents=True, exist_ok=True)
+                        h, w = frame.shape[:2]
+                        writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*"mp4v"), fps_src, (w, h))
+                        if not writer.isOpened():
+                            raise RuntimeError(f"output={output}: OpenCV cannot write this file (use .mp4 or .avi)")
+                    writer.write(cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+                if jf:
+                    jf.write(json.dumps(res.to_dict()) + "\n")
+                if display:
+                    try:
+                        cv2.imshow("emomm.live", cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            break
+                    except cv2.error as e:
+                        raise RuntimeError("display=true needs an OpenCV build with a GUI (opencv-python, "
+                                           f"not -headless) and a screen ({e}); run with display=false") from e
+                n += 1
+                if max_frames and n >= max_frames:
+                    break
+        finally:
+            if writer is not None:
+                writer.release()
+            if jf:
+                jf.close()
+            if audio is not None:
+                audio.close()
+        wall = time.perf_counter() - wall0
+        lat = np.asarray(latencies) if latencies else np.zeros(1)
+        return {"frames": n, "seconds": round(wall, 3), "fps": round(n / wall, 2) if wall else 0.0,
+                "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
+                "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+                "detector_calls": getattr(self.detector, "calls", None), "output": output, "jsonl": jsonl}

@@ -1,0 +1,229 @@
+"""emomm.export: ONNX / TorchScript export of a tiny trained checkpoint, parity with PyTorch
+(fp32 and int8), the ONNX Runtime runner (without torch), voice/video graphs, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from emomm.export import ExportError, ExportNet, export, graph_args
+from emomm.inference.onnx_runner import OnnxRunner
+from emomm.models.module import EmotionModule
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model/face_encoder=timm", "model.encoders.face.backbone=resnet10t", "face.image_size=32"]
+OPT = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
+
+
+@pytest.fixture(scope="session")
+def face_ckpt(tmp_path_factory) -> Path:
+    """A tiny face model trained for a few epochs on synthetic faces (mirror TTA on, so the
+    export must bake the two views into its graph)."""
+    from emomm.train import train
+    from tests.conftest import make_cfg
+
+    out = tmp_path_factory.mktemp("export_run")
+    cfg = make_cfg("train", out, TINY + ["data.n_train=112", "data.n_val=100", "data.n_test=14",
+                                         "data.batch_size=28", "trainer.max_epochs=3", "test=false",
+                                         "model.tta_hflip=[face]", "logger=csv"])
+    train(cfg)
+    return out / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def val_batches(face_ckpt):
+    model = EmotionModule.load_from_checkpoint(face_ckpt, map_location="cpu").eval()
+    dm = instantiate(model.hparams.data)
+    dm.setup("validate")
+    return model, list(dm.val_dataloader())
+
+
+@pytest.fixture(scope="session")
+def onnx_export(face_ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export_onnx")
+    meta = export(ckpt_path=face_ckpt, out_dir=out, format="onnx", quantize="int8")
+    return out, meta
+
+
+def torch_probs(model, batch) -> np.ndarray:
+    with torch.no_grad():
+        return model(batch).float().softmax(-1).numpy()
+
+
+def test_export_writes_model_and_metadata(onnx_export, face_ckpt):
+    out, meta = onnx_export
+    assert (out / "model.onnx").stat().st_size > 100_000 and (out / "model.int8.onnx").is_file()
+    disk = json.loads((out / "model.json").read_text())
+    assert disk["label_names"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert disk["modalities"] == ["face"] and disk["preprocessing"]["face"]["image_size"] == 32
+    assert disk["inputs"] == [{"name": "face", "dtype": "float32", "shape": ["batch", 1, 32, 32]}]
+    assert disk["opset"] == 18 and disk["tta"]["hflip"] == ["face"]
+    assert disk["sizes_bytes"]["int8"] < 0.5 * disk["sizes_bytes"]["fp32"]
+    assert disk["check"]["fp32_max_abs_prob_diff"] <= 1e-4
+
+
+def test_onnx_fp32_matches_pytorch_on_the_validation_split(onnx_export, val_batches):
+    out, _ = onnx_export
+    model, batches = val_batches
+    runner = OnnxRunner.from_export(out)
+    assert runner.label_names == model.label_names and runner.modalities == ["face"]
+    worst = 0.0
+    for batch in batches:
+        got = runner.probs(batch["inputs"])
+        worst = max(worst, float(np.abs(got - torch_probs(model, batch)).max()))
+    assert worst <= 1e-4
+    # The TTA views are in the graph: without them the model predicts differently.
+    with torch.no_grad():
+        plain = model.net(batches[0]["inputs"]).softmax(-1).numpy()
+    assert np.abs(plain - runner.probs(batches[0]["inputs"])).max() > 1e-4
+
+
+def test_onnx_int8_agrees_with_fp32_argmax(onnx_export, val_batches):
+    out, _ = onnx_export
+    _, batches = val_batches
+    fp32, int8 = OnnxRunner.from_export(out), OnnxRunner.from_export(out, precision="int8")
+    a = np.concatenate([fp32.probs(b["inputs"]).argmax(-1) for b in batches])
+    q = np.concatenate([int8.probs(b["inputs"]).argmax(-1) for b in batches])
+    assert len(a) == 100
+    assert (a == q).mean() >= 0.99, f"int8 agrees on {(a == q).mean():.1%} of argmax"
+    # The model is not constant (otherwise agreement would prove nothing).
+    assert len(set(a.tolist())) > 1
+
+
+def test_static_int8_calibrates_on_the_validation_split(face_ckpt, val_batches, tmp_path):
+    meta = export(ckpt_path=face_ckpt, out_dir=tmp_path, quantize="int8", quantize_method="static",
+                  calibration={"max_samples": 32})
+    assert meta["quantize"] == {"type": "int8", "method": "static"}
+    import onnx
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "model.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    _, batches = val_batches
+    a = OnnxRunner.from_export(tmp_path).probs(batches[0]["inputs"]).argmax(-1)
+    q = OnnxRunner.from_export(tmp_path, precision="int8").probs(batches[0]["inputs"]).argmax(-1)
+    assert (a == q).mean() >= 0.9
+
+
+def test_torchscript_export_matches(face_ckpt, val_batches, tmp_path):
+    meta = export(ckpt_path=face_ckpt, out_dir=tmp_path, format="torchscript")
+    model, batches = val_batches
+    loaded = torch.jit.load(str(tmp_path / "model.pt"))
+    x = batches[0]["inputs"]["face"]
+    with torch.no_grad():
+        got = loaded(x)[0].softmax(-1).numpy()
+    assert np.abs(got - torch_probs(model, batches[0])).max() <= 1e-5
+    assert meta["files"] == {"torchscript": "model.pt"}
+
+
+def small_module(encoders, fusion="IdentityFusion", **kw) -> EmotionModule:
+    torch.manual_seed(0)
+    return EmotionModule(label_names=["a", "b", "c"], encoders=encoders,
+                         fusion={"_target_": f"emomm.models.fusion.{fusion}"}, optimizer=OPT, **kw).eval()
+
+
+VOICE = {"_target_": "emomm.models.encoders.voice.VoiceEncoder", "sample_rate": 16000, "channels": [8, 16],
+         "lstm_hidden": 16, "proj_dim": 16, "attention_hidden": 16}
+FACE = {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}
+
+
+def video_enc(temporal):
+    return {"_target_": "emomm.models.encoders.video.VideoEncoder", "backbone": "resnet10t",
+            "hidden_size": 32, "num_layers": 1, "temporal": temporal}
+
+
+def test_voice_graph_matches_the_stft_model_at_any_length(tmp_path):
+    """The DFT-convolution log-mel front end reproduces torch.stft's, for other lengths too."""
+    m = small_module({"voice": VOICE}, preprocessing={"voice": {"sample_rate": 16000, "duration": 1.0}})
+    export(module=m, out_dir=tmp_path)
+    runner = OnnxRunner.from_export(tmp_path)
+    rng = np.random.default_rng(0)
+    for n in (16000, 23456):
+        t = np.arange(n) / 16000
+        wave = (0.3 * np.sin(2 * np.pi * 220 * t)[None] + 0.05 * rng.standard_normal((2, n))).astype(np.float32)
+        batch = {"inputs": {"voice": torch.from_numpy(wave)}, "lengths": {}, "present": {}}
+        assert np.abs(runner.probs(batch["inputs"]) - torch_probs(m, batch)).max() <= 1e-4
+
+
+@pytest.mark.parametrize("temporal", ["transformer", "lstm"])
+def test_video_graph_matches_with_padded_clips(tmp_path, temporal):
+    m = small_module({"video": video_enc(temporal)},
+                     preprocessing={"video": {"image_size": 32, "in_chans": 3, "num_frames": 4}})
+    meta = export(module=m, out_dir=tmp_path)
+    runner = OnnxRunner.from_export(tmp_path)
+    x = torch.randn(3, 4, 3, 32, 32)
+    lengths = torch.tensor([4, 4, 2]) if temporal == "transformer" else torch.tensor([4, 4, 4])
+    batch = {"inputs": {"video": x}, "lengths": {"video": lengths}, "present": {}}
+    got = runner.probs(batch["inputs"], lengths={"video": lengths})
+    assert np.abs(got - torch_probs(m, batch)).max() <= 1e-4
+    if temporal == "lstm":   # packed (shorter) clips are refused, not silently mis-scored
+        assert meta["full_length"] == ["video"]
+        with pytest.raises(ValueError, match="full-length"):
+            runner.run({"video": x}, lengths={"video": torch.tensor([4, 4, 2])})
+    with pytest.raises(ValueError, match="axis 1"):
+        runner.run({"video": torch.randn(1, 5, 3, 32, 32)})
+
+
+@pytest.mark.parametrize("fusion", ["ConcatFusion", "AttentionFusion", "LateFusion"])
+def test_multimodal_graph_honours_presence_masks(tmp_path, fusion):
+    m = small_module({"face": FACE, "voice": VOICE}, fusion=fusion,
+                     preprocessing={"face": {"image_size": 32, "in_chans": 1},
+                                    "voice": {"sample_rate": 16000, "duration": 1.0}})
+    export(module=m, out_dir=tmp_path)
+    runner = OnnxRunner.from_export(tmp_path)
+    inputs = {"face": torch.randn(2, 1, 32, 32), "voice": 0.1 * torch.randn(2, 16000)}
+    present = {"face": torch.tensor([True, True]), "voice": torch.tensor([True, False])}
+    batch = {"inputs": inputs, "lengths": {}, "present": present}
+    assert np.abs(runner.probs(inputs, present=present) - torch_probs(m, batch)).max() <= 1e-4
+    assert np.abs(runner.probs(inputs) - runner.probs(inputs, present=present)).max() > 1e-6
+    # Each modality's own head comes out too (the "simple" predictions beside the fused one).
+    _, per = runner.run(inputs, present=present)
+    with torch.no_grad():
+        ref = m.net.forward_all(inputs, present)
+    assert set(per) == {"face", "voice"}
+    for mod in per:
+        assert np.abs(per[mod] - ref.modality_logits[mod].numpy()).max() <= 1e-4
+
+
+def test_text_models_are_refused_with_a_reason(tmp_path):
+    class Text(torch.nn.Module):
+        out_dim = 4
+
+        def forward(self, x, lengths=None):
+            return torch.zeros(len(x), 4)
+
+    m = small_module({"face": FACE}, preprocessing={"face": {"image_size": 32, "in_chans": 1}})
+    m.net.encoders["text"] = Text()
+    with pytest.raises(ExportError, match="backend=torch"):
+        export(module=m, out_dir=tmp_path)
+    with pytest.raises(ExportError, match="format"):
+        export(module=m, out_dir=tmp_path, format="tflite")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export(ckpt_path=tmp_path / "nope.ckpt", out_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="emomm.export"):
+        OnnxRunner.from_export(tmp_path / "empty")
+
+
+def test_cli_export_and_runner_without_torch(face_ckpt, onnx_export, tmp_path):
+    """`python -m emomm.export` works, and an export runs in a process that never imports torch."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "cli"
+    r = subprocess.run([sys.executable, "-m", "emomm.export", f"ckpt_path={face_ckpt}", f"out_dir={out}",
+                        f"hydra.run.dir={tmp_path / 'hydra'}"], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((out / "model.json").read_text())["files"] == {"fp32": "model.onnx"}
+    code = ("import sys, numpy as np\n"
+            "from emomm.inference.onnx_runner import OnnxRunner\n"
+            f"r = OnnxRunner.from_export({str(onnx_export[0])!r}, precision='int8')\n"
+            "p = r.probs({'face': np.zeros((2, 1, 32, 32), np.float32)})\n"
+            "assert p.shape == (2, 7) and abs(p.sum() - 2) < 1e-4\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
