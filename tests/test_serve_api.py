@@ -383,3 +383,34 @@ def test_nothing_written_to_disk(client, tmp_path, monkeypatch):
     assert len(big) > 1_100_000
     r = client.post("/api/predict/audio", files={"file": ("long.wav", big)})
     assert r.status_code == 200 and opened == []
+
+
+# -- the real engine on a tiny trained checkpoint ---------------------------------------------------
+@pytest.fixture(scope="module")
+def real_client(tmp_path_factory):
+    from tests.serve_helpers import tiny_face_checkpoint
+    ckpt = tiny_face_checkpoint(tmp_path_factory.getbasetemp())
+    return TestClient(create_app(ServeEngine.from_checkpoint(ckpt)))
+
+
+def test_real_model_image_video_and_panel(real_client, tmp_path):
+    from emomm.media.video import write_video
+    from tests.serve_helpers import face_frame
+
+    m = real_client.get("/api/model").json()
+    assert m["modalities"] == ["face"] and len(m["labels"]) == 7
+    assert 0 <= m["metrics"]["test"]["acc"] <= 1 and m["preprocessing"]["face"]["image_size"] == 32
+    buf = io.BytesIO()
+    Image.fromarray(face_frame(400, 300)).save(buf, "JPEG")
+    d = real_client.post("/api/predict/image", files={"file": ("p.jpg", buf.getvalue())}).json()
+    (face,) = d["faces"]
+    x1, y1, x2, y2 = face["box"]
+    assert 100 < (x1 + x2) / 2 < 300 and 75 < (y1 + y2) / 2 < 225   # the face is in the middle
+    assert sum(face["probs"]) == pytest.approx(1, abs=1e-4) and face["label"] in m["labels"]
+    blank = io.BytesIO()
+    Image.new("RGB", (200, 150), (120, 120, 120)).save(blank, "PNG")
+    assert real_client.post("/api/predict/image", files={"file": ("b.png", blank.getvalue())}).json()["faces"] == []
+    clip = write_video(tmp_path / "v.mp4", np.stack([face_frame()] * 12), fps=6).read_bytes()
+    v = real_client.post("/api/predict/video", files={"file": ("v.mp4", clip)}).json()
+    assert v["timeline"] and v["duration"] > 1 and v["clip"]["label"] in m["labels"]
+    assert_error(real_client.post("/api/predict/text", data={"text": "hello"}), 422, "wrong_modality")
