@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install models demo test test-all bench-fer clean
+.PHONY: install models demo test test-all bench-fer serve clean
 
 install: $(STAMP) $(BLAZEFACE)
 
@@ -41,6 +41,13 @@ test: install
 
 test-all: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m ''
+
+# The web app on the demo checkpoint, trained first when absent (HOST/PORT overridable).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve: install
+	test -f $(DEMO_DIR)/checkpoints/best.ckpt || $(MAKE) demo
+	$(BIN)/python -m emomm.serve ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt host=$(HOST) port=$(PORT)
 
 bench-fer: install
 	$(BIN)/python benchmarks/fer2013_cpu.py

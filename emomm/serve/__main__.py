@@ -1,0 +1,52 @@
+"""``python -m emomm.serve ckpt_path=PATH [host=127.0.0.1 port=8000 token=...]``.
+
+Binds to loopback unless ``host=`` says otherwise; any other host gets an access token
+(``token=``, or a random one printed with the link to open).
+"""
+from __future__ import annotations
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpt
+
+log = logging.getLogger("emomm.serve")
+
+
+def build(cfg: DictConfig):
+    """(app, url) for ``cfg``: the engine loaded, the token resolved."""
+    from emomm.serve.app import ServeSettings, create_app
+    from emomm.serve.auth import resolve_token
+    from emomm.serve.engine import ServeEngine
+
+    ckpt = resolve_ckpt(str(cfg.ckpt_path), cfg.paths.log_dir)
+    token = resolve_token(str(cfg.host), cfg.get("token"))
+    settings = ServeSettings(max_image_mb=cfg.limits.max_image_mb, max_audio_mb=cfg.limits.max_audio_mb,
+                             max_video_mb=cfg.limits.max_video_mb, max_text_chars=cfg.limits.max_text_chars,
+                             workers=cfg.workers, token=token, live_max_fps=cfg.live_max_fps)
+    engine = ServeEngine.from_checkpoint(ckpt, device=cfg.device, backend=cfg.backend)
+    host = f"[{cfg.host}]" if ":" in str(cfg.host) else cfg.host
+    url = f"http://{host}:{cfg.port}/" + (f"?token={token}" if token else "")
+    return create_app(engine, settings), url, ckpt
+
+
+def serve(cfg: DictConfig) -> None:
+    import uvicorn
+
+    app, url, ckpt = build(cfg)
+    print(f"emomm serve: {ckpt} ({', '.join(app.state.engine.modalities)}) - open {url}", flush=True)
+    # access_log off: request lines carry paths and query strings (tokens); the app keeps counts only.
+    uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), access_log=False, log_level=cfg.log_level,
+                ws_max_size=8 * 1024 * 1024)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
+def main(cfg: DictConfig) -> None:
+    offline_defaults()
+    serve(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The app's view of a model: the inference engine's :class:`~emomm.inference.Predictor`,
+answering in the JSON the page draws.
+
+Every prediction goes through the Predictor (the same preprocessing, face detection and
+model as ``emomm.inference`` everywhere else); this module only decodes nothing, stores
+nothing, and reshapes results into one small schema:
+
+* image: ``{"kind": "image", "labels", "width", "height", "view_names",
+  "faces": [{"box": [x1, y1, x2, y2], "label", "score", "probs": [K], "views": {view: [K]}}]}``
+* video / audio: ``{"kind", "labels", "duration", "view_names", "clip": {"label", "probs"},
+  "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}}``
+* text: ``{"kind": "text", "labels", "label", "probs": [K]}``
+
+Views are the "simple" per-modality predictions (``face``, ``voice``...) and the "hybrid"
+fused one (``fused``); a single-modality model has just its own.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emomm.serve import decode
+from emomm.serve.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+
+def _plain(x: Any) -> Any:
+    """numpy / torch values -> JSON-ready Python."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def find_metrics(ckpt: Path) -> dict | None:
+    """The run's ``metrics.json``: beside the checkpoint or in the run folder above
+    ``checkpoints/``; None when there is none (or it is unreadable)."""
+    for cand in (ckpt.parent / "metrics.json", ckpt.parent.parent / "metrics.json"):
+        if cand.is_file():
+            try:
+                return json.loads(cand.read_text())
+            except (OSError, ValueError) as err:
+                log.warning("%s: unreadable (%s); the model panel shows no metrics", cand, err)
+    return None
+
+
+def summarize_data(data: Any) -> str:
+    """One line for the model panel: the DataModule and its root (never the data itself)."""
+    if not isinstance(data, dict) or not data:
+        return "unknown"
+    target = str(data.get("_target_", "?")).rsplit(".", 1)[-1]
+    parts = [target]
+    for key in ("root", "name", "n_train"):
+        if data.get(key) not in (None, ""):
+            parts.append(f"{key}={data[key]}")
+    return ", ".join(parts)
+
+
+def _probs_list(p: Any) -> list[float]:
+    return [float(v) for v in np.asarray(_plain(p), dtype=float).ravel()]
+
+
+def _label_of(labels: list[str], probs: list[float]) -> tuple[str, float]:
+    i = int(np.argmax(probs)) if probs else 0
+    return (labels[i] if labels else str(i)), (float(probs[i]) if probs else 0.0)
+
+
+class ServeEngine:
+    """Wraps a Predictor; ``ServeEngine.from_checkpoint(path)`` builds both."""
+
+    def __init__(self, predictor, checkpoint: str | Path = "", metrics: dict | None = None,
+                 backend: str = "torch") -> None:
+        self.predictor = predictor
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.metrics = metrics
+        self.backend = backend
+        self.label_names = list(predictor.label_names)
+        self.modalities = list(predictor.modalities)
+        prep = getattr(predictor, "preprocessing", None) or {}
+        self.preprocessing = _plain(dict(prep))
+        voice = self.preprocessing.get("voice") or {}
+        #: The live tab's audio window: the voice model's clip length.
+        self.audio_window_s = float(voice.get("duration") or 3.0)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", backend: str = "torch") -> "ServeEngine":
+        from emomm.inference.predictor import Predictor
+
+        path = Path(path)
+        predictor = Predictor.from_checkpoint(path, device=device, backend=backend)
+        return cls(predictor, path, find_metrics(path), backend)
+
+    # -- model panel ---------------------------------------------------------------------------
+    def info(self) -> dict:
+        data = _plain(getattr(self.predictor, "data_config", None) or {})
+        return {"checkpoint": self.checkpoint.name if self.checkpoint else "", "backend": self.backend,
+                "modalities": self.modalities, "labels": self.label_names,
+                "preprocessing": self.preprocessing, "data": data, "data_summary": summarize_data(data),
+                "metrics": self._metrics_view()}
+
+    def _metrics_view(self) -> dict | None:
+        if not self.metrics:
+            return None
+        m = self.metrics
+        out = {k: m[k] for k in ("test", "best_val") if isinstance(m.get(k), dict)}
+        if not out and isinstance(m.get("metrics"), dict):   # an emomm.eval metrics.json
+            out = {m.get("split", "test"): m["metrics"]}
+        for k in ("data_sizes", "train_time_s", "num_params", "epochs"):
+            if k in m:
+                out.setdefault("run", {})[k] = m[k]
+        return out or None
+
+    # -- uploads -----------------------------------------------------------------------------
+    def image(self, rgb: np.ndarray) -> dict:
+        """Faces of an RGB uint8 ``[H, W, 3]`` image."""
+        d = self.predictor.predict_image(rgb).to_dict()
+        faces = [self._face(f) for f in d.get("faces", [])]
+        return {"kind": "image", "labels": self.label_names, "width": int(rgb.shape[1]),
+                "height": int(rgb.shape[0]), "faces": faces, "view_names": self._view_names(faces)}
+
+    def _face(self, f: dict, track_id: Any = None) -> dict:
+        probs = _probs_list(f["probs"])
+        label, score = _label_of(self.label_names, probs)
+        views = {k: _probs_list(v) for k, v in (f.get("views") or f.get("modality_probs") or {}).items()}
+        out = {"box": [float(v) for v in f["box"]], "label": label, "score": score, "probs": probs,
+               "views": views or {self.modalities[0]: probs},
+               "detector_score": float(f.get("score", f.get("detector_score", 1.0)) or 0.0)}
+        tid = f.get("id", f.get("track_id", track_id))
+        if tid is not None:
+            out["id"] = int(tid)
+        return out
+
+    def _view_names(self, items: list[dict]) -> list[str]:
+        names: list[str] = []
+        for it in items:
+            for k in it.get("views", {}):
+                if k not in names:
+                    names.append(k)
+        # fused first: the default view is the model's own (hybrid) prediction
+        return sorted(names, key=lambda k: (k != "fused", k))
+
+    def video(self, data: bytes, sniffed, name: str = "upload") -> dict:
+        from emomm.media.video import VideoReadError, probe
+
+        with decode.video_path(data, sniffed) as path:
+            try:   # a header read first: a broken upload gets the decoder's message, named
+                probe(path)
+            except VideoReadError as err:
+                raise BadInput(422, "unreadable", str(err).replace(path, name)) from None
+            res = self.predictor.predict_video(path)
+        return self._timeline("video", res)
+
+    def audio(self, wave: np.ndarray, sr: int) -> dict:
+        return self._timeline("audio", self.predictor.predict_audio(wave, sr))
+
+    def _timeline(self, kind: str, res: Any) -> dict:
+        """A :class:`~emomm.inference.results.TimelineResult` in the page's schema: one point per
+        window (its centre), and for multimodal models the fused and each modality's own view."""
+        d = _plain(res.to_dict())
+        clip = _probs_list(d["probs"])
+        label, score = _label_of(self.label_names, clip)
+        windows = d.get("windows") or []
+        timeline = [{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["probs"])} for w in windows]
+        views = {}
+        if d.get("modality_probs"):
+            views["fused"] = {"clip": {"label": label, "probs": clip}, "timeline": timeline}
+            for m, probs in d["modality_probs"].items():
+                vt = [{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["modality_probs"][m])}
+                      for w in windows if m in (w.get("modality_probs") or {})]
+                views[m] = {"clip": {"label": _label_of(self.label_names, _probs_list(probs))[0],
+                                     "probs": _probs_list(probs)}, "timeline": vt}
+        return {"kind": kind, "labels": self.label_names, "duration": float(d.get("duration") or 0.0),
+                "clip": {"label": label, "score": score, "probs": clip}, "timeline": timeline,
+                "views": views, "view_names": sorted(views, key=lambda k: (k != "fused", k)),
+                "note": d.get("error")}
+
+    def text(self, text: str) -> dict:
+        d = _plain(self.predictor.predict_text(text).to_dict())
+        probs = _probs_list(d["probs"])
+        label, score = _label_of(self.label_names, probs)
+        return {"kind": "text", "labels": self.label_names, "label": label, "score": score, "probs": probs}
+
+    # -- live ----------------------------------------------------------------------------------
+    def live_frame(self, rgb: np.ndarray, voice: dict | None = None) -> dict:
+        """Faces of one camera frame (the newest); ``voice`` is the latest voice result."""
+        if not any(m in self.modalities for m in ("face", "video")):
+            return {"faces": []}
+        return {"faces": self.image(rgb)["faces"]}
+
+    def live_audio(self, wave: np.ndarray, sr: int) -> dict:
+        probs = _probs_list(self.predictor.classify_audio(wave, sr))
+        label, score = _label_of(self.label_names, probs)
+        return {"label": label, "score": score, "probs": probs}

@@ -1,0 +1,177 @@
+"""The live WebSocket: camera frames and microphone audio in, predictions out.
+
+Protocol (``/ws/live``):
+
+* client -> server, text: ``{"type": "hello", "sample_rate": 48000}`` (the microphone rate);
+* client -> server, binary: one type byte then the payload: ``0x01`` + a JPEG frame,
+  ``0x02`` + little-endian float32 mono PCM at the announced rate;
+* server -> client: ``{"type": "ready", "labels", "modalities"}`` once, then one
+  ``{"type": "frame", "seq", "faces", "voice", "fps", "dropped", "ms"}`` per processed frame,
+  and ``{"type": "error", "message"}`` for a bad message (the session carries on).
+
+Flow control drops, never queues: the page sends a frame only once the answer to its
+previous one has arrived, and on the server a receiver task keeps just the newest frame in
+a one-slot mailbox (a frame that arrives while the model is busy replaces the waiting one and
+counts as dropped). Audio goes into a ring buffer of the voice model's clip length; the
+voice prediction is refreshed at most every ``AUDIO_HOP_S`` seconds of new audio.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from emomm.serve import decode
+from emomm.serve.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+FRAME, AUDIO = 1, 2
+AUDIO_HOP_S = 0.5
+MAX_FRAME_BYTES = 4_000_000
+
+
+class AudioRing:
+    """The most recent ``seconds`` of mono audio, kept at its own sample rate."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.sr = float(seconds), 16000
+        self.chunks: deque[np.ndarray] = deque()
+        self.size = 0
+        self.new = 0   # samples since the last read
+
+    def set_rate(self, sr: int) -> None:
+        if int(sr) != self.sr:
+            self.sr = int(sr)
+            self.chunks.clear()
+            self.size = self.new = 0
+
+    def push(self, wave: np.ndarray) -> None:
+        self.chunks.append(wave)
+        self.size += len(wave)
+        self.new += len(wave)
+        cap = int(self.seconds * self.sr)
+        while self.chunks and self.size - len(self.chunks[0]) >= cap:
+            self.size -= len(self.chunks.popleft())
+
+    def ready(self, hop_s: float) -> bool:
+        return self.new >= hop_s * self.sr and self.size >= 0.25 * self.sr
+
+    def read(self) -> np.ndarray:
+        self.new = 0
+        wave = np.concatenate(list(self.chunks)) if self.chunks else np.zeros(0, np.float32)
+        return wave[-int(self.seconds * self.sr):]
+
+
+class LiveSession:
+    def __init__(self, ws: WebSocket, engine, infer, settings, counts) -> None:
+        self.ws, self.engine, self.infer, self.settings, self.counts = ws, engine, infer, settings, counts
+        self.latest: bytes | None = None
+        self.wake = asyncio.Event()
+        self.closed = False
+        self.dropped = self.processed = 0
+        self.ring = AudioRing(getattr(engine, "audio_window_s", 3.0))
+        self.voice: dict | None = None
+        self.times: deque[float] = deque(maxlen=20)
+
+    async def send(self, msg: dict) -> None:
+        if not self.closed:
+            await self.ws.send_text(json.dumps(msg))
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        await self.send({"type": "ready", "labels": list(self.engine.label_names),
+                         "modalities": list(self.engine.modalities), "max_fps": self.settings.live_max_fps})
+        worker = asyncio.create_task(self.work())
+        try:
+            await self.receive()
+        finally:
+            self.closed = True
+            self.wake.set()
+            worker.cancel()
+            try:
+                await worker
+            except (asyncio.CancelledError, Exception):
+                pass
+            self.counts["live_frames"] += self.processed
+            self.counts["live_dropped"] += self.dropped
+
+    async def receive(self) -> None:
+        while True:
+            try:
+                msg = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if msg["type"] == "websocket.disconnect":
+                return
+            try:
+                if msg.get("text") is not None:
+                    self.control(msg["text"])
+                elif msg.get("bytes"):
+                    self.data(msg["bytes"])
+            except BadInput as err:
+                await self.send({"type": "error", "code": err.code, "message": err.message})
+
+    def control(self, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            raise BadInput(400, "bad_message", "text messages are JSON, e.g. {\"type\": \"hello\"}") from None
+        if isinstance(msg, dict) and msg.get("type") == "hello" and msg.get("sample_rate"):
+            sr = int(msg["sample_rate"])
+            if not 4000 <= sr <= 192000:
+                raise BadInput(400, "bad_sample_rate", f"sample_rate={sr} is not a microphone rate")
+            self.ring.set_rate(sr)
+
+    def data(self, payload: bytes) -> None:
+        kind, body = payload[0], payload[1:]
+        if kind == FRAME:
+            if len(body) > MAX_FRAME_BYTES:
+                raise BadInput(413, "frame_too_large", "live frames are JPEGs under 4 MB; send a smaller frame")
+            if self.latest is not None:
+                self.dropped += 1     # the model is busy: the newer frame wins
+            self.latest = body
+            self.wake.set()
+        elif kind == AUDIO:
+            if "voice" in self.engine.modalities:
+                self.ring.push(decode.pcm_f32(body))
+        else:
+            raise BadInput(400, "bad_message", f"unknown live message type {kind}; 1 = frame, 2 = audio")
+
+    async def work(self) -> None:
+        while not self.closed:
+            await self.wake.wait()
+            self.wake.clear()
+            frame, self.latest = self.latest, None
+            if frame is None or self.closed:
+                continue
+            t0 = time.perf_counter()
+            try:
+                audio = None
+                if "voice" in self.engine.modalities and self.ring.ready(AUDIO_HOP_S):
+                    audio = (self.ring.read(), self.ring.sr)
+                result = await self.infer(self._predict, frame, audio)
+            except BadInput as err:
+                await self.send({"type": "error", "code": err.code, "message": err.message})
+                continue
+            except Exception as err:  # one bad frame must not end the session
+                await self.send({"type": "error", "code": "frame_failed",
+                                 "message": f"{type(err).__name__}: {err}"})
+                continue
+            now = time.perf_counter()
+            self.times.append(now)
+            self.processed += 1
+            fps = (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else 0.0
+            await self.send({"type": "frame", "seq": self.processed, **result, "fps": round(fps, 2),
+                             "dropped": self.dropped, "ms": round((now - t0) * 1000, 1)})
+
+    def _predict(self, frame: bytes, audio):
+        rgb = decode.image_rgb(frame, "live frame")
+        if audio is not None:
+            self.voice = self.engine.live_audio(*audio)
+        return {**self.engine.live_frame(rgb, self.voice), "voice": self.voice}

@@ -1,0 +1,139 @@
+"""The web page in a real browser: headless Chromium (Debian's package) driven by Selenium,
+with a fake camera (a generated .y4m of a synthetic face) and microphone (a .wav tone).
+
+It opens the page, uploads an image and sees boxes and labels, turns on the live tab and sees
+predictions and the chart update, and saves screenshots under the test's temp folder.
+
+Needs ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium chromium-driver``)
+and the ``selenium`` package (the ``dev`` extra); without them the test skips and says so,
+except in CI (``CI=true``), where a missing browser is a failure.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.serve_helpers import face_frame, running_server, tiny_face_checkpoint, write_tone_wav, write_y4m
+
+HOWTO = ("the browser test needs Chromium, its driver and selenium: `apt-get install -y chromium "
+         "chromium-driver` and `pip install -e '.[dev]'`, then `make test` or "
+         "`python -m pytest tests/test_browser.py` (CI installs them in .ci/run)")
+
+
+def _browser_paths():
+    chromium = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
+    driver = next((p for p in (shutil.which("chromedriver"), "/usr/bin/chromedriver") if p and os.path.exists(p)), None)
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return None, None
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def browser_paths():
+    chromium, driver = _browser_paths()
+    if not (chromium and driver):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but Chromium/chromedriver/selenium are missing: " + HOWTO)
+        pytest.skip(HOWTO)
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from emomm.serve.app import ServeSettings, create_app
+    from emomm.serve.engine import ServeEngine
+
+    ckpt = tiny_face_checkpoint(tmp_path_factory.getbasetemp())
+    engine = ServeEngine.from_checkpoint(ckpt)
+    with running_server(create_app(engine, ServeSettings(live_max_fps=8))) as url:
+        yield url
+
+
+@pytest.fixture
+def driver(browser_paths, tmp_path):
+    # Selenium must use the system driver and never fetch one (Selenium Manager stays offline).
+    os.environ["SE_OFFLINE"] = "true"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = browser_paths
+    video = write_y4m(tmp_path / "camera.y4m", [face_frame()] * 10)
+    audio = write_tone_wav(tmp_path / "mic.wav")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,1400", "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
+                f"--use-file-for-fake-audio-capture={audio}", "--autoplay-policy=no-user-gesture-required",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(options=opts, service=Service(executable_path=chromedriver))
+    drv.set_page_load_timeout(30)
+    yield drv
+    drv.quit()
+
+
+def wait_for(drv, condition, timeout=40.0, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = condition(drv)
+            if last:
+                return last
+        except Exception as err:  # element not there yet
+            last = err
+        time.sleep(0.2)
+    err = drv.find_element("id", "error").text
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r}; page error: {err!r})")
+
+
+def test_page_upload_and_live_in_chromium(server, driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(face_frame(400, 300)).save(photo)
+    driver.get(server + "/")
+    assert "Privacy" in driver.find_element(By.ID, "privacy").text
+    wait_for(driver, lambda d: "labels" in d.find_element(By.ID, "model-brief").text, what="the model panel")
+
+    # Upload tab: the face is boxed and labelled
+    driver.find_element(By.ID, "file").send_keys(str(photo))
+    faces = wait_for(driver, lambda d: int(d.find_element(By.ID, "image-canvas").get_attribute("data-faces") or 0),
+                     what="boxes on the uploaded image")
+    assert faces >= 1
+    labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#summary .face-label")]
+    assert labels and all(lab in driver.execute_script("return MODEL.labels") for lab in labels)
+    # the canvas really has the box drawn (coloured pixels on a grey image)
+    coloured = driver.execute_script("""
+        const c = document.getElementById('image-canvas'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i+1]) > 40 || Math.abs(d[i+1] - d[i+2]) > 40) n++;
+        return n;""")
+    assert coloured > 100
+    driver.save_screenshot(str(tmp_path / "upload.png"))
+
+    # Model tab: metrics read from the run's metrics.json
+    driver.find_element(By.ID, "tab-model").click()
+    assert driver.find_elements(By.CSS_SELECTOR, "#metrics tr")
+
+    # Live tab: fake camera -> WebSocket -> predictions, FPS and a growing chart
+    driver.find_element(By.ID, "tab-live").click()
+    driver.find_element(By.ID, "live-start").click()
+    wait_for(driver, lambda d: int(d.find_element(By.ID, "live-status").get_attribute("data-frames")) >= 3,
+             timeout=60, what="live predictions")
+    points = int(driver.find_element(By.ID, "live-chart").get_attribute("data-points"))
+    wait_for(driver, lambda d: int(d.find_element(By.ID, "live-chart").get_attribute("data-points")) > points,
+             what="the live chart to update")
+    assert driver.find_elements(By.CSS_SELECTOR, "#live-bars .face-label"), "no face label in the live panel"
+    assert "fps" in driver.find_element(By.ID, "live-fps").text
+    driver.save_screenshot(str(tmp_path / "live.png"))
+    driver.find_element(By.ID, "live-stop").click()
+    assert (tmp_path / "upload.png").stat().st_size > 0 and (tmp_path / "live.png").stat().st_size > 0
