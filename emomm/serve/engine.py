@@ -23,25 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from emomm.inference.results import plain as _plain
 from emomm.serve import decode
 from emomm.serve.errors import BadInput
 
 log = logging.getLogger(__name__)
-
-
-def _plain(x: Any) -> Any:
-    """numpy / torch values -> JSON-ready Python."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
 
 
 def find_metrics(ckpt: Path) -> dict | None:
