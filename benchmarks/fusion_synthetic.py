@@ -11,7 +11,7 @@ each a fresh training with the same seed and data:
 Every fusion run also reports its subset table (the fused head with other modalities
 masked out) and each modality's own head. Target: the best fusion beats the best single
 modality by >= 5 UAR points (test split, 700 samples).
-    python benchmarks/fusion_synthetic.py [--threads 1] [--only late,gated] [overrides...]
+    python benchmarks/fusion_synthetic.py [--threads 1] [--only late,gated] [--runs a,b] [overrides...]
 Writes benchmarks/results/fusion_synthetic.json.
 """
 from __future__ import annotations
@@ -43,13 +43,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default="", help="comma-separated run names to (re)run; others are kept")
     ap.add_argument("--name", default="fusion_synthetic")
+    ap.add_argument("--runs", default="", help="comma-separated subset of the plan to run (default: all)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     out_file = RESULTS / f"{args.name}.json"
     done = json.loads(out_file.read_text())["runs"] if out_file.exists() else {}
     only = {s for s in args.only.split(",") if s}
+    wanted = {s for s in args.runs.split(",") if s}
     for name, over in plan().items():
+        if wanted and name not in wanted:
+            continue
         if name in done and (not only or name not in only):
             continue
         res = run_training(["experiment=fusion_synthetic", *over, *args.overrides], ROOT / "outputs" / "bench" / "fusion")

@@ -181,3 +181,17 @@ def test_predict_cli_bad_file_among_good_ones(ckpt, astronaut, tmp_path):
     assert len(by["face.png"]["faces"]) == 1 and by["note.txt"]["label"] in by["note.txt"]["label_names"]
     assert by["voice.wav"]["windows"] and (out / "voice_timeline.png").is_file()
     assert len((out / "summary.csv").read_text().splitlines()) == 6
+
+
+def test_web_live_frame_shows_simple_and_hybrid_views(predictor, astronaut):
+    """The web app's live frame for a face + voice model: face alone, voice alone, fused."""
+    from emomm.serve.engine import ServeEngine
+    engine = ServeEngine(predictor, None, None)
+    wave = (0.3 * np.sin(np.arange(16000) / 3.0)).astype(np.float32)
+    voice = engine.live_audio(wave, 16000)
+    out = engine.live_frame(astronaut, voice, (wave, 16000))
+    assert len(out["faces"]) == 1
+    views = out["faces"][0]["views"]
+    assert set(views) == {"fused", "face", "voice"} and views["voice"] == voice["probs"]
+    assert views["fused"] == pytest.approx(out["faces"][0]["probs"]) and views["fused"] != pytest.approx(views["face"])
+    assert set(engine.live_frame(astronaut)["faces"][0]["views"]) == {"face"}   # no audio yet

@@ -179,11 +179,27 @@ class ServeEngine:
         return {"kind": "text", "labels": self.label_names, "label": label, "score": score, "probs": probs}
 
     # -- live ----------------------------------------------------------------------------------
-    def live_frame(self, rgb: np.ndarray, voice: dict | None = None) -> dict:
-        """Faces of one camera frame (the newest); ``voice`` is the latest voice result."""
+    def live_frame(self, rgb: np.ndarray, voice: dict | None = None,
+                   audio: tuple[np.ndarray, int] | None = None) -> dict:
+        """Faces of one camera frame (the newest); ``voice`` is the latest voice result and
+        ``audio`` its window ``(wave, sr)``. A face + voice model shows three views per face:
+        face alone (simple), voice alone (simple) and each face fused with the voice (hybrid)."""
         if not any(m in self.modalities for m in ("face", "video")):
             return {"faces": []}
-        return {"faces": self.image(rgb)["faces"]}
+        if audio is None or not voice or not {"face", "voice"} <= set(self.modalities):
+            return {"faces": self.image(rgb)["faces"]}
+        p = self.predictor
+        found = p.detect(rgb)[0]
+        if not len(found):
+            return {"faces": []}
+        crops = p.crop_faces(rgb, found)
+        faces = []
+        for box, score, own, fused in zip(found.boxes, found.scores, p.classify_faces(crops),
+                                          p.classify_fused(crops, *audio)):
+            f = self._face({"box": box.tolist(), "score": float(score), "probs": fused.tolist()})
+            f["views"] = {"fused": f["probs"], "face": _probs_list(own), "voice": voice["probs"]}
+            faces.append(f)
+        return {"faces": faces}
 
     def live_audio(self, wave: np.ndarray, sr: int) -> dict:
         probs = _probs_list(self.predictor.classify_audio(wave, sr))

@@ -77,6 +77,7 @@ class LiveSession:
         self.dropped = self.processed = 0
         self.ring = AudioRing(getattr(engine, "audio_window_s", 3.0))
         self.voice: dict | None = None
+        self.audio: tuple | None = None   # the voice window last classified (in memory only)
         self.times: deque[float] = deque(maxlen=20)
 
     async def send(self, msg: dict) -> None:
@@ -174,4 +175,5 @@ class LiveSession:
         rgb = decode.image_rgb(frame, "live frame")
         if audio is not None:
             self.voice = self.engine.live_audio(*audio)
-        return {**self.engine.live_frame(rgb, self.voice), "voice": self.voice}
+            self.audio = audio
+        return {**self.engine.live_frame(rgb, self.voice, self.audio), "voice": self.voice}
