@@ -82,6 +82,20 @@ class FakePredictor:
     def classify_audio(self, wave, sr):
         return np.array([0.2, 0.5, 0.3])
 
+    # the live tab of a face + voice model: faces fused with the voice window
+    def detect(self, rgb):
+        from emomm.faces.detectors import Faces
+        return [Faces(np.array([[2, 3, 20, 25]], np.float32), np.array([0.99], np.float32))]
+
+    def crop_faces(self, rgb, faces):
+        return np.zeros((len(faces), 8, 8, 3), np.uint8)
+
+    def classify_faces(self, crops):
+        return np.array([[0.1, 0.7, 0.2]] * len(crops))
+
+    def classify_fused(self, crops, wave, sr):
+        return np.array([[0.1, 0.6, 0.3]] * len(crops))
+
 
 def client_for(modalities=("face",), fail=False, tmp_path=None, **settings) -> TestClient:
     metrics = {"test": {"acc": 0.5, "uar": 0.4}, "best_val": {"uar": 0.45, "epoch": 1}}
@@ -335,6 +349,8 @@ def test_live_frames_and_audio(client):
         msg = json.loads(ws.receive_text())
         assert msg["type"] == "frame" and msg["seq"] == 1 and msg["faces"][0]["label"] == "happy"
         assert msg["voice"]["label"] == "happy" and msg["ms"] >= 0
+        views = msg["faces"][0]["views"]   # simple (face, voice) and hybrid (fused) views
+        assert views == {"fused": [0.1, 0.6, 0.3], "face": [0.1, 0.7, 0.2], "voice": msg["voice"]["probs"]}
         # bad messages are answered, and the session carries on
         ws.send_bytes(b"\x07abc")
         assert json.loads(ws.receive_text())["type"] == "error"
