@@ -76,10 +76,13 @@ def test_multirun_with_wandb_offline_groups_runs_and_logs_tables(tmp_path):
         assert config["overrides"]["model.optimizer.lr"] == lr
         logged = {i.key or "/".join(i.nested_key): i.value_json for x in records
                   if x.WhichOneof("record_type") == "history" for i in x.history.item}
-        assert json.loads(logged["test/per_class_recall"])["_type"] == "table-file"
-        assert json.loads(logged["test/confusion_matrix"])["_type"] == "image-file"
-        table = json.loads(next((runs[0] / "files" / "media" / "table" / "test").glob("per_class_recall_*.json"))
-                           .read_text())
+        # media are logged as nested keys: <key>/_type, <key>/path, ...
+        assert json.loads(logged["test/per_class_recall/_type"]) == "table-file"
+        assert (json.loads(logged["test/per_class_recall/nrows"]), json.loads(logged["test/per_class_recall/ncols"])) \
+            == (7, 3)
+        assert json.loads(logged["test/confusion_matrix/_type"]) == "image-file"
+        assert (runs[0] / "files" / json.loads(logged["test/confusion_matrix/path"])).is_file()
+        table = json.loads((runs[0] / "files" / json.loads(logged["test/per_class_recall/path"])).read_text())
         assert table["columns"] == ["class", "recall", "support"]
         assert [row[0] for row in table["data"]] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
         assert sum(row[2] for row in table["data"]) == 7
