@@ -116,10 +116,18 @@ class EmotionDataModule(L.LightningDataModule):
         return np.bincount(labels, minlength=self.num_classes)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        sampler = None
+        if split != "train" and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Under DDP, Lightning's default DistributedSampler pads every shard to the same
+            # length by repeating samples, which counts them twice in val/test metrics; this
+            # one shards without repeats (torchmetrics syncs the uneven shards at compute).
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+            sampler = UnrepeatedDistributedSampler(self.splits[split], shuffle=False)
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
