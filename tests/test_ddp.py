@@ -51,3 +51,32 @@ def test_two_process_validation_equals_one_process(cfg_factory):
     two = _validate(cfg, "ddp_fork", 2)
     keys = [k for k in one if not k.endswith("loss")]
     assert keys and {k: two[k] for k in keys} == pytest.approx({k: one[k] for k in keys}, abs=1e-6)
+
+
+# -- SLURM through Hydra's submitit launcher ------------------------------------------------------
+def test_slurm_launcher_configs_compose(cfg_factory):
+    cfg = cfg_factory(["hydra/launcher=slurm_gpu", "hydra.launcher.partition=a100"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node) == ("a100", 1, 1)
+    cfg = cfg_factory(["hydra/launcher=slurm_multinode", "trainer=slurm_ddp", "hydra.launcher.nodes=3"],
+                      subdir="multi")
+    assert cfg.hydra.launcher.nodes == 3 and cfg.hydra.launcher.gpus_per_node == cfg.hydra.launcher.tasks_per_node
+    assert (cfg.trainer.num_nodes, cfg.trainer.devices, cfg.trainer.strategy) == (3, 4, "ddp")
+    assert cfg.hydra.launcher.submitit_folder.endswith(".submitit/%j")
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_runs_a_tiny_multirun(tmp_path):
+    """The same launcher code path as SLURM (pickled job, submitit folder, results read back),
+    executed by submitit's local executor."""
+    sweep = tmp_path / "mr"
+    cmd = [sys.executable, "-m", "emomm.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+           "seed=1,2", "debug=fast_dev_run", "data.n_train=6", "data.n_val=3", "data.n_test=3", *TINY,
+           f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for job in ("0", "1"):
+        assert set(json.loads((sweep / job / "metrics.json").read_text())["test"]) >= {"acc", "uar"}
+    assert list((sweep / ".submitit").glob("*/*_result.pkl"))
