@@ -80,3 +80,10 @@ def test_submitit_local_executor_runs_a_tiny_multirun(tmp_path):
     for job in ("0", "1"):
         assert set(json.loads((sweep / job / "metrics.json").read_text())["test"]) >= {"acc", "uar"}
     assert list((sweep / ".submitit").glob("*/*_result.pkl"))
+
+
+@pytest.mark.parametrize("recipe", ["fer2013_gpu", "ravdess_voice_gpu", "meld_text_gpu", "fusion_synthetic_gpu"])
+def test_gpu_recipes_compose_on_the_gpu_trainer(cfg_factory, recipe):
+    cfg = cfg_factory([f"experiment={recipe}"])
+    assert (cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.precision) == ("gpu", 1, "bf16-mixed")
+    assert "gpu" in cfg.tags and cfg.data.batch_size >= 64
