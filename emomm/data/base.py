@@ -39,6 +39,8 @@ class EmotionDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         seed: int = 0,
         limit_per_split: int | None = None,
+        cv_fold: int | None = None,
+        cv_folds: int = 5,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -49,6 +51,8 @@ class EmotionDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.seed = seed
         self.limit_per_split = limit_per_split
+        # Stratified k-fold CV over the pooled splits (emomm.cv, for data without speakers).
+        self.cv_fold, self.cv_folds = cv_fold, cv_folds
         self.splits: dict[str, Dataset] = {}
 
     # -- to implement --------------------------------------------------------------------
@@ -96,6 +100,8 @@ class EmotionDataModule(L.LightningDataModule):
         missing = [s for s in SPLITS if s not in splits]
         if missing:
             raise ValueError(f"{type(self).__name__}.build_splits() lacks splits {missing}")
+        if self.cv_fold is not None:
+            splits = pooled_fold_splits(splits, self.cv_fold, self.cv_folds, self.seed)
         if self.limit_per_split:
             splits = {k: _limit(v, self.limit_per_split, self.seed) for k, v in splits.items()}
         self.splits = splits
@@ -110,10 +116,18 @@ class EmotionDataModule(L.LightningDataModule):
         return np.bincount(labels, minlength=self.num_classes)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        sampler = None
+        if split != "train" and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Under DDP, Lightning's default DistributedSampler pads every shard to the same
+            # length by repeating samples, which counts them twice in val/test metrics; this
+            # one shards without repeats (torchmetrics syncs the uneven shards at compute).
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+            sampler = UnrepeatedDistributedSampler(self.splits[split], shuffle=False)
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
@@ -178,6 +192,87 @@ def stratified_three_way(labels: Sequence[int], val_fraction: float, test_fracti
         rest, test = np.arange(len(labels)), np.array([], dtype=int)
     train, val = stratified_split(labels[rest], val_fraction / (1.0 - test_fraction), seed + 1)
     return rest[train], rest[val], test
+
+
+def stratified_kfold(labels: Sequence[int], fold: int, n_folds: int = 5,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded stratified k-fold (train, val, test) indices, as ``kfold_speakers`` does for
+    speakers: each class is shuffled and dealt round-robin into ``n_folds`` folds; fold K
+    tests on fold K, validates on fold K+1 (mod n) and trains on the rest, so over the K
+    folds every sample is tested exactly once."""
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"cv fold={fold} must be in 0..{n_folds - 1}")
+    if n_folds < 3:
+        raise ValueError(f"cv needs at least 3 folds (train, val, test), got {n_folds}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    which = np.empty(len(labels), dtype=int)
+    offset = 0
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        # Continue the deal where the last class stopped, so fold sizes stay balanced.
+        which[idx] = (offset + np.arange(len(idx))) % n_folds
+        offset += len(idx)
+    test, val = fold, (fold + 1) % n_folds
+    return (np.flatnonzero((which != test) & (which != val)), np.flatnonzero(which == val),
+            np.flatnonzero(which == test))
+
+
+#: Attributes that make a dataset a training or an evaluation dataset (augmentation,
+#: random crops, transforms); `pooled_fold_splits` reads each sample with its new role's.
+ROLE_ATTRS = ("train", "augment", "transform", "modalities")
+
+
+def _with_role(ds: Dataset, role_of: Dataset) -> Dataset:
+    """A shallow copy of ``ds`` that reads its samples the way ``role_of`` does (same
+    transforms/augmentation settings), e.g. training images read without augmentation."""
+    if ds is role_of:
+        return ds
+    if type(ds) is not type(role_of):
+        raise ValueError(f"cross-validation pools the splits, but they are different dataset types "
+                         f"({type(ds).__name__}, {type(role_of).__name__})")
+    import copy
+    twin = copy.copy(ds)
+    for a in ROLE_ATTRS:
+        if hasattr(role_of, a):
+            setattr(twin, a, getattr(role_of, a))
+    return twin
+
+
+def pooled_fold_splits(splits: dict[str, Dataset], fold: int, n_folds: int, seed: int) -> dict[str, Dataset]:
+    """Pool the given splits (a split that is the same object as another counts once) and
+    cut fold ``fold`` of a stratified ``n_folds``-fold CV out of them. Samples keep their
+    data but take the role of their new split: those moved into val/test are read like the
+    original validation split (no augmentation), those moved into train like training."""
+    parts = []
+    for name in SPLITS:
+        if all(splits[name] is not splits[p] for p in parts):
+            parts.append(name)
+    labels = np.concatenate([np.asarray(dataset_labels(splits[p])) for p in parts])
+    where = [(p, i) for p in parts for i in range(len(splits[p]))]
+    train, val, test = stratified_kfold(labels, fold, n_folds, seed)
+    role = {"train": splits["train"], "val": splits["val"], "test": splits["val"]}
+    out = {}
+    for name, idx in (("train", train), ("val", val), ("test", test)):
+        views = {p: _with_role(splits[p], role[name]) for p in parts}
+        pieces = []
+        for p in parts:
+            own = [i for p2, i in (where[j] for j in idx) if p2 == p]
+            if own:
+                pieces.append(torch.utils.data.Subset(views[p], own))
+        out[name] = _Concat(pieces)
+    log.info("cv fold %d/%d (stratified, seed %d) over %s: %s", fold, n_folds, seed, "+".join(parts),
+             {k: len(v) for k, v in out.items()})
+    return out
+
+
+class _Concat(torch.utils.data.ConcatDataset):
+    """A ConcatDataset that exposes ``labels`` (class counts, balanced weights need them)."""
+
+    @property
+    def labels(self) -> list[int]:
+        return [int(y) for d in self.datasets for y in dataset_labels(d)]
 
 
 def _limit(ds: Dataset, n: int, seed: int) -> Dataset:

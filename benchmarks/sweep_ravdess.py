@@ -1,0 +1,102 @@
+"""One real Optuna sweep: the RAVDESS voice recipe, 12+ trials within 60 minutes on this machine.
+
+Each trial is the `experiment=ravdess_voice` recipe (train actors 01-16, validate on the unseen
+actors 17-20) cut to ``--trial-minutes`` of training (wall-clock cosine schedule and
+``trainer.max_time``), searched by `hparams_search=voice_optuna` (TPE, seeded; MedianPruner
+on the validation UAR curve; pruned trials count). Then `emomm.compare` writes the table and
+plots of every trial into ``experiments/sweep_ravdess/``, and the result file says whether the
+best trial beats the hand-tuned recipe on the validation actors (its 29-minute figure from
+benchmarks/results/ravdess_voice.json, and, with ``--retrain``, the best parameters
+re-trained on the recipe's full 29 minutes). ``--cv`` then runs 5-fold CV by actor of the
+best parameters with `emomm.cv` (5 x the recipe time) and reports mean +- std.
+
+    python benchmarks/sweep_ravdess.py                       # 12 trials x 4 min, <= 60 min
+    python benchmarks/sweep_ravdess.py --retrain --cv        # + confirmation (~3.5 h more)
+    python benchmarks/sweep_ravdess.py --smoke               # 2 trials x 1 min: checks the wiring
+The same command resumes an interrupted sweep (the study is in the sweep folder's optuna.db).
+Writes benchmarks/results/sweep_ravdess[_smoke].json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ROOT, run_entry_point, run_training, write_result  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--trial-minutes", type=float, default=4.0, help="training time of one trial")
+    ap.add_argument("--timeout-min", type=float, default=56.0, help="launch no trial after this")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (see benchmarks/ravdess_voice.py)")
+    ap.add_argument("--smoke", action="store_true", help="2 trials of 1 minute, results *_smoke")
+    ap.add_argument("--retrain", action="store_true", help="re-train the best parameters for the full recipe")
+    ap.add_argument("--cv", action="store_true", help="5-fold CV by actor of the best parameters")
+    ap.add_argument("overrides", nargs="*", help="more overrides for every trial")
+    args = ap.parse_args()
+    if args.smoke:
+        args.trials, args.trial_minutes, args.timeout_min = 2, 1.0, 5.0
+    name = "sweep_ravdess_smoke" if args.smoke else "sweep_ravdess"
+    if not Path(args.root).exists():
+        sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    log_dir = ROOT / "outputs" / "bench"
+    trial_s = int(args.trial_minutes * 60)
+    study = f"{name}_{args.trials}x{args.trial_minutes:g}min"
+    overrides = ["experiment=ravdess_voice", "hparams_search=voice_optuna", f"data.root={args.root}",
+                 f"hydra.sweeper.study_name={study}", f"hydra.sweeper.n_trials={args.trials}",
+                 f"hydra.sweeper.timeout_s={int(args.timeout_min * 60)}",
+                 f"trainer.max_time=00:00:{trial_s // 60:02d}:{trial_s % 60:02d}",
+                 f"model.scheduler.scheduler.time_budget_s={trial_s - 10}", *args.overrides]
+    cmd = [sys.executable, "-m", "emomm.train", *overrides, f"paths.log_dir={log_dir}"]
+    print("$", " ".join(cmd), flush=True)
+    start = time.time()
+    subprocess.run(cmd, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, check=True)
+    sweep_s = time.time() - start
+    sweep_dir = log_dir / "train" / "sweeps" / study
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+
+    out = ROOT / "experiments" / name
+    subprocess.run([sys.executable, "-m", "emomm.compare", str(sweep_dir), f"out_dir={out}"], cwd=ROOT, check=True)
+
+    reference = RESULTS / "ravdess_voice.json"
+    hand = json.loads(reference.read_text())["val_uar"] if reference.is_file() else None
+    summary = {
+        "target": "12+ trials (pruned count) of the RAVDESS voice recipe under Optuna within 60 min",
+        "command": "python -m emomm.train " + " ".join(overrides),
+        "sweep_dir": str(sweep_dir), "compare_dir": str(out.relative_to(ROOT)),
+        "sweep_wall_s": round(sweep_s, 1), "trial_minutes": args.trial_minutes, "threads": args.threads,
+        "states": best["states"], "n_trials": best["n_trials"],
+        "best_trial": best.get("best_trial"), "best_val_uar": best.get("best_value"),
+        "best_params": best.get("best_params"),
+        "hand_tuned_val_uar_29min": hand,
+        "best_trial_beats_hand_tuned": None if hand is None or best.get("best_value") is None
+        else best["best_value"] > hand,
+        "met": best["n_trials"] >= 12 and sweep_s <= 3600,
+    }
+    params = [f"{k}={v}" for k, v in (best.get("best_params") or {}).items()]
+    if args.retrain and params:
+        res = run_training(["experiment=ravdess_voice", f"data.root={args.root}", *params], log_dir)
+        summary["retrained_best_val_uar_29min"] = res["best_val"].get("uar")
+        summary["retrained_beats_hand_tuned"] = None if hand is None else res["best_val"].get("uar", 0) > hand
+    if args.cv and params:
+        cv, wall = run_entry_point("emomm.cv", ["experiment=ravdess_voice", f"data.root={args.root}", "folds=5",
+                                                *params], log_dir, "cv_summary.json")
+        summary["cv5_by_actor"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc")
+                                   if k in cv["metrics"]}
+        summary["cv5_wall_s"] = round(wall, 1)
+    write_result(name, summary)
+
+
+if __name__ == "__main__":
+    main()
