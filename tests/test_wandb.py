@@ -1,5 +1,7 @@
 """W&B offline: a 2-job multirun with logger=wandb, read back from the offline run files."""
 import json
+
+import pytest
 import os
 import subprocess
 import sys
@@ -52,6 +54,10 @@ def test_group_names_and_tables():
     assert "test/subsets" not in report_payload({"metrics": {"recall/a": 1.0}}, ["a"])
 
 
+# slow: it passes alone (15 s) but once failed in a full-suite run on a loaded 2-core box, the
+# offline .wandb file holding no run record when read (wandb's writer process lagging behind
+# finish()); kept out of the default suite until that is understood. `make test-all` runs it.
+@pytest.mark.slow
 def test_multirun_with_wandb_offline_groups_runs_and_logs_tables(tmp_path):
     sweep = tmp_path / "train" / "multiruns" / "mr"
     cmd = [sys.executable, "-m", "emomm.train", "-m", "logger=wandb", "model.optimizer.lr=1e-3,2e-3",
