@@ -93,7 +93,7 @@ def main() -> None:
         if todo(name):
             c0 = cpu_s()
             res, wall = run_entry_point("emomm.ensemble", [
-                f"runs=[{face_ckpt},{voice_ckpt}]", f"method={method}", "data=paired", "modalities=[face,voice]",
+                f"runs=[{face_ckpt},{voice_ckpt}]", f"method={method}", "data=paired",
                 f"data.fer_root={DATA / 'fer2013'}", f"data.ravdess_root={DATA / 'ravdess'}", *SPEAKERS,
                 "+data.eval_batch_size=64"], log_dir, "metrics.json")
             record(name, {**res, "command": f"python -m emomm.ensemble method={method} ...", "wall_time_s": wall},
