@@ -93,8 +93,9 @@ class FakePredictor:
     def classify_faces(self, crops):
         return np.array([[0.1, 0.7, 0.2]] * len(crops))
 
-    def classify_fused(self, crops, wave, sr):
-        return np.array([[0.1, 0.6, 0.3]] * len(crops))
+    def classify_fused(self, crops, wave, sr, with_own=False):
+        fused = np.array([[0.1, 0.6, 0.3]] * len(crops))
+        return (fused, {"face": self.classify_faces(crops)}) if with_own else fused
 
 
 def client_for(modalities=("face",), fail=False, tmp_path=None, **settings) -> TestClient:

@@ -159,12 +159,15 @@ class Predictor:
             samples = [{"inputs": {"video": self.prep.video(np.asarray(c)[None])}} for c in crops]
         return self._run(samples)[0]
 
-    def classify_fused(self, crops: np.ndarray, wave: np.ndarray | None, sr: int | None = None) -> np.ndarray:
+    def classify_fused(self, crops: np.ndarray, wave: np.ndarray | None, sr: int | None = None,
+                       with_own: bool = False):
         """Face crops ``[N, S, S, 3]``, each scored together with one voice window (``wave``
-        at ``sr``; None = nobody speaks: the voice is masked out) -> fused probabilities ``[N, K]``."""
+        at ``sr``; None = nobody speaks: the voice is masked out) -> fused probabilities ``[N, K]``;
+        ``with_own``: also each modality's own probabilities ``{modality: [N, K]}`` (same pass)."""
         self._require("face", what="face crops")
         voice = {"voice": self.prep.voice(wave, sr)} if wave is not None and "voice" in self.modalities else {}
-        return self._run([{"inputs": {"face": self.prep.face(c), **voice}} for c in crops])[0]
+        fused, own = self._run([{"inputs": {"face": self.prep.face(c), **voice}} for c in crops])
+        return (fused, own) if with_own else fused
 
     def predict_image(self, image: str | Path | np.ndarray) -> ImageResult:
         """Every face of one image (a path, or an RGB / gray uint8 array)."""
@@ -356,14 +359,14 @@ class Predictor:
         inputs: dict[str, Any] = {}
         if "face" in given:
             f = given["face"]
-            if isinstance(f, (str, Path)):
-                res = self.predict_image(f)
-                if not res.faces:
-                    raise ValueError(f"{f}: no face found")
+            if isinstance(f, (str, Path)):  # an image file: its largest face (detected once)
                 from emomm.media.images import read_image_rgb
-                rgb = read_image_rgb(f)
-                big = max(res.faces, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
-                f = crop_face(rgb, big.box, int(self.crop["size"]), float(self.crop["margin"]))
+                rgb, path = read_image_rgb(f), f
+                faces = self.detect(rgb)[0]
+                if not len(faces):
+                    raise ValueError(f"{path}: no face found")
+                big = int(np.argmax((faces.boxes[:, 2] - faces.boxes[:, 0]) * (faces.boxes[:, 3] - faces.boxes[:, 1])))
+                f = crop_face(rgb, faces.boxes[big], int(self.crop["size"]), float(self.crop["margin"]))
             inputs["face"] = self.prep.face(np.asarray(f))
         if "voice" in given:
             wave, rate = self._wave(given["voice"], sr)

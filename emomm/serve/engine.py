@@ -192,10 +192,9 @@ class ServeEngine:
         found = p.detect(rgb)[0]
         if not len(found):
             return {"faces": []}
-        crops = p.crop_faces(rgb, found)
+        fused_all, own_all = p.classify_fused(p.crop_faces(rgb, found), *audio, with_own=True)
         faces = []
-        for box, score, own, fused in zip(found.boxes, found.scores, p.classify_faces(crops),
-                                          p.classify_fused(crops, *audio)):
+        for box, score, own, fused in zip(found.boxes, found.scores, own_all["face"], fused_all):
             f = self._face({"box": box.tolist(), "score": float(score), "probs": fused.tolist()})
             f["views"] = {"fused": f["probs"], "face": _probs_list(own), "voice": voice["probs"]}
             faces.append(f)
