@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from emomm.media.audio import MEDIA_EXTENSIONS
+from emomm.media.files import walk_files
 from emomm.data.speakers import parse_ravdess_name
 from emomm.data.speech import Clip, SpeakerAudioDataModule
 from emomm.labels import RAVDESS, RAVDESS_7
@@ -31,9 +32,9 @@ _ACTOR_DIR = re.compile(r"^actor[_\- ]?(\d+)$", re.IGNORECASE)
 
 
 def media_files(root: Path) -> list[Path]:
-    """Media files under ``root`` (recursively), hidden files (``._x.wav``) excluded."""
-    return sorted(p for p in root.rglob("*")
-                  if p.suffix.lower() in MEDIA_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+    """Media files under ``root`` (recursively, through symlinked folders), hidden files
+    (``._x.wav``) excluded."""
+    return walk_files(root, MEDIA_EXTENSIONS)
 
 
 class RavdessDataModule(SpeakerAudioDataModule):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from emomm.data.face_clips import FaceCropDataModule, MediaItem
+from emomm.media.files import walk_files
 from emomm.media.video import VIDEO_EXTENSIONS
 from emomm.labels import canonical
 
@@ -44,8 +45,7 @@ class ClassFolderMixin:
             if name not in index:
                 raise ValueError(f"{dirs[0]}: class {name!r} is not in data.labels={list(self.labels)}")
             for d in dirs:
-                items += [MediaItem(f, index[name]) for f in sorted(d.rglob("*"))
-                          if f.is_file() and f.suffix.lower() in self.extensions]
+                items += [MediaItem(f, index[name]) for f in walk_files(d, self.extensions)]
         if not items:
             raise FileNotFoundError(f"{self.root}: no files with extensions {list(self.extensions)} "
                                     "in its class folders")

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from emomm.inference.predictor import Predictor
 from emomm.media.audio import AUDIO_EXTENSIONS
+from emomm.media.files import walk_files
 from emomm.media.images import IMAGE_EXTENSIONS
 from emomm.media.video import VIDEO_EXTENSIONS
 
@@ -30,7 +31,7 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     for item in inputs:
         p = Path(str(item)).expanduser()
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in KNOWN)
+            out += walk_files(p, KNOWN)
         elif any(c in str(item) for c in "*?["):
             found = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
             out += found or [p]

@@ -20,6 +20,7 @@ from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_modalities, init_encoders_from,
                                      modality_subsets, per_modality, subset_key)
 from emomm.models.tta import tta_views
+from emomm.utils.safe_load import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +125,12 @@ class EmotionModule(L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):  # type: ignore[override]
         """Rebuild the model from a checkpoint alone (see ``INIT_WEIGHT_ARGS``)."""
         if "encoders" not in kwargs:
-            hparams = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["hyper_parameters"]
+            hparams = load_checkpoint(checkpoint_path)["hyper_parameters"]  # refuses pickled code
             kwargs["encoders"] = {
                 m: {k: (INIT_WEIGHT_ARGS[k] if k in INIT_WEIGHT_ARGS else v) for k, v in c.items()}
                 for m, c in hparams["encoders"].items()}
         kwargs.setdefault("init_from", None)  # the trained weights are in the checkpoint
+        kwargs.setdefault("weights_only", True)
         return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
 
     # -- training plumbing ---------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageOps
 
+from emomm.media.images import to_8bit
 from emomm.serve.errors import BadInput
 from emomm.serve.sniff import SUFFIX, Sniffed
 
@@ -37,7 +38,7 @@ def image_rgb(data: bytes, name: str = "upload") -> np.ndarray:
             if im.width * im.height > MAX_PIXELS:
                 raise BadInput(413, "too_many_pixels", f"{name}: {im.width}x{im.height} is too large an "
                                "image; scale it below 8000x8000")
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+            return np.asarray(to_8bit(ImageOps.exif_transpose(im)).convert("RGB"))  # 16-bit: scaled
     except BadInput:
         raise
     except Exception as err:
