@@ -144,6 +144,7 @@ def test_validate_counts_bad_files_speakers_and_duplicates(tmp_path):
     assert "conflicting" in to_markdown(r)
 
 
+@pytest.mark.slow  # a CLI start: ~20-40 s on the loaded 2-core box
 def test_validate_cli_exits_1_when_a_class_is_missing_from_train(tmp_path):
     root = fer_tree(tmp_path, bad=False)
     for f in (root / "train" / "disgust").iterdir():
@@ -171,6 +172,7 @@ def fer_run(tmp_path_factory):
     from tests.conftest import make_cfg
     base = tmp_path_factory.mktemp("fer_bad")
     root = fer_tree(base)
+    (base / "run").mkdir()
     summary = train(make_cfg("train", base / "run", ["data=fer2013", f"data.root={root}"] + FER_TINY))
     GlobalHydra.instance().clear()
     return {"root": root, "summary": summary, "base": base}
@@ -184,6 +186,7 @@ def test_training_and_eval_on_data_with_bad_files(fer_run):
     s = fer_run["summary"]
     assert Path(s["best_ckpt"]).is_file() and 0 <= s["test"]["acc"] <= 1
     assert s["data_sizes"]["train"] == 23                              # 2 unreadable skipped
+    (fer_run["base"] / "eval").mkdir()
     ev = evaluate(make_cfg("eval", fer_run["base"] / "eval", [f"ckpt_path={s['best_ckpt']}", "data=fer2013",
                                                               f"data.root={fer_run['root']}"]))
     GlobalHydra.instance().clear()
@@ -224,9 +227,10 @@ def test_predictor_on_every_bad_input(mm_ckpt, tmp_path):
     assert silent.error is None and np.isfinite(silent.probs).all()
 
 
+@pytest.mark.slow  # a CLI start plus MTCNN-free prediction: ~25 s on the loaded 2-core box
 def test_predict_cli_on_the_corpus(mm_ckpt, tmp_path):
     c = write_corpus(tmp_path / "bad")
-    c["cp1252_csv"].unlink()
+    c.pop("cp1252_csv").unlink()
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "emomm.predict", f"ckpt_path={mm_ckpt}", f"inputs=[{c['zero_png'].parent}]",
                            f"hydra.run.dir={out}", "predictor.detector=haar"], capture_output=True, text=True)

@@ -1,6 +1,6 @@
 """Loading checkpoints without running code from them.
 
-A ``.ckpt`` is a pickle: ``torch.load(weights_only=False)`` would run whatever a
+A ``.ckpt`` is a pickle: an unrestricted ``torch.load`` would run whatever a
 ``__reduce__`` inside it asks for. Every checkpoint load in emomm goes through
 ``torch.load(..., weights_only=True)`` (tensors, dicts, lists, numbers, strings only) and
 Lightning's loaders get ``weights_only=True`` passed explicitly, so an environment default
