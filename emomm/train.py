@@ -7,6 +7,7 @@ of ``cfg.monitor`` so Hydra sweepers can optimise it.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
+from emomm.utils.resume import SIGTERM_EXIT, resolve_resume
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, to_plain
 
 log = logging.getLogger(__name__)
@@ -53,16 +56,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     model = build_module(cfg, datamodule)
+    resume = resolve_resume(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name) if cfg.train else None
+    if resume and cfg.get("callbacks") and cfg.callbacks.get("model_checkpoint"):
+        # Keep writing into the interrupted run's checkpoints/: ModelCheckpoint restores its
+        # best score only for the same folder, so best.ckpt stays the uninterrupted run's.
+        with open_dict(cfg):
+            cfg.callbacks.model_checkpoint.dirpath = str(Path(resume).parent)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
                                      logger=instantiate_dict(cfg.get("logger")) or False)
     start = time.time()
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            # weights_only: a checkpoint cannot run code while loading (emomm.utils.safe_load).
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        except SIGTERMException:  # ResumeState saved last.ckpt; not a finished run
+            log.warning("stopped by SIGTERM; exit %d (resume with ckpt_path=last)", SIGTERM_EXIT)
+            sys.exit(SIGTERM_EXIT)
     train_time = time.time() - start
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.test:
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     test = model.test_results.get("metrics", {})
     summary = {
         "monitor": cfg.monitor,

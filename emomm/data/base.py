@@ -117,7 +117,12 @@ class EmotionDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         sampler = None
-        if split != "train" and torch.distributed.is_available() and torch.distributed.is_initialized():
+        if split == "train" and shuffle:
+            # Order (and the epoch's global RNG state) fixed by (seed, epoch): a resumed run
+            # replays the interrupted epoch exactly (see emomm.data.sampling).
+            from emomm.data.sampling import EpochSeededSampler
+            sampler = EpochSeededSampler(len(self.splits[split]), self.seed, self._trainer_epoch)
+        elif split != "train" and torch.distributed.is_available() and torch.distributed.is_initialized():
             # Under DDP, Lightning's default DistributedSampler pads every shard to the same
             # length by repeating samples, which counts them twice in val/test metrics; this
             # one shards without repeats (torchmetrics syncs the uneven shards at compute).
@@ -134,6 +139,10 @@ class EmotionDataModule(L.LightningDataModule):
             collate_fn=collate_samples,
             drop_last=False,
         )
+
+    def _trainer_epoch(self) -> int | None:
+        trainer = getattr(self, "trainer", None)
+        return None if trainer is None else int(trainer.current_epoch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
