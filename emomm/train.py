@@ -57,11 +57,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     model = build_module(cfg, datamodule)
     resume = resolve_resume(cfg.get("ckpt_path"), cfg.paths.log_dir, cfg.task_name) if cfg.train else None
-    if resume and cfg.get("callbacks") and cfg.callbacks.get("model_checkpoint"):
+    if resume:
         # Keep writing into the interrupted run's checkpoints/: ModelCheckpoint restores its
         # best score only for the same folder, so best.ckpt stays the uninterrupted run's.
         with open_dict(cfg):
-            cfg.callbacks.model_checkpoint.dirpath = str(Path(resume).parent)
+            for c in (cfg.get("callbacks") or {}).values():
+                if c is not None and str(c.get("_target_", "")).endswith("ModelCheckpoint"):
+                    c.dirpath = str(Path(resume).parent)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
                                      logger=instantiate_dict(cfg.get("logger")) or False)
     start = time.time()

@@ -29,6 +29,7 @@ Season, Episode, StartTime, EndTime``). Validation is dev; without a test file, 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,24 @@ REQUIRED = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utte
 CLIP_DIRS = {"train": ("train_splits",), "val": ("dev_splits_complete", "dev_splits"),
              "test": ("output_repeated_splits_test", "test_splits")}
 CLIP_MODALITIES = ("video", "voice")
+
+
+_CLIP_RE = re.compile(r"^dia(\d+)_utt(\d+)$")
+
+
+def clip_name(dialogue: int, utterance: int) -> str:
+    """MELD.Raw's clip file name of an utterance: ``dia{D}_utt{U}.mp4``."""
+    return f"dia{int(dialogue)}_utt{int(utterance)}.mp4"
+
+
+def parse_clip_name(path: str | Path) -> tuple[int, int]:
+    """``(dialogue, utterance)`` of ``.../diaD_uttU.mp4``; ``ValueError`` naming the file."""
+    p = Path(path)
+    m = _CLIP_RE.match(p.stem)
+    if not m or p.suffix.lower() != ".mp4":
+        raise ValueError(f"{path}: not a MELD clip name (expected dia<Dialogue_ID>_utt<Utterance_ID>.mp4, "
+                         "e.g. dia12_utt3.mp4)")
+    return int(m.group(1)), int(m.group(2))
 
 
 def find_clip_dirs(root: Path) -> dict[str, Path]:
@@ -279,7 +298,7 @@ class MeldDataModule(TextDataModule):
         d = dirs.get(split)
         if d is None or not self.clip_modalities:
             return [None] * len(part["texts"])
-        paths = [d / f"dia{dlg}_utt{utt}.mp4" for dlg, utt in zip(part["dialogues"], part["utterances"])]
+        paths = [d / clip_name(dlg, utt) for dlg, utt in zip(part["dialogues"], part["utterances"])]
         return [p if p.is_file() else None for p in paths]
 
     def build_splits(self) -> dict[str, Dataset]:
