@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
+    if not cfg.get("data"):
+        raise SystemExit("give the dataset to check: python -m emomm.validate data=<fer2013|ravdess|meld|...> "
+                         "data.root=PATH")
     datamodule = instantiate(cfg.data)
     report = validate_datamodule(datamodule, decode=cfg.decode, max_list=int(cfg.max_list),
                                  duplicates=bool(cfg.duplicates))
