@@ -225,6 +225,8 @@ def test_predictor_on_every_bad_input(mm_ckpt, tmp_path):
         assert res.error is None and len(res.faces) == 1, case
     silent = p.predict_audio(c["silent_wav"])
     assert silent.error is None and np.isfinite(silent.probs).all()
+    noface = Predictor.from_checkpoint(mm_ckpt, detector="haar").predict_video(c["noface_mp4"])
+    assert noface.error.startswith("no face found"), noface.error
 
 
 @pytest.mark.slow  # a CLI start plus MTCNN-free prediction: ~25 s on the loaded 2-core box

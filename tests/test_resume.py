@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 
 from emomm.data.sampling import EpochSeededSampler
@@ -147,3 +148,20 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (m,) = _metrics(logs)
     assert m["epochs"] == 3 and 0 <= m["test"]["acc"] <= 1
+
+
+def test_text_buckets_follow_the_trainer_epoch():
+    """The length-bucketed text sampler, like the plain one, orders an epoch by (seed, epoch)
+    alone when it is told the trainer's epoch: a resumed epoch 1 equals epoch 1 of a run."""
+    import torch
+
+    from emomm.data.text import LengthBucketBatchSampler
+    lengths = list(np.random.default_rng(0).integers(1, 50, 40))
+    counting = LengthBucketBatchSampler(lengths, 4, shuffle=True, seed=5)
+    epochs = [list(counting), list(counting)]          # epochs 0 and 1 of an uninterrupted run
+    resumed = LengthBucketBatchSampler(lengths, 4, shuffle=True, seed=5, epoch_fn=lambda: 1)
+    assert epochs[0] != epochs[1] and list(resumed) == epochs[1]
+    list(resumed)
+    a = torch.rand(3)
+    list(resumed)
+    assert torch.equal(torch.rand(3), a)                 # the epoch's global RNG state repeats

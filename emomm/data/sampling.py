@@ -27,6 +27,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch)]).generate_state(2, np.uint64)[0]) >> 1
 
 
+def seed_epoch_globals(seed: int, epoch: int) -> int:
+    """Seed ``torch``, ``numpy`` and ``random`` from ``(seed, epoch)``; returns the seed."""
+    s = epoch_seed(seed, epoch)
+    torch.manual_seed(s)
+    np.random.seed(s % 2**32)
+    random.seed(s)
+    return s
+
+
 class EpochSeededSampler(Sampler[int]):
     """A permutation of ``range(n)`` fixed by ``(seed, epoch)``.
 
@@ -52,11 +61,7 @@ class EpochSeededSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         epoch = self.current_epoch()
-        s = epoch_seed(self.seed, epoch)
-        if self.seed_globals:
-            torch.manual_seed(s)
-            np.random.seed(s % 2**32)
-            random.seed(s)
+        s = seed_epoch_globals(self.seed, epoch) if self.seed_globals else epoch_seed(self.seed, epoch)
         g = torch.Generator().manual_seed(s)
         log.debug("epoch %d: training order seeded with %d", epoch, s)
         return iter(torch.randperm(self.n, generator=g).tolist())

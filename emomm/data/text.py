@@ -268,10 +268,12 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0,
-                 pool: int = 50) -> None:
+                 pool: int = 50, epoch_fn=None) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.seed, self.pool = batch_size, shuffle, seed, pool
         self.epoch = 0
+        # The trainer's epoch (exact resumption, see emomm.data.sampling); None: count iterations.
+        self.epoch_fn = epoch_fn
 
     def __len__(self) -> int:
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
@@ -282,8 +284,14 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             order = np.argsort(-self.lengths, kind="stable")
             yield from (order[i:i + bs].tolist() for i in range(0, n, bs))
             return
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
+        epoch = self.epoch_fn() if self.epoch_fn is not None else None
+        if epoch is None:
+            epoch = self.epoch
+            self.epoch += 1
+        else:
+            from emomm.data.sampling import seed_epoch_globals
+            seed_epoch_globals(self.seed, epoch)
+        rng = np.random.default_rng([self.seed, epoch])
         idx = rng.permutation(n)
         batches = []
         step = bs * self.pool
@@ -323,6 +331,8 @@ class TextDataModule(EmotionDataModule):
             # (several processes: Lightning's distributed sampler shards plain batches)
             return super()._loader(split, shuffle)
         bs = self.batch_size if split == "train" else self.eval_batch_size
-        return DataLoader(ds, batch_sampler=LengthBucketBatchSampler(lengths, bs, shuffle, self.seed),
+        sampler = LengthBucketBatchSampler(lengths, bs, shuffle, self.seed,
+                                           epoch_fn=self._trainer_epoch if split == "train" else None)
+        return DataLoader(ds, batch_sampler=sampler,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0, collate_fn=collate_samples)
