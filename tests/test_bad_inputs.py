@@ -107,6 +107,10 @@ def test_meld_unknown_label_and_missing_or_broken_clips(tmp_path):
     assert dm.data_sizes["train"] == 28                                # every other row kept
     batch = next(iter(dm.train_dataloader()))                          # clips without voice: text alone
     assert batch["present"]["text"].all()
+    from emomm.data.validate import validate_datamodule
+    r = validate_datamodule(dm)
+    assert r["splits"]["train"]["missing"] == 1                        # dia3_utt6.mp4, named by the CSV
+    assert r["splits"]["train"]["clips"]["with_clip"] == 27 and r["skipped_at_load"]["n"] == 1
 
 
 def test_non_utf8_csv_is_read_as_cp1252(tmp_path):

@@ -275,6 +275,10 @@ def validate_datamodule(dm: Any, decode: str = "full", max_list: int = 20, dupli
                     hashes[h].append((split, y, str(p)))
         info.update(unreadable=len(unreadable), unreadable_files=unreadable[:max_list],
                     missing=len(missing), missing_files=missing[:max_list])
+        clip_counts = (getattr(dm, "clip_counts", None) or {}).get(split)
+        if clip_counts:  # MELD: rows of the CSV whose dia{D}_utt{U}.mp4 is not in the clip folders
+            info["clips"] = dict(clip_counts)
+            info["missing"] += clip_counts["utterances"] - clip_counts["with_clip"]
         splits[split] = info
         if len(ds) == 0:
             problems.append(f"split {split} is empty")
