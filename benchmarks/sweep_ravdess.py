@@ -13,6 +13,11 @@ best parameters with `emomm.cv` (5 x the recipe time) and reports mean +- std.
     python benchmarks/sweep_ravdess.py                       # 12 trials x 4 min, <= 60 min
     python benchmarks/sweep_ravdess.py --retrain --cv        # + confirmation (~3.5 h more)
     python benchmarks/sweep_ravdess.py --smoke               # 2 trials x 1 min: checks the wiring
+    python benchmarks/sweep_ravdess.py --confirm-only        # after the sweep: the same-budget check
+``--confirm`` (or ``--confirm-only``, which skips the sweep) compares at the *trial* budget, the
+only fair comparison for a sweep of short trials: the hand-tuned parameters trained like one
+trial on the validation actors, then 5-fold CV by actor of both the hand-tuned and the best
+parameters (two CV processes side by side, one thread each), mean +- std.
 The same command resumes an interrupted sweep (the study is in the sweep folder's optuna.db).
 Writes benchmarks/results/sweep_ravdess[_smoke].json.
 """
@@ -42,6 +47,9 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="2 trials of 1 minute, results *_smoke")
     ap.add_argument("--retrain", action="store_true", help="re-train the best parameters for the full recipe")
     ap.add_argument("--cv", action="store_true", help="5-fold CV by actor of the best parameters")
+    ap.add_argument("--confirm", action="store_true",
+                    help="then compare best vs hand-tuned at the trial budget (val actors + 5-fold CV)")
+    ap.add_argument("--confirm-only", action="store_true", help="--confirm on an existing sweep, no new trials")
     ap.add_argument("overrides", nargs="*", help="more overrides for every trial")
     args = ap.parse_args()
     if args.smoke:
@@ -59,11 +67,15 @@ def main() -> None:
                  f"trainer.max_time=00:00:{trial_s // 60:02d}:{trial_s % 60:02d}",
                  f"model.scheduler.scheduler.time_budget_s={trial_s - 10}", *args.overrides]
     cmd = [sys.executable, "-m", "emomm.train", *overrides, f"paths.log_dir={log_dir}"]
-    print("$", " ".join(cmd), flush=True)
-    start = time.time()
-    subprocess.run(cmd, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, check=True)
-    sweep_s = time.time() - start
     sweep_dir = log_dir / "train" / "sweeps" / study
+    result_file = RESULTS / f"{name}.json"
+    if args.confirm_only:
+        sweep_s = json.loads(result_file.read_text())["sweep_wall_s"]
+    else:
+        print("$", " ".join(cmd), flush=True)
+        start = time.time()
+        subprocess.run(cmd, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, check=True)
+        sweep_s = time.time() - start
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
 
     out = ROOT / "experiments" / name
@@ -95,7 +107,32 @@ def main() -> None:
         summary["cv5_by_actor"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc")
                                    if k in cv["metrics"]}
         summary["cv5_wall_s"] = round(wall, 1)
+    if (args.confirm or args.confirm_only) and params:
+        budget = [f"trainer.max_time=00:00:{trial_s // 60:02d}:{trial_s % 60:02d}",
+                  f"model.scheduler.scheduler.time_budget_s={trial_s - 10}"]
+        summary["same_budget"] = confirm(args.root, budget, params, log_dir / "confirm")
     write_result(name, summary)
+
+
+def confirm(root: str, budget: list[str], params: list[str], log_dir: Path) -> dict:
+    """Hand-tuned vs best parameters at the trial budget: one run on the validation actors of
+    the hand-tuned recipe, then 5-fold CV by actor of both, side by side (one thread each)."""
+    base = ["experiment=ravdess_voice", f"data.root={root}", *budget]
+    hand = run_training(base, log_dir / "hand_val")
+    out = {"hand_tuned_val_uar": hand["best_val"].get("uar"), "budget": budget}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    procs = {}
+    for label, extra in (("hand_tuned", []), ("best", params)):
+        cmd = [sys.executable, "-m", "emomm.cv", *base, "folds=5", *extra, f"paths.log_dir={log_dir / label}"]
+        print("$", " ".join(cmd), flush=True)
+        procs[label] = (subprocess.Popen(cmd, cwd=ROOT, env=env), time.time())
+    for label, (proc, start) in procs.items():
+        if proc.wait() != 0:
+            raise SystemExit(f"CV of {label} failed (exit {proc.returncode})")
+        cv = json.loads(max((log_dir / label).glob("**/cv_summary.json"), key=lambda p: p.stat().st_mtime).read_text())
+        out[f"cv5_{label}"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc") if k in cv["metrics"]}
+        out[f"cv5_{label}_wall_s"] = round(time.time() - start, 1)
+    return out
 
 
 if __name__ == "__main__":
