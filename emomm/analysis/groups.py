@@ -329,7 +329,8 @@ def group_metrics(preds: Sequence[int], targets: Sequence[int], groups: Sequence
     if len(names) >= 2:
         for m in GROUP_METRICS:
             vals = {g: table[g][m] for g in names}
-            gmin, gmax = min(vals, key=vals.get), max(vals, key=vals.get)
+            gmin = min(names, key=lambda g: (vals[g], g))  # ties: two distinct groups all the same
+            gmax = max(names, key=lambda g: (vals[g], g))
             entry = {"abs": vals[gmax] - vals[gmin],
                      "ratio": vals[gmin] / vals[gmax] if vals[gmax] > 0 else float("nan"),
                      "min_group": gmin, "max_group": gmax}
