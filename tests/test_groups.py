@@ -217,3 +217,16 @@ def test_groups_on_a_dataset_without_ids_is_a_clear_error(cfg_factory):
                        "voice.duration=0.25", "debug=fast_dev_run", "groups=ravdess_sex", *SMALL_CNN])
     with pytest.raises(ValueError, match="records no sample paths or speaker ids"):
         train(cfg)
+
+
+def test_every_groups_option_composes_and_builds(cfg_factory, tmp_path):
+    from emomm.utils.runtime import CONFIG_DIR
+    table = tmp_path / "t.csv"
+    table.write_text("id,gender\n1,f\n")
+    for opt in sorted(p.stem for p in (Path(CONFIG_DIR) / "groups").glob("*.yaml")):
+        extra = [f"groups.path={table}", "groups.column=gender"] if opt == "csv" else []
+        for config in ("train", "eval"):
+            base = ["ckpt_path=x.ckpt"] if config == "eval" else []
+            cfg = cfg_factory([*base, f"groups={opt}", *extra], config_name=config, subdir=f"{config}-{opt}")
+            source, report = build_source(cfg.groups)
+            assert report["draws"] == 1000 and source.name == (opt if opt != "csv" else "csv_gender")
