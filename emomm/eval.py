@@ -16,6 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from emomm.analysis.groups import groups_report
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
@@ -102,6 +103,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                "label_names": model.label_names}
     print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
     summary |= multimodal_report(model.test_results, out_dir)
+    summary |= groups_report(cfg.get("groups"), model.test_results, datamodule.splits[cfg.split], model.label_names,
+                             out_dir, getattr(datamodule, "root", None))
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir, cfg.split)

@@ -16,6 +16,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from emomm.analysis.groups import groups_report
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, to_plain
 
@@ -78,6 +79,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if test:
         print("\n" + metrics_table(test, f"test metrics (%)  [{out_dir}]"))
     summary |= multimodal_report(model.test_results, out_dir)
+    if cfg.test:
+        summary |= groups_report(cfg.get("groups"), model.test_results, datamodule.splits["test"],
+                                 model.label_names, out_dir, getattr(datamodule, "root", None))
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir)

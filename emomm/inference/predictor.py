@@ -25,6 +25,7 @@ import torch
 from emomm.data.collate import collate_samples
 from emomm.faces.crop import crop_face, eye_angle
 from emomm.faces.detectors import Faces, build_detector
+from emomm.inference.adapter import PersonAdapter
 from emomm.inference.preprocess import Preprocessor
 from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
                                      WindowResult, top)
@@ -62,11 +63,15 @@ class Predictor:
             windows default to the model's clip duration (hop half of it).
         detect_every: run the detector on every N-th decoded frame, tracking in between.
         max_frames: cap on decoded frames per video (kept uniform over the clip).
+        adapter: a per-person adapter file (``python -m emomm.personalize``) or
+            :class:`PersonAdapter`, applied to the fused logits (and, for one-modality
+            models, to that modality's, which are the same); other heads are left as trained.
     """
 
     def __init__(self, runner: ModelRunner, detector: str = "auto", batch_size: int = 32, fps: float = 5.0,
                  window_s: float = 1.0, hop_s: float | None = None, audio_window_s: float | None = None,
-                 audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600) -> None:
+                 audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600,
+                 adapter: str | Path | PersonAdapter | None = None) -> None:
         self.runner = runner
         self.label_names = list(runner.label_names)
         self.modalities = list(runner.modalities)
@@ -85,6 +90,11 @@ class Predictor:
         self.detector_name = (stored if stored in _DETECTORS_FOR_PHOTOS else "mtcnn") if detector == "auto" else detector
         self.crop = {**DEFAULT_CROP, **{k: faces[k] for k in DEFAULT_CROP if k in faces}}
         self._detector = None
+        self.adapter = PersonAdapter.load(adapter) if isinstance(adapter, (str, Path)) else adapter
+        if self.adapter is not None:
+            self.adapter.check_model(self.label_names, getattr(runner, "ckpt_path", None))
+            if self.adapter.needs_embeddings and not hasattr(runner, "module"):
+                raise ValueError(f"a {self.adapter.method} adapter needs the model's embeddings: use backend=torch")
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", backend: str = "torch",
@@ -93,6 +103,7 @@ class Predictor:
         (``backend=onnxruntime``; ``precision=int8`` in ``options`` picks the quantised model)."""
         if backend == "torch":
             runner = TorchRunner.from_checkpoint(path, device)
+            runner.ckpt_path = str(path)  # the adapter checks it was fitted on this checkpoint
         elif backend == "onnxruntime":
             from emomm.inference.onnx_runner import OnnxRunner
             runner = OnnxRunner.from_export(path, precision=options.pop("precision", "fp32"))
@@ -117,6 +128,8 @@ class Predictor:
         for i in range(0, len(samples), self.batch_size):
             batch = collate_samples([{"label": 0, **s} for s in samples[i:i + self.batch_size]])
             logits, mp = self.runner.run(batch["inputs"], batch["present"], batch["lengths"])
+            if self.adapter is not None:
+                logits, mp = self._adapt(batch, logits, mp)
             fused.append(softmax(logits))
             for m, v in mp.items():
                 if m not in batch["inputs"]:  # a head of a modality this input lacks: no prediction
@@ -125,6 +138,19 @@ class Predictor:
         k = len(self.label_names)
         return (np.concatenate(fused) if fused else np.zeros((0, k), np.float32),
                 {m: np.concatenate(v) for m, v in per.items()})
+
+    def _adapt(self, batch: dict[str, Any], logits: np.ndarray, per: dict[str, np.ndarray]):
+        """The person adapter on fused logits ``[B, K]`` (one-modality models: their own too)."""
+        emb = None
+        if self.adapter.needs_embeddings:
+            module = self.runner.module
+            dev = next(module.parameters()).device
+            move = lambda d: {m: v.to(dev) if isinstance(v, torch.Tensor) else v for m, v in d.items()}  # noqa: E731
+            with torch.no_grad():
+                emb = module.net.embed(move(batch["inputs"]), move(batch["present"]), move(batch["lengths"]))
+            emb = emb.float().cpu().numpy()
+        adapted = self.adapter.apply(logits, emb)
+        return adapted, ({m: adapted for m in per} if len(self.modalities) == 1 else per)
 
     # -- faces -------------------------------------------------------------------------------
     @property

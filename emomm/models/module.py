@@ -119,6 +119,7 @@ class EmotionModule(L.LightningModule):
         # data label i is scored as model label target_map[i].
         self.target_map: torch.Tensor | None = None
         self.test_results: dict[str, Any] = {}
+        self._test_samples: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):  # type: ignore[override]
@@ -211,6 +212,8 @@ class EmotionModule(L.LightningModule):
             self.balancer.measure({m: out[f"modality/{m}"] for m in self.net.modalities}, present, labels)
         preds = out["fused"].argmax(-1)
         self.metrics[f"{split}_split"].update(preds, labels)
+        if split == "test":  # per-sample, in loader order: per-group metrics (emomm.analysis.groups)
+            self._test_samples.append((preds.detach().cpu(), labels.detach().cpu()))
         if f"{split}_split" in self.per_class:
             self.per_class[f"{split}_split"].update(preds, labels)
         if split != "train" and self.multimodal:
@@ -295,8 +298,14 @@ class EmotionModule(L.LightningModule):
         if not self.best_val or sign * values[key] > sign * self.best_val[key]:
             self.best_val = {**values, "epoch": self.current_epoch}
 
+    def on_test_epoch_start(self):
+        self._test_samples = []
+
     def on_test_epoch_end(self):
         self.test_results["metrics"] = self._epoch_end("test")
+        pairs = getattr(self, "_test_samples", [])
+        self.test_results["samples"] = {"pred": torch.cat([p for p, _ in pairs]).tolist() if pairs else [],
+                                        "target": torch.cat([t for _, t in pairs]).tolist() if pairs else []}
         self._parts_end("test")
 
     # -- multimodal training aids --------------------------------------------------------
