@@ -181,7 +181,7 @@ class LogMelFrontend(nn.Module):
         keep = torch.rand(B, device=wave.device) >= self.vtlp["p"]
         alpha = torch.where(keep, torch.ones_like(alpha), alpha)
         fb = vtlp_filterbank(self.mel.mel_scale.fb, alpha, self.sample_rate, self.vtlp["f_hi"])
-        return torch.einsum("bft,bfm->bmt", spec, fb)
+        return torch.bmm(fb.transpose(1, 2), spec)             # [B, M, F] @ [B, F, frames]
 
     def _normalize(self, db: torch.Tensor, fmask: torch.Tensor, flen: torch.Tensor) -> torch.Tensor:
         mode = self.normalize
