@@ -111,6 +111,7 @@ def test_predict_audio_overall_is_the_mean_of_window_logits():
     with torch.no_grad():
         logits = module.outputs(voice_batch(pieces), windows=False)["fused"].numpy()
     np.testing.assert_allclose(res.probs, softmax(logits.mean(0)), atol=1e-3)
+    np.testing.assert_allclose(p.classify_audio(wave, SR), res.probs, atol=1e-5)  # same windows
 
 
 # -- augmentation ------------------------------------------------------------------------------

@@ -235,11 +235,22 @@ class Predictor:
         starts = list(range(0, max(1, len(w) - win + 1), hop))
         if len(w) > win and starts[-1] + win < len(w):
             starts.append(len(w) - win)   # the tail gets a window too
-        return [(s / rate, min(s + win, len(w)) / rate, self.prep.voice(w[s:s + win])) for s in starts]
+        if self.eval_windows:  # windows as the model's evaluation cut them (not re-cropped)
+            from emomm.media.audio import crop_or_pad
+            fit = lambda x: torch.from_numpy(np.ascontiguousarray(  # noqa: E731
+                crop_or_pad(x, win, random=False, pad=self.prep.clip.pad), dtype=np.float32))
+        else:
+            fit = self.prep.voice
+        return [(s / rate, min(s + win, len(w)) / rate, fit(w[s:s + win])) for s in starts]
 
     def classify_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
-        """One stretch of audio (any rate) -> probabilities ``[K]`` (centre crop, as in eval)."""
+        """One stretch of audio (any rate) -> probabilities ``[K]``: a centre crop as in eval,
+        or for a model evaluated with ``voice.eval_windows`` the softmax of its windows' mean
+        logits (the same with the torch and the ONNX runner)."""
         self._require("voice", what="audio")
+        if self.eval_windows:
+            logits, _ = self._run_logits([{"inputs": {"voice": x}} for _, _, x in self._audio_windows(wave, sr)])
+            return softmax(logits.mean(0))
         return self._run([{"inputs": {"voice": self.prep.voice(wave, sr)}}])[0][0]
 
     def predict_audio(self, audio: str | Path | np.ndarray, sr: int | None = None) -> TimelineResult:
