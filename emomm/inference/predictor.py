@@ -81,9 +81,14 @@ class Predictor:
         self.batch_size, self.fps, self.detect_every = int(batch_size), float(fps), max(1, int(detect_every))
         self.window_s = float(window_s)
         self.hop_s = float(hop_s or window_s / 2)
-        dur = (self.preprocessing.get("voice") or {}).get("duration") or 3.0
+        voice = self.preprocessing.get("voice") or {}
+        # A model evaluated with multi-window (voice.eval_windows) predicts a recording the
+        # same way: its windows and hop, and the overall result from the mean of the logits.
+        self.eval_windows = voice.get("eval_windows")
+        ew = self.eval_windows or {}
+        dur = ew.get("window_s") or voice.get("duration") or 3.0
         self.audio_window_s = float(audio_window_s or dur)
-        self.audio_hop_s = float(audio_hop_s or self.audio_window_s / 2)
+        self.audio_hop_s = float(audio_hop_s or ew.get("hop_s") or self.audio_window_s / 2)
         self.max_frames = int(max_frames)
         faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
         stored = faces.get("detector")
@@ -124,17 +129,22 @@ class Predictor:
 
     def _run(self, samples: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Samples ``{"inputs": {...}}`` -> fused probs ``[N, K]`` and per-modality probs, batched."""
+        fused, per = self._run_logits(samples)
+        return softmax(fused), {m: softmax(v) for m, v in per.items()}
+
+    def _run_logits(self, samples: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """As :meth:`_run`, logits instead of probabilities."""
         fused, per = [], {}
         for i in range(0, len(samples), self.batch_size):
             batch = collate_samples([{"label": 0, **s} for s in samples[i:i + self.batch_size]])
             logits, mp = self.runner.run(batch["inputs"], batch["present"], batch["lengths"])
             if self.adapter is not None:
                 logits, mp = self._adapt(batch, logits, mp)
-            fused.append(softmax(logits))
+            fused.append(np.asarray(logits, np.float32))
             for m, v in mp.items():
                 if m not in batch["inputs"]:  # a head of a modality this input lacks: no prediction
                     continue
-                per.setdefault(m, []).append(softmax(v))
+                per.setdefault(m, []).append(np.asarray(v, np.float32))
         k = len(self.label_names)
         return (np.concatenate(fused) if fused else np.zeros((0, k), np.float32),
                 {m: np.concatenate(v) for m, v in per.items()})
@@ -251,11 +261,22 @@ class Predictor:
         starts = list(range(0, max(1, len(w) - win + 1), hop))
         if len(w) > win and starts[-1] + win < len(w):
             starts.append(len(w) - win)   # the tail gets a window too
-        return [(s / rate, min(s + win, len(w)) / rate, self.prep.voice(w[s:s + win])) for s in starts]
+        if self.eval_windows:  # windows as the model's evaluation cut them (not re-cropped)
+            from emomm.media.audio import crop_or_pad
+            fit = lambda x: torch.from_numpy(np.ascontiguousarray(  # noqa: E731
+                crop_or_pad(x, win, random=False, pad=self.prep.clip.pad), dtype=np.float32))
+        else:
+            fit = self.prep.voice
+        return [(s / rate, min(s + win, len(w)) / rate, fit(w[s:s + win])) for s in starts]
 
     def classify_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
-        """One stretch of audio (any rate) -> probabilities ``[K]`` (centre crop, as in eval)."""
+        """One stretch of audio (any rate) -> probabilities ``[K]``: a centre crop as in eval,
+        or for a model evaluated with ``voice.eval_windows`` the softmax of its windows' mean
+        logits (the same with the torch and the ONNX runner)."""
         self._require("voice", what="audio")
+        if self.eval_windows:
+            logits, _ = self._run_logits([{"inputs": {"voice": x}} for _, _, x in self._audio_windows(wave, sr)])
+            return softmax(logits.mean(0))
         return self._run([{"inputs": {"voice": self.prep.voice(wave, sr)}}])[0][0]
 
     def predict_audio(self, audio: str | Path | np.ndarray, sr: int | None = None) -> TimelineResult:
@@ -264,14 +285,19 @@ class Predictor:
         source = str(audio) if isinstance(audio, (str, Path)) else None
         wave, sr = self._wave(audio, sr)
         wins = self._audio_windows(wave, sr)
-        probs, per = self._run([{"inputs": {"voice": x}} for _, _, x in wins])
+        logits, _ = self._run_logits([{"inputs": {"voice": x}} for _, _, x in wins])
+        probs = softmax(logits)
         windows = [WindowResult(a, b, p.tolist(), top(p, self.label_names)[0]) for (a, b, _), p in zip(wins, probs)]
-        return self._timeline("audio", windows, len(wave) / sr, source, audio=windows)
+        # multi-window models: overall = softmax of the mean logits, as in their evaluation
+        overall = softmax(logits.mean(0)) if self.eval_windows and len(logits) else None
+        return self._timeline("audio", windows, len(wave) / sr, source, audio=windows, overall=overall)
 
     def _timeline(self, kind: str, windows: list[WindowResult], duration: float, source: str | None,
-                  tracks=None, audio=None, error: str | None = None) -> TimelineResult:
+                  tracks=None, audio=None, error: str | None = None,
+                  overall: np.ndarray | None = None) -> TimelineResult:
         k = len(self.label_names)
-        probs = np.mean([w.probs for w in windows], axis=0) if windows else np.full(k, 1.0 / k)
+        probs = overall if overall is not None else \
+            np.mean([w.probs for w in windows], axis=0) if windows else np.full(k, 1.0 / k)
         mods = sorted({m for w in windows for m in w.modality_probs})
         mprobs = {m: np.mean([w.modality_probs[m] for w in windows if m in w.modality_probs], axis=0).tolist()
                   for m in mods}

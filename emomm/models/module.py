@@ -20,6 +20,7 @@ from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_modalities, init_encoders_from,
                                      modality_subsets, per_modality, subset_key)
 from emomm.models.tta import tta_views
+from emomm.models.windows import WindowSpec, windowed_outputs
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,16 @@ class EmotionModule(L.LightningModule):
             # checkpoint key with `_orig_mod.`, so the checkpoint would not load uncompiled.
             self.net.compile()
 
-    def outputs(self, batch: dict[str, Any], subsets: list[tuple[str, ...]] = ()) -> dict[str, torch.Tensor]:
+    def outputs(self, batch: dict[str, Any], subsets: list[tuple[str, ...]] = (),
+                windows: bool = True) -> dict[str, torch.Tensor]:
         """Logits ``[B, K]`` by name: ``fused``, ``modality/<m>`` (each modality's own head)
         and ``subset/<a+b>`` (the fused head with every other modality masked out), averaged
-        over the test-time views outside training."""
+        over the test-time views outside training, and over each voice clip's windows when
+        the preprocessing has ``voice.eval_windows`` (:mod:`emomm.models.windows`)."""
+        spec = WindowSpec.from_preprocessing(self.hparams.get("preprocessing")) if windows else None
+        if spec is not None and not self.training and isinstance(batch["inputs"].get("voice"), torch.Tensor) \
+                and batch["inputs"]["voice"].dim() == 2:
+            return windowed_outputs(lambda b: self.outputs(b, subsets, windows=False), batch, spec)
         present, lengths = batch.get("present") or {}, batch.get("lengths")
         views = [batch["inputs"]] if self.training else tta_views(
             batch["inputs"], self.hparams.get("tta_hflip") or [], self.hparams.get("tta_shift") or {})
