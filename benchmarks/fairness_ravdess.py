@@ -13,7 +13,7 @@ interval of the difference) before and after.
 
 Note: actors 01-16 are 8 male and 8 female with the same clips each, so by sex the training
 set is already balanced and ``--by group`` changes only which clips are drawn; pass
-``--train-speakers`` (e.g. ``1,2,3,5,7,9,11,13,15,16``: 7 male, 3 female) to measure the
+``--train-speakers`` (e.g. ``1,2,3,4,5,7,9,11,13,15``: 8 male, 2 female) to measure the
 mitigation where the training data is skewed. The LR schedule follows the step count
 (``time_budget_s=null``) so both runs anneal alike whatever else runs on the machine.
 """
