@@ -118,3 +118,33 @@ def test_resume_continues_from_the_raw_weights(tmp_path):
 def test_decay_out_of_range_is_an_error():
     with pytest.raises(ValueError, match="decay"):
         EMA(decay=1.0)
+
+
+@pytest.mark.slow
+def test_ema_with_a_network_compiled_in_place(tmp_path):
+    """`model.compile=true` compiles `net` in place: the swaps copy into the same tensors, so
+    validation runs the compiled graph on the averaged weights, without recompiling."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+
+    class Compiled(Toy):
+        def setup(self, stage):
+            self.net.compile()
+
+        def validation_step(self, batch, _):
+            self.seen.append((self.net[0].weight.detach().clone(), self.net(batch[0]).detach()))
+
+    torch.manual_seed(0)
+    model, ema = Compiled(), EMA(decay=0.8)
+    trainer = L.Trainer(max_epochs=2, callbacks=[ema], logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, num_sanity_val_steps=0, enable_model_summary=False)
+    trainer.fit(model, loader(), loader(8))
+    weight, logits = model.seen[-1]
+    assert torch.allclose(weight, ema.shadow["0.weight"], atol=1e-6)
+    eager = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)).eval()
+    eager.load_state_dict(ema.shadow)
+    with torch.no_grad():
+        assert torch.allclose(logits, eager(loader(8).dataset.tensors[0][4:8]), atol=1e-5)
+    frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert frames <= 4, f"{frames} graphs: the weight swaps made dynamo recompile"
