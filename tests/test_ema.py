@@ -54,10 +54,12 @@ def fit(tmp_path, ema, epochs=2, **kw):
     return model, rec, init, trainer
 
 
-def analytic(init, steps, decay, start_step=0):
+def analytic(init, steps, decay, start_step=0, warmup=False):
     avg = {k: v.clone() for k, v in init.items()}
     for i, w in enumerate(steps):
         d = decay if i >= start_step else 0.0
+        if warmup and i >= start_step:
+            d = min(decay, (1 + i - start_step) / (10 + i - start_step))
         for k in avg:
             avg[k] = d * avg[k] + (1 - d) * w[k] if w[k].is_floating_point() else w[k].clone()
     return avg
@@ -75,6 +77,12 @@ def test_average_equals_the_analytic_ema(tmp_path):
     ema2 = EMA(decay=0.8, start_epoch=1)
     _, rec2, init2, _ = fit(tmp_path / "b", ema2)
     assert torch.allclose(ema2.shadow["0.weight"], analytic(init2, rec2.steps, 0.8, 6)["0.weight"], atol=1e-6)
+    # warmup: decay (1+n)/(10+n) at step n (below 0.95 for all 12 steps here).
+    ema3 = EMA(decay=0.95, warmup=True)
+    _, rec3, init3, _ = fit(tmp_path / "c", ema3)
+    want3 = analytic(init3, rec3.steps, 0.95, warmup=True)
+    assert torch.allclose(ema3.shadow["0.weight"], want3["0.weight"], atol=1e-6)
+    assert not torch.allclose(want3["0.weight"], analytic(init3, rec3.steps, 0.95)["0.weight"])
 
 
 def test_validation_and_checkpoints_use_the_average(tmp_path):
@@ -112,7 +120,7 @@ def test_resume_continues_from_the_raw_weights(tmp_path):
     trainer.fit(model, loader(), loader(8), ckpt_path=tmp_path / "last.ckpt")
     assert torch.allclose(probe.weight, ckpt[RAW_KEY]["net.0.weight"])        # training resumed raw
     assert not torch.allclose(probe.weight, ckpt["state_dict"]["net.0.weight"])
-    assert resumed.updates == 6                                                 # one more epoch averaged
+    assert resumed.updates == 12 and resumed.averaged == 12                     # 6 saved + one more epoch
 
 
 def test_decay_out_of_range_is_an_error():

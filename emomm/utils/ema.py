@@ -5,7 +5,10 @@ each floating-point parameter and buffer ``p`` of ``pl_module.net`` updates its 
 
     ema <- decay * ema + (1 - decay) * p
 
-(integer buffers such as BatchNorm's ``num_batches_tracked`` are copied). BatchNorm running
+(integer buffers such as BatchNorm's ``num_batches_tracked`` are copied). With ``warmup``,
+the n-th averaging step uses ``min(decay, (1 + n) / (10 + n))``: early on the average
+follows the weights instead of staying near the random initialisation (which would make
+short runs and the first epochs' validation meaningless). BatchNorm running
 statistics are averaged like the weights, so the averaged network needs no BN re-estimation
 pass (unlike SWA). Before ``start_epoch`` the average simply follows the weights.
 
@@ -36,14 +39,17 @@ class EMA(L.Callback):
         decay: weight of the old average per optimizer step (0.999: a horizon of ~1000 steps).
         start_epoch: epoch from which the average accumulates; before it, it copies the
             weights (averaging only the last epochs of a cosine schedule).
+        warmup: ramp the decay up as ``(1 + n) / (10 + n)`` over the first averaging steps.
         attr: the submodule of the LightningModule that is averaged (``net``, the network
             the checkpoints' ``net.*`` keys come from).
     """
 
-    def __init__(self, decay: float = 0.999, start_epoch: int = 0, attr: str = "net") -> None:
+    def __init__(self, decay: float = 0.999, start_epoch: int = 0, warmup: bool = False,
+                 attr: str = "net") -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"callbacks.ema.decay={decay} must be in [0, 1)")
-        self.decay, self.start_epoch, self.attr = float(decay), int(start_epoch), attr
+        self.decay, self.start_epoch, self.warmup, self.attr = float(decay), int(start_epoch), warmup, attr
+        self.averaged = 0  # averaging steps so far (for the warm-up)
         self.shadow: dict[str, torch.Tensor] = {}
         self._backup: dict[str, torch.Tensor] | None = None
         self.updates = 0
@@ -72,7 +78,11 @@ class EMA(L.Callback):
         # Called after each batch; with gradient accumulation, only steps that stepped count.
         if (batch_idx + 1) % max(1, trainer.accumulate_grad_batches) and not trainer.is_last_batch:
             return
-        decay = self.decay if trainer.current_epoch >= self.start_epoch else 0.0
+        decay = 0.0
+        if trainer.current_epoch >= self.start_epoch:
+            n = self.averaged
+            decay = min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
+            self.averaged += 1
         for k, v in self._state(pl_module).items():
             s = self.shadow[k]
             if v.dtype.is_floating_point:
@@ -113,6 +123,13 @@ class EMA(L.Callback):
         self._backup = None
 
     # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"averaged": self.averaged, "updates": self.updates}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.averaged = int(state_dict.get("averaged", 0))
+        self.updates = int(state_dict.get("updates", 0))
+
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         if not self.shadow:
