@@ -73,3 +73,22 @@ def test_module_ten_crop_logits_are_the_mean_of_the_views():
         assert torch.allclose(m(batch), expected, atol=1e-5)
         m.hparams.tta_tencrop = []                                          # centre crop alone
         assert torch.allclose(m(batch), m.net({"face": x[..., 4:44, 4:44]}), atol=1e-5)
+
+
+def test_exported_network_crops_like_the_module():
+    """`emomm.export` wraps the network with the module's eval views: a crop model takes
+    whole faces and crops them in the graph (the centre crop even without TTA)."""
+    from emomm.export import ExportNet
+
+    torch.manual_seed(0)
+    m = EmotionModule(label_names=["a", "b", "c"], encoders=ENC, fusion=FUSION, optimizer=OPT,
+                      tta_tencrop=["face"], preprocessing=PREP).eval()
+    x = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        want = m({"inputs": {"face": x}, "present": {}, "lengths": {}})
+        def logits(net):  # (logits, per-modality logits...) or logits
+            out = net.eval()(x)
+            return out[0] if isinstance(out, tuple) else out
+
+        assert torch.allclose(logits(ExportNet(m)), want, atol=1e-5)
+        assert torch.allclose(logits(ExportNet(m, tta=False)), m.net({"face": x[..., 4:44, 4:44]}), atol=1e-5)
