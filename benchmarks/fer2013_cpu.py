@@ -60,7 +60,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="crop40")
-    ap.add_argument("--smoke", action="store_true", help="a few batches only (checks the pipeline, no figures)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a few batches only: checks the pipeline; its accuracies mean nothing (20 steps, and "
+                         "the first val batches of the CSV hold only angry and disgust faces)")
     ap.add_argument("--from-run", help="a finished training run folder: skip training, re-score it")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
