@@ -85,7 +85,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
     model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
-    for key in ("tta_hflip", "tta_shift"):
+    for key in ("tta_hflip", "tta_shift", "tta_tencrop"):
         if cfg.get(key) is not None:
             model.hparams[key] = to_plain(cfg[key])
     datamodule = eval_datamodule(cfg, [model], ckpt)
@@ -98,7 +98,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model, datamodule=None if dataloaders else datamodule, dataloaders=dataloaders)
     metrics = model.test_results.get("metrics", {})
     summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
-               "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift")},
+               "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift", "tta_tencrop")},
                "data": to_plain(cfg.get("data") or model.hparams.data),
                "label_names": model.label_names}
     print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))

@@ -61,6 +61,9 @@ class EmotionModule(L.LightningModule):
         tta_shift: ``{modality: pixels}``: also score copies shifted that far in each
             direction (x5 views; x10 with hflip). Costs eval time, so recipes leave it off
             during training and ``emomm.eval`` can switch it on (``tta_shift={face:2}``).
+        tta_tencrop: modalities trained on random crops (``face.crop_size``, stored in
+            ``preprocessing``) that are scored on ten crops (4 corners + centre, x mirror)
+            instead of the centre crop alone (see ``emomm.models.tta.tta_views``).
         aux_loss_weight: multimodal models: weight of the per-modality heads' losses (the
             "simple" predictions), averaged over modalities, added to the fused loss.
         modality_dropout: ``rate`` or ``{modality: rate}``: in training, mask a modality out
@@ -78,7 +81,8 @@ class EmotionModule(L.LightningModule):
                  class_weights: Any = None, label_smoothing: float = 0.0,
                  head_dropout: float = 0.2, head_hidden: int | None = None,
                  compile: bool = False, tta_hflip: list[str] | None = None,
-                 tta_shift: dict[str, int] | None = None, monitor: str = "val/uar",
+                 tta_shift: dict[str, int] | None = None, tta_tencrop: list[str] | None = None,
+                 monitor: str = "val/uar",
                  monitor_mode: str = "max", aux_loss_weight: float = 0.5,
                  modality_dropout: float | dict[str, float] | None = None,
                  init_from: dict[str, str] | None = None,
@@ -168,7 +172,8 @@ class EmotionModule(L.LightningModule):
             return windowed_outputs(lambda b: self.outputs(b, subsets, windows=False), batch, spec)
         present, lengths = batch.get("present") or {}, batch.get("lengths")
         views = [batch["inputs"]] if self.training else tta_views(
-            batch["inputs"], self.hparams.get("tta_hflip") or [], self.hparams.get("tta_shift") or {})
+            batch["inputs"], self.hparams.get("tta_hflip") or [], self.hparams.get("tta_shift") or {},
+            self.eval_crop, self.hparams.get("tta_tencrop") or [])
         total: dict[str, torch.Tensor] = {}
         for view in views:
             if not self.multimodal:  # the compiled forward; one prediction serves as both
@@ -184,6 +189,13 @@ class EmotionModule(L.LightningModule):
                     out[f"subset/{subset_key(c)}"] = self.net.fuse(feats, masked, heads)
             total = out if not total else {k: total[k] + v for k, v in out.items()}
         return {k: v / len(views) for k, v in total.items()}
+
+    @property
+    def eval_crop(self) -> dict[str, int]:
+        """``{modality: crop_size}`` of modalities trained on random crops: eval inputs are
+        whole images and are cropped to this size (from the stored preprocessing)."""
+        prep = self.hparams.get("preprocessing") or {}
+        return {m: int(p["crop_size"]) for m, p in prep.items() if isinstance(p, dict) and p.get("crop_size")}
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Fused logits ``[B, K]``."""
@@ -337,8 +349,10 @@ class EmotionModule(L.LightningModule):
             return opt
         sched_cfg = dict(sched_cfg)
         factory = dict(sched_cfg.pop("scheduler"))
+        total = int(self.trainer.estimated_stepping_batches)
         for k, v in factory.items():
-            if v == AUTO_STEPS:
-                factory[k] = int(self.trainer.estimated_stepping_batches)
+            if v == AUTO_STEPS:  # `steps_per_epoch: auto` lets a schedule count in epochs
+                factory[k] = (max(1, total // max(1, self.trainer.max_epochs or 1))
+                              if k == "steps_per_epoch" else total)
         return {"optimizer": opt,
                 "lr_scheduler": {"scheduler": instantiate(factory)(optimizer=opt), **sched_cfg}}

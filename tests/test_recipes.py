@@ -1,0 +1,46 @@
+"""Recipes (conf/experiment/*.yaml) are defined by epochs and steps, not by a deadline."""
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF_DIR
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+#: Recipes still allowed a wall-clock schedule, and why. The voice and text recipes belong to
+#: another part of issue 14; drop an entry once its recipe is defined by epochs.
+DEADLINE_ALLOWED = {"ravdess_voice": "voice recipe: converted by the voice/text part of issue 14",
+                    "ravdess_voice_gpu": "as ravdess_voice",
+                    "meld_text": "text recipe: converted by the voice/text part of issue 14",
+                    "meld_text_gpu": "as meld_text", "meld_text_scratch": "as meld_text"}
+
+
+def test_every_face_and_fusion_recipe_is_listed():
+    assert {"fer2013_cpu", "fer2013_gpu", "fusion_paired", "fusion_synthetic", "demo"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_recipe_has_no_deadline(cfg_factory, experiment):
+    cfg = cfg_factory([f"experiment={experiment}"])
+    sched = (cfg.model.get("scheduler") or {}).get("scheduler") or {}
+    deadline = sched.get("time_budget_s"), cfg.trainer.get("max_time")
+    if experiment in DEADLINE_ALLOWED and deadline != (None, None):
+        pytest.skip(f"{experiment} keeps a deadline: {DEADLINE_ALLOWED[experiment]}")
+    assert deadline == (None, None), f"{experiment}: time_budget_s / max_time = {deadline}"
+    assert cfg.trainer.max_epochs > 0
+
+
+def test_fer2013_recipe_trains_on_40px_crops_by_epochs(cfg_factory):
+    cfg = cfg_factory(["experiment=fer2013_cpu"])
+    assert (cfg.face.image_size, cfg.face.crop_size, cfg.data.crop_size) == (48, 40, 40)
+    assert cfg.data.augment.crop_scale is None and cfg.data.augment.erasing > 0 and cfg.data.augment.hflip > 0
+    assert cfg.model.label_smoothing == 0.1 and cfg.model.scheduler.scheduler.warmup_epochs == 1
+    assert cfg.model.scheduler.scheduler.steps_per_epoch == "auto"
+    assert cfg.trainer.max_epochs == 38
+    gpu = cfg_factory(["experiment=fer2013_gpu"], subdir="gpu")
+    assert gpu.face.crop_size == 40 and gpu.model.scheduler.scheduler.time_budget_s is None
+
+
+def test_ema_switch_composes(cfg_factory):
+    cfg = cfg_factory(["experiment=fer2013_cpu", "callbacks=ema", "callbacks.ema.decay=0.998"])
+    assert cfg.callbacks.ema._target_ == "emomm.utils.ema.EMA" and cfg.callbacks.ema.decay == 0.998
+    assert cfg.callbacks.early_stopping is None and "model_checkpoint" in cfg.callbacks
