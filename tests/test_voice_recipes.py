@@ -199,24 +199,6 @@ def test_meld_future_turns_follow_in_order_and_truncation_keeps_the_utterance(tm
     assert "sad" in short                              # the oldest (past) turn is cut first
 
 
-# -- recipes ------------------------------------------------------------------------------------
-EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
-OTHER_BRANCH = {"fer2013_cpu"}  # the face part of issue 14 (another branch) removes its deadline
-
-
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_recipes_compose_without_a_wall_clock_schedule(name):
-    if name in OTHER_BRANCH:
-        pytest.xfail("face recipe: its time_budget_s is removed on the face branch of issue 14")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="train", overrides=[f"experiment={name}"])
-    GlobalHydra.instance().clear()
-    sched = (cfg.model.get("scheduler") or {}).get("scheduler") or {}
-    assert sched.get("time_budget_s") is None
-    assert cfg.trainer.max_epochs and cfg.trainer.max_epochs > 0
-
-
 def test_voice_techniques_train_and_evaluate_end_to_end(cfg_factory, tmp_path):
     """Every switch on at once (multi-window eval, resampled speed, VTLP, song in train),
     through the real training entry point: one prediction per validation clip."""
