@@ -102,7 +102,8 @@ def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, da
     model.test_results = clean
     print("\n" + occlusion_report(table, out_dir))
     names, grid = example_grid(views, prep, int(cfg.get("occlusion_examples") or 8))
-    save_image_grid(grid, names, out_dir / "occlusion_examples.png", f"{cfg.split} inputs under occlusion")
+    save_image_grid(grid, [f"{n}\nUAR {100 * table[n]['uar']:.1f}%" for n in names],
+                    out_dir / "occlusion_examples.png", f"{cfg.split} inputs under occlusion")
     return {"test_occlusion": table}
 
 

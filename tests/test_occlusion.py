@@ -130,6 +130,23 @@ def test_occluded_dataset_is_seeded_per_sample():
     assert any(not torch.equal(x, other[i]["inputs"]["face"]) for i, x in enumerate(first))
 
 
+def test_occluded_dataset_masks_every_video_frame_and_leaves_voice():
+    class Clips(torch.utils.data.Dataset):
+        labels = [1]
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return {"inputs": {"video": torch.ones(5, 3, 32, 32), "voice": torch.ones(800)}, "label": 1, "index": i}
+
+    prep = {"video": {"mean": [0.5] * 3, "std": [0.5] * 3}, "voice": {"sample_rate": 16000}}
+    out = OccludedDataset(Clips(), "patch:0.25", prep, seed=0)[0]["inputs"]
+    assert all(torch.equal(out["video"][0], f) for f in out["video"])
+    assert (out["video"] != 1).float().mean().item() == pytest.approx(0.25, abs=0.02)
+    assert torch.equal(out["voice"], torch.ones(800))
+
+
 def test_occluded_dataset_needs_face_inputs():
     with pytest.raises(ValueError, match="needs face inputs"):
         OccludedDataset(_Faces([], None), "lower", {"voice": {"sample_rate": 16000}})
