@@ -18,7 +18,8 @@ faces frame the face the same way, so they use the same fractions:
 * ``lower``: the polygon :data:`LOWER_POLYGON` - top edge at y = 0.54 across the nose
   (x 0.30-0.70), widest over the cheeks (x 0.10-0.90 at y 0.64-0.80), closing around the
   chin at y = 0.99 (x 0.34-0.66); 30 % of a 48x48 crop.
-* ``upper``: the band :data:`UPPER_BAND` - y 0.25-0.49 over x 0.06-0.94 (22 % of a 48x48 crop).
+* ``upper``: the band :data:`UPPER_BAND` - y 0.26-0.52 over x 0.06-0.94 (24 % of a 48x48 crop);
+  deep enough for the synthetic faces too, whose eyes sit lower (y 0.40-0.46).
 * ``patch:F``: a square of side ``round(sqrt(F) * S)`` for an ``S x S`` crop.
 
 Occlusion happens on the face crop after crop/resize and before normalisation; replacing
@@ -45,7 +46,7 @@ KINDS = ("lower", "upper", "patch")
 LOWER_POLYGON = ((0.30, 0.54), (0.70, 0.54), (0.90, 0.64), (0.90, 0.80), (0.66, 0.99),
                  (0.34, 0.99), (0.10, 0.80), (0.10, 0.64))
 #: Sunglasses band: (x0, y0, x1, y1) fractions of the crop.
-UPPER_BAND = (0.06, 0.25, 0.94, 0.49)
+UPPER_BAND = (0.06, 0.26, 0.94, 0.52)
 #: Fill colours (RGB, 0-255): a light-blue surgical mask, black sunglasses, a grey patch.
 #: Gray inputs get the luma of the colour (ITU-R 601, as the transforms' RGB->gray).
 FILL_RGB = {"lower": (170, 200, 225), "upper": (20, 20, 20), "patch": (128, 128, 128)}
