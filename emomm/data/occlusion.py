@@ -271,6 +271,8 @@ class OccludedDataset(Dataset):
 
     @property
     def labels(self) -> Sequence[int]:
+        # Imported here: the transforms import this module, and inference must not pull in
+        # the DataModule machinery of emomm.data.base.
         from emomm.data.base import dataset_labels
         return dataset_labels(self.dataset)
 
@@ -288,12 +290,13 @@ class OccludedDataset(Dataset):
             c, h, w = x.shape[-3:]
             raw = [round(v) for v in fill_colour(self.spec.kind, c)]  # as painted on uint8 crops
             m, s = (mean * c if len(mean) == 1 else mean), (std * c if len(std) == 1 else std)
-            fill = [(v / 255.0 - mi) / si for v, mi, si in zip(raw * (c if len(raw) == 1 else 1), m, s)]
+            fill = [(v / 255.0 - mi) / si for v, mi, si in zip(raw, m, s)]
             inputs[modality] = apply_mask(x, occlusion_mask(self.spec, h, w, rng), fill)
         return {**sample, "inputs": inputs}
 
 
 def _per_channel(v: Any) -> list[float]:
+    """A mean/std setting (a number or one per channel) as a list."""
     return [float(x) for x in v] if isinstance(v, (list, tuple)) or hasattr(v, "__len__") else [float(v)]
 
 
