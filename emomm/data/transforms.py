@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from emomm.data.occlusion import RandomOcclusion
+
 DEFAULT_AUGMENT = {
     "crop_scale": 0.8,      # RandomResizedCrop minimum area fraction; null = plain resize
     "hflip": 0.5,           # probability of a horizontal flip
@@ -25,6 +27,7 @@ DEFAULT_AUGMENT = {
     "brightness": 0.3,      # ColorJitter strengths
     "contrast": 0.3,
     "erasing": 0.25,        # RandomErasing probability (applied after normalisation)
+    "occlusion": None,      # {p, kinds, patch_fraction}: emomm.data.occlusion.RandomOcclusion
 }
 
 
@@ -82,6 +85,8 @@ class FaceTransform:
         if aug.get("brightness") or aug.get("contrast"):
             ops.append(v2.ColorJitter(brightness=aug.get("brightness") or 0,
                                       contrast=aug.get("contrast") or 0))
+        if aug.get("occlusion"):  # on the final uint8 crop, so region fractions hold
+            ops.append(RandomOcclusion(**aug["occlusion"]))
         ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
         if aug.get("erasing"):
             ops.append(v2.RandomErasing(p=aug["erasing"]))
