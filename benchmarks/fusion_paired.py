@@ -69,7 +69,9 @@ def main() -> None:
     if todo("face"):
         c0 = cpu_s()
         res = run_training(["experiment=fer2013_cpu", f"trainer.max_epochs={args.face_epochs}", *NO_CLOCK,
-                            "model.scheduler.scheduler.warmup_fraction=0.05", "test=false",
+                            "model.scheduler.scheduler.warmup_fraction=0.05", "model.scheduler.scheduler.warmup_epochs=null",
+                            # the paired data feeds whole 48 px faces: keep the face step uncropped
+                            "face.crop_size=null", "data.augment.crop_scale=0.8", "test=false",
                             "tags=[fusion_paired,face]"], log_dir)
         record("face", res, cpu_s() - c0)
     if todo("voice"):

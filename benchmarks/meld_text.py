@@ -4,7 +4,11 @@ Target (issue 4): dev weighted F1 >= 58 with the MiniLM encoder (experiment=meld
 training within 30 minutes on 2 CPU cores; the scratch baseline (experiment=meld_text_scratch)
 is reported next to it. Train on train_sent_emo.csv, validate (and select) on dev.
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--only minilm|scratch]
-                                   [--smoke] [extra overrides...]
+                                   [--future-turns 0 1 2] [--smoke] [extra overrides...]
+``--future-turns``: one run per count of following dialogue turns in the context
+(``text.future_turns``; runs named ``minilm_future1`` etc., ``minilm`` for 0). With future
+turns, ``text.max_length`` grows by 32 tokens per turn over the recipe's 96 (MELD utterances
+are ~14 tokens, p99 ~40), so the added turns are not cut off.
 ``--smoke``: 1 epoch on at most 200 samples per split (checks the pipeline, not the target).
 Writes benchmarks/results/meld_text.json (--smoke only prints its figures).
 """
@@ -29,6 +33,8 @@ def main() -> None:
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
     ap.add_argument("--only", choices=sorted(EXPERIMENTS), action="append",
                     help="run only this encoder (repeatable); default: both")
+    ap.add_argument("--future-turns", type=int, nargs="+", default=[0],
+                    help="variants: following turns of the dialogue in the context (e.g. 0 1 2)")
     ap.add_argument("--smoke", action="store_true", help="a 1-epoch run on 200 samples per split")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
@@ -37,13 +43,17 @@ def main() -> None:
     # `--only` re-runs some encoders: keep the recorded runs of the others.
     previous = RESULTS / "meld_text.json"
     runs = json.loads(previous.read_text()).get("runs", {}) if args.only and previous.is_file() else {}
-    for name in args.only or ["minilm", "scratch"]:
-        overrides = [f"experiment={EXPERIMENTS[name]}", f"data.root={args.root}",
+    jobs = [(enc, f) for enc in args.only or ["minilm", "scratch"] for f in args.future_turns]
+    for enc, future in jobs:
+        name = enc if future == 0 else f"{enc}_future{future}"
+        variant = [] if future == 0 else [f"text.future_turns={future}",
+                                          f"text.max_length={96 + 32 * future}"]
+        overrides = [f"experiment={EXPERIMENTS[enc]}", f"data.root={args.root}", *variant,
                      *(SMOKE if args.smoke else []), *args.overrides]
         res = run_training(overrides, ROOT / "outputs" / "bench_meld_text")
         best = res["best_val"]
         runs[name] = {
-            "command": res["command"],
+            "command": res["command"], "future_turns": future,
             "dev_f1_weighted": best.get("f1_weighted"), "dev_acc": best.get("acc"),
             "dev_uar": best.get("uar"), "dev_f1_macro": best.get("f1_macro"),
             "best_epoch": best.get("epoch"), "epochs": res["epochs"],

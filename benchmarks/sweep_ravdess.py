@@ -1,18 +1,25 @@
 """One real Optuna sweep: the RAVDESS voice recipe, 12+ trials within 60 minutes on this machine.
 
 Each trial is the `experiment=ravdess_voice` recipe (train actors 01-16, validate on the unseen
-actors 17-20) cut to ``--trial-minutes`` of training (wall-clock cosine schedule and
-``trainer.max_time``), searched by `hparams_search=voice_optuna` (TPE, seeded; MedianPruner
+actors 17-20) cut to ``--trial-epochs`` epochs (its cosine by steps over those epochs; a
+trial is defined by epochs, not minutes, so how busy the machine is changes a trial's wall
+time but never its result: a first sweep cut by minutes, on a machine shared with five other
+jobs, gave its trials 3 to 10 epochs and ranked the load, not the parameters), searched by `hparams_search=voice_optuna` (TPE, seeded; MedianPruner
 on the validation UAR curve; pruned trials count). Then `emomm.compare` writes the table and
 plots of every trial into ``experiments/sweep_ravdess/``, and the result file says whether the
-best trial beats the hand-tuned recipe on the validation actors (its 29-minute figure from
+best trial beats the hand-tuned recipe on the validation actors (its full-recipe figure from
 benchmarks/results/ravdess_voice.json, and, with ``--retrain``, the best parameters
 re-trained on the recipe's full 29 minutes). ``--cv`` then runs 5-fold CV by actor of the
 best parameters with `emomm.cv` (5 x the recipe time) and reports mean +- std.
 
-    python benchmarks/sweep_ravdess.py                       # 12 trials x 4 min, <= 60 min
+    python benchmarks/sweep_ravdess.py                       # 12 trials x <= 10 epochs (~4 min idle)
     python benchmarks/sweep_ravdess.py --retrain --cv        # + confirmation (~3.5 h more)
     python benchmarks/sweep_ravdess.py --smoke               # 2 trials x 1 min: checks the wiring
+    python benchmarks/sweep_ravdess.py --confirm-only        # after the sweep: the same-budget check
+``--confirm`` (or ``--confirm-only``, which skips the sweep) compares at the *trial* budget, the
+only fair comparison for a sweep of short trials: the hand-tuned parameters trained like one
+trial on the validation actors, then 5-fold CV by actor of both the hand-tuned and the best
+parameters (two CV processes side by side, one thread each), mean +- std.
 The same command resumes an interrupted sweep (the study is in the sweep folder's optuna.db).
 Writes benchmarks/results/sweep_ravdess[_smoke].json.
 """
@@ -36,34 +43,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--trials", type=int, default=12)
-    ap.add_argument("--trial-minutes", type=float, default=4.0, help="training time of one trial")
+    ap.add_argument("--trial-epochs", type=int, default=10, help="epochs of one trial (~19 s each, 1 thread)")
+    ap.add_argument("--trial-guard-min", type=float, default=15.0, help="trainer.max_time of a trial: a stall guard")
     ap.add_argument("--timeout-min", type=float, default=56.0, help="launch no trial after this")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (see benchmarks/ravdess_voice.py)")
     ap.add_argument("--smoke", action="store_true", help="2 trials of 1 minute, results *_smoke")
     ap.add_argument("--retrain", action="store_true", help="re-train the best parameters for the full recipe")
     ap.add_argument("--cv", action="store_true", help="5-fold CV by actor of the best parameters")
+    ap.add_argument("--confirm", action="store_true",
+                    help="then compare best vs hand-tuned at the trial budget (val actors + 5-fold CV)")
+    ap.add_argument("--confirm-only", action="store_true", help="--confirm on an existing sweep, no new trials")
     ap.add_argument("overrides", nargs="*", help="more overrides for every trial")
     args = ap.parse_args()
     if args.smoke:
-        args.trials, args.trial_minutes, args.timeout_min = 2, 1.0, 5.0
+        args.trials, args.trial_epochs, args.timeout_min = 2, 1, 5.0
     name = "sweep_ravdess_smoke" if args.smoke else "sweep_ravdess"
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     log_dir = ROOT / "outputs" / "bench"
-    trial_s = int(args.trial_minutes * 60)
-    study = f"{name}_{args.trials}x{args.trial_minutes:g}min"
+    guard_s = int(args.trial_guard_min * 60)
+    budget = [f"trainer.max_epochs={args.trial_epochs}",
+              f"trainer.max_time=00:{guard_s // 3600:02d}:{guard_s % 3600 // 60:02d}:{guard_s % 60:02d}"]
+    study = f"{name}_{args.trials}x{args.trial_epochs}ep"
     overrides = ["experiment=ravdess_voice", "hparams_search=voice_optuna", f"data.root={args.root}",
                  f"hydra.sweeper.study_name={study}", f"hydra.sweeper.n_trials={args.trials}",
                  f"hydra.sweeper.timeout_s={int(args.timeout_min * 60)}",
-                 f"trainer.max_time=00:00:{trial_s // 60:02d}:{trial_s % 60:02d}",
-                 f"model.scheduler.scheduler.time_budget_s={trial_s - 10}", *args.overrides]
+                 *budget, *args.overrides]
     cmd = [sys.executable, "-m", "emomm.train", *overrides, f"paths.log_dir={log_dir}"]
-    print("$", " ".join(cmd), flush=True)
-    start = time.time()
-    subprocess.run(cmd, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, check=True)
-    sweep_s = time.time() - start
     sweep_dir = log_dir / "train" / "sweeps" / study
+    result_file = RESULTS / f"{name}.json"
+    if args.confirm_only:
+        sweep_s = json.loads(result_file.read_text())["sweep_wall_s"]
+    else:
+        print("$", " ".join(cmd), flush=True)
+        start = time.time()
+        subprocess.run(cmd, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, check=True)
+        sweep_s = time.time() - start
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
 
     out = ROOT / "experiments" / name
@@ -75,11 +91,11 @@ def main() -> None:
         "target": "12+ trials (pruned count) of the RAVDESS voice recipe under Optuna within 60 min",
         "command": "python -m emomm.train " + " ".join(overrides),
         "sweep_dir": str(sweep_dir), "compare_dir": str(out.relative_to(ROOT)),
-        "sweep_wall_s": round(sweep_s, 1), "trial_minutes": args.trial_minutes, "threads": args.threads,
+        "sweep_wall_s": round(sweep_s, 1), "trial_epochs": args.trial_epochs, "threads": args.threads,
         "states": best["states"], "n_trials": best["n_trials"],
         "best_trial": best.get("best_trial"), "best_val_uar": best.get("best_value"),
         "best_params": best.get("best_params"),
-        "hand_tuned_val_uar_29min": hand,
+        "hand_tuned_val_uar_full_recipe": hand,
         "best_trial_beats_hand_tuned": None if hand is None or best.get("best_value") is None
         else best["best_value"] > hand,
         "met": best["n_trials"] >= 12 and sweep_s <= 3600,
@@ -87,7 +103,7 @@ def main() -> None:
     params = [f"{k}={v}" for k, v in (best.get("best_params") or {}).items()]
     if args.retrain and params:
         res = run_training(["experiment=ravdess_voice", f"data.root={args.root}", *params], log_dir)
-        summary["retrained_best_val_uar_29min"] = res["best_val"].get("uar")
+        summary["retrained_best_val_uar_full_recipe"] = res["best_val"].get("uar")
         summary["retrained_beats_hand_tuned"] = None if hand is None else res["best_val"].get("uar", 0) > hand
     if args.cv and params:
         cv, wall = run_entry_point("emomm.cv", ["experiment=ravdess_voice", f"data.root={args.root}", "folds=5",
@@ -95,7 +111,30 @@ def main() -> None:
         summary["cv5_by_actor"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc")
                                    if k in cv["metrics"]}
         summary["cv5_wall_s"] = round(wall, 1)
+    if (args.confirm or args.confirm_only) and params:
+        summary["same_budget"] = confirm(args.root, budget, params, log_dir / "confirm")
     write_result(name, summary)
+
+
+def confirm(root: str, budget: list[str], params: list[str], log_dir: Path) -> dict:
+    """Hand-tuned vs best parameters at the trial budget: one run on the validation actors of
+    the hand-tuned recipe, then 5-fold CV by actor of both, side by side (one thread each)."""
+    base = ["experiment=ravdess_voice", f"data.root={root}", *budget]
+    hand = run_training(base, log_dir / "hand_val")
+    out = {"hand_tuned_val_uar": hand["best_val"].get("uar"), "budget": budget}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    procs = {}
+    for label, extra in (("hand_tuned", []), ("best", params)):
+        cmd = [sys.executable, "-m", "emomm.cv", *base, "folds=5", *extra, f"paths.log_dir={log_dir / label}"]
+        print("$", " ".join(cmd), flush=True)
+        procs[label] = (subprocess.Popen(cmd, cwd=ROOT, env=env), time.time())
+    for label, (proc, start) in procs.items():
+        if proc.wait() != 0:
+            raise SystemExit(f"CV of {label} failed (exit {proc.returncode})")
+        cv = json.loads(max((log_dir / label).glob("**/cv_summary.json"), key=lambda p: p.stat().st_mtime).read_text())
+        out[f"cv5_{label}"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc") if k in cv["metrics"]}
+        out[f"cv5_{label}_wall_s"] = round(time.time() - start, 1)
+    return out
 
 
 if __name__ == "__main__":

@@ -16,9 +16,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from emomm.analysis.groups import groups_report
+from emomm.data.occlusion import OccludedDataset, example_grid, parse_occlusions
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
-from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
+from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
+                                   save_image_grid, write_json)
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, to_plain
 
 log = logging.getLogger(__name__)
@@ -79,12 +82,39 @@ def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | s
     return datamodule
 
 
+def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, datamodule,
+                   out_dir: Path) -> dict[str, Any]:
+    """metrics.json's ``test_occlusion``: the split scored clean (the run just done) and under
+    each ``cfg.occlusion`` condition (emomm.data.occlusion, seeded per sample by ``cfg.seed``);
+    writes occlusion.csv and occlusion_examples.png. ``model.test_results`` stays the clean one."""
+    specs = parse_occlusions(to_plain(cfg.get("occlusion")))
+    if not specs:
+        return {}
+    clean, base, prep = model.test_results, datamodule.splits[cfg.split], datamodule.preprocessing
+    views = {"clean": base} | {s.name: OccludedDataset(base, s, prep, cfg.seed) for s in specs}
+    table = {"clean": clean["metrics"]}
+    for name in list(views)[1:]:
+        datamodule.splits[cfg.split] = views[name]  # the loader takes the datamodule's settings
+        loader = datamodule.val_dataloader() if cfg.split == "val" else datamodule.test_dataloader()
+        datamodule.splits[cfg.split] = base
+        model.test_results = {}
+        trainer.test(model, dataloaders=loader)
+        table[name] = model.test_results["metrics"]
+    model.test_results = clean
+    print("\n" + occlusion_report(table, out_dir))
+    names, grid = example_grid(views, prep, int(cfg.get("occlusion_examples") or 8))
+    save_image_grid(grid, [f"{n}\nUAR {100 * table[n]['uar']:.1f}%" for n in names],
+                    out_dir / "occlusion_examples.png", f"{cfg.split} inputs under occlusion")
+    return {"test_occlusion": table}
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
+    parse_occlusions(to_plain(cfg.get("occlusion")))  # a bad spec fails before any scoring
     out_dir = Path(cfg.paths.output_dir)
     ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
     model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
-    for key in ("tta_hflip", "tta_shift"):
+    for key in ("tta_hflip", "tta_shift", "tta_tencrop"):
         if cfg.get(key) is not None:
             model.hparams[key] = to_plain(cfg[key])
     datamodule = eval_datamodule(cfg, [model], ckpt)
@@ -97,11 +127,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model, datamodule=None if dataloaders else datamodule, dataloaders=dataloaders)
     metrics = model.test_results.get("metrics", {})
     summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
-               "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift")},
+               "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift", "tta_tencrop")},
                "data": to_plain(cfg.get("data") or model.hparams.data),
                "label_names": model.label_names}
     print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
     summary |= multimodal_report(model.test_results, out_dir)
+    summary |= groups_report(cfg.get("groups"), model.test_results, datamodule.splits[cfg.split], model.label_names,
+                             out_dir, getattr(datamodule, "root", None))
+    summary |= occlusion_eval(cfg, trainer, model, datamodule, out_dir)
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir, cfg.split)

@@ -212,6 +212,9 @@ class ExportNet(nn.Module):
         hp = module.hparams
         self.hflip = list(hp.get("tta_hflip") or []) if tta else []
         self.shift = dict(hp.get("tta_shift") or {}) if tta else {}
+        # A model trained on random crops takes whole images and crops them (not a TTA option).
+        self.crop = dict(getattr(module, "eval_crop", {}) or {})
+        self.tencrop = list(hp.get("tta_tencrop") or []) if tta else []
         self.multi = len(self.modalities) > 1
         self.per_modality = callable(getattr(module.net, "forward_all", None))
         names = list(self.modalities)
@@ -236,7 +239,7 @@ class ExportNet(nn.Module):
 
         inputs, present, lengths = self.split_args(args)
         outs = None
-        views = tta_views(inputs, self.hflip, self.shift)
+        views = tta_views(inputs, self.hflip, self.shift, self.crop, self.tencrop)
         for view in views:
             if self.per_modality:
                 o = self.net.forward_all(view, present or None, lengths or None)

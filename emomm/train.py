@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from emomm.analysis.groups import groups_report
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.resume import SIGTERM_EXIT, resolve_resume
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, to_plain
@@ -94,6 +95,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if test:
         print("\n" + metrics_table(test, f"test metrics (%)  [{out_dir}]"))
     summary |= multimodal_report(model.test_results, out_dir)
+    if cfg.test:
+        summary |= groups_report(cfg.get("groups"), model.test_results, datamodule.splits["test"],
+                                 model.label_names, out_dir, getattr(datamodule, "root", None))
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir)

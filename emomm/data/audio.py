@@ -3,14 +3,16 @@
 * :class:`AudioDataset` serves ``{"inputs": {"voice": wave[T]}, ...}`` samples from a file
   list, decoding each file once (:mod:`emomm.media.audio`) and caching the resampled
   waveform in memory.
-* :class:`WaveAugment`: random gain, additive noise, time shift and speed perturbation,
-  each switchable.
+* :class:`WaveAugment`: random gain, additive noise, time shift and speed perturbation
+  (a uniform factor by interpolation, or Kaldi-style factors such as 0.9/1.0/1.1 by
+  band-limited resampling), each switchable.
 """
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,8 +36,12 @@ class WaveAugment:
             (prob. ``noise_p``).
         shift_s: time shift by up to +-``shift_s`` seconds, zero-filled, length kept
             (prob. ``shift_p``).
-        speed: ``[low, high]``: speed factor drawn uniformly in that range (Kaldi-style speed
-            perturbation: tempo and pitch change together) (prob. ``speed_p``).
+        speed: ``[low, high]``: speed factor drawn uniformly in that range (tempo and pitch
+            change together; linear interpolation) (prob. ``speed_p``).
+        speed_choices: e.g. ``[0.9, 1.0, 1.1]``: instead of ``speed``, one of these factors
+            drawn uniformly for every clip (``speed_p`` is not used: put 1.0 in the list to
+            keep clips unchanged), applied by band-limited resampling
+            (``torchaudio.functional.resample``, Ko et al. 2015's speed perturbation).
     """
 
     gain_db: float | None = 0.0
@@ -46,6 +52,14 @@ class WaveAugment:
     shift_p: float = 0.5
     speed: Sequence[float] | None = None
     speed_p: float = 0.5
+    speed_choices: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.speed and self.speed_choices:
+            raise ValueError("voice.augment: give speed (a uniform range) or speed_choices "
+                             "(discrete factors), not both")
+        if self.speed_choices and any(float(v) <= 0 for v in self.speed_choices):
+            raise ValueError(f"voice.augment.speed_choices={list(self.speed_choices)}: factors must be > 0")
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any] | None) -> "WaveAugment | None":
@@ -62,7 +76,7 @@ class WaveAugment:
 
     @property
     def active(self) -> bool:
-        return bool(self.gain_db or self.noise_snr_db or self.shift_s or self.speed)
+        return bool(self.gain_db or self.noise_snr_db or self.shift_s or self.speed or self.speed_choices)
 
     def perturb_speed(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Apply speed perturbation (changes the length; do it before cropping).
@@ -72,6 +86,9 @@ class WaveAugment:
         and thread-free in data-loader workers; its slight high-frequency roll-off is
         harmless as an augmentation.
         """
+        if self.speed_choices:
+            factor = float(self.speed_choices[int(rng.integers(len(self.speed_choices)))])
+            return resample_speed(wave, factor)
         if not self.speed or rng.random() >= self.speed_p:
             return wave
         lo, hi = (float(v) for v in self.speed)
@@ -106,6 +123,22 @@ class WaveAugment:
         return wave
 
 
+def resample_speed(wave: np.ndarray, factor: float) -> np.ndarray:
+    """Speed ``factor`` by band-limited resampling: ``len / factor`` samples, so at the
+    original rate tempo and pitch both scale by ``factor`` (``factor`` 1.1 -> 10/11 as long).
+
+    The factor is written as a small fraction p/q (0.9 = 9/10) and the wave resampled from
+    rate p to rate q, which torchaudio does with a short polyphase sinc filter: cheap at
+    these ratios and free of the interpolation's high-frequency roll-off.
+    """
+    if abs(factor - 1.0) < 1e-6:
+        return np.asarray(wave, dtype=np.float32)
+    import torchaudio.functional as AF
+    frac = Fraction(float(factor)).limit_denominator(100)
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    return AF.resample(x, frac.numerator, frac.denominator).numpy()
+
+
 def sample_rng() -> np.random.Generator:
     """A NumPy generator seeded from torch's RNG, which Lightning seeds per worker."""
     return np.random.default_rng(int(torch.randint(0, 2**62, ())))
@@ -120,20 +153,45 @@ class ClipOptions:
     duration: float | None = 3.0   # seconds; None = whole clips
     pad: bool = True               # pad to `duration` (fixed size) or leave short clips short
     trim_db: float | None = None   # trim leading/trailing silence quieter than this
+    # {"hop_s": 1.0, "window_s": null}: evaluation serves whole clips and the model averages
+    # the logits of windows of `window_s` (default: `duration`, the training crop) every
+    # `hop_s` (emomm.models.windows); None = one centre crop.
+    eval_windows: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.eval_windows:
+            ew = dict(self.eval_windows)
+            unknown = set(ew) - {"window_s", "hop_s"}
+            if unknown:
+                raise ValueError(f"voice.eval_windows: unknown keys {sorted(unknown)}; known: hop_s, window_s")
+            if not (ew.get("window_s") or self.duration):
+                raise ValueError("voice.eval_windows needs window_s when voice.duration is null")
+            if float(ew.get("hop_s") or 0) <= 0:
+                raise ValueError(f"voice.eval_windows.hop_s must be > 0, got {ew.get('hop_s')!r}")
+            self.eval_windows = {"window_s": float(ew.get("window_s") or self.duration),
+                                 "hop_s": float(ew["hop_s"])}
+        else:
+            self.eval_windows = None
 
     def describe(self) -> dict[str, Any]:
-        return {"sample_rate": self.sample_rate, "duration": self.duration, "pad": self.pad,
-                "trim_db": self.trim_db}
+        out = {"sample_rate": self.sample_rate, "duration": self.duration, "pad": self.pad,
+               "trim_db": self.trim_db}
+        if self.eval_windows:  # only when on: older checkpoints and readers see no new key
+            out["eval_windows"] = dict(self.eval_windows)
+        return out
 
     def to_model_input(self, wave: np.ndarray, train: bool, augment: WaveAugment | None,
                        rng: np.random.Generator | None) -> torch.Tensor:
-        """Speed perturbation -> crop/pad -> gain/shift/noise -> ``float32[T]`` tensor."""
+        """Speed perturbation -> crop/pad -> gain/shift/noise -> ``float32[T]`` tensor.
+
+        With ``eval_windows``, evaluation (``train=False``) returns the whole clip: the
+        model cuts it into windows itself (:mod:`emomm.models.windows`)."""
         wave = np.asarray(wave, dtype=np.float32)
         use_aug = train and augment is not None and augment.active
         if use_aug:
             rng = rng or sample_rng()
             wave = augment.perturb_speed(wave, rng)
-        if self.duration:
+        if self.duration and (train or not self.eval_windows):
             wave = crop_or_pad(wave, int(round(self.duration * self.sample_rate)),
                                random=train, rng=rng, pad=self.pad)
         if use_aug:

@@ -41,6 +41,8 @@ class EmotionDataModule(L.LightningDataModule):
         limit_per_split: int | None = None,
         cv_fold: int | None = None,
         cv_folds: int = 5,
+        balance_groups: Any = None,
+        balance_by: str = "group",
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -53,6 +55,9 @@ class EmotionDataModule(L.LightningDataModule):
         self.limit_per_split = limit_per_split
         # Stratified k-fold CV over the pooled splits (emomm.cv, for data without speakers).
         self.cv_fold, self.cv_folds = cv_fold, cv_folds
+        # Fairness mitigation (`+data.balance_groups=ravdess_sex`): the training loader draws
+        # samples so that every group (`data.balance_by=group`) or (group, class) cell (`group_class`) is equally likely.
+        self.balance_groups, self.balance_by = balance_groups, balance_by
         self.splits: dict[str, Dataset] = {}
 
     # -- to implement --------------------------------------------------------------------
@@ -128,6 +133,8 @@ class EmotionDataModule(L.LightningDataModule):
             # one shards without repeats (torchmetrics syncs the uneven shards at compute).
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
             sampler = UnrepeatedDistributedSampler(self.splits[split], shuffle=False)
+        if split == "train" and self.balance_groups:
+            sampler = self._group_sampler()
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
@@ -143,6 +150,18 @@ class EmotionDataModule(L.LightningDataModule):
     def _trainer_epoch(self) -> int | None:
         trainer = getattr(self, "trainer", None)
         return None if trainer is None else int(trainer.current_epoch)
+
+    def _group_sampler(self) -> torch.utils.data.Sampler:
+        """Group-balanced sampling with replacement, one epoch = ``len(train)`` draws, seeded.
+        Group sources live in :mod:`emomm.analysis.groups` (imported here only when asked)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            raise ValueError("data.balance_groups is single-process only (no DDP sampler for it yet)")
+        from emomm.analysis.groups import balanced_sample_weights
+        weights = balanced_sample_weights(self.splits["train"], self.balance_groups, by=self.balance_by,
+                                          root=getattr(self, "root", None))
+        gen = torch.Generator().manual_seed(int(self.seed))
+        return torch.utils.data.WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
+                                                      len(weights), replacement=True, generator=gen)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -91,11 +91,11 @@ def read_fer_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
 class Fer2013DataModule(EmotionDataModule):
     def __init__(self, root: str, image_size: int = 48, in_chans: int = 1,
                  mean: Any = 0.5, std: Any = 0.5, augment: dict | None = None,
-                 val_fraction: float = 0.1, **kwargs: Any) -> None:
+                 val_fraction: float = 0.1, crop_size: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
         self.val_fraction = val_fraction
-        self.tf_args = dict(image_size=image_size, in_chans=in_chans, mean=mean, std=std)
+        self.tf_args = dict(image_size=image_size, in_chans=in_chans, mean=mean, std=std, crop_size=crop_size)
         self.augment = augment
         self.skipped = 0
 

@@ -12,6 +12,12 @@ Season, Episode, StartTime, EndTime``). Validation is dev; without a test file, 
   ``" | "``, oldest first. Turns whose label is outside the label set still serve as
   context; empty ones do not. ``speakers`` also prefixes the target utterance with its
   speaker's name.
+* ``future_turns`` = F > 0 appends the next F utterances of the dialogue (the reactions to
+  the target, often the clearest cue to its emotion) after :data:`FUTURE_SEP`, in dialogue
+  order: ``"past1 | past2 || next1 | next2"`` (``"|| next1"`` without past turns). The text
+  encoder keeps the whole target utterance and cuts the context from its start when the
+  sample is too long, so the oldest past turns go first (see
+  :func:`emomm.models.encoders.text.encode_batch`).
 * Clips (``modalities`` with ``voice`` and/or ``video``): when the official MELD.Raw clip
   folders are present next to the CSVs (``train_splits/``, ``dev_splits_complete/``,
   ``output_repeated_splits_test/``, directly under ``root`` or one level down, e.g.
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 SPLIT_FILES = {"train": "train_sent_emo.csv", "val": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 TARGETS = {"emotion": MELD_EMOTIONS, "sentiment": MELD_SENTIMENTS}
 CONTEXT_SEP = " | "
+#: Between the past turns and the following ones (its own token for the tokenizers, unlike a word).
+FUTURE_SEP = " || "
 REQUIRED = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
 #: The official MELD.Raw clip folders of each split (first found wins).
 CLIP_DIRS = {"train": ("train_splits",), "val": ("dev_splits_complete", "dev_splits"),
@@ -108,18 +116,20 @@ def find_files(root: Path) -> dict[str, Path]:
 
 def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
                   speakers: bool = True, repair: bool = True, normalize: bool = True,
-                  ) -> dict[str, Any]:
+                  future_turns: int = 0) -> dict[str, Any]:
     """Parse one MELD CSV.
 
-    Returns a dict with ``texts``, ``contexts`` (None when ``context_turns`` is 0),
+    Returns a dict with ``texts``, ``contexts`` (None when ``context_turns`` and
+    ``future_turns`` are 0),
     ``labels``, ``ids`` (``Sr No.``), ``dialogues`` / ``utterances`` (Dialogue_ID /
     Utterance_ID per kept sample),
     ``repairs`` (Counter) and ``skipped`` (``{reason: ["Sr No. 12", ...]}``).
     """
     if target not in TARGETS:
         raise ValueError(f"data.target must be one of {sorted(TARGETS)}, got {target!r}")
-    if context_turns < 0:
-        raise ValueError(f"data.context_turns must be >= 0, got {context_turns}")
+    if context_turns < 0 or future_turns < 0:
+        raise ValueError(f"data.context_turns and data.future_turns must be >= 0, got "
+                         f"{context_turns} and {future_turns}")
     df, cp1252_bytes = read_table(path, sep=",")
     cols = {name: find_column(df, name, path, name) for name in REQUIRED}
     sr_col = next((c for c in df.columns if c.strip().lower().replace(" ", "") in ("srno.", "srno")), None)
@@ -152,29 +162,43 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
             skipped["label outside the set"].append(f"{name} ({raw_label!r})")
         rows.append((dlg, utt, pos, speaker, text, label if text else None, name))
 
-    # Context: previous non-empty turns of the same dialogue, in Utterance_ID order.
+    # Context: previous (and following) non-empty turns of the same dialogue, in
+    # Utterance_ID order.
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
     texts, contexts, labels, ids, dialogues, utterances = [], [], [], [], [], []
-    turns: list[str] = []
-    current = None
-    for dlg, utt, _, speaker, text, label, name in rows:
-        if dlg != current:
-            current, turns = dlg, []
-        said = f"{speaker}: {text}" if speakers and speaker else text
-        if label is not None:
-            texts.append(said)
-            contexts.append(CONTEXT_SEP.join(turns[-context_turns:]) if context_turns else "")
+    said_of = [f"{r[3]}: {r[4]}" if speakers and r[3] else r[4] for r in rows]
+    start = 0
+    while start < len(rows):
+        end = start
+        while end < len(rows) and rows[end][0] == rows[start][0]:
+            end += 1
+        spoken = [i for i in range(start, end) if rows[i][4]]   # rows with a non-empty turn
+        for i in range(start, end):
+            dlg, utt, _, _, _, label, name = rows[i]
+            if label is None:
+                continue
+            past = [said_of[j] for j in spoken if j < i][-context_turns:] if context_turns else []
+            future = [said_of[j] for j in spoken if j > i][:future_turns] if future_turns else []
+            texts.append(said_of[i])
+            contexts.append(join_context(past, future))
             labels.append(label)
             ids.append(name)
             dialogues.append(dlg)
             utterances.append(utt)
-        if text:
-            turns.append(said)
+        start = end
     report_repairs(repairs, str(path))
     report_skipped(skipped, str(path), len(df))
-    return {"texts": texts, "contexts": contexts if context_turns else None, "labels": labels,
+    return {"texts": texts, "contexts": contexts if context_turns or future_turns else None, "labels": labels,
             "ids": ids, "dialogues": dialogues, "utterances": utterances, "repairs": repairs,
             "skipped": {k: v for k, v in skipped.items() if v}}
+
+
+def join_context(past: list[str], future: list[str]) -> str:
+    """``"p1 | p2 || f1 | f2"``: past turns oldest first, then the following turns."""
+    ctx = CONTEXT_SEP.join(past)
+    if future:
+        ctx = (ctx + FUTURE_SEP if ctx else FUTURE_SEP.lstrip()) + CONTEXT_SEP.join(future)
+    return ctx
 
 
 def dialogue_split(dialogues: list[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,6 +243,7 @@ class MeldDataModule(TextDataModule):
         root: folder of the MELD CSVs.
         target: ``emotion`` | ``sentiment``.
         context_turns: previous utterances of the dialogue given as context (0 = none).
+        future_turns: following utterances of the dialogue added to the context (0 = none).
         speakers: prefix utterances (context and target) with the speaker's name.
         val_fraction: dialogues of train held out when there is no dev file.
         modalities: what to serve among text / video / voice (null = text).
@@ -232,7 +257,8 @@ class MeldDataModule(TextDataModule):
     def __init__(self, root: str, target: str = "emotion", context_turns: int = 0,
                  speakers: bool = True, val_fraction: float = 0.1, modalities: Any = None,
                  faces: dict[str, Any] | None = None, video: dict[str, Any] | None = None,
-                 voice: dict[str, Any] | None = None, load_workers: int = 4, **kwargs: Any) -> None:
+                 voice: dict[str, Any] | None = None, load_workers: int = 4, future_turns: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.modalities = list(modalities) if modalities else ["text"]
         self.faces = dict(faces or {})
@@ -254,6 +280,7 @@ class MeldDataModule(TextDataModule):
         self.root = Path(root).expanduser()
         self.target = target
         self.context_turns = int(context_turns)
+        self.future_turns = int(future_turns)
         self.speakers = bool(speakers)
         self.val_fraction = val_fraction
 
@@ -282,7 +309,7 @@ class MeldDataModule(TextDataModule):
         out: dict[str, Any] = {}
         if "text" in self.modalities:
             out["text"] = {**super().preprocessing["text"], "context_turns": self.context_turns,
-                           "speakers": self.speakers}
+                           "future_turns": self.future_turns, "speakers": self.speakers}
         if "video" in self.modalities:
             out["video"] = {**FrameTransform(**self.tf_args).describe(), "faces": self.store.settings,
                             "num_frames": self.num_frames, "sampling": dict(self.sampling)}
@@ -305,7 +332,8 @@ class MeldDataModule(TextDataModule):
         self.require_modalities(self.modalities)
         files = find_files(self.root)
         parts = {s: read_meld_csv(p, self.target, self.context_turns, self.speakers,
-                                  self.repair, self.normalize) for s, p in files.items()}
+                                  self.repair, self.normalize, self.future_turns)
+                 for s, p in files.items()}
         dirs = find_clip_dirs(self.root)
         for s, part in parts.items():   # before any dialogue split: held-out dev keeps train's clips
             part["clips"] = self._clip_paths(part, s, dirs)

@@ -10,7 +10,11 @@ track is read. Video-only files (``02-``) are skipped. When the audio-only file 
 audio-video file of the same recording are both present, only the audio-only one is used.
 
 Options: ``merge_calm`` (7 classes, calm -> neutral, :data:`emomm.labels.RAVDESS_7`; else
-the 8 classes of :data:`emomm.labels.RAVDESS`), ``include_song``, ``include_audio_video``.
+the 8 classes of :data:`emomm.labels.RAVDESS`), ``include_song``, ``song_train_only``,
+``include_audio_video``. Song (vocal channel 02) has six of the eight emotions (no disgust,
+no surprise); with ``include_song`` and ``song_train_only`` (the default) the song clips of
+the training actors join the training split as extra data and validation/test stay speech
+only, so figures remain comparable with speech-only runs.
 Splits are by actor (see :class:`emomm.data.speech.SpeakerAudioDataModule`).
 """
 from __future__ import annotations
@@ -39,9 +43,10 @@ def media_files(root: Path) -> list[Path]:
 
 class RavdessDataModule(SpeakerAudioDataModule):
     def __init__(self, root: str, merge_calm: bool = False, include_song: bool = False,
-                 include_audio_video: bool = True, **kwargs: Any) -> None:
+                 song_train_only: bool = True, include_audio_video: bool = True, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.merge_calm, self.include_song = merge_calm, include_song
+        self.song_train_only = bool(song_train_only)
         self.include_audio_video = include_audio_video
         self.video_only = 0
 
@@ -78,7 +83,8 @@ class RavdessDataModule(SpeakerAudioDataModule):
                 continue
             if name.channel == "song" and not self.include_song:
                 continue
-            clip = Clip(str(path), self.label_of(name.emotion), name.actor)
+            clip = Clip(str(path), self.label_of(name.emotion), name.actor,
+                        train_only=name.channel == "song" and self.song_train_only)
             # One recording, several files (03- audio-only, 01- audio-video, wav and flac
             # copies): keep one, audio-only first.
             key = (name.channel, name.emotion, name.intensity, name.statement, name.repetition,

@@ -35,6 +35,7 @@ class Clip:
     path: str
     label: int
     speaker: int
+    train_only: bool = False   # extra training data (e.g. RAVDESS song): never in val/test
 
 
 def report_malformed(problems: Sequence[str], root: Path, total: int) -> None:
@@ -48,7 +49,9 @@ def report_malformed(problems: Sequence[str], root: Path, total: int) -> None:
 class SpeakerAudioDataModule(EmotionDataModule):
     """Args (beyond :class:`EmotionDataModule`'s):
         root: the dataset folder (searched recursively).
-        sample_rate / duration / pad / trim_db: see :class:`emomm.data.audio.ClipOptions`.
+        sample_rate / duration / pad / trim_db / eval_windows: see
+            :class:`emomm.data.audio.ClipOptions` (``eval_windows``: val/test serve whole
+            clips, which the model scores as the mean of its windows' logits).
         augment: :class:`emomm.data.audio.WaveAugment` options for the training split.
         fold / n_folds: k-fold cross-validation by speaker (fold K tests on speaker group K,
             validates on group K+1). Without fold and without speaker lists: fold 0.
@@ -68,11 +71,11 @@ class SpeakerAudioDataModule(EmotionDataModule):
                  fold: int | None = None, n_folds: int = 5,
                  train_speakers: Sequence[int] | None = None, val_speakers: Sequence[int] | None = None,
                  test_speakers: Sequence[int] | None = None, cache: bool = True,
-                 load_workers: int = 4, **kwargs: Any) -> None:
+                 load_workers: int = 4, eval_windows: dict | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
         self.clip = ClipOptions(sample_rate=int(sample_rate), duration=duration, pad=bool(pad),
-                                trim_db=trim_db)
+                                trim_db=trim_db, eval_windows=_plain(eval_windows))
         self.augment = WaveAugment.from_config(augment)
         self.fold, self.n_folds = fold, int(n_folds)
         self.speaker_lists = {"train": _ints(train_speakers), "val": _ints(val_speakers),
@@ -116,7 +119,8 @@ class SpeakerAudioDataModule(EmotionDataModule):
 
         datasets: dict[str, Dataset] = {}
         for split in ("train", "val", "test"):
-            idx = [i for i, c in enumerate(clips) if c.speaker in set(spk[split])]
+            idx = [i for i, c in enumerate(clips) if c.speaker in set(spk[split])
+                   and (split == "train" or not c.train_only)]
             if not idx:
                 continue
             datasets[split] = AudioDataset(
@@ -162,6 +166,19 @@ class SpeakerAudioDataModule(EmotionDataModule):
         self.skipped = errors
         report_unreadable(errors, len(paths))
         return ok, waves
+
+
+def _plain(v: Any) -> dict | None:
+    """An OmegaConf node or mapping as a plain dict (None stays None)."""
+    if not v:
+        return None
+    try:
+        from omegaconf import DictConfig, OmegaConf
+        if isinstance(v, DictConfig):
+            return OmegaConf.to_container(v, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover
+        pass
+    return dict(v)
 
 
 def _ints(v: Sequence[int] | None) -> list[int] | None:

@@ -4,6 +4,11 @@
 array, or a PIL image) into a normalised float tensor ``[in_chans, S, S]``. The
 deterministic part (resize, channels, normalisation) is what checkpoints record as
 preprocessing; the random part is switched per option, each off when set to 0/null.
+
+With ``crop_size`` (< ``image_size``), training images are random ``crop_size`` crops of the
+``image_size`` face, while evaluation images stay whole (``[in_chans, S, S]``): the model
+crops them at test time (centre crop, or the ten-crop views of `emomm.models.tta`), reading
+``crop_size`` from the checkpoint's preprocessing.
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from emomm.data.occlusion import RandomOcclusion
+
 DEFAULT_AUGMENT = {
     "crop_scale": 0.8,      # RandomResizedCrop minimum area fraction; null = plain resize
     "hflip": 0.5,           # probability of a horizontal flip
@@ -20,6 +27,7 @@ DEFAULT_AUGMENT = {
     "brightness": 0.3,      # ColorJitter strengths
     "contrast": 0.3,
     "erasing": 0.25,        # RandomErasing probability (applied after normalisation)
+    "occlusion": None,      # {p, kinds, patch_fraction}: emomm.data.occlusion.RandomOcclusion
 }
 
 
@@ -43,10 +51,15 @@ class FaceTransform:
         std: Sequence[float] | float = 0.5,
         train: bool = False,
         augment: dict[str, Any] | None = None,
+        crop_size: int | None = None,
     ) -> None:
         if in_chans not in (1, 3):
             raise ValueError(f"in_chans must be 1 or 3, got {in_chans}")
         self.image_size, self.in_chans, self.train = int(image_size), in_chans, train
+        self.crop_size = int(crop_size) if crop_size else None
+        if self.crop_size is not None and not 0 < self.crop_size <= self.image_size:
+            raise ValueError(f"crop_size={crop_size} must be in 1..image_size={image_size} "
+                             "(face.crop_size: the training crop of the image_size face; null = no crop)")
         mean = [mean] * in_chans if isinstance(mean, (int, float)) else list(mean)
         std = [std] * in_chans if isinstance(std, (int, float)) else list(std)
         if len(mean) != in_chans or len(std) != in_chans:
@@ -61,6 +74,10 @@ class FaceTransform:
             ops.append(v2.RandomResizedCrop(size, scale=(aug["crop_scale"], 1.0), antialias=True))
         else:
             ops.append(v2.Resize(size, antialias=True))
+        if train and self.crop_size is not None:
+            # After the (resized) face is whole: a random translation of up to
+            # image_size - crop_size px, the augmentation the ten-crop evaluation mirrors.
+            ops.append(v2.RandomCrop(self.crop_size))
         if aug.get("hflip"):
             ops.append(v2.RandomHorizontalFlip(aug["hflip"]))
         if aug.get("rotation"):
@@ -68,6 +85,8 @@ class FaceTransform:
         if aug.get("brightness") or aug.get("contrast"):
             ops.append(v2.ColorJitter(brightness=aug.get("brightness") or 0,
                                       contrast=aug.get("contrast") or 0))
+        if aug.get("occlusion"):  # on the final uint8 crop, so region fractions hold
+            ops.append(RandomOcclusion(**aug["occlusion"]))
         ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
         if aug.get("erasing"):
             ops.append(v2.RandomErasing(p=aug["erasing"]))
@@ -92,8 +111,11 @@ class FaceTransform:
     def describe(self) -> dict[str, Any]:
         """The deterministic preprocessing, as stored in checkpoints."""
         norm = [op for op in self.ops.transforms if isinstance(op, v2.Normalize)][0]
-        return {"image_size": self.image_size, "in_chans": self.in_chans,
-                "mean": list(norm.mean), "std": list(norm.std)}
+        out = {"image_size": self.image_size, "in_chans": self.in_chans,
+               "mean": list(norm.mean), "std": list(norm.std)}
+        if self.crop_size is not None:
+            out["crop_size"] = self.crop_size  # eval inputs stay image_size; the model crops them
+        return out
 
 
 class FrameTransform:

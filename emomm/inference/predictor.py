@@ -25,6 +25,7 @@ import torch
 from emomm.data.collate import collate_samples
 from emomm.faces.crop import crop_face, eye_angle
 from emomm.faces.detectors import Faces, build_detector
+from emomm.inference.adapter import PersonAdapter
 from emomm.inference.preprocess import Preprocessor
 from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
                                      WindowResult, top)
@@ -62,11 +63,15 @@ class Predictor:
             windows default to the model's clip duration (hop half of it).
         detect_every: run the detector on every N-th decoded frame, tracking in between.
         max_frames: cap on decoded frames per video (kept uniform over the clip).
+        adapter: a per-person adapter file (``python -m emomm.personalize``) or
+            :class:`PersonAdapter`, applied to the fused logits (and, for one-modality
+            models, to that modality's, which are the same); other heads are left as trained.
     """
 
     def __init__(self, runner: ModelRunner, detector: str = "auto", batch_size: int = 32, fps: float = 5.0,
                  window_s: float = 1.0, hop_s: float | None = None, audio_window_s: float | None = None,
-                 audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600) -> None:
+                 audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600,
+                 adapter: str | Path | PersonAdapter | None = None) -> None:
         self.runner = runner
         self.label_names = list(runner.label_names)
         self.modalities = list(runner.modalities)
@@ -76,15 +81,25 @@ class Predictor:
         self.batch_size, self.fps, self.detect_every = int(batch_size), float(fps), max(1, int(detect_every))
         self.window_s = float(window_s)
         self.hop_s = float(hop_s or window_s / 2)
-        dur = (self.preprocessing.get("voice") or {}).get("duration") or 3.0
+        voice = self.preprocessing.get("voice") or {}
+        # A model evaluated with multi-window (voice.eval_windows) predicts a recording the
+        # same way: its windows and hop, and the overall result from the mean of the logits.
+        self.eval_windows = voice.get("eval_windows")
+        ew = self.eval_windows or {}
+        dur = ew.get("window_s") or voice.get("duration") or 3.0
         self.audio_window_s = float(audio_window_s or dur)
-        self.audio_hop_s = float(audio_hop_s or self.audio_window_s / 2)
+        self.audio_hop_s = float(audio_hop_s or ew.get("hop_s") or self.audio_window_s / 2)
         self.max_frames = int(max_frames)
         faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
         stored = faces.get("detector")
         self.detector_name = (stored if stored in _DETECTORS_FOR_PHOTOS else "mtcnn") if detector == "auto" else detector
         self.crop = {**DEFAULT_CROP, **{k: faces[k] for k in DEFAULT_CROP if k in faces}}
         self._detector = None
+        self.adapter = PersonAdapter.load(adapter) if isinstance(adapter, (str, Path)) else adapter
+        if self.adapter is not None:
+            self.adapter.check_model(self.label_names, getattr(runner, "ckpt_path", None))
+            if self.adapter.needs_embeddings and not hasattr(runner, "module"):
+                raise ValueError(f"a {self.adapter.method} adapter needs the model's embeddings: use backend=torch")
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", backend: str = "torch",
@@ -93,6 +108,7 @@ class Predictor:
         (``backend=onnxruntime``; ``precision=int8`` in ``options`` picks the quantised model)."""
         if backend == "torch":
             runner = TorchRunner.from_checkpoint(path, device)
+            runner.ckpt_path = str(path)  # the adapter checks it was fitted on this checkpoint
         elif backend == "onnxruntime":
             from emomm.inference.onnx_runner import OnnxRunner
             runner = OnnxRunner.from_export(path, precision=options.pop("precision", "fp32"))
@@ -113,18 +129,38 @@ class Predictor:
 
     def _run(self, samples: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Samples ``{"inputs": {...}}`` -> fused probs ``[N, K]`` and per-modality probs, batched."""
+        fused, per = self._run_logits(samples)
+        return softmax(fused), {m: softmax(v) for m, v in per.items()}
+
+    def _run_logits(self, samples: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """As :meth:`_run`, logits instead of probabilities."""
         fused, per = [], {}
         for i in range(0, len(samples), self.batch_size):
             batch = collate_samples([{"label": 0, **s} for s in samples[i:i + self.batch_size]])
             logits, mp = self.runner.run(batch["inputs"], batch["present"], batch["lengths"])
-            fused.append(softmax(logits))
+            if self.adapter is not None:
+                logits, mp = self._adapt(batch, logits, mp)
+            fused.append(np.asarray(logits, np.float32))
             for m, v in mp.items():
                 if m not in batch["inputs"]:  # a head of a modality this input lacks: no prediction
                     continue
-                per.setdefault(m, []).append(softmax(v))
+                per.setdefault(m, []).append(np.asarray(v, np.float32))
         k = len(self.label_names)
         return (np.concatenate(fused) if fused else np.zeros((0, k), np.float32),
                 {m: np.concatenate(v) for m, v in per.items()})
+
+    def _adapt(self, batch: dict[str, Any], logits: np.ndarray, per: dict[str, np.ndarray]):
+        """The person adapter on fused logits ``[B, K]`` (one-modality models: their own too)."""
+        emb = None
+        if self.adapter.needs_embeddings:
+            module = self.runner.module
+            dev = next(module.parameters()).device
+            move = lambda d: {m: v.to(dev) if isinstance(v, torch.Tensor) else v for m, v in d.items()}  # noqa: E731
+            with torch.no_grad():
+                emb = module.net.embed(move(batch["inputs"]), move(batch["present"]), move(batch["lengths"]))
+            emb = emb.float().cpu().numpy()
+        adapted = self.adapter.apply(logits, emb)
+        return adapted, ({m: adapted for m in per} if len(self.modalities) == 1 else per)
 
     # -- faces -------------------------------------------------------------------------------
     @property
@@ -225,11 +261,22 @@ class Predictor:
         starts = list(range(0, max(1, len(w) - win + 1), hop))
         if len(w) > win and starts[-1] + win < len(w):
             starts.append(len(w) - win)   # the tail gets a window too
-        return [(s / rate, min(s + win, len(w)) / rate, self.prep.voice(w[s:s + win])) for s in starts]
+        if self.eval_windows:  # windows as the model's evaluation cut them (not re-cropped)
+            from emomm.media.audio import crop_or_pad
+            fit = lambda x: torch.from_numpy(np.ascontiguousarray(  # noqa: E731
+                crop_or_pad(x, win, random=False, pad=self.prep.clip.pad), dtype=np.float32))
+        else:
+            fit = self.prep.voice
+        return [(s / rate, min(s + win, len(w)) / rate, fit(w[s:s + win])) for s in starts]
 
     def classify_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
-        """One stretch of audio (any rate) -> probabilities ``[K]`` (centre crop, as in eval)."""
+        """One stretch of audio (any rate) -> probabilities ``[K]``: a centre crop as in eval,
+        or for a model evaluated with ``voice.eval_windows`` the softmax of its windows' mean
+        logits (the same with the torch and the ONNX runner)."""
         self._require("voice", what="audio")
+        if self.eval_windows:
+            logits, _ = self._run_logits([{"inputs": {"voice": x}} for _, _, x in self._audio_windows(wave, sr)])
+            return softmax(logits.mean(0))
         return self._run([{"inputs": {"voice": self.prep.voice(wave, sr)}}])[0][0]
 
     def predict_audio(self, audio: str | Path | np.ndarray, sr: int | None = None) -> TimelineResult:
@@ -238,14 +285,19 @@ class Predictor:
         source = str(audio) if isinstance(audio, (str, Path)) else None
         wave, sr = self._wave(audio, sr)
         wins = self._audio_windows(wave, sr)
-        probs, per = self._run([{"inputs": {"voice": x}} for _, _, x in wins])
+        logits, _ = self._run_logits([{"inputs": {"voice": x}} for _, _, x in wins])
+        probs = softmax(logits)
         windows = [WindowResult(a, b, p.tolist(), top(p, self.label_names)[0]) for (a, b, _), p in zip(wins, probs)]
-        return self._timeline("audio", windows, len(wave) / sr, source, audio=windows)
+        # multi-window models: overall = softmax of the mean logits, as in their evaluation
+        overall = softmax(logits.mean(0)) if self.eval_windows and len(logits) else None
+        return self._timeline("audio", windows, len(wave) / sr, source, audio=windows, overall=overall)
 
     def _timeline(self, kind: str, windows: list[WindowResult], duration: float, source: str | None,
-                  tracks=None, audio=None, error: str | None = None) -> TimelineResult:
+                  tracks=None, audio=None, error: str | None = None,
+                  overall: np.ndarray | None = None) -> TimelineResult:
         k = len(self.label_names)
-        probs = np.mean([w.probs for w in windows], axis=0) if windows else np.full(k, 1.0 / k)
+        probs = overall if overall is not None else \
+            np.mean([w.probs for w in windows], axis=0) if windows else np.full(k, 1.0 / k)
         mods = sorted({m for w in windows for m in w.modality_probs})
         mprobs = {m: np.mean([w.modality_probs[m] for w in windows if m in w.modality_probs], axis=0).tolist()
                   for m in mods}

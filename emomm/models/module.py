@@ -20,6 +20,7 @@ from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_modalities, init_encoders_from,
                                      modality_subsets, per_modality, subset_key)
 from emomm.models.tta import tta_views
+from emomm.models.windows import WindowSpec, windowed_outputs
 from emomm.utils.safe_load import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class EmotionModule(L.LightningModule):
         tta_shift: ``{modality: pixels}``: also score copies shifted that far in each
             direction (x5 views; x10 with hflip). Costs eval time, so recipes leave it off
             during training and ``emomm.eval`` can switch it on (``tta_shift={face:2}``).
+        tta_tencrop: modalities trained on random crops (``face.crop_size``, stored in
+            ``preprocessing``) that are scored on ten crops (4 corners + centre, x mirror)
+            instead of the centre crop alone (see ``emomm.models.tta.tta_views``).
         aux_loss_weight: multimodal models: weight of the per-modality heads' losses (the
             "simple" predictions), averaged over modalities, added to the fused loss.
         modality_dropout: ``rate`` or ``{modality: rate}``: in training, mask a modality out
@@ -78,7 +82,8 @@ class EmotionModule(L.LightningModule):
                  class_weights: Any = None, label_smoothing: float = 0.0,
                  head_dropout: float = 0.2, head_hidden: int | None = None,
                  compile: bool = False, tta_hflip: list[str] | None = None,
-                 tta_shift: dict[str, int] | None = None, monitor: str = "val/uar",
+                 tta_shift: dict[str, int] | None = None, tta_tencrop: list[str] | None = None,
+                 monitor: str = "val/uar",
                  monitor_mode: str = "max", aux_loss_weight: float = 0.5,
                  modality_dropout: float | dict[str, float] | None = None,
                  init_from: dict[str, str] | None = None,
@@ -120,6 +125,7 @@ class EmotionModule(L.LightningModule):
         # data label i is scored as model label target_map[i].
         self.target_map: torch.Tensor | None = None
         self.test_results: dict[str, Any] = {}
+        self._test_samples: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):  # type: ignore[override]
@@ -156,13 +162,20 @@ class EmotionModule(L.LightningModule):
             # checkpoint key with `_orig_mod.`, so the checkpoint would not load uncompiled.
             self.net.compile()
 
-    def outputs(self, batch: dict[str, Any], subsets: list[tuple[str, ...]] = ()) -> dict[str, torch.Tensor]:
+    def outputs(self, batch: dict[str, Any], subsets: list[tuple[str, ...]] = (),
+                windows: bool = True) -> dict[str, torch.Tensor]:
         """Logits ``[B, K]`` by name: ``fused``, ``modality/<m>`` (each modality's own head)
         and ``subset/<a+b>`` (the fused head with every other modality masked out), averaged
-        over the test-time views outside training."""
+        over the test-time views outside training, and over each voice clip's windows when
+        the preprocessing has ``voice.eval_windows`` (:mod:`emomm.models.windows`)."""
+        spec = WindowSpec.from_preprocessing(self.hparams.get("preprocessing")) if windows else None
+        if spec is not None and not self.training and isinstance(batch["inputs"].get("voice"), torch.Tensor) \
+                and batch["inputs"]["voice"].dim() == 2:
+            return windowed_outputs(lambda b: self.outputs(b, subsets, windows=False), batch, spec)
         present, lengths = batch.get("present") or {}, batch.get("lengths")
         views = [batch["inputs"]] if self.training else tta_views(
-            batch["inputs"], self.hparams.get("tta_hflip") or [], self.hparams.get("tta_shift") or {})
+            batch["inputs"], self.hparams.get("tta_hflip") or [], self.hparams.get("tta_shift") or {},
+            self.eval_crop, self.hparams.get("tta_tencrop") or [])
         total: dict[str, torch.Tensor] = {}
         for view in views:
             if not self.multimodal:  # the compiled forward; one prediction serves as both
@@ -178,6 +191,13 @@ class EmotionModule(L.LightningModule):
                     out[f"subset/{subset_key(c)}"] = self.net.fuse(feats, masked, heads)
             total = out if not total else {k: total[k] + v for k, v in out.items()}
         return {k: v / len(views) for k, v in total.items()}
+
+    @property
+    def eval_crop(self) -> dict[str, int]:
+        """``{modality: crop_size}`` of modalities trained on random crops: eval inputs are
+        whole images and are cropped to this size (from the stored preprocessing)."""
+        prep = self.hparams.get("preprocessing") or {}
+        return {m: int(p["crop_size"]) for m, p in prep.items() if isinstance(p, dict) and p.get("crop_size")}
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Fused logits ``[B, K]``."""
@@ -213,6 +233,8 @@ class EmotionModule(L.LightningModule):
             self.balancer.measure({m: out[f"modality/{m}"] for m in self.net.modalities}, present, labels)
         preds = out["fused"].argmax(-1)
         self.metrics[f"{split}_split"].update(preds, labels)
+        if split == "test":  # per-sample, in loader order: per-group metrics (emomm.analysis.groups)
+            self._test_samples.append((preds.detach().cpu(), labels.detach().cpu()))
         if f"{split}_split" in self.per_class:
             self.per_class[f"{split}_split"].update(preds, labels)
         if split != "train" and self.multimodal:
@@ -297,8 +319,14 @@ class EmotionModule(L.LightningModule):
         if not self.best_val or sign * values[key] > sign * self.best_val[key]:
             self.best_val = {**values, "epoch": self.current_epoch}
 
+    def on_test_epoch_start(self):
+        self._test_samples = []
+
     def on_test_epoch_end(self):
         self.test_results["metrics"] = self._epoch_end("test")
+        pairs = getattr(self, "_test_samples", [])
+        self.test_results["samples"] = {"pred": torch.cat([p for p, _ in pairs]).tolist() if pairs else [],
+                                        "target": torch.cat([t for _, t in pairs]).tolist() if pairs else []}
         self._parts_end("test")
 
     # -- multimodal training aids --------------------------------------------------------
@@ -323,8 +351,10 @@ class EmotionModule(L.LightningModule):
             return opt
         sched_cfg = dict(sched_cfg)
         factory = dict(sched_cfg.pop("scheduler"))
+        total = int(self.trainer.estimated_stepping_batches)
         for k, v in factory.items():
-            if v == AUTO_STEPS:
-                factory[k] = int(self.trainer.estimated_stepping_batches)
+            if v == AUTO_STEPS:  # `steps_per_epoch: auto` lets a schedule count in epochs
+                factory[k] = (max(1, total // max(1, self.trainer.max_epochs or 1))
+                              if k == "steps_per_epoch" else total)
         return {"optimizer": opt,
                 "lr_scheduler": {"scheduler": instantiate(factory)(optimizer=opt), **sched_cfg}}

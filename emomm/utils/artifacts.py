@@ -95,3 +95,52 @@ def multimodal_report(test_results: dict[str, Any], out_dir: Path) -> dict[str, 
     write_subsets_csv(subsets, modalities, out_dir)
     print("\n" + subset_table(subsets, modalities))
     return {"test_modalities": modalities, "test_subsets": subsets}
+
+
+def occlusion_report(table: dict[str, dict[str, float]], out_dir: Path) -> str:
+    """``occlusion.csv`` (one row per condition: the metrics, then ``acc_drop``/``uar_drop``
+    versus ``clean`` in points of the 0-1 scale) and the terminal table (percent)."""
+    keys = [k for k in ("acc", "uar", "f1_macro", "f1_weighted") if k in table.get("clean", {})]
+    keys += sorted(k for k in table.get("clean", {}) if k.startswith("recall/"))
+    clean = table.get("clean", {})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "occlusion.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["condition", *keys, "acc_drop", "uar_drop"])
+        for name, m in table.items():
+            drops = [f"{clean[k] - m[k]:.6f}" if k in m and k in clean else "" for k in ("acc", "uar")]
+            w.writerow([name, *[f"{m[k]:.6f}" if k in m else "" for k in keys], *drops])
+    cols = ["acc", "uar", "f1_macro", *[k for k in keys if k.startswith("recall/")]]
+    heads = [k.split("/", 1)[-1][:8] for k in cols]
+    width = max([len(n) for n in table] + [9])
+    lines = ["occlusion robustness (%): metrics per condition, per-class recall",
+             f"{'condition':<{width}}  " + "  ".join(f"{h:>8}" for h in heads)]
+    lines.append("-" * len(lines[-1]))
+    for name, m in table.items():
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{100 * m[k]:>8.2f}" if k in m else f"{'':>8}" for k in cols))
+    return "\n".join(lines)
+
+
+def save_image_grid(images: Any, row_names: Sequence[str], path: Path, title: str = "") -> None:
+    """A PNG of uint8 images ``[rows, cols, H, W, C]`` (C = 1 or 3), one labelled row each."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols + 0.9, 1.25 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            img = images[r, c]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r][0].set_ylabel(row_names[r], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -7,8 +7,12 @@ fusion has something to do:
 * ``reliability``: per modality, the probability that it expresses the sample's true emotion;
   otherwise it expresses another emotion drawn uniformly from the remaining classes (the same
   person, pose and scene, only the emotion changes). Drawn per modality independently and
-  seeded by ``(seed, index, modality)``, so a sample always looks the same. With reliability
-  below 1 for every modality, a fusion model that combines them beats each single modality.
+  seeded by ``(seed, index, modality)``, so a sample always looks the same. What fusion can
+  gain comes from the expressions themselves being ambiguous (intensity from 0.35, noisy
+  action parameters: each modality's posterior is soft, and a weak face is read through a
+  clear voice). The flips alone give a perfect reader of two modalities nothing: when they
+  disagree the more reliable one is the better bet, so a Bayes-optimal fusion of two equals the
+  more reliable modality; with three, the two others outvote a flipped one.
 * ``missing``: per modality (a dict) or for all (a number), the probability that a sample
   lacks the modality (the key is absent from ``inputs``; the collate marks it in ``present``).
   Applied to every split, seeded by ``(seed, index, modality)``; a sample always keeps at least

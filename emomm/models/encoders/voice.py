@@ -46,6 +46,38 @@ def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def vtlp_warp(freqs: torch.Tensor, alpha: torch.Tensor, nyquist: float, f_hi: float) -> torch.Tensor:
+    """Piecewise-linear frequency warp of vocal-tract length perturbation (Jaitly & Hinton
+    2013): ``f -> alpha f`` up to the boundary ``b = f_hi min(alpha, 1) / alpha``, then a
+    straight line to the Nyquist frequency, which stays fixed (the warp maps [0, nyq] onto
+    itself). ``freqs [F]`` Hz, ``alpha [B]`` -> warped ``[B, F]`` Hz."""
+    a = alpha.float()[:, None]
+    f = freqs.float()[None, :]
+    b = f_hi * torch.clamp(a, max=1.0) / a
+    upper = nyquist - (nyquist - a * b) / (nyquist - b) * (nyquist - f)
+    return torch.where(f <= b, a * f, upper).clamp(0.0, nyquist)
+
+
+def vtlp_filterbank(fb: torch.Tensor, alpha: torch.Tensor, sample_rate: int, f_hi: float = 4800.0
+                    ) -> torch.Tensor:
+    """Mel filterbanks ``[B, F, M]`` for warp factors ``alpha [B]`` from the plain one
+    ``fb [F, M]`` (F linear STFT bins from 0 Hz to Nyquist).
+
+    Warping the spectrum's frequency axis by ``w`` and then applying filter ``H_m`` is,
+    per source bin, applying ``H_m(w(f))``: so each row of the warped bank is the plain bank
+    read (linearly interpolated) at the warped frequency. ``alpha = 1`` gives ``fb`` exactly.
+    """
+    n_freqs = fb.shape[0]
+    nyquist = sample_rate / 2
+    f_hi = min(f_hi, 0.9 * nyquist)  # the boundary must stay below Nyquist (low sample rates)
+    freqs = torch.linspace(0, nyquist, n_freqs, device=fb.device)
+    pos = vtlp_warp(freqs, alpha.to(fb.device), nyquist, f_hi) / nyquist * (n_freqs - 1)  # [B, F]
+    lo = pos.floor().long().clamp(0, n_freqs - 1)
+    hi = (lo + 1).clamp(max=n_freqs - 1)
+    frac = (pos - lo.float()).unsqueeze(-1)                                             # [B, F, 1]
+    return fb[lo] * (1 - frac) + fb[hi] * frac
+
+
 class LogMelFrontend(nn.Module):
     """Waveforms ``[B, T]`` (+ lengths) -> log-mel ``[B, n_mels, frames]`` + frame lengths.
 
@@ -61,13 +93,29 @@ class LogMelFrontend(nn.Module):
             computed over the training split before training when the LightningModule
             calls :meth:`VoiceEncoder.fit_to_data`, otherwise accumulated over the training
             batches as they come; stored in the checkpoint, fixed in eval; ``none``.
+        vtlp: vocal-tract length perturbation in training only, ``{alpha: [0.9, 1.1],
+            f_hi: 4800, p: 1.0}``: with probability ``p`` an utterance's mel filterbank is
+            warped by a factor drawn uniformly in ``alpha`` (:func:`vtlp_filterbank`); costs
+            one batched matmul instead of the plain one. null: off.
     """
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 64, win_ms: float = 25.0,
                  hop_ms: float = 10.0, n_fft: int | None = None, f_min: float = 20.0,
                  f_max: float | None = None, top_db: float | None = 80.0,
-                 normalize: str = "utterance", eps: float = 1e-5) -> None:
+                 normalize: str = "utterance", eps: float = 1e-5,
+                 vtlp: Mapping[str, Any] | None = None) -> None:
         super().__init__()
+        vt = _plain(vtlp)
+        if vt and vt.pop("enabled", True) is not False:
+            unknown = set(vt) - {"alpha", "f_hi", "p"}
+            if unknown:
+                raise ValueError(f"frontend.vtlp: unknown options {sorted(unknown)}; known: alpha, f_hi, p")
+            lo, hi = (float(v) for v in vt.get("alpha", (0.9, 1.1)))
+            if not 0 < lo <= hi:
+                raise ValueError(f"frontend.vtlp.alpha=[{lo}, {hi}]: need 0 < low <= high")
+            self.vtlp = {"alpha": (lo, hi), "f_hi": float(vt.get("f_hi", 4800.0)), "p": float(vt.get("p", 1.0))}
+        else:
+            self.vtlp = None
         if normalize not in NORMALIZE:
             raise ValueError(f"frontend.normalize={normalize!r}; choose one of {NORMALIZE}")
         self.sample_rate = int(sample_rate)
@@ -111,7 +159,10 @@ class LogMelFrontend(nn.Module):
         lengths = lengths.to(wave.device)
         with torch.autocast(device_type=wave.device.type, enabled=False):
             wave = wave.float() * length_mask(lengths, n)
-            db = self.to_db(self.mel(wave))                     # [B, M, frames]
+            if self.training and self.vtlp is not None:
+                db = self.to_db(self._warped_mel(wave))         # [B, M, frames]
+            else:
+                db = self.to_db(self.mel(wave))                 # [B, M, frames]
         frames = db.shape[-1]
         flen = self.frame_lengths(lengths).clamp(1, frames)
         fmask = length_mask(flen, frames)[:, None, :]           # [B, 1, frames]
@@ -120,6 +171,17 @@ class LogMelFrontend(nn.Module):
             db = torch.maximum(db, peak - float(self.top_db))
         db = self._normalize(db, fmask, flen)
         return db.masked_fill(~fmask, 0.0), flen
+
+    def _warped_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """Power mel spectrogram ``[B, M, frames]`` with a random VTLP warp per utterance."""
+        spec = self.mel.spectrogram(wave)                       # [B, F, frames]
+        B = wave.shape[0]
+        lo, hi = self.vtlp["alpha"]
+        alpha = torch.empty(B, device=wave.device).uniform_(lo, hi)
+        keep = torch.rand(B, device=wave.device) >= self.vtlp["p"]
+        alpha = torch.where(keep, torch.ones_like(alpha), alpha)
+        fb = vtlp_filterbank(self.mel.mel_scale.fb, alpha, self.sample_rate, self.vtlp["f_hi"])
+        return torch.bmm(fb.transpose(1, 2), spec)             # [B, M, F] @ [B, F, frames]
 
     def _normalize(self, db: torch.Tensor, fmask: torch.Tensor, flen: torch.Tensor) -> torch.Tensor:
         mode = self.normalize

@@ -1,0 +1,36 @@
+"""Recipes (conf/experiment/*.yaml) are defined by epochs and steps, not by a deadline."""
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF_DIR
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+def test_every_face_and_fusion_recipe_is_listed():
+    assert {"fer2013_cpu", "fer2013_gpu", "fusion_paired", "fusion_synthetic", "demo"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_recipe_has_no_deadline(cfg_factory, experiment):
+    """No recipe anneals by wall clock; a `trainer.max_time` may stay only as a guard."""
+    cfg = cfg_factory([f"experiment={experiment}"])
+    sched = (cfg.model.get("scheduler") or {}).get("scheduler") or {}
+    assert sched.get("time_budget_s") is None, f"{experiment} anneals by a deadline"
+    assert cfg.trainer.max_epochs > 0
+
+
+def test_fer2013_recipe_trains_on_40px_crops_by_epochs(cfg_factory):
+    cfg = cfg_factory(["experiment=fer2013_cpu"])
+    assert (cfg.face.image_size, cfg.face.crop_size, cfg.data.crop_size) == (48, 40, 40)
+    assert cfg.data.augment.crop_scale is None and cfg.data.augment.erasing > 0 and cfg.data.augment.hflip > 0
+    assert cfg.model.label_smoothing == 0.1 and cfg.model.scheduler.scheduler.warmup_epochs == 1
+    assert cfg.model.scheduler.scheduler.steps_per_epoch == "auto"
+    assert cfg.trainer.max_epochs == 38
+    gpu = cfg_factory(["experiment=fer2013_gpu"], subdir="gpu")
+    assert gpu.face.crop_size == 40 and gpu.model.scheduler.scheduler.time_budget_s is None
+
+
+def test_ema_switch_composes(cfg_factory):
+    cfg = cfg_factory(["experiment=fer2013_cpu", "callbacks=ema", "callbacks.ema.decay=0.998"])
+    assert cfg.callbacks.ema._target_ == "emomm.utils.ema.EMA" and cfg.callbacks.ema.decay == 0.998
+    assert cfg.callbacks.early_stopping is None and "model_checkpoint" in cfg.callbacks

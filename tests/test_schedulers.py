@@ -1,0 +1,54 @@
+"""The warm-up + cosine schedule defined by epochs (no wall-clock deadline)."""
+import lightning as L
+import pytest
+import torch
+
+from emomm.models.module import EmotionModule
+from emomm.models.schedulers import warmup_cosine
+
+ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
+FUSION = {"_target_": "emomm.models.fusion.IdentityFusion"}
+
+
+def lrs(total, **kw):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    s = warmup_cosine(opt, total_steps=total, min_lr_ratio=0.01, **kw)
+    out = []
+    for _ in range(total):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        s.step()
+    return out + [opt.param_groups[0]["lr"]]  # the rate after the last step
+
+
+def test_warmup_in_epochs_then_cosine_to_the_floor():
+    r = lrs(50, warmup_epochs=2, steps_per_epoch=10)
+    assert r[0] == pytest.approx(0.1 / 20) and r[19] == pytest.approx(0.1)   # warm-up end: 20 steps
+    assert r[20] == pytest.approx(0.1) and all(a >= b for a, b in zip(r[20:], r[21:]))
+    assert r[-1] == pytest.approx(0.1 * 0.01)                                # annealed at total_steps
+    assert r[49] < 0.1 * 0.02
+    mid = 20 + 15                                                            # half-way through the cosine
+    assert r[mid] == pytest.approx(0.1 * (0.01 + 0.99 * 0.5), rel=1e-6)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        lrs(10, warmup_epochs=1)
+
+
+def test_module_fills_steps_per_epoch_from_the_trainer():
+    """`steps_per_epoch: auto` = estimated_stepping_batches / max_epochs."""
+    sched = {"scheduler": {"_target_": "emomm.models.schedulers.warmup_cosine", "_partial_": True,
+                           "total_steps": "auto", "steps_per_epoch": "auto", "warmup_epochs": 1,
+                           "time_budget_s": None}, "interval": "step"}
+    m = EmotionModule(label_names=["a", "b"], encoders=ENC, fusion=FUSION, scheduler=sched,
+                      optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 1.0})
+
+    class T:  # the two trainer attributes configure_optimizers reads
+        estimated_stepping_batches = 120
+        max_epochs = 4
+
+    m._trainer = T()  # noqa: SLF001 (a stand-in for a fitted trainer)
+    out = m.configure_optimizers()
+    s, opt = out["lr_scheduler"]["scheduler"], out["optimizer"]
+    factors = [s.lr_lambdas[0](i) for i in (0, 29, 30, 120)]
+    assert factors[0] == pytest.approx(1 / 30) and factors[1] == pytest.approx(1.0)
+    assert factors[2] == pytest.approx(1.0) and factors[3] == pytest.approx(0.01)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1 / 30)
