@@ -86,7 +86,7 @@ def test_eval_can_switch_on_shift_and_flip_tta(trained_run, cfg_factory):
     ecfg = cfg_factory([f"ckpt_path={out}/checkpoints/best.ckpt", "trainer.limit_test_batches=2",
                         "tta_hflip=[face]", "tta_shift={face: 2}"], config_name="eval", subdir="eval-tta")
     result = evaluate(ecfg)
-    assert result["tta"] == {"tta_hflip": ["face"], "tta_shift": {"face": 2}, "tta_tencrop": None}
+    assert result["tta"] == {"tta_hflip": ["face"], "tta_shift": {"face": 2}, "tta_tencrop": []}
     assert 0.0 <= result["metrics"]["acc"] <= 1.0
 
 
