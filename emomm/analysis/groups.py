@@ -78,6 +78,21 @@ class GroupSource:
         raise NotImplementedError
 
 
+def actors(meta, parse_name) -> list[int | None]:
+    """Each sample's actor id: its speaker id, else parsed from its file name (None when
+    neither gives one)."""
+    out: list[int | None] = []
+    for m in meta:
+        actor = m.speaker
+        if actor is None and m.path is not None:
+            try:
+                actor = parse_name(m.path).actor
+            except ValueError:
+                actor = None
+        out.append(None if actor is None else int(actor))
+    return out
+
+
 class RavdessSex(GroupSource):
     """RAVDESS actor sex: odd actor number = male, even = female (from the speaker id, else
     from the file name's last field)."""
@@ -86,16 +101,7 @@ class RavdessSex(GroupSource):
 
     def assign(self, meta, root=None):
         from emomm.data.speakers import parse_ravdess_name
-        out: list[str | None] = []
-        for m in meta:
-            actor = m.speaker
-            if actor is None and m.path is not None:
-                try:
-                    actor = parse_ravdess_name(m.path).actor
-                except ValueError:
-                    actor = None
-            out.append(None if actor is None else ("male" if int(actor) % 2 else "female"))
-        return out
+        return [None if a is None else ("male" if a % 2 else "female") for a in actors(meta, parse_ravdess_name)]
 
 
 def age_band(age: float, width: int = 10) -> str:
@@ -165,16 +171,7 @@ class CremadDemographics(GroupSource):
     def assign(self, meta, root=None):
         from emomm.data.speakers import parse_cremad_name
         table = self.table(root)
-        out: list[str | None] = []
-        for m in meta:
-            actor = m.speaker
-            if actor is None and m.path is not None:
-                try:
-                    actor = parse_cremad_name(m.path).actor
-                except ValueError:
-                    actor = None
-            out.append(None if actor is None else table.get(int(actor)))
-        return out
+        return [None if a is None else table.get(a) for a in actors(meta, parse_cremad_name)]
 
 
 class CsvGroups(GroupSource):
