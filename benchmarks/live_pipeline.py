@@ -106,7 +106,7 @@ def main() -> None:
     p.add_argument("--out", default="live_pipeline")
     a = p.parse_args()
     torch.set_num_threads(1)
-    from emomm.export import export
+    from emomm.inference.export import export
     from emomm.faces import build_detector
     from emomm.inference import Predictor
     from emomm.inference.runner import TorchRunner

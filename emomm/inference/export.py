@@ -1,0 +1,258 @@
+"""Export a trained checkpoint for small devices (library of ``python -m emomm.export``).
+
+``format=onnx`` writes ``model.onnx`` (fp32; ``quantize=int8`` adds ``model.int8.onnx``)
+and ``format=torchscript`` writes ``model.pt`` (``torch.jit.trace``), each with
+``model.json``: label names, modalities, the preprocessing stored in the checkpoint, the
+graph's input and output names and shapes, the opset. :class:`emomm.inference.onnx_runner.OnnxRunner`
+runs an exported ONNX model without PyTorch.
+
+What the graph computes is exactly ``EmotionModule.forward`` in eval mode (test-time views
+included), for the tensor modalities:
+
+* ``face``: ``[B, C, S, S]`` float crops, normalised as the checkpoint's preprocessing says;
+* ``video``: ``[B, T, C, S, S]`` with ``T = num_frames`` of the preprocessing, plus
+  ``video_lengths`` ``int64 [B]`` (usable frames; transformer models - LSTM models take full clips);
+* ``voice``: ``[B, N]`` waveforms of equal length (the clip pipeline pads every clip to
+  ``voice.duration``; without a duration, export one utterance per call). The log-mel
+  spectrogram becomes a fixed DFT convolution, because ONNX has no complex STFT that
+  PyTorch's exporter can target; its parity with the PyTorch model is tested;
+* multimodal models take ``present_<modality>`` ``bool [B]`` masks as well.
+
+Raw-text models (``text``) tokenize strings inside the network and cannot be exported:
+serve them with the PyTorch backend.
+
+Outputs: ``logits [B, K]`` (the fused prediction) and, when the network exposes per-modality
+heads (``EmotionClassifier.forward_all``), ``logits_<modality>`` for each modality.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from emomm.inference.export_graph import (  # noqa: F401  (re-exported)
+    DEFAULT_OPSET, FORMATS, ExportError, ExportNet, _plain, dynamic_axes, example_inputs, graph_args, load_module)
+
+log = logging.getLogger(__name__)
+
+
+def export_onnx(wrapper: ExportNet, example: tuple[torch.Tensor, ...], path: Path,
+                opset: int = DEFAULT_OPSET, dynamo: bool = False) -> None:
+    """``torch.onnx.export`` with a dynamic batch axis (and time axis for voice/video).
+
+    The TorchScript-based exporter is the default: it exports every emomm encoder in under a
+    second; ``dynamo=True`` uses ``torch.export`` (face models only, for now: the video and
+    voice graphs have data-dependent shapes it refuses)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # The fused transformer-layer kernel PyTorch uses in eval mode has no ONNX form.
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        _export_onnx(wrapper, example, path, opset, dynamo)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def _export_onnx(wrapper, example, path, opset, dynamo):
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            dyn = {n: {i: torch.export.Dim.DYNAMIC for i in ax} for n, ax in dynamic_axes(wrapper).items()
+                   if n in wrapper.input_names}
+            torch.onnx.export(wrapper, example, str(path), input_names=wrapper.input_names,
+                              output_names=wrapper.output_names, dynamic_shapes=dyn, dynamo=True,
+                              opset_version=opset, verbose=False)
+        else:
+            torch.onnx.export(wrapper, example, str(path), input_names=wrapper.input_names,
+                              output_names=wrapper.output_names, dynamic_axes=dynamic_axes(wrapper),
+                              opset_version=opset, dynamo=False, do_constant_folding=True)
+
+
+def calibration_batches(module: nn.Module, wrapper: ExportNet, split: str = "val", max_samples: int = 128,
+                        batch_size: int = 16, data_overrides: dict[str, Any] | None = None
+                        ) -> list[tuple[torch.Tensor, ...]]:
+    """Graph arguments for up to ``max_samples`` samples of the checkpoint's own data split."""
+    from hydra.utils import instantiate
+
+    data_cfg = _plain(module.hparams.get("data"))
+    if not data_cfg:
+        raise ExportError("the checkpoint stores no data config to calibrate int8 on; use "
+                          "quantize_method=dynamic (no calibration data needed)")
+    data_cfg = {**data_cfg, **(data_overrides or {}), "batch_size": batch_size}
+    dm = instantiate(data_cfg)
+    dm.setup("validate" if split == "val" else "test")
+    loader = dm.val_dataloader() if split == "val" else dm.test_dataloader()
+    out, seen = [], 0
+    for batch in loader:
+        out.append(graph_args(wrapper, batch["inputs"], batch.get("present"), batch.get("lengths")))
+        seen += len(batch["label"])
+        if seen >= max_samples:
+            break
+    return out
+
+
+def fp32_nodes(path: Path) -> list[str]:
+    """Nodes kept in fp32: the classifier head and each encoder's first convolution. They hold
+    a tiny share of the compute but most of the rounding damage (the input layer sees raw
+    pixels or spectra, the head writes the logits an argmax decides on)."""
+    import onnx
+
+    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    keep = [n.name for n in nodes if "/net/head/" in n.name]
+    first: dict[str, str] = {}
+    for n in nodes:
+        if n.op_type == "Conv":
+            parts = n.name.split("/")
+            enc = parts[2] if len(parts) > 2 and parts[1] == "net" else ""
+            first.setdefault(enc, n.name)
+    return keep + list(first.values())
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, input_names: Sequence[str],
+                  calibration: list[tuple[torch.Tensor, ...]] | None, method: str = "static") -> None:
+    """int8 weights (``dynamic``) or int8 weights and activations with ranges measured on
+    calibration batches (``static``, QDQ format: fastest on CPUs with VNNI, and what mobile
+    runtimes execute natively)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    exclude = fp32_nodes(fp32_path)
+    pre = int8_path.with_name(int8_path.stem + ".pre.onnx")
+    try:
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        src = pre
+    except Exception as e:  # pre-processing is an optimisation; quantize the plain graph instead
+        log.warning("onnxruntime quant_pre_process failed (%s); quantizing the graph as exported", e)
+        src = fp32_path
+    try:
+        if method == "dynamic":
+            quantize_dynamic(str(src), str(int8_path), weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+        elif method == "static":
+            if not calibration:
+                raise ExportError("quantize_method=static needs calibration batches")
+            from onnxruntime.quantization import CalibrationDataReader, QuantFormat
+
+            class Reader(CalibrationDataReader):
+                def __init__(self):
+                    self.it = iter(calibration)
+
+                def get_next(self):
+                    args = next(self.it, None)
+                    return None if args is None else {n: a.numpy() for n, a in zip(input_names, args)}
+
+            quantize_static(str(src), str(int8_path), Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            per_channel=True, nodes_to_exclude=exclude)
+        else:
+            raise ExportError(f"quantize_method={method!r} must be static or dynamic")
+    finally:
+        pre.unlink(missing_ok=True)
+
+
+def export(ckpt_path: str | Path | None = None, out_dir: str | Path = "exported", format: str = "onnx",
+           quantize: str | None = None, quantize_method: str = "dynamic", opset: int = DEFAULT_OPSET,
+           tta: bool = True, dynamo: bool = False, calibration: dict[str, Any] | None = None,
+           module: nn.Module | None = None, check: bool = True) -> dict[str, Any]:
+    """Export a checkpoint (or an already loaded ``module``) to ``out_dir``; returns what
+    ``model.json`` holds. ``check`` runs the exported model once against PyTorch and stores the
+    largest probability difference in ``model.json``."""
+    if format not in FORMATS:
+        raise ExportError(f"format={format!r} is not one of {list(FORMATS)}")
+    if quantize not in (None, "none", "int8"):
+        raise ExportError(f"quantize={quantize!r}: only int8 (or null) is supported")
+    if quantize == "int8" and format != "onnx":
+        raise ExportError("quantize=int8 needs format=onnx (onnxruntime quantization)")
+    if module is None:
+        if ckpt_path is None:
+            raise ExportError("give ckpt_path=<checkpoint .ckpt>")
+        module = load_module(ckpt_path)
+    module.eval()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    wrapper = ExportNet(module, tta=tta).eval()
+    example = graph_args(wrapper, example_inputs(module))
+    t0 = time.perf_counter()
+    files: dict[str, str] = {}
+    if format == "onnx":
+        export_onnx(wrapper, example, out / "model.onnx", opset=opset, dynamo=dynamo)
+        files["fp32"] = "model.onnx"
+        if quantize == "int8":
+            calib = None
+            if quantize_method == "static":
+                c = dict(calibration or {})
+                calib = calibration_batches(module, wrapper, split=c.get("split", "val"),
+                                            max_samples=int(c.get("max_samples", 128)),
+                                            batch_size=int(c.get("batch_size", 16)),
+                                            data_overrides=c.get("data_overrides"))
+            quantize_int8(out / "model.onnx", out / "model.int8.onnx", wrapper.input_names, calib,
+                          method=quantize_method)
+            files["int8"] = "model.int8.onnx"
+    else:
+        with torch.no_grad():
+            traced = torch.jit.trace(wrapper, example, check_trace=False)
+        traced.save(str(out / "model.pt"))
+        files["torchscript"] = "model.pt"
+    seconds = time.perf_counter() - t0
+    hp = module.hparams
+    meta = {
+        "format": format,
+        "files": files,
+        "label_names": list(module.label_names),
+        "modalities": list(wrapper.modalities),
+        "preprocessing": _plain(hp.get("preprocessing") or {}),
+        "inputs": [{"name": n, "dtype": str(a.dtype).replace("torch.", ""),
+                    "shape": [("batch" if i == 0 else (f"{n}_time" if i == 1 and n == "voice" else d))
+                              for i, d in enumerate(a.shape)]}
+                   for n, a in zip(wrapper.input_names, example)],
+        "outputs": list(wrapper.output_names),
+        "modality_outputs": ({m: f"logits_{m}" for m in wrapper.modalities} if wrapper.per_modality
+                             else ({wrapper.modalities[0]: "logits"} if len(wrapper.modalities) == 1 else {})),
+        "full_length": list(wrapper.full_length),
+        "opset": opset if format == "onnx" else None,
+        "tta": {"hflip": wrapper.hflip, "shift": wrapper.shift},
+        "quantize": {"type": "int8", "method": quantize_method} if "int8" in files else None,
+        "source": str(ckpt_path) if ckpt_path else None,
+        "torch_version": torch.__version__,
+        "export_seconds": round(seconds, 2),
+        "sizes_bytes": {k: (out / v).stat().st_size for k, v in files.items()},
+    }
+    if check:
+        meta["check"] = check_export(wrapper, out, files, format, example)
+    (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    log.info("exported %s -> %s (%s) in %.1f s", ckpt_path or "module", out, ", ".join(files.values()), seconds)
+    return meta
+
+
+def softmax_np(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def check_export(wrapper: ExportNet, out: Path, files: dict[str, str], format: str,
+                 args: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Largest |p_exported - p_torch| on the example batch, per exported file."""
+    with torch.no_grad():
+        ref = wrapper(*args)
+    ref = (ref if isinstance(ref, torch.Tensor) else ref[0]).float().softmax(-1).numpy()
+    result = {}
+    for kind, name in files.items():
+        if format == "onnx":
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
+            got = sess.run(["logits"], {n: a.numpy() for n, a in zip(wrapper.input_names, args)})[0]
+        else:
+            loaded = torch.jit.load(str(out / name))
+            with torch.no_grad():
+                o = loaded(*args)
+            got = (o if isinstance(o, torch.Tensor) else o[0]).numpy()
+        result[f"{kind}_max_abs_prob_diff"] = float(np.abs(softmax_np(got) - ref).max())
+    return result

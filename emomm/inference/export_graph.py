@@ -1,0 +1,306 @@
+"""The export graph: a checkpoint's network as something ONNX / TorchScript can trace.
+
+:class:`ExportNet` wraps ``EmotionModule.forward`` in eval mode (test-time views included)
+with one tensor input per modality (plus ``present_<m>`` masks for multimodal models); the
+encoder adapters here compute what the encoders compute without the operations exporters
+cannot trace. :mod:`emomm.inference.export` writes and checks the files; see its docstring
+for the graph's inputs and outputs.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+log = logging.getLogger(__name__)
+FORMATS = ("onnx", "torchscript")
+DEFAULT_OPSET = 18
+
+
+class ExportError(ValueError):
+    """The checkpoint holds something this exporter cannot turn into a graph."""
+
+
+# -- export-friendly encoder adapters ---------------------------------------------------------
+# They compute what the encoders compute, without the operations exporters cannot trace:
+# boolean-mask indexing with data-dependent sizes (video), complex STFTs and packed
+# sequences (voice). They share the encoders' parameters (no copies of weights).
+class VideoAdapter(nn.Module):
+    """:class:`~emomm.models.encoders.video.VideoEncoder` without boolean indexing: every
+    frame, padded ones included, goes through the frame encoder (in eval mode each frame's
+    features depend on that frame alone), and padded frames' features are zeroed, which is
+    what the encoder's scatter into a zero tensor gives."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.enc = encoder
+        self.out_dim = encoder.out_dim
+        self.token_dim = getattr(encoder, "token_dim", encoder.out_dim)
+        # The LSTM packs sequences by length, which the exporter cannot trace: LSTM models are
+        # exported for full-length clips (what the clip pipeline gives: `num_frames` frames).
+        self.takes_lengths = encoder.temporal != "lstm"
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, lengths).pooled
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        from emomm.models.features import EncoderOutput
+
+        b, t = x.shape[0], x.shape[1]
+        feats = self.enc.frame_encoder(x.flatten(0, 1)).reshape(b, t, -1)           # [B, T, D]
+        if not self.takes_lengths:
+            rnn = self.enc.rnn
+            out, (h, _) = rnn(feats)
+            if self.enc.pool == "last":
+                dirs = 2 if rnn.bidirectional else 1
+                pooled = h.view(rnn.num_layers, dirs, b, -1)[-1].transpose(0, 1).reshape(b, -1)
+            else:
+                pooled = out.mean(dim=1)
+            return EncoderOutput(pooled, out, torch.ones(b, t, dtype=torch.bool, device=x.device))
+        if lengths is None:
+            lengths = torch.full((b,), t, dtype=torch.long, device=x.device)
+        lengths = lengths.clamp(min=1, max=t)
+        valid = torch.arange(t, device=x.device)[None, :] < lengths[:, None]       # [B, T]
+        feats = feats * valid.unsqueeze(-1).to(feats.dtype)
+        pooled, tokens = self.enc._transformer(feats, valid)
+        return EncoderOutput(pooled, tokens, valid)
+
+
+class LogMelDFT(nn.Module):
+    """:class:`~emomm.models.encoders.voice.LogMelFrontend` for full-length waveforms
+    ``[B, N]``, with the power spectrum as two real convolutions (cos and sin kernels times
+    the window) instead of ``torch.stft``. Same frames (centre, zero padding), same mel
+    filters, same dB floor and normalisation."""
+
+    def __init__(self, frontend: nn.Module) -> None:
+        super().__init__()
+        self.fe = frontend
+        spec = frontend.mel.spectrogram
+        n_fft, win = int(spec.n_fft), int(spec.win_length)
+        window = spec.window.detach().double()
+        left = (n_fft - win) // 2   # torch.stft centres a shorter window inside n_fft
+        w = torch.zeros(n_fft, dtype=torch.float64)
+        w[left:left + win] = window
+        k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        n = torch.arange(n_fft, dtype=torch.float64)[None, :]
+        ang = 2 * math.pi * k * n / n_fft
+        kernels = torch.cat([torch.cos(ang) * w, -torch.sin(ang) * w])          # [2F, n_fft]
+        self.register_buffer("kernels", kernels.float().unsqueeze(1), persistent=False)
+        self.register_buffer("fb", frontend.mel.mel_scale.fb.detach().float(), persistent=False)
+        self.n_fft, self.hop, self.n_freq = n_fft, int(spec.hop_length), n_fft // 2 + 1
+        db = frontend.to_db
+        self.multiplier, self.amin = float(db.multiplier), float(db.amin)
+        self.db_offset = float(db.multiplier) * math.log10(max(float(db.amin), float(db.ref_value)))
+
+    def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = wave.shape[0]
+        x = F.pad(wave.float().unsqueeze(1), (self.n_fft // 2, self.n_fft // 2))   # [B, 1, N + n_fft]
+        z = F.conv1d(x, self.kernels, stride=self.hop)                            # [B, 2F, frames]
+        re, im = z[:, : self.n_freq], z[:, self.n_freq:]
+        power = re * re + im * im                                                  # [B, F, frames]
+        mel = torch.matmul(power.transpose(1, 2), self.fb).transpose(1, 2)        # [B, M, frames]
+        db = self.multiplier * torch.log10(torch.clamp(mel, min=self.amin)) - self.db_offset
+        frames = db.shape[-1]
+        flen = torch.full((b,), frames, dtype=torch.long, device=wave.device)
+        if self.fe.top_db is not None:
+            peak = db.amax(dim=(1, 2), keepdim=True)
+            db = torch.maximum(db, peak - float(self.fe.top_db))
+        fmask = torch.ones_like(db[:, :1, :], dtype=torch.bool)
+        return self.fe._normalize(db, fmask, flen), flen
+
+
+class VoiceAdapter(nn.Module):
+    """:class:`~emomm.models.encoders.voice.VoiceEncoder` (eval) for equal-length waveforms:
+    the DFT front end, the same CNN blocks, projection, LSTM (unpacked: nothing is padded)
+    and pooling."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.enc = encoder
+        self.frontend = LogMelDFT(encoder.frontend)
+        self.out_dim = encoder.out_dim
+        self.token_dim = getattr(encoder, "token_dim", encoder.out_dim)
+        self.takes_lengths = False   # equal-length waveforms only (see the module docstring)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(wave, lengths).pooled
+
+    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None):
+        from emomm.models.features import EncoderOutput
+
+        enc = self.enc
+        if wave.dim() == 3:
+            wave = wave[:, 0]
+        x, _ = self.frontend(wave)
+        x = x.unsqueeze(1)
+        for block in enc.blocks:
+            x = block(x)
+        b, c, m, frames = x.shape
+        h = x.permute(0, 3, 1, 2).reshape(b, frames, c * m)
+        if enc.proj is not None:
+            h = enc.proj(h)
+        if enc.lstm is not None:
+            h, _ = enc.lstm(h)
+        pooled = h.mean(dim=1) if enc.pool is None else enc.pool(h, None)
+        mask = torch.ones(b, frames, dtype=torch.bool, device=wave.device)
+        return EncoderOutput(enc.dropout(pooled), h, mask)
+
+
+def adapt_encoder(modality: str, encoder: nn.Module) -> nn.Module:
+    from emomm.models.encoders.face import FaceEncoder
+    from emomm.models.encoders.video import VideoEncoder
+    from emomm.models.encoders.voice import VoiceEncoder
+
+    if isinstance(encoder, FaceEncoder):
+        return encoder
+    if isinstance(encoder, VideoEncoder):
+        return VideoAdapter(encoder)
+    if isinstance(encoder, VoiceEncoder):
+        return VoiceAdapter(encoder)
+    if modality == "text" or type(encoder).__name__.lower().startswith("text"):
+        raise ExportError(f"modality {modality!r} ({type(encoder).__name__}) tokenizes raw strings inside "
+                          "the model and cannot be exported; run it with backend=torch")
+    return encoder  # anything else (e.g. speech SSL) is traced as it is; export errors say why
+
+
+# -- the exported network ---------------------------------------------------------------------
+class ExportNet(nn.Module):
+    """Positional tensors in ``input_names`` order -> ``(logits, *modality_logits)``.
+
+    ``EmotionModule.forward`` in eval mode: the module's test-time views (mirror, shifts)
+    are averaged in the graph, so an exported model predicts what the checkpoint does.
+    """
+
+    def __init__(self, module: nn.Module, tta: bool = True) -> None:
+        super().__init__()
+        net = copy.copy(module.net)      # shallow: the encoders' weights are shared, not copied
+        net.encoders = nn.ModuleDict({m: adapt_encoder(m, e) for m, e in module.net.encoders.items()})
+        self.net = net.eval()
+        self.modalities = sorted(module.net.encoders)
+        hp = module.hparams
+        self.hflip = list(hp.get("tta_hflip") or []) if tta else []
+        self.shift = dict(hp.get("tta_shift") or {}) if tta else {}
+        # A model trained on random crops takes whole images and crops them (not a TTA option).
+        self.crop = dict(getattr(module, "eval_crop", {}) or {})
+        self.tencrop = list(hp.get("tta_tencrop") or []) if tta else []
+        self.multi = len(self.modalities) > 1
+        self.per_modality = callable(getattr(module.net, "forward_all", None))
+        names = list(self.modalities)
+        names += [f"{m}_lengths" for m in self.modalities if getattr(net.encoders[m], "takes_lengths", False)]
+        #: modalities whose inputs must be unpadded, equal-length sequences
+        self.full_length = [m for m in self.modalities if m in ("voice", "video")
+                            and not getattr(net.encoders[m], "takes_lengths", False)]
+        if self.multi:
+            names += [f"present_{m}" for m in self.modalities]
+        self.input_names = names
+        self.output_names = ["logits"] + ([f"logits_{m}" for m in self.modalities] if self.per_modality else [])
+
+    def split_args(self, args: Sequence[torch.Tensor]):
+        named = dict(zip(self.input_names, args))
+        inputs = {m: named[m] for m in self.modalities}
+        lengths = {m: named[f"{m}_lengths"] for m in self.modalities if f"{m}_lengths" in named}
+        present = {m: named[f"present_{m}"] for m in self.modalities if f"present_{m}" in named}
+        return inputs, present, lengths
+
+    def forward(self, *args: torch.Tensor):
+        from emomm.models.tta import tta_views
+
+        inputs, present, lengths = self.split_args(args)
+        outs = None
+        views = tta_views(inputs, self.hflip, self.shift, self.crop, self.tencrop)
+        for view in views:
+            if self.per_modality:
+                o = self.net.forward_all(view, present or None, lengths or None)
+                cur = [o.logits] + [o.modality_logits[m] for m in self.modalities]
+            else:
+                cur = [self.net(view, present or None, lengths or None)]
+            outs = cur if outs is None else [a + b for a, b in zip(outs, cur)]
+        outs = [o / len(views) for o in outs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def example_inputs(module: nn.Module, batch: int = 2) -> dict[str, torch.Tensor]:
+    """Example tensors per modality from the checkpoint's preprocessing (shapes only)."""
+    prep = dict(module.hparams.get("preprocessing") or {})
+    out: dict[str, torch.Tensor] = {}
+    g = torch.Generator().manual_seed(0)
+    for m in sorted(module.net.encoders):
+        p = dict(prep.get(m) or {})
+        if m == "face" or "image_size" in p and m != "video":
+            s, c = int(p.get("image_size", 64)), int(p.get("in_chans", 3))
+            out[m] = torch.randn(batch, c, s, s, generator=g)
+        elif m == "video":
+            s, c, t = int(p.get("image_size", 64)), int(p.get("in_chans", 3)), int(p.get("num_frames", 8))
+            out[m] = torch.randn(batch, t, c, s, s, generator=g)
+        elif m == "voice":
+            sr, dur = int(p.get("sample_rate", 16000)), p.get("duration") or 1.0
+            out[m] = 0.1 * torch.randn(batch, int(round(float(dur) * sr)), generator=g)
+        else:
+            raise ExportError(f"modality {m!r} cannot be exported (tensor modalities: face, video, voice); "
+                              "run it with backend=torch")
+    return out
+
+
+def graph_args(wrapper: ExportNet, inputs: dict[str, Any], present: dict[str, Any] | None = None,
+               lengths: dict[str, Any] | None = None) -> tuple[torch.Tensor, ...]:
+    """The positional arguments of ``wrapper`` for a batch of model inputs."""
+    present, lengths = present or {}, lengths or {}
+    args = []
+    for name in wrapper.input_names:
+        if name.startswith("present_"):
+            m = name[len("present_"):]
+            b = len(inputs[m])
+            args.append(torch.as_tensor(present.get(m, torch.ones(b, dtype=torch.bool)), dtype=torch.bool))
+        elif name.endswith("_lengths"):
+            m = name[: -len("_lengths")]
+            x = inputs[m]
+            full = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+            args.append(torch.as_tensor(lengths.get(m, full), dtype=torch.long))
+        else:
+            args.append(torch.as_tensor(inputs[name], dtype=torch.float32))
+    return tuple(args)
+
+
+def dynamic_axes(wrapper: ExportNet) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {}
+    for name in wrapper.input_names:
+        axes[name] = {0: "batch"}
+        if name == "voice":   # video graphs bake T (attention reshapes): clips have num_frames
+            axes[name][1] = f"{name}_time"
+    for name in wrapper.output_names:
+        axes[name] = {0: "batch"}
+    return axes
+
+
+# -- export -------------------------------------------------------------------------------------
+def load_module(ckpt_path: str | Path):
+    from emomm.models.module import EmotionModule
+
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={path} does not exist; give a .ckpt written by emomm.train "
+                                "(e.g. outputs/train/runs/<run>/checkpoints/best.ckpt)")
+    return EmotionModule.load_from_checkpoint(path, map_location="cpu").eval()
+
+
+def _plain(x: Any) -> Any:
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+        if isinstance(x, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(x, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
