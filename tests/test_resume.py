@@ -38,8 +38,13 @@ class SlowAfterFirstEpoch(L.Callback):
             time.sleep(self.sleep_s)
 
 
-def _cmd(log_dir: Path, extra=()) -> list[str]:
-    return [sys.executable, "-m", "emomm.train", *TINY, f"paths.log_dir={log_dir}", *extra]
+def _cmd(log_dir: Path, extra=(), base=TINY) -> list[str]:
+    return [sys.executable, "-m", "emomm.train", *base, f"paths.log_dir={log_dir}", *extra]
+
+
+def _tiny_fer(fer_csv: Path) -> list[str]:
+    """TINY on a FER2013 CSV in its published format (70 training faces: 9 batches an epoch)."""
+    return [o for o in TINY if not o.startswith("data.n_")] + ["data=fer2013", f"data.root={fer_csv.parent}"]
 
 
 def _env():
@@ -92,17 +97,19 @@ def test_resolve_last_picks_the_newest_run_of_the_task(tmp_path):
 
 
 @pytest.mark.slow  # three tiny trainings as subprocesses: ~1-2 min on the loaded 2-core box
-def test_kill9_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
+def test_kill9_mid_epoch_then_resume_equals_uninterrupted(tmp_path, fer_csv):
+    """On a real-format dataset (a FER2013 CSV), not the in-memory synthetic data."""
+    base = _tiny_fer(fer_csv)
     # A: uninterrupted.
     a_logs = tmp_path / "a"
-    done = subprocess.run(_cmd(a_logs), capture_output=True, text=True, env=_env())
+    done = subprocess.run(_cmd(a_logs, base=base), capture_output=True, text=True, env=_env())
     assert done.returncode == 0, done.stderr[-3000:]
     (a,) = _metrics(a_logs)
 
     # B: SIGKILL in the middle of the second epoch, after the first epoch's last.ckpt.
     b_logs, marker = tmp_path / "b", tmp_path / "mid_epoch"
     slow = ["+callbacks.slow._target_=tests.test_resume.SlowAfterFirstEpoch", f"+callbacks.slow.marker={marker}"]
-    proc = subprocess.Popen(_cmd(b_logs, slow), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(_cmd(b_logs, slow, base), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=_env())
     _wait_for(marker, proc)
     proc.send_signal(signal.SIGKILL)
@@ -113,7 +120,7 @@ def test_kill9_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     assert last.is_file()
 
     # Same command plus ckpt_path=last.
-    resumed = subprocess.run(_cmd(b_logs, ["ckpt_path=last"]), capture_output=True, text=True, env=_env())
+    resumed = subprocess.run(_cmd(b_logs, ["ckpt_path=last"], base), capture_output=True, text=True, env=_env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (b,) = _metrics(b_logs)
     assert b["epochs"] == a["epochs"] == 3
