@@ -8,7 +8,10 @@ each a fresh training with the same seed and data:
 * late, concat, gated and attention fusion of both, without and with modality dropout
   (rate 0.3 per modality in training);
 * ``late+init``: late fusion whose encoders and heads start from the single-modality runs
-  above (``model.init_from``), frozen for the first 2 epochs, with modality dropout.
+  above (``model.init_from``), frozen for the first 2 epochs, with modality dropout;
+* ``ensemble:mean|weighted|stacking``: decision-level fusion of the single-modality runs as
+  trained, no further training (`python -m emomm.ensemble`; weighted and stacking are fitted
+  on the validation split).
 
 ``--modalities face,voice,text`` runs the same plan on three modalities (the voice expresses
 the emotion with probability 0.8); use its own ``--name``.
@@ -30,9 +33,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, RESULTS, run_training, write_result  # noqa: E402
+from common import ROOT, RESULTS, run_entry_point, run_training, write_result  # noqa: E402
 
 TARGET = 0.05
+ENSEMBLES = ["ensemble:mean", "ensemble:weighted", "ensemble:stacking"]
+#: The data of experiment=fusion_synthetic, for `emomm.ensemble` (whose runs each saw one modality).
+SYNTHETIC_DATA = ["data=synthetic", "data.n_train=2800", "data.n_val=700", "data.n_test=700",
+                  "data.reliability={face:0.9,voice:0.8,text:0.7}"]
 SINGLE = ["face", "text"]
 FUSIONS = ["late", "concat", "gated", "attention"]
 
@@ -55,8 +62,16 @@ def plan(modalities: list[str], done: dict) -> dict[str, list[str]]:
 def record(res: dict, run_dir: str) -> dict:
     """The fields of a training's metrics.json this benchmark keeps."""
     keep = ("command", "test", "best_val", "test_modalities", "test_subsets", "train_time_s", "wall_time_s",
-            "num_params")
+            "num_params", "epochs")
     return {**{k: res.get(k) for k in keep}, "run_dir": str(run_dir)}
+
+
+def ensemble(method: str, run_dirs: list[str]) -> dict:
+    """`python -m emomm.ensemble` of the single runs on the same synthetic data."""
+    over = [f"runs=[{','.join(run_dirs)}]", f"method={method}", *SYNTHETIC_DATA]
+    res, wall = run_entry_point("emomm.ensemble", over, ROOT / "outputs" / "bench" / "fusion_ensemble", "metrics.json")
+    return {"command": "python -m emomm.ensemble " + " ".join(over), "test": res["test"],
+            "test_models": res.get("test_models"), "wall_time_s": round(wall, 1), "run_dir": res["run_dir"]}
 
 
 def main() -> None:
@@ -80,7 +95,13 @@ def main() -> None:
     for item in args.adopt:
         name, run_dir = item.split("=", 1)
         done[name] = record(json.loads((Path(run_dir) / "metrics.json").read_text()), run_dir)
-    for name in list(plan(modalities, done)) + ["late+init"]:
+    for name in list(plan(modalities, done)) + ["late+init", *ENSEMBLES]:
+        if name in ENSEMBLES:
+            singles_done = all(f"single:{m}" in done for m in modalities)
+            if singles_done and (not wanted or name in wanted) and (name not in done or name in only):
+                done[name] = ensemble(name.split(":")[1], [done[f"single:{m}"]["run_dir"] for m in modalities])
+                write_result(args.name, {"runs": done})
+            continue
         over = plan(modalities, done).get(name)  # re-planned: late+init appears once the singles ran
         if over is None or (wanted and name not in wanted):
             continue
