@@ -14,8 +14,8 @@ recipe's wall-clock schedule switched to epochs: ``trainer.max_time=null``,
 Then scores each best checkpoint on val (PublicTest) clean and under each ``--conditions``
 occlusion with `python -m emomm.eval split=val occlusion=[...]`, and writes
 benchmarks/results/occlusion_fer2013.json (per condition: the metrics and the drop from clean,
-for both models) and experiments/occlusion_fer2013_examples.png (val faces under each
-condition). ``--smoke`` writes occlusion_fer2013_smoke.json and
+for both models) and outputs/bench/occlusion_fer2013/examples.png (val faces under each
+condition; not tracked: it shows dataset faces). ``--smoke`` writes occlusion_fer2013_smoke.json and
 outputs/bench/occlusion_fer2013/examples_smoke.png instead.
 """
 from __future__ import annotations
@@ -80,8 +80,9 @@ def main() -> None:
                       "epochs": res.get("epochs"), "best_val": res.get("best_val"),
                       "best_ckpt": res["best_ckpt"], "eval": ev, "drop_from_clean": drops(ev["test_occlusion"])}
     suffix = "_smoke" if args.smoke else ""
-    # The smoke's picture stays out of the repository (under outputs/, git-ignored).
-    png = (LOG_DIR / "examples_smoke.png") if args.smoke else ROOT / "experiments" / "occlusion_fer2013_examples.png"
+    # The picture stays out of the repository (under outputs/, git-ignored): it shows dataset
+    # faces, and the data is never copied into the repo.
+    png = LOG_DIR / ("examples_smoke.png" if args.smoke else "examples.png")
     png.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(runs["occlusion_aug"]["eval"]["run_dir"]) / "occlusion_examples.png", png)
     table = {c: {"baseline": runs["baseline"]["eval"]["test_occlusion"][c],
