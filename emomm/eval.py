@@ -102,9 +102,11 @@ def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, da
         table[name] = model.test_results["metrics"]
     model.test_results = clean
     print("\n" + occlusion_report(table, out_dir))
-    names, grid = example_grid(views, prep, int(cfg.get("occlusion_examples") or 8))
-    save_image_grid(grid, [f"{n}\nUAR {100 * table[n]['uar']:.1f}%" for n in names],
-                    out_dir / "occlusion_examples.png", f"{cfg.split} inputs under occlusion")
+    n_examples = int(cfg.get("occlusion_examples", 8) or 0)  # 0: no picture of dataset faces
+    if n_examples > 0:
+        names, grid = example_grid(views, prep, n_examples)
+        save_image_grid(grid, [f"{n}\nUAR {100 * table[n]['uar']:.1f}%" for n in names],
+                        out_dir / "occlusion_examples.png", f"{cfg.split} inputs under occlusion")
     return {"test_occlusion": table}
 
 

@@ -255,3 +255,15 @@ def test_eval_rejects_a_bad_occlusion_before_scoring(fer_ckpt, cfg_factory):
     with pytest.raises(ValueError, match="unknown occlusion 'mouth'"):
         evaluate(ecfg)
     assert not (Path(ecfg.paths.output_dir) / "metrics.json").exists()
+
+
+def test_eval_with_occlusion_examples_0_writes_no_picture(fer_ckpt, cfg_factory):
+    """occlusion_examples=0: the table without a PNG of dataset faces (privacy)."""
+    from emomm.eval import evaluate
+    ckpt, _ = fer_ckpt
+    ecfg = cfg_factory([f"ckpt_path={ckpt}", "occlusion=[lower]", "occlusion_examples=0"],
+                       config_name="eval", subdir="eval-occl-nopng")
+    result = evaluate(ecfg)
+    out = Path(ecfg.paths.output_dir)
+    assert list(result["test_occlusion"]) == ["clean", "lower"] and (out / "occlusion.csv").is_file()
+    assert not (out / "occlusion_examples.png").exists()
