@@ -162,14 +162,21 @@ class EmotionModule(L.LightningModule):
             # checkpoint key with `_orig_mod.`, so the checkpoint would not load uncompiled.
             self.net.compile()
 
+    @property
+    def window_spec(self) -> WindowSpec | None:
+        """The voice eval windows of the stored preprocessing, parsed once (not per batch)."""
+        if not hasattr(self, "_window_spec"):
+            self._window_spec = WindowSpec.from_preprocessing(self.hparams.get("preprocessing"))
+        return self._window_spec
+
     def outputs(self, batch: dict[str, Any], subsets: list[tuple[str, ...]] = (),
                 windows: bool = True) -> dict[str, torch.Tensor]:
         """Logits ``[B, K]`` by name: ``fused``, ``modality/<m>`` (each modality's own head)
         and ``subset/<a+b>`` (the fused head with every other modality masked out), averaged
         over the test-time views outside training, and over each voice clip's windows when
         the preprocessing has ``voice.eval_windows`` (:mod:`emomm.models.windows`)."""
-        spec = WindowSpec.from_preprocessing(self.hparams.get("preprocessing")) if windows else None
-        if spec is not None and not self.training and isinstance(batch["inputs"].get("voice"), torch.Tensor) \
+        spec = self.window_spec if windows and not self.training else None
+        if spec is not None and isinstance(batch["inputs"].get("voice"), torch.Tensor) \
                 and batch["inputs"]["voice"].dim() == 2:
             return windowed_outputs(lambda b: self.outputs(b, subsets, windows=False), batch, spec)
         present, lengths = batch.get("present") or {}, batch.get("lengths")
