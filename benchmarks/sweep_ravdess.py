@@ -12,14 +12,16 @@ benchmarks/results/ravdess_voice.json, and, with ``--retrain``, the best paramet
 re-trained on the recipe's full 29 minutes). ``--cv`` then runs 5-fold CV by actor of the
 best parameters with `emomm.cv` (5 x the recipe time) and reports mean +- std.
 
-    python benchmarks/sweep_ravdess.py                       # 12 trials x <= 10 epochs (~4 min idle)
+    python benchmarks/sweep_ravdess.py                       # 12 trials x <= 10 epochs (~40 min idle, 1 thread)
     python benchmarks/sweep_ravdess.py --retrain --cv        # + confirmation (~3.5 h more)
     python benchmarks/sweep_ravdess.py --smoke               # 2 trials x 1 min: checks the wiring
     python benchmarks/sweep_ravdess.py --confirm-only        # after the sweep: the same-budget check
+    python benchmarks/sweep_ravdess.py --confirm-hand        # its hand-tuned half, beside the sweep
 ``--confirm`` (or ``--confirm-only``, which skips the sweep) compares at the *trial* budget, the
 only fair comparison for a sweep of short trials: the hand-tuned parameters trained like one
 trial on the validation actors, then 5-fold CV by actor of both the hand-tuned and the best
-parameters (two CV processes side by side, one thread each), mean +- std.
+parameters (two CV processes side by side, one thread each), mean +- std. Finished parts are
+reused, so `--confirm-hand` (no sweep needed) can run on the second core during the sweep.
 The same command resumes an interrupted sweep (the study is in the sweep folder's optuna.db).
 Writes benchmarks/results/sweep_ravdess[_smoke].json.
 """
@@ -53,6 +55,8 @@ def main() -> None:
     ap.add_argument("--confirm", action="store_true",
                     help="then compare best vs hand-tuned at the trial budget (val actors + 5-fold CV)")
     ap.add_argument("--confirm-only", action="store_true", help="--confirm on an existing sweep, no new trials")
+    ap.add_argument("--confirm-hand", action="store_true",
+                    help="only the hand-tuned parts of --confirm (no sweep needed): run them beside the sweep")
     ap.add_argument("overrides", nargs="*", help="more overrides for every trial")
     args = ap.parse_args()
     if args.smoke:
@@ -66,6 +70,12 @@ def main() -> None:
     budget = [f"trainer.max_epochs={args.trial_epochs}",
               f"trainer.max_time=00:{guard_s // 3600:02d}:{guard_s % 3600 // 60:02d}:{guard_s % 60:02d}"]
     study = f"{name}_{args.trials}x{args.trial_epochs}ep"
+    # one folder per budget, so a smoke run's parts are never reused by a real one
+    confirm_dir = log_dir / f"confirm_{name}_{args.trial_epochs}ep"
+    if args.confirm_hand:
+        out = confirm(args.root, budget, None, confirm_dir)
+        print(json.dumps(out, indent=2))
+        return
     overrides = ["experiment=ravdess_voice", "hparams_search=voice_optuna", f"data.root={args.root}",
                  f"hydra.sweeper.study_name={study}", f"hydra.sweeper.n_trials={args.trials}",
                  f"hydra.sweeper.timeout_s={int(args.timeout_min * 60)}",
@@ -112,28 +122,43 @@ def main() -> None:
                                    if k in cv["metrics"]}
         summary["cv5_wall_s"] = round(wall, 1)
     if (args.confirm or args.confirm_only) and params:
-        summary["same_budget"] = confirm(args.root, budget, params, log_dir / "confirm")
+        summary["same_budget"] = confirm(args.root, budget, params, confirm_dir)
     write_result(name, summary)
 
 
-def confirm(root: str, budget: list[str], params: list[str], log_dir: Path) -> dict:
+def confirm(root: str, budget: list[str], params: list[str] | None, log_dir: Path) -> dict:
     """Hand-tuned vs best parameters at the trial budget: one run on the validation actors of
-    the hand-tuned recipe, then 5-fold CV by actor of both, side by side (one thread each)."""
+    the hand-tuned recipe, then 5-fold CV by actor of both, side by side (one thread each).
+
+    A part already finished in ``log_dir`` (its metrics.json / cv_summary.json is there) is
+    reused, so ``--confirm-hand`` can run the hand-tuned parts while the sweep still runs and
+    ``--confirm`` afterwards runs only the best parameters' CV. ``params=None``: hand-tuned only.
+    """
     base = ["experiment=ravdess_voice", f"data.root={root}", *budget]
-    hand = run_training(base, log_dir / "hand_val")
+    done_val = sorted((log_dir / "hand_val").glob("**/metrics.json"), key=lambda p: p.stat().st_mtime)
+    if done_val:
+        hand = {"best_val": json.loads(done_val[-1].read_text())["best_val"]}
+    else:
+        hand = run_training(base, log_dir / "hand_val")
     out = {"hand_tuned_val_uar": hand["best_val"].get("uar"), "budget": budget}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    parts = [("hand_tuned", [])] + ([] if params is None else [("best", params)])
     procs = {}
-    for label, extra in (("hand_tuned", []), ("best", params)):
+    for label, extra in parts:
+        if list((log_dir / label).glob("**/cv_summary.json")):
+            continue
         cmd = [sys.executable, "-m", "emomm.cv", *base, "folds=5", *extra, f"paths.log_dir={log_dir / label}"]
         print("$", " ".join(cmd), flush=True)
         procs[label] = (subprocess.Popen(cmd, cwd=ROOT, env=env), time.time())
     for label, (proc, start) in procs.items():
         if proc.wait() != 0:
             raise SystemExit(f"CV of {label} failed (exit {proc.returncode})")
+        (log_dir / label / "wall_s.txt").write_text(f"{time.time() - start:.1f}\n")
+    for label, _ in parts:
         cv = json.loads(max((log_dir / label).glob("**/cv_summary.json"), key=lambda p: p.stat().st_mtime).read_text())
         out[f"cv5_{label}"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc") if k in cv["metrics"]}
-        out[f"cv5_{label}_wall_s"] = round(time.time() - start, 1)
+        wall = log_dir / label / "wall_s.txt"
+        out[f"cv5_{label}_wall_s"] = float(wall.read_text()) if wall.is_file() else None
     return out
 
 
