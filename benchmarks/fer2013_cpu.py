@@ -8,7 +8,7 @@ Target (issue 14): PublicTest (val) accuracy >= 70% within 60 minutes of trainin
     python benchmarks/fer2013_cpu.py --from-run RUN_DIR [--variant V]   # re-score a finished run
 Variants (each writes benchmarks/results/fer2013_cpu_<variant>[_smoke].json):
     base        48 px faces (random resized crops), 30 epochs: the previous recipe by epochs
-    crop40      `experiment=fer2013_cpu`: random 40 px crops of the 48 px faces, 38 epochs
+    crop40      `experiment=fer2013_cpu`: random 40 px crops of the 48 px faces, 31 epochs
     crop40+ema  crop40 with `callbacks=ema` (validation, checkpoint and eval use the average)
 Trains the variant, then scores its best checkpoint on val with `emomm.eval`: as trained
 (centre crop + mirror) and with 10 test-time views (ten-crop: 4 corners + centre, x mirror,
