@@ -43,6 +43,14 @@ def test_stratified_split_is_seeded_and_keeps_every_class():
     assert np.bincount(held_labels).tolist() == [4, 2, 1]
 
 
+def test_stratified_split_of_singleton_classes_still_holds_one_out():
+    # Four rows, one per class: rounding gives every class 0 held out, which used to leave
+    # validation empty (scoring nothing, silently).
+    keep, held = stratified_split([0, 1, 2, 3], 0.1, seed=0)
+    assert len(held) == 1 and len(keep) == 3 and set(keep) | set(held) == {0, 1, 2, 3}
+    assert stratified_split([5], 0.5, seed=0)[1].size == 0  # one row: nothing to hold out
+
+
 def test_fer_csv_splits_and_skips_malformed_rows(fer_csv, caplog):
     dm = Fer2013DataModule(root=str(fer_csv.parent), batch_size=8)
     dm.setup()

@@ -223,6 +223,15 @@ def test_text_csv_label_outside_given_set_is_skipped(tmp_path, caplog):
     assert again.splits["test"].texts == dm.splits["test"].texts
 
 
+def test_text_csv_of_four_rows_still_validates_on_something(tmp_path):
+    path = _write(tmp_path / "t.csv", "text,label\na,joy\nb,anger\nc,sadness\nd,fear\n")
+    dm = TextCsvDataModule(path=str(path), batch_size=2)
+    dm.setup()
+    sizes = dm.data_sizes
+    assert sizes["val"] >= 1 and sizes["test"] >= 1 and sizes["train"] >= 1
+    assert sum(sizes.values()) == 4
+
+
 def test_text_csv_headerless_tsv_with_integer_labels_and_multilabel(tmp_path):
     rows = [f"text number {i}\t{i % 2}\tid{i}" for i in range(20)] + ["two labels\t0,1\tidx"]
     path = _write(tmp_path / "go.tsv", "\n".join(rows) + "\n")

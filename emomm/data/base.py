@@ -190,7 +190,7 @@ def stratified_split(
     """Split indices into (keep, held_out) with ``fraction`` of every class held out.
 
     Deterministic for a given seed; every class with at least two samples keeps at least
-    one sample on each side.
+    one sample on each side, and two or more samples never give an empty held-out side.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
@@ -205,6 +205,13 @@ def stratified_split(
             n = min(max(n, 1), len(idx) - 1)
         held.append(idx[:n])
     held_idx = np.sort(np.concatenate(held)) if held else np.array([], dtype=int)
+    if len(held_idx) == 0 and len(labels) >= 2:
+        # Tiny data (every class a singleton, or rounding to 0 everywhere): an empty
+        # held-out split would make validation silently score nothing, so hold out one
+        # sample of the most frequent class.
+        classes, counts = np.unique(labels, return_counts=True)
+        big = np.flatnonzero(labels == classes[counts.argmax()])
+        held_idx = np.array([rng.choice(big)])
     keep_idx = np.setdiff1d(np.arange(len(labels)), held_idx)
     return keep_idx, held_idx
 
