@@ -1,7 +1,7 @@
 """MELD emotion from text: MiniLM with dialogue context, and the from-scratch baseline.
 
 Target (issue 4): dev weighted F1 >= 58 with the MiniLM encoder (experiment=meld_text),
-training within 30 minutes on 2 CPU cores; the scratch baseline (experiment=meld_text_scratch)
+training within 30 minutes on 2 CPU cores (issue 14 raises it to 61 for the best variant); the scratch baseline (experiment=meld_text_scratch)
 is reported next to it. Train on train_sent_emo.csv, validate (and select) on dev.
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--only minilm|scratch]
                                    [--future-turns 0 1 2] [--smoke] [extra overrides...]
@@ -24,6 +24,7 @@ from common import RESULTS, ROOT, run_training, write_result  # noqa: E402
 
 EXPERIMENTS = {"minilm": "meld_text", "scratch": "meld_text_scratch"}
 TARGET_F1 = 0.58
+TARGET_F1_RECIPES = 0.61  # issue 14's target for the recipe (any variant), same 30 minutes
 TIME_LIMIT_S = 30 * 60
 SMOKE = ["data.limit_per_split=200", "trainer.max_epochs=1"]
 
@@ -69,6 +70,11 @@ def main() -> None:
     if "minilm" in runs and not args.smoke:
         r = runs["minilm"]
         summary["met"] = bool((r["dev_f1_weighted"] or 0) >= TARGET_F1 and r["train_time_s"] <= TIME_LIMIT_S)
+        fits = {n: v for n, v in runs.items() if n.startswith("minilm") and v["train_time_s"] <= TIME_LIMIT_S}
+        best_name = max(fits, key=lambda n: fits[n]["dev_f1_weighted"] or 0, default=None)
+        summary["recipe_target"] = f"dev weighted F1 >= {TARGET_F1_RECIPES} within {TIME_LIMIT_S // 60} min (issue 14)"
+        summary["recipe_best_variant"] = best_name
+        summary["recipe_met"] = bool(best_name and (fits[best_name]["dev_f1_weighted"] or 0) >= TARGET_F1_RECIPES)
     if args.smoke:  # a pipeline check: printed, not recorded as a result
         print(json.dumps(summary, indent=2))
     else:

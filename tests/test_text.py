@@ -22,7 +22,6 @@ from emomm.data.text import LengthBucketBatchSampler, clean_text, decode_bytes, 
 from emomm.data.text_csv import TextCsvDataModule
 from emomm.models.encoders.text import TextEncoder, encode_batch, resolve_pretrained
 from emomm.models.encoders.text_scratch import TextScratchEncoder, train_tokenizer
-from emomm.models.module import EmotionModule
 from tests.conftest import reload_twice_and_compare
 from emomm.train import train
 
