@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from hydra.utils import instantiate
 
 ROOT = Path(__file__).resolve().parents[1]

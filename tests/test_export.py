@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from emomm.inference.export import ExportError, ExportNet, export, graph_args
+from emomm.inference.export import ExportError, export
 from emomm.inference.onnx_runner import OnnxRunner
 from emomm.models.module import EmotionModule
 

@@ -111,7 +111,7 @@ def test_ensemble_of_a_face_and_a_voice_run(cfg_factory, tmp_path):
     from emomm.ensemble import ensemble
     runs = []
     for name, over in (("face", ["modality=face", *FACE]), ("voice", ["modality=voice"])):
-        s = train(cfg_factory([*over, *SMALL, "debug=limit", "trainer.max_epochs=1", "test=false"], subdir=name))
+        train(cfg_factory([*over, *SMALL, "debug=limit", "trainer.max_epochs=1", "test=false"], subdir=name))
         runs.append(str(tmp_path / name))
     for method in ("mean", "weighted", "stacking"):
         cfg = cfg_factory([f"runs=[{runs[0]},{runs[1]}]", f"method={method}"], config_name="ensemble",

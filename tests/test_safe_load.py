@@ -3,7 +3,6 @@
 appears."""
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import re

@@ -1,5 +1,4 @@
 """The warm-up + cosine schedule defined by epochs (no wall-clock deadline)."""
-import lightning as L
 import pytest
 import torch
 

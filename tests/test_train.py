@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from emomm.eval import evaluate
 from emomm.models.module import EmotionModule

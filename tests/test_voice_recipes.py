@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from emomm.data.audio import ClipOptions, WaveAugment, resample_speed
 from emomm.data.meld import read_meld_csv
@@ -17,7 +15,6 @@ from emomm.models.encoders.text_scratch import train_tokenizer
 from emomm.models.module import EmotionModule
 from emomm.models.windows import WindowSpec, split_windows, window_starts
 from emomm.train import train
-from tests.conftest import CONF_DIR
 from tests.test_text import meld_row, write_meld_csv
 from tests.test_voice import SMALL_CNN, rav
 from tests.voice_fixtures import write_ravdess_tree

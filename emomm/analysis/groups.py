@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import logging
-from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
