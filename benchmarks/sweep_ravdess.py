@@ -48,6 +48,9 @@ def main() -> None:
     ap.add_argument("--trial-epochs", type=int, default=10, help="epochs of one trial (~19 s each, 1 thread)")
     ap.add_argument("--trial-guard-min", type=float, default=15.0, help="trainer.max_time of a trial: a stall guard")
     ap.add_argument("--timeout-min", type=float, default=56.0, help="launch no trial after this")
+    ap.add_argument("--prune-warmup", type=int, default=None,
+                    help="epochs before the MedianPruner may stop a trial (default: half of --trial-epochs)")
+    ap.add_argument("--prune-startup", type=int, default=5, help="completed trials before any pruning")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (see benchmarks/ravdess_voice.py)")
     ap.add_argument("--smoke", action="store_true", help="2 trials of 1 minute, results *_smoke")
     ap.add_argument("--retrain", action="store_true", help="re-train the best parameters for the full recipe")
@@ -69,7 +72,13 @@ def main() -> None:
     guard_s = int(args.trial_guard_min * 60)
     budget = [f"trainer.max_epochs={args.trial_epochs}",
               f"trainer.max_time=00:{guard_s // 3600:02d}:{guard_s % 3600 // 60:02d}:{guard_s % 60:02d}"]
-    study = f"{name}_{args.trials}x{args.trial_epochs}ep"
+    # Pruning early in a short trial ranks noise: in a sweep of 10-epoch trials that pruned from
+    # epoch 3 after 3 completed trials, 12 of the 13 later trials were stopped at epochs 3-5,
+    # below curves that were still 10 points from their end. So prune from half-way, after 5.
+    warmup = args.trial_epochs // 2 if args.prune_warmup is None else args.prune_warmup
+    pruner = [f"hydra.sweeper.pruner.n_warmup_steps={warmup}",
+              f"hydra.sweeper.pruner.n_startup_trials={args.prune_startup}"]
+    study = f"{name}_{args.trials}x{args.trial_epochs}ep_w{warmup}s{args.prune_startup}"
     # one folder per budget, so a smoke run's parts are never reused by a real one
     confirm_dir = log_dir / f"confirm_{name}_{args.trial_epochs}ep"
     if args.confirm_hand:
@@ -79,7 +88,7 @@ def main() -> None:
     overrides = ["experiment=ravdess_voice", "hparams_search=voice_optuna", f"data.root={args.root}",
                  f"hydra.sweeper.study_name={study}", f"hydra.sweeper.n_trials={args.trials}",
                  f"hydra.sweeper.timeout_s={int(args.timeout_min * 60)}",
-                 *budget, *args.overrides]
+                 *budget, *pruner, *args.overrides]
     cmd = [sys.executable, "-m", "emomm.train", *overrides, f"paths.log_dir={log_dir}"]
     sweep_dir = log_dir / "train" / "sweeps" / study
     result_file = RESULTS / f"{name}.json"
@@ -102,6 +111,7 @@ def main() -> None:
         "command": "python -m emomm.train " + " ".join(overrides),
         "sweep_dir": str(sweep_dir), "compare_dir": str(out.relative_to(ROOT)),
         "sweep_wall_s": round(sweep_s, 1), "trial_epochs": args.trial_epochs, "threads": args.threads,
+        "pruner": {"n_warmup_steps": warmup, "n_startup_trials": args.prune_startup},
         "states": best["states"], "n_trials": best["n_trials"],
         "best_trial": best.get("best_trial"), "best_val_uar": best.get("best_value"),
         "best_params": best.get("best_params"),
@@ -122,17 +132,19 @@ def main() -> None:
                                    if k in cv["metrics"]}
         summary["cv5_wall_s"] = round(wall, 1)
     if (args.confirm or args.confirm_only) and params:
-        summary["same_budget"] = confirm(args.root, budget, params, confirm_dir)
+        summary["same_budget"] = confirm(args.root, budget, params, confirm_dir, study)
     write_result(name, summary)
 
 
-def confirm(root: str, budget: list[str], params: list[str] | None, log_dir: Path) -> dict:
+def confirm(root: str, budget: list[str], params: list[str] | None, log_dir: Path,
+            study: str = "") -> dict:
     """Hand-tuned vs best parameters at the trial budget: one run on the validation actors of
     the hand-tuned recipe, then 5-fold CV by actor of both, side by side (one thread each).
 
     A part already finished in ``log_dir`` (its metrics.json / cv_summary.json is there) is
     reused, so ``--confirm-hand`` can run the hand-tuned parts while the sweep still runs and
-    ``--confirm`` afterwards runs only the best parameters' CV. ``params=None``: hand-tuned only.
+    ``--confirm`` afterwards runs only the best parameters' CV (in a folder per ``study``: the
+    hand-tuned parts serve every sweep of one budget). ``params=None``: hand-tuned only.
     """
     base = ["experiment=ravdess_voice", f"data.root={root}", *budget]
     done_val = sorted((log_dir / "hand_val").glob("**/metrics.json"), key=lambda p: p.stat().st_mtime)
@@ -142,22 +154,22 @@ def confirm(root: str, budget: list[str], params: list[str] | None, log_dir: Pat
         hand = run_training(base, log_dir / "hand_val")
     out = {"hand_tuned_val_uar": hand["best_val"].get("uar"), "budget": budget}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    parts = [("hand_tuned", [])] + ([] if params is None else [("best", params)])
+    parts = [("hand_tuned", "hand_tuned", [])] + ([] if params is None else [("best", f"best_{study}", params)])
     procs = {}
-    for label, extra in parts:
-        if list((log_dir / label).glob("**/cv_summary.json")):
+    for label, folder, extra in parts:
+        if list((log_dir / folder).glob("**/cv_summary.json")):
             continue
-        cmd = [sys.executable, "-m", "emomm.cv", *base, "folds=5", *extra, f"paths.log_dir={log_dir / label}"]
+        cmd = [sys.executable, "-m", "emomm.cv", *base, "folds=5", *extra, f"paths.log_dir={log_dir / folder}"]
         print("$", " ".join(cmd), flush=True)
-        procs[label] = (subprocess.Popen(cmd, cwd=ROOT, env=env), time.time())
-    for label, (proc, start) in procs.items():
+        procs[label] = (subprocess.Popen(cmd, cwd=ROOT, env=env), time.time(), folder)
+    for label, (proc, start, folder) in procs.items():
         if proc.wait() != 0:
             raise SystemExit(f"CV of {label} failed (exit {proc.returncode})")
-        (log_dir / label / "wall_s.txt").write_text(f"{time.time() - start:.1f}\n")
-    for label, _ in parts:
-        cv = json.loads(max((log_dir / label).glob("**/cv_summary.json"), key=lambda p: p.stat().st_mtime).read_text())
+        (log_dir / folder / "wall_s.txt").write_text(f"{time.time() - start:.1f}\n")
+    for label, folder, _ in parts:
+        cv = json.loads(max((log_dir / folder).glob("**/cv_summary.json"), key=lambda p: p.stat().st_mtime).read_text())
         out[f"cv5_{label}"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc") if k in cv["metrics"]}
-        wall = log_dir / label / "wall_s.txt"
+        wall = log_dir / folder / "wall_s.txt"
         out[f"cv5_{label}_wall_s"] = float(wall.read_text()) if wall.is_file() else None
     return out
 
