@@ -25,7 +25,7 @@ def test_fer2013_recipe_trains_on_40px_crops_by_epochs(cfg_factory):
     assert cfg.data.augment.crop_scale is None and cfg.data.augment.erasing > 0 and cfg.data.augment.hflip > 0
     assert cfg.model.label_smoothing == 0.1 and cfg.model.scheduler.scheduler.warmup_epochs == 1
     assert cfg.model.scheduler.scheduler.steps_per_epoch == "auto"
-    assert cfg.trainer.max_epochs == 38
+    assert cfg.trainer.max_epochs == 31
     gpu = cfg_factory(["experiment=fer2013_gpu"], subdir="gpu")
     assert gpu.face.crop_size == 40 and gpu.model.scheduler.scheduler.time_budget_s is None
 
