@@ -221,13 +221,17 @@ def fer_ckpt(tmp_path_factory):
     return out / "checkpoints" / "best.ckpt", root
 
 
-def test_eval_with_occlusion_writes_metrics_csv_and_png(fer_ckpt, cfg_factory):
+def _eval_occluded(fer_ckpt, cfg_factory, occlusion: str, examples: int, subdir: str):
+    """``emomm.eval`` of the tiny FER checkpoint under ``occlusion``: (result, output folder)."""
     from emomm.eval import evaluate
     ckpt, _ = fer_ckpt
-    ecfg = cfg_factory([f"ckpt_path={ckpt}", "occlusion=[lower,upper,patch:0.2]", "occlusion_examples=4"],
-                       config_name="eval", subdir="eval-occl")
-    result = evaluate(ecfg)
-    out = Path(ecfg.paths.output_dir)
+    ecfg = cfg_factory([f"ckpt_path={ckpt}", f"occlusion={occlusion}", f"occlusion_examples={examples}"],
+                       config_name="eval", subdir=subdir)
+    return evaluate(ecfg), Path(ecfg.paths.output_dir)
+
+
+def test_eval_with_occlusion_writes_metrics_csv_and_png(fer_ckpt, cfg_factory):
+    result, out = _eval_occluded(fer_ckpt, cfg_factory, "[lower,upper,patch:0.2]", 4, "eval-occl")
     saved = json.loads((out / "metrics.json").read_text())
     table = saved["test_occlusion"]
     assert list(table) == ["clean", "lower", "upper", "patch:0.2"]
@@ -259,11 +263,6 @@ def test_eval_rejects_a_bad_occlusion_before_scoring(fer_ckpt, cfg_factory):
 
 def test_eval_with_occlusion_examples_0_writes_no_picture(fer_ckpt, cfg_factory):
     """occlusion_examples=0: the table without a PNG of dataset faces (privacy)."""
-    from emomm.eval import evaluate
-    ckpt, _ = fer_ckpt
-    ecfg = cfg_factory([f"ckpt_path={ckpt}", "occlusion=[lower]", "occlusion_examples=0"],
-                       config_name="eval", subdir="eval-occl-nopng")
-    result = evaluate(ecfg)
-    out = Path(ecfg.paths.output_dir)
+    result, out = _eval_occluded(fer_ckpt, cfg_factory, "[lower]", 0, "eval-occl-nopng")
     assert list(result["test_occlusion"]) == ["clean", "lower"] and (out / "occlusion.csv").is_file()
     assert not (out / "occlusion_examples.png").exists()
