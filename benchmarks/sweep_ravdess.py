@@ -12,7 +12,7 @@ benchmarks/results/ravdess_voice.json, and, with ``--retrain``, the best paramet
 re-trained on the recipe's full 29 minutes). ``--cv`` then runs 5-fold CV by actor of the
 best parameters with `emomm.cv` (5 x the recipe time) and reports mean +- std.
 
-    python benchmarks/sweep_ravdess.py                       # 12 trials x <= 10 epochs (~40 min idle, 1 thread)
+    python benchmarks/sweep_ravdess.py                       # 12 trials x <= 10 epochs (14 took 30.7 min, 1 thread)
     python benchmarks/sweep_ravdess.py --retrain --cv        # + confirmation (~3.5 h more)
     python benchmarks/sweep_ravdess.py --smoke               # 2 trials x 1 min: checks the wiring
     python benchmarks/sweep_ravdess.py --confirm-only        # after the sweep: the same-budget check
@@ -147,9 +147,9 @@ def confirm(root: str, budget: list[str], params: list[str] | None, log_dir: Pat
     hand-tuned parts serve every sweep of one budget). ``params=None``: hand-tuned only.
     """
     base = ["experiment=ravdess_voice", f"data.root={root}", *budget]
-    done_val = sorted((log_dir / "hand_val").glob("**/metrics.json"), key=lambda p: p.stat().st_mtime)
+    done_val = _newest(log_dir / "hand_val", "metrics.json")
     if done_val:
-        hand = {"best_val": json.loads(done_val[-1].read_text())["best_val"]}
+        hand = {"best_val": json.loads(done_val.read_text())["best_val"]}
     else:
         hand = run_training(base, log_dir / "hand_val")
     out = {"hand_tuned_val_uar": hand["best_val"].get("uar"), "budget": budget}
@@ -157,7 +157,7 @@ def confirm(root: str, budget: list[str], params: list[str] | None, log_dir: Pat
     parts = [("hand_tuned", "hand_tuned", [])] + ([] if params is None else [("best", f"best_{study}", params)])
     procs = {}
     for label, folder, extra in parts:
-        if list((log_dir / folder).glob("**/cv_summary.json")):
+        if _newest(log_dir / folder, "cv_summary.json"):
             continue
         cmd = [sys.executable, "-m", "emomm.cv", *base, "folds=5", *extra, f"paths.log_dir={log_dir / folder}"]
         print("$", " ".join(cmd), flush=True)
@@ -167,11 +167,16 @@ def confirm(root: str, budget: list[str], params: list[str] | None, log_dir: Pat
             raise SystemExit(f"CV of {label} failed (exit {proc.returncode})")
         (log_dir / folder / "wall_s.txt").write_text(f"{time.time() - start:.1f}\n")
     for label, folder, _ in parts:
-        cv = json.loads(max((log_dir / folder).glob("**/cv_summary.json"), key=lambda p: p.stat().st_mtime).read_text())
+        cv = json.loads(_newest(log_dir / folder, "cv_summary.json").read_text())
         out[f"cv5_{label}"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc") if k in cv["metrics"]}
         wall = log_dir / folder / "wall_s.txt"
         out[f"cv5_{label}_wall_s"] = float(wall.read_text()) if wall.is_file() else None
     return out
+
+
+def _newest(folder: Path, name: str) -> Path | None:
+    """The newest ``name`` anywhere below ``folder`` (a finished part), or None."""
+    return max(folder.glob(f"**/{name}"), key=lambda p: p.stat().st_mtime, default=None)
 
 
 if __name__ == "__main__":
