@@ -4,11 +4,16 @@ Target (issue 4): dev weighted F1 >= 58 with the MiniLM encoder (experiment=meld
 training within 30 minutes on 2 CPU cores (issue 14 raises it to 61 for the best variant); the scratch baseline (experiment=meld_text_scratch)
 is reported next to it. Train on train_sent_emo.csv, validate (and select) on dev.
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--only minilm|scratch]
-                                   [--future-turns 0 1 2] [--smoke] [extra overrides...]
+                                   [--future-turns 0 1 2] [--variants no_context ...]
+                                   [--smoke] [extra overrides...]
 ``--future-turns``: one run per count of following dialogue turns in the context
 (``text.future_turns``; runs named ``minilm_future1`` etc., ``minilm`` for 0). With future
 turns, ``text.max_length`` grows by 32 tokens per turn over the recipe's 96 (MELD utterances
 are ~14 tokens, p99 ~40), so the added turns are not cut off.
+``--variants``: the recipe with one of its context or loss choices changed alone (issue 14),
+each run named ``minilm_<variant>``: ``no_context`` (the utterance alone, no past turns),
+``no_speakers`` (past turns without "Speaker:" names), ``class_weights`` (inverse-frequency
+class weights, as MELD suggests, instead of plain cross-entropy).
 ``--smoke``: 1 epoch on at most 200 samples per split (checks the pipeline, not the target).
 Writes benchmarks/results/meld_text.json (--smoke only prints its figures).
 """
@@ -27,6 +32,14 @@ TARGET_F1 = 0.58
 TARGET_F1_RECIPES = 0.61  # issue 14's target for the recipe (any variant), same 30 minutes
 TIME_LIMIT_S = 30 * 60
 SMOKE = ["data.limit_per_split=200", "trainer.max_epochs=1"]
+# One recipe choice changed at a time; each is measured against the recipe ("minilm").
+VARIANTS = {"no_context": ["text.context_turns=0"], "no_speakers": ["text.speakers=false"],
+            "class_weights": ["model.class_weights=balanced"]}
+
+
+def future_variant(turns: int) -> list[str]:
+    """Overrides for ``turns`` following turns, with room for them in ``text.max_length``."""
+    return [] if turns == 0 else [f"text.future_turns={turns}", f"text.max_length={96 + 32 * turns}"]
 
 
 def main() -> None:
@@ -36,25 +49,30 @@ def main() -> None:
                     help="run only this encoder (repeatable); default: both")
     ap.add_argument("--future-turns", type=int, nargs="+", default=[0],
                     help="variants: following turns of the dialogue in the context (e.g. 0 1 2)")
+    ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=[],
+                    help="MiniLM variants that change one recipe choice (instead of --future-turns)")
     ap.add_argument("--smoke", action="store_true", help="a 1-epoch run on 200 samples per split")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     if not (Path(args.root) / "train_sent_emo.csv").is_file():
         sys.exit(f"MELD not found at {args.root} (no train_sent_emo.csv); pass --root PATH")
-    # `--only` re-runs some encoders: keep the recorded runs of the others.
+    # `--only` / `--variants` re-run some runs: keep the recorded runs of the others.
     previous = RESULTS / "meld_text.json"
-    runs = json.loads(previous.read_text()).get("runs", {}) if args.only and previous.is_file() else {}
-    jobs = [(enc, f) for enc in args.only or ["minilm", "scratch"] for f in args.future_turns]
-    for enc, future in jobs:
-        name = enc if future == 0 else f"{enc}_future{future}"
-        variant = [] if future == 0 else [f"text.future_turns={future}",
-                                          f"text.max_length={96 + 32 * future}"]
+    keep = (args.only or args.variants) and previous.is_file()
+    runs = json.loads(previous.read_text()).get("runs", {}) if keep else {}
+    # (run name, encoder, following turns, overrides of the variant)
+    if args.variants:
+        jobs = [(f"minilm_{v}", "minilm", 0, VARIANTS[v]) for v in args.variants]
+    else:
+        jobs = [(enc if f == 0 else f"{enc}_future{f}", enc, f, future_variant(f))
+                for enc in args.only or ["minilm", "scratch"] for f in args.future_turns]
+    for name, enc, future, variant in jobs:
         overrides = [f"experiment={EXPERIMENTS[enc]}", f"data.root={args.root}", *variant,
                      *(SMOKE if args.smoke else []), *args.overrides]
         res = run_training(overrides, ROOT / "outputs" / "bench_meld_text")
         best = res["best_val"]
         runs[name] = {
-            "command": res["command"], "future_turns": future,
+            "command": res["command"], "future_turns": future, "variant_overrides": variant,
             "dev_f1_weighted": best.get("f1_weighted"), "dev_acc": best.get("acc"),
             "dev_uar": best.get("uar"), "dev_f1_macro": best.get("f1_macro"),
             "best_epoch": best.get("epoch"), "epochs": res["epochs"],

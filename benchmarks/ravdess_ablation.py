@@ -7,8 +7,13 @@ Variants (each = ``experiment=ravdess_voice`` plus these overrides):
 
 * ``baseline``: the recipe as it is (centre-crop eval, interpolated uniform speed 0.9-1.1
   with p=0.5, the encoder's SpecAugment, no VTLP);
-* ``multi_window``: + ``voice.eval_windows={hop_s: 1.0}`` (mean of the logits of 3 s
-  windows every 1 s at val/test; the training is the baseline's);
+* multi-window evaluation is not trained again (its training is the baseline's): every run
+  of every variant has its best and last checkpoints re-scored on the validation actors with
+  one centre crop and with the mean logits of all 3 s windows every 1 s
+  (``emomm.eval eval_windows={hop_s: 1.0}``), a paired comparison on the same weights;
+  ``--no-rescore`` skips it, ``--rescore-only`` re-scores the runs of an existing result;
+* ``multi_window`` (only with ``--only multi_window``): trained with
+  ``voice.eval_windows={hop_s: 1.0}``, so the best epoch is also picked by it;
 * ``speed_resample``: speed 0.9/1.0/1.1 by band-limited resampling instead of the uniform
   interpolated one;
 * ``vtlp``: + vocal-tract length perturbation, warp U(0.9, 1.1);
@@ -25,11 +30,15 @@ Each full run takes the recipe's ~29 min with 1 thread: 6 variants x 3 seeds wit
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
+from common import RESULTS, ROOT, run_entry_point, write_result  # noqa: E402
 from ravdess_voice import SMOKE, run_seeds, summarize  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
@@ -42,7 +51,42 @@ VARIANTS: dict[str, list[str]] = {
     "no_specaug": ["model.encoders.voice.specaugment=null"],
     "song": ["data.include_song=true", "data.song_train_only=true"],
 }
-DEFAULT = [v for v in VARIANTS if v != "song"]
+DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
+WINDOWS = "{hop_s: 1.0}"
+
+
+def rescore(run_dir: str) -> dict:
+    """Val UAR of a run's best and last checkpoints, with one centre crop and with all
+    windows (``WINDOWS``), each scored by ``python -m emomm.eval split=val``."""
+    out: dict = {}
+    for ckpt in ("best", "last"):
+        for view, windows in (("centre", "false"), ("windows", WINDOWS)):
+            res, _ = run_entry_point("emomm.eval", [f"ckpt_path={run_dir}/checkpoints/{ckpt}.ckpt",
+                                                    "split=val", f"eval_windows={windows}"],
+                                     Path(run_dir) / "rescore" / f"{ckpt}_{view}", "metrics.json")
+            out[f"{ckpt}_{view}_uar"] = res["metrics"]["uar"]
+        out[f"{ckpt}_windows_delta"] = out[f"{ckpt}_windows_uar"] - out[f"{ckpt}_centre_uar"]
+    return out
+
+
+def rescore_all(results: dict, parallel: int = 1) -> dict:
+    """Re-score every run (``parallel`` at a time), store each run's figures under
+    ``rescore`` and return the paired effect of multi-window evaluation: per variant and over
+    all runs, the mean of (windows - centre crop) on the same checkpoint."""
+    runs = [run for r in results.values() for run in r["per_seed"]]
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        for run, scores in zip(runs, pool.map(lambda run: rescore(run["run_dir"]), runs)):
+            run["rescore"] = scores
+
+    def mean(xs: list[float]) -> float | None:
+        return statistics.fmean(xs) if xs else None
+
+    def effect(rs: list[dict]) -> dict:
+        return {f"{c}_ckpt_{k}": mean([r["rescore"][f"{c}_{k}"] for r in rs])
+                for c in ("best", "last") for k in ("centre_uar", "windows_uar", "windows_delta")}
+
+    return {"windows": WINDOWS, "n_runs": len(runs), **effect(runs),
+            "by_variant": {v: effect(r["per_seed"]) for v, r in results.items()}}
 
 
 def main() -> None:
@@ -53,11 +97,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", nargs="+", choices=sorted(VARIANTS), help="these variants (default: all but song)")
     ap.add_argument("--smoke", action="store_true", help="1 epoch of a few batches per run")
+    ap.add_argument("--no-rescore", action="store_true", help="skip the multi-window re-scoring")
+    ap.add_argument("--rescore-only", action="store_true",
+                    help="re-score the runs recorded in the result file; train nothing")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    name = "ravdess_ablation" + ("_smoke" if args.smoke else "")
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    if args.rescore_only:
+        recorded = json.loads((RESULTS / f"{name}.json").read_text())
+        recorded["multi_window_rescore"] = rescore_all(recorded["variants"], args.parallel)
+        write_result(name, {k: v for k, v in recorded.items() if k not in ("benchmark", "date", "machine")})
+        return
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
-    name = "ravdess_ablation" + ("_smoke" if args.smoke else "")
     results: dict[str, dict] = {}
     for variant in args.only or DEFAULT:
         overrides = ["experiment=ravdess_voice", f"data.root={args.root}", *VARIANTS[variant],
@@ -72,8 +125,10 @@ def main() -> None:
             else r["val_uar_mean"] - base
     table = {v: {"val_uar_mean": r["val_uar_mean"], "val_uar_std": r["val_uar_std"],
                  "delta": r["val_uar_delta_vs_baseline"]} for v, r in results.items()}
+    windows = None if args.no_rescore else rescore_all(results, args.parallel)
     write_result(name, {"seeds": args.seeds, "parallel": args.parallel, "threads": args.threads,
                         "smoke": args.smoke, "summary": table, "variants": results,
+                        "multi_window_rescore": windows,
                         "note": "runs in parallel share the machine; figures are seed means"})
 
 

@@ -60,6 +60,25 @@ def stored_data_config(models: list[EmotionModule]) -> dict[str, Any] | None:
     return data
 
 
+def apply_eval_windows(model: EmotionModule, windows: Any) -> None:
+    """``eval_windows=...``: score each voice clip by the mean logits of all its windows
+    (:mod:`emomm.models.windows`), e.g. ``{hop_s: 1.0}``, or by one centre crop with
+    ``false``, whatever the checkpoint was trained with. Sets both the model's stored
+    preprocessing (which the model reads) and the stored data config (which decides
+    whether the evaluation data serve whole clips)."""
+    prep = dict(model.hparams.get("preprocessing") or {})
+    if "voice" not in prep:
+        raise ValueError(f"eval_windows={windows} applies to voice models; this checkpoint's "
+                         f"modalities are {list(prep) or list(model.hparams.encoders)}")
+    windows = dict(windows) if windows else None
+    prep["voice"] = {**prep["voice"], "eval_windows": windows}
+    model.hparams.preprocessing = prep
+    data = model.hparams.get("data")
+    if data is not None:
+        model.hparams.data = {**data, "eval_windows": windows}
+    model.__dict__.pop("_window_spec", None)  # the spec is parsed once and cached
+
+
 def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | str):
     """The data to score ``models`` on: ``cfg.data`` when given (its interpolations such as
     ``${face.image_size}`` or ``${modalities}`` take the values the models were trained with,
@@ -119,6 +138,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for key in ("tta_hflip", "tta_shift", "tta_tencrop"):
         if cfg.get(key) is not None:
             model.hparams[key] = to_plain(cfg[key])
+    if cfg.get("eval_windows") is not None:
+        apply_eval_windows(model, to_plain(cfg.eval_windows))
     datamodule = eval_datamodule(cfg, [model], ckpt)
     align_labels(model, datamodule.label_names)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_dict(cfg.get("logger")) or False)
@@ -130,6 +151,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics = model.test_results.get("metrics", {})
     summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
                "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift", "tta_tencrop")},
+               "eval_windows": ((model.hparams.get("preprocessing") or {}).get("voice") or {}).get("eval_windows"),
                "data": to_plain(cfg.get("data") or model.hparams.data),
                "label_names": model.label_names}
     print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))

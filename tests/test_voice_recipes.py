@@ -214,3 +214,39 @@ def test_voice_techniques_train_and_evaluate_end_to_end(cfg_factory, tmp_path):
     assert 0.0 <= summary["test"]["uar"] <= 1.0
     ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt", weights_only=False)
     assert ckpt["hyper_parameters"]["preprocessing"]["voice"]["eval_windows"] == {"window_s": 0.3, "hop_s": 0.1}
+
+
+def test_eval_windows_override_scores_a_centre_crop_checkpoint_by_all_windows(cfg_factory, tmp_path, monkeypatch):
+    """``python -m emomm.eval eval_windows={hop_s: ...}`` turns multi-window scoring on for a
+    checkpoint trained without it (and ``false`` turns it off again): the evaluation data
+    serve whole clips and the model sees several windows per clip."""
+    import emomm.models.windows as windows
+    from emomm.eval import evaluate
+
+    root = tmp_path / "rav"
+    write_ravdess_tree(root, actors=range(1, 5), seconds=0.6)
+    cfg = cfg_factory(["experiment=ravdess_voice", f"data.root={root}", "data.batch_size=4",
+                       "data.train_speakers=[1,2]", "data.val_speakers=[3]", "data.test_speakers=[4]",
+                       "voice.duration=0.3", "voice.trim_db=null", "model.encoders.voice.frontend.n_mels=32",
+                       "model.encoders.voice.time_pool=2", "trainer.max_epochs=1", *SMALL_CNN])
+    best = train(cfg)["best_ckpt"]
+    counted: list[tuple[int, int]] = []
+    real_split = windows.split_windows
+
+    def counting(wave, lengths, spec):
+        out = real_split(wave, lengths, spec)
+        lens = [wave.shape[1]] * wave.shape[0] if lengths is None else lengths.tolist()
+        counted.append((wave.shape[0], out[0].shape[0], sum(len(window_starts(n, spec.win, spec.hop)) for n in lens)))
+        return out
+
+    monkeypatch.setattr(windows, "split_windows", counting)
+    on = evaluate(cfg_factory([f"ckpt_path={best}", "split=val", "eval_windows={hop_s: 0.1}"],
+                              config_name="eval", subdir="eval_on"))
+    clips, wins, expected = map(sum, zip(*counted))
+    assert on["eval_windows"] == {"hop_s": 0.1} and clips == 8 and 0 <= on["metrics"]["uar"] <= 1
+    # >= 0.6 s clips, 0.3 s windows every 0.1 s: at least 4 windows (0, 0.1, 0.2, 0.3 s) each
+    assert wins == expected >= 4 * clips
+    counted.clear()
+    off = evaluate(cfg_factory([f"ckpt_path={best}", "split=val", "eval_windows=false"],
+                               config_name="eval", subdir="eval_off"))
+    assert off["eval_windows"] is None and counted == [] and 0 <= off["metrics"]["uar"] <= 1
