@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
+from emomm.sweep.context import current_trial
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.resume import SIGTERM_EXIT, resolve_resume
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, to_plain
@@ -92,6 +93,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "label_names": model.label_names,
         "best_ckpt": best,
     }
+    trial = current_trial()
+    if trial is not None and trial.pruned:  # a sweep's pruner stopped it: not a full run
+        summary["pruned_at_epoch"] = trial.pruned_at
     if test:
         print("\n" + metrics_table(test, f"test metrics (%)  [{out_dir}]"))
     summary |= multimodal_report(model.test_results, out_dir)

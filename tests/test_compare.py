@@ -18,13 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["angry", "happy", "sad"]
 
 
-def write_run(d: Path, overrides: list[str], val_uar: float, test_uar: float, subsets: bool = False) -> Path:
+def write_run(d: Path, overrides: list[str], val_uar: float, test_uar: float, subsets: bool = False,
+              pruned_at: int | None = None) -> Path:
     (d / ".hydra").mkdir(parents=True)
     (d / "csv").mkdir()
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     metrics = {"monitor": "val/uar", "best_val": {"uar": val_uar, "acc": val_uar + 0.01, "epoch": 2},
                "test": {"uar": test_uar, "acc": test_uar, "f1_macro": test_uar - 0.05, "recall/angry": 0.5},
                "train_time_s": 12.5, "epochs": 3, "num_params": 1234, "label_names": LABELS}
+    if pruned_at is not None:
+        metrics["pruned_at_epoch"] = pruned_at
     if subsets:
         metrics["test_modalities"] = {"face": {"n": 9, "uar": 0.4}, "voice": {"n": 9, "uar": 0.3}}
         metrics["test_subsets"] = {"face+voice": {"n": 9, "uar": test_uar}, "face": {"n": 9, "uar": 0.41}}
@@ -76,6 +79,15 @@ def test_table_rows_differing_overrides_and_groups(runs_tree):
         comparison_rows(runs, "test/nope")
     with pytest.raises(FileNotFoundError, match="no finished run"):
         find_runs([sweep / "missing"])
+
+
+def test_pruned_trials_get_a_column_only_when_there_are_some(tmp_path):
+    write_run(tmp_path / "s" / "0", ["model.optimizer.lr=1e-3"], 0.6, 0.5)
+    write_run(tmp_path / "s" / "1", ["model.optimizer.lr=3e-3"], 0.3, 0.2, pruned_at=4)
+    cols, rows = comparison_rows(find_runs([tmp_path / "s"]))
+    assert cols[:2] == ["run", "pruned_at_epoch"] and [r["pruned_at_epoch"] for r in rows] == ["", 4]
+    cols, _ = comparison_rows(find_runs([tmp_path / "s" / "0"]))
+    assert "pruned_at_epoch" not in cols
 
 
 def test_bare_paths_become_the_runs_list():

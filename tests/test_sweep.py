@@ -63,6 +63,23 @@ def test_pruning_callback_reports_the_curve_and_stops_the_job():
     assert not idle.should_stop
 
 
+def test_a_pruned_job_says_so_in_its_metrics(cfg_factory):
+    """A job the pruner stops writes ``pruned_at_epoch`` into metrics.json (emomm.compare
+    shows it), and trains no further epoch; an unpruned job writes no such key."""
+    from emomm.train import train
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
+    ctx = TrialContext(study.ask(), "val/uar")  # every val/uar is below 1.5: pruned at once
+    set_trial(ctx)
+    try:
+        pruned = train(cfg_factory(["hparams_search=face_optuna", *TINY, "trainer.max_epochs=3"], subdir="p"))
+    finally:
+        set_trial(None)
+    assert pruned["pruned_at_epoch"] == 0 and pruned["epochs"] == 1
+    full = train(cfg_factory(["hparams_search=face_optuna", *TINY], subdir="f"))
+    assert "pruned_at_epoch" not in full and full["epochs"] == 2
+
+
 def test_resume_marks_interrupted_trials_failed(tmp_path):
     sweep = OptunaSweep(study_name="s", n_trials=3)
     study = sweep.create_study(tmp_path, "max")

@@ -1,7 +1,9 @@
 """Comparison of finished runs: one table row per run and the plots beside it.
 
-Row: the run (its path relative to the common parent), the overrides that differ between
-the runs (``.hydra/overrides.yaml``), best validation and test metrics, each modality's own
+Row: the run (its path relative to the common parent), the epoch at which a sweep's pruner
+stopped it (``pruned_at_epoch``, a column only when some run was pruned: its figures are
+those of a shortened run), the overrides that differ between the runs
+(``.hydra/overrides.yaml``), best validation and test metrics, each modality's own
 head and each subset of modalities for multimodal runs (UAR), train time, epochs and
 parameter count. Runs that differ only by fold or seed form a *group* (the error bars).
 """
@@ -48,10 +50,13 @@ def comparison_rows(runs: Sequence[Run], sort_by: str = "best_val/uar", ascendin
     ``test/f1_macro``; runs without it go last)."""
     overrides = differing_overrides(runs)
     labels = run_labels(runs)
+    any_pruned = any("pruned_at_epoch" in r.metrics for r in runs)
     rows = []
     for label, r in zip(labels, runs):
         flat = r.flat()
         row: dict[str, Any] = {"run": label}
+        if any_pruned:
+            row["pruned_at_epoch"] = r.metrics.get("pruned_at_epoch", "")
         row |= {k: r.overrides.get(k, "") for k in overrides}
         row |= {f"best_val/{k}": flat.get(f"best_val/{k}") for k in VAL_KEYS}
         row |= {f"test/{k}": flat.get(f"test/{k}") for k in TEST_KEYS}
