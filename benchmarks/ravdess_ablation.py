@@ -24,6 +24,8 @@ Variants (each = ``experiment=ravdess_voice`` plus these overrides):
 
 Writes benchmarks/results/ravdess_ablation.json (``_smoke`` with --smoke): per variant the
 mean/std over seeds and the per-seed runs, and each variant's mean UAR minus the baseline's.
+Runs already in that file are kept: ``--seeds 3`` on another day adds seed 3 to the variants
+it runs (the re-scoring needs the checkpoints, so it happens on the day of the run).
 Each full run takes the recipe's ~29 min with 1 thread: 6 variants x 3 seeds with
 ``--parallel 2`` is ~4.5 h on the 2-core box. ``--smoke``: 1 epoch of a few batches.
 """
@@ -70,23 +72,45 @@ def rescore(run_dir: str) -> dict:
 
 
 def rescore_all(results: dict, parallel: int = 1) -> dict:
-    """Re-score every run (``parallel`` at a time), store each run's figures under
-    ``rescore`` and return the paired effect of multi-window evaluation: per variant and over
-    all runs, the mean of (windows - centre crop) on the same checkpoint."""
-    runs = [run for r in results.values() for run in r["per_seed"]]
+    """Re-score (``parallel`` at a time) every run that has no ``rescore`` yet and whose
+    checkpoints are still on disk, storing its figures under ``rescore``; return the paired
+    effect of multi-window evaluation: per variant and over all re-scored runs, the mean of
+    (windows - centre crop) on the same checkpoint."""
+    todo = [run for r in results.values() for run in r["per_seed"] if "rescore" not in run
+            and (Path(run["run_dir"]) / "checkpoints" / "last.ckpt").is_file()]
     with ThreadPoolExecutor(max(1, parallel)) as pool:
-        for run, scores in zip(runs, pool.map(lambda run: rescore(run["run_dir"]), runs)):
+        for run, scores in zip(todo, pool.map(lambda run: rescore(run["run_dir"]), todo)):
             run["rescore"] = scores
 
-    def mean(xs: list[float]) -> float | None:
-        return statistics.fmean(xs) if xs else None
+    def effect(runs: list[dict]) -> dict:
+        scored = [r["rescore"] for r in runs if "rescore" in r]
+        out: dict = {"n_runs": len(scored)}
+        for c in ("best", "last"):
+            for k in ("centre_uar", "windows_uar", "windows_delta"):
+                vals = [r[f"{c}_{k}"] for r in scored]
+                out[f"{c}_ckpt_{k}"] = statistics.fmean(vals) if vals else None
+        return out
 
-    def effect(rs: list[dict]) -> dict:
-        return {f"{c}_ckpt_{k}": mean([r["rescore"][f"{c}_{k}"] for r in rs])
-                for c in ("best", "last") for k in ("centre_uar", "windows_uar", "windows_delta")}
-
-    return {"windows": WINDOWS, "n_runs": len(runs), **effect(runs),
+    every = [run for r in results.values() for run in r["per_seed"]]
+    return {"windows": WINDOWS, **effect(every),
             "by_variant": {v: effect(r["per_seed"]) for v, r in results.items()}}
+
+
+def write_ablation(name: str, results: dict, args: argparse.Namespace) -> None:
+    """The result file: per variant the seed mean/std and its difference from the
+    baseline's mean, the re-scoring, and every run."""
+    base = (results.get("baseline") or {}).get("val_uar_mean")
+    for r in results.values():
+        r["val_uar_delta_vs_baseline"] = None if base is None or r["val_uar_mean"] is None \
+            else r["val_uar_mean"] - base
+    table = {v: {"seeds": [run["seed"] for run in r["per_seed"]], "val_uar_mean": r["val_uar_mean"],
+                 "val_uar_std": r["val_uar_std"], "delta": r["val_uar_delta_vs_baseline"]}
+             for v, r in results.items()}
+    windows = None if args.no_rescore else rescore_all(results, args.parallel)
+    write_result(name, {"parallel": args.parallel, "threads": args.threads, "smoke": args.smoke,
+                        "summary": table, "variants": results, "multi_window_rescore": windows,
+                        "note": "runs in parallel share the machine; figures are seed means; runs "
+                                "of earlier invocations are kept (a seed run again replaces its run)"})
 
 
 def main() -> None:
@@ -104,32 +128,24 @@ def main() -> None:
     args = ap.parse_args()
     name = "ravdess_ablation" + ("_smoke" if args.smoke else "")
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    path = RESULTS / f"{name}.json"
+    # Earlier invocations' runs are kept, so the seeds of one ablation can be run in parts
+    # (e.g. on different days); a seed run again replaces its earlier run.
+    results: dict[str, dict] = json.loads(path.read_text())["variants"] if path.is_file() else {}
     if args.rescore_only:
-        recorded = json.loads((RESULTS / f"{name}.json").read_text())
-        recorded["multi_window_rescore"] = rescore_all(recorded["variants"], args.parallel)
-        write_result(name, {k: v for k, v in recorded.items() if k not in ("benchmark", "date", "machine")})
-        return
+        return write_ablation(name, results, args)
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
-    results: dict[str, dict] = {}
     for variant in args.only or DEFAULT:
         overrides = ["experiment=ravdess_voice", f"data.root={args.root}", *VARIANTS[variant],
                      *(SMOKE if args.smoke else []), *args.overrides]
         print(f"== {variant}: {' '.join(VARIANTS[variant]) or '(the recipe)'}", flush=True)
         runs = run_seeds(overrides, args.seeds, args.parallel,
                          ROOT / "outputs" / "bench" / name / variant, args.threads)
-        results[variant] = {"overrides": VARIANTS[variant], **summarize(runs), "per_seed": runs}
-    base = (results.get("baseline") or {}).get("val_uar_mean")
-    for r in results.values():
-        r["val_uar_delta_vs_baseline"] = None if base is None or r["val_uar_mean"] is None \
-            else r["val_uar_mean"] - base
-    table = {v: {"val_uar_mean": r["val_uar_mean"], "val_uar_std": r["val_uar_std"],
-                 "delta": r["val_uar_delta_vs_baseline"]} for v, r in results.items()}
-    windows = None if args.no_rescore else rescore_all(results, args.parallel)
-    write_result(name, {"seeds": args.seeds, "parallel": args.parallel, "threads": args.threads,
-                        "smoke": args.smoke, "summary": table, "variants": results,
-                        "multi_window_rescore": windows,
-                        "note": "runs in parallel share the machine; figures are seed means"})
+        earlier = [r for r in (results.get(variant) or {}).get("per_seed", []) if r["seed"] not in args.seeds]
+        merged = sorted(earlier + runs, key=lambda r: r["seed"])
+        results[variant] = {"overrides": VARIANTS[variant], **summarize(merged), "per_seed": merged}
+    write_ablation(name, results, args)
 
 
 if __name__ == "__main__":
