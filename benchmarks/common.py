@@ -13,19 +13,39 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+#: Packages whose versions change numerics or data handling; recorded with every result.
+PACKAGES = ("numpy", "scipy", "lightning", "timm", "torchaudio", "torchvision", "transformers",
+            "soundfile", "av", "pillow")
+
+
 def machine() -> dict:
-    cpu = platform.processor()
+    """The machine and software a result was measured on. ``cpu`` alone ("AMD EPYC") does not
+    tell two CPU generations apart, and seeded runs need not match across them (different
+    SIMD kernels round differently), so the CPU family/model and AVX-512 support are kept too."""
+    from importlib import metadata
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model", "stepping", "flags") and key not in info:
+                info[key] = value.strip()
     except OSError:
         pass
     import torch
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"cpu": info.get("model name", platform.processor()),
+            "cpu_id": " ".join(f"{k.replace('cpu ', '')} {info[k]}" for k in ("cpu family", "model", "stepping")
+                               if k in info) or None,
+            "avx512": "avx512f" in info.get("flags", "").split(),
+            "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "packages": versions}
 
 
 def write_result(name: str, payload: dict) -> Path:
