@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install models demo test test-all bench-fer serve clean
+.PHONY: install models demo test test-all bench-fer serve lock clean
 
 install: $(STAMP) $(BLAZEFACE)
 
@@ -51,6 +51,18 @@ serve: install
 
 bench-fer: install
 	$(BIN)/python benchmarks/fer2013_cpu.py
+
+# Rewrite constraints.txt's lock section from the installed .venv (after changing a dependency
+# in pyproject.toml: loosen its pin, `make install`, then `make lock`). The hand-written pins
+# above the "# --- lock" line stay; their packages are not repeated below it.
+HAND_PINNED := $(shell sed -n '/^\# --- lock/q;s/^\([A-Za-z0-9_.-]*\)[=<>].*/\1/p' constraints.txt | paste -sd'|')
+lock: install
+	{ sed '/^# --- lock/,$$d' constraints.txt; \
+	  echo "# --- lock: every other package as \`make install\` resolved it on $$(date +%F) (Python $$($(BIN)/python -c 'import platform; print(platform.python_version(), platform.machine())'))."; \
+	  echo "# Same versions on every machine, so a recipe's numerics do not drift with new releases."; \
+	  echo "# \`make lock\` rewrites this section from the current .venv after a dependency change."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^($(HAND_PINNED))=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf outputs multirun logs wandb
