@@ -9,7 +9,9 @@ Target (issue 14): PublicTest (val) accuracy >= 70% within 60 minutes of trainin
 Variants (each writes benchmarks/results/fer2013_cpu_<variant>[_smoke].json):
     base        48 px faces (random resized crops), 30 epochs: the previous recipe by epochs
     crop40      `experiment=fer2013_cpu`: random 40 px crops of the 48 px faces, 31 epochs
-    crop40+ema  crop40 with `callbacks=ema` (validation, checkpoint and eval use the average)
+    crop40+ema  crop40 with `callbacks=ema` (validation, checkpoint and eval use the average);
+                its best checkpoint is also scored with the raw weights of the same step
+                (`emomm.eval weights=raw`): EMA's effect measured on one run, not across two
 Trains the variant, then scores its best checkpoint on val with `emomm.eval`: as trained
 (centre crop + mirror) and with 10 test-time views (ten-crop: 4 corners + centre, x mirror,
 for the crop variants; 2 px shifts x mirror for base). Records training time, epochs run
@@ -81,6 +83,7 @@ def main() -> None:
     extra = SMOKE_EVAL if args.smoke else []
     as_trained = score_val(res["best_ckpt"], [], extra)
     tta10 = score_val(res["best_ckpt"], TTA10[args.variant], extra)
+    raw = score_val(res["best_ckpt"], ["weights=raw"], extra) if "callbacks=ema" in VARIANTS[args.variant] else None
     summary = {
         "target": f"val (PublicTest) acc >= {TARGET} within 60 min of training",
         "variant": args.variant, "smoke": args.smoke,
@@ -93,7 +96,11 @@ def main() -> None:
         "val_tta10": pick(tta10), "tta10_views": TTA10[args.variant],
         "met_with_tta10": (tta10.get("acc") or 0) >= TARGET and res["train_time_s"] <= 3600,
     }
-    write_result(name, {**summary, "details": res, "eval_as_trained": as_trained, "eval_tta10": tta10})
+    if raw is not None:  # the same checkpoint without the average
+        summary["val_raw_weights"] = pick(raw)
+        summary["ema_effect_acc"] = (as_trained.get("acc") or 0) - (raw.get("acc") or 0)
+    write_result(name, {**summary, "details": res, "eval_as_trained": as_trained, "eval_tta10": tta10,
+                        **({"eval_raw_weights": raw} if raw is not None else {})})
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
                                    save_image_grid, write_json)
+from emomm.utils.ema import load_raw_weights
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, to_plain
+from emomm.utils.safe_load import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             model.hparams[key] = to_plain(cfg[key])
     if cfg.get("eval_windows") is not None:
         apply_eval_windows(model, to_plain(cfg.eval_windows))
+    if cfg.get("weights", "stored") == "raw":
+        load_raw_weights(model, load_checkpoint(ckpt), str(ckpt))
+    elif cfg.get("weights", "stored") != "stored":
+        raise ValueError(f"weights={cfg.weights}: use stored (the checkpoint's weights, the average for "
+                         "callbacks=ema) or raw (the training weights an EMA checkpoint keeps beside them)")
     datamodule = eval_datamodule(cfg, [model], ckpt)
     align_labels(model, datamodule.label_names)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_dict(cfg.get("logger")) or False)
@@ -151,6 +158,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics = model.test_results.get("metrics", {})
     summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
                "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift", "tta_tencrop")},
+               "weights": cfg.get("weights", "stored"),
                "eval_windows": ((model.hparams.get("preprocessing") or {}).get("voice") or {}).get("eval_windows"),
                "data": to_plain(cfg.get("data") or model.hparams.data),
                "label_names": model.label_names}

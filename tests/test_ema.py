@@ -156,3 +156,20 @@ def test_ema_with_a_network_compiled_in_place(tmp_path):
         assert torch.allclose(logits, eager(loader(8).dataset.tensors[0][4:8]), atol=1e-5)
     frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     assert frames <= 4, f"{frames} graphs: the weight swaps made dynamo recompile"
+
+
+def test_raw_weights_load_from_an_ema_checkpoint_for_a_paired_eval(tmp_path):
+    """``emomm.eval weights=raw``: the same checkpoint scored without the average."""
+    from emomm.utils.ema import load_raw_weights
+
+    fit(tmp_path, EMA(decay=0.8))
+    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    model = Toy()
+    model.load_state_dict(ckpt["state_dict"])
+    load_raw_weights(model, ckpt)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ckpt[RAW_KEY][k]), k
+    assert not torch.allclose(model.net[0].weight, ckpt["state_dict"]["net.0.weight"])
+    plain = {"state_dict": ckpt["state_dict"]}  # a checkpoint trained without callbacks=ema
+    with pytest.raises(ValueError, match="x.ckpt holds no raw weights.*callbacks=ema"):
+        load_raw_weights(model, plain, "x.ckpt")

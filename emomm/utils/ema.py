@@ -34,6 +34,17 @@ log = logging.getLogger(__name__)
 RAW_KEY = "ema_raw_state_dict"
 
 
+def load_raw_weights(module: torch.nn.Module, checkpoint: dict[str, Any], source: str = "checkpoint") -> None:
+    """Load the raw training weights that a ``callbacks=ema`` checkpoint keeps beside its
+    average (``emomm.eval weights=raw``: the same epoch without the averaging, a paired
+    measure of what EMA gives). ``source`` names the checkpoint in the error."""
+    raw = checkpoint.get(RAW_KEY)
+    if not raw:
+        raise ValueError(f"{source} holds no raw weights ({RAW_KEY}): weights=raw applies to checkpoints "
+                         "of runs trained with callbacks=ema; drop weights=raw to score its weights as they are")
+    module.load_state_dict({**checkpoint["state_dict"], **raw})
+
+
 class EMA(L.Callback):
     """Args:
         decay: weight of the old average per optimizer step (0.999: a horizon of ~1000 steps).
