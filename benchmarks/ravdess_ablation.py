@@ -12,6 +12,8 @@ Variants (each = ``experiment=ravdess_voice`` plus these overrides):
   one centre crop and with the mean logits of all 3 s windows every 1 s
   (``emomm.eval eval_windows={hop_s: 1.0}``), a paired comparison on the same weights;
   ``--no-rescore`` skips it, ``--rescore-only`` re-scores the runs of an existing result;
+* each variant's seed runs are also combined (``emomm.ensemble method=mean`` of their best
+  checkpoints): two seeds trained side by side, one per core, fit the same 30 minutes;
 * ``multi_window`` (only with ``--only multi_window``): trained with
   ``voice.eval_windows={hop_s: 1.0}``, so the best epoch is also picked by it;
 * ``speed_resample``: speed 0.9/1.0/1.1 by band-limited resampling instead of the uniform
@@ -96,6 +98,22 @@ def rescore_all(results: dict, parallel: int = 1) -> dict:
             "by_variant": {v: effect(r["per_seed"]) for v, r in results.items()}}
 
 
+def seed_ensemble(variant: dict) -> dict | None:
+    """The mean-probability ensemble of a variant's seed runs (their best checkpoints,
+    ``python -m emomm.ensemble method=mean``), scored on the validation actors (the recipe's
+    test split), beside the mean of its members: what training the seeds side by side, one
+    per core, and combining them gives in the same wall-clock time."""
+    runs = [r for r in variant["per_seed"] if (Path(r["run_dir"]) / "checkpoints" / "best.ckpt").is_file()]
+    if len(runs) < 2:
+        return variant.get("seed_ensemble")  # an earlier day's, if any
+    dirs = [r["run_dir"] for r in runs]
+    res, _ = run_entry_point("emomm.ensemble", [f"runs=[{','.join(dirs)}]", "method=mean"],
+                             Path(dirs[0]) / "seed_ensemble", "metrics.json")
+    members = [m["uar"] for m in res["test_models"].values()] if isinstance(res.get("test_models"), dict) else []
+    return {"seeds": [r["seed"] for r in runs], "uar": res["test"]["uar"], "acc": res["test"]["acc"],
+            "members_uar_mean": statistics.fmean(members) if members else None}
+
+
 def write_ablation(name: str, results: dict, args: argparse.Namespace) -> None:
     """The result file: per variant the seed mean/std and its difference from the
     baseline's mean, the re-scoring, and every run."""
@@ -107,6 +125,11 @@ def write_ablation(name: str, results: dict, args: argparse.Namespace) -> None:
                  "val_uar_std": r["val_uar_std"], "delta": r["val_uar_delta_vs_baseline"]}
              for v, r in results.items()}
     windows = None if args.no_rescore else rescore_all(results, args.parallel)
+    if not args.no_rescore:
+        for r in results.values():
+            r["seed_ensemble"] = seed_ensemble(r)
+        table = {v: {**row, "seed_ensemble_uar": (results[v].get("seed_ensemble") or {}).get("uar")}
+                 for v, row in table.items()}
     write_result(name, {"parallel": args.parallel, "threads": args.threads, "smoke": args.smoke,
                         "summary": table, "variants": results, "multi_window_rescore": windows,
                         "note": "runs in parallel share the machine; figures are seed means; runs "
