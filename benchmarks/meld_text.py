@@ -58,8 +58,8 @@ def main() -> None:
         sys.exit(f"MELD not found at {args.root} (no train_sent_emo.csv); pass --root PATH")
     # `--only` / `--variants` re-run some runs: keep the recorded runs of the others.
     previous = RESULTS / "meld_text.json"
-    keep = (args.only or args.variants) and previous.is_file()
-    runs = json.loads(previous.read_text()).get("runs", {}) if keep else {}
+    keep = bool(args.only or args.variants)
+    runs: dict = {}
     # (run name, encoder, following turns, overrides of the variant)
     if args.variants:
         jobs = [(f"minilm_{v}", "minilm", 0, VARIANTS[v]) for v in args.variants]
@@ -69,7 +69,7 @@ def main() -> None:
     for name, enc, future, variant in jobs:
         overrides = [f"experiment={EXPERIMENTS[enc]}", f"data.root={args.root}", *variant,
                      *(SMOKE if args.smoke else []), *args.overrides]
-        res = run_training(overrides, ROOT / "outputs" / "bench_meld_text")
+        res = run_training(overrides, ROOT / "outputs" / "bench_meld_text" / name)  # its own folder: runs may overlap
         best = res["best_val"]
         runs[name] = {
             "command": res["command"], "future_turns": future, "variant_overrides": variant,
@@ -83,6 +83,8 @@ def main() -> None:
         print(f"{name}: dev weighted F1 {100 * (best.get('f1_weighted') or 0):.2f}  acc "
               f"{100 * (best.get('acc') or 0):.2f}  UAR {100 * (best.get('uar') or 0):.2f}  "
               f"train {res['train_time_s']:.0f} s", flush=True)
+    if keep and previous.is_file():  # read now, not at the start: another invocation may have written since
+        runs = {**json.loads(previous.read_text()).get("runs", {}), **runs}
     summary: dict = {"target": f"dev weighted F1 >= {TARGET_F1} with MiniLM, training within "
                                f"{TIME_LIMIT_S // 60} min on 2 CPU cores", "smoke": args.smoke, "runs": runs}
     if "minilm" in runs and not args.smoke:
