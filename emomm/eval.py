@@ -23,7 +23,7 @@ from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
                                    save_image_grid, write_json)
 from emomm.utils.ema import load_raw_weights
-from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, to_plain
+from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, resolve_precision, to_plain
 from emomm.utils.safe_load import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                          "callbacks=ema) or raw (the training weights an EMA checkpoint keeps beside them)")
     datamodule = eval_datamodule(cfg, [model], ckpt)
     align_labels(model, datamodule.label_names)
+    resolve_precision(cfg.trainer)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_dict(cfg.get("logger")) or False)
     dataloaders = None
     if cfg.split == "val":

@@ -22,7 +22,7 @@ from emomm.analysis.groups import groups_report
 from emomm.sweep.context import current_trial
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.resume import SIGTERM_EXIT, resolve_resume
-from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, to_plain
+from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_precision, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
 def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
+    precision = resolve_precision(cfg.trainer)  # before saving: config.yaml says what ran
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
 
     datamodule = instantiate(cfg.data)
@@ -88,6 +89,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test": test,
         "train_time_s": round(train_time, 2),
         "epochs": trainer.current_epoch,
+        "precision": precision,
         "num_params": sum(p.numel() for p in model.parameters()),
         "data_sizes": datamodule.data_sizes,
         "label_names": model.label_names,

@@ -64,3 +64,24 @@ def test_wrong_config_value_is_a_clear_error(cfg_factory):
     from hydra.errors import ConfigCompositionException
     with pytest.raises(ConfigCompositionException, match="nope"):
         cfg_factory(["data=nope"])
+
+
+def test_benchmark_variants_compose(cfg_factory):
+    """Every ablation variant of the benchmarks composes with its recipe (a typo in an
+    override would otherwise surface only ~30 min into a benchmark)."""
+    import importlib.util
+    import sys
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        for script, experiment in (("ravdess_ablation", "ravdess_voice"), ("meld_text", "meld_text")):
+            spec = importlib.util.spec_from_file_location(script, bench / f"{script}.py")
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            for name, overrides in mod.VARIANTS.items():
+                cfg = cfg_factory([f"experiment={experiment}", *overrides], subdir=f"{script}-{name}")
+                assert cfg.data._target_, (script, name)
+                if "callbacks=ema" in overrides:
+                    assert cfg.callbacks.ema.decay == 0.997
+    finally:
+        sys.path.remove(str(bench))

@@ -160,3 +160,27 @@ def test_reload_does_not_need_the_initial_weights_file(tmp_path, trained_run):
     reloaded = EmotionModule.load_from_checkpoint(moved)
     assert reloaded.hparams.encoders["face"]["pretrained_path"] is None
     assert torch.equal(reloaded.net.head[-1].weight, model.net.head[-1].weight)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_follows_the_hardware(cfg_factory, monkeypatch, native):
+    """`trainer.precision=auto` trains in bf16 only where the CPU computes it natively
+    (emulated bf16 is ~20x slower), and the run records what it used."""
+    import emomm.utils.runtime as runtime
+    monkeypatch.setattr(runtime, "native_bf16", lambda accelerator: native)
+    cfg = cfg_factory(TINY_SYNTH + ["debug=fast_dev_run", "trainer.precision=auto"])
+    summary = train(cfg)
+    expected = "bf16-mixed" if native else "32-true"
+    assert summary["precision"] == expected
+    saved = (Path(cfg.paths.output_dir) / "config.yaml").read_text()
+    assert f"precision: {expected}" in saved
+
+
+def test_explicit_bf16_is_kept_but_warned_about_where_emulated(monkeypatch, caplog):
+    from omegaconf import OmegaConf
+    import emomm.utils.runtime as runtime
+    monkeypatch.setattr(runtime, "native_bf16", lambda accelerator: False)
+    cfg = OmegaConf.create({"accelerator": "cpu", "precision": "bf16-mixed"})
+    with caplog.at_level("WARNING"):
+        assert runtime.resolve_precision(cfg) == "bf16-mixed"
+    assert cfg.precision == "bf16-mixed" and "emulated" in caplog.text

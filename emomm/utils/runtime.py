@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,34 @@ def offline_defaults() -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def native_bf16(accelerator: str) -> bool:
+    """Whether ``accelerator`` computes bf16 in hardware: a CUDA device with bf16, or a CPU
+    with AVX512-BF16 or AMX. Elsewhere oneDNN emulates bf16, and a bf16-mixed ResNet-18 step
+    took 69 s instead of 3.3 s in fp32 (AMD EPYC Zen 3, 2 threads)."""
+    import torch
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(trainer_cfg: DictConfig) -> str:
+    """``precision: auto`` -> ``bf16-mixed`` where the hardware computes bf16 natively, else
+    ``32-true``; the result is written back into the config, so ``config.yaml`` records what ran.
+    An explicit ``bf16-mixed`` is kept, with a warning where it is emulated."""
+    accelerator = str(trainer_cfg.get("accelerator", "cpu"))
+    precision = str(trainer_cfg.get("precision", "32-true"))
+    if precision == "auto":
+        precision = "bf16-mixed" if native_bf16(accelerator) else "32-true"
+        log.info("trainer.precision=auto -> %s", precision)
+        with open_dict(trainer_cfg):
+            trainer_cfg.precision = precision
+    elif precision.startswith("bf16") and not native_bf16(accelerator):
+        log.warning("trainer.precision=%s on hardware without native bf16 (no AVX512-BF16/AMX): "
+                    "bf16 is emulated and ~20x slower than fp32; use trainer.precision=auto "
+                    "or 32-true", precision)
+    return precision
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list[Any]:
