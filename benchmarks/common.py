@@ -43,6 +43,8 @@ def machine() -> dict:
             "cpu_id": " ".join(f"{k.replace('cpu ', '')} {info[k]}" for k in ("cpu family", "model", "stepping")
                                if k in info) or None,
             "avx512": "avx512f" in info.get("flags", "").split(),
+            # bf16 without AVX512-BF16/AMX is emulated (benchmarks/precision_cpu.py: ~20x slower)
+            "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
             "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "packages": versions}

@@ -1,0 +1,72 @@
+"""Training step time of the FER2013 CPU recipe's network in fp32 and in bf16 autocast.
+
+    python benchmarks/precision_cpu.py [--steps 6] [--bf16-steps 3] [--threads 2]
+
+The recipe (experiment=fer2013_cpu) was tuned on CPUs with AVX512-BF16, where bf16-mixed
+is the faster mode; on a CPU without native bf16 oneDNN emulates it. This measures both on
+the machine at hand: ResNet-18 without its stem max-pool (the recipe's ``stem_pool: false``),
+1 x 40 x 40 inputs, batch 128, SGD, eager (no compile), NCHW and (fp32) channels-last, the first step not counted (warm-up).
+Writes benchmarks/results/precision_cpu.json, one entry per CPU (``machine.cpu_id``), keeping
+the entries of other CPUs. Run it alone on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine, write_result  # noqa: E402
+
+
+def step_times(bf16: bool, steps: int, channels_last: bool = False) -> list[float]:
+    """Seconds per training step (forward, backward, SGD update) for ``steps`` steps."""
+    import timm
+    import torch
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=7, in_chans=1)
+    model.maxpool = torch.nn.Identity()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.randn(128, 1, 40, 40), torch.randint(0, 7, (128,))
+    if channels_last:  # NHWC: oneDNN's native conv layout, no reorders between layers
+        model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6, help="fp32 steps (the first is warm-up)")
+    ap.add_argument("--bf16-steps", type=int, default=3, help="bf16 steps (slow where emulated)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    entry = {"threads": args.threads, "batch": 128, "input": [1, 40, 40]}
+    modes = (("fp32", False, args.steps, False), ("fp32_channels_last", False, args.steps, True),
+             ("bf16_autocast", True, args.bf16_steps, False))
+    for name, bf16, steps, channels_last in modes:
+        times = step_times(bf16, max(steps, 2), channels_last)
+        entry[name] = {"step_s": [round(t, 3) for t in times], "median_after_first_s": round(statistics.median(times[1:]), 3)}
+        print(name, entry[name], flush=True)
+    entry["bf16_over_fp32"] = round(entry["bf16_autocast"]["median_after_first_s"] / entry["fp32"]["median_after_first_s"], 2)
+    entry["machine"] = machine()
+    path = RESULTS / "precision_cpu.json"
+    by_cpu = json.loads(path.read_text()).get("by_cpu", {}) if path.is_file() else {}
+    by_cpu[entry["machine"]["cpu_id"] or entry["machine"]["cpu"]] = entry
+    write_result("precision_cpu", {"by_cpu": by_cpu})
+
+
+if __name__ == "__main__":
+    main()
