@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, run_training, write_result  # noqa: E402
+from common import RESULTS, ROOT, machine, run_training, write_result  # noqa: E402
 
 EXPERIMENTS = {"minilm": "meld_text", "scratch": "meld_text_scratch"}
 TARGET_F1 = 0.58
@@ -78,6 +78,7 @@ def main() -> None:
             "best_epoch": best.get("epoch"), "epochs": res["epochs"],
             "train_time_s": res["train_time_s"], "wall_time_s": res["wall_time_s"],
             "num_params": res["num_params"], "data_sizes": res["data_sizes"],
+            "machine": machine(),  # runs of other days (other CPUs) are merged into one file
             "run_dir": res["run_dir"],
         }
         print(f"{name}: dev weighted F1 {100 * (best.get('f1_weighted') or 0):.2f}  acc "
