@@ -23,14 +23,18 @@ Variants (each = ``experiment=ravdess_voice`` plus these overrides):
 * ``no_specaug``: SpecAugment off (how much the masks give at all);
 * ``ema``: + an exponential moving average of the weights (``callbacks=ema``, decay 0.997:
   a horizon of ~330 steps, ~11 of the recipe's 30-step epochs), which validation, the best
-  checkpoint and eval then use;
+  checkpoint and eval then use; the re-scoring also scores each checkpoint's raw weights
+  (``emomm.eval weights=raw``), so the average is compared with the same run without it;
 * ``song`` (only with ``--only song``: the shared RAVDESS copy has no song clips): + song clips
   of the training actors as extra training data.
 
 Writes benchmarks/results/ravdess_ablation.json (``_smoke`` with --smoke): per variant the
 mean/std over seeds and the per-seed runs, and each variant's mean UAR minus the baseline's.
 Runs already in that file are kept: ``--seeds 3`` on another day adds seed 3 to the variants
-it runs (the re-scoring needs the checkpoints, so it happens on the day of the run).
+it runs (the re-scoring needs the checkpoints, so it happens on the day of the run), and
+two invocations may run side by side (``--seeds 1`` and ``--seeds 2``, one per core): each
+reads the file again before writing, so neither drops the other's runs unless both finish
+within the few minutes of re-scoring.
 Each full run takes the recipe's ~29 min with 1 thread: 6 variants x 3 seeds with
 ``--parallel 2`` is ~4.5 h on the 2-core box. ``--smoke``: 1 epoch of a few batches.
 """
@@ -64,17 +68,25 @@ DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
 WINDOWS = "{hop_s: 1.0}"
 
 
-def rescore(run_dir: str) -> dict:
+def rescore(run_dir: str, ema: bool = False) -> dict:
     """Val UAR of a run's best and last checkpoints, with one centre crop and with all
-    windows (``WINDOWS``), each scored by ``python -m emomm.eval split=val``."""
+    windows (``WINDOWS``), each scored by ``python -m emomm.eval split=val``. For a run
+    trained with ``callbacks=ema`` (``ema``), also the centre crop of the raw training
+    weights the checkpoint keeps beside the average (``weights=raw``): the same epoch with
+    and without the averaging, a paired comparison that no other run's seed noise enters."""
     out: dict = {}
+    views = [("centre", ["eval_windows=false"]), ("windows", [f"eval_windows={WINDOWS}"])]
+    if ema:
+        views.append(("raw", ["eval_windows=false", "weights=raw"]))
     for ckpt in ("best", "last"):
-        for view, windows in (("centre", "false"), ("windows", WINDOWS)):
+        for view, extra in views:
             res, _ = run_entry_point("emomm.eval", [f"ckpt_path={run_dir}/checkpoints/{ckpt}.ckpt",
-                                                    "split=val", f"eval_windows={windows}"],
+                                                    "split=val", *extra],
                                      Path(run_dir) / "rescore" / f"{ckpt}_{view}", "metrics.json")
             out[f"{ckpt}_{view}_uar"] = res["metrics"]["uar"]
         out[f"{ckpt}_windows_delta"] = out[f"{ckpt}_windows_uar"] - out[f"{ckpt}_centre_uar"]
+        if ema:  # what the averaging gives on this checkpoint
+            out[f"{ckpt}_ema_delta"] = out[f"{ckpt}_centre_uar"] - out[f"{ckpt}_raw_uar"]
     return out
 
 
@@ -86,7 +98,8 @@ def rescore_all(results: dict, parallel: int = 1) -> dict:
     todo = [run for r in results.values() for run in r["per_seed"] if "rescore" not in run
             and (Path(run["run_dir"]) / "checkpoints" / "last.ckpt").is_file()]
     with ThreadPoolExecutor(max(1, parallel)) as pool:
-        for run, scores in zip(todo, pool.map(lambda run: rescore(run["run_dir"]), todo)):
+        scored = pool.map(lambda run: rescore(run["run_dir"], "callbacks=ema" in run["command"]), todo)
+        for run, scores in zip(todo, scored):
             run["rescore"] = scores
 
     def effect(runs: list[dict]) -> dict:
@@ -96,6 +109,9 @@ def rescore_all(results: dict, parallel: int = 1) -> dict:
             for k in ("centre_uar", "windows_uar", "windows_delta"):
                 vals = [r[f"{c}_{k}"] for r in scored]
                 out[f"{c}_ckpt_{k}"] = statistics.fmean(vals) if vals else None
+            ema = [r[f"{c}_ema_delta"] for r in scored if f"{c}_ema_delta" in r]
+            if ema:  # EMA runs only: averaged minus raw weights, same checkpoint
+                out[f"{c}_ckpt_ema_delta"] = statistics.fmean(ema)
         return out
 
     every = [run for r in results.values() for run in r["per_seed"]]
@@ -157,19 +173,24 @@ def main() -> None:
     name = "ravdess_ablation" + ("_smoke" if args.smoke else "")
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     path = RESULTS / f"{name}.json"
-    # Earlier invocations' runs are kept, so the seeds of one ablation can be run in parts
-    # (e.g. on different days); a seed run again replaces its earlier run.
-    results: dict[str, dict] = json.loads(path.read_text())["variants"] if path.is_file() else {}
     if args.rescore_only:
-        return write_ablation(name, results, args)
+        return write_ablation(name, json.loads(path.read_text())["variants"] if path.is_file() else {}, args)
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
+    trained: dict[str, list[dict]] = {}
     for variant in args.only or DEFAULT:
         overrides = ["experiment=ravdess_voice", f"data.root={args.root}", *VARIANTS[variant],
                      *(SMOKE if args.smoke else []), *args.overrides]
         print(f"== {variant}: {' '.join(VARIANTS[variant]) or '(the recipe)'}", flush=True)
         runs = run_seeds(overrides, args.seeds, args.parallel,
                          ROOT / "outputs" / "bench" / name / variant, args.threads)
+        trained[variant] = runs
+    # Read the file again: another invocation (say, another seed on the other core) may have
+    # written its runs while these trained.
+    results = json.loads(path.read_text())["variants"] if path.is_file() else {}
+    for variant, runs in trained.items():
+        # Earlier invocations' runs are kept, so the seeds of one ablation can run in parts
+        # (on different days, or side by side); a seed run again replaces its earlier run.
         earlier = [r for r in (results.get(variant) or {}).get("per_seed", []) if r["seed"] not in args.seeds]
         merged = sorted(earlier + runs, key=lambda r: r["seed"])
         results[variant] = {"overrides": VARIANTS[variant], **summarize(merged), "per_seed": merged}
