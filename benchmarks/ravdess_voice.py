@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, run_training, write_result  # noqa: E402
+from common import ROOT, machine, run_training, write_result  # noqa: E402
 
 TARGET_UAR, BUDGET_S = 0.65, 30 * 60
 SMOKE = ["debug=limit"]
@@ -47,7 +47,8 @@ def run_seeds(overrides: list[str], seeds: list[int], parallel: int, log_root: P
                 "val_f1_macro": best.get("f1_macro"), "best_epoch": best.get("epoch"),
                 "epochs": res["epochs"], "train_time_s": res["train_time_s"],
                 "wall_time_s": res["wall_time_s"], "test": res.get("test"), "run_dir": res["run_dir"],
-                "command": res["command"] + f" paths.log_dir={log_root / f'seed_{seed}'}"}
+                "command": res["command"] + f" paths.log_dir={log_root / f'seed_{seed}'}",
+                "machine": machine()}  # result files merge runs of other days (other CPUs)
 
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         return list(pool.map(one, seeds))
