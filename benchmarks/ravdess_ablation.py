@@ -157,6 +157,11 @@ def write_ablation(name: str, results: dict, args: argparse.Namespace) -> None:
                                 "of earlier invocations are kept (a seed run again replaces its run)"})
 
 
+def recorded(path: Path) -> dict[str, dict]:
+    """The variants (and their runs) already in the result file at ``path``, if any."""
+    return json.loads(path.read_text())["variants"] if path.is_file() else {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
@@ -174,7 +179,7 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     path = RESULTS / f"{name}.json"
     if args.rescore_only:
-        return write_ablation(name, json.loads(path.read_text())["variants"] if path.is_file() else {}, args)
+        return write_ablation(name, recorded(path), args)
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
     trained: dict[str, list[dict]] = {}
@@ -187,7 +192,7 @@ def main() -> None:
         trained[variant] = runs
     # Read the file again: another invocation (say, another seed on the other core) may have
     # written its runs while these trained.
-    results = json.loads(path.read_text())["variants"] if path.is_file() else {}
+    results = recorded(path)
     for variant, runs in trained.items():
         # Earlier invocations' runs are kept, so the seeds of one ablation can run in parts
         # (on different days, or side by side); a seed run again replaces its earlier run.
