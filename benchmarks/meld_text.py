@@ -5,7 +5,7 @@ training within 30 minutes on 2 CPU cores (issue 14 raises it to 61 for the best
 is reported next to it. Train on train_sent_emo.csv, validate (and select) on dev.
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--only minilm|scratch]
                                    [--future-turns 0 1 2] [--variants no_context ...]
-                                   [--smoke] [extra overrides...]
+                                   [--seed N] [--smoke] [extra overrides...]
 ``--future-turns``: one run per count of following dialogue turns in the context
 (``text.future_turns``; runs named ``minilm_future1`` etc., ``minilm`` for 0). With future
 turns, ``text.max_length`` grows by 32 tokens per turn over the recipe's 96 (MELD utterances
@@ -15,6 +15,8 @@ each run named ``minilm_<variant>``: ``no_context`` (the utterance alone, no pas
 ``no_speakers`` (past turns without "Speaker:" names), ``class_weights`` (inverse-frequency
 class weights, as MELD suggests, instead of plain cross-entropy); ``no_speakers_future2``
 combines two changes (no names and 2 following turns), each of which helped alone.
+``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
+second seed of a run sits beside the first (a paired check of a variant's effect).
 ``--smoke``: 1 epoch on at most 200 samples per split (checks the pipeline, not the target).
 Writes benchmarks/results/meld_text.json (--smoke only prints its figures).
 """
@@ -54,6 +56,8 @@ def main() -> None:
                     help="variants: following turns of the dialogue in the context (e.g. 0 1 2)")
     ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=[],
                     help="MiniLM variants that change one recipe choice (instead of --future-turns)")
+    ap.add_argument("--seed", type=int, help="seed= for every run (default: the recipe's 42); "
+                    "runs named <name>_seed<N>")
     ap.add_argument("--smoke", action="store_true", help="a 1-epoch run on 200 samples per split")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
@@ -61,7 +65,7 @@ def main() -> None:
         sys.exit(f"MELD not found at {args.root} (no train_sent_emo.csv); pass --root PATH")
     # `--only` / `--variants` re-run some runs: keep the recorded runs of the others.
     previous = RESULTS / "meld_text.json"
-    keep = bool(args.only or args.variants)
+    keep = bool(args.only or args.variants or args.seed is not None)
     runs: dict = {}
     # (run name, encoder, following turns, overrides of the variant)
     if args.variants:
@@ -69,6 +73,9 @@ def main() -> None:
     else:
         jobs = [(enc if f == 0 else f"{enc}_future{f}", enc, f, future_variant(f))
                 for enc in args.only or ["minilm", "scratch"] for f in args.future_turns]
+    if args.seed is not None:
+        jobs = [(f"{name}_seed{args.seed}", enc, future, [*variant, f"seed={args.seed}"])
+                for name, enc, future, variant in jobs]
     for name, enc, future, variant in jobs:
         overrides = [f"experiment={EXPERIMENTS[enc]}", f"data.root={args.root}", *variant,
                      *(SMOKE if args.smoke else []), *args.overrides]
