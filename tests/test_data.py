@@ -51,6 +51,23 @@ def test_stratified_split_of_singleton_classes_still_holds_one_out():
     assert stratified_split([5], 0.5, seed=0)[1].size == 0  # one row: nothing to hold out
 
 
+@pytest.mark.parametrize("labels,n", [(list(range(7)), 3), ([0] * 5 + [1] * 5 + [2], 4), ([0, 0, 1, 1, 2, 2, 3], 6)])
+def test_limit_per_split_keeps_exactly_n(labels, n):
+    # Per-class rounding used to miss n: seven singleton classes limited to 3 kept none.
+    from emomm.data.base import _limit
+
+    class Labelled(torch.utils.data.Dataset):
+        def __init__(self):
+            self.labels = labels
+
+        def __len__(self):
+            return len(labels)
+
+    sub = _limit(Labelled(), n, seed=0)
+    assert len(sub) == n and len(set(sub.indices)) == n and sub.indices == sorted(sub.indices)
+    assert _limit(Labelled(), n, seed=0).indices == sub.indices  # seeded
+
+
 def test_fer_csv_splits_and_skips_malformed_rows(fer_csv, caplog):
     dm = Fer2013DataModule(root=str(fer_csv.parent), batch_size=8)
     dm.setup()

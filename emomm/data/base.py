@@ -311,8 +311,15 @@ class _Concat(torch.utils.data.ConcatDataset):
 
 
 def _limit(ds: Dataset, n: int, seed: int) -> Dataset:
-    """A seeded, stratified-ish subset of at most ``n`` samples (for quick runs)."""
+    """A seeded, stratified-ish subset of exactly ``n`` samples (all of them if there are no
+    more), for quick runs."""
     if len(ds) <= n:
         return ds
-    keep, _ = stratified_split(dataset_labels(ds), 1.0 - n / len(ds), seed)
-    return torch.utils.data.Subset(ds, keep.tolist())
+    keep, held = stratified_split(dataset_labels(ds), 1.0 - n / len(ds), seed)
+    # per-class rounding misses n, e.g. singleton classes all fall on the held-out side
+    rng = np.random.default_rng(seed)
+    if len(keep) < n:
+        keep = np.concatenate([keep, rng.choice(held, n - len(keep), replace=False)])
+    elif len(keep) > n:
+        keep = rng.choice(keep, n, replace=False)
+    return torch.utils.data.Subset(ds, np.sort(keep).tolist())
