@@ -471,3 +471,31 @@ def test_text_list_inputs_fuse_with_tensor_modalities(small_tokenizer):
     assert net(batch["inputs"], batch["present"], batch["lengths"]).shape == (2, 3)
     only_text = {"text": ["hey ross", "what is it", "gross"]}
     assert net(only_text).shape == (3, 3)
+
+
+def test_ensemble_reads_each_runs_own_inputs(cfg_factory, meld_root, vocab_file, tmp_path):
+    """Two MELD runs, with and without speaker names: in an ensemble each scores the data as
+    it was trained on it, whichever run comes first; runs whose samples do not line up fail."""
+    from emomm.ensemble import collect_all, ensemble
+    from emomm.models.module import EmotionModule
+    ckpts = {}
+    for name, speakers in (("names", "true"), ("nonames", "false")):
+        train(_hf_tiny(cfg_factory(["modality=text", "model/text_encoder=hf", "data=meld", f"data.root={meld_root}",
+                                    "text.context_turns=2", f"text.speakers={speakers}", "data.batch_size=4",
+                                    "debug=limit", "trainer.max_epochs=1", "test=false"], subdir=name), vocab_file))
+        ckpts[name] = tmp_path / name / "checkpoints" / "best.ckpt"
+    cfg = cfg_factory([f"runs=[{ckpts['names'].parents[1]},{ckpts['nonames'].parents[1]}]"],
+                      config_name="ensemble", subdir="ens")
+    assert ensemble(cfg)["input_groups"] == [["names"], ["nonames"]]
+    models = {n: EmotionModule.load_from_checkpoint(c, map_location="cpu").eval() for n, c in ckpts.items()}
+    _, _, test_ab, y_ab, _, _ = collect_all(cfg, models, ckpts)
+    _, _, test_ba, y_ba, _, _ = collect_all(cfg, dict(reversed(models.items())), ckpts)
+    assert torch.equal(y_ab, y_ba) and len(y_ab) == 7
+    assert torch.allclose(test_ab[0], test_ba[1]) and torch.allclose(test_ab[1], test_ba[0])
+    # the runs' own inputs really differ: the unnamed run scored on the named text moves
+    models["nonames"].hparams.data = dict(models["names"].hparams.data)
+    _, _, test_same, _, _, groups = collect_all(cfg, models, ckpts)
+    assert groups == [["names", "nonames"]] and not torch.allclose(test_same[1], test_ab[1])
+    models["nonames"].hparams.data = {**models["names"].hparams.data, "limit_per_split": 5}
+    with pytest.raises(ValueError, match="do not line up"):
+        collect_all(cfg, models, ckpts)
