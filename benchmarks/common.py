@@ -73,6 +73,17 @@ def run_entry_point(module: str, overrides: list[str], log_dir: Path, result: st
     return {**json.loads(newest.read_text()), "run_dir": str(newest.parent)}, wall
 
 
+def mean_ensemble(run_dirs: list[str], log_dir: Path) -> dict:
+    """The mean-probability ensemble of finished runs (their best checkpoints), ``python -m
+    emomm.ensemble method=mean``, scored on the data's test split: the ensemble's metrics
+    (``test``), each member's (``test_models``), the command and where it wrote."""
+    overrides = [f"runs=[{','.join(run_dirs)}]", "method=mean"]
+    res, wall = run_entry_point("emomm.ensemble", overrides, log_dir, "metrics.json")
+    return {"command": "python -m emomm.ensemble " + " ".join(overrides), "test": res["test"],
+            "test_models": res["test_models"], "input_groups": res.get("input_groups"),
+            "wall_time_s": round(wall, 1), "run_dir": res["run_dir"]}
+
+
 def run_training(overrides: list[str], log_dir: Path) -> dict:
     """Run `python -m emomm.train` and return its metrics.json plus the wall time."""
     metrics, wall = run_entry_point("emomm.train", overrides, log_dir, "metrics.json")

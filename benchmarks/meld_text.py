@@ -6,6 +6,7 @@ is reported next to it. Train on train_sent_emo.csv, validate (and select) on de
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--only minilm|scratch]
                                    [--future-turns 0 1 2] [--variants no_context ...]
                                    [--seed N] [--smoke] [extra overrides...]
+    python benchmarks/meld_text.py --ensemble minilm minilm_seed2 [...]
 ``--future-turns``: one run per count of following dialogue turns in the context
 (``text.future_turns``; runs named ``minilm_future1`` etc., ``minilm`` for 0). With future
 turns, ``text.max_length`` grows by 32 tokens per turn over the recipe's 96 (MELD utterances
@@ -17,6 +18,9 @@ class weights, as MELD suggests, instead of plain cross-entropy); ``no_speakers_
 combines two changes (no names and 2 following turns), each of which helped alone.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
+``--ensemble RUN RUN ...``: no training; the mean-probability ensemble of recorded runs (their best
+checkpoints, which must still be on disk; ``python -m emomm.ensemble method=mean``, each run reading
+dev as it was trained on it), recorded under ``ensembles``, named by its runs joined with ``+``.
 ``--smoke``: 1 epoch on at most 200 samples per split (checks the pipeline, not the target).
 Writes benchmarks/results/meld_text.json (--smoke only prints its figures).
 """
@@ -28,7 +32,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, machine, run_training, write_result  # noqa: E402
+from common import RESULTS, ROOT, machine, mean_ensemble, run_training, write_result  # noqa: E402
 
 EXPERIMENTS = {"minilm": "meld_text", "scratch": "meld_text_scratch"}
 TARGET_F1 = 0.58
@@ -47,6 +51,30 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "no_speakers": ["text.speake
             "no_speakers_future2": ["text.speakers=false", *future_variant(2)]}
 
 
+def record_ensemble(path: Path, names: list[str]) -> None:
+    """Ensemble the recorded runs ``names`` and add the result to ``path``'s ``ensembles``,
+    beside the mean of its members, the gain over it and the best member."""
+    recorded = json.loads(path.read_text())
+    missing = [n for n in names if n not in recorded["runs"]]
+    if missing or len(names) < 2:
+        sys.exit(f"--ensemble needs two or more recorded runs; not in {path}: {missing} "
+                 f"(recorded: {sorted(recorded['runs'])})")
+    dirs = [recorded["runs"][n]["run_dir"] for n in names]
+    res = mean_ensemble(dirs, ROOT / "outputs" / "bench_meld_text" / "ensembles" / "+".join(names))
+    members = [recorded["runs"][n]["dev_f1_weighted"] for n in names]
+    f1 = res["test"]["f1_weighted"]
+    entry = {"runs": names, "dev_f1_weighted": f1, "dev_acc": res["test"]["acc"], "dev_uar": res["test"]["uar"],
+             "dev_f1_macro": res["test"]["f1_macro"], "members_f1_weighted": members,
+             "gain_over_member_mean": f1 - sum(members) / len(members), "gain_over_best_member": f1 - max(members),
+             "training_time_s": sum(recorded["runs"][n]["train_time_s"] for n in names),
+             "command": res["command"], "input_groups": res["input_groups"], "machine": machine()}
+    print(f"ensemble {'+'.join(names)}: dev weighted F1 {100 * f1:.2f} (members "
+          f"{', '.join(f'{100 * m:.2f}' for m in members)})", flush=True)
+    recorded = json.loads(path.read_text())  # re-read: another invocation may have written since
+    recorded.setdefault("ensembles", {})["+".join(names)] = entry
+    write_result("meld_text", {k: v for k, v in recorded.items() if k not in ("benchmark", "date", "machine")})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
@@ -58,6 +86,8 @@ def main() -> None:
                     help="MiniLM variants that change one recipe choice (instead of --future-turns)")
     ap.add_argument("--seed", type=int, help="seed= for every run (default: the recipe's 42); "
                     "runs named <name>_seed<N>")
+    ap.add_argument("--ensemble", nargs="+", metavar="RUN",
+                    help="no training: the mean ensemble of these recorded runs (e.g. minilm minilm_seed2)")
     ap.add_argument("--smoke", action="store_true", help="a 1-epoch run on 200 samples per split")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
@@ -65,6 +95,8 @@ def main() -> None:
         sys.exit(f"MELD not found at {args.root} (no train_sent_emo.csv); pass --root PATH")
     # `--only` / `--variants` re-run some runs: keep the recorded runs of the others.
     previous = RESULTS / "meld_text.json"
+    if args.ensemble:
+        return record_ensemble(previous, args.ensemble)
     keep = bool(args.only or args.variants or args.seed is not None)
     runs: dict = {}
     # (run name, encoder, following turns, overrides of the variant)
@@ -94,10 +126,13 @@ def main() -> None:
         print(f"{name}: dev weighted F1 {100 * (best.get('f1_weighted') or 0):.2f}  acc "
               f"{100 * (best.get('acc') or 0):.2f}  UAR {100 * (best.get('uar') or 0):.2f}  "
               f"train {res['train_time_s']:.0f} s", flush=True)
+    ensembles: dict = {}
     if keep and previous.is_file():  # read now, not at the start: another invocation may have written since
-        runs = {**json.loads(previous.read_text()).get("runs", {}), **runs}
+        recorded = json.loads(previous.read_text())
+        runs, ensembles = {**recorded.get("runs", {}), **runs}, recorded.get("ensembles", {})
     summary: dict = {"target": f"dev weighted F1 >= {TARGET_F1} with MiniLM, training within "
-                               f"{TIME_LIMIT_S // 60} min on 2 CPU cores", "smoke": args.smoke, "runs": runs}
+                               f"{TIME_LIMIT_S // 60} min on 2 CPU cores", "smoke": args.smoke, "runs": runs,
+                     **({"ensembles": ensembles} if ensembles else {})}
     if "minilm" in runs and not args.smoke:
         r = runs["minilm"]
         summary["met"] = bool((r["dev_f1_weighted"] or 0) >= TARGET_F1 and r["train_time_s"] <= TIME_LIMIT_S)

@@ -49,7 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, run_entry_point, write_result  # noqa: E402
+from common import RESULTS, ROOT, mean_ensemble, run_entry_point, write_result  # noqa: E402
 from ravdess_voice import SMOKE, run_seeds, summarize  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
@@ -128,8 +128,7 @@ def seed_ensemble(variant: dict) -> dict | None:
     if len(runs) < 2:
         return variant.get("seed_ensemble")  # an earlier day's, if any
     dirs = [r["run_dir"] for r in runs]
-    res, _ = run_entry_point("emomm.ensemble", [f"runs=[{','.join(dirs)}]", "method=mean"],
-                             Path(dirs[0]) / "seed_ensemble", "metrics.json")
+    res = mean_ensemble(dirs, Path(dirs[0]) / "seed_ensemble")
     members = [m["uar"] for m in res["test_models"].values()] if isinstance(res.get("test_models"), dict) else []
     return {"seeds": [r["seed"] for r in runs], "uar": res["test"]["uar"], "acc": res["test"]["acc"],
             "members_uar_mean": statistics.fmean(members) if members else None}

@@ -153,6 +153,11 @@ def collect_all(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: dict[s
         first = first or dm
         got = {}
         for split, loader in (("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
+            if split == "test" and dm.splits["test"] is dm.splits["val"]:  # e.g. MELD without its test file
+                got["test"] = got["val"]
+                for n in group:
+                    parts[n]["test"] = parts[n]["val"]
+                continue
             p, y = collect({n: models[n] for n in group}, loader, first.label_names)
             got[split] = y
             for i, n in enumerate(group):
