@@ -12,10 +12,12 @@ def test_every_face_and_fusion_recipe_is_listed():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_recipe_has_no_deadline(cfg_factory, experiment):
-    """No recipe anneals by wall clock; a `trainer.max_time` may stay only as a guard."""
+    """No recipe anneals by wall clock or stops by it: a `trainer.max_time` "guard" cut MELD
+    runs on a slower CPU mid-epoch, so the same recipe gave another model there."""
     cfg = cfg_factory([f"experiment={experiment}"])
     sched = (cfg.model.get("scheduler") or {}).get("scheduler") or {}
     assert sched.get("time_budget_s") is None, f"{experiment} anneals by a deadline"
+    assert cfg.trainer.get("max_time") is None, f"{experiment} stops at trainer.max_time={cfg.trainer.max_time}"
     assert cfg.trainer.max_epochs > 0
 
 
