@@ -12,8 +12,8 @@ def test_every_face_and_fusion_recipe_is_listed():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_recipe_has_no_deadline(cfg_factory, experiment):
-    """No recipe anneals by wall clock or stops by it: a `trainer.max_time` "guard" cut MELD
-    runs on a slower CPU mid-epoch, so the same recipe gave another model there."""
+    """No recipe anneals by wall clock or stops by it: a `trainer.max_time` "guard" that a
+    slower CPU reaches (MELD's 50 min, by 1-thread runs on Zen 3) gives another model there."""
     cfg = cfg_factory([f"experiment={experiment}"])
     sched = (cfg.model.get("scheduler") or {}).get("scheduler") or {}
     assert sched.get("time_budget_s") is None, f"{experiment} anneals by a deadline"
