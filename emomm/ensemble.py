@@ -92,8 +92,10 @@ def score(probs: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[dict[str, 
 
 
 # Data-config keys that hold one modality's options (or the modality list), which
-# ``stored_data_config`` merges across runs; every other key must agree for runs to share data.
-MODALITY_KEYS = {"modalities", "options", "faces", "face", "voice", "video", "text"}
+# ``stored_data_config`` merges across runs, and ``seed``: runs that differ only by seed (a seed
+# ensemble) share the first run's data, as they always did, instead of being read once per seed
+# (and, where the seed draws a validation split, failing to line up). Every other key must agree.
+SHARED_KEYS = {"modalities", "options", "faces", "face", "voice", "video", "text", "seed"}
 
 
 def _dump(obj: Any) -> str:
@@ -105,7 +107,7 @@ def data_signature(model: EmotionModule) -> tuple[str, dict[str, str]]:
     and per modality it encodes, that modality's options (``options.<m>`` or ``<m>``, and the
     face detector ``faces`` for face and video)."""
     data = to_plain(model.hparams.get("data")) or {}
-    common = {k: v for k, v in data.items() if k not in MODALITY_KEYS}
+    common = {k: v for k, v in data.items() if k not in SHARED_KEYS}
     per = {}
     for m in model.hparams.encoders:
         opts = (data.get("options") or {}).get(m) if "options" in data else data.get(m)

@@ -496,6 +496,8 @@ def test_ensemble_reads_each_runs_own_inputs(cfg_factory, meld_root, vocab_file,
     models["nonames"].hparams.data = dict(models["names"].hparams.data)
     _, _, test_same, _, _, groups = collect_all(cfg, models, ckpts)
     assert groups == [["names", "nonames"]] and not torch.allclose(test_same[1], test_ab[1])
+    models["nonames"].hparams.data = {**models["names"].hparams.data, "seed": 7}  # a seed ensemble: one read
+    assert collect_all(cfg, models, ckpts)[-1] == [["names", "nonames"]]
     models["nonames"].hparams.data = {**models["names"].hparams.data, "limit_per_split": 5}
     with pytest.raises(ValueError, match="do not line up"):
         collect_all(cfg, models, ckpts)
