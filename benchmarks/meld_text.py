@@ -16,7 +16,8 @@ each run named ``minilm_<variant>``: ``no_context`` (the utterance alone, no pas
 ``speakers`` ("Speaker:" names before the target and past turns: the recipe until 2026-12-03,
 0.7 lower over seeds), ``class_weights`` (inverse-frequency class weights, as MELD suggests,
 instead of plain cross-entropy), ``lr1e-4`` (peak learning rate 1e-4 instead of 6e-5), ``epochs6``
-(6 epochs instead of 4, the cosine stretched over them). Runs recorded with names on are named ``minilm_speakers_*``.
+(6 epochs instead of 4, the cosine stretched over them), ``head_lr10`` (the classifier head at 10x
+the encoder's rate, ``model.head_lr_scale``). Runs recorded with names on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
 ``--ensemble RUN RUN ...``: no training; the mean-probability ensemble of recorded runs (their best
@@ -49,7 +50,8 @@ def future_variant(turns: int) -> list[str]:
 VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=true"],
             "class_weights": ["model.class_weights=balanced"],
             # how hard the recipe fits: a higher peak learning rate, or 1.5x the epochs
-            "lr1e-4": ["model.optimizer.lr=1.0e-4"], "epochs6": ["trainer.max_epochs=6"]}
+            "lr1e-4": ["model.optimizer.lr=1.0e-4"], "epochs6": ["trainer.max_epochs=6"],
+            "head_lr10": ["model.head_lr_scale=10"]}  # the new head at 10x the encoder's rate
 
 
 def record_ensemble(path: Path, names: list[str]) -> None:

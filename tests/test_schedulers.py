@@ -51,3 +51,31 @@ def test_module_fills_steps_per_epoch_from_the_trainer():
     assert factors[0] == pytest.approx(1 / 30) and factors[1] == pytest.approx(1.0)
     assert factors[2] == pytest.approx(1.0) and factors[3] == pytest.approx(0.01)
     assert opt.param_groups[0]["lr"] == pytest.approx(1 / 30)
+
+
+def test_head_lr_scale_gives_fusion_and_heads_their_own_rate_under_one_schedule():
+    sched = {"scheduler": {"_target_": "emomm.models.schedulers.warmup_cosine", "_partial_": True,
+                           "total_steps": "auto", "warmup_fraction": 0.1}, "interval": "step"}
+    opt = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
+
+    class T:
+        estimated_stepping_batches = 100
+        max_epochs = 2
+
+    def optimizer(**kw):
+        m = EmotionModule(label_names=["a", "b"], encoders=ENC, fusion=FUSION, scheduler=sched, optimizer=opt, **kw)
+        m._trainer = T()  # noqa: SLF001
+        return m, m.configure_optimizers()
+
+    m, out = optimizer()                                     # the default: one group, one rate
+    assert len(out["optimizer"].param_groups) == 1
+    m, out = optimizer(head_lr_scale=10.0)
+    enc, rest = out["optimizer"].param_groups
+    assert {id(p) for p in enc["params"]} == {id(p) for p in m.net.encoders.parameters()}
+    assert {id(p) for p in rest["params"]} == {id(p) for n, p in m.net.named_parameters() if not n.startswith("encoders.")}
+    assert rest["params"] and enc["initial_lr"] == pytest.approx(0.01) and rest["initial_lr"] == pytest.approx(0.1)
+    s = out["lr_scheduler"]["scheduler"]
+    for _ in range(50):
+        out["optimizer"].step()
+        s.step()
+    assert rest["lr"] == pytest.approx(10 * enc["lr"]) and enc["lr"] < 0.01  # both follow the cosine

@@ -74,6 +74,9 @@ class EmotionModule(L.LightningModule):
         freeze_epochs: ``N`` or ``{modality: N}``: those encoders stay fixed for N epochs.
         balance: ``{"method": "ogm_ge", "alpha": 0.5, "noise": true, "start_epoch": 0,
             "end_epoch": null}``: gradient modulation of the dominant modality (OGM-GE).
+        head_lr_scale: the learning rate of everything after the encoders (fusion and heads),
+            as a multiple of ``optimizer.lr``: a freshly initialised head beside a pretrained
+            encoder fine-tuned at a small rate (1.0: one rate for all).
         preprocessing / data: stored for evaluation and prediction.
     """
 
@@ -88,7 +91,7 @@ class EmotionModule(L.LightningModule):
                  modality_dropout: float | dict[str, float] | None = None,
                  init_from: dict[str, str] | None = None,
                  freeze_epochs: int | dict[str, int] | None = None,
-                 balance: dict[str, Any] | None = None,
+                 balance: dict[str, Any] | None = None, head_lr_scale: float = 1.0,
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -351,8 +354,22 @@ class EmotionModule(L.LightningModule):
                 self.log_dict({f"train/ogm_{m}": c for m, c in self.balancer.coeffs.items()},
                               on_step=False, on_epoch=True)
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The trainable parameters: encoders at ``optimizer.lr``, and the rest (fusion, heads)
+        at ``head_lr_scale`` times it where that is not 1 (a second group). Schedulers scale
+        every group's rate alike."""
+        scale = float(self.hparams.get("head_lr_scale", 1.0) or 1.0)
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        if scale == 1.0:
+            return [{"params": trainable}]
+        in_encoders = {id(p) for p in self.net.encoders.parameters()}
+        encoders = [p for p in trainable if id(p) in in_encoders]
+        rest = [p for p in trainable if id(p) not in in_encoders]
+        return [g for g in ({"params": encoders},
+                            {"params": rest, "lr": float(self.hparams.optimizer["lr"]) * scale}) if g["params"]]
+
     def configure_optimizers(self):
-        opt = instantiate(self.hparams.optimizer)(params=[p for p in self.parameters() if p.requires_grad])
+        opt = instantiate(self.hparams.optimizer)(params=self.param_groups())
         sched_cfg = self.hparams.scheduler
         if not sched_cfg:
             return opt
