@@ -35,23 +35,11 @@ TRAIN_ACTORS, VAL_ACTORS = range(1, 17), range(17, 21)
 
 
 def speech_clips(root: Path) -> list[tuple[str, int, int]]:
-    """(path, label index in emomm.labels.RAVDESS, actor) of the speech clips of the recipe's
-    actors; one per recording (the audio-only file where both it and the audio-video one exist)."""
-    from emomm.data.ravdess import media_files
-    from emomm.data.speakers import parse_ravdess_name
-    from emomm.labels import RAVDESS
-    clips: dict[tuple, tuple[str, int, int]] = {}
-    for path in media_files(root):
-        try:
-            n = parse_ravdess_name(path)
-        except ValueError:
-            continue
-        if n.channel != "speech" or n.modality == "video-only" or n.actor not in (*TRAIN_ACTORS, *VAL_ACTORS):
-            continue
-        key = (n.emotion, n.intensity, n.statement, n.repetition, n.actor)
-        if key not in clips or n.modality == "audio-only":
-            clips[key] = (str(path), RAVDESS.index(n.emotion), n.actor)
-    return sorted(clips.values())
+    """(path, label index in emomm.labels.RAVDESS, actor) of the recipe actors' speech clips,
+    chosen as the voice datamodule chooses them (its own scan: one file per recording)."""
+    from emomm.data.ravdess import RavdessDataModule
+    clips, _, _ = RavdessDataModule(str(root), include_song=False).scan()
+    return sorted((c.path, c.label, c.speaker) for c in clips if c.speaker in (*TRAIN_ACTORS, *VAL_ACTORS))
 
 
 def egemaps(paths: list[str], sample_rate: int = 16000) -> np.ndarray:
@@ -72,11 +60,12 @@ def speaker_normalised(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
     return out
 
 
-def uar(y: np.ndarray, pred: np.ndarray, k: int) -> float:
-    return float(np.mean([(pred[y == c] == c).mean() for c in range(k) if (y == c).any()]))
+def uar(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import balanced_accuracy_score  # = the mean per-class recall
+    return float(balanced_accuracy_score(y, pred))
 
 
-def fit_logreg(x_tr, y_tr, groups, x_va, k: int, grid=(0.01, 0.1, 1.0, 10.0)) -> tuple[np.ndarray, float, dict]:
+def fit_logreg(x_tr, y_tr, groups, x_va, grid=(0.01, 0.1, 1.0, 10.0)) -> tuple[np.ndarray, float, dict]:
     """Validation probabilities of a balanced logistic regression whose C is chosen by
     actor-grouped CV UAR on the training actors; returns them, the C and the CV UAR per C."""
     from sklearn.linear_model import LogisticRegression
@@ -86,7 +75,7 @@ def fit_logreg(x_tr, y_tr, groups, x_va, k: int, grid=(0.01, 0.1, 1.0, 10.0)) ->
 
     def model(c):
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, class_weight="balanced"))
-    cv = {c: uar(y_tr, cross_val_predict(model(c), x_tr, y_tr, groups=groups, cv=GroupKFold(4)), k) for c in grid}
+    cv = {c: uar(y_tr, cross_val_predict(model(c), x_tr, y_tr, groups=groups, cv=GroupKFold(4))) for c in grid}
     best = max(cv, key=cv.get)
     return model(best).fit(x_tr, y_tr).predict_proba(x_va), best, cv
 
@@ -111,8 +100,6 @@ def main() -> None:
     ap.add_argument("--runs", nargs="*", default=[], help="RAVDESS voice run folders to fuse with")
     ap.add_argument("--weights", nargs="+", type=float, default=[0.2, 0.3, 0.5])
     args = ap.parse_args()
-    from emomm.labels import RAVDESS
-    k = len(RAVDESS)
     clips = speech_clips(Path(args.root))
     if not clips:
         sys.exit(f"no RAVDESS speech clips of actors 01-20 under {args.root}; pass --root PATH")
@@ -126,9 +113,9 @@ def main() -> None:
                     "extract_s": round(extract_s, 1), "baseline": {}, "fusion": {}}
     probs = {}
     for norm, x in (("global", feats), ("speaker", speaker_normalised(feats, actor))):
-        p, c, cv = fit_logreg(x[tr], y[tr], actor[tr], x[va], k)
+        p, c, cv = fit_logreg(x[tr], y[tr], actor[tr], x[va])
         probs[norm] = p
-        result["baseline"][norm] = {"val_uar": uar(y[va], p.argmax(1), k), "C": c,
+        result["baseline"][norm] = {"val_uar": uar(y[va], p.argmax(1)), "C": c,
                                     "train_cv_uar": {str(key): round(v, 4) for key, v in cv.items()}}
         print(f"eGeMAPS {norm}: C={c} train-CV UAR {cv[c]:.3f}, val UAR {result['baseline'][norm]['val_uar']:.3f}",
               flush=True)
@@ -141,11 +128,11 @@ def main() -> None:
                      f"(e.g. {missing[0]}): was it trained on another split or root?")
         order = [index[p] for p in run_paths]
         y_va = y[va][order]
-        entry = {"cnn_val_uar": uar(y_va, p_cnn.argmax(1), k)}
+        entry = {"cnn_val_uar": uar(y_va, p_cnn.argmax(1))}
         for norm, p in probs.items():
             for w in args.weights:
                 fused = (1 - w) * np.log(p_cnn + 1e-8) + w * np.log(p[order] + 1e-8)
-                entry[f"{norm}_w{w}"] = uar(y_va, fused.argmax(1), k)
+                entry[f"{norm}_w{w}"] = uar(y_va, fused.argmax(1))
         result["fusion"][run] = entry
         print(run, {key: round(v, 4) for key, v in entry.items()}, flush=True)
     if args.runs:

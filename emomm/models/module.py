@@ -358,7 +358,8 @@ class EmotionModule(L.LightningModule):
         """The trainable parameters: encoders at ``optimizer.lr``, and the rest (fusion, heads)
         at ``head_lr_scale`` times it where that is not 1 (a second group). Schedulers scale
         every group's rate alike."""
-        scale = float(self.hparams.get("head_lr_scale", 1.0) or 1.0)
+        scale = self.hparams.get("head_lr_scale")
+        scale = 1.0 if scale is None else float(scale)  # None: checkpoints from before the option
         trainable = [p for p in self.parameters() if p.requires_grad]
         if scale == 1.0:
             return [{"params": trainable}]
