@@ -50,7 +50,8 @@ def future_variant(turns: int) -> list[str]:
 VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=true"],
             "class_weights": ["model.class_weights=balanced"],
             # how hard the recipe fits: a higher peak learning rate, or 1.5x the epochs
-            "lr1e-4": ["model.optimizer.lr=1.0e-4"], "epochs6": ["trainer.max_epochs=6"],
+            "lr1e-4": ["model.optimizer.lr=1.0e-4"], "lr1.5e-4": ["model.optimizer.lr=1.5e-4"],
+            "epochs6": ["trainer.max_epochs=6"],
             "head_lr10": ["model.head_lr_scale=10"]}  # the new head at 10x the encoder's rate
 
 
