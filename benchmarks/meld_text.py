@@ -51,6 +51,8 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             "class_weights": ["model.class_weights=balanced"],
             # how hard the recipe fits: a higher peak learning rate, or 1.5x the epochs
             "lr1e-4": ["model.optimizer.lr=1.0e-4"], "lr1.5e-4": ["model.optimizer.lr=1.5e-4"],
+            # layer-wise lr decay at that peak (top block 1.5e-4, block 0 4.9e-5): vs lr1.5e-4
+            "llrd0.8": ["model.optimizer.lr=1.5e-4", "model.layer_lr_decay=0.8"],
             "epochs6": ["trainer.max_epochs=6"],
             "head_lr10": ["model.head_lr_scale=10"]}  # the new head at 10x the encoder's rate
 

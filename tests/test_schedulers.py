@@ -79,3 +79,48 @@ def test_head_lr_scale_gives_fusion_and_heads_their_own_rate_under_one_schedule(
         out["optimizer"].step()
         s.step()
     assert rest["lr"] == pytest.approx(10 * enc["lr"]) and enc["lr"] < 0.01  # both follow the cosine
+
+
+def test_layer_lr_decay_lowers_the_rate_block_by_block_down_to_the_embeddings(tmp_path):
+    from tests.test_text import TINY_BERT, WORDS
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    text = {"text": {"_target_": "emomm.models.encoders.text.TextEncoder", "model_name_or_path": None,
+                     "config": TINY_BERT, "tokenizer": str(vocab), "freeze_embeddings": True}}
+    opt = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
+    m = EmotionModule(label_names=["a", "b"], encoders=text, fusion=FUSION, optimizer=opt,
+                      layer_lr_decay=0.5, head_lr_scale=10.0)
+    groups = m.param_groups()
+    placed = [id(p) for g in groups for p in g["params"]]
+    assert sorted(placed) == sorted(id(p) for p in m.parameters() if p.requires_grad)  # each once
+    rate = {id(p): g.get("lr", 0.01) for g in groups for p in g["params"]}
+    bert = m.net.encoders["text"].model
+    assert not bert.embeddings.word_embeddings.weight.requires_grad  # frozen: in no group
+    for name, p in bert.named_parameters():
+        if p.requires_grad:  # 2 blocks: layer 1 at lr, layer 0 at lr/2, embeddings at lr/4
+            want = {"embeddings": 0.0025, "encoder.layer.0": 0.005, "encoder.layer.1": 0.01}
+            assert rate[id(p)] == pytest.approx(next(v for k, v in want.items() if name.startswith(k))), name
+    for name, p in m.net.named_parameters():
+        if not name.startswith("encoders."):
+            assert rate[id(p)] == pytest.approx(0.1), name  # the head: head_lr_scale, no decay
+    with pytest.raises(ValueError, match=r"layer_lr_decay=1.5.*\(0, 1\]"):
+        EmotionModule(label_names=["a", "b"], encoders=text, fusion=FUSION, optimizer=opt,
+                      layer_lr_decay=1.5).param_groups()
+    with pytest.raises(ValueError, match="no encoder of this model has transformer layers"):
+        EmotionModule(label_names=["a", "b"], encoders=ENC, fusion=FUSION, optimizer=opt,
+                      layer_lr_decay=0.8).param_groups()
+
+
+def test_layer_lr_decay_on_a_speech_ssl_encoder_puts_its_front_lowest_and_its_pooling_on_top():
+    from tests.test_voice import TINY_SSL_DICT
+    ssl = {"voice": {"_target_": "emomm.models.encoders.speech_ssl.SpeechSSLEncoder", "model": None,
+                     "config": TINY_SSL_DICT, "freeze": "feature_extractor", "pooling": "attention"}}
+    opt = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 1.0}
+    m = EmotionModule(label_names=["a", "b"], encoders=ssl, fusion=FUSION, optimizer=opt, layer_lr_decay=0.5)
+    rate = {id(p): g.get("lr", 1.0) for g in m.param_groups() for p in g["params"]}
+    enc = m.net.encoders["voice"]
+    assert not any(id(p) in rate for p in enc.backbone.feature_extractor.parameters())  # frozen
+    assert {rate[id(p)] for p in enc.backbone.feature_projection.parameters()} == {0.25}
+    assert {rate[id(p)] for p in enc.backbone.encoder.layers[0].parameters()} == {0.5}
+    assert {rate[id(p)] for p in enc.backbone.encoder.layers[1].parameters()} == {1.0}
+    assert {rate[id(p)] for p in enc.pool.parameters()} == {1.0}

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from emomm.models.classifier import EmotionClassifier
+from emomm.models.layer_decay import decayed_groups
 from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_modalities, init_encoders_from,
                                      modality_subsets, per_modality, subset_key)
@@ -77,6 +78,9 @@ class EmotionModule(L.LightningModule):
         head_lr_scale: the learning rate of everything after the encoders (fusion and heads),
             as a multiple of ``optimizer.lr``: a freshly initialised head beside a pretrained
             encoder fine-tuned at a small rate (1.0: one rate for all).
+        layer_lr_decay: ``d`` in (0, 1]: transformer encoders fine-tune with layer-wise rate
+            decay, the top block at ``optimizer.lr`` and each block below at ``d`` times the
+            one above, embeddings lowest (see :mod:`emomm.models.layer_decay`); null: off.
         preprocessing / data: stored for evaluation and prediction.
     """
 
@@ -92,6 +96,7 @@ class EmotionModule(L.LightningModule):
                  init_from: dict[str, str] | None = None,
                  freeze_epochs: int | dict[str, int] | None = None,
                  balance: dict[str, Any] | None = None, head_lr_scale: float = 1.0,
+                 layer_lr_decay: float | None = None,
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -355,19 +360,34 @@ class EmotionModule(L.LightningModule):
                               on_step=False, on_epoch=True)
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """The trainable parameters: encoders at ``optimizer.lr``, and the rest (fusion, heads)
-        at ``head_lr_scale`` times it where that is not 1 (a second group). Schedulers scale
-        every group's rate alike."""
+        """The trainable parameters as optimizer groups: encoders at ``optimizer.lr``, the
+        rest (fusion, heads) at ``head_lr_scale`` times it; with ``layer_lr_decay`` d < 1,
+        the blocks of encoders that have ``layer_groups()`` (transformers) at ``lr * d**k``,
+        k blocks below the top one. One group when neither applies. Schedulers scale every
+        group's rate alike."""
         scale = self.hparams.get("head_lr_scale")
         scale = 1.0 if scale is None else float(scale)  # None: checkpoints from before the option
+        decay = self.hparams.get("layer_lr_decay")
+        decay = 1.0 if decay is None else float(decay)
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"model.layer_lr_decay={decay}: give a factor in (0, 1] (e.g. 0.8), or null for none")
         trainable = [p for p in self.parameters() if p.requires_grad]
-        if scale == 1.0:
+        if scale == 1.0 and decay == 1.0:
             return [{"params": trainable}]
-        in_encoders = {id(p) for p in self.net.encoders.parameters()}
-        encoders = [p for p in trainable if id(p) in in_encoders]
-        rest = [p for p in trainable if id(p) not in in_encoders]
-        return [g for g in ({"params": encoders},
-                            {"params": rest, "lr": float(self.hparams.optimizer["lr"]) * scale}) if g["params"]]
+        lr = float(self.hparams.optimizer["lr"])
+        in_encoders = {id(p) for p in self.net.encoders.parameters() if p.requires_grad}
+        groups: list[dict[str, Any]] = []
+        if decay < 1.0:
+            layered = [enc for enc in self.net.encoders.values() if hasattr(enc, "layer_groups")]
+            if not layered:
+                raise ValueError(f"model.layer_lr_decay={decay} but no encoder of this model has "
+                                 f"transformer layers ({', '.join(self.net.modalities)}); set it to null")
+            for enc in layered:
+                groups += decayed_groups(enc.layer_groups(), lr, decay, keep=in_encoders)
+        placed = {id(p) for g in groups for p in g["params"]}
+        groups.append({"params": [p for p in trainable if id(p) in in_encoders and id(p) not in placed]})
+        groups.append({"params": [p for p in trainable if id(p) not in in_encoders], "lr": lr * scale})
+        return [g for g in groups if g["params"]]
 
     def configure_optimizers(self):
         opt = instantiate(self.hparams.optimizer)(params=self.param_groups())

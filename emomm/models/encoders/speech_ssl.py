@@ -20,6 +20,7 @@ from torch import nn
 from emomm.models.encoders.voice import AttentivePooling, _plain, length_mask, masked_mean
 
 from emomm.models.features import EncoderOutput
+from emomm.models.layer_decay import blocks_by_depth, layer_stack
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,13 @@ class SpeechSSLEncoder(nn.Module):
         self.proj = nn.Linear(hidden, proj_dim) if proj_dim else None
         self.out_dim = int(proj_dim or hidden)
         self.token_dim = int(hidden)
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The backbone's parameters by depth, CNN front first, then each transformer block
+        (for ``model.layer_lr_decay``). The pooling and projection on top are not in them:
+        they train at the full rate."""
+        layers = layer_stack(self.backbone, int(self.backbone.config.num_hidden_layers))
+        return blocks_by_depth(self.backbone, layers) if layers is not None else [list(self.backbone.parameters())]
 
     def train(self, mode: bool = True):
         super().train(mode)

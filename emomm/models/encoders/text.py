@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from emomm.models.features import EncoderOutput
+from emomm.models.layer_decay import blocks_by_depth, layer_stack
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +184,6 @@ def _offline() -> bool:
         os.environ.get("TRANSFORMERS_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
-def _layer_stack(model: nn.Module, n_layers: int) -> nn.ModuleList | None:
-    """The ModuleList of transformer blocks (BERT ``encoder.layer``, DistilBERT
-    ``transformer.layer``, others ``layers``): the first ModuleList of ``n_layers`` modules."""
-    for _, mod in model.named_modules():
-        if isinstance(mod, nn.ModuleList) and len(mod) == n_layers:
-            return mod
-    return None
-
-
 class TextEncoder(nn.Module):
     """Utterances -> ``[B, hidden_size]`` with a Hugging Face transformer.
 
@@ -285,7 +277,7 @@ class TextEncoder(nn.Module):
             return "none"
         if isinstance(finetune, int) and finetune > 0:
             n_layers = int(getattr(self.model.config, "num_hidden_layers", 0) or 0)
-            layers = _layer_stack(self.model, n_layers)
+            layers = layer_stack(self.model, n_layers)
             if layers is None:
                 raise ValueError(f"finetune={finetune}: cannot find the {n_layers} transformer "
                                  f"layers of {type(self.model).__name__}; use finetune=all|none")
@@ -304,6 +296,12 @@ class TextEncoder(nn.Module):
             return finetune
         raise ValueError(f"model.encoders.text.finetune must be all, none or a number of layers, "
                          f"got {finetune!r}")
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The transformer's parameters by depth, embeddings first, then each block (for
+        ``model.layer_lr_decay``); one group when the block stack is not found."""
+        layers = layer_stack(self.model, int(getattr(self.model.config, "num_hidden_layers", 0) or 0))
+        return blocks_by_depth(self.model, layers) if layers is not None else [list(self.model.parameters())]
 
     def train(self, mode: bool = True):
         super().train(mode)
