@@ -25,6 +25,8 @@ Variants (each = ``experiment=ravdess_voice`` plus these overrides):
   a horizon of ~330 steps, ~11 of the recipe's 30-step epochs), which validation, the best
   checkpoint and eval then use; the re-scoring also scores each checkpoint's raw weights
   (``emomm.eval weights=raw``), so the average is compared with the same run without it;
+* ``mixup``: + mixup of pairs of clips (waveforms) and their labels, ``lam ~ Beta(0.2, 0.2)``
+  (``model.mixup={alpha: 0.2}``);
 * ``song`` (only with ``--only song``: the shared RAVDESS copy has no song clips): + song clips
   of the training actors as extra training data.
 
@@ -63,6 +65,8 @@ VARIANTS: dict[str, list[str]] = {
     # 960 training clips / batch 32 = 30 steps per epoch: 0.997 averages the last ~11 epochs.
     "ema": ["callbacks=ema", "callbacks.ema.decay=0.997"],
     "song": ["data.include_song=true", "data.song_train_only=true"],
+    # waveform mixup of pairs of clips and their labels (Beta(0.2, 0.2): most batches near 0/1)
+    "mixup": ["model.mixup={alpha: 0.2}"],
 }
 DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
 WINDOWS = "{hop_s: 1.0}"

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from emomm.models.classifier import EmotionClassifier
 from emomm.models.layer_decay import decayed_groups
 from emomm.models.metrics import build_metrics, build_per_class
+from emomm.models.mixup import draw_mix, mix_batch, mixed_loss, mixup_settings
 from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_modalities, init_encoders_from,
                                      modality_subsets, per_modality, subset_key)
 from emomm.models.tta import tta_views
@@ -81,6 +82,8 @@ class EmotionModule(L.LightningModule):
         layer_lr_decay: ``d`` in (0, 1]: transformer encoders fine-tune with layer-wise rate
             decay, the top block at ``optimizer.lr`` and each block below at ``d`` times the
             one above, embeddings lowest (see :mod:`emomm.models.layer_decay`); null: off.
+        mixup: ``{alpha: 0.4, p: 1.0}``: train on mixed pairs of samples and labels
+            (:mod:`emomm.models.mixup`; tensor inputs only, not text); null: off.
         preprocessing / data: stored for evaluation and prediction.
     """
 
@@ -96,7 +99,7 @@ class EmotionModule(L.LightningModule):
                  init_from: dict[str, str] | None = None,
                  freeze_epochs: int | dict[str, int] | None = None,
                  balance: dict[str, Any] | None = None, head_lr_scale: float = 1.0,
-                 layer_lr_decay: float | None = None,
+                 layer_lr_decay: float | None = None, mixup: dict[str, float] | None = None,
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -113,6 +116,7 @@ class EmotionModule(L.LightningModule):
             init_encoders_from(self.net, init_from, self.label_names)
         self.freezer = EncoderFreezer(per_modality(freeze_epochs, mods, "freeze_epochs"))
         self.balancer = build_balancer(balance)
+        self.mixup = mixup_settings(mixup)
         self.subsets = modality_subsets(mods) if self.multimodal else []
         # ModuleDict keys cannot be "train" (it would shadow Module.train), hence the suffix.
         self.metrics = torch.nn.ModuleDict({f"{s}_split": build_metrics(k) for s in ("train", "val", "test")})
@@ -228,6 +232,10 @@ class EmotionModule(L.LightningModule):
                                label_smoothing=self.hparams.label_smoothing)
 
     def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor:
+        mix = None
+        if split == "train" and self.mixup is not None:
+            mix = draw_mix(*self.mixup, batch["label"].shape[0], batch["label"].device)
+            batch = mix_batch(batch, mix) if mix is not None else batch
         present = {m: p for m, p in (batch.get("present") or {}).items()}
         for m in self.net.modalities:  # a modality the whole batch lacks
             if m not in batch["inputs"]:
@@ -235,11 +243,11 @@ class EmotionModule(L.LightningModule):
         fused_present = drop_modalities(present, self.modality_dropout) if split == "train" else present
         out = self.outputs({**batch, "present": fused_present}, self.subsets if split == "test" else [])
         labels = self._labels(batch, out["fused"].device)
-        loss = self._ce(out["fused"], labels)
+        loss = mixed_loss(self._ce, out["fused"], labels, mix)
         bs = labels.shape[0]
         if self.multimodal and self.hparams.get("aux_loss_weight", 0.0):
-            aux = [self._ce(out[f"modality/{m}"][p], labels[p]) for m, p in present.items()
-                   if m in self.net.modalities and p.any()]
+            aux = [mixed_loss(lambda lg, y, p=p: self._ce(lg[p], y[p]), out[f"modality/{m}"], labels, mix)
+                   for m, p in present.items() if m in self.net.modalities and p.any()]
             if aux:
                 aux_loss = torch.stack(aux).mean()
                 loss = loss + self.hparams.aux_loss_weight * aux_loss
@@ -247,6 +255,8 @@ class EmotionModule(L.LightningModule):
         if split == "train" and self.balancer is not None and self.multimodal:
             self.balancer.measure({m: out[f"modality/{m}"] for m in self.net.modalities}, present, labels)
         preds = out["fused"].argmax(-1)
+        if mix is not None and mix.lam < 0.5:  # train metrics: the label with the larger share
+            labels = labels[mix.perm]
         self.metrics[f"{split}_split"].update(preds, labels)
         if split == "test":  # per-sample, in loader order: per-group metrics (emomm.analysis.groups)
             self._test_samples.append((preds.detach().cpu(), labels.detach().cpu()))
