@@ -15,7 +15,9 @@ are ~14 tokens, p99 ~40), so the added turns are not cut off.
 each run named ``minilm_<variant>``: ``no_context`` (the utterance alone, no past turns),
 ``speakers`` ("Speaker:" names before the target and past turns: the recipe until 2026-12-03,
 0.7 lower over seeds), ``class_weights`` (inverse-frequency class weights, as MELD suggests,
-instead of plain cross-entropy), ``lr1e-4`` (peak learning rate 1e-4 instead of 6e-5), ``epochs6``
+instead of plain cross-entropy), ``lr6e-5`` / ``lr1.5e-4`` (peak learning rate 6e-5, the recipe
+until 2026-12-03 18:30, or 1.5e-4, instead of 1e-4), ``llrd0.8`` (layer-wise rate decay 0.8 at a
+1.5e-4 peak, ``model.layer_lr_decay``), ``epochs6``
 (6 epochs instead of 4, the cosine stretched over them), ``head_lr10`` (the classifier head at 10x
 the encoder's rate, ``model.head_lr_scale``). Runs recorded with names on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
@@ -49,8 +51,8 @@ def future_variant(turns: int) -> list[str]:
 
 VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=true"],
             "class_weights": ["model.class_weights=balanced"],
-            # how hard the recipe fits: a higher peak learning rate, or 1.5x the epochs
-            "lr1e-4": ["model.optimizer.lr=1.0e-4"], "lr1.5e-4": ["model.optimizer.lr=1.5e-4"],
+            # how hard the recipe fits: the peak learning rate (1e-4 in the recipe), or 1.5x the epochs
+            "lr6e-5": ["model.optimizer.lr=6.0e-5"], "lr1.5e-4": ["model.optimizer.lr=1.5e-4"],
             # layer-wise lr decay at that peak (top block 1.5e-4, block 0 4.9e-5): vs lr1.5e-4
             "llrd0.8": ["model.optimizer.lr=1.5e-4", "model.layer_lr_decay=0.8"],
             "epochs6": ["trainer.max_epochs=6"],
