@@ -20,7 +20,9 @@ until 2026-12-03 18:30, or 1.5e-4, instead of 1e-4), ``llrd0.8`` (layer-wise rat
 1.5e-4 peak, ``model.layer_lr_decay``), ``epochs6`` /
 ``epochs5`` (6 or 5 epochs instead of 4, the cosine stretched over them; 4 took 22.8
 of the 30 min on 2 idle cores, so 5 should fit), ``head_lr10`` (the classifier head at 10x
-the encoder's rate, ``model.head_lr_scale``). Runs recorded with names on are named ``minilm_speakers_*``.
+the encoder's rate, ``model.head_lr_scale``), ``batch16`` (batches of 16 instead of 32: twice
+the optimizer steps per epoch, the schedule by steps stretching with them), ``smooth0.1``
+(label smoothing 0.1 instead of none). Runs recorded with names on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
 ``--ensemble RUN RUN ...``: no training; the mean-probability ensemble of recorded runs (their best
@@ -57,7 +59,10 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             # layer-wise lr decay at that peak (top block 1.5e-4, block 0 4.9e-5): vs lr1.5e-4
             "llrd0.8": ["model.optimizer.lr=1.5e-4", "model.layer_lr_decay=0.8"],
             "epochs6": ["trainer.max_epochs=6"], "epochs5": ["trainer.max_epochs=5"],
-            "head_lr10": ["model.head_lr_scale=10"]}  # the new head at 10x the encoder's rate
+            "head_lr10": ["model.head_lr_scale=10"],  # the new head at 10x the encoder's rate
+            # twice the updates at about the same CPU cost (a CPU step costs ~its tokens)
+            "batch16": ["data.batch_size=16"],
+            "smooth0.1": ["model.label_smoothing=0.1"]}
 
 
 def record_ensemble(path: Path, names: list[str]) -> None:
