@@ -22,7 +22,9 @@ until 2026-12-03 18:30, or 1.5e-4, instead of 1e-4), ``llrd0.8`` (layer-wise rat
 of the 30 min on 2 idle cores, so 5 should fit), ``head_lr10`` (the classifier head at 10x
 the encoder's rate, ``model.head_lr_scale``), ``batch16`` (batches of 16 instead of 32: twice
 the optimizer steps per epoch, the schedule by steps stretching with them), ``smooth0.1``
-(label smoothing 0.1 instead of none). Runs recorded with names on are named ``minilm_speakers_*``.
+(label smoothing 0.1 instead of none), ``embeddings`` (the word embeddings fine-tuned too,
+``freeze_embeddings=false``), ``pool_context`` (mean pooling over the context tokens too,
+``pool_context=true``). Runs recorded with names on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
 ``--ensemble RUN RUN ...``: no training; the mean-probability ensemble of recorded runs (their best
@@ -62,7 +64,11 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             "head_lr10": ["model.head_lr_scale=10"],  # the new head at 10x the encoder's rate
             # twice the updates at about the same CPU cost (a CPU step costs ~its tokens)
             "batch16": ["data.batch_size=16"],
-            "smooth0.1": ["model.label_smoothing=0.1"]}
+            "smooth0.1": ["model.label_smoothing=0.1"],
+            # the word embeddings (11.7M of MiniLM's 22.7M weights) trained too, not frozen
+            "embeddings": ["model.encoders.text.freeze_embeddings=false"],
+            # mean pooling over the context turns' tokens too, not the target utterance's only
+            "pool_context": ["model.encoders.text.pool_context=true"]}
 
 
 def record_ensemble(path: Path, names: list[str]) -> None:
