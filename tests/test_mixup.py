@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from emomm.models import module as module_mod
-from emomm.models.mixup import Mix, mix_batch, mixup_settings
+from emomm.models.mixup import Mix, mix_batch, mixed_targets, mixup_settings
+from emomm.models.multimodal import GradientModulation
 from emomm.models.module import EmotionModule
 
 ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
@@ -45,3 +46,26 @@ def test_training_loss_is_the_mixed_cross_entropy_and_evaluation_is_unmixed(monk
     with torch.no_grad():  # validation never mixes, whatever draw_mix would say
         val = m._step({"inputs": {"face": x}, "label": y}, "val")
         assert val.item() == pytest.approx(F.cross_entropy(m.net({"face": x}, {}, None), y).item(), rel=1e-5)
+
+
+def test_gradient_modulation_scores_mixed_samples_against_both_labels():
+    """OGM-GE's confidence under mixup is the probability of the mixed target: a head sure
+    of each sample's own label scores lam, not 1, when the partner's label is another."""
+    labels, mix = torch.tensor([0, 1]), Mix(0.75, torch.tensor([1, 0]))
+    targets = mixed_targets(labels, 3, mix)
+    assert torch.allclose(targets, torch.tensor([[0.75, 0.25, 0.0], [0.25, 0.75, 0.0]]))
+    assert torch.equal(mixed_targets(labels, 3, None), F.one_hot(labels, 3).float())
+    sure = torch.tensor([[20.0, 0, 0], [0, 20.0, 0]])  # softmax ~ one-hot on each own label
+    present = {m: torch.ones(2, dtype=torch.bool) for m in ("face", "voice")}
+    gm = GradientModulation(alpha=1.0, noise=False)
+    gm.measure({"face": sure, "voice": sure}, present, targets)
+    assert gm.coeffs == {"face": 1.0, "voice": 1.0}  # equal scores: neither slowed
+    hard = GradientModulation(alpha=1.0, noise=False)
+    # against a uniform head (1/3), the mixed score 0.75 makes face dominant by rho = 2.25
+    uniform = torch.zeros(2, 3)
+    c_soft = gm.measure({"face": sure, "voice": uniform}, present, targets)["face"]
+    c_hard = hard.measure({"face": sure, "voice": uniform}, present, labels)["face"]
+    rho_soft = 0.75 / (1 / 3)
+    assert c_soft == pytest.approx(1 - torch.tanh(torch.tensor(rho_soft - 1.0)).item(), abs=1e-4)
+    # scored against the first label only it would look surer, and be slowed more
+    assert c_hard == pytest.approx(1 - torch.tanh(torch.tensor(3.0 - 1.0)).item(), abs=1e-4) and c_hard < c_soft

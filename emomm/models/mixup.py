@@ -72,3 +72,10 @@ def mixed_loss(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], lo
     if mix is None:
         return loss_fn(logits, labels)
     return mix.lam * loss_fn(logits, labels) + (1 - mix.lam) * loss_fn(logits, labels[mix.perm])
+
+
+def mixed_targets(labels: torch.Tensor, num_classes: int, mix: Mix | None) -> torch.Tensor:
+    """Soft targets ``Float[B, C]``: ``lam`` on each label and ``1 - lam`` on its partner's
+    (one-hot without a mix)."""
+    onehot = torch.nn.functional.one_hot(labels, num_classes).float()
+    return onehot if mix is None else mix.lam * onehot + (1 - mix.lam) * onehot[mix.perm]

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from emomm.models.classifier import EmotionClassifier
 from emomm.models.layer_decay import decayed_groups
 from emomm.models.metrics import build_metrics, build_per_class
-from emomm.models.mixup import draw_mix, mix_batch, mixed_loss, mixup_settings
+from emomm.models.mixup import draw_mix, mix_batch, mixed_loss, mixed_targets, mixup_settings
 from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_modalities, init_encoders_from,
                                      modality_subsets, per_modality, subset_key)
 from emomm.models.tta import tta_views
@@ -253,7 +253,9 @@ class EmotionModule(L.LightningModule):
                 loss = loss + self.hparams.aux_loss_weight * aux_loss
                 self.log(f"{split}/aux_loss", aux_loss, on_step=False, on_epoch=True, batch_size=bs)
         if split == "train" and self.balancer is not None and self.multimodal:
-            self.balancer.measure({m: out[f"modality/{m}"] for m in self.net.modalities}, present, labels)
+            # under mixup a sample's target is the mix of two labels, not its first one
+            targets = labels if mix is None else mixed_targets(labels, out["fused"].shape[-1], mix)
+            self.balancer.measure({m: out[f"modality/{m}"] for m in self.net.modalities}, present, targets)
         preds = out["fused"].argmax(-1)
         if mix is not None and mix.lam < 0.5:  # train metrics: the label with the larger share
             labels = labels[mix.perm]

@@ -66,7 +66,8 @@ def subset_key(subset: tuple[str, ...]) -> str:
 
 class GradientModulation:
     """OGM-GE. Each step, every modality's confidence in the true class is
-    ``s_m = mean_i softmax(head_m(x_i))[y_i]`` (its own head, over samples that have it).
+    ``s_m = mean_i softmax(head_m(x_i))[y_i]`` (its own head, over samples that have it;
+    with soft targets ``[B, C]``, e.g. mixup's, the target-weighted probability).
     A modality whose ``s_m`` exceeds the mean of the others by the ratio ``rho > 1`` has
     its encoder's gradients scaled by ``1 - tanh(alpha * (rho - 1))`` and, with ``noise``,
     Gaussian noise of the gradient's own standard deviation added (the GE part, which keeps
@@ -85,11 +86,14 @@ class GradientModulation:
     @torch.no_grad()
     def measure(self, modality_logits: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
                 labels: torch.Tensor) -> dict[str, float]:
+        """``labels``: class indices ``Long[B]`` or soft targets ``Float[B, C]``."""
         scores = {}
         for m, logits in modality_logits.items():
             mask = present[m]
             if mask.any():
-                p = logits[mask].float().softmax(-1).gather(1, labels[mask, None]).squeeze(1)
+                probs = logits[mask].float().softmax(-1)
+                y = labels[mask]
+                p = (probs * y).sum(-1) if y.dim() == 2 else probs.gather(1, y[:, None]).squeeze(1)
                 scores[m] = float(p.mean())
         self.coeffs = {}
         for m, s in scores.items():
