@@ -18,9 +18,8 @@ each run named ``minilm_<variant>``: ``no_context`` (the utterance alone, no pas
 instead of plain cross-entropy), ``lr6e-5`` / ``lr1.5e-4`` (peak learning rate 6e-5, the recipe
 until 2026-12-03 18:30, or 1.5e-4, instead of 1e-4), ``llrd0.8`` (layer-wise rate decay 0.8 at a
 1.5e-4 peak, ``model.layer_lr_decay``), ``epochs6`` /
-``epochs5`` (6 or 5 epochs instead of 4, the cosine stretched over them; 4 took 22.8
-of the 30 min on 2 idle cores, so 5 should fit), ``head_lr10`` (the classifier head at 10x
-the encoder's rate, ``model.head_lr_scale``), ``batch16`` (batches of 16 instead of 32: twice
+``epochs5`` (6 or 5 epochs instead of 4, the cosine stretched over them; neither gains,
+both peak mid-cosine: RESULTS.md), ``head_lr10`` (the classifier head at 10x the encoder's rate, ``model.head_lr_scale``), ``batch16`` (batches of 16 instead of 32: twice
 the optimizer steps per epoch, the schedule by steps stretching with them), ``smooth0.1``
 (label smoothing 0.1 instead of none), ``embeddings`` (the word embeddings fine-tuned too,
 ``freeze_embeddings=false``), ``pool_context`` (mean pooling over the context tokens too,
