@@ -19,8 +19,9 @@ instead of plain cross-entropy), ``lr6e-5`` / ``lr1.5e-4`` (peak learning rate 6
 until 2026-12-03 18:30, or 1.5e-4, instead of 1e-4), ``llrd0.8`` (layer-wise rate decay 0.8 at a
 1.5e-4 peak, ``model.layer_lr_decay``), ``epochs6`` /
 ``epochs5`` (6 or 5 epochs instead of 4, the cosine stretched over them; neither gains,
-both peak mid-cosine: RESULTS.md), ``head_lr10`` (the classifier head at 10x the encoder's rate, ``model.head_lr_scale``), ``batch16`` (batches of 16 instead of 32: twice
-the optimizer steps per epoch, the schedule by steps stretching with them), ``smooth0.1``
+both peak mid-cosine: RESULTS.md), ``head_lr10`` (the classifier head at 10x the encoder's
+rate, ``model.head_lr_scale``), ``batch16`` (batches of 16 instead of 32: twice the optimizer
+steps per epoch, the schedule by steps stretching with them), ``smooth0.1``
 (label smoothing 0.1 instead of none), ``embeddings`` (the word embeddings fine-tuned too,
 ``freeze_embeddings=false``), ``pool_context`` (mean pooling over the context tokens too,
 ``pool_context=true``). Runs recorded with names on are named ``minilm_speakers_*``.
