@@ -24,7 +24,8 @@ rate, ``model.head_lr_scale``), ``batch16`` (batches of 16 instead of 32: twice 
 steps per epoch, the schedule by steps stretching with them), ``smooth0.1``
 (label smoothing 0.1 instead of none), ``embeddings`` (the word embeddings fine-tuned too,
 ``freeze_embeddings=false``), ``pool_context`` (mean pooling over the context tokens too,
-``pool_context=true``). Runs recorded with names on are named ``minilm_speakers_*``.
+``pool_context=true``), ``sentiment0.5`` (multi-task: MELD's sentiment column learnt by a second
+head on the same embedding, its loss at weight 0.5, ``model.aux_tasks``). Runs recorded with names on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
 ``--ensemble RUN RUN ...``: no training; the mean-probability ensemble of recorded runs (their best
@@ -68,7 +69,9 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             # the word embeddings (11.7M of MiniLM's 22.7M weights) trained too, not frozen
             "embeddings": ["model.encoders.text.freeze_embeddings=false"],
             # mean pooling over the context turns' tokens too, not the target utterance's only
-            "pool_context": ["model.encoders.text.pool_context=true"]}
+            "pool_context": ["model.encoders.text.pool_context=true"],
+            # multi-task: a sentiment head on the pooled embedding beside the emotion head
+            "sentiment0.5": ["model.aux_tasks={sentiment: 0.5}"]}
 
 
 def record_ensemble(path: Path, names: list[str]) -> None:

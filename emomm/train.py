@@ -47,6 +47,7 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
         datamodule.require_modalities(list(model["encoders"]))
     prep = datamodule.preprocessing
     return instantiate(model, label_names=datamodule.label_names,
+                       aux_label_names=getattr(datamodule, "aux_label_names", {}),
                        preprocessing={m: v for m, v in prep.items() if m in model["encoders"]} or prep,
                        data=to_plain(cfg.data), _recursive_=False, _convert_="all")
 

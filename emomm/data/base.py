@@ -7,7 +7,9 @@ A dataset subclass implements two things:
 * ``build_splits()`` - a dict ``{"train"|"val"|"test": Dataset}`` of datasets that yield
   samples in the :mod:`emomm.data.collate` format and expose an integer ``labels`` array.
 
-and may override ``preprocessing`` (stored in checkpoints so prediction can reproduce it; one
+and may override ``aux_label_names`` (``{task: [names]}``: auxiliary labels its samples carry
+under ``"aux"``, which a model can learn beside the emotion; see ``EmotionModule``'s
+``aux_tasks``), ``preprocessing`` (stored in checkpoints so prediction can reproduce it; one
 entry per modality the datamodule serves) and ``available_modalities`` (what the dataset can
 provide at all; the default is the modalities of ``preprocessing``). Training calls
 :meth:`EmotionDataModule.require_modalities` with the model's ``modalities`` so a modality the
@@ -67,6 +69,11 @@ class EmotionDataModule(L.LightningDataModule):
 
     def build_splits(self) -> dict[str, Dataset]:
         raise NotImplementedError
+
+    @property
+    def aux_label_names(self) -> dict[str, list[str]]:
+        """``{task: ordered label names}`` of the auxiliary labels the samples carry (none here)."""
+        return {}
 
     @property
     def preprocessing(self) -> dict[str, Any]:

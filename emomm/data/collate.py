@@ -1,7 +1,9 @@
 """The batch contract shared by every modality.
 
 A *sample* is ``{"inputs": {modality: Tensor}, "label": int, "index": int}``; a modality
-a sample lacks is simply absent from its ``inputs``.
+a sample lacks is simply absent from its ``inputs``. A sample may also carry ``"aux": {task:
+int}``, labels of auxiliary tasks (e.g. MELD's sentiment beside its emotion) for multi-task
+training.
 
 A *batch* (what :func:`collate_samples` returns and every model consumes) is::
 
@@ -12,7 +14,8 @@ A *batch* (what :func:`collate_samples` returns and every model consumes) is::
       "present": {modality: Bool[B]},          # False where the sample lacked the modality
       "label":   Long[B],
       "index":   Long[B],
-    }
+      "aux":     {task: Long[B]},               # only when samples carry auxiliary labels
+    }                                           # (-1 where a sample has none for the task)
 
 Sequence modalities are time-first per sample (waveform ``[T]``, video ``[T, C, H, W]``,
 token ids ``[L]``), so padding always happens along the first per-sample dimension.
@@ -69,10 +72,15 @@ def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
             inputs[m] = _pad_first_dim(tensors)
             lengths[m] = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long)
         present[m] = torch.tensor(mask, dtype=torch.bool)
-    return {
+    batch = {
         "inputs": inputs,
         "lengths": lengths,
         "present": present,
         "label": torch.tensor([int(s["label"]) for s in samples], dtype=torch.long),
         "index": torch.tensor([int(s.get("index", -1)) for s in samples], dtype=torch.long),
     }
+    tasks = sorted({t for s in samples for t in s.get("aux") or {}})
+    if tasks:  # auxiliary labels (multi-task training, EmotionModule's aux_tasks)
+        batch["aux"] = {t: torch.tensor([int((s.get("aux") or {}).get(t, -1)) for s in samples], dtype=torch.long)
+                        for t in tasks}
+    return batch

@@ -6,7 +6,10 @@ Season, Episode, StartTime, EndTime``). Validation is dev; without a test file, 
 (with a warning); without a dev file, whole dialogues of train are held out.
 
 * ``target``: ``emotion`` (7 classes, MELD's order ``neutral, surprise, fear, sadness, joy,
-  disgust, anger`` spelled canonically: sad, happy, angry) or ``sentiment`` (3).
+  disgust, anger`` spelled canonically: sad, happy, angry) or ``sentiment`` (3). Every
+  sample also carries the other column as an auxiliary label (``aux_label_names``; -1 where
+  it is outside its set), which ``model.aux_tasks={sentiment: 0.5}`` learns beside the
+  target (multi-task training).
 * ``context_turns`` = K > 0 gives every utterance the previous K utterances of its dialogue
   (ordered by ``Utterance_ID``) as context, each ``"Speaker: text"`` and joined with
   ``" | "``, oldest first. Turns whose label is outside the label set still serve as
@@ -121,7 +124,8 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
 
     Returns a dict with ``texts``, ``contexts`` (None when ``context_turns`` and
     ``future_turns`` are 0),
-    ``labels``, ``ids`` (``Sr No.``), ``dialogues`` / ``utterances`` (Dialogue_ID /
+    ``labels``, ``other_labels`` (the other column of emotion / sentiment, -1 outside its
+    set), ``ids`` (``Sr No.``), ``dialogues`` / ``utterances`` (Dialogue_ID /
     Utterance_ID per kept sample),
     ``repairs`` (Counter) and ``skipped`` (``{reason: ["Sr No. 12", ...]}``).
     """
@@ -135,11 +139,14 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
     sr_col = next((c for c in df.columns if c.strip().lower().replace(" ", "") in ("srno.", "srno")), None)
     label_index = {canonical(n): i for i, n in enumerate(TARGETS[target])}
     label_col = cols["Emotion" if target == "emotion" else "Sentiment"]
+    other = other_target(target)
+    other_index = {canonical(n): i for i, n in enumerate(TARGETS[other])}
+    other_col = cols["Emotion" if other == "emotion" else "Sentiment"]
 
     repairs: Counter = Counter()
     if cp1252_bytes:
         repairs["cp1252_byte"] += cp1252_bytes
-    rows = []  # (dialogue, utterance_id, file order, speaker, text, label or None, row name)
+    rows = []  # (dialogue, utterance_id, file order, speaker, text, label or None, row name, other label)
     skipped: dict[str, list[str]] = {"empty utterance": [], "label outside the set": [],
                                      "bad Dialogue_ID/Utterance_ID": []}
     for pos, rec in enumerate(df.to_dict("records")):
@@ -160,12 +167,13 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
             skipped["empty utterance"].append(name)
         elif label is None:
             skipped["label outside the set"].append(f"{name} ({raw_label!r})")
-        rows.append((dlg, utt, pos, speaker, text, label if text else None, name))
+        rows.append((dlg, utt, pos, speaker, text, label if text else None, name,
+                     _label_or(other_index, rec[other_col], -1)))
 
     # Context: previous (and following) non-empty turns of the same dialogue, in
     # Utterance_ID order.
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    texts, contexts, labels, ids, dialogues, utterances = [], [], [], [], [], []
+    texts, contexts, labels, ids, dialogues, utterances, others = [], [], [], [], [], [], []
     said_of = [f"{r[3]}: {r[4]}" if speakers and r[3] else r[4] for r in rows]
     start = 0
     while start < len(rows):
@@ -174,7 +182,7 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
             end += 1
         spoken = [i for i in range(start, end) if rows[i][4]]   # rows with a non-empty turn
         for i in range(start, end):
-            dlg, utt, _, _, _, label, name = rows[i]
+            dlg, utt, _, _, _, label, name, other_label = rows[i]
             if label is None:
                 continue
             past = [said_of[j] for j in spoken if j < i][-context_turns:] if context_turns else []
@@ -182,6 +190,7 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
             texts.append(said_of[i])
             contexts.append(join_context(past, future))
             labels.append(label)
+            others.append(other_label)
             ids.append(name)
             dialogues.append(dlg)
             utterances.append(utt)
@@ -189,8 +198,20 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
     report_repairs(repairs, str(path))
     report_skipped(skipped, str(path), len(df))
     return {"texts": texts, "contexts": contexts if context_turns or future_turns else None, "labels": labels,
-            "ids": ids, "dialogues": dialogues, "utterances": utterances, "repairs": repairs,
+            "other_labels": others, "ids": ids, "dialogues": dialogues, "utterances": utterances, "repairs": repairs,
             "skipped": {k: v for k, v in skipped.items() if v}}
+
+
+def other_target(target: str) -> str:
+    """The column that serves as ``target``'s auxiliary label: sentiment for emotion and back."""
+    return "sentiment" if target == "emotion" else "emotion"
+
+
+def _label_or(index: dict[str, int], raw: Any, default: int) -> int:
+    try:
+        return index.get(canonical(str(raw).strip()), default)
+    except KeyError:
+        return default
 
 
 def join_context(past: list[str], future: list[str]) -> str:
@@ -221,8 +242,9 @@ class MeldClipDataset(TextDataset):
     """
 
     def __init__(self, texts, labels, contexts, ids, clips: FaceClipDataset | None,
-                 clip_index: list[int], has: dict[str, list[bool]], serve_text: bool = True) -> None:
-        super().__init__(texts, labels, contexts, ids=ids)
+                 clip_index: list[int], has: dict[str, list[bool]], serve_text: bool = True,
+                 aux: dict[str, list[int]] | None = None) -> None:
+        super().__init__(texts, labels, contexts, ids=ids, aux=aux)
         self.clips, self.clip_index, self.has, self.serve_text = clips, clip_index, has, serve_text
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -235,7 +257,7 @@ class MeldClipDataset(TextDataset):
                 rng = np.random.default_rng(int(torch.randint(0, 2**62, ()))) if self.clips.train else None
                 inputs["voice"] = self.clips.clip.to_model_input(self.clips.waves[j], self.clips.train,
                                                                  self.clips.augment, rng)
-        return {"inputs": inputs, "label": self.labels[i], "index": i}
+        return {"inputs": inputs, "label": self.labels[i], "index": i, **self.item_aux(i)}
 
 
 class MeldDataModule(TextDataModule):
@@ -287,6 +309,11 @@ class MeldDataModule(TextDataModule):
     @property
     def label_names(self) -> list[str]:
         return [canonical(n) for n in TARGETS[self.target]]
+
+    @property
+    def aux_label_names(self) -> dict[str, list[str]]:
+        other = other_target(self.target)
+        return {other: [canonical(n) for n in TARGETS[other]]}
 
     @property
     def available_modalities(self) -> list[str]:
@@ -358,7 +385,7 @@ class MeldDataModule(TextDataModule):
             if not p["texts"]:
                 raise ValueError(f"{files.get(s, self.root)}: no usable utterances for split {s!r}")
             if not self.clip_modalities:
-                out[s] = TextDataset(p["texts"], p["labels"], p["contexts"], ids=p["ids"])
+                out[s] = TextDataset(p["texts"], p["labels"], p["contexts"], ids=p["ids"], aux=self._aux(p))
                 continue
             if s == "test" and parts["test"] is parts["val"]:
                 out[s] = out["val"]
@@ -406,4 +433,9 @@ class MeldDataModule(TextDataModule):
                                 clip=self.clip, augment=self.voice_augment if train else None)
         return MeldClipDataset(sel(p["texts"]), sel(p["labels"]), sel(p["contexts"]), sel(p["ids"]), clips,
                                [row.get(clip_paths[i], -1) for i in keep],
-                               {m: sel(v) for m, v in has.items()}, serve_text="text" in self.modalities)
+                               {m: sel(v) for m, v in has.items()}, serve_text="text" in self.modalities,
+                               aux={k: sel(v) for k, v in self._aux(p).items()})
+
+    def _aux(self, part: dict[str, Any]) -> dict[str, list[int]]:
+        """The auxiliary labels of a parsed split (``{other target: [int]}``)."""
+        return {other_target(self.target): part["other_labels"]}

@@ -201,14 +201,19 @@ def find_column(df: pd.DataFrame, name: str | int, path: Path, what: str) -> str
 class TextDataset(Dataset):
     """Utterances (and optional context strings) with integer labels.
 
-    ``ids`` (e.g. MELD's ``Sr No.``) are kept for error messages and predictions.
+    ``ids`` (e.g. MELD's ``Sr No.``) are kept for error messages and predictions; ``aux``
+    (``{task: [int]}``, e.g. MELD's sentiment) gives each sample its auxiliary labels.
     """
 
     def __init__(self, texts: Sequence[str], labels: Sequence[int],
                  contexts: Sequence[str] | None = None, ids: Sequence[Any] | None = None,
-                 modality: str = "text") -> None:
+                 modality: str = "text", aux: dict[str, Sequence[int]] | None = None) -> None:
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        for task, values in (aux or {}).items():
+            if len(values) != len(texts):
+                raise ValueError(f"{len(values)} {task} labels for {len(texts)} texts")
+        self.aux = {t: [int(x) for x in v] for t, v in (aux or {}).items()}
         if contexts is not None and len(contexts) != len(texts):
             raise ValueError(f"{len(contexts)} contexts for {len(texts)} texts")
         self.texts = list(texts)
@@ -228,8 +233,13 @@ class TextDataset(Dataset):
             return self.texts[i]
         return {"text": self.texts[i], "context": self.contexts[i]}
 
+    def item_aux(self, i: int) -> dict[str, Any]:
+        """``{"aux": {task: label}}`` for a sample dict, or nothing without auxiliary labels."""
+        return {"aux": {t: v[i] for t, v in self.aux.items()}} if self.aux else {}
+
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"inputs": {self.modality: self.item_text(i)}, "label": self.labels[i], "index": i}
+        return {"inputs": {self.modality: self.item_text(i)}, "label": self.labels[i], "index": i,
+                **self.item_aux(i)}
 
 
 def dataset_lengths(ds: Dataset) -> list[int] | None:

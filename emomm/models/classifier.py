@@ -97,6 +97,16 @@ class EmotionClassifier(nn.Module):
             return self.fusion(modality_logits if modality_logits is not None else self.heads(feats), present)
         return self.head(self.fusion(feats, present))
 
+    def fuse_embedded(self, feats: dict[str, EncoderOutput], present: dict[str, torch.Tensor],
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits [B, K], embedding [B, fusion.out_dim])`` of a feature-level fusion: the
+        embedding is what the fused head reads (auxiliary task heads read it too)."""
+        if self.decision_level:
+            raise ValueError("late (decision-level) fusion has no fused embedding for auxiliary task heads; "
+                             "use a feature-level fusion (fusion=auto|concat|gated|attention)")
+        emb = self.fusion(feats, present)
+        return self.head(emb), emb
+
     def forward_all(self, inputs: dict, present: dict[str, torch.Tensor] | None = None,
                     lengths: dict[str, torch.Tensor] | None = None) -> ClassifierOutput:
         feats, present = self.encode(inputs, present, lengths)

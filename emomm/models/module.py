@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from emomm.models.classifier import EmotionClassifier
+from emomm.models.classifier import EmotionClassifier, _head
 from emomm.models.layer_decay import decayed_groups
 from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.mixup import draw_mix, mix_batch, mixed_loss, mixed_targets, mixup_settings
@@ -44,6 +44,23 @@ def build_balancer(balance: dict[str, Any] | None) -> GradientModulation | None:
     if method != "ogm_ge":
         raise ValueError(f"model.balance.method={method!r}: the one method offered is ogm_ge")
     return GradientModulation(**args)
+
+
+def aux_task_weights(aux_tasks: dict[str, float] | None, names: dict[str, list[str]] | None,
+                     mixup: bool = False) -> dict[str, float]:
+    """``model.aux_tasks`` checked against the data's auxiliary labels: ``{task: weight}``."""
+    tasks = {str(t): float(w) for t, w in (aux_tasks or {}).items()}
+    offered = dict(names or {})
+    for task, weight in tasks.items():
+        if task not in offered:
+            raise ValueError(f"model.aux_tasks has {task!r}, but this dataset's samples carry "
+                             f"{sorted(offered) or 'no auxiliary labels'}; pick among those (e.g. MELD: sentiment)")
+        if weight <= 0:
+            raise ValueError(f"model.aux_tasks.{task}={weight}: give a weight > 0 (e.g. 0.5), or leave the task out")
+    if tasks and mixup:
+        raise ValueError("model.aux_tasks with model.mixup: mixed samples have no single auxiliary label; "
+                         "use one of the two")
+    return tasks
 
 
 class EmotionModule(L.LightningModule):
@@ -84,6 +101,14 @@ class EmotionModule(L.LightningModule):
             one above, embeddings lowest (see :mod:`emomm.models.layer_decay`); null: off.
         mixup: ``{alpha: 0.4, p: 1.0}``: train on mixed pairs of samples and labels
             (:mod:`emomm.models.mixup`; tensor inputs only, not text); null: off.
+        aux_tasks: ``{task: weight}``: multi-task training. Each task is an auxiliary label
+            the data carries (``aux_label_names``, e.g. MELD's ``sentiment``), learnt by its
+            own linear head on the fused embedding (the one the emotion head reads); its
+            cross-entropy, times the weight, joins the training loss (samples without the
+            label, -1, are left out). Validation logs each task's loss and accuracy. The
+            heads do not take part in prediction; null: off.
+        aux_label_names: ``{task: [names]}`` of the data's auxiliary labels (from the
+            DataModule; sizes the auxiliary heads).
         preprocessing / data: stored for evaluation and prediction.
     """
 
@@ -100,6 +125,8 @@ class EmotionModule(L.LightningModule):
                  freeze_epochs: int | dict[str, int] | None = None,
                  balance: dict[str, Any] | None = None, head_lr_scale: float = 1.0,
                  layer_lr_decay: float | None = None, mixup: dict[str, float] | None = None,
+                 aux_tasks: dict[str, float] | None = None,
+                 aux_label_names: dict[str, list[str]] | None = None,
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -117,6 +144,14 @@ class EmotionModule(L.LightningModule):
         self.freezer = EncoderFreezer(per_modality(freeze_epochs, mods, "freeze_epochs"))
         self.balancer = build_balancer(balance)
         self.mixup = mixup_settings(mixup)
+        self.aux_tasks = aux_task_weights(aux_tasks, aux_label_names, self.mixup is not None)
+        if self.aux_tasks and self.net.decision_level:
+            raise ValueError("model.aux_tasks needs a fused embedding, which late (decision-level) fusion "
+                             "has not; use fusion=auto|concat|gated|attention")
+        # On the LightningModule, not in `net`: prediction and export never run them.
+        self.aux_heads = torch.nn.ModuleDict(
+            {t: _head(int(self.net.fusion.out_dim), len(aux_label_names[t]), head_dropout, None)
+             for t in self.aux_tasks})
         self.subsets = modality_subsets(mods) if self.multimodal else []
         # ModuleDict keys cannot be "train" (it would shadow Module.train), hence the suffix.
         self.metrics = torch.nn.ModuleDict({f"{s}_split": build_metrics(k) for s in ("train", "val", "test")})
@@ -182,22 +217,25 @@ class EmotionModule(L.LightningModule):
         return self._window_spec
 
     def outputs(self, batch: dict[str, Any], subsets: list[tuple[str, ...]] = (),
-                windows: bool = True) -> dict[str, torch.Tensor]:
-        """Logits ``[B, K]`` by name: ``fused``, ``modality/<m>`` (each modality's own head)
+                windows: bool = True, aux: bool = False) -> dict[str, torch.Tensor]:
+        """Logits ``[B, K]`` by name: ``fused``, ``modality/<m>`` (each modality's own head),
+        ``aux/<task>`` (with ``aux`` and ``aux_tasks``: the auxiliary heads, ``[B, K_task]``)
         and ``subset/<a+b>`` (the fused head with every other modality masked out), averaged
         over the test-time views outside training, and over each voice clip's windows when
         the preprocessing has ``voice.eval_windows`` (:mod:`emomm.models.windows`)."""
         spec = self.window_spec if windows and not self.training else None
         if spec is not None and isinstance(batch["inputs"].get("voice"), torch.Tensor) \
                 and batch["inputs"]["voice"].dim() == 2:
-            return windowed_outputs(lambda b: self.outputs(b, subsets, windows=False), batch, spec)
+            return windowed_outputs(lambda b: self.outputs(b, subsets, windows=False, aux=aux), batch, spec)
         present, lengths = batch.get("present") or {}, batch.get("lengths")
         views = [batch["inputs"]] if self.training else tta_views(
             batch["inputs"], self.hparams.get("tta_hflip") or [], self.hparams.get("tta_shift") or {},
             self.eval_crop, self.hparams.get("tta_tencrop") or [])
         total: dict[str, torch.Tensor] = {}
         for view in views:
-            if not self.multimodal:  # the compiled forward; one prediction serves as both
+            if aux and self.aux_heads:
+                out = self._aux_outputs(view, present, lengths)
+            elif not self.multimodal:  # the compiled forward; one prediction serves as both
                 fused = self.net(view, present, lengths)
                 out = {"fused": fused, f"modality/{self.net.modalities[0]}": fused}
             else:
@@ -210,6 +248,37 @@ class EmotionModule(L.LightningModule):
                     out[f"subset/{subset_key(c)}"] = self.net.fuse(feats, masked, heads)
             total = out if not total else {k: total[k] + v for k, v in out.items()}
         return {k: v / len(views) for k, v in total.items()}
+
+    def _aux_outputs(self, view: dict, present: dict, lengths) -> dict[str, torch.Tensor]:
+        """The fused, per-modality and auxiliary logits of one view, through the fused
+        embedding (the uncompiled path: the auxiliary heads need the embedding)."""
+        feats, pres = self.net.encode(view, present, lengths)
+        fused, emb = self.net.fuse_embedded(feats, pres)
+        heads = self.net.heads(feats) if self.multimodal else {self.net.modalities[0]: fused}
+        return ({"fused": fused} | {f"modality/{m}": v for m, v in heads.items()}
+                | {f"aux/{t}": head(emb) for t, head in self.aux_heads.items()})
+
+    def _aux_loss(self, out: dict[str, torch.Tensor], batch: dict[str, Any], split: str) -> torch.Tensor:
+        """Weighted sum of the auxiliary tasks' cross-entropies (labels -1 left out); logs
+        each task's loss, and at validation its accuracy."""
+        targets = batch.get("aux") or {}
+        total = out["fused"].new_zeros(())
+        for task, weight in self.aux_tasks.items():
+            if task not in targets:
+                raise ValueError(f"model.aux_tasks has {task!r} but the batches carry no {task!r} labels "
+                                 f"(they carry {sorted(targets) or 'none'})")
+            y, logits = targets[task].to(out["fused"].device), out[f"aux/{task}"]
+            known = y >= 0
+            if not known.any():
+                continue
+            loss = F.cross_entropy(logits[known].float(), y[known])
+            n = int(known.sum())
+            self.log(f"{split}/aux_{task}_loss", loss, on_step=False, on_epoch=True, batch_size=n)
+            if split != "train":
+                acc = (logits[known].argmax(-1) == y[known]).float().mean()
+                self.log(f"{split}/aux_{task}_acc", acc, on_step=False, on_epoch=True, batch_size=n)
+            total = total + weight * loss
+        return total
 
     @property
     def eval_crop(self) -> dict[str, int]:
@@ -241,10 +310,14 @@ class EmotionModule(L.LightningModule):
             if m not in batch["inputs"]:
                 present[m] = torch.zeros(batch["label"].shape[0], dtype=torch.bool, device=batch["label"].device)
         fused_present = drop_modalities(present, self.modality_dropout) if split == "train" else present
-        out = self.outputs({**batch, "present": fused_present}, self.subsets if split == "test" else [])
+        out = self.outputs({**batch, "present": fused_present}, self.subsets if split == "test" else [],
+                           aux=bool(self.aux_tasks) and split != "test")
         labels = self._labels(batch, out["fused"].device)
         loss = mixed_loss(self._ce, out["fused"], labels, mix)
         bs = labels.shape[0]
+        if self.aux_tasks and split != "test":  # val logs the tasks; its loss stays the emotion's
+            aux_loss = self._aux_loss(out, batch, split)
+            loss = loss + aux_loss if split == "train" else loss
         if self.multimodal and self.hparams.get("aux_loss_weight", 0.0):
             aux = [mixed_loss(lambda lg, y, p=p: self._ce(lg[p], y[p]), out[f"modality/{m}"], labels, mix)
                    for m, p in present.items() if m in self.net.modalities and p.any()]

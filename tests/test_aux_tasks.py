@@ -1,0 +1,108 @@
+"""Multi-task training: auxiliary labels in the data, heads on the fused embedding
+(`model.aux_tasks`), their loss in training and their metrics at validation."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from emomm.data.collate import collate_samples
+from emomm.data.meld import MeldDataModule
+from emomm.models.module import EmotionModule, aux_task_weights
+from emomm.train import build_module, train
+from tests.test_text import meld_root  # noqa: F401  (fixture: tiny MELD CSVs)
+
+SCRATCH = ["modality=text", "data=meld", "model.encoders.text.vocab_size=200",
+           "model.encoders.text.min_frequency=1", "data.batch_size=4"]
+
+
+def test_meld_samples_carry_the_other_column_as_auxiliary_label(meld_root):  # noqa: F811
+    dm = MeldDataModule(root=str(meld_root), context_turns=0, speakers=False)
+    dm.setup()
+    assert dm.aux_label_names == {"sentiment": ["neutral", "positive", "negative"]}
+    train_ds = dm.splits["train"]
+    by_text = {train_ds[i]["inputs"]["text"]: train_ds[i]["aux"]["sentiment"] for i in range(len(train_ds))}
+    assert by_text["Wow, this is great!"] == 1 and by_text["Hey Ross."] == 0
+    assert by_text["I've got some bad news."] == 2
+
+    # the other way round: sentiment is the target and emotion the auxiliary label; the row
+    # whose emotion ("excited") is outside MELD's set keeps its sentiment and gets -1
+    dm = MeldDataModule(root=str(meld_root), target="sentiment", context_turns=0, speakers=False)
+    dm.setup()
+    assert list(dm.aux_label_names) == ["emotion"]
+    train_ds = dm.splits["train"]
+    by_text = {train_ds[i]["inputs"]["text"]: train_ds[i]["aux"]["emotion"] for i in range(len(train_ds))}
+    assert by_text["Whatever."] == -1
+    assert by_text["Wow, this is great!"] == dm.aux_label_names["emotion"].index("happy")
+
+
+def test_collate_gathers_auxiliary_labels_with_minus_one_for_missing():
+    samples = [{"inputs": {"x": torch.zeros(2)}, "label": 0, "aux": {"sentiment": 2}},
+               {"inputs": {"x": torch.zeros(2)}, "label": 1}]
+    batch = collate_samples(samples)
+    assert batch["aux"]["sentiment"].tolist() == [2, -1]
+    assert "aux" not in collate_samples(samples[1:])
+
+
+def test_aux_task_settings_are_checked_against_the_data():
+    names = {"sentiment": ["neutral", "positive", "negative"]}
+    assert aux_task_weights({"sentiment": 0.5}, names) == {"sentiment": 0.5}
+    assert aux_task_weights(None, names) == {}
+    with pytest.raises(ValueError, match="carry \\['sentiment'\\]"):
+        aux_task_weights({"intensity": 1.0}, names)
+    with pytest.raises(ValueError, match="weight > 0"):
+        aux_task_weights({"sentiment": 0.0}, names)
+    with pytest.raises(ValueError, match="mixup"):
+        aux_task_weights({"sentiment": 0.5}, names, mixup=True)
+
+
+def test_aux_loss_joins_training_loss_and_trains_its_head(cfg_factory, meld_root):  # noqa: F811
+    cfg = cfg_factory([*SCRATCH, f"data.root={meld_root}", "model.aux_tasks={sentiment: 0.5}"])
+    dm = hydra_datamodule(cfg)
+    module = build_module(cfg, dm)
+    for enc in module.net.encoders.values():  # the scratch tokenizer learns the training split
+        enc.fit_to_data(dm, "text")
+    head = module.aux_heads["sentiment"][-1]
+    assert head.out_features == 3 and head.in_features == module.net.fusion.out_dim
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)  # uniform logits: the auxiliary cross-entropy is ln 3
+    batch = next(iter(dm.train_dataloader()))
+    module.train()
+    torch.manual_seed(0)
+    with_aux = module._step(batch, "train")
+    with_aux.backward()
+    assert head.weight.grad.abs().sum() > 0  # the head learns
+    tasks, module.aux_tasks = module.aux_tasks, {}
+    torch.manual_seed(0)
+    without = module._step(batch, "train")
+    module.aux_tasks = tasks
+    assert float((with_aux - without).detach()) == pytest.approx(0.5 * math.log(3), rel=1e-4)
+
+
+def hydra_datamodule(cfg):
+    from hydra.utils import instantiate
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    return dm
+
+
+def test_run_with_aux_task_logs_it_and_its_checkpoint_predicts_without_labels(cfg_factory, meld_root):  # noqa: F811
+    cfg = cfg_factory([*SCRATCH, f"data.root={meld_root}", "model.aux_tasks={sentiment: 0.5}",
+                       "debug=limit", "logger=csv"])
+    summary = train(cfg)
+    rows = list(csv.DictReader(open(next(Path(cfg.paths.output_dir).rglob("metrics.csv")))))
+    assert any(r.get("train/aux_sentiment_loss") for r in rows)
+    acc = [float(r["val/aux_sentiment_acc"]) for r in rows if r.get("val/aux_sentiment_acc")]
+    assert acc and 0.0 <= acc[-1] <= 1.0
+    model = EmotionModule.load_from_checkpoint(summary["best_ckpt"], map_location="cpu")
+    assert set(model.aux_heads) == {"sentiment"}
+    model.eval()
+    dm = hydra_datamodule(cfg)
+    batch = next(iter(dm.val_dataloader()))
+    batch.pop("aux")
+    with torch.no_grad():
+        probs = model.predict_step(batch, 0)["probs"]
+    assert probs.shape == (len(batch["label"]), 7)
