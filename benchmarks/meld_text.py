@@ -74,6 +74,14 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             "sentiment0.5": ["model.aux_tasks={sentiment: 0.5}"]}
 
 
+def budget_time(run: dict) -> float:
+    """The run's training time for the budget: its fastest measured one. Most runs are timed at
+    one thread beside another run; a re-run of the same command on the idle box (two threads,
+    ``idle_two_threads``) is what the "30 minutes on 2 cores" budget means."""
+    idle = (run.get("idle_two_threads") or {}).get("train_time_s")
+    return min(run["train_time_s"], idle) if idle else run["train_time_s"]
+
+
 def record_ensemble(path: Path, names: list[str]) -> None:
     """Ensemble the recorded runs ``names`` and add the result to ``path``'s ``ensembles``,
     beside the mean of its members, the gain over it and the best member."""
@@ -158,8 +166,8 @@ def main() -> None:
                      **({"ensembles": ensembles} if ensembles else {})}
     if "minilm" in runs and not args.smoke:
         r = runs["minilm"]
-        summary["met"] = bool((r["dev_f1_weighted"] or 0) >= TARGET_F1 and r["train_time_s"] <= TIME_LIMIT_S)
-        fits = {n: v for n, v in runs.items() if n.startswith("minilm") and v["train_time_s"] <= TIME_LIMIT_S}
+        summary["met"] = bool((r["dev_f1_weighted"] or 0) >= TARGET_F1 and budget_time(r) <= TIME_LIMIT_S)
+        fits = {n: v for n, v in runs.items() if n.startswith("minilm") and budget_time(v) <= TIME_LIMIT_S}
         best_name = max(fits, key=lambda n: fits[n]["dev_f1_weighted"] or 0, default=None)
         summary["recipe_target"] = f"dev weighted F1 >= {TARGET_F1_RECIPES} within {TIME_LIMIT_S // 60} min (issue 14)"
         summary["recipe_best_variant"] = best_name

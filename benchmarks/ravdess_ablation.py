@@ -156,8 +156,17 @@ def write_ablation(name: str, results: dict, args: argparse.Namespace) -> None:
                  for v, row in table.items()}
     write_result(name, {"parallel": args.parallel, "threads": args.threads, "smoke": args.smoke,
                         "summary": table, "variants": results, "multi_window_rescore": windows,
-                        "note": "runs in parallel share the machine; figures are seed means; runs "
-                                "of earlier invocations are kept (a seed run again replaces its run)"})
+                        "note": recorded_note(RESULTS / f"{name}.json") or NOTE})
+
+
+NOTE = ("runs in parallel share the machine; figures are seed means; runs of earlier invocations are "
+        "kept (a seed run again replaces its run)")
+
+
+def recorded_note(path: Path) -> str | None:
+    """The result file's ``note`` as recorded (people extend it with where and when each
+    variant ran), so that a new write keeps it rather than resetting it."""
+    return json.loads(path.read_text()).get("note") if path.is_file() else None
 
 
 def recorded(path: Path) -> dict[str, dict]:

@@ -69,19 +69,39 @@ def test_wrong_config_value_is_a_clear_error(cfg_factory):
 def test_benchmark_variants_compose(cfg_factory):
     """Every ablation variant of the benchmarks composes with its recipe (a typo in an
     override would otherwise surface only ~30 min into a benchmark)."""
+    for script, experiment in (("ravdess_ablation", "ravdess_voice"), ("meld_text", "meld_text")):
+        for name, overrides in _bench_module(script).VARIANTS.items():
+            cfg = cfg_factory([f"experiment={experiment}", *overrides], subdir=f"{script}-{name}")
+            assert cfg.data._target_, (script, name)
+            if "callbacks=ema" in overrides:
+                assert cfg.callbacks.ema.decay == 0.997
+
+
+def _bench_module(script: str):
     import importlib.util
     import sys
     bench = Path(__file__).resolve().parents[1] / "benchmarks"
     sys.path.insert(0, str(bench))
     try:
-        for script, experiment in (("ravdess_ablation", "ravdess_voice"), ("meld_text", "meld_text")):
-            spec = importlib.util.spec_from_file_location(script, bench / f"{script}.py")
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            for name, overrides in mod.VARIANTS.items():
-                cfg = cfg_factory([f"experiment={experiment}", *overrides], subdir=f"{script}-{name}")
-                assert cfg.data._target_, (script, name)
-                if "callbacks=ema" in overrides:
-                    assert cfg.callbacks.ema.decay == 0.997
+        spec = importlib.util.spec_from_file_location(script, bench / f"{script}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
     finally:
         sys.path.remove(str(bench))
+
+
+def test_meld_budget_counts_the_idle_rerun_of_a_run():
+    """A run timed at one thread beside another job fits the 30-min budget when its idle
+    two-thread re-run does (meld_text.json's `met` read the loaded time alone before)."""
+    budget_time = _bench_module("meld_text").budget_time
+    assert budget_time({"train_time_s": 2604.8}) == 2604.8
+    assert budget_time({"train_time_s": 2604.8, "idle_two_threads": {"train_time_s": 1107.4}}) == 1107.4
+
+
+def test_ravdess_ablation_keeps_the_recorded_note(tmp_path):
+    mod = _bench_module("ravdess_ablation")
+    path = tmp_path / "r.json"
+    assert mod.recorded_note(path) is None
+    path.write_text('{"note": "ema ran on Zen 4; mixup beside a MELD run"}')
+    assert mod.recorded_note(path) == "ema ran on Zen 4; mixup beside a MELD run"
