@@ -27,6 +27,8 @@ Variants (each = ``experiment=ravdess_voice`` plus these overrides):
   (``emomm.eval weights=raw``), so the average is compared with the same run without it;
 * ``mixup``: + mixup of pairs of clips (waveforms) and their labels, ``lam ~ Beta(0.2, 0.2)``
   (``model.mixup={alpha: 0.2}``);
+* ``aux_sex_intensity``: + multi-task heads for the actor's sex and the clip's intensity, from
+  the file names, each loss at weight 0.3 (``model.aux_tasks``; not measured yet);
 * ``song`` (only with ``--only song``: the shared RAVDESS copy has no song clips): + song clips
   of the training actors as extra training data.
 
@@ -67,6 +69,8 @@ VARIANTS: dict[str, list[str]] = {
     "song": ["data.include_song=true", "data.song_train_only=true"],
     # waveform mixup of pairs of clips and their labels (Beta(0.2, 0.2): most batches near 0/1)
     "mixup": ["model.mixup={alpha: 0.2}"],
+    # multi-task: the actor's sex and the clip's intensity (from the file names) as auxiliary heads
+    "aux_sex_intensity": ["model.aux_tasks={sex: 0.3, intensity: 0.3}"],
 }
 DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
 WINDOWS = "{hop_s: 1.0}"

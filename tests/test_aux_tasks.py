@@ -106,3 +106,29 @@ def test_run_with_aux_task_logs_it_and_its_checkpoint_predicts_without_labels(cf
     with torch.no_grad():
         probs = model.predict_step(batch, 0)["probs"]
     assert probs.shape == (len(batch["label"]), 7)
+
+
+def test_ravdess_clips_carry_intensity_and_sex_from_their_names(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from emomm.data.ravdess import RavdessDataModule
+    from tests.voice_fixtures import ravdess_name, tone
+    rng = np.random.default_rng(0)
+    for actor in (1, 2, 3, 4):   # odd actors are male; actors 1 and 2 also speak angry "strong"
+        d = tmp_path / f"Actor_{actor:02d}"
+        d.mkdir()
+        for emotion in (1, 5):
+            for intensity in ((1, 2) if emotion == 5 and actor <= 2 else (1,)):
+                sf.write(d / f"{ravdess_name(emotion, actor, intensity=intensity)}.wav",
+                         tone(220.0, 16000, 0.3, rng), 16000)
+    dm = RavdessDataModule(root=str(tmp_path), train_speakers=[1, 2], val_speakers=[3, 4], test_speakers=[],
+                           duration=0.3, batch_size=8, load_workers=1)
+    dm.setup()
+    assert dm.aux_label_names == {"intensity": ["normal", "strong"], "sex": ["female", "male"]}
+    ds = dm.splits["train"]
+    seen = {(Path(ds.paths[i]).stem, ds[i]["aux"]["intensity"], ds[i]["aux"]["sex"]) for i in range(len(ds))}
+    assert ("03-01-05-02-01-01-01", 1, 1) in seen    # strong, actor 1: male
+    assert ("03-01-05-01-01-01-02", 0, 0) in seen    # normal, actor 2: female
+    batch = next(iter(dm.train_dataloader()))
+    assert set(batch["aux"]) == {"intensity", "sex"} and batch["aux"]["sex"].shape == (len(ds),)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from emomm.data.collate import sample_aux
 from emomm.media.audio import AudioReadError, crop_or_pad, load_audio, trim_silence
 
 log = logging.getLogger(__name__)
@@ -209,14 +210,17 @@ class AudioDataset(Dataset):
         waves: already decoded waveforms (from :func:`read_many`), one per path, kept in
             memory; when None, files are decoded on first access and cached if ``cache``.
         modality: the key of the sample's ``inputs``.
+        aux: ``{task: [int]}``, each clip's auxiliary labels (e.g. RAVDESS intensity, sex).
     """
 
     def __init__(self, paths: Sequence[str | Path], labels: Sequence[int], options: ClipOptions,
                  train: bool = False, augment: WaveAugment | None = None,
                  waves: Sequence[np.ndarray] | None = None, cache: bool = True,
-                 modality: str = "voice", speakers: Sequence[int] | None = None) -> None:
+                 modality: str = "voice", speakers: Sequence[int] | None = None,
+                 aux: dict[str, Sequence[int]] | None = None) -> None:
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        self.aux = {t: [int(x) for x in v] for t, v in (aux or {}).items()}
         self.paths = [str(p) for p in paths]
         self.labels = [int(x) for x in labels]
         self.speakers = list(speakers) if speakers is not None else None
@@ -238,7 +242,7 @@ class AudioDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         rng = sample_rng() if self.train else None
         x = self.options.to_model_input(self.wave(i), self.train, self.augment, rng)
-        return {"inputs": {self.modality: x}, "label": self.labels[i], "index": i}
+        return {"inputs": {self.modality: x}, "label": self.labels[i], "index": i, **sample_aux(self.aux, i)}
 
 
 def decode_for_cache(path: str | Path, options: ClipOptions) -> np.ndarray:

@@ -41,6 +41,11 @@ def _pad_first_dim(tensors: Sequence[torch.Tensor], value: float = 0.0) -> torch
     return torch.stack(padded)
 
 
+def sample_aux(aux: dict[str, Sequence[int]], i: int) -> dict[str, Any]:
+    """``{"aux": {task: label of sample i}}`` to merge into a sample, or ``{}`` without tasks."""
+    return {"aux": {t: int(v[i]) for t, v in aux.items()}} if aux else {}
+
+
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Collate samples into the batch described in the module docstring."""
     modalities = sorted({m for s in samples for m in s["inputs"]})

@@ -48,6 +48,7 @@ import torch
 from torch.utils.data import Dataset
 
 from emomm.data.audio import ClipOptions, WaveAugment, read_many
+from emomm.data.collate import sample_aux
 from emomm.data.face_clips import FaceClipDataset, MediaItem
 from emomm.data.transforms import FrameTransform
 from emomm.data.text import (TextDataModule, TextDataset, clean_text, find_column, read_table,
@@ -257,7 +258,7 @@ class MeldClipDataset(TextDataset):
                 rng = np.random.default_rng(int(torch.randint(0, 2**62, ()))) if self.clips.train else None
                 inputs["voice"] = self.clips.clip.to_model_input(self.clips.waves[j], self.clips.train,
                                                                  self.clips.augment, rng)
-        return {"inputs": inputs, "label": self.labels[i], "index": i, **self.item_aux(i)}
+        return {"inputs": inputs, "label": self.labels[i], "index": i, **sample_aux(self.aux, i)}
 
 
 class MeldDataModule(TextDataModule):

@@ -15,6 +15,9 @@ the 8 classes of :data:`emomm.labels.RAVDESS`), ``include_song``, ``song_train_o
 no surprise); with ``include_song`` and ``song_train_only`` (the default) the song clips of
 the training actors join the training split as extra data and validation/test stay speech
 only, so figures remain comparable with speech-only runs.
+Every sample also carries two auxiliary labels from its name (``aux_label_names``):
+``intensity`` (normal, strong) and the actor's ``sex`` (female, male), which
+``model.aux_tasks={sex: 0.3}`` learns beside the emotion (multi-task training).
 Splits are by actor (see :class:`emomm.data.speech.SpeakerAudioDataModule`).
 """
 from __future__ import annotations
@@ -32,6 +35,8 @@ from emomm.labels import RAVDESS, RAVDESS_7
 
 log = logging.getLogger(__name__)
 
+INTENSITIES = ("normal", "strong")   # RAVDESS intensity 01, 02
+SEXES = ("female", "male")           # even, odd actor
 _ACTOR_DIR = re.compile(r"^actor[_\- ]?(\d+)$", re.IGNORECASE)
 
 
@@ -53,6 +58,11 @@ class RavdessDataModule(SpeakerAudioDataModule):
     @property
     def label_names(self) -> list[str]:
         return list(RAVDESS_7 if self.merge_calm else RAVDESS)
+
+    @property
+    def aux_label_names(self) -> dict[str, list[str]]:
+        """What each file name also says, for multi-task training (``model.aux_tasks``)."""
+        return {"intensity": list(INTENSITIES), "sex": list(SEXES)}
 
     def label_of(self, emotion: str) -> int:
         if self.merge_calm and emotion == "calm":
@@ -84,7 +94,8 @@ class RavdessDataModule(SpeakerAudioDataModule):
             if name.channel == "song" and not self.include_song:
                 continue
             clip = Clip(str(path), self.label_of(name.emotion), name.actor,
-                        train_only=name.channel == "song" and self.song_train_only)
+                        train_only=name.channel == "song" and self.song_train_only,
+                        aux=(("intensity", name.intensity - 1), ("sex", SEXES.index(name.sex))))
             # One recording, several files (03- audio-only, 01- audio-video, wav and flac
             # copies): keep one, audio-only first.
             key = (name.channel, name.emotion, name.intensity, name.statement, name.repetition,

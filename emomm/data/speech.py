@@ -36,6 +36,7 @@ class Clip:
     label: int
     speaker: int
     train_only: bool = False   # extra training data (e.g. RAVDESS song): never in val/test
+    aux: tuple[tuple[str, int], ...] = ()   # auxiliary labels ((task, index), ...): aux_label_names
 
 
 def report_malformed(problems: Sequence[str], root: Path, total: int) -> None:
@@ -127,7 +128,8 @@ class SpeakerAudioDataModule(EmotionDataModule):
                 [clips[i].path for i in idx], [clips[i].label for i in idx], self.clip,
                 train=split == "train", augment=self.augment if split == "train" else None,
                 waves=[waves[i] for i in idx] if waves is not None else None, cache=self.cache,
-                modality=self.modality, speakers=[clips[i].speaker for i in idx])
+                modality=self.modality, speakers=[clips[i].speaker for i in idx],
+                aux={t: [dict(clips[i].aux).get(t, -1) for i in idx] for t in self.aux_label_names})
         for split in ("train", "val"):
             if split not in datasets:
                 raise ValueError(f"{self.root}: the {split} split (speakers {spk[split]}) has no "

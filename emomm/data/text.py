@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from emomm.data.base import EmotionDataModule
-from emomm.data.collate import collate_samples
+from emomm.data.collate import collate_samples, sample_aux
 
 log = logging.getLogger(__name__)
 
@@ -233,13 +233,9 @@ class TextDataset(Dataset):
             return self.texts[i]
         return {"text": self.texts[i], "context": self.contexts[i]}
 
-    def item_aux(self, i: int) -> dict[str, Any]:
-        """``{"aux": {task: label}}`` for a sample dict, or nothing without auxiliary labels."""
-        return {"aux": {t: v[i] for t, v in self.aux.items()}} if self.aux else {}
-
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"inputs": {self.modality: self.item_text(i)}, "label": self.labels[i], "index": i,
-                **self.item_aux(i)}
+                **sample_aux(self.aux, i)}
 
 
 def dataset_lengths(ds: Dataset) -> list[int] | None:
