@@ -152,25 +152,28 @@ def write_ablation(name: str, results: dict, args: argparse.Namespace) -> None:
     table = {v: {"seeds": [run["seed"] for run in r["per_seed"]], "val_uar_mean": r["val_uar_mean"],
                  "val_uar_std": r["val_uar_std"], "delta": r["val_uar_delta_vs_baseline"]}
              for v, r in results.items()}
-    windows = None if args.no_rescore else rescore_all(results, args.parallel)
+    path = RESULTS / f"{name}.json"
+    # --no-rescore keeps what earlier invocations re-scored (their checkpoints may be gone)
+    windows = recorded_field(path, "multi_window_rescore") if args.no_rescore else rescore_all(results, args.parallel)
     if not args.no_rescore:
         for r in results.values():
             r["seed_ensemble"] = seed_ensemble(r)
-        table = {v: {**row, "seed_ensemble_uar": (results[v].get("seed_ensemble") or {}).get("uar")}
-                 for v, row in table.items()}
+    table = {v: {**row, "seed_ensemble_uar": (results[v].get("seed_ensemble") or {}).get("uar")}
+             for v, row in table.items()}
     write_result(name, {"parallel": args.parallel, "threads": args.threads, "smoke": args.smoke,
                         "summary": table, "variants": results, "multi_window_rescore": windows,
-                        "note": recorded_note(RESULTS / f"{name}.json") or NOTE})
+                        "note": recorded_field(path, "note") or NOTE})
 
 
 NOTE = ("runs in parallel share the machine; figures are seed means; runs of earlier invocations are "
         "kept (a seed run again replaces its run)")
 
 
-def recorded_note(path: Path) -> str | None:
-    """The result file's ``note`` as recorded (people extend it with where and when each
-    variant ran), so that a new write keeps it rather than resetting it."""
-    return json.loads(path.read_text()).get("note") if path.is_file() else None
+def recorded_field(path: Path, key: str):
+    """``key`` of the result file at ``path`` as recorded, or None: a new write keeps the
+    ``note`` people extended (where and when each variant ran) and, without re-scoring, the
+    earlier re-scoring tables."""
+    return json.loads(path.read_text()).get(key) if path.is_file() else None
 
 
 def recorded(path: Path) -> dict[str, dict]:

@@ -102,6 +102,7 @@ def test_meld_budget_counts_the_idle_rerun_of_a_run():
 def test_ravdess_ablation_keeps_the_recorded_note(tmp_path):
     mod = _bench_module("ravdess_ablation")
     path = tmp_path / "r.json"
-    assert mod.recorded_note(path) is None
-    path.write_text('{"note": "ema ran on Zen 4; mixup beside a MELD run"}')
-    assert mod.recorded_note(path) == "ema ran on Zen 4; mixup beside a MELD run"
+    assert mod.recorded_field(path, "note") is None
+    path.write_text('{"note": "ema ran on Zen 4; mixup beside a MELD run", "multi_window_rescore": {"n": 8}}')
+    assert mod.recorded_field(path, "note") == "ema ran on Zen 4; mixup beside a MELD run"
+    assert mod.recorded_field(path, "multi_window_rescore") == {"n": 8}
