@@ -29,7 +29,8 @@ class ClassifierOutput:
     modality_logits: dict[str, torch.Tensor]
 
 
-def _head(d: int, num_classes: int, dropout: float, hidden: int | None) -> nn.Sequential:
+def classifier_head(d: int, num_classes: int, dropout: float, hidden: int | None) -> nn.Sequential:
+    """Dropout, an optional hidden layer, then linear: ``[B, d] -> [B, num_classes]``."""
     layers: list[nn.Module] = [nn.Dropout(dropout)]
     if hidden:
         layers += [nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout)]
@@ -56,10 +57,10 @@ class EmotionClassifier(nn.Module):
                              num_classes=num_classes)
         self.decision_level = bool(getattr(self.fusion, "decision_level", False))
         self.modality_heads = nn.ModuleDict(
-            {m: _head(int(e.out_dim), num_classes, head_dropout, None) for m, e in encoders.items()}
+            {m: classifier_head(int(e.out_dim), num_classes, head_dropout, None) for m, e in encoders.items()}
             if len(encoders) > 1 or self.decision_level else {})
-        self.head = None if self.decision_level else _head(int(self.fusion.out_dim), num_classes,
-                                                           head_dropout, head_hidden)
+        self.head = None if self.decision_level else classifier_head(
+            int(self.fusion.out_dim), num_classes, head_dropout, head_hidden)
 
     @property
     def modalities(self) -> list[str]:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from emomm.models.classifier import EmotionClassifier, _head
+from emomm.models.classifier import EmotionClassifier, classifier_head
 from emomm.models.layer_decay import decayed_groups
 from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.mixup import draw_mix, mix_batch, mixed_loss, mixed_targets, mixup_settings
@@ -150,7 +150,7 @@ class EmotionModule(L.LightningModule):
                              "has not; use fusion=auto|concat|gated|attention")
         # On the LightningModule, not in `net`: prediction and export never run them.
         self.aux_heads = torch.nn.ModuleDict(
-            {t: _head(int(self.net.fusion.out_dim), len(aux_label_names[t]), head_dropout, None)
+            {t: classifier_head(int(self.net.fusion.out_dim), len(aux_label_names[t]), head_dropout, None)
              for t in self.aux_tasks})
         self.subsets = modality_subsets(mods) if self.multimodal else []
         # ModuleDict keys cannot be "train" (it would shadow Module.train), hence the suffix.
