@@ -51,8 +51,10 @@ def test_aux_task_settings_are_checked_against_the_data():
     names = {"sentiment": ["neutral", "positive", "negative"]}
     assert aux_task_weights({"sentiment": 0.5}, names) == {"sentiment": 0.5}
     assert aux_task_weights(None, names) == {}
-    with pytest.raises(ValueError, match="carry \\['sentiment'\\]"):
+    with pytest.raises(ValueError, match="carry \\['sentiment'\\]: pick among those"):
         aux_task_weights({"intensity": 1.0}, names)
+    with pytest.raises(ValueError, match="carry none .*aux_tasks=null"):
+        aux_task_weights({"sentiment": 1.0}, {})
     with pytest.raises(ValueError, match="weight > 0"):
         aux_task_weights({"sentiment": 0.0}, names)
     with pytest.raises(ValueError, match="mixup"):

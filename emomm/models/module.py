@@ -53,8 +53,9 @@ def aux_task_weights(aux_tasks: dict[str, float] | None, names: dict[str, list[s
     offered = dict(names or {})
     for task, weight in tasks.items():
         if task not in offered:
-            raise ValueError(f"model.aux_tasks has {task!r}, but this dataset's samples carry "
-                             f"{sorted(offered) or 'no auxiliary labels'}; pick among those (e.g. MELD: sentiment)")
+            choice = (f"they carry {sorted(offered)}: pick among those" if offered else
+                      "they carry none (MELD carries sentiment; RAVDESS intensity and sex): set model.aux_tasks=null")
+            raise ValueError(f"model.aux_tasks has {task!r}, but this dataset's samples do not carry it; {choice}")
         if weight <= 0:
             raise ValueError(f"model.aux_tasks.{task}={weight}: give a weight > 0 (e.g. 0.5), or leave the task out")
     if tasks and mixup:
