@@ -19,6 +19,13 @@ SCRATCH = ["modality=text", "data=meld", "model.encoders.text.vocab_size=200",
            "model.encoders.text.min_frequency=1", "data.batch_size=4"]
 
 
+def hydra_datamodule(cfg):
+    from hydra.utils import instantiate
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    return dm
+
+
 def test_meld_samples_carry_the_other_column_as_auxiliary_label(meld_root):  # noqa: F811
     dm = MeldDataModule(root=str(meld_root), context_turns=0, speakers=False)
     dm.setup()
@@ -82,13 +89,6 @@ def test_aux_loss_joins_training_loss_and_trains_its_head(cfg_factory, meld_root
     without = module._step(batch, "train")
     module.aux_tasks = tasks
     assert float((with_aux - without).detach()) == pytest.approx(0.5 * math.log(3), rel=1e-4)
-
-
-def hydra_datamodule(cfg):
-    from hydra.utils import instantiate
-    dm = instantiate(cfg.data)
-    dm.setup("fit")
-    return dm
 
 
 def test_run_with_aux_task_logs_it_and_its_checkpoint_predicts_without_labels(cfg_factory, meld_root):  # noqa: F811

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emomm.data.collate import sample_aux
+from emomm.data.collate import aux_lists, sample_aux
 from emomm.media.audio import AudioReadError, crop_or_pad, load_audio, trim_silence
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class AudioDataset(Dataset):
                  aux: dict[str, Sequence[int]] | None = None) -> None:
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
-        self.aux = {t: [int(x) for x in v] for t, v in (aux or {}).items()}
+        self.aux = aux_lists(aux, len(paths))
         self.paths = [str(p) for p in paths]
         self.labels = [int(x) for x in labels]
         self.speakers = list(speakers) if speakers is not None else None

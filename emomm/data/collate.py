@@ -41,6 +41,14 @@ def _pad_first_dim(tensors: Sequence[torch.Tensor], value: float = 0.0) -> torch
     return torch.stack(padded)
 
 
+def aux_lists(aux: dict[str, Sequence[int]] | None, n: int) -> dict[str, list[int]]:
+    """A dataset's auxiliary labels ``{task: [int] * n}``, checked to have one per sample."""
+    for task, values in (aux or {}).items():
+        if len(values) != n:
+            raise ValueError(f"{len(values)} {task} labels for {n} samples")
+    return {t: [int(x) for x in v] for t, v in (aux or {}).items()}
+
+
 def sample_aux(aux: dict[str, Sequence[int]], i: int) -> dict[str, Any]:
     """``{"aux": {task: label of sample i}}`` to merge into a sample, or ``{}`` without tasks."""
     return {"aux": {t: int(v[i]) for t, v in aux.items()}} if aux else {}

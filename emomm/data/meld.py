@@ -160,10 +160,7 @@ def read_meld_csv(path: Path, target: str = "emotion", context_turns: int = 0,
             skipped["bad Dialogue_ID/Utterance_ID"].append(name)
             continue
         raw_label = str(rec[label_col]).strip()
-        try:
-            label = label_index.get(canonical(raw_label))
-        except KeyError:
-            label = None
+        label = _label_or(label_index, raw_label, None)
         if not text:
             skipped["empty utterance"].append(name)
         elif label is None:
@@ -208,7 +205,8 @@ def other_target(target: str) -> str:
     return "sentiment" if target == "emotion" else "emotion"
 
 
-def _label_or(index: dict[str, int], raw: Any, default: int) -> int:
+def _label_or(index: dict[str, int], raw: Any, default: int | None) -> int | None:
+    """The index of label ``raw`` (any known spelling), or ``default`` outside ``index``."""
     try:
         return index.get(canonical(str(raw).strip()), default)
     except KeyError:

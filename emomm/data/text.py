@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from emomm.data.base import EmotionDataModule
-from emomm.data.collate import collate_samples, sample_aux
+from emomm.data.collate import aux_lists, collate_samples, sample_aux
 
 log = logging.getLogger(__name__)
 
@@ -210,10 +210,7 @@ class TextDataset(Dataset):
                  modality: str = "text", aux: dict[str, Sequence[int]] | None = None) -> None:
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-        for task, values in (aux or {}).items():
-            if len(values) != len(texts):
-                raise ValueError(f"{len(values)} {task} labels for {len(texts)} texts")
-        self.aux = {t: [int(x) for x in v] for t, v in (aux or {}).items()}
+        self.aux = aux_lists(aux, len(texts))
         if contexts is not None and len(contexts) != len(texts):
             raise ValueError(f"{len(contexts)} contexts for {len(texts)} texts")
         self.texts = list(texts)
