@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, RESULTS, run_entry_point, run_training, write_result  # noqa: E402
+from emomm.ensemble import member_names  # noqa: E402
 
 TARGET = 0.08
 DATA = ROOT.parent / "shared" / "data"
@@ -102,7 +103,9 @@ def main() -> None:
                    cpu_s() - c0)
 
     single = steps["ensemble:mean"]["test_models"]
-    single_uar = {"face": single[face_ckpt.parent.parent.name]["uar"], "voice": single[voice_ckpt.parent.parent.name]["uar"]}
+    # (the ensemble names its members by where their paths differ: emomm.ensemble.member_names)
+    face_name, voice_name = member_names([face_ckpt, voice_ckpt])
+    single_uar = {"face": single[face_name]["uar"], "voice": single[voice_name]["uar"]}
     fused = {n: steps[n]["test"]["uar"] for n in ("late", "gated", "attention", "ensemble:mean",
                                                   "ensemble:weighted", "ensemble:stacking")}
     best_single = max(single_uar.values())

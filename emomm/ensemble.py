@@ -42,8 +42,31 @@ def resolve_run(path: str) -> Path:
     return p
 
 
-def run_name(ckpt: Path) -> str:
-    return ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem
+def member_names(ckpts: list[Path]) -> list[str]:
+    """One readable, unique name per checkpoint: the parts of its path in which the checkpoints
+    differ (``.../seed_1/train/runs/<time>/checkpoints/best.ckpt`` and the same with ``seed_2``
+    give ``seed_1/<time>`` and ``seed_2/<time>``; two checkpoints of one run give ``best`` and
+    ``last``). A run folder's own name alone is a timestamp in a Hydra output tree, which says
+    nothing about which seed or variant the member was."""
+    parts = [[q for q in Path(c).resolve().with_suffix("").parts if q != "checkpoints"] for c in ckpts]
+    if len({len(p) for p in parts}) == 1:
+        keep = [i for i in range(len(parts[0])) if len({p[i] for p in parts}) > 1]
+        names = ["/".join(p[i] for i in keep) for p in parts]
+    else:  # different depths: what lies between the common leading and trailing parts
+        head = tail = 0
+        while all(len(p) > head + 1 and p[head] == parts[0][head] for p in parts):
+            head += 1
+        while all(len(p) > head + tail + 1 and p[-1 - tail] == parts[0][-1 - tail] for p in parts):
+            tail += 1
+        names = ["/".join(p[head:len(p) - tail]) for p in parts]
+    if len(ckpts) == 1 or not all(names):  # one checkpoint, or the same file twice
+        names = [p[-2] if p[-1] in ("best", "last") and len(p) > 1 else p[-1] for p in parts]
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return out
 
 
 def to_data_order(probs: torch.Tensor, model_labels: list[str], data_labels: list[str], name: str) -> torch.Tensor:
@@ -181,9 +204,7 @@ def ensemble(cfg: DictConfig) -> dict[str, Any]:
     if len(paths) < 2:
         raise ValueError(f"runs= lists {len(paths)} run; an ensemble needs at least two")
     models, ckpts = {}, {}
-    for c in paths:
-        name = run_name(c)
-        name = name if name not in models else f"{name}_{len(models)}"
+    for name, c in zip(member_names(paths), paths):
         models[name] = EmotionModule.load_from_checkpoint(c, map_location="cpu").eval()
         ckpts[name] = c
     val_p, val_y, test_p, test_y, dm, groups = collect_all(cfg, models, ckpts)
