@@ -134,3 +134,31 @@ def test_ravdess_clips_carry_intensity_and_sex_from_their_names(tmp_path):
     assert ("03-01-05-01-01-01-02", 0, 0) in seen    # normal, actor 2: female
     batch = next(iter(dm.train_dataloader()))
     assert set(batch["aux"]) == {"intensity", "sex"} and batch["aux"]["sex"].shape == (len(ds),)
+
+
+def test_cremad_clips_carry_level_and_with_the_demographics_table_sex(tmp_path):
+    from emomm.data.cremad import CremadDataModule
+    from tests.test_groups import CREMAD_DEMO
+    from tests.voice_fixtures import write_cremad_tree
+    write_cremad_tree(tmp_path / "cremad", actors=range(1001, 1008))
+
+    def datamodule():
+        dm = CremadDataModule(root=str(tmp_path / "cremad"), fold=None, train_speakers=[1001, 1002, 1003, 1004],
+                              val_speakers=[1005, 1006, 1007], test_speakers=[], duration=0.4, load_workers=1)
+        dm.setup()
+        return dm
+
+    dm = datamodule()   # no VideoDemographics.csv: the level alone, from the names
+    assert dm.aux_label_names == {"level": ["low", "medium", "high"]}
+    ds = dm.splits["train"]
+    level = {Path(ds.paths[i]).stem: ds[i]["aux"]["level"] for i in range(len(ds))}
+    assert level["1001_DFA_ANG_LO"] == 0 and level["1002_DFA_DIS_MD"] == 1 and level["1003_DFA_FEA_HI"] == 2
+    assert level["1004_DFA_HAP_XX"] == -1     # unspecified: left out of the level loss
+
+    (tmp_path / "cremad" / "metadata").mkdir()
+    (tmp_path / "cremad" / "metadata" / "VideoDemographics.csv").write_text(CREMAD_DEMO)
+    dm = datamodule()
+    assert dm.aux_label_names == {"level": ["low", "medium", "high"], "sex": ["female", "male"]}
+    ds = dm.splits["val"]
+    sex = {ds.speakers[i]: ds[i]["aux"]["sex"] for i in range(len(ds))}
+    assert sex == {1005: 1, 1006: 0, 1007: 0}     # Male, Female, Female in the table

@@ -139,33 +139,26 @@ class CremadDemographics(GroupSource):
         self.name = f"cremad_{column}"
 
     def find(self, root: str | Path | None) -> Path:
+        from emomm.data.cremad import find_demographics
         if self.path:
             return Path(self.path).expanduser()
-        tried = []
-        if root is not None:
-            root = Path(root).expanduser()
-            for d in (root, root / "metadata", root.parent, root.parent / "metadata"):
-                tried.append(d / self.FILE)
-                if tried[-1].is_file():
-                    return tried[-1]
+        tried = find_demographics(root) if root is not None else []
+        for path in tried:
+            if path.is_file():
+                return path
         raise FileNotFoundError(f"{self.FILE} not found (looked at {[str(t) for t in tried] or 'no data root'}); "
                                 f"pass groups.path=/path/to/{self.FILE} (CREMA-D's official demographics table)")
 
     def table(self, root=None) -> dict[int, str]:
         """``{ActorID: group}`` from the CSV."""
+        from emomm.data.cremad import read_actor_column
         path = self.find(root)
-        header, rows = _read_table(path)
-        col = self.COLUMNS[self.column]
-        if "ActorID" not in header or col not in header:
-            raise ValueError(f"{path}: expected the columns ActorID and {col} (CREMA-D's VideoDemographics.csv "
-                             f"header), found {header}")
-        out = {}
-        for r in rows:
-            if not r.get("ActorID", "").isdigit() or not r.get(col):
-                continue
-            v = r[col]
-            out[int(r["ActorID"])] = age_band(float(v), self.age_bin) if self.column == "age" else v
-        return out
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such group table")
+        table = read_actor_column(path, self.COLUMNS[self.column])
+        if self.column == "age":
+            return {a: age_band(float(v), self.age_bin) for a, v in table.items()}
+        return table
 
     def assign(self, meta, root=None):
         from emomm.data.speakers import parse_cremad_name

@@ -7,10 +7,17 @@ PyAV) all work, as does any folder of such files; when one clip exists in severa
 one copy is used (WAV, then FLAC, then MP3/OGG, then video). Splits are by actor
 (see :class:`emomm.data.speech.SpeakerAudioDataModule`); the default is fold 0 of the
 5-fold cross-validation by actor.
+
+Auxiliary labels for multi-task training (``model.aux_tasks``, ``aux_label_names``): the
+clip's ``level`` (low/medium/high; the ``XX`` clips, unspecified, carry none) from the file
+name, and the actor's ``sex`` from the release's ``VideoDemographics.csv`` when it is found
+(in the root, its ``metadata/`` folder or the folder above; :func:`find_demographics`).
 """
 from __future__ import annotations
 
+import csv
 import logging
+from pathlib import Path
 
 from emomm.data.ravdess import media_files
 from emomm.data.speakers import parse_cremad_name
@@ -20,6 +27,29 @@ from emomm.labels import CREMAD
 log = logging.getLogger(__name__)
 
 _FORMAT_RANK = {".wav": 0, ".flac": 1, ".mp3": 2, ".ogg": 2}
+DEMOGRAPHICS = "VideoDemographics.csv"
+LEVELS = ("low", "medium", "high")
+SEXES = ("female", "male")
+
+
+def find_demographics(root: str | Path) -> list[Path]:
+    """Where CREMA-D's ``VideoDemographics.csv`` may lie for a dataset folder ``root`` (the
+    root, its ``metadata/`` folder, the folder above and its ``metadata/``), in that order."""
+    root = Path(root).expanduser()
+    return [d / DEMOGRAPHICS for d in (root, root / "metadata", root.parent, root.parent / "metadata")]
+
+
+def read_actor_column(path: Path, column: str) -> dict[int, str]:
+    """``{ActorID: value}`` of one column of ``VideoDemographics.csv``
+    (``"ActorID","Age","Sex","Race","Ethnicity"``); rows without an id or a value are left out."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [c.strip() for c in reader.fieldnames or []]
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    if "ActorID" not in header or column not in header:
+        raise ValueError(f"{path}: expected the columns ActorID and {column} (CREMA-D's {DEMOGRAPHICS} "
+                         f"header), found {header}")
+    return {int(r["ActorID"]): r[column] for r in rows if r.get("ActorID", "").isdigit() and r.get(column)}
 
 
 class CremadDataModule(SpeakerAudioDataModule):
@@ -27,18 +57,34 @@ class CremadDataModule(SpeakerAudioDataModule):
     def label_names(self) -> list[str]:
         return list(CREMAD)
 
+    @property
+    def aux_label_names(self) -> dict[str, list[str]]:
+        """The clip's level always; the actor's sex where ``VideoDemographics.csv`` is found."""
+        return {"level": list(LEVELS), **({"sex": list(SEXES)} if self._sex_table() is not None else {})}
+
+    def _sex_table(self) -> dict[int, int] | None:
+        """``{actor: index in SEXES}`` from the demographics table, or None without one."""
+        path = next((p for p in find_demographics(self.root) if p.is_file()), None)
+        if path is None:
+            return None
+        sexes = {a: v.lower() for a, v in read_actor_column(path, "Sex").items()}
+        return {a: SEXES.index(v) for a, v in sexes.items() if v in SEXES}
+
     def scan(self) -> tuple[list[Clip], list[str], int]:
         files = media_files(self.root)
         problems: list[str] = []
         chosen: dict[str, tuple[int, Clip]] = {}
         duplicates = 0
+        sex = self._sex_table() or {}
         for path in files:
             try:
                 name = parse_cremad_name(path)
             except ValueError as err:
                 problems.append(str(err))
                 continue
-            clip = Clip(str(path), CREMAD.index(name.emotion), name.actor)
+            aux = ((("level", LEVELS.index(name.level)),) if name.level in LEVELS else ()) + \
+                ((("sex", sex[name.actor]),) if name.actor in sex else ())
+            clip = Clip(str(path), CREMAD.index(name.emotion), name.actor, aux=aux)
             rank = _FORMAT_RANK.get(path.suffix.lower(), 3)
             if path.stem in chosen:
                 duplicates += 1
