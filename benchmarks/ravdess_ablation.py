@@ -29,6 +29,7 @@ Variants (each = ``experiment=ravdess_voice`` plus these overrides):
   (``model.mixup={alpha: 0.2}``);
 * ``aux_sex_intensity``: + multi-task heads for the actor's sex and the clip's intensity, from
   the file names, each loss at weight 0.3 (``model.aux_tasks``; seeds 1-2: +5.3 paired, RESULTS.md);
+* ``aux_sex``, ``aux_intensity``: one of those two heads alone, at the same weight;
 * ``song`` (only with ``--only song``: the shared RAVDESS copy has no song clips): + song clips
   of the training actors as extra training data.
 
@@ -71,6 +72,9 @@ VARIANTS: dict[str, list[str]] = {
     "mixup": ["model.mixup={alpha: 0.2}"],
     # multi-task: the actor's sex and the clip's intensity (from the file names) as auxiliary heads
     "aux_sex_intensity": ["model.aux_tasks={sex: 0.3, intensity: 0.3}"],
+    # ... and each of the two alone: which head does the work
+    "aux_sex": ["model.aux_tasks={sex: 0.3}"],
+    "aux_intensity": ["model.aux_tasks={intensity: 0.3}"],
 }
 DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
 WINDOWS = "{hop_s: 1.0}"
