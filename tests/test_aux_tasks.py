@@ -162,3 +162,19 @@ def test_cremad_clips_carry_level_and_with_the_demographics_table_sex(tmp_path):
     ds = dm.splits["val"]
     sex = {ds.speakers[i]: ds[i]["aux"]["sex"] for i in range(len(ds))}
     assert sex == {1005: 1, 1006: 0, 1007: 0}     # Male, Female, Female in the table
+
+
+def test_a_task_without_any_labelled_training_sample_is_refused(cfg_factory, tmp_path):
+    from tests.voice_fixtures import write_cremad_tree
+    root = tmp_path / "cremad"
+    write_cremad_tree(root, actors=range(1001, 1006))
+    for f in root.rglob("*"):   # keep the clips of unspecified level only
+        if f.is_file() and not f.stem.endswith("_XX"):
+            f.unlink()
+    cfg = cfg_factory(["modality=voice", "data=cremad", f"data.root={root}", "data.fold=null",
+                       "data.train_speakers=[1001,1002,1003]", "data.val_speakers=[1004,1005]",
+                       "data.test_speakers=[]", "model.aux_tasks={level: 0.3}", "debug=limit"])
+    dm = hydra_datamodule(cfg)
+    assert dm.aux_counts("train") == {"level": 0} and "level" in dm.aux_label_names
+    with pytest.raises(ValueError, match="none of the 3 training samples carries a label for it"):
+        train(cfg)

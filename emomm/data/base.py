@@ -127,6 +127,11 @@ class EmotionDataModule(L.LightningDataModule):
         labels = np.asarray(dataset_labels(self.splits[split]))
         return np.bincount(labels, minlength=self.num_classes)
 
+    def aux_counts(self, split: str = "train") -> dict[str, int]:
+        """``{task: samples with a label}`` of the auxiliary labels a split's dataset keeps
+        (``aux``; -1 = none); datasets that keep none give ``{}``."""
+        return {t: sum(1 for x in v if x >= 0) for t, v in dataset_aux(self.splits[split]).items()}
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         sampler = None
         if split == "train" and shuffle:
@@ -189,6 +194,13 @@ def dataset_labels(ds: Dataset) -> Sequence[int]:
         parent = dataset_labels(ds.dataset)
         return [parent[i] for i in ds.indices]
     return ds.labels  # type: ignore[attr-defined]
+
+
+def dataset_aux(ds: Dataset) -> dict[str, Sequence[int]]:
+    """Auxiliary labels ``{task: [int]}`` of a dataset, looking through ``Subset`` wrappers."""
+    if isinstance(ds, torch.utils.data.Subset):
+        return {t: [v[i] for i in ds.indices] for t, v in dataset_aux(ds.dataset).items()}
+    return getattr(ds, "aux", None) or {}
 
 
 def stratified_split(

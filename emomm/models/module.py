@@ -54,7 +54,8 @@ def aux_task_weights(aux_tasks: dict[str, float] | None, names: dict[str, list[s
     for task, weight in tasks.items():
         if task not in offered:
             choice = (f"they carry {sorted(offered)}: pick among those" if offered else
-                      "they carry none (MELD carries sentiment; RAVDESS intensity and sex): set model.aux_tasks=null")
+                      "they carry none (MELD carries sentiment; RAVDESS intensity and sex; CREMA-D level and sex): "
+                      "set model.aux_tasks=null")
             raise ValueError(f"model.aux_tasks has {task!r}, but this dataset's samples do not carry it; {choice}")
         if weight <= 0:
             raise ValueError(f"model.aux_tasks.{task}={weight}: give a weight > 0 (e.g. 0.5), or leave the task out")
@@ -195,6 +196,7 @@ class EmotionModule(L.LightningModule):
             for m, enc in self.net.encoders.items():
                 if callable(getattr(enc, "fit_to_data", None)):
                     enc.fit_to_data(self.trainer.datamodule, m)
+            self._check_aux_labels()
         cw = self.hparams.class_weights
         if cw == "balanced" and stage == "fit":
             counts = torch.as_tensor(self.trainer.datamodule.class_counts("train"), dtype=torch.float)
@@ -209,6 +211,15 @@ class EmotionModule(L.LightningModule):
             # In place: `torch.compile(self.net)` would wrap the module and prefix every
             # checkpoint key with `_orig_mod.`, so the checkpoint would not load uncompiled.
             self.net.compile()
+
+    def _check_aux_labels(self) -> None:
+        """Refuse an auxiliary task that no training sample has a label for: its head would
+        never learn (e.g. ``level`` on CREMA-D clips that are all ``XX``, unspecified)."""
+        counts = getattr(self.trainer.datamodule, "aux_counts", lambda split: {})("train")
+        empty = [t for t in self.aux_tasks if counts.get(t, 1) == 0]
+        if empty:
+            raise ValueError(f"model.aux_tasks has {empty}, but none of the {len(self.trainer.datamodule.splits['train'])} "
+                             "training samples carries a label for it; leave it out of model.aux_tasks")
 
     @property
     def window_spec(self) -> WindowSpec | None:
