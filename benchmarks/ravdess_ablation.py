@@ -38,19 +38,21 @@ mean/std over seeds and the per-seed runs, and each variant's mean UAR minus the
 Runs already in that file are kept: ``--seeds 3`` on another day adds seed 3 to the variants
 it runs (the re-scoring needs the checkpoints, so it happens on the day of the run), and
 two invocations may run side by side (``--seeds 1`` and ``--seeds 2``, one per core): each
-reads the file again before writing, so neither drops the other's runs unless both finish
-within the few minutes of re-scoring.
+reads the file again before writing, under a lock (``outputs/bench/<name>.lock``), so
+neither drops the other's runs.
 Each full run takes the recipe's ~29 min with 1 thread: 6 variants x 3 seeds with
 ``--parallel 2`` is ~4.5 h on the 2-core box. ``--smoke``: 1 epoch of a few batches.
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -202,7 +204,8 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     path = RESULTS / f"{name}.json"
     if args.rescore_only:
-        return write_ablation(name, recorded(path), args)
+        with locked(ROOT / "outputs" / "bench" / f"{name}.lock"):
+            return write_ablation(name, recorded(path), args)
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
     trained: dict[str, list[dict]] = {}
@@ -213,16 +216,30 @@ def main() -> None:
         runs = run_seeds(overrides, args.seeds, args.parallel,
                          ROOT / "outputs" / "bench" / name / variant, args.threads)
         trained[variant] = runs
-    # Read the file again: another invocation (say, another seed on the other core) may have
-    # written its runs while these trained.
-    results = recorded(path)
-    for variant, runs in trained.items():
-        # Earlier invocations' runs are kept, so the seeds of one ablation can run in parts
-        # (on different days, or side by side); a seed run again replaces its earlier run.
-        earlier = [r for r in (results.get(variant) or {}).get("per_seed", []) if r["seed"] not in args.seeds]
-        merged = sorted(earlier + runs, key=lambda r: r["seed"])
-        results[variant] = {"overrides": VARIANTS[variant], **summarize(merged), "per_seed": merged}
-    write_ablation(name, results, args)
+    # Read the file again, under a lock: another invocation (say, another variant on the other
+    # core) may have written its runs while these trained, or be writing them now.
+    with locked(ROOT / "outputs" / "bench" / f"{name}.lock"):
+        results = recorded(path)
+        for variant, runs in trained.items():
+            # Earlier invocations' runs are kept, so the seeds of one ablation can run in parts
+            # (on different days, or side by side); a seed run again replaces its earlier run.
+            earlier = [r for r in (results.get(variant) or {}).get("per_seed", []) if r["seed"] not in args.seeds]
+            merged = sorted(earlier + runs, key=lambda r: r["seed"])
+            results[variant] = {"overrides": VARIANTS[variant], **summarize(merged), "per_seed": merged}
+        write_ablation(name, results, args)
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive lock on ``path`` (created) while the block runs: two invocations that
+    finish together each read the other's runs instead of overwriting them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 if __name__ == "__main__":

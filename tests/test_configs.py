@@ -91,6 +91,19 @@ def _bench_module(script: str):
         sys.path.remove(str(bench))
 
 
+def test_ablation_invocations_write_their_result_one_at_a_time(tmp_path):
+    """Two ravdess_ablation invocations finishing together read and write the result file one
+    after the other (each keeps the other's runs): the second waits for the lock."""
+    import fcntl
+    locked = _bench_module("ravdess_ablation").locked
+    lock = tmp_path / "sub" / "ablation.lock"
+    with locked(lock):
+        with open(lock) as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(lock) as other:   # released after the block
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def test_meld_budget_counts_the_idle_rerun_of_a_run():
     """A run timed at one thread beside another job fits the 30-min budget when its idle
     two-thread re-run does (meld_text.json's `met` read the loaded time alone before)."""
