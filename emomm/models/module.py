@@ -281,7 +281,8 @@ class EmotionModule(L.LightningModule):
                                  f"(they carry {sorted(targets) or 'none'})")
             y, logits = targets[task].to(out["fused"].device), out[f"aux/{task}"]
             known = y >= 0
-            if not known.any():
+            if not known.any():  # (zero, but in the graph: DDP expects a gradient for every head)
+                total = total + 0.0 * logits.sum()
                 continue
             loss = F.cross_entropy(logits[known].float(), y[known])
             n = int(known.sum())
