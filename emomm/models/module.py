@@ -215,10 +215,13 @@ class EmotionModule(L.LightningModule):
     def _check_aux_labels(self) -> None:
         """Refuse an auxiliary task that no training sample has a label for: its head would
         never learn (e.g. ``level`` on CREMA-D clips that are all ``XX``, unspecified)."""
-        counts = getattr(self.trainer.datamodule, "aux_counts", lambda split: {})("train")
+        dm = getattr(self._trainer, "datamodule", None)
+        if not self.aux_tasks or not callable(getattr(dm, "aux_counts", None)):
+            return
+        counts = dm.aux_counts("train")
         empty = [t for t in self.aux_tasks if counts.get(t, 1) == 0]
         if empty:
-            raise ValueError(f"model.aux_tasks has {empty}, but none of the {len(self.trainer.datamodule.splits['train'])} "
+            raise ValueError(f"model.aux_tasks has {empty}, but none of the {len(dm.splits['train'])} "
                              "training samples carries a label for it; leave it out of model.aux_tasks")
 
     @property
