@@ -78,8 +78,10 @@ VARIANTS: dict[str, list[str]] = {
     # multi-task: the actor's sex and the clip's intensity (from the file names) as auxiliary heads
     "aux_sex_intensity": ["model.aux_tasks={sex: 0.3, intensity: 0.3}"],
     # ... and each of the two alone: which head does the work
-    "aux_sex": ["model.aux_tasks={sex: 0.3}"],
-    "aux_intensity": ["model.aux_tasks={intensity: 0.3}"],
+    # (the other task set to null, which turns it off: a dict override merges into the
+    # recipe's aux_tasks, so {sex: 0.3} alone would keep the recipe's intensity head)
+    "aux_sex": ["model.aux_tasks={sex: 0.3, intensity: null}"],
+    "aux_intensity": ["model.aux_tasks={sex: null, intensity: 0.3}"],
 }
 DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
 

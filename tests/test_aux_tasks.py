@@ -64,6 +64,7 @@ def test_aux_task_settings_are_checked_against_the_data():
         aux_task_weights({"sentiment": 1.0}, {})
     with pytest.raises(ValueError, match="weight > 0"):
         aux_task_weights({"sentiment": 0.0}, names)
+    assert aux_task_weights({"sentiment": None}, names) == {}   # null: the task is off
     with pytest.raises(ValueError, match="mixup"):
         aux_task_weights({"sentiment": 0.5}, names, mixup=True)
 

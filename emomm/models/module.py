@@ -48,8 +48,10 @@ def build_balancer(balance: dict[str, Any] | None) -> GradientModulation | None:
 
 def aux_task_weights(aux_tasks: dict[str, float] | None, names: dict[str, list[str]] | None,
                      mixup: bool = False) -> dict[str, float]:
-    """``model.aux_tasks`` checked against the data's auxiliary labels: ``{task: weight}``."""
-    tasks = {str(t): float(w) for t, w in (aux_tasks or {}).items()}
+    """``model.aux_tasks`` checked against the data's auxiliary labels: ``{task: weight}``.
+    A task whose weight is null is off: a dict given on the command line merges into the
+    recipe's (Hydra), so ``model.aux_tasks.intensity=null`` is how one head is dropped."""
+    tasks = {str(t): float(w) for t, w in (aux_tasks or {}).items() if w is not None}
     offered = dict(names or {})
     for task, weight in tasks.items():
         if task not in offered:
@@ -58,7 +60,7 @@ def aux_task_weights(aux_tasks: dict[str, float] | None, names: dict[str, list[s
                       "set model.aux_tasks=null")
             raise ValueError(f"model.aux_tasks has {task!r}, but this dataset's samples do not carry it; {choice}")
         if weight <= 0:
-            raise ValueError(f"model.aux_tasks.{task}={weight}: give a weight > 0 (e.g. 0.5), or leave the task out")
+            raise ValueError(f"model.aux_tasks.{task}={weight}: give a weight > 0 (e.g. 0.5), or null to leave the task out")
     if tasks and mixup:
         raise ValueError("model.aux_tasks with model.mixup: mixed samples have no single auxiliary label; "
                          "use one of the two")
