@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from functools import cached_property
 from pathlib import Path
 
 from emomm.data.ravdess import media_files
@@ -60,10 +61,12 @@ class CremadDataModule(SpeakerAudioDataModule):
     @property
     def aux_label_names(self) -> dict[str, list[str]]:
         """The clip's level always; the actor's sex where ``VideoDemographics.csv`` is found."""
-        return {"level": list(LEVELS), **({"sex": list(SEXES)} if self._sex_table() is not None else {})}
+        return {"level": list(LEVELS), **({"sex": list(SEXES)} if self._sex_table is not None else {})}
 
+    @cached_property
     def _sex_table(self) -> dict[int, int] | None:
-        """``{actor: index in SEXES}`` from the demographics table, or None without one."""
+        """``{actor: index in SEXES}`` from the demographics table, or None without one (read
+        once: the label names and every scan ask for it)."""
         path = next((p for p in find_demographics(self.root) if p.is_file()), None)
         if path is None:
             return None
@@ -75,7 +78,7 @@ class CremadDataModule(SpeakerAudioDataModule):
         problems: list[str] = []
         chosen: dict[str, tuple[int, Clip]] = {}
         duplicates = 0
-        sex = self._sex_table() or {}
+        sex = self._sex_table or {}
         for path in files:
             try:
                 name = parse_cremad_name(path)
