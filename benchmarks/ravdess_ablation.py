@@ -33,6 +33,7 @@ training became part of the recipe (2026-12-06), so the recorded runs stay compa
 * ``aux_sex_intensity``: + multi-task heads for the actor's sex and the clip's intensity, from
   the file names, each loss at weight 0.3 (``model.aux_tasks``; seeds 1-2: +5.3 paired, RESULTS.md);
 * ``aux_sex``, ``aux_intensity``: one of those two heads alone, at the same weight;
+* ``aux_both_w0.15``, ``aux_both_w0.6``, ``aux_both_w1.0``: both heads, each at that weight;
 * ``song`` (only with ``--only song``: the shared RAVDESS copy has no song clips): + song clips
   of the training actors as extra training data.
 
@@ -82,6 +83,10 @@ VARIANTS: dict[str, list[str]] = {
     # recipe's aux_tasks, so {sex: 0.3} alone would keep the recipe's intensity head)
     "aux_sex": ["model.aux_tasks={sex: 0.3, intensity: null}"],
     "aux_intensity": ["model.aux_tasks={sex: null, intensity: 0.3}"],
+    # both heads at another weight than the recipe's 0.3 each
+    "aux_both_w0.6": ["model.aux_tasks={sex: 0.6, intensity: 0.6}"],
+    "aux_both_w0.15": ["model.aux_tasks={sex: 0.15, intensity: 0.15}"],
+    "aux_both_w1.0": ["model.aux_tasks={sex: 1.0, intensity: 1.0}"],
 }
 DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
 

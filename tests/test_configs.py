@@ -81,9 +81,12 @@ def test_benchmark_variants_compose(cfg_factory):
                 assert cfg.callbacks.ema.decay == 0.997
             if script == "ravdess_ablation":   # measured against the single-task recipe
                 tasks = aux_task_weights(cfg.model.aux_tasks, {"sex": [], "intensity": []})
+                both = {"sex", "intensity"}
                 expected = {"aux_sex": {"sex"}, "aux_intensity": {"intensity"},
-                            "aux_sex_intensity": {"sex", "intensity"}}.get(name, set())
+                            "aux_sex_intensity": both}.get(name, both if name.startswith("aux_both_w") else set())
                 assert set(tasks) == expected, name
+                if name.startswith("aux_both_w"):   # the weight the variant is named for
+                    assert set(tasks.values()) == {float(name.removeprefix("aux_both_w"))}, name
 
 
 def _bench_module(script: str):
