@@ -44,7 +44,7 @@ def main() -> None:
     from emomm.faces.pipeline import FaceCropStore
 
     tmp = Path(tempfile.mkdtemp(prefix="emomm-video-loading-"))
-    gen = SyntheticVideo({"synthetic": {"cache_dir": str(tmp), "render_size": 128, "crop_size": 112,
+    gen = SyntheticVideo({"synthetic": {"cache_dir": str(tmp), "render_size": 128, "face_size": 112,
                                         "clip_frames": 12}}, train=False)
     t = time.perf_counter()
     paths = [gen.ensure_file(draw_spec(0, i)) for i in range(args.clips)]
@@ -80,7 +80,7 @@ def main() -> None:
         store.cache.load(p)
     read_cps = len(paths) / (time.perf_counter() - t)
     write_result("video_loading", {
-        "clips": args.clips, "cached_frames_per_clip": 12, "crop_size": 112, "num_frames": args.num_frames,
+        "clips": args.clips, "cached_frames_per_clip": 12, "face_size": 112, "num_frames": args.num_frames,
         "image_size": args.image_size, "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
         "clips_per_s": results, "entry_read_clips_per_s": round(read_cps, 1),
         "entry_size_kb": round(entry_bytes / 1024, 1),

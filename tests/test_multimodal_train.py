@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 
 FACE = ["model/face_encoder=timm", "model.encoders.face.backbone=resnet10t", "face.image_size=32"]
 VIDEO = ["model.encoders.video.backbone=resnet10t", "video.image_size=32", "video.num_frames=4",
-         "video.synthetic.clip_frames=6", "video.synthetic.render_size=48", "video.synthetic.crop_size=32"]
+         "video.synthetic.clip_frames=6", "video.synthetic.render_size=48", "video.synthetic.face_size=32"]
 SMALL = ["data.n_train=14", "data.n_val=7", "data.n_test=7", "data.batch_size=7"]
 
 

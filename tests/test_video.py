@@ -285,3 +285,15 @@ def test_video_configs_compose_and_build(cfg_factory, tmp_path):
     assert instantiate(cfg.data).modality == "face"
     cfg = cfg_factory(["data=face_photos"], config_name="prepare", subdir="prep")
     assert cfg.data.image_size == 64
+
+
+def test_video_synthetic_face_size_and_its_former_name(tmp_path):
+    """``video.synthetic.face_size`` sizes the cached crops; ``crop_size``, its name in
+    checkpoints written before 2026-12-06, still means the same; a typo is refused."""
+    from emomm.data.synthetic.video_modality import SyntheticVideo
+    for key in ("face_size", "crop_size"):
+        video = SyntheticVideo({"synthetic": {key: 40, "cache_dir": str(tmp_path)}}, train=False)
+        assert video.syn["face_size"] == 40 and "crop_size" not in video.syn
+        assert video.store.crop_options["size"] == 40
+    with pytest.raises(ValueError, match="face_sise"):
+        SyntheticVideo({"synthetic": {"face_sise": 40}}, train=False)

@@ -94,12 +94,14 @@ class LivePipeline:
         voice: a :class:`~emomm.live.voice.VoiceWindow` or None.
         voice_every_s: how often the voice window is classified.
         fuse: score faces with the voice when the model has both modalities.
+        face_size: px of the square face crops handed to the classifier (default: the
+            model's ``face.image_size``).
     """
 
     def __init__(self, classifier: Any, detector: Any, detect_every: int = 5, classify_every: int = 1,
                  ema: float = 0.6, margin: float = 0.2, min_score: float = 0.5, max_faces: int = 8,
                  tracker: Any = None, voice: Any = None, voice_every_s: float = 0.5, fuse: bool = True,
-                 crop_size: int | None = None) -> None:
+                 face_size: int | None = None) -> None:
         self.clf, self.detector = classifier, detector
         self.detect_every, self.classify_every = max(1, int(detect_every)), max(1, int(classify_every))
         self.ema, self.margin = float(ema), float(margin)
@@ -113,7 +115,7 @@ class LivePipeline:
                       and callable(getattr(classifier, "classify_fused", None)))
         self.has_voice_head = "voice" in mods
         prep = getattr(classifier, "preprocessing", {}) or {}
-        self.crop_size = int(crop_size or (prep.get("face") or {}).get("image_size", 64))
+        self.face_size = int(face_size or (prep.get("face") or {}).get("image_size", 64))
         self.frame_index = 0
         self.tracks: dict[int, dict[str, Any]] = {}   # id -> box, velocity, last detect frame
         self.smoothed: dict[int, np.ndarray] = {}
@@ -165,7 +167,7 @@ class LivePipeline:
         ids = list(self.tracks)
         if not ids:
             return
-        crops = np.stack([crop_face(frame, self.tracks[i]["box"], self.crop_size, margin=self.margin) for i in ids])
+        crops = np.stack([crop_face(frame, self.tracks[i]["box"], self.face_size, margin=self.margin) for i in ids])
         if self.fused:
             speech = bool(self.voice_state and self.voice_state["speech"])
             wave = self.voice.wave if (speech and self.voice is not None) else None

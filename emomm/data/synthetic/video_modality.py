@@ -11,7 +11,7 @@ finally transformed like any video sample. Files and crops are made once and reu
 Options (the top-level ``video:`` node): ``image_size``, ``in_chans``, ``mean``, ``std``,
 ``num_frames``, ``augment`` (training split), ``sampling`` (ignored: every written frame
 is cached) and ``synthetic:`` with ``clip_frames``, ``fps``, ``render_size``, ``motion``,
-``detector``, ``crop_size``, ``margin``, ``container``, ``cache_dir``.
+``detector``, ``face_size`` (px of the cached face crops), ``margin``, ``container``, ``cache_dir``.
 
 Audio-visual clips: when the synthetic data serves ``video`` and ``voice`` together, the
 datamodule calls :meth:`SyntheticVideo.with_audio`; every clip file then also carries an audio
@@ -43,7 +43,7 @@ from emomm.faces.pipeline import FaceCropStore
 
 SYNTHETIC_DEFAULTS = {
     "clip_frames": 12, "fps": 12.0, "render_size": 64, "motion": 1.0, "detector": "given",
-    "crop_size": 64, "margin": 0.1, "container": "mp4", "cache_dir": ".cache/synthetic_video",
+    "face_size": 64, "margin": 0.1, "container": "mp4", "cache_dir": ".cache/synthetic_video",
 }
 #: ``faces`` is what ``describe()`` stores; ``emomm.eval`` may pass it back in the node.
 _VIDEO_KEYS = {"image_size", "in_chans", "mean", "std", "num_frames", "augment", "sampling", "synthetic", "faces"}
@@ -85,7 +85,10 @@ class SyntheticVideo:
         unknown = set(opts) - _VIDEO_KEYS
         if unknown:
             raise ValueError(f"unknown video options {sorted(unknown)}; known: {sorted(_VIDEO_KEYS)}")
-        syn = {**SYNTHETIC_DEFAULTS, **(opts.get("synthetic") or {})}
+        given = dict(opts.get("synthetic") or {})
+        if "crop_size" in given:   # its name before 2026-12-06, still in older checkpoints
+            given.setdefault("face_size", given.pop("crop_size"))
+        syn = {**SYNTHETIC_DEFAULTS, **given}
         bad = set(syn) - set(SYNTHETIC_DEFAULTS)
         if bad:
             raise ValueError(f"unknown video.synthetic options {sorted(bad)}; known: {sorted(SYNTHETIC_DEFAULTS)}")
@@ -97,7 +100,7 @@ class SyntheticVideo:
         self.root = Path(syn["cache_dir"]).expanduser()
         self.audio_rate: int | None = None
         self._set_render_key()
-        faces = {"detector": syn["detector"], "size": int(syn["crop_size"]), "margin": float(syn["margin"]),
+        faces = {"detector": syn["detector"], "size": int(syn["face_size"]), "margin": float(syn["margin"]),
                  "missing": "reuse", "cache_dir": str(self.root / "crops"), "progress": False}
         self.store = FaceCropStore(faces, {"num_frames": int(syn["clip_frames"])})
 
