@@ -34,6 +34,8 @@ training became part of the recipe (2026-12-06), so the recorded runs stay compa
   the file names, each loss at weight 0.3 (``model.aux_tasks``; seeds 1-2: +5.3 paired, RESULTS.md);
 * ``aux_sex``, ``aux_intensity``: one of those two heads alone, at the same weight;
 * ``aux_both_w0.15``, ``aux_both_w0.6``, ``aux_both_w1.0``: both heads, each at that weight;
+* ``aux_pool_stats``: the multi-task recipe (``aux_sex_intensity``, its reference) with
+  attentive statistics pooling (the weighted mean and std of the frames, not the mean alone);
 * ``song`` (only with ``--only song``: the shared RAVDESS copy has no song clips): + song clips
   of the training actors as extra training data.
 
@@ -87,6 +89,9 @@ VARIANTS: dict[str, list[str]] = {
     "aux_both_w0.6": ["model.aux_tasks={sex: 0.6, intensity: 0.6}"],
     "aux_both_w0.15": ["model.aux_tasks={sex: 0.15, intensity: 0.15}"],
     "aux_both_w1.0": ["model.aux_tasks={sex: 1.0, intensity: 1.0}"],
+    # on the multi-task recipe (its reference is aux_sex_intensity): attentive mean + std pooling
+    "aux_pool_stats": ["model.aux_tasks={sex: 0.3, intensity: 0.3}",
+                       "model.encoders.voice.pooling=attention_stats"],
 }
 DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
 

@@ -83,7 +83,8 @@ def test_benchmark_variants_compose(cfg_factory):
                 tasks = aux_task_weights(cfg.model.aux_tasks, {"sex": [], "intensity": []})
                 both = {"sex", "intensity"}
                 expected = {"aux_sex": {"sex"}, "aux_intensity": {"intensity"},
-                            "aux_sex_intensity": both}.get(name, both if name.startswith("aux_both_w") else set())
+                            "aux_sex_intensity": both, "aux_pool_stats": both}.get(
+                                name, both if name.startswith("aux_both_w") else set())
                 assert set(tasks) == expected, name
                 if name.startswith("aux_both_w"):   # the weight the variant is named for
                     assert set(tasks.values()) == {float(name.removeprefix("aux_both_w"))}, name
