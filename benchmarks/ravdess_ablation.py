@@ -46,6 +46,7 @@ it runs (the re-scoring needs the checkpoints, so it happens on the day of the r
 two invocations may run side by side (``--seeds 1`` and ``--seeds 2``, one per core): each
 reads the file again before writing, under a lock (``outputs/bench/<name>.lock``), so
 neither drops the other's runs.
+``--parallel N`` runs N of the (variant, seed) runs at a time, across variants as well as seeds.
 Each full run takes the recipe's ~29 min with 1 thread: 6 variants x 3 seeds with
 ``--parallel 2`` is ~4.5 h on the 2-core box. ``--smoke``: 1 epoch of a few batches.
 """
@@ -230,14 +231,10 @@ def main() -> None:
             return write_ablation(name, recorded(path), args)
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
-    trained: dict[str, list[dict]] = {}
-    for variant in args.only or DEFAULT:
-        overrides = ["experiment=ravdess_voice", f"data.root={args.root}", *variant_overrides(variant),
-                     *(SMOKE if args.smoke else []), *args.overrides]
-        print(f"== {variant}: {' '.join(variant_overrides(variant))}", flush=True)
-        runs = run_seeds(overrides, args.seeds, args.parallel,
-                         ROOT / "outputs" / "bench" / name / variant, args.threads)
-        trained[variant] = runs
+    common = {"head": ["experiment=ravdess_voice", f"data.root={args.root}"],
+              "tail": [*(SMOKE if args.smoke else []), *args.overrides]}
+    trained = train_variants(args.only or DEFAULT, args.seeds, args.parallel, ROOT / "outputs" / "bench" / name,
+                             args.threads, common)
     # Read the file again, under a lock: another invocation (say, another variant on the other
     # core) may have written its runs while these trained, or be writing them now.
     with locked(ROOT / "outputs" / "bench" / f"{name}.lock"):
@@ -249,6 +246,25 @@ def main() -> None:
             merged = sorted(earlier + runs, key=lambda r: r["seed"])
             results[variant] = {"overrides": variant_overrides(variant), **summarize(merged), "per_seed": merged}
         write_ablation(name, results, args)
+
+
+def train_variants(variants: list[str], seeds: list[int], parallel: int, log_root: Path, threads: int,
+                   common: dict[str, list[str]]) -> dict[str, list[dict]]:
+    """Train every (variant, seed) pair, ``parallel`` at a time across variants as well as
+    seeds (``--only a b --seeds 3 --parallel 2`` runs a and b side by side); each run's
+    overrides are ``common["head"]``, the variant's, then ``common["tail"]``.
+    Returns ``{variant: [run, ...]}`` in the order of ``seeds``."""
+    def one(job: tuple[str, int]) -> tuple[str, list[dict]]:
+        variant, seed = job
+        print(f"== {variant} seed {seed}: {' '.join(variant_overrides(variant))}", flush=True)
+        overrides = [*common["head"], *variant_overrides(variant), *common["tail"]]
+        return variant, run_seeds(overrides, [seed], 1, log_root / variant, threads)
+
+    trained: dict[str, list[dict]] = {v: [] for v in variants}
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        for variant, runs in pool.map(one, [(v, s) for v in variants for s in seeds]):
+            trained[variant] += runs
+    return trained
 
 
 @contextmanager
