@@ -47,8 +47,9 @@ two invocations may run side by side (``--seeds 1`` and ``--seeds 2``, one per c
 reads the file again before writing, under a lock (``outputs/bench/<name>.lock``), so
 neither drops the other's runs.
 ``--parallel N`` runs N of the (variant, seed) runs at a time, across variants as well as seeds.
-Each full run takes the recipe's ~29 min with 1 thread: 6 variants x 3 seeds with
-``--parallel 2`` is ~4.5 h on the 2-core box. ``--smoke``: 1 epoch of a few batches.
+Each full run takes the recipe's ~30-45 min with 1 thread: the default's 14 variants x 3 seeds
+with ``--parallel 2`` is ~12 h on the 2-core box, so pick variants with ``--only``.
+``--smoke``: 1 epoch of a few batches.
 """
 from __future__ import annotations
 
@@ -231,10 +232,9 @@ def main() -> None:
             return write_ablation(name, recorded(path), args)
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
-    common = {"head": ["experiment=ravdess_voice", f"data.root={args.root}"],
-              "tail": [*(SMOKE if args.smoke else []), *args.overrides]}
     trained = train_variants(args.only or DEFAULT, args.seeds, args.parallel, ROOT / "outputs" / "bench" / name,
-                             args.threads, common)
+                             args.threads, head=["experiment=ravdess_voice", f"data.root={args.root}"],
+                             tail=[*(SMOKE if args.smoke else []), *args.overrides])
     # Read the file again, under a lock: another invocation (say, another variant on the other
     # core) may have written its runs while these trained, or be writing them now.
     with locked(ROOT / "outputs" / "bench" / f"{name}.lock"):
@@ -249,15 +249,15 @@ def main() -> None:
 
 
 def train_variants(variants: list[str], seeds: list[int], parallel: int, log_root: Path, threads: int,
-                   common: dict[str, list[str]]) -> dict[str, list[dict]]:
+                   head: list[str], tail: list[str]) -> dict[str, list[dict]]:
     """Train every (variant, seed) pair, ``parallel`` at a time across variants as well as
     seeds (``--only a b --seeds 3 --parallel 2`` runs a and b side by side); each run's
-    overrides are ``common["head"]``, the variant's, then ``common["tail"]``.
+    overrides are ``head``, the variant's, then ``tail`` (the user's, which win).
     Returns ``{variant: [run, ...]}`` in the order of ``seeds``."""
     def one(job: tuple[str, int]) -> tuple[str, list[dict]]:
         variant, seed = job
         print(f"== {variant} seed {seed}: {' '.join(variant_overrides(variant))}", flush=True)
-        overrides = [*common["head"], *variant_overrides(variant), *common["tail"]]
+        overrides = [*head, *variant_overrides(variant), *tail]
         return variant, run_seeds(overrides, [seed], 1, log_root / variant, threads)
 
     trained: dict[str, list[dict]] = {v: [] for v in variants}
