@@ -5,19 +5,23 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 BLAZEFACE := .cache/models/mediapipe/face_detection_short_range.tflite
+GE2E := .cache/models/resemblyzer/pretrained.pt
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
 .PHONY: install models demo test test-all bench-fer serve lock clean
 
-install: $(STAMP) $(BLAZEFACE)
+install: $(STAMP) $(BLAZEFACE) $(GE2E)
 
-# BlazeFace (faces=blazeface): its .tflite is extracted from the mediapipe 0.10.21 wheel
-# (downloaded with pip --no-deps, never installed) and checked against its SHA-256.
-models: $(BLAZEFACE)
+# Models taken out of wheels that are downloaded with pip --no-deps and never installed, each
+# checked against its SHA-256 (emomm/utils/wheel_models.py): BlazeFace (faces=blazeface) from
+# mediapipe 0.10.21, the GE2E speaker LSTM (model/voice_encoder=ge2e) from Resemblyzer 0.1.4.
+models: $(BLAZEFACE) $(GE2E)
 $(BLAZEFACE): | $(STAMP)
-	$(BIN)/python -m emomm.faces.blazeface fetch --dest $@
+	$(BIN)/python -m emomm.utils.wheel_models fetch blazeface
+$(GE2E): | $(STAMP)
+	$(BIN)/python -m emomm.utils.wheel_models fetch resemblyzer
 
 # Re-installs only when the files that define the environment change, so a second
 # `make install` is a no-op.

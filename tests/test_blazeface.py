@@ -8,8 +8,8 @@ import pytest
 import skimage.data
 
 from emomm.faces import FaceCropper, MTCNNDetector, build_detector
-from emomm.faces.blazeface import (MODEL_SHA256, BlazeFaceDetector, default_model_path, sha256,
-                                   ssd_anchors, weighted_nms)
+from emomm.faces.blazeface import MODEL_SHA256, BlazeFaceDetector, default_model_path, ssd_anchors, weighted_nms
+from emomm.utils.wheel_models import sha256
 from tests.test_faces import ASTRONAUT_BOX, iou
 
 pytestmark = pytest.mark.skipif(not default_model_path().is_file(),

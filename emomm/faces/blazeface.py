@@ -21,65 +21,27 @@ for eye-line alignment, which only uses the eyes.
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
-import tempfile
 import threading
-import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from emomm.faces.detectors import FaceDetector, Faces
+from emomm.utils.wheel_models import BLAZEFACE
 
-MEDIAPIPE_VERSION = "0.10.21"
-MODEL_FILE = "face_detection_short_range.tflite"
-MODEL_MEMBER = f"mediapipe/modules/face_detection/{MODEL_FILE}"
-MODEL_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+MODEL_SHA256 = BLAZEFACE.sha256
 INPUT_SIZE = 128
 
 
-def models_dir() -> Path:
-    """``$EMOMM_MODELS_DIR`` or ``<repo>/.cache/models`` (where ``make models`` writes)."""
-    env = os.environ.get("EMOMM_MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".cache" / "models"
-
-
 def default_model_path() -> Path:
-    return models_dir() / "mediapipe" / MODEL_FILE
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return BLAZEFACE.default_path()
 
 
 def fetch_model(dest: Path | None = None, wheel: Path | None = None) -> Path:
-    """Extract the BlazeFace model from the mediapipe wheel (downloaded with ``pip download
-    --no-deps`` unless ``wheel`` is given) and verify its checksum. Never installs mediapipe."""
-    dest = Path(dest or default_model_path())
-    if dest.is_file() and sha256(dest) == MODEL_SHA256:
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        if wheel is None:
-            # Any platform's wheel holds the same model file; pin one so this works anywhere.
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
-                   f"mediapipe=={MEDIAPIPE_VERSION}", "-d", tmp, "--disable-pip-version-check", "-q"]
-            subprocess.run(cmd, check=True)
-            wheel = next(Path(tmp).glob("mediapipe-*.whl"))
-        with zipfile.ZipFile(wheel) as z:
-            data = z.read(MODEL_MEMBER)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != MODEL_SHA256:
-        raise ValueError(f"{MODEL_MEMBER} from {wheel} has SHA-256 {digest}, expected {MODEL_SHA256}")
-    part = dest.with_name(dest.name + ".part")
-    part.write_bytes(data)
-    part.replace(dest)
-    return dest
+    """Extract the BlazeFace model from the mediapipe wheel and verify its checksum (see
+    :class:`emomm.utils.wheel_models.WheelModel`). Never installs mediapipe."""
+    return BLAZEFACE.fetch(dest, wheel)
 
 
 def ssd_anchors() -> np.ndarray:
