@@ -8,10 +8,10 @@ the one pretrained speech network that installs here: ``make models`` takes its 
 
 Why a speaker model helps with emotion: to separate voices it has to track pitch, timbre,
 effort and voice quality, the same cues that carry emotion. Its *middle* layer carries them
-best: on RAVDESS (actors 1-16 -> 17-20) a logistic regression on the time mean + std of
-each layer's outputs, frozen, scored UAR 52 / 69 / 65 for layers 1 / 2 / 3 (5-fold by actor:
-layer 2 67, layer 3 60); the top layer is tuned to speaker identity, which does not transfer
-to unseen actors. So ``layers`` keeps the first N layers (default 2) and drops the rest.
+best: a logistic regression on the time mean + std of each layer's outputs, frozen, scored
+RAVDESS UAR 55 / 70 / 57 for layers 1 / 2 / 3 on actors 17-20 and 54 / 68 / 57 in 5-fold CV
+by actor (benchmarks/ge2e_probe.py); the top layer is tuned to speaker identity, which does
+not transfer to unseen actors. So ``layers`` keeps the first N layers (default 2).
 
 Shapes: waveforms ``[B, T]`` at 16 kHz (+ ``lengths [B]``) -> frames ``[B, T', 256]`` at
 100 per second -> pooled ``[B, out_dim]`` (``mean_std``: 512, attention: 256).

@@ -1,0 +1,34 @@
+"""benchmarks/ensemble_pairs.py: ensembles paired by position, and their gain over each set."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_configs import _bench_module
+
+
+def _row(ens: float, cnn: float, ge2e: float) -> dict:
+    m = lambda u: {"uar": u, "acc": u, "f1_macro": u}  # noqa: E731
+    return {"ensemble": m(ens), "members": {"cnn": m(cnn), "ge2e": m(ge2e)}}
+
+
+def test_gain_is_paired_per_ensemble_not_between_means():
+    mod = _bench_module("ensemble_pairs")
+    out = mod.summarize([_row(0.74, 0.72, 0.71), _row(0.70, 0.65, 0.69)], ["cnn", "ge2e"])
+    assert out["ensemble"]["uar"]["mean"] == pytest.approx(0.72)
+    assert out["cnn"]["uar"]["mean"] == pytest.approx(0.685)
+    assert out["gain_over_cnn"]["uar"]["mean"] == pytest.approx((0.02 + 0.05) / 2)
+    assert out["gain_over_ge2e"]["uar"]["std"] == pytest.approx(0.02 ** 0.5 / 10)   # +0.03, +0.01: sample std
+    single = mod.summarize([_row(0.7, 0.6, 0.5)], ["cnn", "ge2e"])
+    assert single["ensemble"]["uar"]["std"] is None
+
+
+def test_unequal_sets_and_missing_checkpoints_are_refused(tmp_path):
+    script = _bench_module("ensemble_pairs").__file__
+    run = lambda *a: subprocess.run([sys.executable, script, *a], capture_output=True, text=True)  # noqa: E731
+    r = run("--set", "a", str(tmp_path), str(tmp_path), "--set", "b", str(tmp_path))
+    assert r.returncode != 0 and "same number of runs" in r.stderr
+    r = run("--set", "a", str(tmp_path), "--set", "b", str(tmp_path))
+    assert r.returncode != 0 and "no checkpoints/best.ckpt" in r.stderr
