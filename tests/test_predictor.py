@@ -195,3 +195,59 @@ def test_web_live_frame_shows_simple_and_hybrid_views(predictor, astronaut):
     assert set(views) == {"fused", "face", "voice"} and views["voice"] == voice["probs"]
     assert views["fused"] == pytest.approx(out["faces"][0]["probs"]) and views["fused"] != pytest.approx(views["face"])
     assert set(engine.live_frame(astronaut)["faces"][0]["views"]) == {"face"}   # no audio yet
+
+
+class _FixedRunner:
+    """A runner that returns the same logits for every sample of a batch."""
+
+    def __init__(self, fused, heads=None, labels=("a", "b", "c"), prep=None):
+        self.label_names, self.modalities = list(labels), ["text"]
+        self.preprocessing = prep or {"text": {}}
+        self.fused, self.heads = np.array(fused, np.float32), heads or {}
+
+    def run(self, inputs, present=None, lengths=None):
+        n = len(inputs["text"])
+        return np.tile(self.fused, (n, 1)), {m: np.tile(np.array(v, np.float32), (n, 1)) for m, v in self.heads.items()}
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_ensemble_runner_averages_probabilities_not_logits():
+    from emomm.inference.runner import EnsembleRunner
+    a = _FixedRunner([4.0, 0.0, 0.0], heads={"text": [0.0, 2.0, 0.0]})
+    b = _FixedRunner([0.0, 0.0, 1.0], heads={})
+    fused, heads = EnsembleRunner([a, b]).run({"text": ["x", "y"]})
+    want = (_softmax(np.array([4.0, 0, 0])) + _softmax(np.array([0, 0, 1.0]))) / 2
+    np.testing.assert_allclose(_softmax(fused), np.tile(want, (2, 1)), rtol=1e-5)
+    # mean logits would give [1.33, 0, 0.5] -> another distribution
+    assert not np.allclose(_softmax(fused[0]), _softmax(np.array([2.0, 0.0, 0.5])), atol=1e-3)
+    assert heads == {}  # a head only one member has is left out
+
+
+def test_ensemble_of_mismatched_checkpoints_is_refused():
+    from emomm.inference.runner import EnsembleRunner
+    with pytest.raises(ValueError, match="two or more"):
+        EnsembleRunner([_FixedRunner([0, 0, 0])])
+    with pytest.raises(ValueError, match="other label_names"):
+        EnsembleRunner([_FixedRunner([0, 0, 0]), _FixedRunner([0, 0, 0], labels=("a", "c", "b"))])
+    with pytest.raises(ValueError, match="other preprocessing"):
+        EnsembleRunner([_FixedRunner([0, 0, 0]), _FixedRunner([0, 0, 0], prep={"text": {"max_length": 9}})],
+                       names=["x.ckpt", "y.ckpt"])
+
+
+def test_predict_cli_with_a_list_of_checkpoints_predicts_as_their_ensemble(ckpt, tmp_path):
+    (tmp_path / "note.txt").write_text("I am thrilled")
+    single = Predictor.from_checkpoint(ckpt).predict_text("I am thrilled")
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "emomm.predict", f"ckpt_path=[{ckpt},{ckpt}]",
+                           f"inputs=[{tmp_path / 'note.txt'}]", f"hydra.run.dir={out}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = json.loads((out / "predictions.jsonl").read_text())
+    # two copies of one model: the ensemble's probabilities are that model's
+    np.testing.assert_allclose(line["probs"], single.probs, rtol=1e-4, atol=1e-6)
+    proc = subprocess.run([sys.executable, "-m", "emomm.predict", f"ckpt_path=[{ckpt},{ckpt}]", "backend=onnxruntime",
+                           f"inputs=[{tmp_path / 'note.txt'}]", f"hydra.run.dir={out}2"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "needs backend=torch" in proc.stderr

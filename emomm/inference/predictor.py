@@ -29,7 +29,7 @@ from emomm.inference.adapter import PersonAdapter
 from emomm.inference.preprocess import Preprocessor
 from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
                                      WindowResult, top)
-from emomm.inference.runner import ModelRunner, TorchRunner
+from emomm.inference.runner import EnsembleRunner, ModelRunner, TorchRunner
 from emomm.inference.tracking import IoUTracker
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,17 @@ class Predictor:
                 raise ValueError(f"a {self.adapter.method} adapter needs the model's embeddings: use backend=torch")
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", backend: str = "torch",
+    def from_checkpoint(cls, path: str | Path | list[str | Path], device: str = "cpu", backend: str = "torch",
                         **options: Any) -> "Predictor":
         """A ``.ckpt`` (``backend=torch``) or an export folder / ``model.json`` / ``.onnx``
-        (``backend=onnxruntime``; ``precision=int8`` in ``options`` picks the quantised model)."""
-        if backend == "torch":
+        (``backend=onnxruntime``; ``precision=int8`` in ``options`` picks the quantised model).
+        A list of ``.ckpt`` files predicts with their mean probabilities
+        (:class:`~emomm.inference.runner.EnsembleRunner`)."""
+        if backend == "torch" and isinstance(path, (list, tuple)):
+            # several checkpoints: their mean probabilities (EnsembleRunner)
+            runner = EnsembleRunner([TorchRunner.from_checkpoint(p, device) for p in path],
+                                    names=[str(p) for p in path])
+        elif backend == "torch":
             runner = TorchRunner.from_checkpoint(path, device)
             runner.ckpt_path = str(path)  # the adapter checks it was fitted on this checkpoint
         elif backend == "onnxruntime":

@@ -54,3 +54,47 @@ class TorchRunner:
         out = self.module.outputs(batch)
         per = {k.split("/", 1)[1]: v.float().cpu().numpy() for k, v in out.items() if k.startswith("modality/")}
         return out["fused"].float().cpu().numpy(), per
+
+
+def _log_mean_probs(logits: list[np.ndarray]) -> np.ndarray:
+    """The log of the mean of the members' softmax probabilities (a softmax of it gives
+    the mean back): how ``python -m emomm.ensemble method=mean`` combines runs."""
+    probs = []
+    for z in logits:
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        probs.append(e / e.sum(axis=-1, keepdims=True))
+    return np.log(np.mean(probs, axis=0) + 1e-12)
+
+
+class EnsembleRunner:
+    """Several runners as one: the mean of their probabilities, returned as logits.
+
+    The members must predict the same classes in the same order, from the same modalities
+    and the same preprocessing (one :class:`~emomm.inference.predictor.Predictor` decodes the
+    media once for all of them), e.g. the RAVDESS CNN and GE2E recipes, which share their
+    clip settings. A member without a modality's own head leaves that head out.
+    """
+
+    def __init__(self, runners: list[ModelRunner], names: list[str] | None = None) -> None:
+        if len(runners) < 2:
+            raise ValueError("an ensemble needs two or more checkpoints")
+        names = names or [f"member {i + 1}" for i in range(len(runners))]
+        first, *rest = runners
+        for name, r in zip(names[1:], rest):
+            for what in ("label_names", "modalities", "preprocessing"):
+                if getattr(r, what) != getattr(first, what):
+                    raise ValueError(f"{name} has other {what} than {names[0]} ({getattr(r, what)} vs "
+                                     f"{getattr(first, what)}): ensemble only checkpoints trained on the "
+                                     "same classes, modalities and clip settings")
+        self.runners, self.names = list(runners), list(names)
+        self.label_names, self.modalities = list(first.label_names), list(first.modalities)
+        self.preprocessing = dict(first.preprocessing)
+        self.data_config = getattr(first, "data_config", None)
+        self.ckpt_path = None  # a personal adapter is fitted on one checkpoint, not on this mix
+
+    def run(self, inputs, present=None, lengths=None):
+        outs = [r.run(inputs, present, lengths) for r in self.runners]
+        fused = _log_mean_probs([o[0] for o in outs])
+        heads = set.intersection(*(set(o[1]) for o in outs))
+        return fused, {m: _log_mean_probs([o[1][m] for o in outs]) for m in sorted(heads)}
