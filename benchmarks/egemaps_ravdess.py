@@ -42,6 +42,15 @@ def speech_clips(root: Path) -> list[tuple[str, int, int]]:
     return sorted((c.path, c.label, c.speaker) for c in clips if c.speaker in (*TRAIN_ACTORS, *VAL_ACTORS))
 
 
+def labelled_clips(root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """:func:`speech_clips` as ``(paths, labels [N], actors [N])``; exits naming ``--root``
+    when there are none."""
+    clips = speech_clips(root)
+    if not clips:
+        sys.exit(f"no RAVDESS speech clips of actors 01-20 under {root}; pass --root PATH")
+    return [c[0] for c in clips], np.array([c[1] for c in clips]), np.array([c[2] for c in clips])
+
+
 def egemaps(paths: list[str], sample_rate: int = 16000) -> np.ndarray:
     """``[N, 88]`` eGeMAPS v02 functionals of each file, decoded and resampled as the voice
     pipeline does (mono, ``sample_rate``)."""
@@ -100,11 +109,7 @@ def main() -> None:
     ap.add_argument("--runs", nargs="*", default=[], help="RAVDESS voice run folders to fuse with")
     ap.add_argument("--weights", nargs="+", type=float, default=[0.2, 0.3, 0.5])
     args = ap.parse_args()
-    clips = speech_clips(Path(args.root))
-    if not clips:
-        sys.exit(f"no RAVDESS speech clips of actors 01-20 under {args.root}; pass --root PATH")
-    paths = [c[0] for c in clips]
-    y, actor = np.array([c[1] for c in clips]), np.array([c[2] for c in clips])
+    paths, y, actor = labelled_clips(Path(args.root))
     start = time.time()
     feats = egemaps(paths)
     extract_s = time.time() - start

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, write_result  # noqa: E402
-from egemaps_ravdess import TRAIN_ACTORS, VAL_ACTORS, fit_logreg, speech_clips, uar  # noqa: E402
+from egemaps_ravdess import TRAIN_ACTORS, VAL_ACTORS, fit_logreg, labelled_clips, uar  # noqa: E402
 
 
 @torch.no_grad()
@@ -48,11 +48,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
     args = ap.parse_args()
-    clips = speech_clips(Path(args.root))
-    if not clips:
-        sys.exit(f"no RAVDESS speech clips of actors 01-20 under {args.root}; pass --root PATH")
-    paths = [c[0] for c in clips]
-    y, actor = np.array([c[1] for c in clips]), np.array([c[2] for c in clips])
+    paths, y, actor = labelled_clips(Path(args.root))
     start = time.time()
     layers = layer_features(paths)
     result: dict = {"clips": len(paths), "extract_s": round(time.time() - start, 1), "threads": torch.get_num_threads(),

@@ -28,9 +28,11 @@ import torch
 import torchaudio.transforms as T
 from torch import nn
 
-from emomm.models.encoders.voice import AttentivePooling, SpecAugment, _plain, length_mask, masked_mean
+from emomm.models.encoders.voice import (AttentivePooling, SpecAugment, _plain, length_mask, masked_mean,
+                                        waveform_batch)
 from emomm.models.features import EncoderOutput
 from emomm.utils.wheel_models import RESEMBLYZER
+
 SAMPLE_RATE, N_MELS, HIDDEN, N_LAYERS = 16000, 40, 256, 3
 POOLING = ("mean_std", "attention", "attention_stats", "mean")
 
@@ -140,14 +142,8 @@ class GE2EVoiceEncoder(nn.Module):
     def features(self, wave: torch.Tensor, lengths: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame-level features ``[B, T', 256]`` (the last kept LSTM layer) and their lengths."""
-        if wave.dim() == 3 and wave.shape[1] == 1:
-            wave = wave[:, 0]
-        if wave.dim() != 2:
-            raise ValueError(f"voice input must be a waveform batch [B, T], got {tuple(wave.shape)}")
-        B, n = wave.shape
-        if lengths is None:
-            lengths = torch.full((B,), n, dtype=torch.long, device=wave.device)
-        lengths = lengths.to(wave.device)
+        wave, lengths = waveform_batch(wave, lengths)
+        n = wave.shape[1]
         with torch.autocast(device_type=wave.device.type, enabled=False):
             valid = length_mask(lengths, n).to(wave.dtype)
             x = self.mel(self._gain(wave.float() * valid, valid))           # [B, 40, T']

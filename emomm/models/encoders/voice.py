@@ -46,6 +46,18 @@ def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def waveform_batch(wave: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A voice encoder's input as ``[B, T]`` (``[B, 1, T]`` is squeezed) and its lengths
+    ``[B]`` on the same device (the full length where none are given)."""
+    if wave.dim() == 3 and wave.shape[1] == 1:
+        wave = wave[:, 0]
+    if wave.dim() != 2:
+        raise ValueError(f"voice input must be a waveform batch [B, T], got {tuple(wave.shape)}")
+    if lengths is None:
+        lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long, device=wave.device)
+    return wave, lengths.to(wave.device)
+
+
 def vtlp_warp(freqs: torch.Tensor, alpha: torch.Tensor, nyquist: float, f_hi: float) -> torch.Tensor:
     """Piecewise-linear frequency warp of vocal-tract length perturbation (Jaitly & Hinton
     2013): ``f -> alpha f`` up to the boundary ``b = f_hi min(alpha, 1) / alpha``, then a
@@ -149,14 +161,8 @@ class LogMelFrontend(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        if wave.dim() == 3 and wave.shape[1] == 1:
-            wave = wave[:, 0]
-        if wave.dim() != 2:
-            raise ValueError(f"voice input must be a waveform batch [B, T], got {tuple(wave.shape)}")
-        B, n = wave.shape
-        if lengths is None:
-            lengths = torch.full((B,), n, dtype=torch.long, device=wave.device)
-        lengths = lengths.to(wave.device)
+        wave, lengths = waveform_batch(wave, lengths)
+        n = wave.shape[1]
         with torch.autocast(device_type=wave.device.type, enabled=False):
             wave = wave.float() * length_mask(lengths, n)
             if self.training and self.vtlp is not None:
