@@ -27,9 +27,9 @@ def predict(cfg: DictConfig) -> int:
     """Run the predictions; returns the number of inputs that failed."""
     out_dir = Path(cfg.paths.output_dir)
     paths = to_plain(cfg.ckpt_path)
-    if isinstance(paths, list) and cfg.backend != "torch":
-        raise ValueError("ckpt_path=[...] (an ensemble of checkpoints) needs backend=torch")
     if isinstance(paths, list):  # an ensemble: the mean of the checkpoints' probabilities
+        if cfg.backend != "torch":
+            raise ValueError("ckpt_path=[...] (an ensemble of checkpoints) needs backend=torch")
         ckpt = [resolve_ckpt(str(p), cfg.paths.log_dir) for p in paths]
     else:
         ckpt = resolve_ckpt(str(paths), cfg.paths.log_dir) if cfg.backend == "torch" else Path(paths)

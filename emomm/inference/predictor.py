@@ -29,7 +29,7 @@ from emomm.inference.adapter import PersonAdapter
 from emomm.inference.preprocess import Preprocessor
 from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
                                      WindowResult, top)
-from emomm.inference.runner import EnsembleRunner, ModelRunner, TorchRunner
+from emomm.inference.runner import EnsembleRunner, ModelRunner, TorchRunner, softmax
 from emomm.inference.tracking import IoUTracker
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,6 @@ log = logging.getLogger(__name__)
 #: Crop geometry when the checkpoint's data stored none (pre-cropped faces such as FER2013).
 DEFAULT_CROP = {"size": 112, "margin": 0.15, "align": False}
 _DETECTORS_FOR_PHOTOS = ("mtcnn", "haar", "blazeface")
-
-
-def softmax(logits) -> np.ndarray:
-    x = np.asarray(logits, np.float64)
-    z = np.exp(x - x.max(-1, keepdims=True))
-    return (z / z.sum(-1, keepdims=True)).astype(np.float32)
 
 
 def _uniform(n: int, k: int) -> np.ndarray:

@@ -56,15 +56,16 @@ class TorchRunner:
         return out["fused"].float().cpu().numpy(), per
 
 
+def softmax(logits) -> np.ndarray:
+    x = np.asarray(logits, np.float64)
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return (z / z.sum(-1, keepdims=True)).astype(np.float32)
+
+
 def _log_mean_probs(logits: list[np.ndarray]) -> np.ndarray:
     """The log of the mean of the members' softmax probabilities (a softmax of it gives
     the mean back): how ``python -m emomm.ensemble method=mean`` combines runs."""
-    probs = []
-    for z in logits:
-        z = z - z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        probs.append(e / e.sum(axis=-1, keepdims=True))
-    return np.log(np.mean(probs, axis=0) + 1e-12)
+    return np.log(np.mean([softmax(z) for z in logits], axis=0) + 1e-12)
 
 
 class EnsembleRunner:
