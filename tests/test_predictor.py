@@ -239,15 +239,20 @@ def test_ensemble_of_mismatched_checkpoints_is_refused():
 
 
 def test_predict_cli_with_a_list_of_checkpoints_predicts_as_their_ensemble(ckpt, tmp_path):
+    """``python -m emomm.predict ckpt_path=[a,b]``, composed and run in-process (the CLI's
+    own code path, without two more interpreter starts)."""
+    from emomm.predict import predict
+    from tests.conftest import make_cfg
     (tmp_path / "note.txt").write_text("I am thrilled")
     single = Predictor.from_checkpoint(ckpt).predict_text("I am thrilled")
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "emomm.predict", f"ckpt_path=[{ckpt},{ckpt}]",
-                           f"inputs=[{tmp_path / 'note.txt'}]", f"hydra.run.dir={out}"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    out.mkdir()
+    cfg = make_cfg("predict", out, [f"ckpt_path=[{ckpt},{ckpt}]", f"inputs=[{tmp_path / 'note.txt'}]"])
+    assert predict(cfg) == 0
     line = json.loads((out / "predictions.jsonl").read_text())
     # two copies of one model: the ensemble's probabilities are that model's
     np.testing.assert_allclose(line["probs"], single.probs, rtol=1e-4, atol=1e-6)
-    proc = subprocess.run([sys.executable, "-m", "emomm.predict", f"ckpt_path=[{ckpt},{ckpt}]", "backend=onnxruntime",
-                           f"inputs=[{tmp_path / 'note.txt'}]", f"hydra.run.dir={out}2"], capture_output=True, text=True)
-    assert proc.returncode != 0 and "needs backend=torch" in proc.stderr
+    cfg = make_cfg("predict", out, [f"ckpt_path=[{ckpt},{ckpt}]", "backend=onnxruntime",
+                                    f"inputs=[{tmp_path / 'note.txt'}]"])
+    with pytest.raises(ValueError, match="needs backend=torch"):
+        predict(cfg)
