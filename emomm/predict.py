@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from emomm.inference.batch import expand_inputs, plot_timeline, predict_file, summary_row
 from emomm.inference.predictor import Predictor
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpt, to_plain
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +26,7 @@ log = logging.getLogger(__name__)
 def predict(cfg: DictConfig) -> int:
     """Run the predictions; returns the number of inputs that failed."""
     out_dir = Path(cfg.paths.output_dir)
-    paths = to_plain(cfg.ckpt_path)
-    if isinstance(paths, list):  # an ensemble: the mean of the checkpoints' probabilities
-        if cfg.backend != "torch":
-            raise ValueError("ckpt_path=[...] (an ensemble of checkpoints) needs backend=torch")
-        ckpt = [resolve_ckpt(str(p), cfg.paths.log_dir) for p in paths]
-    else:
-        ckpt = resolve_ckpt(str(paths), cfg.paths.log_dir) if cfg.backend == "torch" else Path(paths)
+    ckpt = resolve_ckpts(cfg.ckpt_path, cfg.paths.log_dir, cfg.backend)
     options = to_plain(cfg.predictor) or {}
     if cfg.backend == "onnxruntime":
         options["precision"] = cfg.precision

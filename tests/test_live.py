@@ -144,6 +144,22 @@ def test_pipeline_detects_every_n_and_smooths(live_ckpt):
     assert np.abs(np.diff(p, axis=0)).max() <= np.abs(np.diff(raw, axis=0)).max() + 1e-6
 
 
+def test_live_loads_a_list_of_checkpoints_as_their_ensemble_and_latest(live_ckpt, tmp_path):
+    from emomm.inference.runner import EnsembleRunner
+    crops = np.stack([cv2.resize(f[170:300, 120:230], (32, 32)) for f in moving_face_frames(3)])
+    single = load_classifier(live_ckpt)
+    pair = load_classifier([live_ckpt, live_ckpt])
+    assert isinstance(pair.runner, EnsembleRunner)
+    # two copies of one model: the ensemble's probabilities are that model's
+    np.testing.assert_allclose(pair.classify_faces(crops), single.classify_faces(crops), rtol=1e-4, atol=1e-6)
+    latest = load_classifier("latest", log_dir=live_ckpt.parents[1])
+    np.testing.assert_allclose(latest.classify_faces(crops), single.classify_faces(crops), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs backend=torch"):
+        load_classifier([live_ckpt, live_ckpt], backend="onnxruntime")
+    with pytest.raises(FileNotFoundError, match="ckpt_path"):
+        load_classifier([live_ckpt, tmp_path / "none.ckpt"])
+
+
 def test_voice_window_gates_on_voice_activity():
     vw = VoiceWindow(window_s=1.0, min_speech=0.5, vad=lambda c: float(np.abs(c).mean() > 0.05))
     vw.push(np.zeros(16000, np.float32))

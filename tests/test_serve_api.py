@@ -432,3 +432,31 @@ def test_real_model_image_video_and_panel(real_client, tmp_path):
     v = real_client.post("/api/predict/video", files={"file": ("v.mp4", clip)}).json()
     assert v["timeline"] and v["duration"] > 1 and v["clip"]["label"] in m["labels"]
     assert_error(real_client.post("/api/predict/text", data={"text": "hello"}), 422, "wrong_modality")
+
+
+def test_a_list_of_checkpoints_is_served_as_their_ensemble(real_client, tmp_path, tmp_path_factory):
+    """``python -m emomm.serve ckpt_path=[a,b]``: the panel names both runs and shows no
+    single run's metrics; two copies of one model predict as that model."""
+    from omegaconf import OmegaConf
+
+    import emomm.serve.__main__ as cli
+    from tests.serve_helpers import face_frame, tiny_face_checkpoint
+    ckpt = tiny_face_checkpoint(tmp_path_factory.getbasetemp())  # real_client's run, trained once
+    base = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "serve.yaml")
+    base.pop("defaults")
+    base.pop("hydra")
+    base.paths = {"log_dir": str(tmp_path)}
+    base.ckpt_path = [str(ckpt), str(ckpt)]
+    app, _, served = cli.build(base)
+    assert served == [ckpt, ckpt]
+    pair = TestClient(app)
+    m = pair.get("/api/model").json()
+    assert m["checkpoint"] == "mean of 2: serve_run/best.ckpt, serve_run/best.ckpt" and m["metrics"] is None
+    buf = io.BytesIO()
+    Image.fromarray(face_frame(400, 300)).save(buf, "JPEG")
+    post = lambda c: c.post("/api/predict/image", files={"file": ("p.jpg", buf.getvalue())}).json()  # noqa: E731
+    (one,), (two,) = post(real_client)["faces"], post(pair)["faces"]
+    np.testing.assert_allclose(two["probs"], one["probs"], rtol=1e-4, atol=1e-6)
+    base.backend = "onnxruntime"
+    with pytest.raises(ValueError, match="needs backend=torch"):
+        cli.build(base)

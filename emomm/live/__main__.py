@@ -17,7 +17,8 @@ def build(cfg: DictConfig):
     from emomm.live.pipeline import LivePipeline
     from emomm.live.voice import VoiceWindow, open_audio
 
-    clf = load_classifier(cfg.ckpt_path, backend=cfg.backend, device=cfg.device, precision=cfg.precision)
+    clf = load_classifier(cfg.ckpt_path, backend=cfg.backend, device=cfg.device, precision=cfg.precision,
+                          log_dir=cfg.paths.log_dir)
     faces = to_plain(cfg.faces)
     detector = build_detector(faces["detector"], **dict(faces.get(faces["detector"]) or {}))
     audio = open_audio(cfg.audio)

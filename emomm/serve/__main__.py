@@ -10,7 +10,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpt
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts
 
 log = logging.getLogger("emomm.serve")
 
@@ -21,7 +21,7 @@ def build(cfg: DictConfig):
     from emomm.serve.auth import resolve_token
     from emomm.serve.engine import ServeEngine
 
-    ckpt = resolve_ckpt(str(cfg.ckpt_path), cfg.paths.log_dir)
+    ckpt = resolve_ckpts(cfg.ckpt_path, cfg.paths.log_dir, cfg.backend)
     token = resolve_token(str(cfg.host), cfg.get("token"))
     settings = ServeSettings(max_image_mb=cfg.limits.max_image_mb, max_audio_mb=cfg.limits.max_audio_mb,
                              max_video_mb=cfg.limits.max_video_mb, max_text_chars=cfg.limits.max_text_chars,
@@ -36,7 +36,7 @@ def serve(cfg: DictConfig) -> None:
     import uvicorn
 
     app, url, ckpt = build(cfg)
-    print(f"emomm serve: {ckpt} ({', '.join(app.state.engine.modalities)}) - open {url}", flush=True)
+    print(f"emomm serve: {app.state.engine.checkpoint_name} ({', '.join(app.state.engine.modalities)}) - open {url}", flush=True)
     # access_log off: request lines carry paths and query strings (tokens); the app keeps counts only.
     uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), access_log=False, log_level=cfg.log_level,
                 ws_max_size=8 * 1024 * 1024)

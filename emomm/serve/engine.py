@@ -66,10 +66,12 @@ def _label_of(labels: list[str], probs: list[float]) -> tuple[str, float]:
 class ServeEngine:
     """Wraps a Predictor; ``ServeEngine.from_checkpoint(path)`` builds both."""
 
-    def __init__(self, predictor, checkpoint: str | Path = "", metrics: dict | None = None,
+    def __init__(self, predictor, checkpoint: str | Path | list[str | Path] = "", metrics: dict | None = None,
                  backend: str = "torch") -> None:
         self.predictor = predictor
-        self.checkpoint = Path(checkpoint) if checkpoint else None
+        #: one path, or a list for an ensemble (the mean of the checkpoints' probabilities)
+        self.checkpoint = [Path(c) for c in checkpoint] if isinstance(checkpoint, (list, tuple)) \
+            else Path(checkpoint) if checkpoint else None
         self.metrics = metrics
         self.backend = backend
         self.label_names = list(predictor.label_names)
@@ -81,17 +83,31 @@ class ServeEngine:
         self.audio_window_s = float(voice.get("duration") or 3.0)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", backend: str = "torch") -> "ServeEngine":
+    def from_checkpoint(cls, path: str | Path | list[str | Path], device: str = "cpu",
+                        backend: str = "torch") -> "ServeEngine":
+        """One checkpoint (or ONNX export), or a list of checkpoints served as their mean
+        ensemble; the panel shows one run's metrics only (the members' do not describe the mix)."""
         from emomm.inference.predictor import Predictor
 
-        path = Path(path)
+        path = [Path(p) for p in path] if isinstance(path, (list, tuple)) else Path(path)
         predictor = Predictor.from_checkpoint(path, device=device, backend=backend)
-        return cls(predictor, path, find_metrics(path), backend)
+        return cls(predictor, path, None if isinstance(path, list) else find_metrics(path), backend)
+
+    @property
+    def checkpoint_name(self) -> str:
+        """``best.ckpt``, or for an ensemble ``mean of 2: RUN_A/best.ckpt, RUN_B/best.ckpt``
+        (run folders: every training run names its checkpoint best.ckpt)."""
+        if isinstance(self.checkpoint, list):
+            def run_name(p: Path) -> str:
+                run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+                return f"{run.name}/{p.name}"
+            return f"mean of {len(self.checkpoint)}: " + ", ".join(run_name(p) for p in self.checkpoint)
+        return self.checkpoint.name if self.checkpoint else ""
 
     # -- model panel ---------------------------------------------------------------------------
     def info(self) -> dict:
         data = _plain(getattr(self.predictor, "data_config", None) or {})
-        return {"checkpoint": self.checkpoint.name if self.checkpoint else "", "backend": self.backend,
+        return {"checkpoint": self.checkpoint_name, "backend": self.backend,
                 "modalities": self.modalities, "labels": self.label_names,
                 "preprocessing": self.preprocessing, "data": data, "data_summary": summarize_data(data),
                 "metrics": self._metrics_view()}

@@ -68,6 +68,18 @@ def to_plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
 
 
+def resolve_ckpts(value: Any, log_dir: str | Path, backend: str = "torch") -> Path | list[Path]:
+    """An entry point's ``ckpt_path``: a ``.ckpt`` or ``latest`` (``backend=torch``), an export
+    folder or file (``backend=onnxruntime``), or a list of ``.ckpt`` files, an ensemble that
+    predicts with the mean of their probabilities (torch only)."""
+    value = to_plain(value)
+    if isinstance(value, (list, tuple)):
+        if backend != "torch":
+            raise ValueError("ckpt_path=[...] (an ensemble of checkpoints) needs backend=torch")
+        return [resolve_ckpt(str(v), log_dir) for v in value]
+    return resolve_ckpt(str(value), log_dir) if backend == "torch" else Path(str(value)).expanduser()
+
+
 def resolve_ckpt(path: str, log_dir: str | Path) -> Path:
     """``latest`` -> the newest ``best.ckpt`` of any run under ``log_dir``; else the path."""
     if path == "latest":
