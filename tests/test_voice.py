@@ -208,6 +208,32 @@ def test_voice_encoder_ignores_padding_in_eval_and_masks_in_train():
         assert not torch.allclose(enc(x)[2], alone[2], atol=1e-3)
 
 
+def test_channels_last_is_the_same_model_and_loads_nchw_weights():
+    """NHWC is a memory layout only: an NCHW-trained state dict loads into the NHWC encoder
+    and gives the same embeddings and gradients (without dropout: NHWC draws the conv
+    dropout's masks in another order, so seeded runs differ)."""
+    from emomm.models.encoders.voice import VoiceEncoder
+    kw = dict(channels=[8, 16], proj_dim=16, lstm_hidden=16, attention_hidden=16, frontend={"n_mels": 32},
+              specaugment=None, conv_dropout=0.0, dropout=0.0)
+    torch.manual_seed(0)
+    nchw = VoiceEncoder(channels_last=False, **kw)
+    nhwc = VoiceEncoder(channels_last=True, **kw)
+    nhwc.load_state_dict(nchw.state_dict())
+    conv = nhwc.blocks[1][0].weight   # (the first block has one input channel: both layouts agree)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    x, lengths = torch.randn(3, 16000) * 0.1, torch.tensor([16000, 9001, 5555])
+    for enc in (nchw, nhwc):
+        enc.eval()
+    with torch.no_grad():
+        assert torch.allclose(nchw(x, lengths), nhwc(x, lengths), atol=1e-5)
+    grads = []
+    for enc in (nchw, nhwc):
+        enc.train()
+        enc(x, lengths).square().sum().backward()
+        grads.append(enc.blocks[0][0].weight.grad)
+    assert grads[0].abs().max() > 0.1 and torch.allclose(grads[0], grads[1], atol=2e-4)
+
+
 def test_log_mel_frontend_frames_and_normalisation():
     from emomm.models.encoders.voice import LogMelFrontend, SpecAugment
     fe = LogMelFrontend(sample_rate=16000, n_mels=40, win_ms=25, hop_ms=10, f_max=7600, normalize="utterance")

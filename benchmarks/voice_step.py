@@ -1,0 +1,85 @@
+"""Training step time of the RAVDESS voice encoders, by memory layout and precision.
+
+    python benchmarks/voice_step.py [--rounds 6] [--steps 4] [--threads 1]
+
+Builds the encoders exactly as ``experiment=ravdess_voice`` (the log-mel CNN-BiLSTM) and
+``experiment=ravdess_ge2e`` (the pretrained GE2E LSTM; needs ``make models``) compose them, plus
+a linear head, and times forward + backward + AdamW on one fixed batch of 32 random waveforms
+of 1.5-3 s (the recipe's batch and crop; the data loading is not counted). The variants run
+in interleaved rounds (each round: ``--steps`` steps of every variant, the first step of each
+variant's first round dropped as warm-up), so a drift in the machine's speed hits all alike.
+Writes benchmarks/results/voice_step.json. Run it alone on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
+
+#: name -> (experiment, encoder overrides, bf16 autocast)
+VARIANTS = {
+    "cnn_nchw_fp32": ("ravdess_voice", ["model.encoders.voice.channels_last=false"], False),
+    "cnn_nhwc_fp32": ("ravdess_voice", ["model.encoders.voice.channels_last=true"], False),
+    "cnn_nhwc_bf16": ("ravdess_voice", ["model.encoders.voice.channels_last=true"], True),
+    "ge2e_fp32": ("ravdess_ge2e", [], False),
+    "ge2e_bf16": ("ravdess_ge2e", [], True),
+}
+
+
+def build(experiment: str, overrides: list[str]):
+    """The experiment's voice encoder, a linear head and AdamW."""
+    import torch
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from emomm.utils.runtime import CONFIG_DIR
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
+    torch.manual_seed(0)
+    encoder = instantiate(cfg.model.encoders.voice, _convert_="all").train()
+    head = torch.nn.Linear(encoder.out_dim, 8)
+    opt = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=1e-4)
+    return encoder, head, opt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=4, help="steps per variant per round")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(24000, 48001, (32,), generator=g)
+    wave = torch.randn(32, 48000, generator=g) * 0.05
+    labels = torch.randint(0, 8, (32,), generator=g)
+    built = {name: build(*VARIANTS[name][:2]) for name in args.variants}
+    times: dict[str, list[float]] = {name: [] for name in args.variants}
+    for r in range(args.rounds):
+        for name, (encoder, head, opt) in built.items():
+            for s in range(args.steps):
+                start = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=VARIANTS[name][2]):
+                    loss = torch.nn.functional.cross_entropy(head(encoder(wave, lengths)).float(), labels)
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                if r or s:  # the very first step warms oneDNN's kernel caches
+                    times[name].append(time.perf_counter() - start)
+        print(f"round {r + 1}: " + ", ".join(f"{n} {statistics.median(t):.3f}" for n, t in times.items() if t), flush=True)
+    entry = {name: {"experiment": VARIANTS[name][0], "overrides": VARIANTS[name][1], "bf16_autocast": VARIANTS[name][2],
+                    "median_step_s": round(statistics.median(t), 3), "step_s": [round(x, 3) for x in t]}
+             for name, t in times.items()}
+    write_result("voice_step", {"threads": args.threads, "batch": 32, "seconds": [1.5, 3.0],
+                                "rounds": args.rounds, "steps_per_round": args.steps, "variants": entry})
+
+
+if __name__ == "__main__":
+    main()
