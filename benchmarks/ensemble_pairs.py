@@ -37,6 +37,21 @@ def summarize(rows: list[dict], names: list[str]) -> dict:
     return out
 
 
+def score_pair(members: dict[str, str], log_dir: Path) -> dict:
+    """The mean ensemble of ``{name: run_dir}`` and each member's score on the test split."""
+    names = list(members)
+    res = mean_ensemble(list(members.values()), log_dir)
+    # emomm.ensemble reports the members in the order given, under shortened folder names
+    if len(res["test_models"]) != len(names):
+        sys.exit(f"{log_dir}: {len(res['test_models'])} member scores for {len(names)} runs")
+    scored = dict(zip(names, res["test_models"].values()))
+    print(f"{log_dir.name}: ensemble UAR {res['test']['uar']:.4f}; "
+          + ", ".join(f"{n} {scored[n]['uar']:.4f}" for n in names), flush=True)
+    return {"runs": members, "ensemble": {m: res["test"][m] for m in METRICS},
+            "members": {n: {m: scored[n][m] for m in METRICS} for n in names},
+            "command": res["command"], "run_dir": res["run_dir"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
@@ -52,18 +67,8 @@ def main() -> None:
             if not (Path(run) / "checkpoints" / "best.ckpt").is_file():
                 sys.exit(f"{run}: no checkpoints/best.ckpt; give a finished training run's folder")
     names = list(sets)
-    rows = []
-    for i, members in enumerate(zip(*sets.values())):
-        res = mean_ensemble(list(members), ROOT / "outputs" / "bench" / args.name / f"pair_{i + 1}")
-        # emomm.ensemble reports the members in the order given, under shortened folder names
-        if len(res["test_models"]) != len(names):
-            sys.exit(f"pair {i + 1}: {len(res['test_models'])} member scores for {len(names)} runs")
-        scored = dict(zip(names, res["test_models"].values()))
-        rows.append({"runs": dict(zip(names, members)), "ensemble": {m: res["test"][m] for m in METRICS},
-                     "members": {n: {m: scored[n][m] for m in METRICS} for n in names},
-                     "command": res["command"], "run_dir": res["run_dir"]})
-        print(f"pair {i + 1}: ensemble UAR {res['test']['uar']:.4f}; "
-              + ", ".join(f"{n} {scored[n]['uar']:.4f}" for n in names), flush=True)
+    rows = [score_pair(dict(zip(names, members)), ROOT / "outputs" / "bench" / args.name / f"pair_{i + 1}")
+            for i, members in enumerate(zip(*sets.values()))]
     write_result(args.name, {"sets": names, "pairs": rows, "summary": summarize(rows, names)})
 
 

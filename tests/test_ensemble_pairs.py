@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 
 import pytest
@@ -32,3 +33,23 @@ def test_unequal_sets_and_missing_checkpoints_are_refused(tmp_path):
     assert r.returncode != 0 and "same number of runs" in r.stderr
     r = run("--set", "a", str(tmp_path), "--set", "b", str(tmp_path))
     assert r.returncode != 0 and "no checkpoints/best.ckpt" in r.stderr
+
+
+def test_pair_members_train_at_once_each_with_the_seed_and_its_own_folder(tmp_path, monkeypatch):
+    mod = _bench_module("ravdess_pair")
+    calls = []
+
+    def fake_training(overrides, log_dir):
+        calls.append((overrides, log_dir))
+        time.sleep(0.4)
+        return {"run_dir": str(log_dir)}
+
+    monkeypatch.setattr(mod, "run_training", fake_training)
+    trained, wall = mod.train_pair(["ravdess_voice", "ravdess_ge2e"], ["data.root=R"], 7, tmp_path)
+    assert wall < 0.75          # side by side, not one after the other (0.8 s)
+    assert set(trained) == {"ravdess_voice", "ravdess_ge2e"}
+    by_experiment = {overrides[0]: (overrides, log_dir) for overrides, log_dir in calls}
+    for experiment in ("ravdess_voice", "ravdess_ge2e"):
+        overrides, log_dir = by_experiment[f"experiment={experiment}"]
+        assert overrides == [f"experiment={experiment}", "data.root=R", "seed=7"]
+        assert log_dir == tmp_path / "seed_7" / experiment
