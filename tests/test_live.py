@@ -160,6 +160,34 @@ def test_live_loads_a_list_of_checkpoints_as_their_ensemble_and_latest(live_ckpt
         load_classifier([live_ckpt, tmp_path / "none.ckpt"])
 
 
+def test_a_voice_only_model_labels_the_speech_without_face_detection():
+    """The RAVDESS recipes take voice only: live classifies the audio window, never looks for
+    faces, and refuses to start without audio."""
+    class VoiceOnly:
+        label_names, modalities, preprocessing = ["calm", "angry"], ["voice"], {}
+
+        def classify_audio(self, wave, sr):
+            return [0.2, 0.8]
+
+        def classify_faces(self, crops):
+            raise AssertionError("a voice-only model is never asked about faces")
+
+    class CountingDetector(BoxDetector):
+        calls = 0
+
+        def _detect(self, frames, source, frame_indices):
+            CountingDetector.calls += 1
+            return super()._detect(frames, source, frame_indices)
+
+    voice = VoiceWindow(window_s=1.0, min_speech=0.5, vad=lambda c: 1.0)
+    pipe = LivePipeline(VoiceOnly(), CountingDetector(), voice=voice, voice_every_s=0.0)
+    results = [pipe.process(f, i / 12, np.full(1333, 0.1, np.float32)) for i, f in enumerate(moving_face_frames(6))]
+    assert CountingDetector.calls == 0 and all(r.faces == [] for r in results)
+    assert results[-1].voice == {"speech": True, "probs": [0.2, 0.8]}
+    with pytest.raises(ValueError, match="audio=mic"):
+        LivePipeline(VoiceOnly(), CountingDetector(), voice=None)
+
+
 def test_voice_window_gates_on_voice_activity():
     vw = VoiceWindow(window_s=1.0, min_speech=0.5, vad=lambda c: float(np.abs(c).mean() > 0.05))
     vw.push(np.zeros(16000, np.float32))

@@ -114,6 +114,11 @@ class LivePipeline:
         self.fused = (bool(fuse) and "face" in mods and "voice" in mods
                       and callable(getattr(classifier, "classify_fused", None)))
         self.has_voice_head = "voice" in mods
+        # A voice-only model (e.g. the RAVDESS recipes) labels the speech; frames only pace it.
+        self.classifies_faces = "face" in mods or "video" in mods
+        if not self.classifies_faces and not (self.has_voice_head and voice is not None):
+            raise ValueError(f"this model takes {mods}: live needs face or video, or voice with audio=mic "
+                             "or audio=FILE")
         prep = getattr(classifier, "preprocessing", {}) or {}
         self.face_size = int(face_size or (prep.get("face") or {}).get("image_size", 64))
         self.frame_index = 0
@@ -183,15 +188,18 @@ class LivePipeline:
         the previous frame."""
         timings = {}
         t0 = time.perf_counter()
-        detected = self.frame_index % self.detect_every == 0
-        if detected:
+        detected = self.classifies_faces and self.frame_index % self.detect_every == 0
+        if not self.classifies_faces:
+            pass   # no face model: nothing to detect, track or classify
+        elif detected:
             self._detect(frame)
         else:
             self._predict_boxes(frame)
         t1 = time.perf_counter()
         self._update_voice(t, audio)
         t2 = time.perf_counter()
-        if detected or self.frame_index % self.classify_every == 0 or any(i not in self.smoothed for i in self.tracks):
+        if self.classifies_faces and (detected or self.frame_index % self.classify_every == 0
+                                      or any(i not in self.smoothed for i in self.tracks)):
             self._classify(frame)
         t3 = time.perf_counter()
         timings = {"detect_track": (t1 - t0) * 1e3, "voice": (t2 - t1) * 1e3, "classify": (t3 - t2) * 1e3}
