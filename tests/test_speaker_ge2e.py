@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from emomm.models.encoders.speaker_ge2e import GE2EVoiceEncoder, load_ge2e_layers
+from emomm.models.module import EmotionModule
 from emomm.utils.wheel_models import RESEMBLYZER, WheelModel, sha256
 from tests.conftest import reload_twice_and_compare
 from tests.voice_fixtures import write_ravdess_tree
@@ -119,7 +120,7 @@ def test_wheel_model_fetch_checks_the_checksum_and_keeps_a_good_file(tmp_path):
 
 
 @needs_weights
-def test_ravdess_recipe_trains_with_the_ge2e_encoder(cfg_factory, tmp_path):
+def test_ravdess_recipe_trains_with_the_ge2e_encoder(cfg_factory, tmp_path, monkeypatch):
     from emomm.train import train
     root = tmp_path / "rav"
     write_ravdess_tree(root, actors=range(1, 5), seconds=0.6)
@@ -131,9 +132,16 @@ def test_ravdess_recipe_trains_with_the_ge2e_encoder(cfg_factory, tmp_path):
     assert "channels" not in cfg.model.encoders.voice  # none of the CNN's settings leak in
     summary = train(cfg)
     assert summary["data_sizes"]["train"] == 17 and 0.0 <= summary["test"]["uar"] <= 1.0
-    model, _ = reload_twice_and_compare(summary["best_ckpt"])
+    model, batch = reload_twice_and_compare(summary["best_ckpt"])
     enc = model.net.encoders["voice"]
     assert isinstance(enc, GE2EVoiceEncoder) and len(enc.lstm) == 2
     # fine-tuned (freeze: false): the first layer moved away from the pretrained weights
     pretrained = load_ge2e_layers(None, 1)[0].weight_ih_l0
     assert not torch.equal(enc.lstm[0].weight_ih_l0, pretrained)
+    # The checkpoint alone rebuilds the model: no Resemblyzer file needed where it is deployed.
+    monkeypatch.setenv("EMOMM_MODELS_DIR", str(tmp_path / "no_models"))
+    with pytest.raises(FileNotFoundError, match="make models"):
+        load_ge2e_layers(None, 1)
+    elsewhere = EmotionModule.load_from_checkpoint(summary["best_ckpt"], map_location="cpu").eval()
+    with torch.no_grad():
+        assert torch.equal(elsewhere(batch), model(batch))

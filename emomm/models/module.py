@@ -31,8 +31,9 @@ AUTO_STEPS = "auto"  # a scheduler argument set to this is replaced by the run's
 
 #: Encoder arguments that only say where *initial* weights come from. A checkpoint holds the
 #: trained weights, so reloading one resets these: it must not need (or download) the files
-#: the run started from.
-INIT_WEIGHT_ARGS = {"init_from": None, "pretrained_path": None, "pretrained": False}
+#: the run started from (``weights``: the GE2E encoder's Resemblyzer file; ``random`` builds
+#: the layers without reading it).
+INIT_WEIGHT_ARGS = {"init_from": None, "pretrained_path": None, "pretrained": False, "weights": "random"}
 
 
 def build_balancer(balance: dict[str, Any] | None) -> GradientModulation | None:
