@@ -188,13 +188,13 @@ class LivePipeline:
         the previous frame."""
         timings = {}
         t0 = time.perf_counter()
-        detected = self.classifies_faces and self.frame_index % self.detect_every == 0
-        if not self.classifies_faces:
-            pass   # no face model: nothing to detect, track or classify
-        elif detected:
-            self._detect(frame)
-        else:
-            self._predict_boxes(frame)
+        detected = False
+        if self.classifies_faces:  # a voice-only model has nothing to detect, track or classify
+            detected = self.frame_index % self.detect_every == 0
+            if detected:
+                self._detect(frame)
+            else:
+                self._predict_boxes(frame)
         t1 = time.perf_counter()
         self._update_voice(t, audio)
         t2 = time.perf_counter()

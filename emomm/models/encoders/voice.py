@@ -330,10 +330,10 @@ class VoiceEncoder(nn.Module):
         dropout: on the pooled embedding.
         channels_last: run the CNN blocks in NHWC memory layout. The same model (only the
             layout of its activations changes; a seeded run differs by float rounding and
-            by the order the conv dropout draws its masks); on CPU
-            PyTorch's max-pool and batch norm have vectorised NHWC kernels and oneDNN's
-            convolutions skip reorders: the RAVDESS recipe's training step took 0.50 s
-            instead of 0.92 s at one thread on an Intel Xeon (RESULTS.md).
+            by the order the conv dropout draws its masks). On CPU, PyTorch's max-pool and
+            batch norm have vectorised NHWC kernels and oneDNN's convolutions skip reorders:
+            the RAVDESS recipe's training step took 0.61 s instead of 0.74 s in fp32, and
+            0.40 s with bf16, at one thread on an Intel Xeon (benchmarks/voice_step.py).
     """
 
     def __init__(self, sample_rate: int = 16000, frontend: Mapping[str, Any] | None = None,
