@@ -50,6 +50,14 @@ def machine() -> dict:
             "python": platform.python_version(), "packages": versions}
 
 
+def refuse_to_overwrite(name: str, overwrite: bool) -> None:
+    """Exit before any work when ``results/<name>.json`` exists and ``overwrite`` is false:
+    a long benchmark must not silently replace a result that RESULTS.md quotes."""
+    path = RESULTS / f"{name}.json"
+    if path.exists() and not overwrite:
+        sys.exit(f"{path} exists; pass --name NEW to keep it, or --overwrite to replace it")
+
+
 def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, mean_ensemble, write_result  # noqa: E402
+from common import ROOT, mean_ensemble, refuse_to_overwrite, write_result  # noqa: E402
 
 METRICS = ("uar", "acc", "f1_macro")
 
@@ -57,7 +57,9 @@ def main() -> None:
     ap.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
                     help="a name, then run folders (with checkpoints/best.ckpt), in seed order")
     ap.add_argument("--name", default="ensemble_pairs", help="result file name")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
     args = ap.parse_args()
+    refuse_to_overwrite(args.name, args.overwrite)
     sets = {name: dirs for name, *dirs in args.set}
     sizes = {name: len(dirs) for name, dirs in sets.items()}
     if len(sets) < 2 or len(set(sizes.values())) != 1 or 0 in sizes.values():

@@ -4,8 +4,8 @@ Target (issue 3): validation UAR >= 65% on the unseen actors 17-20 (train on 01-
 classes, training within 30 minutes on 2 CPU cores. The recipe is defined by epochs
 (issue 14), so its figures vary with the seed, not with the machine: report them over seeds.
     python benchmarks/ravdess_voice.py [--root ../shared/data/ravdess] [--threads 1]
-                                       [--seeds 1 2 3] [--parallel 2] [--smoke] [overrides...]
-Writes benchmarks/results/ravdess_voice.json: per-seed figures and, with several seeds, the
+                                       [--seeds 1 2 3] [--parallel 2] [--smoke] [--name N] [--overwrite] [overrides...]
+Writes benchmarks/results/<name>.json (refusing to replace an existing one without --overwrite): per-seed figures and, with several seeds, the
 mean and (sample) standard deviation of val UAR, accuracy and macro-F1.
 
 Threads: on the 2-vCPU development box, torch with 2 intra-op threads ran this model ~5x
@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, run_training, write_result  # noqa: E402
+from common import ROOT, machine, refuse_to_overwrite, run_training, write_result  # noqa: E402
 
 TARGET_UAR, BUDGET_S = 0.65, 30 * 60
 SMOKE = ["debug=limit"]
@@ -78,7 +78,9 @@ def main() -> None:
     ap.add_argument("--experiment", default="ravdess_voice")
     ap.add_argument("--name", default="ravdess_voice", help="result file name")
     ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
     args = ap.parse_args()
+    refuse_to_overwrite(args.name, args.overwrite or args.smoke)  # smoke results are throwaway (<name>_smoke)
     if not Path(args.root).exists():
         sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
     overrides = [f"experiment={args.experiment}", f"data.root={args.root}",

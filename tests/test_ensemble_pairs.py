@@ -33,6 +33,9 @@ def test_unequal_sets_and_missing_checkpoints_are_refused(tmp_path):
     assert r.returncode != 0 and "same number of runs" in r.stderr
     r = run("--set", "a", str(tmp_path), "--set", "b", str(tmp_path))
     assert r.returncode != 0 and "no checkpoints/best.ckpt" in r.stderr
+    # a recorded result is never replaced unless asked (RESULTS.md quotes these files)
+    r = run("--name", "ravdess_cnn_ge2e", "--set", "a", str(tmp_path), "--set", "b", str(tmp_path))
+    assert r.returncode != 0 and "ravdess_cnn_ge2e.json exists" in r.stderr and "--overwrite" in r.stderr
 
 
 def test_pair_members_train_at_once_each_with_the_seed_and_its_own_folder(tmp_path, monkeypatch):
