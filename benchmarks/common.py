@@ -50,6 +50,12 @@ def machine() -> dict:
             "python": platform.python_version(), "packages": versions}
 
 
+def require_ravdess(root: str | Path) -> None:
+    """Exit naming ``--root`` when the RAVDESS tree is not there."""
+    if not Path(root).exists():
+        sys.exit(f"RAVDESS not found at {root}; pass --root PATH (Actor_NN/ folders)")
+
+
 def refuse_to_overwrite(name: str, overwrite: bool) -> None:
     """Exit before any work when ``results/<name>.json`` exists and ``overwrite`` is false:
     a long benchmark must not silently replace a result that RESULTS.md quotes."""

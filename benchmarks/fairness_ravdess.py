@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, run_training, write_result  # noqa: E402
+from common import ROOT, require_ravdess, run_training, write_result  # noqa: E402
 
 
 def summarise(res: dict) -> dict:
@@ -53,8 +53,7 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="result file name (default fairness_ravdess[_smoke])")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
-    if not Path(args.root).exists():
-        sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
+    require_ravdess(args.root)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     common = ["experiment=ravdess_voice", f"data.root={args.root}", f"trainer.max_epochs={args.epochs}",
               f"data.train_speakers=[{args.train_speakers}]", "model.scheduler.scheduler.time_budget_s=null",

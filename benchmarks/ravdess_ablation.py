@@ -64,7 +64,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, mean_ensemble, run_entry_point, write_result  # noqa: E402
+from common import RESULTS, ROOT, mean_ensemble, require_ravdess, run_entry_point, write_result  # noqa: E402
 from ravdess_voice import SMOKE, run_seeds, summarize  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
@@ -230,8 +230,7 @@ def main() -> None:
     if args.rescore_only:
         with locked(ROOT / "outputs" / "bench" / f"{name}.lock"):
             return write_ablation(name, recorded(path), args)
-    if not Path(args.root).exists():
-        sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
+    require_ravdess(args.root)
     trained = train_variants(args.only or DEFAULT, args.seeds, args.parallel, ROOT / "outputs" / "bench" / name,
                              args.threads, head=["experiment=ravdess_voice", f"data.root={args.root}"],
                              tail=[*(SMOKE if args.smoke else []), *args.overrides])

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, refuse_to_overwrite, run_training, write_result  # noqa: E402
+from common import ROOT, refuse_to_overwrite, require_ravdess, run_training, write_result  # noqa: E402
 from ensemble_pairs import METRICS, summarize, score_pair  # noqa: E402
 
 TARGET_UAR, BUDGET_S = 0.72, 30 * 60
@@ -50,8 +50,7 @@ def main() -> None:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
     args = ap.parse_args()
     refuse_to_overwrite(args.name, args.overwrite)
-    if not Path(args.root).exists():
-        sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
+    require_ravdess(args.root)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"  # read by the children
     overrides = [f"data.root={args.root}", *args.overrides]
     log_root = ROOT / "outputs" / "bench" / args.name

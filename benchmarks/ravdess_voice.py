@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, refuse_to_overwrite, run_training, write_result  # noqa: E402
+from common import ROOT, machine, refuse_to_overwrite, require_ravdess, run_training, write_result  # noqa: E402
 
 TARGET_UAR, BUDGET_S = 0.65, 30 * 60
 SMOKE = ["debug=limit"]
@@ -81,8 +81,7 @@ def main() -> None:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
     args = ap.parse_args()
     refuse_to_overwrite(args.name, args.overwrite or args.smoke)  # smoke results are throwaway (<name>_smoke)
-    if not Path(args.root).exists():
-        sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
+    require_ravdess(args.root)
     overrides = [f"experiment={args.experiment}", f"data.root={args.root}",
                  *(SMOKE if args.smoke else []), *args.overrides]
     runs = run_seeds(overrides, args.seeds, args.parallel, ROOT / "outputs" / "bench" / args.name, args.threads)

@@ -38,7 +38,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, run_entry_point, run_training, write_result  # noqa: E402
+from common import RESULTS, ROOT, require_ravdess, run_entry_point, run_training, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -65,8 +65,7 @@ def main() -> None:
     if args.smoke:
         args.trials, args.trial_epochs, args.timeout_min = 2, 1, 5.0
     name = "sweep_ravdess_smoke" if args.smoke else "sweep_ravdess"
-    if not Path(args.root).exists():
-        sys.exit(f"RAVDESS not found at {args.root}; pass --root PATH (Actor_NN/ folders)")
+    require_ravdess(args.root)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     log_dir = ROOT / "outputs" / "bench"
     guard_s = int(args.trial_guard_min * 60)

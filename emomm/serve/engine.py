@@ -89,9 +89,11 @@ class ServeEngine:
         ensemble; the panel shows one run's metrics only (the members' do not describe the mix)."""
         from emomm.inference.predictor import Predictor
 
-        path = [Path(p) for p in path] if isinstance(path, (list, tuple)) else Path(path)
         predictor = Predictor.from_checkpoint(path, device=device, backend=backend)
-        return cls(predictor, path, None if isinstance(path, list) else find_metrics(path), backend)
+        engine = cls(predictor, path, backend=backend)  # __init__ normalises the path(s)
+        if not isinstance(engine.checkpoint, list):
+            engine.metrics = find_metrics(engine.checkpoint)
+        return engine
 
     @property
     def checkpoint_name(self) -> str:
