@@ -394,9 +394,9 @@ class VoiceEncoder(nn.Module):
         x, flen = self.frontend(wave, lengths)                  # [B, M, F]
         if self.specaugment is not None:
             x = self.specaugment(x, flen)
-        x = x.unsqueeze(1)                                      # [B, 1, M, F]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.unsqueeze(1)                                      # [B, 1, M, F]: one channel is already
+                                                                # NHWC; the first conv's NHWC weights
+                                                                # make every later block NHWC
         for block, tp in zip(self.blocks, self.time_pools):
             x = block(x)
             flen = (flen // tp).clamp_min(1)
