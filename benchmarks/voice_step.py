@@ -1,6 +1,6 @@
 """Training step time of the RAVDESS voice encoders, by memory layout and precision.
 
-    python benchmarks/voice_step.py [--rounds 6] [--steps 4] [--threads 1]
+    python benchmarks/voice_step.py [--rounds 6] [--steps 4] [--threads 1] [--name voice_step] [--overwrite]
 
 Builds the encoders exactly as ``experiment=ravdess_voice`` (the log-mel CNN-BiLSTM) and
 ``experiment=ravdess_ge2e`` (the pretrained GE2E LSTM; needs ``make models``) compose them, plus
@@ -8,7 +8,8 @@ a linear head, and times forward + backward + AdamW on one fixed batch of 32 ran
 of 1.5-3 s (the recipe's batch and crop; the data loading is not counted). The variants run
 in interleaved rounds (each round: ``--steps`` steps of every variant, the first step of each
 variant's first round dropped as warm-up), so a drift in the machine's speed hits all alike.
-Writes benchmarks/results/voice_step.json. Run it alone on the machine.
+Writes benchmarks/results/<name>.json (an existing one only with --overwrite). Run it alone
+on the machine.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import refuse_to_overwrite, write_result  # noqa: E402
 
 #: name -> (experiment, encoder overrides, bf16 autocast)
 VARIANTS = {
@@ -53,7 +54,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4, help="steps per variant per round")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--name", default="voice_step", help="result file name")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
     args = ap.parse_args()
+    refuse_to_overwrite(args.name, args.overwrite)
     import torch
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
@@ -77,7 +81,7 @@ def main() -> None:
     entry = {name: {"experiment": VARIANTS[name][0], "overrides": VARIANTS[name][1], "bf16_autocast": VARIANTS[name][2],
                     "median_step_s": round(statistics.median(t), 3), "step_s": [round(x, 3) for x in t]}
              for name, t in times.items()}
-    write_result("voice_step", {"threads": args.threads, "batch": 32, "seconds": [1.5, 3.0],
+    write_result(args.name, {"threads": args.threads, "batch": 32, "seconds": [1.5, 3.0],
                                 "rounds": args.rounds, "steps_per_round": args.steps, "variants": entry})
 
 
