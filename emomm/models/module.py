@@ -21,6 +21,7 @@ from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.mixup import draw_mix, mix_batch, mixed_loss, mixed_targets, mixup_settings
 from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_modalities, init_encoders_from,
                                      modality_subsets, per_modality, subset_key)
+from emomm.models.rdrop import rdrop_alpha, rdrop_loss
 from emomm.models.tta import tta_views
 from emomm.models.windows import WindowSpec, windowed_outputs
 from emomm.utils.safe_load import load_checkpoint
@@ -114,6 +115,10 @@ class EmotionModule(L.LightningModule):
             heads do not take part in prediction; null: off.
         aux_label_names: ``{task: [names]}`` of the data's auxiliary labels (from the
             DataModule; sizes the auxiliary heads).
+        rdrop: ``alpha`` > 0: R-Drop (:mod:`emomm.models.rdrop`): every training batch runs
+            twice with different dropout masks, the loss is their mean cross-entropy plus
+            ``alpha`` times the symmetric KL of the fused predictions (2x the training step's
+            cost; not with mixup); null or 0: off.
         preprocessing / data: stored for evaluation and prediction.
     """
 
@@ -131,7 +136,7 @@ class EmotionModule(L.LightningModule):
                  balance: dict[str, Any] | None = None, head_lr_scale: float = 1.0,
                  layer_lr_decay: float | None = None, mixup: dict[str, float] | None = None,
                  aux_tasks: dict[str, float] | None = None,
-                 aux_label_names: dict[str, list[str]] | None = None,
+                 aux_label_names: dict[str, list[str]] | None = None, rdrop: float | None = None,
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -150,6 +155,10 @@ class EmotionModule(L.LightningModule):
         self.balancer = build_balancer(balance)
         self.mixup = mixup_settings(mixup)
         self.aux_tasks = aux_task_weights(aux_tasks, aux_label_names, self.mixup is not None)
+        self.rdrop = rdrop_alpha(rdrop)
+        if self.rdrop and self.mixup is not None:
+            raise ValueError("model.rdrop with model.mixup: R-Drop compares two passes over the same "
+                             "samples, mixup changes them per pass; use one of the two")
         if self.aux_tasks and self.net.decision_level:
             raise ValueError("model.aux_tasks needs a fused embedding, which late (decision-level) fusion "
                              "has not; use fusion=auto|concat|gated|attention")
@@ -334,6 +343,10 @@ class EmotionModule(L.LightningModule):
         labels = self._labels(batch, out["fused"].device)
         loss = mixed_loss(self._ce, out["fused"], labels, mix)
         bs = labels.shape[0]
+        if split == "train" and self.rdrop:  # a second pass: other dropout masks, same samples
+            second = self.outputs({**batch, "present": fused_present})["fused"]
+            loss, kl = rdrop_loss(self._ce, out["fused"], second, labels, self.rdrop)
+            self.log("train/rdrop_kl", kl, on_step=False, on_epoch=True, batch_size=bs)
         if self.aux_tasks and split != "test":  # val logs the tasks; its loss stays the emotion's
             aux_loss = self._aux_loss(out, batch, split)
             loss = loss + aux_loss if split == "train" else loss
