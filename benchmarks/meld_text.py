@@ -27,7 +27,12 @@ steps per epoch, the schedule by steps stretching with them), ``smooth0.1``
 ``pool_context=true``), ``sentiment0.5`` (multi-task: MELD's sentiment column learnt by a second
 head on the same embedding, its loss at weight 0.5, ``model.aux_tasks``), ``bf16`` (bf16 autocast,
 ``trainer.precision=bf16-mixed``: ~2x faster on CPUs with AVX512-BF16/AMX, slower elsewhere),
-``bf16_rdrop1`` (R-Drop at weight 1, ``model.rdrop=1.0``, in bf16; measured against ``bf16``). Runs recorded with names on are named ``minilm_speakers_*``.
+``bf16_rdrop1`` (R-Drop at weight 1, ``model.rdrop=1.0``, in bf16; measured against ``bf16``),
+``bf16_batch64`` (batches of 64 at a 1.4e-4 peak, 1e-4 x sqrt(2), in bf16; against ``bf16``),
+``bf16_lpft`` (linear probing then fine-tuning, Kumar et al. 2022: MiniLM frozen for one epoch, the
+head alone learning at 10x the rate, then the recipe's 4 epochs, the schedule over all 5; in bf16;
+against ``bf16``), ``bf16_future1`` (the following turn as context too, ``text.future_turns=1``,
+in bf16; against ``bf16``). Runs recorded with names on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
 ``--ensemble RUN RUN ...``: no training; the mean-probability ensemble of recorded runs (their best
@@ -77,7 +82,15 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             # bf16 autocast (the recipe is fp32): ~2x faster per step on CPUs with native bf16
             "bf16": ["trainer.precision=bf16-mixed"],
             # R-Drop (two dropout passes, KL weight 1; 2x the step) in bf16: vs bf16
-            "bf16_rdrop1": ["trainer.precision=bf16-mixed", "model.rdrop=1.0"]}
+            "bf16_rdrop1": ["trainer.precision=bf16-mixed", "model.rdrop=1.0"],
+            # batches of 64 at the peak x sqrt(2) (half the steps; batch16 lost 1.5) in bf16: vs bf16
+            "bf16_batch64": ["trainer.precision=bf16-mixed", "data.batch_size=64", "model.optimizer.lr=1.4e-4"],
+            # linear probing, then fine-tuning (LP-FT): MiniLM frozen for a 5th epoch put first, the head
+            # at 10x the rate (at 1e-4 alone it was still predicting neutral after that epoch), in bf16: vs bf16
+            "bf16_lpft": ["trainer.precision=bf16-mixed", "model.freeze_epochs={text: 1}", "trainer.max_epochs=5",
+                          "model.head_lr_scale=10"],
+            # the next turn as context too (after " || "), at the recipe's lr and without names, in bf16: vs bf16
+            "bf16_future1": ["trainer.precision=bf16-mixed", *future_variant(1)]}
 
 
 def budget_time(run: dict) -> float:
