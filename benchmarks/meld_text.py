@@ -5,7 +5,7 @@ training within 30 minutes on 2 CPU cores (issue 14 raises it to 61 for the best
 is reported next to it. Train on train_sent_emo.csv, validate (and select) on dev.
     python benchmarks/meld_text.py [--root ../shared/data/meld] [--only minilm|scratch]
                                    [--future-turns 0 1 2] [--variants no_context ...]
-                                   [--seed N] [--smoke] [extra overrides...]
+                                   [--seed N] [--tag T] [--overwrite] [--smoke] [extra overrides...]
     python benchmarks/meld_text.py --ensemble minilm minilm_seed2 [...]
 ``--future-turns``: one run per count of following dialogue turns in the context
 (``text.future_turns``; runs named ``minilm_future1`` etc., ``minilm`` for 0). With future
@@ -38,8 +38,12 @@ second seed of a run sits beside the first (a paired check of a variant's effect
 ``--ensemble RUN RUN ...``: no training; the mean-probability ensemble of recorded runs (their best
 checkpoints, which must still be on disk; ``python -m emomm.ensemble method=mean``, each run reading
 dev as it was trained on it), recorded under ``ensembles``, named by its runs joined with ``+``.
+``--tag T``: runs named ``<name>_T``, recorded beside the runs of the same name (another machine's, or
+your own re-run). A run whose name is already recorded is refused before any training unless
+``--overwrite`` is given: RESULTS.md quotes the recorded runs.
 ``--smoke``: 1 epoch on at most 200 samples per split (checks the pipeline, not the target).
-Writes benchmarks/results/meld_text.json (--smoke only prints its figures).
+Writes benchmarks/results/meld_text.json, merging the new runs into the recorded ones (--smoke only
+prints its figures).
 """
 from __future__ import annotations
 
@@ -101,6 +105,14 @@ def budget_time(run: dict) -> float:
     return min(run["train_time_s"], idle) if idle else run["train_time_s"]
 
 
+def recorded_clashes(path: Path, names: list[str]) -> list[str]:
+    """The run names among ``names`` that ``path`` (the results file) already records."""
+    if not path.is_file():
+        return []
+    recorded = json.loads(path.read_text()).get("runs", {})
+    return [n for n in names if n in recorded]
+
+
 def record_ensemble(path: Path, names: list[str]) -> None:
     """Ensemble the recorded runs ``names`` and add the result to ``path``'s ``ensembles``,
     beside the mean of its members, the gain over it and the best member."""
@@ -138,16 +150,16 @@ def main() -> None:
                     "runs named <name>_seed<N>")
     ap.add_argument("--ensemble", nargs="+", metavar="RUN",
                     help="no training: the mean ensemble of these recorded runs (e.g. minilm minilm_seed2)")
+    ap.add_argument("--tag", help="append _TAG to every run name (record beside runs of the same name)")
+    ap.add_argument("--overwrite", action="store_true", help="replace recorded runs of the same name")
     ap.add_argument("--smoke", action="store_true", help="a 1-epoch run on 200 samples per split")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     if not (Path(args.root) / "train_sent_emo.csv").is_file():
         sys.exit(f"MELD not found at {args.root} (no train_sent_emo.csv); pass --root PATH")
-    # `--only` / `--variants` re-run some runs: keep the recorded runs of the others.
     previous = RESULTS / "meld_text.json"
     if args.ensemble:
         return record_ensemble(previous, args.ensemble)
-    keep = bool(args.only or args.variants or args.seed is not None)
     runs: dict = {}
     # (run name, encoder, following turns, overrides of the variant)
     if args.variants:
@@ -158,6 +170,12 @@ def main() -> None:
     if args.seed is not None:
         jobs = [(f"{name}_seed{args.seed}", enc, future, [*variant, f"seed={args.seed}"])
                 for name, enc, future, variant in jobs]
+    if args.tag:
+        jobs = [(f"{name}_{args.tag}", *rest) for name, *rest in jobs]
+    clashes = [] if args.smoke or args.overwrite else recorded_clashes(previous, [j[0] for j in jobs])
+    if clashes:
+        sys.exit(f"{previous} already records {', '.join(clashes)}; pass --tag NEW to record beside them, "
+                 "or --overwrite to replace them")
     for name, enc, future, variant in jobs:
         overrides = [f"experiment={EXPERIMENTS[enc]}", f"data.root={args.root}", *variant,
                      *(SMOKE if args.smoke else []), *args.overrides]
@@ -177,7 +195,7 @@ def main() -> None:
               f"{100 * (best.get('acc') or 0):.2f}  UAR {100 * (best.get('uar') or 0):.2f}  "
               f"train {res['train_time_s']:.0f} s", flush=True)
     ensembles: dict = {}
-    if keep and previous.is_file():  # read now, not at the start: another invocation may have written since
+    if previous.is_file() and not args.smoke:  # merge; read now, not at the start: another invocation may have written since
         recorded = json.loads(previous.read_text())
         runs, ensembles = {**recorded.get("runs", {}), **runs}, recorded.get("ensembles", {})
     summary: dict = {"target": f"dev weighted F1 >= {TARGET_F1} with MiniLM, training within "
