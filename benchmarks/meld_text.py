@@ -32,6 +32,7 @@ head on the same embedding, its loss at weight 0.5, ``model.aux_tasks``), ``bf16
 ``bf16_lpft`` (linear probing then fine-tuning, Kumar et al. 2022: MiniLM frozen for one epoch, the
 head alone learning at 10x the rate, then the recipe's 4 epochs, the schedule over all 5; in bf16;
 against ``bf16``), ``bf16_future1`` (the following turn as context too, ``text.future_turns=1``,
+in bf16; against ``bf16``), ``bf16_dropout0`` (MiniLM's dropout off, ``model.encoders.text.dropout=0``,
 in bf16; against ``bf16``). Runs recorded with names on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
@@ -94,7 +95,9 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             "bf16_lpft": ["trainer.precision=bf16-mixed", "model.freeze_epochs={text: 1}", "trainer.max_epochs=5",
                           "model.head_lr_scale=10"],
             # the next turn as context too (after " || "), at the recipe's lr and without names, in bf16: vs bf16
-            "bf16_future1": ["trainer.precision=bf16-mixed", *future_variant(1)]}
+            "bf16_future1": ["trainer.precision=bf16-mixed", *future_variant(1)],
+            # no dropout inside MiniLM (its own 0.1 off; R-Drop, more of it, did not pay), in bf16: vs bf16
+            "bf16_dropout0": ["trainer.precision=bf16-mixed", "model.encoders.text.dropout=0.0"]}
 
 
 def budget_time(run: dict) -> float:

@@ -336,6 +336,21 @@ def test_tiny_bert_encoder_pooling_and_finetune_modes(vocab_file):
         TextEncoder(model_name_or_path=None, config=TINY_BERT)
 
 
+def test_encoder_dropout_sets_every_rate_and_off_makes_training_passes_agree(vocab_file):
+    kw = dict(model_name_or_path=None, config=TINY_BERT, tokenizer=str(vocab_file), max_length=16)
+    torch.manual_seed(0)
+    own = TextEncoder(**kw).train()
+    x = ["oh no ross", "i love this"]
+    assert not torch.allclose(own(x), own(x))  # the model's own dropout: two passes differ
+    torch.manual_seed(0)
+    off = TextEncoder(**kw, dropout=0.0).train()
+    rates = {m.p for m in off.model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.0}
+    assert torch.allclose(off(x), off(x))  # hidden and attention dropout both off
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        TextEncoder(**kw, dropout=1.0)
+
+
 def test_scratch_encoder_tokenizer_lives_in_its_state(small_tokenizer):
     torch.manual_seed(0)
     enc = TextScratchEncoder(vocab_size=300, embed_dim=16, hidden=8, min_frequency=1).eval()

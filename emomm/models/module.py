@@ -117,7 +117,7 @@ class EmotionModule(L.LightningModule):
             DataModule; sizes the auxiliary heads).
         rdrop: ``alpha`` > 0: R-Drop (:mod:`emomm.models.rdrop`): every training batch runs
             twice with different dropout masks, the loss is their mean cross-entropy plus
-            ``alpha`` times the symmetric KL of the fused predictions (2x the training step's
+            ``alpha`` times the symmetric KL of the fused predictions (~1.7x the training step's
             cost; not with mixup); null or 0: off.
         preprocessing / data: stored for evaluation and prediction.
     """

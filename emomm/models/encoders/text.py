@@ -184,6 +184,17 @@ def _offline() -> bool:
         os.environ.get("TRANSFORMERS_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
+def set_dropout(model: nn.Module, rate: float) -> int:
+    """Set every ``nn.Dropout`` in ``model`` to ``rate``; returns how many there were. Hugging
+    Face attention reads its rate from its ``nn.Dropout`` too, so this covers the attention weights."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"model.encoders.text.dropout must be in [0, 1), got {rate}")
+    layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    for layer in layers:
+        layer.p = float(rate)
+    return len(layers)
+
+
 class TextEncoder(nn.Module):
     """Utterances -> ``[B, hidden_size]`` with a Hugging Face transformer.
 
@@ -204,12 +215,15 @@ class TextEncoder(nn.Module):
         freeze_embeddings: with ``finetune=all``, keep the token embeddings fixed (most of a
             small model's parameters; saves optimizer time and overfits less).
         gradient_checkpointing: trade compute for memory on long inputs.
+        dropout: every dropout rate inside the transformer (hidden states and attention
+            weights; BERT-style models, MiniLM included, ship 0.1); null keeps the model's own.
     """
 
     def __init__(self, model_name_or_path: str | None = MINILM_HUB, config: dict | None = None,
                  tokenizer: str | None = None, pooling: str = "mean", pool_context: bool = False,
                  max_length: int = 128, finetune: str | int = "all",
-                 freeze_embeddings: bool = False, gradient_checkpointing: bool = False) -> None:
+                 freeze_embeddings: bool = False, gradient_checkpointing: bool = False,
+                 dropout: float | None = None) -> None:
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"model.encoders.text.pooling must be mean or cls, got {pooling!r}")
@@ -260,6 +274,8 @@ class TextEncoder(nn.Module):
         self._use_types = "token_type_ids" in params and int(getattr(mcfg, "type_vocab_size", 0) or 0) > 1
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        if dropout is not None:
+            set_dropout(self.model, dropout)
         self.finetune = self._set_trainable(finetune, freeze_embeddings)
 
     def _set_trainable(self, finetune: str | int, freeze_embeddings: bool) -> str | int:
