@@ -61,12 +61,15 @@ TARGET_F1 = 0.58
 TARGET_F1_RECIPES = 0.61  # issue 14's target for the recipe (any variant), same 30 minutes
 TIME_LIMIT_S = 30 * 60
 SMOKE = ["data.limit_per_split=200", "trainer.max_epochs=1"]
-# One recipe choice changed at a time; each is measured against the recipe ("minilm").
+BF16 = "trainer.precision=bf16-mixed"  # the bf16_* variants, each measured against "bf16"
+
+
 def future_variant(turns: int) -> list[str]:
     """Overrides for ``turns`` following turns, with room for them in ``text.max_length``."""
     return [] if turns == 0 else [f"text.future_turns={turns}", f"text.max_length={96 + 32 * turns}"]
 
 
+# One recipe choice changed at a time; each is measured against the recipe ("minilm").
 VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=true"],
             "class_weights": ["model.class_weights=balanced"],
             # how hard the recipe fits: the peak learning rate (1e-4 in the recipe), or 1.5x the epochs
@@ -85,19 +88,19 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             # multi-task: a sentiment head on the pooled embedding beside the emotion head
             "sentiment0.5": ["model.aux_tasks={sentiment: 0.5}"],
             # bf16 autocast (the recipe is fp32): ~2x faster per step on CPUs with native bf16
-            "bf16": ["trainer.precision=bf16-mixed"],
+            "bf16": [BF16],
             # R-Drop (two dropout passes, KL weight 1; 1.7x the step here) in bf16: vs bf16
-            "bf16_rdrop1": ["trainer.precision=bf16-mixed", "model.rdrop=1.0"],
+            "bf16_rdrop1": [BF16, "model.rdrop=1.0"],
             # batches of 64 at the peak x sqrt(2) (half the steps; batch16 lost 1.5) in bf16: vs bf16
-            "bf16_batch64": ["trainer.precision=bf16-mixed", "data.batch_size=64", "model.optimizer.lr=1.4e-4"],
+            "bf16_batch64": [BF16, "data.batch_size=64", "model.optimizer.lr=1.4e-4"],
             # linear probing, then fine-tuning (LP-FT): MiniLM frozen for a 5th epoch put first, the head
             # at 10x the rate (at 1e-4 alone it was still predicting neutral after that epoch), in bf16: vs bf16
-            "bf16_lpft": ["trainer.precision=bf16-mixed", "model.freeze_epochs={text: 1}", "trainer.max_epochs=5",
+            "bf16_lpft": [BF16, "model.freeze_epochs={text: 1}", "trainer.max_epochs=5",
                           "model.head_lr_scale=10"],
             # the next turn as context too (after " || "), at the recipe's lr and without names, in bf16: vs bf16
-            "bf16_future1": ["trainer.precision=bf16-mixed", *future_variant(1)],
+            "bf16_future1": [BF16, *future_variant(1)],
             # no dropout inside MiniLM (its own 0.1 off; R-Drop, more of it, did not pay), in bf16: vs bf16
-            "bf16_dropout0": ["trainer.precision=bf16-mixed", "model.encoders.text.dropout=0.0"]}
+            "bf16_dropout0": [BF16, "model.encoders.text.dropout=0.0"]}
 
 
 def budget_time(run: dict) -> float:

@@ -341,12 +341,13 @@ class EmotionModule(L.LightningModule):
         out = self.outputs({**batch, "present": fused_present}, self.subsets if split == "test" else [],
                            aux=bool(self.aux_tasks) and split != "test")
         labels = self._labels(batch, out["fused"].device)
-        loss = mixed_loss(self._ce, out["fused"], labels, mix)
         bs = labels.shape[0]
         if split == "train" and self.rdrop:  # a second pass: other dropout masks, same samples
             second = self.outputs({**batch, "present": fused_present})["fused"]
             loss, kl = rdrop_loss(self._ce, out["fused"], second, labels, self.rdrop)
             self.log("train/rdrop_kl", kl, on_step=False, on_epoch=True, batch_size=bs)
+        else:
+            loss = mixed_loss(self._ce, out["fused"], labels, mix)
         if self.aux_tasks and split != "test":  # val logs the tasks; its loss stays the emotion's
             aux_loss = self._aux_loss(out, batch, split)
             loss = loss + aux_loss if split == "train" else loss
