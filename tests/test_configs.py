@@ -71,14 +71,21 @@ def test_benchmark_variants_compose(cfg_factory):
     override would otherwise surface only ~30 min into a benchmark), and the RAVDESS ones
     train the auxiliary heads they are named for, no more (a dict override merges)."""
     from emomm.models.module import aux_task_weights
-    for script, experiment in (("ravdess_ablation", "ravdess_voice"), ("meld_text", "meld_text")):
+    for script, experiment in (("ravdess_ablation", "ravdess_voice"), ("meld_text", "meld_text"),
+                               ("fer2013_cpu", None)):
         mod = _bench_module(script)
         for name in mod.VARIANTS:
             overrides = mod.variant_overrides(name) if script == "ravdess_ablation" else mod.VARIANTS[name]
-            cfg = cfg_factory([f"experiment={experiment}", *overrides], subdir=f"{script}-{name}")
+            if experiment is None:  # the variant names its recipe
+                assert overrides[0].startswith("experiment="), (script, name)
+            cfg = cfg_factory([*([f"experiment={experiment}"] if experiment else []), *overrides],
+                              subdir=f"{script}-{name}")
             assert cfg.data._target_, (script, name)
-            if "callbacks=ema" in overrides:
+            if "callbacks=ema" in overrides and script == "ravdess_ablation":  # its own horizon
                 assert cfg.callbacks.ema.decay == 0.997
+            if script == "fer2013_cpu":  # each variant trains the recipe it names
+                assert cfg.model.encoders.face._target_.endswith(
+                    "WhitenedCNN" if name == "fast" else "FaceEncoder"), name
             if script == "ravdess_ablation":   # measured against the single-task recipe
                 tasks = aux_task_weights(cfg.model.aux_tasks, {"sex": [], "intensity": []})
                 both = {"sex", "intensity"}

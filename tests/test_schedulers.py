@@ -124,3 +124,15 @@ def test_layer_lr_decay_on_a_speech_ssl_encoder_puts_its_front_lowest_and_its_po
     assert {rate[id(p)] for p in enc.backbone.encoder.layers[0].parameters()} == {0.5}
     assert {rate[id(p)] for p in enc.backbone.encoder.layers[1].parameters()} == {1.0}
     assert {rate[id(p)] for p in enc.pool.parameters()} == {1.0}
+
+
+def test_warmup_linear_is_a_triangle_from_start_ratio_to_end_ratio():
+    from emomm.models.schedulers import warmup_linear
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s = warmup_linear(opt, total_steps=100, warmup_fraction=0.2, start_ratio=0.2, end_ratio=0.05)
+    f = s.lr_lambdas[0]
+    assert f(0) == pytest.approx(0.2) and f(10) == pytest.approx(0.6) and f(20) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(1 - 0.95 * 0.5) and f(100) == pytest.approx(0.05) and f(500) == pytest.approx(0.05)
+    assert warmup_linear(opt, 100, warmup_epochs=1, steps_per_epoch=10).lr_lambdas[0](10) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="deadline"):
+        warmup_linear(opt, 100, time_budget_s=60)

@@ -29,13 +29,15 @@ class ClassifierOutput:
     modality_logits: dict[str, torch.Tensor]
 
 
-def classifier_head(d: int, num_classes: int, dropout: float, hidden: int | None) -> nn.Sequential:
-    """Dropout, an optional hidden layer, then linear: ``[B, d] -> [B, num_classes]``."""
+def classifier_head(d: int, num_classes: int, dropout: float, hidden: int | None,
+                    bias: bool = True) -> nn.Sequential:
+    """Dropout, an optional hidden layer, then linear (with a bias unless ``bias`` is
+    False): ``[B, d] -> [B, num_classes]``."""
     layers: list[nn.Module] = [nn.Dropout(dropout)]
     if hidden:
         layers += [nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout)]
         d = hidden
-    return nn.Sequential(*layers, nn.Linear(d, num_classes))
+    return nn.Sequential(*layers, nn.Linear(d, num_classes, bias=bias))
 
 
 class EmotionClassifier(nn.Module):
@@ -44,10 +46,15 @@ class EmotionClassifier(nn.Module):
         fusion: factory ``fusion(in_dims=..., token_dims=..., num_classes=...) -> nn.Module``.
         num_classes: size of the output.
         head_dropout / head_hidden: dropout before the fused head, optional hidden layer.
+        head_bias: the heads' last layer has a bias. False for an encoder that scales its
+            features down (:class:`~emomm.models.encoders.whitened_cnn.WhitenedCNN`): a bias
+            would learn as fast as ever beside the small feature-driven logits and swing the
+            predicted class from step to step.
     """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion: Callable[..., nn.Module],
-                 num_classes: int, head_dropout: float = 0.2, head_hidden: int | None = None) -> None:
+                 num_classes: int, head_dropout: float = 0.2, head_hidden: int | None = None,
+                 head_bias: bool = True) -> None:
         super().__init__()
         if not encoders:
             raise ValueError("no encoders configured: pick a modality (modality=face|voice|...)")
@@ -57,10 +64,11 @@ class EmotionClassifier(nn.Module):
                              num_classes=num_classes)
         self.decision_level = bool(getattr(self.fusion, "decision_level", False))
         self.modality_heads = nn.ModuleDict(
-            {m: classifier_head(int(e.out_dim), num_classes, head_dropout, None) for m, e in encoders.items()}
+            {m: classifier_head(int(e.out_dim), num_classes, head_dropout, None, head_bias)
+             for m, e in encoders.items()}
             if len(encoders) > 1 or self.decision_level else {})
         self.head = None if self.decision_level else classifier_head(
-            int(self.fusion.out_dim), num_classes, head_dropout, head_hidden)
+            int(self.fusion.out_dim), num_classes, head_dropout, head_hidden, head_bias)
 
     @property
     def modalities(self) -> list[str]:

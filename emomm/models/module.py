@@ -37,6 +37,26 @@ AUTO_STEPS = "auto"  # a scheduler argument set to this is replaced by the run's
 INIT_WEIGHT_ARGS = {"init_from": None, "pretrained_path": None, "pretrained": False, "weights": "random"}
 
 
+def own_rate_groups(groups: list[dict[str, Any]], optimizer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Move parameters that carry an ``lr_scale`` attribute (set by their encoder, e.g. the
+    batch-norm biases of :class:`~emomm.models.encoders.whitened_cnn.WhitenedCNN`) into groups
+    of their own at ``lr_scale`` x their group's rate and ``weight_decay / lr_scale`` (so a
+    step decays them as much as their neighbours). Other groups are returned unchanged."""
+    lr, wd = float(optimizer["lr"]), float(optimizer.get("weight_decay") or 0.0)
+    out: list[dict[str, Any]] = []
+    for g in groups:
+        scales: dict[float, list] = {}
+        for p in g["params"]:
+            scales.setdefault(float(getattr(p, "lr_scale", 1.0)), []).append(p)
+        for s, params in scales.items():
+            if s == 1.0:
+                out.append({**g, "params": params})
+            else:
+                out.append({**g, "params": params, "lr": g.get("lr", lr) * s,
+                            "weight_decay": g.get("weight_decay", wd) / s})
+    return [g for g in out if g["params"]]
+
+
 def build_balancer(balance: dict[str, Any] | None) -> GradientModulation | None:
     """``model.balance``: null, or ``{method: ogm_ge, alpha, noise, start_epoch, end_epoch}``."""
     if not balance:
@@ -80,7 +100,8 @@ class EmotionModule(L.LightningModule):
             number of optimizer steps.
         class_weights: None, ``"balanced"`` (inverse train frequency) or a list.
         label_smoothing: cross-entropy label smoothing.
-        head_dropout / head_hidden: classifier head.
+        head_dropout / head_hidden / head_bias: classifier head (``head_bias``: see
+            :class:`~emomm.models.classifier.EmotionClassifier`).
         compile: compile the network in place (GPU; on CPU it paid 1.3x in hour-long runs).
         tta_hflip: modalities whose images are also scored mirrored at val/test/predict
             time, logits averaged (a cheap accuracy gain for faces; images ``[..., H, W]``).
@@ -125,7 +146,7 @@ class EmotionModule(L.LightningModule):
     def __init__(self, label_names: list[str], encoders: dict[str, Any], fusion: dict[str, Any],
                  optimizer: dict[str, Any], scheduler: dict[str, Any] | None = None,
                  class_weights: Any = None, label_smoothing: float = 0.0,
-                 head_dropout: float = 0.2, head_hidden: int | None = None,
+                 head_dropout: float = 0.2, head_hidden: int | None = None, head_bias: bool = True,
                  compile: bool = False, tta_hflip: list[str] | None = None,
                  tta_shift: dict[str, int] | None = None, tta_tencrop: list[str] | None = None,
                  monitor: str = "val/uar",
@@ -145,7 +166,7 @@ class EmotionModule(L.LightningModule):
         self.net = EmotionClassifier(
             encoders={m: instantiate(c) for m, c in encoders.items()},
             fusion=instantiate(fusion, _partial_=True),
-            num_classes=k, head_dropout=head_dropout, head_hidden=head_hidden)
+            num_classes=k, head_dropout=head_dropout, head_hidden=head_hidden, head_bias=head_bias)
         mods = self.net.modalities
         self.multimodal = len(mods) > 1
         self.modality_dropout = per_modality(modality_dropout, mods, "modality_dropout")
@@ -491,7 +512,7 @@ class EmotionModule(L.LightningModule):
             raise ValueError(f"model.layer_lr_decay={decay}: give a factor in (0, 1] (e.g. 0.8), or null for none")
         trainable = [p for p in self.parameters() if p.requires_grad]
         if scale == 1.0 and decay == 1.0:
-            return [{"params": trainable}]
+            return own_rate_groups([{"params": trainable}], self.hparams.optimizer)
         lr = float(self.hparams.optimizer["lr"])
         in_encoders = {id(p) for p in self.net.encoders.parameters() if p.requires_grad}
         groups: list[dict[str, Any]] = []
@@ -505,7 +526,7 @@ class EmotionModule(L.LightningModule):
         placed = {id(p) for g in groups for p in g["params"]}
         groups.append({"params": [p for p in trainable if id(p) in in_encoders and id(p) not in placed]})
         groups.append({"params": [p for p in trainable if id(p) not in in_encoders], "lr": lr * scale})
-        return [g for g in groups if g["params"]]
+        return own_rate_groups([g for g in groups if g["params"]], self.hparams.optimizer)
 
     def configure_optimizers(self):
         opt = instantiate(self.hparams.optimizer)(params=self.param_groups())

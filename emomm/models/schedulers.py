@@ -8,6 +8,18 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 
+def _warmup_steps(total_steps: int, warmup_fraction: float, warmup_epochs: float | None,
+                  steps_per_epoch: int | None) -> int:
+    """Warm-up length in steps: ``warmup_epochs`` x ``steps_per_epoch`` when given, else
+    ``warmup_fraction`` of ``total_steps``; at least 1."""
+    if warmup_epochs is not None:
+        if not steps_per_epoch:
+            raise ValueError("warmup_epochs needs steps_per_epoch (set it to auto in "
+                             "model.scheduler.scheduler, or use warmup_fraction)")
+        return max(1, round(warmup_epochs * steps_per_epoch))
+    return max(1, int(total_steps * warmup_fraction))
+
+
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.05,
                   min_lr_ratio: float = 0.01, time_budget_s: float | None = None,
                   warmup_epochs: float | None = None, steps_per_epoch: int | None = None) -> LambdaLR:
@@ -26,13 +38,7 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_fraction: float
     a high learning rate (budgeted training). Off (null) in every recipe: a deadline makes
     the result depend on the machine's speed.
     """
-    if warmup_epochs is not None:
-        if not steps_per_epoch:
-            raise ValueError("warmup_epochs needs steps_per_epoch (set it to auto in "
-                             "model.scheduler.scheduler, or use warmup_fraction)")
-        warmup = max(1, round(warmup_epochs * steps_per_epoch))
-    else:
-        warmup = max(1, int(total_steps * warmup_fraction))
+    warmup = _warmup_steps(total_steps, warmup_fraction, warmup_epochs, steps_per_epoch)
     start = time.monotonic()
 
     def factor(step: int) -> float:
@@ -43,5 +49,26 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_fraction: float
             t = max(t, (time.monotonic() - start) / time_budget_s)
         t = min(1.0, t)
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return LambdaLR(optimizer, factor)
+
+
+def warmup_linear(optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.23,
+                  start_ratio: float = 0.2, end_ratio: float = 0.07, warmup_epochs: float | None = None,
+                  steps_per_epoch: int | None = None, time_budget_s: float | None = None) -> LambdaLR:
+    """A triangle: the rate rises linearly from ``start_ratio`` x base to the base rate over
+    ``warmup_fraction`` of ``total_steps`` (or ``warmup_epochs``, as in :func:`warmup_cosine`),
+    then falls linearly to ``end_ratio`` x base at ``total_steps`` (the fast CIFAR-10 recipes'
+    schedule). Defined by steps only: ``time_budget_s`` is refused."""
+    if time_budget_s:
+        raise ValueError("warmup_linear has no deadline mode (model.scheduler.scheduler.time_budget_s); "
+                         "use emomm.models.schedulers.warmup_cosine for a deadline")
+    warmup = _warmup_steps(total_steps, warmup_fraction, warmup_epochs, steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return start_ratio + (1 - start_ratio) * step / warmup
+        t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 1 - (1 - end_ratio) * t
 
     return LambdaLR(optimizer, factor)
