@@ -46,10 +46,11 @@ class EmotionClassifier(nn.Module):
         fusion: factory ``fusion(in_dims=..., token_dims=..., num_classes=...) -> nn.Module``.
         num_classes: size of the output.
         head_dropout / head_hidden: dropout before the fused head, optional hidden layer.
-        head_bias: the heads' last layer has a bias. False for an encoder that scales its
-            features down (:class:`~emomm.models.encoders.whitened_cnn.WhitenedCNN`): a bias
-            would learn as fast as ever beside the small feature-driven logits and swing the
-            predicted class from step to step.
+        head_bias: the heads' last layer has a bias. False as in the fast CIFAR-10 recipe
+            that :class:`~emomm.models.encoders.whitened_cnn.WhitenedCNN` comes from: its
+            features are scaled down (x 1/9), and a bias beside them would learn at the full
+            rate. (Dropping it did not remove the validation swings of that recipe's FER2013
+            runs: experiments/RESULTS.md.)
     """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion: Callable[..., nn.Module],

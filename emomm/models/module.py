@@ -502,8 +502,9 @@ class EmotionModule(L.LightningModule):
         """The trainable parameters as optimizer groups: encoders at ``optimizer.lr``, the
         rest (fusion, heads) at ``head_lr_scale`` times it; with ``layer_lr_decay`` d < 1,
         the blocks of encoders that have ``layer_groups()`` (transformers) at ``lr * d**k``,
-        k blocks below the top one. One group when neither applies. Schedulers scale every
-        group's rate alike."""
+        k blocks below the top one. One group when neither applies. Parameters with an
+        ``lr_scale`` attribute then get groups of their own (:func:`own_rate_groups`).
+        Schedulers scale every group's rate alike."""
         scale = self.hparams.get("head_lr_scale")
         scale = 1.0 if scale is None else float(scale)  # None: checkpoints from before the option
         decay = self.hparams.get("layer_lr_decay")
