@@ -83,7 +83,7 @@ def main() -> None:
     else:
         if not Path(args.root).exists():
             sys.exit(f"FER2013 not found at {args.root}; pass --root PATH")
-        res = run_training([*VARIANTS[args.variant][:1], f"data.root={args.root}", *VARIANTS[args.variant][1:],
+        res = run_training([*VARIANTS[args.variant], f"data.root={args.root}",
                             *(SMOKE_TRAIN if args.smoke else []), *args.overrides, f"tags=[bench,{name}]"],
                            LOG_DIR)
     best = res["best_val"]

@@ -16,6 +16,7 @@ class Holder(torch.nn.Module):
 def test_sync_moves_the_slow_copy_and_resets_the_weights_to_it():
     m, la = Holder(), Lookahead(decay=0.9, every=2)
     la.on_fit_start(None, m)
+    la.on_train_start(SimpleNamespace(estimated_stepping_batches=100), m)
     start = m.net[0].weight.detach().clone()
     with torch.no_grad():
         m.net[0].weight.add_(1.0)

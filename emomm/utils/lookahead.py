@@ -35,6 +35,7 @@ class Lookahead(L.Callback):
         self.decay, self.every, self.attr = float(decay), int(every), attr
         self.slow: dict[str, torch.Tensor] = {}
         self._last_step = -1  # with gradient accumulation several batches end on one step
+        self._total = 1
 
     def _tensors(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
         return {k: v for k, v in getattr(pl_module, self.attr).state_dict(keep_vars=True).items()
@@ -56,8 +57,11 @@ class Lookahead(L.Callback):
         if not self.slow:  # not restored from a checkpoint
             self.slow = {k: v.detach().clone() for k, v in self._tensors(pl_module).items()}
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._total = max(1, int(trainer.estimated_stepping_batches))  # once, not per batch
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        step, total = trainer.global_step, max(1, int(trainer.estimated_stepping_batches))
+        step, total = trainer.global_step, self._total
         if step == self._last_step:
             return
         self._last_step = step
