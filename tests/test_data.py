@@ -80,6 +80,21 @@ def test_fer_csv_splits_and_skips_malformed_rows(fer_csv, caplog):
     assert Fer2013DataModule(root=str(fer_csv)).label_names == FER_ORDER
 
 
+def test_drop_last_skips_the_partial_training_batch_only(fer_csv, caplog):
+    sizes = lambda loader: [len(b["label"]) for b in loader]
+    dm = Fer2013DataModule(root=str(fer_csv.parent), batch_size=8, drop_last=True)
+    dm.setup()
+    assert sizes(dm.train_dataloader()) == [8] * 8          # 70 samples: the last 6 skipped
+    assert sizes(dm.val_dataloader()) == [8, 8, 5]          # evaluation keeps every sample
+    kept = Fer2013DataModule(root=str(fer_csv.parent), batch_size=8)
+    kept.setup()
+    assert sizes(kept.train_dataloader()) == [8] * 8 + [6]  # the default keeps it
+    small = Fer2013DataModule(root=str(fer_csv.parent), batch_size=100, drop_last=True)
+    small.setup()
+    assert sizes(small.train_dataloader()) == [70]          # not zero batches
+    assert "fewer than data.batch_size=100" in caplog.text
+
+
 @pytest.mark.parametrize("names", [
     ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
     ["angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised"],

@@ -45,6 +45,7 @@ class EmotionDataModule(L.LightningDataModule):
         cv_folds: int = 5,
         balance_groups: Any = None,
         balance_by: str = "group",
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -60,6 +61,12 @@ class EmotionDataModule(L.LightningDataModule):
         # Fairness mitigation (`+data.balance_groups=ravdess_sex`): the training loader draws
         # samples so that every group (`data.balance_by=group`) or (group, class) cell (`group_class`) is equally likely.
         self.balance_groups, self.balance_by = balance_groups, balance_by
+        # Training batches all of batch_size: the epoch's last, partial batch is skipped (a
+        # fresh shuffle each epoch, so every sample is still seen). With a mean loss a batch of
+        # a few samples takes a full-sized, noisy step; under a high learning rate and fast
+        # batch-norm statistics (experiment=fer2013_fast: lr 0.75, BN momentum 0.6) that one
+        # step per epoch cost ~10 points of validation accuracy (experiments/RESULTS.md).
+        self.drop_last = drop_last
         self.splits: dict[str, Dataset] = {}
 
     # -- to implement --------------------------------------------------------------------
@@ -156,8 +163,20 @@ class EmotionDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             collate_fn=collate_samples,
-            drop_last=False,
+            drop_last=split == "train" and self._drops_last(),
         )
+
+    def _drops_last(self) -> bool:
+        """``drop_last`` for the training loader, unless the split is smaller than one batch
+        (it would give no batch at all: that keeps the partial batch, with a warning)."""
+        if not self.drop_last:
+            return False
+        n = len(self.splits["train"])
+        if n < self.batch_size:
+            log.warning("data.drop_last: the training split has %d samples, fewer than data.batch_size=%d; "
+                        "keeping its one partial batch", n, self.batch_size)
+            return False
+        return True
 
     def _trainer_epoch(self) -> int | None:
         trainer = getattr(self, "trainer", None)

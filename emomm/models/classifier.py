@@ -49,8 +49,7 @@ class EmotionClassifier(nn.Module):
         head_bias: the heads' last layer has a bias. False as in the fast CIFAR-10 recipe
             that :class:`~emomm.models.encoders.whitened_cnn.WhitenedCNN` comes from: its
             features are scaled down (x 1/9), and a bias beside them would learn at the full
-            rate. (Dropping it did not remove the validation swings of that recipe's FER2013
-            runs: experiments/RESULTS.md.)
+            rate.
     """
 
     def __init__(self, encoders: dict[str, nn.Module], fusion: Callable[..., nn.Module],
