@@ -73,9 +73,12 @@ def main() -> None:
                     help="a few batches only: checks the pipeline; its accuracies mean nothing (20 steps, and "
                          "the first val batches of the CSV hold only angry and disgust faces)")
     ap.add_argument("--from-run", help="a finished training run folder: skip training, re-score it")
+    ap.add_argument("--tag", default="", help="suffix of the result's name, for a run with extra overrides "
+                                             "(fer2013_cpu_<variant>_<tag>.json), so it keeps the recipe's result")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
-    name = f"fer2013_cpu_{args.variant.replace('+', '_')}" + ("_smoke" if args.smoke else "")
+    name = (f"fer2013_cpu_{args.variant.replace('+', '_')}" + (f"_{args.tag}" if args.tag else "")
+            + ("_smoke" if args.smoke else ""))
     if args.from_run:
         run = Path(args.from_run)
         res = {**json.loads((run / "metrics.json").read_text()), "run_dir": str(run),

@@ -65,7 +65,7 @@ class EmotionDataModule(L.LightningDataModule):
         # fresh shuffle each epoch, so every sample is still seen). With a mean loss a batch of
         # a few samples takes a full-sized, noisy step; under a high learning rate and fast
         # batch-norm statistics (experiment=fer2013_fast: lr 0.75, BN momentum 0.6) that one
-        # step per epoch cost ~10 points of validation accuracy (experiments/RESULTS.md).
+        # step per epoch cost 11 points of validation accuracy after one epoch (experiments/RESULTS.md).
         self.drop_last = drop_last
         self.splits: dict[str, Dataset] = {}
 
