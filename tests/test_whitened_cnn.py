@@ -35,6 +35,23 @@ def test_shapes_identity_init_and_frozen_parts():
         enc.fit_whitening(torch.randn(4, 3, 10, 10))
 
 
+def test_channels_last_is_the_same_model_in_nhwc():
+    """``channels_last`` changes only the memory layout: the same weights give the same
+    outputs, every activation is NHWC, and fitting the stem keeps its layout."""
+    torch.manual_seed(0)
+    nchw = WhitenedCNN(widths=(8, 16, 16)).eval()
+    nhwc = WhitenedCNN(widths=(8, 16, 16), channels_last=True).eval()
+    x = torch.randn(4, 1, 40, 40)
+    nhwc.fit_whitening(x)
+    assert nhwc.whiten.weight.is_contiguous(memory_format=torch.channels_last)
+    nchw.load_state_dict(nhwc.state_dict())
+    assert nchw.whiten.weight.is_contiguous() and not nchw.blocks[1].layers[0].weight.is_contiguous(
+        memory_format=torch.channels_last)
+    fmap = nhwc.feature_map(x)
+    assert fmap.is_contiguous(memory_format=torch.channels_last) and not fmap.is_contiguous()
+    assert torch.allclose(nhwc(x), nchw(x), atol=1e-5)
+
+
 def test_batch_norm_biases_get_their_own_rate_and_decay():
     enc = {"face": {"_target_": "emomm.models.encoders.whitened_cnn.WhitenedCNN", "widths": [8, 16, 16]}}
     m = EmotionModule(label_names=["a", "b"], encoders=enc, fusion={"_target_": "emomm.models.fusion.IdentityFusion"},
