@@ -37,15 +37,17 @@ def test_shapes_identity_init_and_frozen_parts():
 
 def test_channels_last_is_the_same_model_in_nhwc():
     """``channels_last`` changes only the memory layout: the same weights give the same
-    outputs, every activation is NHWC, and fitting the stem keeps its layout."""
+    outputs, every activation is NHWC, fitting the stem keeps its layout and the batch-norm
+    biases keep their rate. RGB, because a one-channel stem is NHWC whatever its strides."""
     torch.manual_seed(0)
-    nchw = WhitenedCNN(widths=(8, 16, 16)).eval()
-    nhwc = WhitenedCNN(widths=(8, 16, 16), channels_last=True).eval()
-    x = torch.randn(4, 1, 40, 40)
+    nchw = WhitenedCNN(in_chans=3, widths=(8, 16, 16)).eval()
+    nhwc = WhitenedCNN(in_chans=3, widths=(8, 16, 16), channels_last=True).eval()
+    x = torch.randn(4, 3, 40, 40)
     nhwc.fit_whitening(x)
     assert nhwc.whiten.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(b.bias.lr_scale == 64.0 for b in nhwc.modules() if isinstance(b, torch.nn.BatchNorm2d))
     nchw.load_state_dict(nhwc.state_dict())
-    assert nchw.whiten.weight.is_contiguous() and not nchw.blocks[1].layers[0].weight.is_contiguous(
+    assert nchw.whiten.weight.is_contiguous() and not nchw.whiten.weight.is_contiguous(
         memory_format=torch.channels_last)
     fmap = nhwc.feature_map(x)
     assert fmap.is_contiguous(memory_format=torch.channels_last) and not fmap.is_contiguous()
