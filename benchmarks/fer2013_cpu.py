@@ -14,7 +14,8 @@ Variants (each writes benchmarks/results/fer2013_cpu_<variant>[_smoke].json):
                 its best checkpoint is also scored with the raw weights of the same step
                 (`emomm.eval weights=raw`): EMA's effect measured on one run, not across two
     fast        `experiment=fer2013_fast`: the whitened CNN with the fast CIFAR-10 recipe
-                (batches of 512, triangular schedule, Lookahead), 30 epochs; its 10 views are
+                (batches of 512, triangular schedule, Lookahead), 36 epochs, the first 18 on 32 px
+                crops (callbacks.small_crops), validated every 6th; its 10 views are
                 1 px shifts x mirror
 Trains the variant, then scores its best checkpoint on val with `emomm.eval`: as trained
 (centre crop + mirror) and with 10 test-time views (ten-crop: 4 corners + centre, x mirror,
