@@ -1,10 +1,13 @@
-"""Smaller training crops in the first epochs (emomm/utils/small_crops.py)."""
+"""Smaller training crops in the first epochs (emomm/utils/small_crops.py), and the last epoch
+validated whatever the validation interval (emomm/utils/last_epoch.py), which the recipe needs."""
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from emomm.models.encoders.whitened_cnn import WhitenedCNN
 from emomm.train import train
+from emomm.utils.last_epoch import ValidateLastEpoch
 from emomm.utils.small_crops import SmallCrops, random_crops
 from tests.conftest import FER_ORDER, write_fer_folders
 
@@ -44,7 +47,6 @@ def test_fer2013_fast_trains_on_small_crops_then_the_full_crop(cfg_factory, tmp_
                        "trainer.max_epochs=2", "model.compile=false", "model.encoders.face.widths=[8,16,16]",
                        "logger=csv", "callbacks.small_crops.epochs=1"])
     seen = []
-    from emomm.models.encoders.whitened_cnn import WhitenedCNN
     feature_map = WhitenedCNN.feature_map
 
     def spy(self, x):
@@ -60,7 +62,6 @@ def test_fer2013_fast_trains_on_small_crops_then_the_full_crop(cfg_factory, tmp_
 
 
 def test_the_last_epoch_is_validated_whatever_the_interval():
-    from emomm.utils.last_epoch import ValidateLastEpoch
     cb = ValidateLastEpoch()
     for epoch, n, expected in ((8, 6, 6), (9, 6, 1), (9, 1, 1), (9, None, None)):
         trainer = SimpleNamespace(check_val_every_n_epoch=n, max_epochs=10, current_epoch=epoch)

@@ -16,5 +16,5 @@ import lightning as L
 class ValidateLastEpoch(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         n, last = trainer.check_val_every_n_epoch, trainer.max_epochs
-        if n and n > 1 and last and last > 0 and trainer.current_epoch == last - 1:
+        if (n or 1) > 1 and trainer.current_epoch == (last or 0) - 1:  # max_epochs -1/None: unknown
             trainer.check_val_every_n_epoch = 1

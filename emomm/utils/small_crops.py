@@ -3,7 +3,8 @@
 A convolutional network's step costs about the number of pixels it sees, so training the
 first ``epochs`` epochs on random ``size x size`` crops of each training image (of the crop
 the loader already gives: the random 40 px crop of a 48 px FER2013 face, say) buys more
-epochs in the same time: at 32 of 40 px a step costs ~0.64 of a full one. The crops keep the
+epochs in the same time: 32 of 40 px is 0.64 of the pixels, and a FER2013 epoch of the
+whitened CNN took ~73 s instead of ~98 s on a 2-core Zen 4 (0.75: the rest is fixed cost). The crops keep the
 image's scale (no resizing), so the filters learn at the scale the later full-size epochs and
 evaluation use, and a network with global pooling takes any input size. Validation, test and
 predict are untouched. (Progressive resizing: e.g. FFCV's ImageNet recipes; here by cropping
