@@ -103,3 +103,21 @@ def run_training(overrides: list[str], log_dir: Path) -> dict:
     metrics, wall = run_entry_point("emomm.train", overrides, log_dir, "metrics.json")
     return {"command": "python -m emomm.train " + " ".join(overrides), "wall_time_s": round(wall, 1),
             **metrics}
+
+
+def interleaved_step_times(steps: dict, rounds: int, steps_per_round: int) -> dict[str, list[float]]:
+    """Seconds per call of each ``steps[name]()`` (one training step), timed in interleaved
+    rounds (each round: ``steps_per_round`` calls of every variant), so a drift in the
+    machine's speed hits all alike. The very first call of each variant is dropped: it warms
+    oneDNN's kernel caches. Prints the running medians after each round."""
+    import statistics
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(rounds):
+        for name, step in steps.items():
+            for s in range(steps_per_round):
+                start = time.perf_counter()
+                step()
+                if r or s:
+                    times[name].append(time.perf_counter() - start)
+        print(f"round {r + 1}: " + ", ".join(f"{n} {statistics.median(t):.3f}" for n, t in times.items() if t), flush=True)
+    return times

@@ -33,7 +33,13 @@ head on the same embedding, its loss at weight 0.5, ``model.aux_tasks``), ``bf16
 head alone learning at 10x the rate, then the recipe's 4 epochs, the schedule over all 5; in bf16;
 against ``bf16``), ``bf16_future1`` (the following turn as context too, ``text.future_turns=1``,
 in bf16; against ``bf16``), ``bf16_dropout0`` (MiniLM's dropout off, ``model.encoders.text.dropout=0``,
-in bf16; against ``bf16``). Runs recorded with names on are named ``minilm_speakers_*``.
+in bf16; against ``bf16``), ``bf16_ema`` (an exponential moving average of the weights, decay 0.995 per
+step from the third epoch on, ``callbacks=ema``, validated and saved; in bf16; against ``bf16``), ``ema``
+(the same in the recipe's fp32; against the recipe),
+``mpnet_bf16_e2`` / ``mpnet_bf16_e3`` (the larger all-mpnet-base-v2
+encoder, ``model/text_encoder=mpnet`` from ``make models``, in place of MiniLM: 2 or 3 epochs at a
+5e-5 peak, in bf16; these runs are named without the ``minilm_`` prefix). Runs recorded with names
+on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
 ``--ensemble RUN RUN ...``: no training; the mean-probability ensemble of recorded runs (their best
@@ -62,6 +68,7 @@ TARGET_F1_RECIPES = 0.61  # issue 14's target for the recipe (any variant), same
 TIME_LIMIT_S = 30 * 60
 SMOKE = ["data.limit_per_split=200", "trainer.max_epochs=1"]
 BF16 = "trainer.precision=bf16-mixed"  # the bf16_* variants, each measured against "bf16"
+EMA = ["callbacks=ema", "callbacks.ema.decay=0.995", "callbacks.ema.start_epoch=2"]  # ~200 steps, from epoch 3
 
 
 def future_variant(turns: int) -> list[str]:
@@ -100,7 +107,18 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             # the next turn as context too (after " || "), at the recipe's lr and without names, in bf16: vs bf16
             "bf16_future1": [BF16, *future_variant(1)],
             # no dropout inside MiniLM (its own 0.1 off; R-Drop, more of it, did not pay), in bf16: vs bf16
-            "bf16_dropout0": [BF16, "model.encoders.text.dropout=0.0"]}
+            "bf16_dropout0": [BF16, "model.encoders.text.dropout=0.0"],
+            # weight averaging: an EMA over ~200 steps (0.6 epoch) from the 3rd epoch on, in bf16: vs bf16
+            "bf16_ema": [BF16, *EMA],
+            "ema": EMA,  # the same in the recipe's fp32: vs the recipe
+            # a 5x larger pretrained encoder (MPNet-base, `make models`): 2 epochs fill the 30 minutes in bf16
+            **{f"mpnet_bf16_e{n}": [BF16, "model/text_encoder=mpnet", f"trainer.max_epochs={n}",
+                                    "model.optimizer.lr=5.0e-5"] for n in (2, 3)}}
+
+
+def variant_run_name(variant: str) -> str:
+    """``minilm_<variant>``, or the variant's own name when it swaps MiniLM out (``mpnet_*``)."""
+    return variant if variant.startswith("mpnet") else f"minilm_{variant}"
 
 
 def budget_time(run: dict) -> float:
@@ -169,7 +187,7 @@ def main() -> None:
     runs: dict = {}
     # (run name, encoder, following turns, overrides of the variant)
     if args.variants:
-        jobs = [(f"minilm_{v}", "minilm", 0, VARIANTS[v]) for v in args.variants]
+        jobs = [(variant_run_name(v), "minilm", 0, VARIANTS[v]) for v in args.variants]
     else:
         jobs = [(enc if f == 0 else f"{enc}_future{f}", enc, f, future_variant(f))
                 for enc in args.only or ["minilm", "scratch"] for f in args.future_turns]
@@ -210,7 +228,7 @@ def main() -> None:
     if "minilm" in runs and not args.smoke:
         r = runs["minilm"]
         summary["met"] = bool((r["dev_f1_weighted"] or 0) >= TARGET_F1 and budget_time(r) <= TIME_LIMIT_S)
-        fits = {n: v for n, v in runs.items() if n.startswith("minilm") and budget_time(v) <= TIME_LIMIT_S}
+        fits = {n: v for n, v in runs.items() if n.startswith(("minilm", "mpnet")) and budget_time(v) <= TIME_LIMIT_S}
         best_name = max(fits, key=lambda n: fits[n]["dev_f1_weighted"] or 0, default=None)
         summary["recipe_target"] = f"dev weighted F1 >= {TARGET_F1_RECIPES} within {TIME_LIMIT_S // 60} min (issue 14)"
         summary["recipe_best_variant"] = best_name

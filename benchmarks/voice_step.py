@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import refuse_to_overwrite, write_result  # noqa: E402
+from common import interleaved_step_times, refuse_to_overwrite, write_result  # noqa: E402
 
 #: name -> (experiment, encoder overrides, bf16 autocast)
 VARIANTS = {
@@ -64,20 +63,19 @@ def main() -> None:
     lengths = torch.randint(24000, 48001, (32,), generator=g)
     wave = torch.randn(32, 48000, generator=g) * 0.05
     labels = torch.randint(0, 8, (32,), generator=g)
-    built = {name: build(*VARIANTS[name][:2]) for name in args.variants}
-    times: dict[str, list[float]] = {name: [] for name in args.variants}
-    for r in range(args.rounds):
-        for name, (encoder, head, opt) in built.items():
-            for s in range(args.steps):
-                start = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=VARIANTS[name][2]):
-                    loss = torch.nn.functional.cross_entropy(head(encoder(wave, lengths)).float(), labels)
-                loss.backward()
-                opt.step()
-                opt.zero_grad()
-                if r or s:  # the very first step warms oneDNN's kernel caches
-                    times[name].append(time.perf_counter() - start)
-        print(f"round {r + 1}: " + ", ".join(f"{n} {statistics.median(t):.3f}" for n, t in times.items() if t), flush=True)
+
+    def step_of(name: str):
+        encoder, head, opt = build(*VARIANTS[name][:2])
+
+        def step() -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=VARIANTS[name][2]):
+                loss = torch.nn.functional.cross_entropy(head(encoder(wave, lengths)).float(), labels)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        return step
+
+    times = interleaved_step_times({name: step_of(name) for name in args.variants}, args.rounds, args.steps)
     entry = {name: {"experiment": VARIANTS[name][0], "overrides": VARIANTS[name][1], "bf16_autocast": VARIANTS[name][2],
                     "median_step_s": round(statistics.median(t), 3), "step_s": [round(x, 3) for x in t]}
              for name, t in times.items()}

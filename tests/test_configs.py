@@ -72,10 +72,11 @@ def test_benchmark_variants_compose(cfg_factory):
     train the auxiliary heads they are named for, no more (a dict override merges)."""
     from emomm.models.module import aux_task_weights
     for script, experiment in (("ravdess_ablation", "ravdess_voice"), ("meld_text", "meld_text"),
-                               ("fer2013_cpu", None)):
+                               ("fer2013_cpu", None), ("text_step", "meld_text")):
         mod = _bench_module(script)
         for name in mod.VARIANTS:
-            overrides = mod.variant_overrides(name) if script == "ravdess_ablation" else mod.VARIANTS[name]
+            overrides = {"ravdess_ablation": lambda: mod.variant_overrides(name),
+                         "text_step": lambda: mod.VARIANTS[name][0]}.get(script, lambda: mod.VARIANTS[name])()
             if experiment is None:  # the variant names its recipe
                 assert overrides[0].startswith("experiment="), (script, name)
             cfg = cfg_factory([*([f"experiment={experiment}"] if experiment else []), *overrides],
@@ -86,6 +87,11 @@ def test_benchmark_variants_compose(cfg_factory):
             if script == "fer2013_cpu":  # each variant trains the recipe it names
                 assert cfg.model.encoders.face._target_.endswith(
                     "WhitenedCNN" if name == "fast" else "FaceEncoder"), name
+            if script in ("meld_text", "text_step"):   # MiniLM, unless the variant is named for the encoder it swaps in
+                hub = cfg.model.encoders.text.model_name_or_path.name
+                assert hub.endswith("all-mpnet-base-v2" if name.startswith("mpnet") else "all-MiniLM-L6-v2"), name
+            if script == "meld_text":
+                assert mod.variant_run_name(name) == (name if name.startswith("mpnet") else f"minilm_{name}")
             if script == "ravdess_ablation":   # measured against the single-task recipe
                 tasks = aux_task_weights(cfg.model.aux_tasks, {"sex": [], "intensity": []})
                 both = {"sex", "intensity"}
