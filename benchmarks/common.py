@@ -121,3 +121,17 @@ def interleaved_step_times(steps: dict, rounds: int, steps_per_round: int) -> di
                     times[name].append(time.perf_counter() - start)
         print(f"round {r + 1}: " + ", ".join(f"{n} {statistics.median(t):.3f}" for n, t in times.items() if t), flush=True)
     return times
+
+
+def step_time_parser(doc: str, variants: list[str], name: str, rounds: int, steps: int, threads: int):
+    """The command line the step-time benchmarks share (``--rounds --steps --threads --variants
+    --name --overwrite``), with these defaults; a script adds its own options to it."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--steps", type=int, default=steps, help="steps per variant per round")
+    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--variants", nargs="+", default=variants, choices=variants)
+    ap.add_argument("--name", default=name, help="result file name")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
+    return ap

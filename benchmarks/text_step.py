@@ -14,13 +14,12 @@ machine.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, interleaved_step_times, refuse_to_overwrite, write_result  # noqa: E402
+from common import ROOT, interleaved_step_times, refuse_to_overwrite, step_time_parser, write_result  # noqa: E402
 
 #: name -> (overrides of experiment=meld_text, bf16 autocast)
 VARIANTS = {
@@ -50,14 +49,8 @@ def build(overrides: list[str]):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = step_time_parser(__doc__, list(VARIANTS), "text_step", rounds=3, steps=3, threads=2)
     ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=3, help="steps per variant per round")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--name", default="text_step", help="result file name")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
     args = ap.parse_args()
     csv = Path(args.root) / "train_sent_emo.csv"
     if not csv.is_file():

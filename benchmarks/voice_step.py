@@ -13,13 +13,12 @@ on the machine.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_step_times, refuse_to_overwrite, write_result  # noqa: E402
+from common import interleaved_step_times, refuse_to_overwrite, step_time_parser, write_result  # noqa: E402
 
 #: name -> (experiment, encoder overrides, bf16 autocast)
 VARIANTS = {
@@ -48,14 +47,7 @@ def build(experiment: str, overrides: list[str]):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--steps", type=int, default=4, help="steps per variant per round")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--name", default="voice_step", help="result file name")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
-    args = ap.parse_args()
+    args = step_time_parser(__doc__, list(VARIANTS), "voice_step", rounds=6, steps=4, threads=1).parse_args()
     refuse_to_overwrite(args.name, args.overwrite)
     import torch
     torch.set_num_threads(args.threads)
