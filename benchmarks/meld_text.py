@@ -36,9 +36,13 @@ in bf16; against ``bf16``), ``bf16_dropout0`` (MiniLM's dropout off, ``model.enc
 in bf16; against ``bf16``), ``bf16_ema`` (an exponential moving average of the weights, decay 0.995 per
 step from the third epoch on, ``callbacks=ema``, validated and saved; in bf16; against ``bf16``), ``ema``
 (the same in the recipe's fp32; against the recipe),
-``mpnet_bf16_e2`` / ``mpnet_bf16_e3`` (the larger all-mpnet-base-v2
+``bf16_ctx4`` (four past turns instead of two, ``text.context_turns=4``, 160 tokens;
+in bf16; against ``bf16``), ``mpnet_bf16_e2`` / ``mpnet_bf16_e3`` (the larger all-mpnet-base-v2
 encoder, ``model/text_encoder=mpnet`` from ``make models``, in place of MiniLM: 2 or 3 epochs at a
-5e-5 peak, in bf16; these runs are named without the ``minilm_`` prefix). Runs recorded with names
+5e-5 peak, in bf16), ``mpnet_bf16_ctx0_e3`` / ``mpnet_bf16_ctx0_e3_ema`` (MPNet on the utterance
+alone, no past turns, 3 epochs; the second with the EMA), ``mpnet_bf16_last4_e3_ema`` (MPNet with 2
+past turns, only its last 4 layers trained, 3 epochs, the EMA); the ``mpnet_*`` runs are named
+without the ``minilm_`` prefix. Runs recorded with names
 on are named ``minilm_speakers_*``.
 ``--seed N``: train with ``seed=N`` instead of the recipe's 42, runs named ``<name>_seed<N>``, so a
 second seed of a run sits beside the first (a paired check of a variant's effect).
@@ -106,6 +110,8 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
                           "model.head_lr_scale=10"],
             # the next turn as context too (after " || "), at the recipe's lr and without names, in bf16: vs bf16
             "bf16_future1": [BF16, *future_variant(1)],
+            # four past turns instead of two (54 tokens on average, not 37; p99 117), in bf16: vs bf16
+            "bf16_ctx4": [BF16, "text.context_turns=4", "text.max_length=160"],
             # no dropout inside MiniLM (its own 0.1 off; R-Drop, more of it, did not pay), in bf16: vs bf16
             "bf16_dropout0": [BF16, "model.encoders.text.dropout=0.0"],
             # weight averaging: an EMA over ~200 steps (0.6 epoch) from the 3rd epoch on, in bf16: vs bf16
@@ -113,7 +119,17 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             "ema": EMA,  # the same in the recipe's fp32: vs the recipe
             # a 5x larger pretrained encoder (MPNet-base, `make models`): 2 epochs fill the 30 minutes in bf16
             **{f"mpnet_bf16_e{n}": [BF16, "model/text_encoder=mpnet", f"trainer.max_epochs={n}",
-                                    "model.optimizer.lr=5.0e-5"] for n in (2, 3)}}
+                                    "model.optimizer.lr=5.0e-5"] for n in (2, 3)},
+            # MPNet on the utterance alone (no past turns: 14 tokens, not 37), so 3 epochs fit 30 min, and
+            # the same with the EMA: vs mpnet_bf16_e3 (its 3 epochs took 47 min with 2 past turns)
+            "mpnet_bf16_ctx0_e3": [BF16, "model/text_encoder=mpnet", "trainer.max_epochs=3",
+                                   "model.optimizer.lr=5.0e-5", "text.context_turns=0"],
+            "mpnet_bf16_ctx0_e3_ema": [BF16, "model/text_encoder=mpnet", "trainer.max_epochs=3",
+                                       "model.optimizer.lr=5.0e-5", "text.context_turns=0", *EMA],
+            # MPNet with 2 past turns, only its last 4 layers trained (0.54x the step), 3 epochs, with the
+            # EMA: vs mpnet_bf16_e3 (epochs 1-2 are the raw weights, the EMA starts at the third)
+            "mpnet_bf16_last4_e3_ema": [BF16, "model/text_encoder=mpnet", "model.encoders.text.finetune=4",
+                                        "trainer.max_epochs=3", "model.optimizer.lr=5.0e-5", *EMA]}
 
 
 def variant_run_name(variant: str) -> str:
