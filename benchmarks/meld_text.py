@@ -39,8 +39,8 @@ step from the third epoch on, ``callbacks=ema``, validated and saved; in bf16; a
 ``bf16_ctx4`` (four past turns instead of two, ``text.context_turns=4``, 160 tokens;
 in bf16; against ``bf16``), ``mpnet_bf16_e2`` / ``mpnet_bf16_e3`` (the larger all-mpnet-base-v2
 encoder, ``model/text_encoder=mpnet`` from ``make models``, in place of MiniLM: 2 or 3 epochs at a
-5e-5 peak, in bf16), ``mpnet_bf16_ctx0_e3`` / ``mpnet_bf16_ctx0_e3_ema`` (MPNet on the utterance
-alone, no past turns, 3 epochs; the second with the EMA), ``mpnet_bf16_last4_e3_ema`` (MPNet with 2
+5e-5 peak, in bf16), ``mpnet_bf16_ctx0_e3_ema`` (MPNet on the utterance
+alone, no past turns, 3 epochs, the EMA), ``mpnet_bf16_last4_e3_ema`` (MPNet with 2
 past turns, only its last 4 layers trained, 3 epochs, the EMA); the ``mpnet_*`` runs are named
 without the ``minilm_`` prefix. Runs recorded with names
 on are named ``minilm_speakers_*``.
@@ -73,6 +73,7 @@ TIME_LIMIT_S = 30 * 60
 SMOKE = ["data.limit_per_split=200", "trainer.max_epochs=1"]
 BF16 = "trainer.precision=bf16-mixed"  # the bf16_* variants, each measured against "bf16"
 EMA = ["callbacks=ema", "callbacks.ema.decay=0.995", "callbacks.ema.start_epoch=2"]  # ~200 steps, from epoch 3
+MPNET_BF16 = [BF16, "model/text_encoder=mpnet", "model.optimizer.lr=5.0e-5"]  # the mpnet_* variants
 
 
 def future_variant(turns: int) -> list[str]:
@@ -118,18 +119,13 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             "bf16_ema": [BF16, *EMA],
             "ema": EMA,  # the same in the recipe's fp32: vs the recipe
             # a 5x larger pretrained encoder (MPNet-base, `make models`): 2 epochs fill the 30 minutes in bf16
-            **{f"mpnet_bf16_e{n}": [BF16, "model/text_encoder=mpnet", f"trainer.max_epochs={n}",
-                                    "model.optimizer.lr=5.0e-5"] for n in (2, 3)},
-            # MPNet on the utterance alone (no past turns: 14 tokens, not 37), so 3 epochs fit 30 min, and
-            # the same with the EMA: vs mpnet_bf16_e3 (its 3 epochs took 47 min with 2 past turns)
-            "mpnet_bf16_ctx0_e3": [BF16, "model/text_encoder=mpnet", "trainer.max_epochs=3",
-                                   "model.optimizer.lr=5.0e-5", "text.context_turns=0"],
-            "mpnet_bf16_ctx0_e3_ema": [BF16, "model/text_encoder=mpnet", "trainer.max_epochs=3",
-                                       "model.optimizer.lr=5.0e-5", "text.context_turns=0", *EMA],
+            **{f"mpnet_bf16_e{n}": [*MPNET_BF16, f"trainer.max_epochs={n}"] for n in (2, 3)},
+            # MPNet on the utterance alone (no past turns: 14 tokens, not 37; 3 epochs ~21-23 min on 2 idle
+            # cores, estimated), with the EMA: vs mpnet_bf16_e3 (3 epochs took 47 min with 2 past turns)
+            "mpnet_bf16_ctx0_e3_ema": [*MPNET_BF16, "trainer.max_epochs=3", "text.context_turns=0", *EMA],
             # MPNet with 2 past turns, only its last 4 layers trained (0.54x the step), 3 epochs, with the
             # EMA: vs mpnet_bf16_e3 (epochs 1-2 are the raw weights, the EMA starts at the third)
-            "mpnet_bf16_last4_e3_ema": [BF16, "model/text_encoder=mpnet", "model.encoders.text.finetune=4",
-                                        "trainer.max_epochs=3", "model.optimizer.lr=5.0e-5", *EMA]}
+            "mpnet_bf16_last4_e3_ema": [*MPNET_BF16, "model.encoders.text.finetune=4", "trainer.max_epochs=3", *EMA]}
 
 
 def variant_run_name(variant: str) -> str:
