@@ -274,7 +274,7 @@ def test_predictor_on_every_bad_input(mm_ckpt, tmp_path):
         assert res.error is None and len(res.faces) == 1, case
     with pytest.raises(ValueError, match=r"1 Hz, outside the 4000-384000 Hz"):
         p.predict_audio(c["rate1_wav"])
-    with pytest.raises(ValueError, match=r"only 1 samples \(0.1 ms\)"):
+    with pytest.raises(ValueError, match=r"only 1 sample \(0.1 ms\)"):
         p.predict_audio(c["one_sample_wav"])
     # silence: no emotion, and the result says why (the same for a waveform, as the server sends)
     for silent in (p.predict_audio(c["silent_wav"]), p.predict_audio(np.zeros(8000, np.float32), 16000)):

@@ -61,7 +61,8 @@ def check_wave(wave: np.ndarray, sr: int, source: str | Path) -> None:
     :data:`SAMPLE_RATES` or a mono ``wave`` ``[T]`` shorter than :data:`MIN_SECONDS`."""
     check_sample_rate(sr, source)
     if len(wave) < MIN_SECONDS * sr:
-        raise AudioReadError(f"{source}: only {len(wave)} samples ({1000 * len(wave) / sr:.1f} ms) of audio; "
+        n = len(wave)
+        raise AudioReadError(f"{source}: only {n} sample{'' if n == 1 else 's'} ({1000 * n / sr:.1f} ms) of audio; "
                              f"at least {MIN_SECONDS:g} s is needed to hear an emotion: record again, "
                              "or delete it.")
 

@@ -138,4 +138,4 @@ def no_speech(wave: np.ndarray, sr: int, vad: Vad | None, min_speech_s: float = 
         what = "digital silence" if loud == float("-inf") else f"its loudest 32 ms is at {loud:.0f} dBFS"
         return f"no speech detected: the recording is silent ({what}, below {SILENCE_DB:g} dBFS)"
     return (f"no speech detected (the {vad.name} voice activity detector found less than {min_speech_s:g} s "
-            "of speech); vad=off predicts anyway")
+            "of speech); vad=off (predict: predictor.vad=off) predicts anyway")
