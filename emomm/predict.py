@@ -36,19 +36,21 @@ def predict(cfg: DictConfig) -> int:
     jsonl = Path(cfg.out) if cfg.get("out") else out_dir / "predictions.jsonl"
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     rows, failed = [], 0
-    with open(jsonl, "w") as f:
-        for path in files:
-            record = predict_file(predictor, path)
-            failed += bool(record.get("error"))
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            rows.append(summary_row(record))
-            if cfg.timeline_png and record.get("windows"):
-                plot_timeline(record, out_dir / f"{path.stem}_timeline.png")
-    with open(out_dir / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["input", "kind", "label", "confidence", "faces", "error"])
-        w.writeheader()
-        w.writerows(rows)
+    try:
+        with open(jsonl, "w") as f:
+            for path in files:
+                record = predict_file(predictor, path)   # never raises: a bad file is its error line
+                failed += bool(record.get("error"))
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+                rows.append(summary_row(record))
+                if cfg.timeline_png and record.get("windows"):
+                    plot_timeline(record, out_dir / f"{path.stem}_timeline.png")
+    finally:  # interrupted (Ctrl-C, a full disk): the summary still lists what was predicted
+        with open(out_dir / "summary.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["input", "kind", "label", "confidence", "faces", "error"])
+            w.writeheader()
+            w.writerows(rows)
     print(f"{len(files)} inputs, {failed} failed -> {jsonl} and {out_dir / 'summary.csv'}")
     return failed
 

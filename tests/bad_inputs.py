@@ -15,10 +15,19 @@ Cases (name -> what):
 * ``rgba_png``: an RGBA face; ``png16``: a 16-bit grey PNG (values up to 65535).
 * ``cp1252_csv``: a text CSV with cp1252 bytes (not UTF-8).
 * ``noface_mp4``: a valid video of flat grey frames (no face anywhere).
+* ``bomb_png``: a valid 20000x20000 1-bit PNG of 50 kB (400 MP once decoded);
+  ``bomb_header_png``: only a PNG header claiming 20000x20000, then garbage;
+  ``big_png``: 10000x10000 (100 MP: above PIL's warning, below its own error).
+* ``one_sample_wav``: a WAV of one sample; ``rate1_wav``: a WAV whose header says 1 Hz.
+* ``riff_txt``: a note that starts with ``RIFF....WAVE`` (the WAV magic); ``png_txt``: a
+  real PNG named ``.txt``; ``utf16_txt`` / ``utf8bom_txt``: text in UTF-16 and in UTF-8,
+  each with its byte-order mark.
 """
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +89,48 @@ def write_corpus(root: Path) -> dict[str, Path]:
     out["png16"] = root / "gray16.png"
     Image.fromarray((fer_image(3, rng).astype(np.uint16) * 257)).save(out["png16"])
 
+    _media_cases(root, out, rng)
     out["cp1252_csv"] = root / "cp1252.csv"
     out["cp1252_csv"].write_bytes("text,label\n".encode() + "I\x92m so happy caf\xe9,happy\n".encode("latin-1")
                                   + b"leave me alone,angry\nwhat a day,happy\nstop it,angry\n")
     return out
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(width: int = 20000, height: int = 20000, header_only: bool = False) -> bytes:
+    """A 1-bit grey PNG of ``width`` x ``height`` zeros (a few tens of kB), or only its
+    signature and header followed by the start of a garbage IDAT chunk."""
+    head = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+    if header_only:   # an IDAT that claims 1 MB and holds 100 bytes of garbage
+        return head + struct.pack(">I", 1 << 20) + b"IDAT" + bytes(range(100))
+    z, row = zlib.compressobj(9), bytes(1 + (width + 7) // 8)   # filter byte + packed bits
+    idat = b"".join(z.compress(row * 1000) for _ in range(height // 1000)) + z.compress(row * (height % 1000))
+    return head + _png_chunk(b"IDAT", idat + z.flush()) + _png_chunk(b"IEND", b"")
+
+
+def _media_cases(root: Path, out: dict[str, Path], rng: np.random.Generator) -> None:
+    """Bombs, absurd audio and text that looks like media (issue 40's cases)."""
+    out["bomb_png"] = root / "bomb.png"
+    out["bomb_png"].write_bytes(bomb_png())
+    out["bomb_header_png"] = root / "bomb_header.png"
+    out["bomb_header_png"].write_bytes(bomb_png(header_only=True))
+    out["big_png"] = root / "big.png"
+    out["big_png"].write_bytes(bomb_png(10000, 10000))
+    out["one_sample_wav"] = root / "one_sample.wav"
+    sf.write(out["one_sample_wav"], np.array([0.5], np.float32), 16000)
+    out["rate1_wav"] = root / "rate1.wav"
+    sf.write(out["rate1_wav"], tone(440, 16000, 0.5, rng), 1)          # the header says 1 Hz
+    out["riff_txt"] = root / "riff.txt"
+    out["riff_txt"].write_text("RIFF....WAVE what a lovely day, I am so happy")   # sniffs as a WAV
+    out["png_txt"] = root / "image.txt"
+    Image.fromarray(fer_image(3, rng)).save(out["png_txt"], format="PNG")
+    out["utf16_txt"] = root / "utf16.txt"
+    out["utf16_txt"].write_bytes("I am so happy, caf\u00e9 na\u00efve".encode("utf-16"))   # with its BOM
+    out["utf8bom_txt"] = root / "utf8bom.txt"
+    out["utf8bom_txt"].write_bytes("\ufeffI am so happy, caf\u00e9".encode("utf-8"))
 
 
 @pytest.fixture

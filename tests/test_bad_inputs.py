@@ -18,12 +18,15 @@ from emomm.media.images import ImageReadError, load_image, read_image_rgb
 from emomm.media.video import VideoReadError, read_frames
 from tests.bad_inputs import (FER_CLASSES, bad_corpus, fer_tree, meld_tree, ravdess_tree,  # noqa: F401
                               write_corpus)
+from tests.conftest import fer_image
 
 FIX_WORDS = ("re-download", "re-encode", "delete", "record again", "re-export")
 UNREADABLE = {  # case -> the decoder of its kind
     "truncated_jpg": read_image_rgb, "zero_png": read_image_rgb,
     "truncated_wav": load_audio, "zero_wav": load_audio, "nan_wav": load_audio,
     "truncated_mp4": read_frames, "zero_mp4": read_frames,
+    "bomb_png": read_image_rgb, "bomb_header_png": read_image_rgb, "big_png": read_image_rgb,
+    "rate1_wav": load_audio,
 }
 
 
@@ -38,6 +41,47 @@ def test_unreadable_media_is_a_clear_error(bad_corpus, case):
     with pytest.raises((ImageReadError, AudioReadError, VideoReadError)) as err:
         UNREADABLE[case](path)
     assert names_file_and_fix(str(err.value), path), str(err.value)
+
+
+def test_image_bombs_are_refused_from_their_header(bad_corpus, tmp_path):
+    """Every way an image is decoded (datasets, predictor, web uploads) checks the header's
+    size first: no 400 MP allocation, the error names the file; the bound is configurable
+    and bounds video frames too."""
+    import io
+    import tracemalloc
+
+    from emomm.data.images import read_class_folders
+    from emomm.media.images import ImageTooLargeError, decode_image
+    from emomm.serve.decode import image_rgb
+    from emomm.serve.errors import BadInput
+    tracemalloc.start()
+    for case in ("bomb_png", "bomb_header_png", "big_png"):
+        path = bad_corpus[case]
+        for decode in (read_image_rgb, load_image, lambda p: decode_image(io.BytesIO(p.read_bytes()), name=p)):
+            with pytest.raises(ImageTooLargeError) as err:
+                decode(path)
+            assert str(path) in str(err.value) and "max_pixels" in str(err.value), str(err.value)
+        with pytest.raises(BadInput) as err:
+            image_rgb(path.read_bytes(), "upload.png")
+        assert err.value.status == 413 and "upload.png" in str(err.value.message)
+    assert tracemalloc.get_traced_memory()[1] < 20e6   # nothing decoded (400 MP would be 400 MB)
+    tracemalloc.stop()
+    with pytest.raises(ImageTooLargeError):   # the bound is an argument: a 48x48 image above 2000
+        read_image_rgb(bad_corpus["rgba_png"], max_pixels=2000)
+    assert read_image_rgb(bad_corpus["rgba_png"], max_pixels=48 * 48).shape == (48, 48, 3)
+    with pytest.raises(VideoReadError) as err:   # video frames: 48x48 > 1000
+        read_frames(bad_corpus["noface_mp4"], num_frames=2, max_pixels=1000)
+    assert "noface.mp4" in str(err.value) and "max_pixels" in str(err.value)
+    from emomm.live.pipeline import open_video
+    with pytest.raises(ValueError, match="noface.mp4: the video frame is 48x48 = 2,304 pixels"):
+        open_video(bad_corpus["noface_mp4"], max_pixels=1000)
+    # a dataset folder skips them and counts them
+    d = tmp_path / "fer" / "happy"
+    d.mkdir(parents=True)
+    for case in ("bomb_png", "bomb_header_png", "png16"):
+        (d / bad_corpus[case].name).write_bytes(bad_corpus[case].read_bytes())
+    images, _, _, skipped = read_class_folders(tmp_path / "fer", ["happy"], workers=1)
+    assert len(images) == 1 and sorted(map(lambda p: Path(p).name, skipped)) == ["bomb.png", "bomb_header.png"]
 
 
 def test_rgba_16bit_and_silence_decode_to_their_content(bad_corpus):
@@ -216,7 +260,8 @@ def test_predictor_on_every_bad_input(mm_ckpt, tmp_path):
     p = Predictor.from_checkpoint(mm_ckpt, detector="none", batch_size=4)
     calls = {"truncated_jpg": p.predict_image, "zero_png": p.predict_image, "truncated_wav": p.predict_audio,
              "zero_wav": p.predict_audio, "nan_wav": p.predict_audio, "truncated_mp4": p.predict_video,
-             "zero_mp4": p.predict_video}
+             "zero_mp4": p.predict_video, "bomb_png": p.predict_image, "bomb_header_png": p.predict_image,
+             "big_png": p.predict_image, "one_sample_wav": p.predict_audio, "rate1_wav": p.predict_audio}
     for case, fn in calls.items():
         try:
             res = fn(c[case])
@@ -227,10 +272,70 @@ def test_predictor_on_every_bad_input(mm_ckpt, tmp_path):
     for case in ("rgba_png", "png16"):
         res = p.predict_image(c[case])
         assert res.error is None and len(res.faces) == 1, case
-    silent = p.predict_audio(c["silent_wav"])
-    assert silent.error is None and np.isfinite(silent.probs).all()
+    with pytest.raises(ValueError, match=r"1 Hz, outside the 4000-384000 Hz"):
+        p.predict_audio(c["rate1_wav"])
+    with pytest.raises(ValueError, match=r"only 1 sample \(0.1 ms\)"):
+        p.predict_audio(c["one_sample_wav"])
+    # silence: no emotion, and the result says why (the same for a waveform, as the server sends)
+    for silent in (p.predict_audio(c["silent_wav"]), p.predict_audio(np.zeros(8000, np.float32), 16000)):
+        assert silent.error.startswith("no speech detected: the recording is silent (digital silence")
+        assert silent.label is None and silent.probs == [] and silent.windows == []
+    with pytest.raises(ValueError, match="1 Hz"):
+        p.predict_audio(np.ones(100, np.float32), 1)
     noface = Predictor.from_checkpoint(mm_ckpt, detector="haar").predict_video(c["noface_mp4"])
     assert noface.error.startswith("no face found"), noface.error
+    assert noface.label is None and noface.probs == []   # not a uniform guess labelled "angry"
+
+
+def test_no_speech_is_said_not_labelled(mm_ckpt, tmp_path):
+    """``vad``: energy (default) withholds the label of silence only; silero (live mode's
+    detector) also of a tone; off predicts anyway. A video's silent track is left out."""
+    from emomm import Predictor
+    from emomm.media.video import write_video
+    from tests.voice_fixtures import tone
+    rng = np.random.default_rng(1)
+    beep = tone(440, 16000, 1.0, rng)
+    p = Predictor.from_checkpoint(mm_ckpt, detector="none", batch_size=4)
+    assert p.predict_audio(beep, 16000).label in p.label_names
+    quiet = p.predict_audio(beep * 1e-3, 16000)   # -73 dBFS: quieter than a quiet room
+    assert quiet.label is None and "its loudest 32 ms is at -73 dBFS" in quiet.error, quiet.error
+    assert Predictor(p.runner, vad="off").predict_audio(np.zeros(16000, np.float32), 16000).label in p.label_names
+    pytest.importorskip("silero_vad")
+    res = Predictor(p.runner, vad="silero").predict_audio(beep, 16000)
+    assert res.label is None and res.error.startswith("no speech detected (the silero voice activity"), res.error
+    frames = np.repeat(np.stack([fer_image(3, rng)] * 10)[..., None], 3, axis=3)
+    clip = write_video(tmp_path / "mute.mp4", frames, fps=10, audio=np.zeros(16000, np.float32))
+    res = p.predict_video(clip)   # the faces alone: no voice head, no audio timeline
+    assert res.label in p.label_names and res.windows and not res.audio and res.error is None
+    assert all("voice" not in w.modality_probs and "face" in w.modality_probs for w in res.windows)
+    loud = write_video(tmp_path / "loud.mp4", frames, fps=10, audio=beep)
+    assert all("voice" in w.modality_probs for w in p.predict_video(loud).windows)
+
+
+def test_predict_file_on_text_that_looks_like_media(mm_ckpt, tmp_path):
+    """A .txt is text whatever its first bytes; BOMs say the encoding; a real PNG named .txt
+    is a clear error, never predicted on as mojibake."""
+    from emomm import Predictor
+    from emomm.inference.batch import media_kind, predict_file
+    c = write_corpus(tmp_path / "bad")
+    p = Predictor.from_checkpoint(mm_ckpt, detector="none", batch_size=4)
+    expect = {"riff_txt": "RIFF....WAVE what a lovely day, I am so happy",
+              "utf16_txt": "I am so happy, caf\u00e9 na\u00efve", "utf8bom_txt": "I am so happy, caf\u00e9"}
+    for case, text in expect.items():
+        assert media_kind(c[case]) == "text"
+        rec = predict_file(p, c[case])
+        assert not rec.get("error") and rec["text"] == text and rec["label"] in rec["label_names"], rec
+    rec = predict_file(p, c["png_txt"])
+    assert names_file_and_fix(rec["error"], c["png_txt"]) and "its bytes are a PNG image" in rec["error"], rec
+    assert "label" not in rec
+    # the suffix breaks no tie the bytes settle, and a mismatch is said in the error
+    wav_named_png = tmp_path / "voice.png"
+    wav_named_png.write_bytes(c["truncated_wav"].read_bytes())
+    rec = predict_file(p, wav_named_png)
+    assert rec["kind"] == "audio" and "its bytes are audio but its suffix .png says image" in rec["error"]
+    text_named_png = tmp_path / "note.png"
+    text_named_png.write_text("BMW drivers are so happy")   # "BM" is the BMP magic
+    assert media_kind(text_named_png) == "image" and "cannot read image" in predict_file(p, text_named_png)["error"]
 
 
 @pytest.mark.slow  # a CLI start plus MTCNN-free prediction: ~25 s on the loaded 2-core box
@@ -243,10 +348,20 @@ def test_predict_cli_on_the_corpus(mm_ckpt, tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]
     lines = {Path(x["input"]).name: x for x in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
     assert set(lines) == {p.name for p in c.values()}
-    for case in UNREADABLE:
+    for case in list(UNREADABLE) + ["one_sample_wav", "png_txt"]:
         assert c[case].name in lines[c[case].name]["error"], lines[c[case].name]
     assert lines["noface.mp4"]["error"].startswith("no face found")
-    assert not lines["silent.wav"].get("error")
+    assert lines["silent.wav"]["error"].startswith("no speech detected") and lines["silent.wav"]["label"] is None
+    for case in ("riff_txt", "utf16_txt", "utf8bom_txt"):
+        assert not lines[c[case].name].get("error"), lines[c[case].name]
+    assert lines["utf16.txt"]["text"] == "I am so happy, caf\u00e9 na\u00efve"
+    # one line per bad file naming it, no traceback, no PIL warning; the summary lists every file
+    said = proc.stdout + proc.stderr   # hydra logs to stdout
+    assert "Traceback" not in said and "DecompressionBomb" not in said, said[-3000:]
+    for case in ("bomb_png", "bomb_header_png", "rate1_wav", "one_sample_wav", "png_txt"):
+        assert sum(str(c[case]) in line for line in said.splitlines()) == 1, (case, said[-3000:])
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert len(summary) == 1 + len(c) and any(r.startswith(f"{c['bomb_png']},image,,,,") for r in summary), summary
 
 
 def test_prepare_counts_unreadable_and_faceless_videos(cfg_factory, tmp_path):
@@ -279,6 +394,7 @@ def client(mm_ckpt):
 @pytest.mark.parametrize("case,endpoint", [
     ("truncated_jpg", "image"), ("zero_png", "image"), ("truncated_wav", "audio"), ("zero_wav", "audio"),
     ("nan_wav", "audio"), ("truncated_mp4", "video"), ("zero_mp4", "video"), ("cp1252_csv", "image"),
+    ("bomb_png", "image"), ("bomb_header_png", "image"), ("one_sample_wav", "audio"), ("rate1_wav", "audio"),
 ])
 def test_server_answers_bad_uploads_with_4xx_json(client, tmp_path, case, endpoint):
     c = write_corpus(tmp_path / "bad")
@@ -294,3 +410,4 @@ def test_server_reads_rgba_16bit_and_silence(client, tmp_path):
         assert client.post("/api/predict/image", files={"file": (c[case].name, c[case].read_bytes())}).status_code == 200
     r = client.post("/api/predict/audio", files={"file": ("silent.wav", c["silent_wav"].read_bytes())})
     assert r.status_code == 200, r.text
+    assert r.json()["note"].startswith("no speech detected") and r.json()["clip"]["label"] is None, r.json()

@@ -130,6 +130,8 @@ def test_decode_bytes_reads_utf8_exactly_and_cp1252_when_not_utf8(text):
         raw = text.encode("cp1252")
     except UnicodeEncodeError:
         return
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return  # "ÿþ" / "þÿ" in cp1252 are the UTF-16 byte-order marks: read as UTF-16 (see test_text)
     decoded, n = decode_bytes(raw)
     try:
         raw.decode("utf-8")

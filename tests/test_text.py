@@ -118,6 +118,30 @@ def test_decode_bytes_reads_stray_cp1252_bytes():
     assert text == "café don\u2019t" and n == 1
 
 
+def test_text_files_by_byte_order_mark_and_binary_refused(tmp_path):
+    """UTF-16/32 (Excel's "Unicode text") and UTF-8 with a BOM read as what they are, UTF-16
+    without a BOM too; bytes with NULs that are no UTF-16 (a PNG named .txt) are an error
+    naming the file and what its bytes are."""
+    from emomm.data.text import read_table, read_text_file
+    text = "I'm so happy, caf\u00e9 na\u00efve \u263a"
+    for i, raw in enumerate([text.encode("utf-16"), text.encode("utf-16-be"), text.encode("utf-32"),
+                             b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16-le")]):
+        (tmp_path / f"{i}.txt").write_bytes(raw)
+        assert read_text_file(tmp_path / f"{i}.txt") == (text, 0), raw[:8]
+    csv = tmp_path / "unicode.csv"
+    csv.write_bytes("text\tlabel\ncaf\u00e9 time\thappy\n".encode("utf-16"))
+    df, _ = read_table(csv, sep="\t")
+    assert list(df["text"]) == ["caf\u00e9 time"]
+    png = tmp_path / "face.txt"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(20))
+    bad_bom = tmp_path / "bad_bom.txt"
+    bad_bom.write_bytes(b"\xff\xfe\x00\xd8")   # a UTF-16 BOM, then half a surrogate pair
+    for path, why in ((png, "its bytes are a PNG image"), (bad_bom, "UTF-16-LE byte-order mark")):
+        with pytest.raises(ValueError) as err:
+            read_text_file(path)
+        assert str(path) in str(err.value) and why in str(err.value), str(err.value)
+
+
 # -- MELD ------------------------------------------------------------------------------------
 def test_meld_context_repairs_and_skips(meld_root, caplog):
     caplog.set_level(logging.INFO)

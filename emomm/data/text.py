@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from emomm.data.base import EmotionDataModule
 from emomm.data.collate import aux_lists, collate_samples, sample_aux
+from emomm.media.sniff import sniff
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,37 @@ def _cp1252_byte(b: int) -> str:
         return bytes([b]).decode("latin-1")
 
 
+#: Byte-order marks of UTF-16/32, longest first (UTF-32-LE starts like UTF-16-LE); UTF-8's
+#: is stripped and its text read like any UTF-8 (cp1252 bytes included).
+_BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+         (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
+
+
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """The codec of BOM-less UTF-16 text (mostly ASCII: every other byte is NUL), or None."""
+    if len(raw) < 2 or len(raw) % 2:
+        return None
+    even, odd = raw[0::2].count(0), raw[1::2].count(0)
+    half = len(raw) // 2
+    if odd >= 0.4 * half and even <= 0.1 * odd:
+        return "utf-16-le"
+    if even >= 0.4 * half and odd <= 0.1 * even:
+        return "utf-16-be"
+    return None
+
+
 def decode_bytes(raw: bytes) -> tuple[str, int]:
-    """UTF-8 text; bytes that are not valid UTF-8 are read as cp1252 (a file mixing both is
-    common after spreadsheet round trips). Returns ``(text, number of cp1252 bytes)``."""
+    """Text of bytes: UTF-16 / UTF-32 by their byte-order mark, else UTF-8 (its BOM dropped)
+    with the bytes that are not valid UTF-8 read as cp1252 (a file mixing both is common
+    after spreadsheet round trips). Returns ``(text, number of cp1252 bytes)``; a BOM whose
+    encoding does not decode is a ``ValueError``."""
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(codec), 0
+            except UnicodeDecodeError as err:
+                raise ValueError(f"it starts with a {codec.upper()} byte-order mark but is not {codec.upper()} "
+                                 f"({err.reason} at byte {err.start + len(bom)})") from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -78,8 +107,27 @@ def decode_bytes(raw: bytes) -> tuple[str, int]:
 
 
 def read_text_file(path: Path) -> tuple[str, int]:
-    """:func:`decode_bytes` of a file."""
-    return decode_bytes(Path(path).read_bytes())
+    """:func:`decode_bytes` of a file, and UTF-16 without a BOM (every other byte NUL).
+    Bytes that are no text (NUL bytes otherwise: an image, audio, a binary; a BOM that lies)
+    are a ``ValueError`` naming the file and the format its bytes have, when they have one."""
+    raw = Path(path).read_bytes()
+    try:
+        nul = raw.find(b"\x00")
+        if nul >= 0 and not raw.startswith(tuple(bom for bom, _ in _BOMS)):
+            binary = ValueError(f"it holds binary data (a NUL byte at {nul}), not text")
+            codec = _utf16_without_bom(raw)
+            if codec is None:
+                raise binary
+            try:
+                return raw.decode(codec), 0
+            except UnicodeDecodeError:
+                raise binary from None
+        return decode_bytes(raw)
+    except ValueError as err:
+        found = sniff(raw)
+        what = f"; its bytes are a {found.format.upper()} {found.kind}" if found else ""
+        raise ValueError(f"{path}: not a text file: {err}{what}; save it as UTF-8 text (re-export it) "
+                         "or give it its real suffix") from None
 
 
 def _fix_mojibake(match: re.Match) -> str:

@@ -1,9 +1,11 @@
 """Predicting many files (what ``python -m emomm.predict`` runs).
 
 :func:`expand_inputs` turns files, folders and globs into a file list; :func:`media_kind`
-decides image / video / audio / text from the file's first bytes (the name only breaks ties);
-:func:`predict_file` returns one JSON-ready record, with ``error`` instead of a result when
-the file is unreadable, of a modality the model lacks, or an image without a face.
+decides image / video / audio / text: a ``.txt`` is text whatever its first bytes, anything
+else by its bytes (:mod:`emomm.media.sniff`, the web app's sniffer; the name only breaks
+ties); :func:`predict_file` returns one JSON-ready record, with ``error`` instead of a result
+when the file is unreadable, of a modality the model lacks, an image without a face or a
+recording without speech: whatever goes wrong with one file, the others are still predicted.
 """
 from __future__ import annotations
 
@@ -12,16 +14,20 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
+from emomm.data.text import read_text_file
 from emomm.inference.predictor import Predictor
 from emomm.media.audio import AUDIO_EXTENSIONS
 from emomm.media.files import walk_files
 from emomm.media.images import IMAGE_EXTENSIONS
+from emomm.media.sniff import sniff
 from emomm.media.video import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 TEXT_EXTENSIONS = (".txt",)
 KNOWN = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS + AUDIO_EXTENSIONS + TEXT_EXTENSIONS
+#: A ``.txt`` is one utterance: longer files are refused before they are read.
+MAX_TEXT_BYTES = 1_000_000
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
@@ -40,29 +46,54 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def media_kind(path: Path) -> str:
-    """``image`` | ``video`` | ``audio`` | ``text``, from magic bytes first."""
-    head = path.read_bytes()[:64] if path.is_file() else b""
-    if head.startswith((b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return "image"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE" or head.startswith((b"fLaC", b"ID3", b"OggS")) \
-            or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
-        return "audio"
-    if head[4:8] == b"ftyp":  # MP4 family: M4A is audio, the rest video
-        return "audio" if head[8:12] in (b"M4A ", b"M4B ") else "video"
-    if head.startswith((b"FLV", b"\x1aE\xdf\xa3")) or (head[:4] == b"RIFF" and head[8:12] == b"AVI "):
-        return "video"
+def suffix_kind(path: Path) -> str | None:
+    """``image`` | ``video`` | ``audio`` | ``text`` by the file's suffix, or None."""
     suffix = path.suffix.lower()
     for kind, exts in (("image", IMAGE_EXTENSIONS), ("video", VIDEO_EXTENSIONS), ("audio", AUDIO_EXTENSIONS),
                        ("text", TEXT_EXTENSIONS)):
         if suffix in exts:
             return kind
-    raise ValueError(f"{path}: not a known image, video, audio or .txt file (suffix {suffix!r})")
+    return None
+
+
+def media_kind(path: Path) -> str:
+    """``image`` | ``video`` | ``audio`` | ``text``: a ``.txt`` is text (a note may start with
+    ``RIFF`` or ``BM``); any other file is what its first bytes say (a PNG named ``.wav`` is
+    an image), and its suffix decides when they say nothing."""
+    by_name = suffix_kind(path)
+    if by_name == "text":
+        return "text"
+    with open(path, "rb") as f:
+        found = sniff(f.read(256))
+    if found is not None:
+        return found.kind
+    if by_name is None:
+        raise ValueError(f"{path}: not a known image, video, audio or .txt file (suffix {path.suffix!r})")
+    return by_name
+
+
+def read_text_input(path: Path) -> tuple[str, str | None]:
+    """The text of a ``.txt`` input (UTF-8, UTF-16/32 by BOM, cp1252 bytes read as such) and
+    a note when cp1252 bytes were found; a ``ValueError`` naming the file when it is too long,
+    empty or no text."""
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise ValueError(f"{path}: {size:,} bytes is too long for one utterance (at most {MAX_TEXT_BYTES:,}); "
+                         "split it into files of one utterance each")
+    text, n_cp1252 = read_text_file(path)
+    if not text.strip():
+        raise ValueError(f"{path}: the file holds no text; write an utterance in it or delete it")
+    return text.strip(), f"{n_cp1252} bytes were not UTF-8 and were read as cp1252" if n_cp1252 else None
 
 
 def predict_file(predictor: Predictor, path: Path) -> dict[str, Any]:
-    """One JSON-ready record: ``{"input", "kind", ...result}`` or ``{"input", "error"}``."""
+    """One JSON-ready record: ``{"input", "kind", ...result}`` or ``{"input", "error"}``.
+
+    Never raises for one file: decoding errors (ValueErrors naming the file), OS errors and
+    anything unexpected become the record's ``error``, logged in one line naming the file.
+    """
     record: dict[str, Any] = {"input": str(path)}
+    kind = None
     try:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
@@ -75,15 +106,30 @@ def predict_file(predictor: Predictor, path: Path) -> dict[str, Any]:
         elif kind == "audio":
             result = predictor.predict_audio(path)
         else:
-            text = path.read_text(encoding="utf-8", errors="replace").strip()
+            text, note = read_text_input(path)
             result = predictor.predict_text(text)
+            if note:
+                record["note"] = note
+                log.warning("%s: %s", path, note)
         record.update(result.to_dict())
         record.pop("source", None)
     except (ValueError, OSError, RuntimeError) as err:  # media errors are ValueErrors naming the file
-        record["error"] = str(err)
+        record["error"] = _with_kind_hint(str(err), path, kind)
+    except Exception as err:  # one odd file must not end the run without its summary
+        log.debug("%s", path, exc_info=True)
+        record["error"] = f"{path}: {type(err).__name__}: {err} (unexpected: please report it)"
     if record.get("error"):
-        log.warning("%s", record["error"])
+        err = record["error"]
+        log.warning("%s", err if str(path) in err else f"{path}: {err}")
     return record
+
+
+def _with_kind_hint(error: str, path: Path, kind: str | None) -> str:
+    """``error``, plus a word when the bytes and the suffix disagree (a ``.wav`` holding a PNG)."""
+    by_name = suffix_kind(path)
+    if kind is None or by_name is None or kind == by_name:
+        return error
+    return f"{error} (its bytes are {kind} but its suffix {path.suffix} says {by_name})"
 
 
 def summary_row(record: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,12 @@ given boxes; ``detector=`` picks another, ``detector="none"`` takes the whole im
 crop), cropped with the checkpoint's crop geometry, and transformed by
 :class:`~emomm.inference.preprocess.Preprocessor` exactly as in validation. Work is batched
 (``batch_size`` crops, clips or windows per network call).
+
+Untrusted files stay bounded: images and video frames above ``max_pixels`` are refused from
+their header (:mod:`emomm.media.images`); audio at an absurd sample rate or shorter than
+0.1 s is an error naming the file, and a recording without speech (``vad``: digital silence,
+or silero-vad's speech detector) gets ``error="no speech detected..."`` and no label instead
+of a confident emotion (:mod:`emomm.media.vad`, shared with live mode).
 """
 from __future__ import annotations
 
@@ -31,6 +37,10 @@ from emomm.inference.results import (FaceResult, ImageResult, SampleResult, Text
                                      WindowResult, top)
 from emomm.inference.runner import EnsembleRunner, ModelRunner, TorchRunner, softmax
 from emomm.inference.tracking import IoUTracker
+from emomm.media.audio import check_wave, crop_or_pad, load_audio
+from emomm.media.images import read_image_rgb
+from emomm.media.vad import make_vad, no_speech
+from emomm.media.video import read_audio, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +70,20 @@ class Predictor:
         adapter: a per-person adapter file (``python -m emomm.personalize``) or
             :class:`PersonAdapter`, applied to the fused logits (and, for one-modality
             models, to that modality's, which are the same); other heads are left as trained.
+        max_pixels: images and video frames with more pixels are refused from their header
+            (default :data:`emomm.media.images.MAX_PIXELS`, 64 MP).
+        vad: how a recording is checked for speech before its emotion is predicted:
+            ``energy`` (digital silence and near-silence, below -50 dBFS), ``silero``
+            (silero-vad, live mode's detector: also noise, tones, music; ``emomm[live]``) or
+            ``off``. Without speech the result has ``error="no speech detected..."``, no
+            windows and no label; a video's silent track is left out of the fusion.
     """
 
     def __init__(self, runner: ModelRunner, detector: str = "auto", batch_size: int = 32, fps: float = 5.0,
                  window_s: float = 1.0, hop_s: float | None = None, audio_window_s: float | None = None,
                  audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600,
-                 adapter: str | Path | PersonAdapter | None = None) -> None:
+                 adapter: str | Path | PersonAdapter | None = None, max_pixels: int | None = None,
+                 vad: str | None = "energy") -> None:
         self.runner = runner
         self.label_names = list(runner.label_names)
         self.modalities = list(runner.modalities)
@@ -84,6 +102,8 @@ class Predictor:
         self.audio_window_s = float(audio_window_s or dur)
         self.audio_hop_s = float(audio_hop_s or ew.get("hop_s") or self.audio_window_s / 2)
         self.max_frames = int(max_frames)
+        self.max_pixels = None if max_pixels is None else int(max_pixels)
+        self.vad = make_vad(vad)
         faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
         stored = faces.get("detector")
         self.detector_name = (stored if stored in _DETECTORS_FOR_PHOTOS else "mtcnn") if detector == "auto" else detector
@@ -210,8 +230,7 @@ class Predictor:
         self._require("face", "video", what="images")
         source = None
         if isinstance(image, (str, Path)):
-            from emomm.media.images import read_image_rgb
-            source, image = str(image), read_image_rgb(image)
+            source, image = str(image), read_image_rgb(image, self.max_pixels)
         rgb = np.asarray(image)
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[..., None], 3, axis=2)
@@ -241,9 +260,12 @@ class Predictor:
 
     # -- audio -------------------------------------------------------------------------------
     def _wave(self, audio, sr: int | None) -> tuple[np.ndarray, int]:
+        """Mono ``[T]`` and its rate from a path or an array; an absurd sample rate or less
+        than 0.1 s of audio is an :class:`~emomm.media.audio.AudioReadError` naming it."""
         if isinstance(audio, (str, Path)):
-            from emomm.media.audio import load_audio
-            return load_audio(audio, self.prep.clip.sample_rate)
+            wave, sr = load_audio(audio, self.prep.clip.sample_rate)
+            check_wave(wave, sr, audio)
+            return wave, sr
         if sr is None:
             raise ValueError("a waveform array needs its sample rate: predict_audio(wave, sr)")
         wave = np.asarray(audio, np.float32)
@@ -251,6 +273,7 @@ class Predictor:
             wave = wave.mean(axis=0 if wave.shape[0] < wave.shape[1] else 1)
         if not np.isfinite(wave).all():
             raise ValueError("the waveform contains NaN or infinite samples")
+        check_wave(wave, float(sr), "the waveform")
         return wave, int(sr)
 
     def _audio_windows(self, wave: np.ndarray, sr: int) -> list[tuple[float, float, torch.Tensor]]:
@@ -262,7 +285,6 @@ class Predictor:
         if len(w) > win and starts[-1] + win < len(w):
             starts.append(len(w) - win)   # the tail gets a window too
         if self.eval_windows:  # windows as the model's evaluation cut them (not re-cropped)
-            from emomm.media.audio import crop_or_pad
             fit = lambda x: torch.from_numpy(np.ascontiguousarray(  # noqa: E731
                 crop_or_pad(x, win, random=False, pad=self.prep.clip.pad), dtype=np.float32))
         else:
@@ -280,10 +302,15 @@ class Predictor:
         return self._run([{"inputs": {"voice": self.prep.voice(wave, sr)}}])[0][0]
 
     def predict_audio(self, audio: str | Path | np.ndarray, sr: int | None = None) -> TimelineResult:
-        """Sliding windows over a recording (a path, or an array with its ``sr``) and overall."""
+        """Sliding windows over a recording (a path, or an array with its ``sr``) and overall;
+        a recording without speech (see ``vad``) has no windows, no label and ``error``
+        saying so."""
         self._require("voice", what="audio")
         source = str(audio) if isinstance(audio, (str, Path)) else None
         wave, sr = self._wave(audio, sr)
+        note = no_speech(wave, sr, self.vad)
+        if note:
+            return self._timeline("audio", [], len(wave) / sr, source, error=note)
         wins = self._audio_windows(wave, sr)
         logits, _ = self._run_logits([{"inputs": {"voice": x}} for _, _, x in wins])
         probs = softmax(logits)
@@ -295,9 +322,12 @@ class Predictor:
     def _timeline(self, kind: str, windows: list[WindowResult], duration: float, source: str | None,
                   tracks=None, audio=None, error: str | None = None,
                   overall: np.ndarray | None = None) -> TimelineResult:
-        k = len(self.label_names)
-        probs = overall if overall is not None else \
-            np.mean([w.probs for w in windows], axis=0) if windows else np.full(k, 1.0 / k)
+        """The clip-level result of ``windows``; without windows no probabilities and no
+        label (rather than a uniform guess whose argmax is the first class)."""
+        if not windows and overall is None:
+            return TimelineResult(kind, self.label_names, float(duration), [], None, [], {}, tracks or {},
+                                  audio or [], source, error or "nothing to predict from")
+        probs = overall if overall is not None else np.mean([w.probs for w in windows], axis=0)
         mods = sorted({m for w in windows for m in w.modality_probs})
         mprobs = {m: np.mean([w.modality_probs[m] for w in windows if m in w.modality_probs], axis=0).tolist()
                   for m in mods}
@@ -324,7 +354,6 @@ class Predictor:
     def predict_video(self, path: str | Path) -> TimelineResult:
         """A timeline of windows per tracked face (face or clip models) and of the audio track
         (voice or audio-visual models), fused per window for audio-visual models."""
-        from emomm.media.video import read_audio, read_frames
         path = Path(path)
         face_mod, has_voice = self.face_modality, "voice" in self.modalities
         if face_mod is None and not has_voice:
@@ -333,15 +362,19 @@ class Predictor:
         if has_voice:
             try:
                 wave, sr = read_audio(path, self.prep.clip.sample_rate)
+                check_wave(wave, sr, path)
             except ValueError as err:
                 if face_mod is None:
                     raise
-                note = f"no usable audio track ({err}); frames only"
+                wave, note = None, f"no usable audio track ({err}); frames only"
         if face_mod is None:
             result = self.predict_audio(wave, sr)
             result.kind, result.source = "video", str(path)
             return result
-        fr = read_frames(path, fps=self.fps, max_frames=self.max_frames)
+        silent = no_speech(wave, sr, self.vad) if wave is not None else None
+        if silent:   # nobody speaks: the faces alone, as when there is no audio track
+            wave, note = None, f"audio track: {silent}; frames only"
+        fr = read_frames(path, fps=self.fps, max_frames=self.max_frames, max_pixels=self.max_pixels)
         duration = float(fr.info.duration or (fr.times[-1] if len(fr.times) else 0.0))
         per_frame = self._track_frames(fr.frames)
         times = np.asarray(fr.times, np.float64)
@@ -412,8 +445,7 @@ class Predictor:
         if "face" in given:
             f = given["face"]
             if isinstance(f, (str, Path)):  # an image file: its largest face (detected once)
-                from emomm.media.images import read_image_rgb
-                rgb, path = read_image_rgb(f), f
+                rgb, path = read_image_rgb(f, self.max_pixels), f
                 faces = self.detect(rgb)[0]
                 if not len(faces):
                     raise ValueError(f"{path}: no face found")

@@ -79,12 +79,13 @@ class TimelineResult(_Result):
     """A video or audio file: ``windows`` (fused, one per window; per-face windows of face or
     video checkpoints carry ``track_id``), ``tracks`` (per face id: its windows), ``audio``
     (voice windows of a voice or audio-visual checkpoint), and the clip-level ``probs``
-    (mean over windows) with each modality's own clip-level probabilities."""
+    (mean over windows) with each modality's own clip-level probabilities. Without windows
+    (no face, no speech) ``probs`` is empty, ``label`` None and ``error`` says why."""
     kind: str                         # "video" | "audio"
     label_names: list[str]
     duration: float
-    probs: list[float]
-    label: str
+    probs: list[float]                # [] (and label None) when nothing could be predicted
+    label: str | None
     windows: list[WindowResult]
     modality_probs: dict[str, list[float]] = field(default_factory=dict)
     tracks: dict[int, list[WindowResult]] = field(default_factory=dict)

@@ -23,6 +23,7 @@ import numpy as np
 
 from emomm.faces.crop import crop_face
 from emomm.inference.tracking import IoUTracker
+from emomm.media.images import check_pixels
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ class FrameResult:
                 "fps": round(self.fps, 2)}
 
 
-def open_video(source: Any):
-    """``(cv2.VideoCapture, is_live, fps)`` for a camera index, a file or a stream URL."""
+def open_video(source: Any, max_pixels: int | None = None):
+    """``(cv2.VideoCapture, is_live, fps)`` for a camera index, a file or a stream URL; frames
+    of more than ``max_pixels`` (default :data:`emomm.media.images.MAX_PIXELS`) are refused."""
     import cv2
 
     s = str(source)
@@ -55,6 +57,12 @@ def open_video(source: Any):
     if not cap.isOpened():
         raise RuntimeError(f"source={s}: OpenCV could not open it" + (" (no camera with that index?)"
                                                                         if s.isdigit() else ""))
+    try:
+        check_pixels(f"source={s}", int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                     max_pixels, what="video frame")
+    except ValueError:
+        cap.release()
+        raise
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     return cap, live, float(fps) if fps and fps > 0 else 25.0
 

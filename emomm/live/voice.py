@@ -5,8 +5,9 @@
 * :class:`FileAudioSource` - a WAV (any file emomm reads) played in simulated real time: the
   pipeline asks for the samples up to each video frame's timestamp;
 * :class:`VoiceWindow` - the last ``window_s`` seconds at 16 kHz, silero-vad speech
-  probabilities on 32 ms chunks (its model ships inside the silero-vad package), and
-  ``speech`` when enough of the window is voiced.
+  probabilities on 32 ms chunks (:class:`emomm.media.vad.SileroVad`, shared with the
+  predictor; its model ships inside the silero-vad package), and ``speech`` when enough of
+  the window is voiced.
 """
 from __future__ import annotations
 
@@ -16,15 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-VAD_RATE = 16000
-VAD_CHUNK = 512   # silero-vad's chunk at 16 kHz (32 ms)
+from emomm.media.audio import load_audio
+from emomm.media.vad import VAD_CHUNK, VAD_RATE, SileroVad
 
 
 class FileAudioSource:
     """Samples of an audio file up to a given time (simulated real time)."""
 
     def __init__(self, path: str | Path, sample_rate: int = VAD_RATE) -> None:
-        from emomm.media.audio import load_audio
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"audio={path}: no such file (give a .wav, audio=mic or audio=none)")
@@ -95,7 +95,8 @@ class VoiceWindow:
         window_s: sliding-window length (what the voice classifier sees).
         vad_threshold: silero-vad probability above which a 32 ms chunk is voiced.
         min_speech: fraction of the window's chunks that must be voiced for ``speech``.
-        vad: a callable ``(chunk float32 [512]) -> probability``; default silero-vad (ONNX).
+        vad: a callable ``(chunk float32 [512]) -> probability``; default
+            :class:`~emomm.media.vad.SileroVad` (ONNX), loaded at the first chunk.
     """
 
     def __init__(self, window_s: float = 2.0, vad_threshold: float = 0.5, min_speech: float = 0.2,
@@ -110,13 +111,7 @@ class VoiceWindow:
 
     def _vad_prob(self, chunk: np.ndarray) -> float:
         if self._vad is None:
-            from silero_vad import load_silero_vad
-            model = load_silero_vad(onnx=True)
-            import torch
-
-            def run(c):
-                return float(model(torch.from_numpy(np.ascontiguousarray(c, np.float32)), VAD_RATE))
-            self._vad = run
+            self._vad = SileroVad()
         return float(self._vad(chunk))
 
     def push(self, samples: np.ndarray) -> None:

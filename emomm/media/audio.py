@@ -4,6 +4,9 @@
   audio track of video containers (MP4 / AVI / MKV / FLV / WebM / MOV, via PyAV), mixes
   stereo down to mono and resamples with ``torchaudio.functional.resample``. It never uses
   ``torchaudio.load``. Every failure is an :class:`AudioReadError` naming the file.
+* A file whose header claims a sample rate outside :data:`SAMPLE_RATES` (a WAV "at 1 Hz")
+  is refused before anything is resampled; :func:`check_wave` also refuses waveforms too
+  short to hold a syllable (what the predictor asks of a recording).
 * :func:`trim_silence` and :func:`crop_or_pad` fit a waveform to the model's clip length.
 
 Datasets (:mod:`emomm.data.audio`) and the predictor both decode through this module, so a
@@ -27,6 +30,12 @@ SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".avi", ".mkv", ".flv", ".webm", ".mov", ".mpg", ".mpeg")
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + (".m4a", ".aac", ".opus", ".wma")
 MEDIA_EXTENSIONS = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS
+#: Sample rates audio is recorded at (Hz, inclusive): telephone 8 kHz down to 4 kHz, studio
+#: up to 384 kHz. A header outside them is corrupt (resampling "1 Hz" to 16 kHz would
+#: multiply the samples by 16000).
+SAMPLE_RATES = (4000, 384000)
+#: The shortest recording the predictor reads (seconds): below it there is no syllable.
+MIN_SECONDS = 0.1
 
 
 class AudioReadError(ValueError):
@@ -36,6 +45,26 @@ class AudioReadError(ValueError):
 def _fail(path: Path, why: str) -> AudioReadError:
     return AudioReadError(f"{path}: cannot read audio ({why}). Re-download or re-encode the file "
                           "(e.g. `ffmpeg -i IN -ac 1 OUT.wav`), or delete it.")
+
+
+def check_sample_rate(sr: int | float, source: str | Path) -> None:
+    """Raise :class:`AudioReadError` naming ``source`` when ``sr`` is not in :data:`SAMPLE_RATES`."""
+    lo, hi = SAMPLE_RATES
+    if not (lo <= sr <= hi):
+        raise AudioReadError(f"{source}: the sample rate is {sr:g} Hz, outside the {lo}-{hi} Hz that audio is "
+                             "recorded at (the header is wrong or this is not audio); re-encode it "
+                             "(e.g. `ffmpeg -i IN -ar 16000 OUT.wav`) or delete it.")
+
+
+def check_wave(wave: np.ndarray, sr: int, source: str | Path) -> None:
+    """Raise :class:`AudioReadError` naming ``source`` for a sample rate outside
+    :data:`SAMPLE_RATES` or a mono ``wave`` ``[T]`` shorter than :data:`MIN_SECONDS`."""
+    check_sample_rate(sr, source)
+    if len(wave) < MIN_SECONDS * sr:
+        n = len(wave)
+        raise AudioReadError(f"{source}: only {n} sample{'' if n == 1 else 's'} ({1000 * n / sr:.1f} ms) of audio; "
+                             f"at least {MIN_SECONDS:g} s is needed to hear an emotion: record again, "
+                             "or delete it.")
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
@@ -96,7 +125,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None,
     Returns ``(wave, sr)``: float32 in [-1, 1] (nominally), ``[T]`` when ``mono`` (channels
     averaged) else ``[C, T]``; ``sr`` is ``sample_rate`` when given (resampled), else the
     file's own rate. Raises :class:`AudioReadError` (a ``ValueError``) naming the file for
-    missing, corrupt, empty or track-less files.
+    missing, corrupt, empty or track-less files and sample rates outside :data:`SAMPLE_RATES`.
     """
     path = Path(path)
     if not path.is_file():
@@ -116,6 +145,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None,
                              "re-encode or delete it.")
     if not np.isfinite(data).all():
         raise _fail(path, "it contains NaN or infinite samples")
+    check_sample_rate(sr, path)
     if mono:
         data = data.mean(axis=0)
     if sample_rate and sr != sample_rate:
@@ -132,6 +162,7 @@ def audio_duration(path: str | Path) -> float:
             info = sf.info(str(path))
             if info.frames <= 0:
                 raise AudioReadError(f"{path}: the file holds no audio samples (0 frames)")
+            check_sample_rate(info.samplerate, path)
             return info.frames / info.samplerate
         except (sf.LibsndfileError, RuntimeError) as err:
             if path.suffix.lower() in (".wav", ".flac", ".aif", ".aiff"):

@@ -28,6 +28,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from emomm.media.images import check_pixels
+
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".avi", ".mkv", ".flv", ".webm", ".mov", ".mpg", ".mpeg")
@@ -187,9 +189,15 @@ def _iter_av(container, path: Path) -> Iterator[tuple[Any, float]]:
         log.warning("%s: video decoding stopped after %d frames (%s); using them", path, n, err)
 
 
-def _read_av(path: Path, sampling: FrameSampling) -> Frames:
+def _check_frame(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    """A frame size above ``max_pixels`` (default the images' ``MAX_PIXELS``) is refused."""
+    check_pixels(path, width, height, max_pixels, what="video frame", error=VideoReadError)
+
+
+def _read_av(path: Path, sampling: FrameSampling, max_pixels: int | None = None) -> Frames:
     with _open_av(path) as c:
         info = _info_av(c, path)
+    _check_frame(path, info.width, info.height, max_pixels)   # from the header, before decoding
     need_count = sampling.mode in ("count",) or sampling.max_frames
     need_times = sampling.mode == "fps"
     if need_count or need_times:
@@ -211,6 +219,7 @@ def _read_av(path: Path, sampling: FrameSampling) -> Frames:
                     continue
             elif sampling.step and i % sampling.step:
                 continue
+            _check_frame(path, frame.width, frame.height, max_pixels)   # a stream may change size
             frames.append(frame.to_ndarray(format="rgb24"))
             indices.append(i)
             ftimes.append(t)
@@ -221,7 +230,7 @@ def _read_av(path: Path, sampling: FrameSampling) -> Frames:
 
 
 # -- OpenCV -------------------------------------------------------------------------------
-def _read_cv(path: Path, sampling: FrameSampling) -> Frames:
+def _read_cv(path: Path, sampling: FrameSampling, max_pixels: int | None = None) -> Frames:
     import cv2
 
     if not path.is_file():
@@ -238,6 +247,7 @@ def _read_cv(path: Path, sampling: FrameSampling) -> Frames:
     header_n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     info = VideoInfo(str(path), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                      fps, header_n, header_n / fps if header_n and fps else None, "opencv")
+    _check_frame(path, info.width, info.height, max_pixels)
     times = []
     if sampling.mode in ("count", "fps") or sampling.max_frames:
         while cap.grab():   # grab() decodes but skips the colour conversion
@@ -254,6 +264,7 @@ def _read_cv(path: Path, sampling: FrameSampling) -> Frames:
         if keep:
             ok, bgr = cap.retrieve()
             if ok:
+                _check_frame(path, bgr.shape[1], bgr.shape[0], max_pixels)
                 frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 indices.append(i)
                 ftimes.append(times[i] if i < len(times) else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
@@ -266,11 +277,13 @@ def _read_cv(path: Path, sampling: FrameSampling) -> Frames:
 
 def read_frames(path: str | Path, num_frames: int | None = None, step: int | None = None,
                 fps: float | None = None, max_frames: int | None = None,
-                sampling: FrameSampling | dict | None = None, backend: str = "pyav") -> Frames:
+                sampling: FrameSampling | dict | None = None, backend: str = "pyav",
+                max_pixels: int | None = None) -> Frames:
     """Decode the frames of ``path`` that the sampling keeps (see the module docstring).
 
     Raises :class:`VideoReadError` (a ``ValueError``) naming the file when it is missing,
-    has no video track or cannot be decoded.
+    has no video track, cannot be decoded, or has frames of more than ``max_pixels``
+    pixels (default :data:`emomm.media.images.MAX_PIXELS`; checked from the header first).
     """
     if sampling is None:
         sampling = FrameSampling(num_frames, step, fps, max_frames)
@@ -278,17 +291,17 @@ def read_frames(path: str | Path, num_frames: int | None = None, step: int | Non
         sampling = FrameSampling.from_config(sampling)
     path = Path(path)
     if backend == "pyav":
-        return _read_av(path, sampling)
+        return _read_av(path, sampling, max_pixels)
     if backend == "opencv":
-        return _read_cv(path, sampling)
+        return _read_cv(path, sampling, max_pixels)
     if backend == "auto":
         try:
-            return _read_av(path, sampling)
+            return _read_av(path, sampling, max_pixels)
         except VideoReadError as err:
-            if "no such file" in str(err) or "no video track" in str(err):
+            if any(s in str(err) for s in ("no such file", "no video track", "max_pixels")):
                 raise
             log.warning("%s; trying OpenCV", err)
-            return _read_cv(path, sampling)
+            return _read_cv(path, sampling, max_pixels)
     raise ValueError(f"video backend {backend!r} is not one of {list(BACKENDS)}")
 
 

@@ -16,14 +16,10 @@ import tempfile
 from typing import Iterator
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from emomm.media.images import to_8bit
+from emomm.media.images import ImageReadError, ImageTooLargeError, decode_image
 from emomm.serve.errors import BadInput
 from emomm.serve.sniff import SUFFIX, Sniffed
-
-#: Decompression-bomb guard: refuse images with more pixels than this (about 8k x 8k).
-MAX_PIXELS = 64_000_000
 
 
 def _unreadable(what: str, name: str, err: Exception) -> BadInput:
@@ -32,17 +28,15 @@ def _unreadable(what: str, name: str, err: Exception) -> BadInput:
 
 
 def image_rgb(data: bytes, name: str = "upload") -> np.ndarray:
-    """RGB uint8 ``[H, W, 3]`` from encoded image bytes."""
+    """RGB uint8 ``[H, W, 3]`` from encoded image bytes, decoded as every image is
+    (:func:`emomm.media.images.decode_image`: the header's size checked against
+    ``MAX_PIXELS`` before decoding, 16-bit scaled, EXIF orientation applied)."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise BadInput(413, "too_many_pixels", f"{name}: {im.width}x{im.height} is too large an "
-                               "image; scale it below 8000x8000")
-            return np.asarray(to_8bit(ImageOps.exif_transpose(im)).convert("RGB"))  # 16-bit: scaled
-    except BadInput:
-        raise
-    except Exception as err:
-        raise _unreadable("image", name, err) from None
+        return decode_image(io.BytesIO(data), "RGB", name=name)
+    except ImageTooLargeError as err:
+        raise BadInput(413, "too_many_pixels", str(err)) from None
+    except ImageReadError as err:
+        raise BadInput(422, "unreadable", f"{err}; send a standard JPEG or PNG image") from None
 
 
 def audio_wave(data: bytes, sniffed: Sniffed, name: str = "upload") -> tuple[np.ndarray, int]:

@@ -174,7 +174,8 @@ class ServeEngine:
         window (its centre), and for multimodal models the fused and each modality's own view."""
         d = _plain(res.to_dict())
         clip = _probs_list(d["probs"])
-        label, score = _label_of(self.label_names, clip)
+        # no probabilities (no speech, no face): no label either, the note says why
+        label, score = _label_of(self.label_names, clip) if clip else (None, None)
         windows = d.get("windows") or []
         timeline = [{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["probs"])} for w in windows]
         views = {}

@@ -190,11 +190,13 @@ async function renderUpload(res, keepView) {
       chart($("upload-chart"), res.labels, points, 0, Math.max(res.duration || 0, points[points.length - 1].t));
     }
     const p = v.clip.probs;
-    const i = p.indexOf(Math.max(...p));
-    const card = document.createElement("div"); card.className = "face-card"; card.dataset.label = res.labels[i];
-    bars(card, res.labels, p, `<b>Clip (${res.kind}, ${(res.duration || 0).toFixed(1)} s): ` +
-      `<span class="face-label">${res.labels[i]}</span></b>`);
-    summary.appendChild(card);
+    if (p.length) {  // empty when nothing could be predicted (no speech, no face): the note says why
+      const i = p.indexOf(Math.max(...p));
+      const card = document.createElement("div"); card.className = "face-card"; card.dataset.label = res.labels[i];
+      bars(card, res.labels, p, `<b>Clip (${res.kind}, ${(res.duration || 0).toFixed(1)} s): ` +
+        `<span class="face-label">${res.labels[i]}</span></b>`);
+      summary.appendChild(card);
+    }
     if (res.note) { const n = document.createElement("p"); n.textContent = res.note; summary.appendChild(n); }
   }
 }
