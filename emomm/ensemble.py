@@ -28,6 +28,7 @@ from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, to_plain
+from emomm.utils.safe_load import CheckpointNotFoundError, exit_on_checkpoint_error
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def resolve_run(path: str) -> Path:
     if p.is_dir():
         p = p / "checkpoints" / "best.ckpt"
     if not p.is_file():
-        raise FileNotFoundError(f"runs: {path} is neither a run folder with checkpoints/best.ckpt nor a .ckpt file")
+        raise CheckpointNotFoundError(f"runs: {path} is neither a run folder with checkpoints/best.ckpt nor a .ckpt file")
     return p
 
 
@@ -236,7 +237,8 @@ def ensemble(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="ensemble")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    ensemble(cfg)
+    with exit_on_checkpoint_error():
+        ensemble(cfg)
 
 
 if __name__ == "__main__":

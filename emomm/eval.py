@@ -24,7 +24,8 @@ from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_r
                                    save_image_grid, write_json)
 from emomm.utils.ema import load_raw_weights
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, resolve_precision, to_plain
-from emomm.utils.safe_load import load_checkpoint
+from emomm.utils.safe_load import CheckpointError, exit_on_checkpoint_error, load_checkpoint
+from emomm.utils.targets import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,9 @@ def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | s
         data_cfg = cfg.data
     else:
         data_cfg = stored_data_config(models)
-    if not data_cfg:
-        raise ValueError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
+        if not data_cfg:
+            raise CheckpointError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
+        check_targets(data_cfg, ckpt, prefix="hyper_parameters.data")  # from a file: built only if allowed
     datamodule = instantiate(data_cfg)
     if callable(getattr(datamodule, "require_modalities", None)):
         datamodule.require_modalities(list(dict.fromkeys(m for model in models for m in model.hparams.encoders)))
@@ -177,7 +179,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    evaluate(cfg)
+    with exit_on_checkpoint_error():
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

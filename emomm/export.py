@@ -16,15 +16,17 @@ from emomm.inference.export import (  # noqa: F401  (the public API, re-exported
     ExportError, ExportNet, calibration_batches, check_export, example_inputs, export, export_onnx, graph_args,
     load_module, quantize_int8)
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpt, to_plain
+from emomm.utils.safe_load import exit_on_checkpoint_error
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
-    meta = export(ckpt_path=ckpt, out_dir=cfg.out_dir, format=cfg.format, quantize=cfg.get("quantize"),
-                  quantize_method=cfg.quantize_method, opset=cfg.opset, tta=cfg.tta, dynamo=cfg.dynamo,
-                  calibration=to_plain(cfg.get("calibration")))
+    with exit_on_checkpoint_error():
+        ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
+        meta = export(ckpt_path=ckpt, out_dir=cfg.out_dir, format=cfg.format, quantize=cfg.get("quantize"),
+                      quantize_method=cfg.quantize_method, opset=cfg.opset, tta=cfg.tta, dynamo=cfg.dynamo,
+                      calibration=to_plain(cfg.get("calibration")))
     print(json.dumps({k: meta[k] for k in ("files", "sizes_bytes", "modalities", "outputs", "check")
                       if k in meta}, indent=2))
     print(f"written to {Path(cfg.out_dir).resolve()}")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from emomm.inference.batch import expand_inputs, plot_timeline, predict_file, summary_row
 from emomm.inference.predictor import Predictor
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts, to_plain
+from emomm.utils.safe_load import exit_on_checkpoint_error
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def predict(cfg: DictConfig) -> int:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    failed = predict(cfg)
+    with exit_on_checkpoint_error():
+        failed = predict(cfg)
     if failed:
         sys.exit(1)
 

@@ -31,6 +31,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from emomm.utils.targets import check_targets
+
 log = logging.getLogger(__name__)
 
 #: Metrics reported per group (besides per-class recall) and used for the gaps.
@@ -209,9 +211,12 @@ class CsvGroups(GroupSource):
 
 def build_source(cfg: Any) -> tuple[GroupSource, dict[str, Any]]:
     """A group source and the report options (draws, seed, level) from a ``groups`` config:
-    a registered name (``conf/groups/<name>.yaml``) or a mapping with ``_target_``."""
+    a registered name (``conf/groups/<name>.yaml``; read from a file, it is built only if its
+    ``_target_``\ s are allowed, :func:`~emomm.utils.targets.check_targets`) or a mapping
+    with ``_target_`` (the user's own config)."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
+    path = None
     if isinstance(cfg, str):
         from emomm.utils.runtime import CONFIG_DIR
         path = Path(CONFIG_DIR) / "groups" / f"{cfg}.yaml"
@@ -220,6 +225,8 @@ def build_source(cfg: Any) -> tuple[GroupSource, dict[str, Any]]:
             raise ValueError(f"groups={cfg!r} is not registered; choose one of {names} (conf/groups/)")
         cfg = OmegaConf.load(path)
     plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    if path is not None:
+        check_targets(plain, path)
     report = {k: plain.pop(k) for k in REPORT_KEYS if k in plain}
     source = instantiate(plain, _convert_="all")
     if report.get("name"):

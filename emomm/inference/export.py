@@ -38,6 +38,7 @@ from torch import nn
 
 from emomm.inference.export_graph import (  # noqa: F401  (re-exported)
     DEFAULT_OPSET, FORMATS, ExportError, ExportNet, _plain, dynamic_axes, example_inputs, graph_args, load_module)
+from emomm.utils.targets import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +78,18 @@ def _export_onnx(wrapper, example, path, opset, dynamo):
 
 
 def calibration_batches(module: nn.Module, wrapper: ExportNet, split: str = "val", max_samples: int = 128,
-                        batch_size: int = 16, data_overrides: dict[str, Any] | None = None
-                        ) -> list[tuple[torch.Tensor, ...]]:
-    """Graph arguments for up to ``max_samples`` samples of the checkpoint's own data split."""
+                        batch_size: int = 16, data_overrides: dict[str, Any] | None = None,
+                        source: str | Path = "the checkpoint") -> list[tuple[torch.Tensor, ...]]:
+    """Graph arguments for up to ``max_samples`` samples of the checkpoint's own data split.
+    The stored data config is built only if its ``_target_``\ s are allowed
+    (:func:`~emomm.utils.targets.check_targets`; ``source`` names the checkpoint file)."""
     from hydra.utils import instantiate
 
     data_cfg = _plain(module.hparams.get("data"))
     if not data_cfg:
         raise ExportError("the checkpoint stores no data config to calibrate int8 on; use "
                           "quantize_method=dynamic (no calibration data needed)")
+    check_targets(data_cfg, source, prefix="hyper_parameters.data")
     data_cfg = {**data_cfg, **(data_overrides or {}), "batch_size": batch_size}
     dm = instantiate(data_cfg)
     dm.setup("validate" if split == "val" else "test")
@@ -191,7 +195,8 @@ def export(ckpt_path: str | Path | None = None, out_dir: str | Path = "exported"
                 calib = calibration_batches(module, wrapper, split=c.get("split", "val"),
                                             max_samples=int(c.get("max_samples", 128)),
                                             batch_size=int(c.get("batch_size", 16)),
-                                            data_overrides=c.get("data_overrides"))
+                                            data_overrides=c.get("data_overrides"),
+                                            source=ckpt_path or "the checkpoint")
             quantize_int8(out / "model.onnx", out / "model.int8.onnx", wrapper.input_names, calib,
                           method=quantize_method)
             files["int8"] = "model.int8.onnx"

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from emomm.utils.safe_load import CheckpointNotFoundError
+
 
 class ModelRunner(Protocol):
     label_names: list[str]
@@ -41,7 +43,7 @@ class TorchRunner:
         from emomm.models.module import EmotionModule
         path = Path(path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such checkpoint; give a run's checkpoints/best.ckpt")
+            raise CheckpointNotFoundError(f"{path}: no such checkpoint; give a run's checkpoints/best.ckpt")
         return cls(EmotionModule.load_from_checkpoint(path, map_location=device), device)
 
     @torch.no_grad()

@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, to_plain
+from emomm.utils.safe_load import exit_on_checkpoint_error
 
 
 def build(cfg: DictConfig):
@@ -33,7 +34,8 @@ def main(cfg: DictConfig) -> dict:
         import torch
         torch.set_num_threads(int(cfg.threads))
         os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-    pipeline, audio = build(cfg)
+    with exit_on_checkpoint_error():
+        pipeline, audio = build(cfg)
     summary = pipeline.run(cfg.source, audio=audio, output=cfg.output, jsonl=cfg.jsonl,
                            display=cfg.display, max_frames=cfg.max_frames)
     print(json.dumps(summary))

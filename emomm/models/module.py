@@ -7,12 +7,17 @@ preprocessing and the data config, so evaluation and prediction need only the ch
 """
 from __future__ import annotations
 
+import inspect
+import io
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from emomm.models.classifier import EmotionClassifier, classifier_head
@@ -24,7 +29,9 @@ from emomm.models.multimodal import (EncoderFreezer, GradientModulation, drop_mo
 from emomm.models.rdrop import rdrop_alpha, rdrop_loss
 from emomm.models.tta import tta_views
 from emomm.models.windows import WindowSpec, windowed_outputs
-from emomm.utils.safe_load import load_checkpoint
+from emomm.utils.safe_load import (GIVE_A_RUN_CHECKPOINT, CheckpointError, UnsafeCheckpointError, load_checkpoint,
+                                   read_checkpoint)
+from emomm.utils.targets import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -211,15 +218,33 @@ class EmotionModule(L.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):  # type: ignore[override]
-        """Rebuild the model from a checkpoint alone (see ``INIT_WEIGHT_ARGS``)."""
+        """Rebuild the model from a checkpoint alone (see ``INIT_WEIGHT_ARGS``).
+
+        The file is read once; before anything is built, :func:`checked_hparams` refuses a
+        pickle, a ``_target_`` outside the allow-list (:mod:`emomm.utils.targets`) and
+        incomplete hyper-parameters, and Lightning then rebuilds from those same bytes.
+        Every failure is a :class:`~emomm.utils.safe_load.CheckpointError` naming the file."""
+        path = Path(checkpoint_path).expanduser()
+        data = read_checkpoint(path)
+        hparams = checked_hparams(load_checkpoint(path, data=data), path)  # refuses pickled code
         if "encoders" not in kwargs:
-            hparams = load_checkpoint(checkpoint_path)["hyper_parameters"]  # refuses pickled code
             kwargs["encoders"] = {
                 m: {k: (INIT_WEIGHT_ARGS[k] if k in INIT_WEIGHT_ARGS else v) for k, v in c.items()}
                 for m, c in hparams["encoders"].items()}
         kwargs.setdefault("init_from", None)  # the trained weights are in the checkpoint
-        kwargs.setdefault("weights_only", True)
-        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs)
+        kwargs["weights_only"] = True
+        try:
+            return super().load_from_checkpoint(io.BytesIO(data), map_location=map_location, **kwargs)
+        except CheckpointError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, InstantiationException, RuntimeError) as err:
+            first = (str(err).strip().splitlines() or [""])[0][:300]
+            if isinstance(err, RuntimeError) and not first.startswith("Error(s) in loading state_dict"):
+                raise  # (e.g. out of memory on the device: not the file's fault)
+            raise CheckpointError(
+                f"{path}: cannot rebuild the model its hyper_parameters describe ({type(err).__name__}: {first}); "
+                f"it was written by another emomm version, or edited; {GIVE_A_RUN_CHECKPOINT} by this "
+                "version") from err
 
     # -- training plumbing ---------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -543,3 +568,53 @@ class EmotionModule(L.LightningModule):
                               if k == "steps_per_epoch" else total)
         return {"optimizer": opt,
                 "lr_scheduler": {"scheduler": instantiate(factory)(optimizer=opt), **sched_cfg}}
+
+
+#: Where Lightning reads a module's constructor arguments from in a checkpoint (the last two
+#: are legacy keys it still merges in).
+HPARAMS_KEYS = ("hyper_parameters", "hparams", "module_arguments")
+
+
+def checked_hparams(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+    """The ``hyper_parameters`` of the loaded checkpoint ``ckpt`` (read from ``path``), once
+    the whole checkpoint passed :func:`~emomm.utils.targets.check_targets` (every ``_target_``
+    at any depth is one of emomm's building blocks; no interpolation) and holds what
+    :class:`EmotionModule` needs: weights, and the constructor arguments without defaults
+    (``label_names``, ``encoders``, ``fusion``, ``optimizer``), each of the right kind.
+    A :class:`~emomm.utils.safe_load.CheckpointError` naming the file and the fix otherwise."""
+    check_targets(ckpt, path)
+    for key in HPARAMS_KEYS:
+        if isinstance(ckpt.get(key), Mapping) and "_instantiator" in ckpt[key]:
+            raise UnsafeCheckpointError(
+                f"{path}: refused to load: {key}._instantiator = {ckpt[key]['_instantiator']!r} asks Lightning to "
+                "build the model with another function; emomm.train never writes one. Only load checkpoints "
+                "from sources you trust.")
+    hp = ckpt.get("hyper_parameters")
+    if not isinstance(hp, Mapping) or not hp:
+        raise CheckpointError(
+            f"{path}: holds no hyper_parameters, so the model it was trained as cannot be rebuilt (a bare "
+            f"state_dict, or a checkpoint of another program?); {GIVE_A_RUN_CHECKPOINT}")
+    if not isinstance(ckpt.get("state_dict"), Mapping):
+        raise CheckpointError(f"{path}: holds no weights (no state_dict; it has {sorted(map(str, ckpt))[:8]}); "
+                              f"{GIVE_A_RUN_CHECKPOINT}")
+    required = [n for n, p in inspect.signature(EmotionModule.__init__).parameters.items()
+                if n != "self" and p.default is p.empty]
+    missing = [k for k in required if hp.get(k) is None or (isinstance(hp[k], (str, list, tuple, Mapping)) and not hp[k])]
+    if missing:
+        raise CheckpointError(
+            f"{path}: its hyper_parameters lack {missing} (they have {sorted(map(str, hp))}), so the model "
+            f"cannot be rebuilt; the checkpoint is incomplete or was edited: {GIVE_A_RUN_CHECKPOINT}")
+    problems = []
+    if not isinstance(hp["label_names"], (list, tuple)) or not all(isinstance(n, str) for n in hp["label_names"]):
+        problems.append("label_names must be a list of class names")
+    encoders = hp["encoders"]
+    if not isinstance(encoders, Mapping) or not all(isinstance(c, Mapping) and isinstance(c.get("_target_"), str)
+                                                   for c in encoders.values()):
+        problems.append("encoders must map each modality to a config with a _target_")
+    for key in ("fusion", "optimizer"):
+        if not isinstance(hp[key], Mapping) or not isinstance(hp[key].get("_target_"), str):
+            problems.append(f"{key} must be a config with a _target_")
+    if problems:
+        raise CheckpointError(f"{path}: its hyper_parameters are malformed ({'; '.join(problems)}); the checkpoint "
+                              f"was edited or written by another program: {GIVE_A_RUN_CHECKPOINT}")
+    return dict(hp)

@@ -18,6 +18,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from emomm.utils.safe_load import load_checkpoint
+from emomm.utils.targets import load_checked_checkpoint
+
 log = logging.getLogger(__name__)
 
 #: State-dict prefixes of one modality's encoder in emomm checkpoints (plain and compiled).
@@ -123,7 +126,7 @@ def encoder_state(path: str | Path, modality: str) -> tuple[dict[str, torch.Tens
     if not path.is_file():
         raise FileNotFoundError(f"model.init_from.{modality}={path} does not exist; give the best.ckpt of "
                                 f"a finished run that has a {modality} encoder")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_checked_checkpoint(path)  # its hyper-parameters are a config from a file too
     state, hp = ckpt.get("state_dict", ckpt), ckpt.get("hyper_parameters") or {}
     out = {}
     for k, v in state.items():
@@ -162,7 +165,8 @@ def init_encoders_from(net: nn.Module, init_from: Mapping[str, Any], label_names
             raise ValueError(f"model.init_from.{m}={src}: its {m} encoder does not fit this one (missing "
                              f"{missing[:4]}, unexpected {unexpected[:4]}); use the same encoder config")
         msg = f"{m} encoder initialised from {src}"
-        state = torch.load(Path(src).expanduser(), map_location="cpu", weights_only=True)["state_dict"]
+        src_ckpt = load_checkpoint(src)
+        state = src_ckpt.get("state_dict", src_ckpt)
         head = _source_head(state, m, len(hp.get("encoders") or {}) == 1)
         target = net.modality_heads[m][-1] if m in net.modality_heads else (
             net.head[-1] if net.head is not None and len(net.head) == 2 else None)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from emomm.personalize import personalize
 from emomm.utils.artifacts import write_json
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpt, to_plain
+from emomm.utils.safe_load import exit_on_checkpoint_error
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="personalize")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    run(cfg)
+    with exit_on_checkpoint_error():
+        run(cfg)
 
 
 if __name__ == "__main__":

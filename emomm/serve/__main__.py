@@ -11,6 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts
+from emomm.utils.safe_load import exit_on_checkpoint_error
 
 log = logging.getLogger("emomm.serve")
 
@@ -45,7 +46,8 @@ def serve(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    serve(cfg)
+    with exit_on_checkpoint_error():
+        serve(cfg)
 
 
 if __name__ == "__main__":

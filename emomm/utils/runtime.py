@@ -9,6 +9,8 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from emomm.utils.safe_load import CheckpointNotFoundError
+
 log = logging.getLogger(__name__)
 
 #: The Hydra config folder. An absolute path, because Hydra reads a relative config_path
@@ -91,5 +93,5 @@ def resolve_ckpt(path: str, log_dir: str | Path) -> Path:
         return found[-1]
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"ckpt_path={p} does not exist; give a .ckpt file or ckpt_path=latest")
+        raise CheckpointNotFoundError(f"ckpt_path={p} does not exist; give a .ckpt file or ckpt_path=latest")
     return p

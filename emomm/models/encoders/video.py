@@ -27,6 +27,7 @@ from torch import nn
 
 from emomm.models.encoders.face import FaceEncoder
 from emomm.models.features import EncoderOutput
+from emomm.utils.targets import load_checked_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def load_face_encoder_state(path: str | Path) -> tuple[dict[str, torch.Tensor], 
     if not path.is_file():
         raise FileNotFoundError(f"model.encoders.video.init_from={path} does not exist; give the .ckpt "
                                 "of a trained modality=face run")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_checked_checkpoint(path)  # its hyper-parameters are a config from a file too
     state = ckpt.get("state_dict", ckpt)
     prefixes = ("net.encoders.face.", "_orig_mod.net.encoders.face.", "net._orig_mod.encoders.face.")
     out = {}
