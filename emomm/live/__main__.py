@@ -7,7 +7,7 @@ import os
 import hydra
 from omegaconf import DictConfig
 
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, to_plain
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, private_library_caches, to_plain
 
 
 def build(cfg: DictConfig):
@@ -29,6 +29,7 @@ def build(cfg: DictConfig):
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="live")
 def main(cfg: DictConfig) -> dict:
     offline_defaults()
+    private_library_caches()
     if cfg.threads:
         import torch
         torch.set_num_threads(int(cfg.threads))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emomm.utils.ort import onnxruntime
+
 VAD_RATE = 16000
 VAD_CHUNK = 512   # silero-vad's chunk at 16 kHz (32 ms)
 
@@ -111,6 +113,7 @@ class VoiceWindow:
     def _vad_prob(self, chunk: np.ndarray) -> float:
         if self._vad is None:
             from silero_vad import load_silero_vad
+            onnxruntime()   # silero's session imports it: with its telemetry off first
             model = load_silero_vad(onnx=True)
             import torch
 

@@ -10,7 +10,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, private_library_caches, resolve_ckpts
 
 log = logging.getLogger("emomm.serve")
 
@@ -45,6 +45,7 @@ def serve(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
+    private_library_caches()
     serve(cfg)
 
 

@@ -1,13 +1,18 @@
 """Environment defaults and config-to-object helpers shared by train and eval."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+from emomm.utils.ort import no_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +26,30 @@ def offline_defaults() -> None:
 
     An unset W&B mode with no API key fails the run, and a Hugging Face hub lookup hangs
     for ~47 s before failing offline, so both default to offline. Users who are online
-    export WANDB_MODE=online / HF_HUB_OFFLINE=0 themselves.
+    export WANDB_MODE=online / HF_HUB_OFFLINE=0 themselves. ONNX Runtime's telemetry (files
+    under ``~/.cache`` written on import, and uploads) is switched off the same way
+    (:mod:`emomm.utils.ort`; ``ORT_DISABLE_TELEMETRY=0`` turns it back on).
     """
+    no_telemetry()
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def private_library_caches() -> None:
+    """For the commands documented to store nothing (``emomm.live``, ``emomm.serve``): keep
+    library caches out of the user's home.
+
+    Loading a checkpoint imports Lightning, which imports torchmetrics, which imports
+    matplotlib, which writes its font list under ``~/.cache/matplotlib`` (and creates
+    ``~/.config/matplotlib``) when none is there. Unless ``MPLCONFIGDIR`` is set, it points
+    at a private temporary folder removed when the process exits (the font scan costs
+    ~0.3 s per start). Call it before anything imports Lightning.
+    """
+    if "MPLCONFIGDIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="emomm-mpl-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ["MPLCONFIGDIR"] = folder
 
 
 def native_bf16(accelerator: str) -> bool:
