@@ -25,6 +25,7 @@ def build(cfg: DictConfig):
     token = resolve_token(str(cfg.host), cfg.get("token"))
     settings = ServeSettings(max_image_mb=cfg.limits.max_image_mb, max_audio_mb=cfg.limits.max_audio_mb,
                              max_video_mb=cfg.limits.max_video_mb, max_text_chars=cfg.limits.max_text_chars,
+                             max_body_mb=cfg.limits.max_body_mb,
                              workers=cfg.workers, token=token, live_max_fps=cfg.live_max_fps)
     engine = ServeEngine.from_checkpoint(ckpt, device=cfg.device, backend=cfg.backend)
     host = f"[{cfg.host}]" if ":" in str(cfg.host) else cfg.host
