@@ -29,12 +29,12 @@ def build(cfg: DictConfig):
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="live")
 def main(cfg: DictConfig) -> dict:
     offline_defaults()
-    private_library_caches()
     if cfg.threads:
         import torch
         torch.set_num_threads(int(cfg.threads))
         os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-    pipeline, audio = build(cfg)
+    with private_library_caches():
+        pipeline, audio = build(cfg)
     summary = pipeline.run(cfg.source, audio=audio, output=cfg.output, jsonl=cfg.jsonl,
                            display=cfg.display, max_frames=cfg.max_frames)
     print(json.dumps(summary))

@@ -36,7 +36,8 @@ def build(cfg: DictConfig):
 def serve(cfg: DictConfig) -> None:
     import uvicorn
 
-    app, url, ckpt = build(cfg)
+    with private_library_caches():
+        app, url, ckpt = build(cfg)
     print(f"emomm serve: {app.state.engine.checkpoint_name} ({', '.join(app.state.engine.modalities)}) - open {url}", flush=True)
     # access_log off: request lines carry paths and query strings (tokens); the app keeps counts only.
     uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), access_log=False, log_level=cfg.log_level,
@@ -46,7 +47,6 @@ def serve(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    private_library_caches()
     serve(cfg)
 
 

@@ -1,13 +1,12 @@
 """Environment defaults and config-to-object helpers shared by train and eval."""
 from __future__ import annotations
 
-import atexit
+import contextlib
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
@@ -36,20 +35,27 @@ def offline_defaults() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def private_library_caches() -> None:
+@contextlib.contextmanager
+def private_library_caches() -> Iterator[None]:
     """For the commands documented to store nothing (``emomm.live``, ``emomm.serve``): keep
-    library caches out of the user's home.
+    library caches out of the user's home while the block (loading the model) runs.
 
     Loading a checkpoint imports Lightning, which imports torchmetrics, which imports
     matplotlib, which writes its font list under ``~/.cache/matplotlib`` (and creates
     ``~/.config/matplotlib``) when none is there. Unless ``MPLCONFIGDIR`` is set, it points
-    at a private temporary folder removed when the process exits (the font scan costs
-    ~0.3 s per start). Call it before anything imports Lightning.
+    at a private temporary folder for the block, removed after it (matplotlib keeps the font
+    list in memory; the scan costs ~0.3 s per start). Removed at the block's end rather than
+    at exit, since uvicorn ends a server on SIGTERM by re-raising the signal: no atexit runs.
     """
-    if "MPLCONFIGDIR" not in os.environ:
-        folder = tempfile.mkdtemp(prefix="emomm-mpl-")
-        atexit.register(shutil.rmtree, folder, True)
+    if "MPLCONFIGDIR" in os.environ:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="emomm-mpl-") as folder:
         os.environ["MPLCONFIGDIR"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["MPLCONFIGDIR"]
 
 
 def native_bf16(accelerator: str) -> bool:
