@@ -13,8 +13,9 @@
 Every refusal is a 4xx JSON ``{"error": {"code", "message", "status"}}``; an unexpected
 failure while predicting is a 422 naming the upload (by the client's file name: no message
 names a server path), so no request can answer 500 or take the server down. Every request
-body is capped as it is read (:mod:`.limits`). Inference runs in a thread pool, at most ``settings.workers`` at a time, so
-the event loop keeps serving the page, other requests and the WebSocket meanwhile.
+body is capped as it is read (:mod:`.limits`). Inference runs in a thread pool, at most
+``settings.workers`` at a time, so the event loop keeps serving the page, other requests and
+the WebSocket meanwhile.
 """
 from __future__ import annotations
 
