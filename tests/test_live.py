@@ -89,8 +89,7 @@ class BoxDetector(FaceDetector):
 def test_live_cli_headless_file_camera_and_wav_microphone(live_ckpt, camera_file, tmp_path):
     wav = write_wav(tmp_path / "mic.wav", seconds=2.0)
     out, jsonl = tmp_path / "annotated.mp4", tmp_path / "timeline.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    env.pop("DISPLAY", None)
+    env = home_env(tmp_path / "home")
     r = subprocess.run([sys.executable, "-m", "emomm.live", f"ckpt_path={live_ckpt}", f"source={camera_file}",
                         f"audio={wav}", f"output={out}", f"jsonl={jsonl}", "pipeline.detect_every=4",
                         "pipeline.voice_every_s=0.25"],
@@ -124,6 +123,35 @@ def test_live_cli_headless_file_camera_and_wav_microphone(live_ckpt, camera_file
     ok, first = cap.read()
     assert n == 24 and ok and first.shape == (480, 640, 3)
     assert not list(tmp_path.glob("outputs")), "live stores nothing it was not asked to"
+    # ... not even under $HOME: ONNX Runtime's telemetry (silero-vad's session) and
+    # matplotlib's font cache (Lightning -> torchmetrics) wrote there
+    assert not list((tmp_path / "home").rglob("*")), sorted((tmp_path / "home").rglob("*"))
+
+
+def home_env(home: Path) -> dict[str, str]:
+    """The environment of a subprocess whose $HOME is the empty folder ``home``, with none of
+    the variables that would move or switch off the caches it could write there."""
+    home.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HOME": str(home)}
+    for var in ("DISPLAY", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLCONFIGDIR", "ORT_DISABLE_TELEMETRY"):
+        env.pop(var, None)
+    return env
+
+
+def test_onnxruntime_sessions_write_nothing_under_home(tmp_path):
+    """Importing onnxruntime wrote ~/.cache/Microsoft/DeveloperTools/.onnxruntime/{deviceid,
+    onnxruntime.db}: an emomm session, or any import after an entry point's defaults, writes nothing."""
+    from silero_vad import data
+    model = Path(data.__file__).parent / "silero_vad.onnx"
+    scripts = ["import sys; from emomm.utils.ort import inference_session; inference_session(sys.argv[1])",
+               "import sys; from emomm.utils.runtime import offline_defaults; offline_defaults(); "
+               "import onnxruntime; onnxruntime.InferenceSession(sys.argv[1])"]
+    for i, script in enumerate(scripts):
+        env = home_env(tmp_path / f"home{i}")
+        r = subprocess.run([sys.executable, "-c", script, str(model)], capture_output=True, text=True, env=env,
+                           timeout=120, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert not list((tmp_path / f"home{i}").rglob("*")), sorted((tmp_path / f"home{i}").rglob("*"))
 
 
 def test_pipeline_detects_every_n_and_smooths(live_ckpt):

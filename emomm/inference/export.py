@@ -39,6 +39,7 @@ from torch import nn
 from emomm.inference.export_graph import (  # noqa: F401  (re-exported)
     DEFAULT_OPSET, FORMATS, ExportError, ExportNet, _plain, dynamic_axes, example_inputs, graph_args, load_module)
 from emomm.utils.targets import check_targets
+from emomm.utils.ort import inference_session, onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, input_names: Sequence[str],
     """int8 weights (``dynamic``) or int8 weights and activations with ranges measured on
     calibration batches (``static``, QDQ format: fastest on CPUs with VNNI, and what mobile
     runtimes execute natively)."""
+    onnxruntime()   # imported with its telemetry off before the quantization tools import it
     from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -250,9 +252,7 @@ def check_export(wrapper: ExportNet, out: Path, files: dict[str, str], format: s
     result = {}
     for kind, name in files.items():
         if format == "onnx":
-            import onnxruntime as ort
-
-            sess = ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
+            sess = inference_session(out / name)
             got = sess.run(["logits"], {n: a.numpy() for n, a in zip(wrapper.input_names, args)})[0]
         else:
             loaded = torch.jit.load(str(out / name))

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from emomm.utils.ort import inference_session
+
 
 def resolve_export(path: str | Path, precision: str = "fp32") -> tuple[Path, Path]:
     """``(model.json, onnx file)`` for an export folder, its ``model.json`` or an ``.onnx``."""
@@ -60,18 +62,10 @@ class OnnxRunner:
 
     def __init__(self, model_path: str | Path, meta: Mapping[str, Any], threads: int = 0,
                  providers: list[str] | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:  # pragma: no cover - the export extra installs it
-            raise ImportError("backend=onnxruntime needs onnxruntime: pip install 'emomm[export]'") from e
-        opts = ort.SessionOptions()
         threads = int(threads or os.environ.get("OMP_NUM_THREADS", 0) or 0)
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
         self.model_path = Path(model_path)
         self.meta = dict(meta)
-        self.session = ort.InferenceSession(str(model_path), opts, providers=providers or ["CPUExecutionProvider"])
+        self.session = inference_session(model_path, threads, providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.label_names: list[str] = list(self.meta["label_names"])

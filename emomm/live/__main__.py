@@ -7,7 +7,7 @@ import os
 import hydra
 from omegaconf import DictConfig
 
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, to_plain
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, private_library_caches, to_plain
 from emomm.utils.safe_load import exit_on_checkpoint_error
 
 
@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> dict:
         import torch
         torch.set_num_threads(int(cfg.threads))
         os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-    with exit_on_checkpoint_error():
+    with exit_on_checkpoint_error(), private_library_caches():
         pipeline, audio = build(cfg)
     summary = pipeline.run(cfg.source, audio=audio, output=cfg.output, jsonl=cfg.jsonl,
                            display=cfg.display, max_frames=cfg.max_frames)

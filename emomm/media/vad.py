@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from emomm.media.audio import resample
+from emomm.utils.ort import onnxruntime
 
 VAD_RATE = 16000
 VAD_CHUNK = 512        # silero-vad's chunk at 16 kHz (32 ms)
@@ -55,6 +56,7 @@ class SileroVad:
                                "`pip install 'emomm[live]'`, or use vad=energy (silence only)") from None
         finally:
             torch.set_num_threads(threads)   # importing silero_vad sets torch to 1 thread
+        onnxruntime()   # silero's session imports it: with its telemetry off first
         self.model = load_silero_vad(onnx=True)
 
     def __call__(self, chunk: np.ndarray) -> float:

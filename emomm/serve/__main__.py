@@ -10,7 +10,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, private_library_caches, resolve_ckpts
 from emomm.utils.safe_load import exit_on_checkpoint_error
 
 log = logging.getLogger("emomm.serve")
@@ -26,6 +26,7 @@ def build(cfg: DictConfig):
     token = resolve_token(str(cfg.host), cfg.get("token"))
     settings = ServeSettings(max_image_mb=cfg.limits.max_image_mb, max_audio_mb=cfg.limits.max_audio_mb,
                              max_video_mb=cfg.limits.max_video_mb, max_text_chars=cfg.limits.max_text_chars,
+                             max_body_mb=cfg.limits.max_body_mb,
                              workers=cfg.workers, token=token, live_max_fps=cfg.live_max_fps)
     engine = ServeEngine.from_checkpoint(ckpt, device=cfg.device, backend=cfg.backend)
     host = f"[{cfg.host}]" if ":" in str(cfg.host) else cfg.host
@@ -36,7 +37,8 @@ def build(cfg: DictConfig):
 def serve(cfg: DictConfig) -> None:
     import uvicorn
 
-    app, url, ckpt = build(cfg)
+    with private_library_caches():
+        app, url, ckpt = build(cfg)
     print(f"emomm serve: {app.state.engine.checkpoint_name} ({', '.join(app.state.engine.modalities)}) - open {url}", flush=True)
     # access_log off: request lines carry paths and query strings (tokens); the app keeps counts only.
     uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), access_log=False, log_level=cfg.log_level,

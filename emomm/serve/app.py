@@ -11,13 +11,16 @@
 * ``GET /docs``: FastAPI's OpenAPI page.
 
 Every refusal is a 4xx JSON ``{"error": {"code", "message", "status"}}``; an unexpected
-failure while predicting is a 422 naming the upload, so no request can answer 500 or take
-the server down. Inference runs in a thread pool, at most ``settings.workers`` at a time, so
-the event loop keeps serving the page, other requests and the WebSocket meanwhile.
+failure while predicting is a 422 naming the upload (by the client's file name: no message
+names a server path), so no request can answer 500 or take the server down. Every request
+body is capped as it is read (:mod:`.limits`). Inference runs in a thread pool, at most
+``settings.workers`` at a time, so the event loop keeps serving the page, other requests and
+the WebSocket meanwhile.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -33,9 +36,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emomm.serve import decode
 from emomm.serve.auth import COOKIE, TokenMiddleware
-from emomm.serve.errors import BadInput
+from emomm.serve.errors import BadInput, public
 from emomm.serve.sniff import sniff
-from emomm.serve.uploads import read_form, read_urlencoded
+from emomm.serve.limits import BodyLimit
+from emomm.serve.uploads import OVERHEAD, read_form, read_urlencoded
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -43,6 +47,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 #: Which model modalities can answer each upload endpoint.
 ENDPOINT_MODALITIES = {"image": ("face",), "video": ("face", "video", "voice"),
                        "audio": ("voice",), "text": ("text",)}
+#: The media upload routes, whose bodies are capped by their own ``limits.max_<kind>_mb``.
+UPLOAD_PATHS = {f"/api/predict/{kind}": kind for kind in ("image", "video", "audio")}
 
 
 @dataclass
@@ -52,12 +58,22 @@ class ServeSettings:
     max_audio_mb: float = 25.0
     max_video_mb: float = 100.0
     max_text_chars: int = 5000
+    max_body_mb: float = 1.0     # any other request body: JSON, text and forms
     workers: int = 2             # inferences at once (threads); more only queue on a small CPU
     token: str | None = None     # None: open (loopback only; the CLI enforces that)
     live_max_fps: float = 15.0   # the live page never sends faster than this
 
     def cap(self, endpoint: str) -> int:
         return int(float(getattr(self, f"max_{endpoint}_mb")) * 1_000_000)
+
+    def body_cap(self, path: str) -> tuple[int, str]:
+        """The most bytes a request body to ``path`` may have, and the setting that says so:
+        a media upload endpoint its file cap plus the multipart headers, anything else
+        (the text endpoint's JSON or form, every other route) ``max_body_mb``."""
+        endpoint = UPLOAD_PATHS.get(path)
+        if endpoint:
+            return self.cap(endpoint) + OVERHEAD, f"limits.max_{endpoint}_mb"
+        return int(float(self.max_body_mb) * 1_000_000), "limits.max_body_mb"
 
 
 def _multipart_doc(field: str, binary: bool) -> dict:
@@ -120,15 +136,15 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
                            f"send {_EXPECTED[endpoint]} (the type is read from the content, not the name)")
         return data, kind, name
 
-    async def guarded(endpoint: str, fn: Callable, *args):
+    async def guarded(endpoint: str, name: str, fn: Callable, *args):
         try:
             result = await infer(fn, *args)
         except BadInput:
             raise
         except Exception as err:  # a decoder or model failure on this input: the client's 4xx
             log.warning("%s prediction failed: %s", endpoint, type(err).__name__)
-            raise BadInput(422, "unreadable", f"the {endpoint} could not be processed "
-                           f"({type(err).__name__}: {err})") from None
+            raise BadInput(422, "unreadable", f"{name}: the {endpoint} could not be processed "
+                           f"({type(err).__name__}: {public(str(err), name=name)})") from None
         counts[f"predict_{endpoint}"] += 1
         return result
 
@@ -144,7 +160,8 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
     async def model_info():
         return {**engine.info(), "limits": {"max_image_mb": settings.max_image_mb,
                 "max_audio_mb": settings.max_audio_mb, "max_video_mb": settings.max_video_mb,
-                "max_text_chars": settings.max_text_chars, "live_max_fps": settings.live_max_fps}}
+                "max_text_chars": settings.max_text_chars, "max_body_mb": settings.max_body_mb,
+                "live_max_fps": settings.live_max_fps}}
 
     @app.get("/api/stats", summary="Request counts (the only record the server keeps)")
     async def stats():
@@ -154,19 +171,19 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
               openapi_extra=_multipart_doc("file", True))
     async def predict_image(request: Request):
         data, kind, name = await upload(request, "image")
-        return await guarded("image", lambda: engine.image(decode.image_rgb(data, name)))
+        return await guarded("image", name, lambda: engine.image(decode.image_rgb(data, name)))
 
     @app.post("/api/predict/video", summary="A video: emotion over time and the clip result",
               openapi_extra=_multipart_doc("file", True))
     async def predict_video(request: Request):
         data, kind, name = await upload(request, "video")
-        return await guarded("video", engine.video, data, kind, name)
+        return await guarded("video", name, engine.video, data, kind, name)
 
     @app.post("/api/predict/audio", summary="A recording: emotion over time and the clip result",
               openapi_extra=_multipart_doc("file", True))
     async def predict_audio(request: Request):
         data, kind, name = await upload(request, "audio")
-        return await guarded("audio", lambda: engine.audio(*decode.audio_wave(data, kind, name)))
+        return await guarded("audio", name, lambda: engine.audio(*decode.audio_wave(data, kind, name)))
 
     @app.post("/api/predict/text", summary="A sentence: probabilities",
               openapi_extra=_multipart_doc("text", False))
@@ -174,15 +191,16 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
         need("text")
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("application/json"):
+            raw = await request.body()   # at most limits.max_body_mb: BodyLimit cuts it off there
             try:
-                body = await request.json()
-            except Exception:
+                body = json.loads(raw)
+            except (ValueError, RecursionError):   # RecursionError: "[[[[..." nested too deep
                 raise BadInput(400, "bad_json", "the JSON body cannot be parsed; send {\"text\": \"...\"}") from None
             text = body.get("text") if isinstance(body, dict) else None
         elif ctype.startswith("application/x-www-form-urlencoded"):
-            text = (await read_urlencoded(request, settings.max_text_chars * 4)).get("text")
+            text = (await read_urlencoded(request, settings.max_text_chars * 4, "limits.max_text_chars")).get("text")
         else:
-            form = await read_form(request, settings.max_text_chars * 4)
+            form = await read_form(request, settings.max_text_chars * 4, "limits.max_text_chars")
             text = form.fields.get("text")
         if text is None:
             raise BadInput(422, "missing_text", "send the sentence as form field `text`")
@@ -191,7 +209,7 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
         if len(text) > settings.max_text_chars:
             raise BadInput(413, "too_long", f"the text has {len(text)} characters, more than this server's "
                            f"cap of {settings.max_text_chars}; send one or a few sentences")
-        return await guarded("text", engine.text, text)
+        return await guarded("text", "the text", engine.text, text)
 
     @app.websocket("/ws/live")
     async def live(ws: WebSocket):
@@ -200,7 +218,8 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
         await LiveSession(ws, engine, infer, settings, counts).run()
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    if settings.token:
+    app.add_middleware(BodyLimit, cap_for=settings.body_cap, counts=counts)
+    if settings.token:   # added last: the outermost, so a request without the token is never read
         app.add_middleware(TokenMiddleware, token=settings.token)
     return app
 

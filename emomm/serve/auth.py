@@ -70,8 +70,12 @@ class TokenMiddleware:
         if self.token is None or scope["type"] not in ("http", "websocket") or self.ok(scope):
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
-            await receive()  # the websocket.connect message
-            await send({"type": "websocket.close", "code": 4401, "reason": "access token required"})
+            # A close before the accept goes out as an HTTP 403 (uvicorn), which a browser
+            # reports as close code 1006 with no reason: accept, then close with 4401, so the
+            # page can say "Access token required".
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": 4401, "reason": "access token required"})
             return
         body = json.dumps({"error": {"code": "unauthorized", "status": 401, "message":
                                      "this server needs its access token: open the link the server "

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from emomm.media.images import ImageReadError, ImageTooLargeError, decode_image
-from emomm.serve.errors import BadInput
+from emomm.serve.errors import TEMP_PREFIX, BadInput
 from emomm.serve.sniff import SUFFIX, Sniffed
 
 
@@ -86,7 +86,7 @@ def _audio_av(data: bytes, name: str) -> tuple[np.ndarray, int]:
 @contextlib.contextmanager
 def video_path(data: bytes, sniffed: Sniffed) -> Iterator[str]:
     """A private (0600) temporary file holding ``data``, removed on exit whatever happens."""
-    fd, path = tempfile.mkstemp(prefix="emomm-serve-", suffix=SUFFIX.get(sniffed.format, ".bin"))
+    fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=SUFFIX.get(sniffed.format, ".bin"))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

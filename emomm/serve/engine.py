@@ -25,7 +25,7 @@ import numpy as np
 
 from emomm.inference.results import plain as _plain
 from emomm.serve import decode
-from emomm.serve.errors import BadInput
+from emomm.serve.errors import BadInput, public
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +159,14 @@ class ServeEngine:
         from emomm.media.video import VideoReadError, probe
 
         with decode.video_path(data, sniffed) as path:
-            try:   # a header read first: a broken upload gets the decoder's message, named
-                probe(path)
+            try:   # a header read first; a broken upload gets the decoder's message, named
+                probe(path)   # by the client's file name, never the temporary file's path
+                res = self.predictor.predict_video(path)
             except VideoReadError as err:
-                raise BadInput(422, "unreadable", str(err).replace(path, name)) from None
-            res = self.predictor.predict_video(path)
-        return self._timeline("video", res)
+                raise BadInput(422, "unreadable", public(str(err), path, name)) from None
+        out = self._timeline("video", res)
+        out["note"] = out["note"] and public(out["note"], path, name)   # "no usable audio track (PATH: ...)"
+        return out
 
     def audio(self, wave: np.ndarray, sr: int) -> dict:
         return self._timeline("audio", self.predictor.predict_audio(wave, sr))

@@ -2,12 +2,17 @@
 
 Protocol (``/ws/live``):
 
-* client -> server, text: ``{"type": "hello", "sample_rate": 48000}`` (the microphone rate);
+* client -> server, text: ``{"type": "hello", "sample_rate": 48000}`` (the microphone rate,
+  a number of Hz from 4000 to 192000; it may be sent again to change it);
 * client -> server, binary: one type byte then the payload: ``0x01`` + a JPEG frame,
-  ``0x02`` + little-endian float32 mono PCM at the announced rate;
+  ``0x02`` + little-endian float32 mono PCM at the announced rate (frames need no hello;
+  audio before a hello is refused, since its rate is unknown);
 * server -> client: ``{"type": "ready", "labels", "modalities"}`` once, then one
   ``{"type": "frame", "seq", "faces", "voice", "fps", "dropped", "ms"}`` per processed frame,
-  and ``{"type": "error", "message"}`` for a bad message (the session carries on).
+  and ``{"type": "error", "code", "message"}`` for a bad message: anything malformed (not
+  JSON, an unknown type, a sample rate that is missing, not a number, NaN, infinite or out of
+  range, an empty or unknown binary message) is answered so and dropped, and the session
+  carries on.
 
 Flow control drops, never queues: the page sends a frame only once the answer to its
 previous one has arrived, and on the server a receiver task keeps just the newest frame in
@@ -27,13 +32,35 @@ import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from emomm.serve import decode
-from emomm.serve.errors import BadInput
+from emomm.serve.errors import BadInput, public
 
 log = logging.getLogger(__name__)
 
 FRAME, AUDIO = 1, 2
 AUDIO_HOP_S = 0.5
 MAX_FRAME_BYTES = 4_000_000
+MIN_RATE, MAX_RATE = 4000, 192000
+HELLO = '{"type": "hello", "sample_rate": 48000}'
+
+
+def _show(value) -> str:
+    """A client's value, short, for an error message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def sample_rate(value) -> int:
+    """A hello's ``sample_rate`` (Hz) as an int; :class:`BadInput` unless it is a finite number
+    from ``MIN_RATE`` to ``MAX_RATE`` (a fraction is rounded)."""
+    if value is None:
+        raise BadInput(400, "bad_sample_rate", f"hello needs sample_rate, the microphone's rate in Hz: {HELLO}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(400, "bad_sample_rate", f"sample_rate={_show(value)} is not a number; send the "
+                       f"microphone's rate in Hz: {HELLO}")
+    if not MIN_RATE <= value <= MAX_RATE:   # False for NaN; no float() of a huge int either
+        raise BadInput(400, "bad_sample_rate", f"sample_rate={_show(value)} is not a microphone rate; send "
+                       f"one from {MIN_RATE} to {MAX_RATE} Hz: {HELLO}")
+    return int(round(value))
 
 
 class AudioRing:
@@ -76,6 +103,7 @@ class LiveSession:
         self.closed = False
         self.dropped = self.processed = 0
         self.ring = AudioRing(getattr(engine, "audio_window_s", 3.0))
+        self.hello = False   # a hello with a valid sample rate has arrived
         self.voice: dict | None = None
         self.audio: tuple | None = None   # the voice window last classified (in memory only)
         self.times: deque[float] = deque(maxlen=20)
@@ -113,23 +141,32 @@ class LiveSession:
             try:
                 if msg.get("text") is not None:
                     self.control(msg["text"])
-                elif msg.get("bytes"):
+                elif msg.get("bytes") is not None:
                     self.data(msg["bytes"])
             except BadInput as err:
                 await self.send({"type": "error", "code": err.code, "message": err.message})
+            except Exception as err:  # a message nobody foresaw: answered, and the session goes on
+                log.warning("live message failed: %s", type(err).__name__)
+                await self.send({"type": "error", "code": "bad_message",
+                                 "message": f"the message could not be handled ({type(err).__name__})"})
 
     def control(self, text: str) -> None:
         try:
             msg = json.loads(text)
-        except ValueError:
-            raise BadInput(400, "bad_message", "text messages are JSON, e.g. {\"type\": \"hello\"}") from None
-        if isinstance(msg, dict) and msg.get("type") == "hello" and msg.get("sample_rate"):
-            sr = int(msg["sample_rate"])
-            if not 4000 <= sr <= 192000:
-                raise BadInput(400, "bad_sample_rate", f"sample_rate={sr} is not a microphone rate")
-            self.ring.set_rate(sr)
+        except (ValueError, RecursionError):
+            raise BadInput(400, "bad_message", f"text messages are JSON, e.g. {HELLO}") from None
+        if not isinstance(msg, dict):
+            raise BadInput(400, "bad_message", f"text messages are JSON objects, e.g. {HELLO}")
+        if msg.get("type") != "hello":
+            raise BadInput(400, "bad_message", f"unknown message type {_show(msg.get('type'))}; the one text "
+                           f"message is {HELLO}")
+        self.ring.set_rate(sample_rate(msg.get("sample_rate")))
+        self.hello = True
 
     def data(self, payload: bytes) -> None:
+        if not payload:
+            raise BadInput(400, "bad_message", "an empty binary message; binary messages are 0x01 + a JPEG "
+                           "frame or 0x02 + float32 audio")
         kind, body = payload[0], payload[1:]
         if kind == FRAME:
             if len(body) > MAX_FRAME_BYTES:
@@ -139,8 +176,12 @@ class LiveSession:
             self.latest = body
             self.wake.set()
         elif kind == AUDIO:
-            if "voice" in self.engine.modalities:
-                self.ring.push(decode.pcm_f32(body))
+            if "voice" not in self.engine.modalities:
+                return
+            if not self.hello:
+                raise BadInput(400, "no_hello", f"audio before hello: its sample rate is unknown, so the chunk "
+                               f"was dropped; send {HELLO} (your microphone's rate) first")
+            self.ring.push(decode.pcm_f32(body))
         else:
             raise BadInput(400, "bad_message", f"unknown live message type {kind}; 1 = frame, 2 = audio")
 
@@ -162,7 +203,7 @@ class LiveSession:
                 continue
             except Exception as err:  # one bad frame must not end the session
                 await self.send({"type": "error", "code": "frame_failed",
-                                 "message": f"{type(err).__name__}: {err}"})
+                                 "message": public(f"live frame: {type(err).__name__}: {err}")})
                 continue
             now = time.perf_counter()
             self.times.append(now)

@@ -4,7 +4,8 @@ Starlette's own form parser spools any part over 1 MB to a temporary file; the a
 that uploads stay in memory, so it parses the request body itself, streaming, with
 python-multipart's callback parser. The cap is checked on the declared ``Content-Length``
 (refused before reading) and again on the bytes as they arrive (a client that lies or uses
-chunked encoding is cut off at the cap).
+chunked encoding is cut off at the cap); the app's :class:`~emomm.serve.limits.BodyLimit`
+caps every body, of any type, the same way before a route sees it.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from emomm.serve.errors import BadInput
+from emomm.serve.limits import BodyTooLarge, too_large
 
 #: Multipart headers, boundaries and a short text field on top of the file itself.
-_OVERHEAD = 64 * 1024
+OVERHEAD = 64 * 1024
 
 
 @dataclass
@@ -26,22 +28,16 @@ class Form:
     filenames: dict[str, str] = field(default_factory=dict)
 
 
-def _too_large(cap: int, setting: str = "limits") -> BadInput:
-    return BadInput(413, "too_large", f"the upload is larger than this server's cap of "
-                    f"{cap / 1e6:.2f} MB; send a shorter or smaller file (or restart the server "
-                    f"with a larger {setting}=...)")
-
-
 async def read_form(request: Request, cap: int, setting: str = "limits") -> Form:
     """Parse a ``multipart/form-data`` body of at most ``cap`` bytes (plus headers)."""
     ctype, params = parse_options_header(request.headers.get("content-type"))
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise BadInput(415, "not_multipart", "send the upload as multipart/form-data (a form with "
                        "a `file` field, or a `text` field for text)")
-    limit = cap + _OVERHEAD
+    limit = cap + OVERHEAD
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(cap, setting)
+        raise too_large(cap, setting)
 
     form = Form()
     state: dict = {"name": None, "filename": None, "buf": [], "hfield": b"", "hvalue": b"", "headers": {}}
@@ -88,27 +84,27 @@ async def read_form(request: Request, cap: int, setting: str = "limits") -> Form
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
-                raise _too_large(cap, setting)
+                raise too_large(cap, setting)
             parser.write(chunk)
         parser.finalize()
-    except BadInput:
+    except (BadInput, BodyTooLarge):
         raise
     except Exception as err:  # python-multipart raises its own errors on malformed bodies
         raise BadInput(400, "bad_multipart", f"the multipart body cannot be parsed ({err}); send "
                        "a normal form upload") from None
     for name, data in form.files.items():
         if len(data) > cap:
-            raise _too_large(cap, setting)
+            raise too_large(cap, setting)
     return form
 
 
-async def read_urlencoded(request: Request, cap: int) -> dict[str, str]:
+async def read_urlencoded(request: Request, cap: int, setting: str = "limits") -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body of at most ``cap`` bytes, first values."""
     from urllib.parse import parse_qs
 
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > cap + _OVERHEAD:
-            raise _too_large(cap)
+        if len(body) > cap + OVERHEAD:
+            raise too_large(cap, setting)
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}

@@ -1,15 +1,18 @@
 """Environment defaults and config-to-object helpers shared by train and eval."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from emomm.utils.safe_load import CheckpointNotFoundError
+from emomm.utils.ort import no_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +26,37 @@ def offline_defaults() -> None:
 
     An unset W&B mode with no API key fails the run, and a Hugging Face hub lookup hangs
     for ~47 s before failing offline, so both default to offline. Users who are online
-    export WANDB_MODE=online / HF_HUB_OFFLINE=0 themselves.
+    export WANDB_MODE=online / HF_HUB_OFFLINE=0 themselves. ONNX Runtime's telemetry (files
+    under ``~/.cache`` written on import, and uploads) is switched off the same way
+    (:mod:`emomm.utils.ort`; ``ORT_DISABLE_TELEMETRY=0`` turns it back on).
     """
+    no_telemetry()
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@contextlib.contextmanager
+def private_library_caches() -> Iterator[None]:
+    """For the commands documented to store nothing (``emomm.live``, ``emomm.serve``): keep
+    library caches out of the user's home while the block (loading the model) runs.
+
+    Loading a checkpoint imports Lightning, which imports torchmetrics, which imports
+    matplotlib, which writes its font list under ``~/.cache/matplotlib`` (and creates
+    ``~/.config/matplotlib``) when none is there. Unless ``MPLCONFIGDIR`` is set, it points
+    at a private temporary folder for the block, removed after it (matplotlib keeps the font
+    list in memory; the scan costs ~0.3 s per start). Removed at the block's end rather than
+    at exit, since uvicorn ends a server on SIGTERM by re-raising the signal: no atexit runs.
+    """
+    if "MPLCONFIGDIR" in os.environ:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="emomm-mpl-") as folder:
+        os.environ["MPLCONFIGDIR"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["MPLCONFIGDIR"]
 
 
 def native_bf16(accelerator: str) -> bool:
