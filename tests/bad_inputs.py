@@ -15,10 +15,16 @@ Cases (name -> what):
 * ``rgba_png``: an RGBA face; ``png16``: a 16-bit grey PNG (values up to 65535).
 * ``cp1252_csv``: a text CSV with cp1252 bytes (not UTF-8).
 * ``noface_mp4``: a valid video of flat grey frames (no face anywhere).
+
+:func:`write_bomb_png` writes a decompression bomb's header (a PNG claiming 20000x20000
+pixels in 74 bytes); :func:`deny_listing` makes folders unreadable the way a chmod 000
+does for a non-root user (tests run as root here, and root reads any folder).
 """
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +97,35 @@ def bad_corpus(tmp_path) -> dict[str, Path]:
     return write_corpus(tmp_path / "bad")
 
 
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def write_bomb_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A PNG whose header claims ``width`` x ``height`` 8-bit grey pixels, with a few bytes of
+    data: what a decompression bomb looks like to a decoder before it inflates anything."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+                     + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + _png_chunk(b"IEND", b""))
+    return path
+
+
+def deny_listing(monkeypatch, *folders: Path) -> None:
+    """``os.scandir`` / ``os.listdir`` of ``folders`` raise ``PermissionError`` (errno 13,
+    naming the folder), as for a non-root user after ``chmod 000``."""
+    denied = {os.path.normpath(str(f)) for f in folders}
+
+    def guard(real):
+        def call(path=".", *args, **kwargs):
+            if os.path.normpath(os.fsdecode(path)) in denied:
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "scandir", guard(os.scandir))
+    monkeypatch.setattr(os, "listdir", guard(os.listdir))
+
+
 # -- datasets in their published layouts, with bad files among good ones -------------------
 def ravdess_tree(base: Path, actors=range(1, 7), symlinked: bool = True, bad: bool = True) -> Path:
     """``base/ravdess/Actor_NN/03-01-EE-01-01-01-NN.wav`` for 2 emotions per actor.
@@ -126,7 +161,8 @@ def ravdess_tree(base: Path, actors=range(1, 7), symlinked: bool = True, bad: bo
 
 def fer_tree(base: Path, per_class: int = 3, bad: bool = True) -> Path:
     """``base/fer/{train,val}/<class>/*.jpg``; with ``bad``, train/happy also holds a
-    truncated JPEG, a 0-byte PNG (skipped, counted), an RGBA PNG and a 16-bit PNG (read)."""
+    truncated JPEG, a 0-byte PNG, a decompression bomb's header (skipped, counted), an RGBA
+    PNG and a 16-bit PNG (read)."""
     rng = np.random.default_rng(4)
     root = base / "fer"
     for split in ("train", "val"):
@@ -140,6 +176,7 @@ def fer_tree(base: Path, per_class: int = 3, bad: bool = True) -> Path:
         d = root / "train" / "happy"
         for key in ("truncated_jpg", "zero_png", "rgba_png", "png16"):
             os.replace(c[key], d / c[key].name)
+        write_bomb_png(d / "bomb.png")
     return root
 
 

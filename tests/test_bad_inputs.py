@@ -83,7 +83,9 @@ def test_fer_folders_with_bad_images(tmp_path):
     from emomm.data.fer2013 import Fer2013DataModule
     dm = Fer2013DataModule(str(fer_tree(tmp_path)), image_size=32, batch_size=4)
     dm.setup("fit")
-    assert dm.skipped == 2 and dm.data_sizes["train"] == 7 * 3 + 2   # + RGBA and 16-bit read
+    assert dm.skipped == 3 and dm.data_sizes["train"] == 7 * 3 + 2   # + RGBA and 16-bit read
+    happy = dm.root / "train" / "happy"
+    assert sorted(s.item for s in dm.skips) == [str(happy / n) for n in ("bomb.png", "truncated.jpg", "zero.png")]
     paths = dm.splits["train"].paths
     g16 = dm.splits["train"].images[next(i for i, p in enumerate(paths) if p.endswith("gray16.png"))]
     assert 100 < g16.mean() < 140
@@ -193,7 +195,7 @@ def test_training_and_eval_on_data_with_bad_files(fer_run):
     from tests.conftest import make_cfg
     s = fer_run["summary"]
     assert Path(s["best_ckpt"]).is_file() and 0 <= s["test"]["acc"] <= 1
-    assert s["data_sizes"]["train"] == 23                              # 2 unreadable skipped
+    assert s["data_sizes"]["train"] == 23                              # 3 unreadable (a bomb) skipped
     (fer_run["base"] / "eval").mkdir()
     ev = evaluate(make_cfg("eval", fer_run["base"] / "eval", [f"ckpt_path={s['best_ckpt']}", "data=fer2013",
                                                               f"data.root={fer_run['root']}"]))

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from emomm.data.skips import UNREADABLE, Skip, SkipLog
 from emomm.labels import canonical
-from emomm.media.images import IMAGE_EXTENSIONS, load_image
+from emomm.media.images import IMAGE_EXTENSIONS, ImageReadError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,11 @@ IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, Image.Decompression
 
 
 def image_error_message(path: str | Path, err: BaseException) -> str:
-    """``err`` as a message naming ``path`` and the fix (the media layer's already does)."""
-    text = str(err)
-    return text if str(path) in text else f"{path}: cannot read image ({text}); re-download or delete it"
+    """``err`` as a message naming ``path`` and the fix (the media layer's ImageReadError
+    already does)."""
+    if isinstance(err, ImageReadError):
+        return str(err)
+    return f"{path}: cannot read image ({err}); re-download or delete it"
 
 
 def _listing(folder: Path, skips: SkipLog, split: str | None) -> list[Path]:

@@ -80,7 +80,7 @@ def _stray_byte(b: int) -> str:
 def decode_bytes(raw: bytes) -> tuple[str, int]:
     """UTF-8 text; bytes that are not valid UTF-8 are read as cp1252 (a file mixing both is
     common after spreadsheet round trips), and the five bytes cp1252 leaves undefined
-    (0x81, 0x8D, 0x8F, 0x90, 0x9D) as U+FFFD. Returns ``(text, number of non-UTF-8 bytes)``."""
+    (0x81, 0x8D, 0x8F, 0x90, 0x9D) as U+FFFD. Returns ``(text, number of bytes read as cp1252)``."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -88,8 +88,9 @@ def decode_bytes(raw: bytes) -> tuple[str, int]:
     except UnicodeDecodeError:
         pass
     text = raw.decode("utf-8", errors="surrogateescape")
-    n = len(_SURROGATE.findall(text))
-    return _SURROGATE.sub(lambda m: _stray_byte(ord(m.group()) - 0xDC00), text), n
+    stray = [_stray_byte(ord(c) - 0xDC00) for c in _SURROGATE.findall(text)]
+    chars = iter(stray)
+    return _SURROGATE.sub(lambda m: next(chars), text), sum(c != "\ufffd" for c in stray)
 
 
 def read_text_file(path: Path) -> tuple[str, int]:

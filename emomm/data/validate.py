@@ -201,13 +201,14 @@ def _skipped_at_load(skips: SkipLog, max_list: int) -> dict[str, Any]:
 def _text_warnings(dm: Any) -> list[str]:
     """Text tables that had bytes read as cp1252 or characters that could not be decoded."""
     out = []
-    for where, counts in (getattr(dm, "repairs", None) or {}).items():
+    for key, counts in (getattr(dm, "repairs", None) or {}).items():
+        where = key if key == dm.location or "/" in key or "\\" in key else f"{dm.location} ({key})"
         if counts.get("unrepairable"):
-            out.append(f"{dm.location} ({where}): {counts['unrepairable']} characters could not be decoded "
-                       "(bytes neither UTF-8 nor cp1252, or U+FFFD in the file); re-save it as UTF-8 from its source")
+            out.append(f"{where}: {counts['unrepairable']} characters could not be decoded (bytes neither UTF-8 "
+                       "nor cp1252, or U+FFFD in the file) and are kept as U+FFFD; re-save it as UTF-8 from its source")
         if counts.get("cp1252_byte"):
-            out.append(f"{dm.location} ({where}): {counts['cp1252_byte']} bytes are not UTF-8 and were read as "
-                       "cp1252; re-save the file as UTF-8 to be sure of its text")
+            out.append(f"{where}: {counts['cp1252_byte']} bytes are not UTF-8 and were read as cp1252; re-save "
+                       "the file as UTF-8 to be sure of its text")
     return out
 
 
