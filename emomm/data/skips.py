@@ -38,9 +38,10 @@ class Skip:
 
 
 def folder_message(err: OSError) -> str:
-    """The message of a folder that cannot be listed (``err`` from ``os.scandir``/``os.walk``)."""
+    """The message of a folder that cannot be listed (``err`` from ``os.scandir``/``os.walk``,
+    or from examining an entry of a folder that can be listed but not entered)."""
     path = err.filename if err.filename is not None else "?"
-    return (f"{path}: cannot list this folder ({err.strerror or err}), so its files are left out; "
+    return (f"{path}: cannot be read ({err.strerror or err}), so it is left out with all it holds; "
             f"make it readable (chmod -R u+rX '{path}') or move it out of the data folder")
 
 
