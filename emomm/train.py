@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
+from emomm.data.base import DataError
 from emomm.sweep.context import current_trial
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.resume import SIGTERM_EXIT, resolve_resume
@@ -114,7 +115,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     offline_defaults()
-    summary = train(cfg)
+    try:
+        summary = train(cfg)
+    except DataError as err:  # data that cannot train as asked: the message names the files and the fix
+        log.error("the data cannot be used: %s", err)
+        sys.exit(1)
     key = cfg.monitor.split("/", 1)[-1]
     value = summary["best_val"].get(key)
     return None if value is None else float(value)

@@ -22,6 +22,10 @@ Cases (name -> what):
 * ``riff_txt``: a note that starts with ``RIFF....WAVE`` (the WAV magic); ``png_txt``: a
   real PNG named ``.txt``; ``utf16_txt`` / ``utf8bom_txt``: text in UTF-16 and in UTF-8,
   each with its byte-order mark.
+
+:func:`write_bomb_png` writes a decompression bomb's header (a PNG claiming 20000x20000
+pixels in 74 bytes); :func:`deny_listing` makes folders unreadable the way a chmod 000
+does for a non-root user (tests run as root here, and root reads any folder).
 """
 from __future__ import annotations
 
@@ -97,7 +101,7 @@ def write_corpus(root: Path) -> dict[str, Path]:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
 def bomb_png(width: int = 20000, height: int = 20000, header_only: bool = False) -> bytes:
@@ -138,6 +142,29 @@ def bad_corpus(tmp_path) -> dict[str, Path]:
     return write_corpus(tmp_path / "bad")
 
 
+def write_bomb_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A PNG whose header claims ``width`` x ``height`` pixels, with a few bytes of data: what a
+    decompression bomb looks like to a decoder before it inflates anything."""
+    path.write_bytes(bomb_png(width, height, header_only=True))
+    return path
+
+
+def deny_listing(monkeypatch, *folders: Path) -> None:
+    """``os.scandir`` / ``os.listdir`` of ``folders`` raise ``PermissionError`` (errno 13,
+    naming the folder), as for a non-root user after ``chmod 000``."""
+    denied = {os.path.normpath(str(f)) for f in folders}
+
+    def guard(real):
+        def call(path=".", *args, **kwargs):
+            if os.path.normpath(os.fsdecode(path)) in denied:
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "scandir", guard(os.scandir))
+    monkeypatch.setattr(os, "listdir", guard(os.listdir))
+
+
 # -- datasets in their published layouts, with bad files among good ones -------------------
 def ravdess_tree(base: Path, actors=range(1, 7), symlinked: bool = True, bad: bool = True) -> Path:
     """``base/ravdess/Actor_NN/03-01-EE-01-01-01-NN.wav`` for 2 emotions per actor.
@@ -173,7 +200,8 @@ def ravdess_tree(base: Path, actors=range(1, 7), symlinked: bool = True, bad: bo
 
 def fer_tree(base: Path, per_class: int = 3, bad: bool = True) -> Path:
     """``base/fer/{train,val}/<class>/*.jpg``; with ``bad``, train/happy also holds a
-    truncated JPEG, a 0-byte PNG (skipped, counted), an RGBA PNG and a 16-bit PNG (read)."""
+    truncated JPEG, a 0-byte PNG, a decompression bomb's header (skipped, counted), an RGBA
+    PNG and a 16-bit PNG (read)."""
     rng = np.random.default_rng(4)
     root = base / "fer"
     for split in ("train", "val"):
@@ -187,6 +215,7 @@ def fer_tree(base: Path, per_class: int = 3, bad: bool = True) -> Path:
         d = root / "train" / "happy"
         for key in ("truncated_jpg", "zero_png", "rgba_png", "png16"):
             os.replace(c[key], d / c[key].name)
+        write_bomb_png(d / "bomb.png")
     return root
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emomm.data.skips import SkipLog
 from emomm.media.audio import AudioReadError, load_audio
 from emomm.media.files import walk_files
 from emomm.media.images import ImageReadError, load_image, read_image_rgb
@@ -80,8 +81,9 @@ def test_image_bombs_are_refused_from_their_header(bad_corpus, tmp_path):
     d.mkdir(parents=True)
     for case in ("bomb_png", "bomb_header_png", "png16"):
         (d / bad_corpus[case].name).write_bytes(bad_corpus[case].read_bytes())
-    images, _, _, skipped = read_class_folders(tmp_path / "fer", ["happy"], workers=1)
-    assert len(images) == 1 and sorted(map(lambda p: Path(p).name, skipped)) == ["bomb.png", "bomb_header.png"]
+    skips = SkipLog()
+    images, _, _ = read_class_folders(tmp_path / "fer", ["happy"], workers=1, skips=skips)
+    assert len(images) == 1 and sorted(Path(s.item).name for s in skips) == ["bomb.png", "bomb_header.png"]
 
 
 def test_rgba_16bit_and_silence_decode_to_their_content(bad_corpus):
@@ -107,7 +109,8 @@ def test_walk_follows_symlinked_folders_and_survives_loops(tmp_path):
 def test_ravdess_symlinked_actors_and_bad_wavs(tmp_path):
     from emomm.data.ravdess import RavdessDataModule
     root = ravdess_tree(tmp_path)
-    dm = RavdessDataModule(str(root), duration=0.4, fold=0, load_workers=1, batch_size=8)
+    dm = RavdessDataModule(str(root), duration=0.4, fold=0, load_workers=1, batch_size=8,
+                           allow_missing_classes=True)   # the tree records 4 of the 8 emotions
     dm.setup("fit")
     assert sum(dm.data_sizes.values()) == 6 * 8       # every good clip, found through the links
     assert len(dm.skipped) == 3                        # truncated, 0-byte, NaN: skipped and counted
@@ -126,7 +129,9 @@ def test_fer_folders_with_bad_images(tmp_path):
     from emomm.data.fer2013 import Fer2013DataModule
     dm = Fer2013DataModule(str(fer_tree(tmp_path)), image_size=32, batch_size=4)
     dm.setup("fit")
-    assert dm.skipped == 2 and dm.data_sizes["train"] == 7 * 3 + 2   # + RGBA and 16-bit read
+    assert dm.skipped == 3 and dm.data_sizes["train"] == 7 * 3 + 2   # + RGBA and 16-bit read
+    happy = dm.root / "train" / "happy"
+    assert sorted(s.item for s in dm.skips) == [str(happy / n) for n in ("bomb.png", "truncated.jpg", "zero.png")]
     paths = dm.splits["train"].paths
     g16 = dm.splits["train"].images[next(i for i, p in enumerate(paths) if p.endswith("gray16.png"))]
     assert 100 < g16.mean() < 140
@@ -179,7 +184,10 @@ def test_validate_counts_bad_files_speakers_and_duplicates(tmp_path):
     r = validate_datamodule(RavdessDataModule(str(ravdess_tree(tmp_path)), duration=0.4, fold=0, load_workers=1))
     assert r["skipped_at_load"]["n"] == 3 and any("03-01-02-02-01-01-01.wav" in f for f in r["skipped_at_load"]["first"])
     # The tiny tree records 4 of the 8 emotions: unusable, and the report says which are absent.
-    assert not r["usable"] and r["problems"] == ["classes ['calm', 'fear', 'disgust', 'surprise'] have no training sample"]
+    assert not r["usable"] and len(r["problems"]) == 1, r["problems"]
+    assert "classes ['calm', 'fear', 'disgust', 'surprise'] have no sample in the train split" in r["problems"][0]
+    assert "++data.allow_missing_classes=true" in r["problems"][0]
+    assert r["splits"]["train"]["unreadable"] + r["splits"]["val"]["unreadable"] + r["splits"]["test"].get("unreadable", 0) == 3
     assert sum(s["n"] for s in r["splits"].values()) == 48 and r["speakers"]["overlap"] == {}
 
     root = fer_tree(tmp_path / "f", bad=False)
@@ -233,7 +241,7 @@ def test_training_and_eval_on_data_with_bad_files(fer_run):
     from tests.conftest import make_cfg
     s = fer_run["summary"]
     assert Path(s["best_ckpt"]).is_file() and 0 <= s["test"]["acc"] <= 1
-    assert s["data_sizes"]["train"] == 23                              # 2 unreadable skipped
+    assert s["data_sizes"]["train"] == 23                              # 3 unreadable (a bomb) skipped
     (fer_run["base"] / "eval").mkdir()
     ev = evaluate(make_cfg("eval", fer_run["base"] / "eval", [f"ckpt_path={s['best_ckpt']}", "data=fer2013",
                                                               f"data.root={fer_run['root']}"]))

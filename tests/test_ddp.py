@@ -71,7 +71,7 @@ def test_submitit_local_executor_runs_a_tiny_multirun(tmp_path):
     executed by submitit's local executor."""
     sweep = tmp_path / "mr"
     cmd = [sys.executable, "-m", "emomm.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-           "seed=1,2", "debug=fast_dev_run", "data.n_train=6", "data.n_val=3", "data.n_test=3", *TINY,
+           "seed=1,2", "debug=fast_dev_run", "data.n_train=7", "data.n_val=3", "data.n_test=3", *TINY,
            f"hydra.sweep.dir={sweep}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -14,11 +14,20 @@ entry per modality the datamodule serves) and ``available_modalities`` (what the
 provide at all; the default is the modalities of ``preprocessing``). Training calls
 :meth:`EmotionDataModule.require_modalities` with the model's ``modalities`` so a modality the
 data lacks is a clear error instead of a model input that never arrives.
+
+What a dataset leaves out while loading (unreadable files, folders it cannot list, malformed
+rows) goes into the DataModule's :class:`~emomm.data.skips.SkipLog` (``skips``). ``setup``
+then checks that the data can serve the stage (:meth:`EmotionDataModule.data_problems`): a
+split that came out empty, a class without any training sample and folders that could not
+be read are a :class:`DataError` naming the split, the folders and the fix, unless
+``allow_missing_classes`` / ``allow_unreadable_folders`` say they are wanted (then a warning).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import lightning as L
 import numpy as np
@@ -26,10 +35,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from emomm.data.collate import collate_samples
+from emomm.data.skips import UNREADABLE_FOLDER, Skip, SkipLog
+from emomm.media.files import walk_files
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+#: The splits each Lightning stage reads (``setup(stage)`` checks these; None: all of them).
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+
+
+class DataError(ValueError):
+    """Data that cannot serve the run as asked. The message names the split, the files or
+    folders and the fix; ``python -m emomm.train`` prints it without a traceback and
+    ``python -m emomm.validate`` lists it among the report's problems."""
 
 
 class EmotionDataModule(L.LightningDataModule):
@@ -46,6 +65,8 @@ class EmotionDataModule(L.LightningDataModule):
         balance_groups: Any = None,
         balance_by: str = "group",
         drop_last: bool = False,
+        allow_missing_classes: bool = False,
+        allow_unreadable_folders: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -67,6 +88,11 @@ class EmotionDataModule(L.LightningDataModule):
         # batch-norm statistics (experiment=fer2013_fast: lr 0.75, BN momentum 0.6) that one
         # step per epoch cost 11 points of validation accuracy after one epoch (experiments/RESULTS.md).
         self.drop_last = drop_last
+        # What a user may want on purpose (a warning then, not an error): training with a
+        # class that has no training sample; going on without folders that cannot be read.
+        self.allow_missing_classes = bool(allow_missing_classes)
+        self.allow_unreadable_folders = bool(allow_unreadable_folders)
+        self.skips = SkipLog()
         self.splits: dict[str, Dataset] = {}
 
     # -- to implement --------------------------------------------------------------------
@@ -113,8 +139,20 @@ class EmotionDataModule(L.LightningDataModule):
         return len(self.label_names)
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the splits (once) and check that they can serve ``stage`` (Lightning's
+        ``fit`` / ``validate`` / ``test`` / ``predict``; None: every split, no class check):
+        a :class:`DataError` listing :meth:`data_problems` otherwise."""
+        self.build()
+        problems = self.data_problems(STAGE_SPLITS.get(stage or "", SPLITS), classes=stage == "fit")
+        if problems:
+            raise DataError("\n".join(problems))
+
+    def build(self) -> None:
+        """Build the splits once, without checking them (``python -m emomm.validate`` reports
+        what :meth:`data_problems` finds instead of stopping at the first)."""
         if self.splits:
             return
+        self.skips.clear()
         splits = self.build_splits()
         missing = [s for s in SPLITS if s not in splits]
         if missing:
@@ -125,6 +163,86 @@ class EmotionDataModule(L.LightningDataModule):
             splits = {k: _limit(v, self.limit_per_split, self.seed) for k, v in splits.items()}
         self.splits = splits
         log.info("data sizes: %s", self.data_sizes)
+        for warning in self.data_warnings():
+            log.warning("%s", warning)
+
+    # -- what was left out, and whether the data can still serve ------------------------
+    @property
+    def location(self) -> str:
+        """Where the data is (its root folder or table), for messages."""
+        for name in ("root", "path"):
+            where = getattr(self, name, None)
+            if where:
+                return str(where)
+        return self.dataset_name
+
+    def list_files(self, root: str | Path, suffixes: Iterable[str] | None = None,
+                   split: str | None = None) -> list[Path]:
+        """:func:`~emomm.media.files.walk_files` that records each folder it cannot list
+        (permissions) in :attr:`skips`, so it is counted and reported, not passed over."""
+        errors: list[OSError] = []
+        files = walk_files(root, suffixes, errors=errors)
+        self.skips.add_folder_errors(errors, split)
+        return files
+
+    def absent_classes(self) -> list[str]:
+        """Classes without any sample in the training split."""
+        return [n for n, c in zip(self.label_names, self.class_counts("train")) if c == 0]
+
+    def data_problems(self, splits: Sequence[str] = SPLITS, classes: bool = True) -> list[str]:
+        """Why the data cannot serve (one message each, naming the split, folders and fix):
+        any of ``splits`` empty; with ``classes``, a class without a training sample (unless
+        ``allow_missing_classes``); folders that could not be read (unless
+        ``allow_unreadable_folders``)."""
+        empty = [s for s in splits if s in self.splits and len(self.splits[s]) == 0]
+        # A split that is another one again (test = val without test data) is said once.
+        out = [self._empty_split_message(s) for i, s in enumerate(empty)
+               if all(self.splits[s] is not self.splits[e] for e in empty[:i])]
+        if classes and not self.allow_missing_classes and len(self.splits.get("train", ())):
+            absent = self.absent_classes()
+            if absent:
+                out.append(self._absent_classes_message(absent) + "; to train without them on purpose, "
+                           "set ++data.allow_missing_classes=true")
+        folders = self.skips.select(UNREADABLE_FOLDER)
+        if folders and not self.allow_unreadable_folders:
+            out.append(self._folders_message(folders) + "; or set ++data.allow_unreadable_folders=true to "
+                       "go on without them")
+        return out
+
+    def data_warnings(self) -> list[str]:
+        """What :meth:`data_problems` lets through because the config allows it."""
+        out = []
+        if self.allow_missing_classes and self.splits.get("train") is not None and len(self.splits["train"]):
+            absent = self.absent_classes()
+            if absent:
+                out.append(self._absent_classes_message(absent) + " (data.allow_missing_classes=true)")
+        folders = self.skips.select(UNREADABLE_FOLDER)
+        if folders and self.allow_unreadable_folders:
+            out.append(self._folders_message(folders) + " (data.allow_unreadable_folders=true)")
+        return out
+
+    def _empty_split_message(self, split: str) -> str:
+        left = self.skips.select(split=split)
+        head = f"the {split} split of {self.location} is empty"
+        if not left:
+            before = self.skips.select(split=None)
+            note = (f" ({len(before)} items were left out before splitting: {self.skips.summary(before)}; "
+                    f"first: {before[0].message})") if before else ""
+            return f"{head}: no sample was found for it{note}; check the data's layout and split options"
+        return (f"{head}: all {len(left)} of its items were left out while loading "
+                f"({self.skips.summary(left)}) under {_common_folder(left)}; first: {left[0].message}. "
+                f"Fix or replace them (python -m emomm.validate lists them all)")
+
+    def _absent_classes_message(self, absent: list[str]) -> str:
+        return (f"classes {absent} have no sample in the train split of {self.location} "
+                f"({len(self.splits['train'])} samples), so the model would never learn them: add training "
+                "data for them or choose a label set without them")
+
+    def _folders_message(self, folders: list[Skip]) -> str:
+        shown = ", ".join(s.item for s in folders[:5]) + (" ..." if len(folders) > 5 else "")
+        return (f"{len(folders)} folder(s) under {self.location} cannot be read, so the files in them are "
+                f"left out: {shown}. Make them readable (chmod -R u+rX FOLDER) or move them out of the "
+                "data folder")
 
     @property
     def data_sizes(self) -> dict[str, int]:
@@ -205,6 +323,19 @@ class EmotionDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+def _common_folder(entries: Sequence[Skip]) -> str:
+    """Where ``entries`` are: their tables (rows), else the deepest folder holding them all."""
+    sources = sorted({e.source for e in entries if e.source})
+    if sources:
+        return ", ".join(sources)
+    paths = [e.item for e in entries]
+    try:
+        common = os.path.commonpath(paths)
+    except ValueError:  # relative and absolute paths mixed
+        return os.path.dirname(paths[0])
+    return os.path.dirname(common) if common in paths else common
 
 
 def dataset_labels(ds: Dataset) -> Sequence[int]:

@@ -20,7 +20,6 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from emomm.data.ravdess import media_files
 from emomm.data.speakers import parse_cremad_name
 from emomm.data.speech import Clip, SpeakerAudioDataModule
 from emomm.labels import CREMAD
@@ -74,7 +73,7 @@ class CremadDataModule(SpeakerAudioDataModule):
         return {a: SEXES.index(v) for a, v in sexes.items() if v in SEXES}
 
     def scan(self) -> tuple[list[Clip], list[str], int]:
-        files = media_files(self.root)
+        files = self.media_files()
         problems: list[str] = []
         chosen: dict[str, tuple[int, Clip]] = {}
         duplicates = 0

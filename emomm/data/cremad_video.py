@@ -13,7 +13,6 @@ from typing import Any, Sequence
 
 from emomm.data.face_clips import FaceCropDataModule, MediaItem
 from emomm.data.speakers import parse_cremad_name
-from emomm.media.files import walk_files
 from emomm.labels import CREMAD
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ class CremadVideoDataModule(FaceCropDataModule):
         self._check_root()
         index = {n: i for i, n in enumerate(self.label_names)}
         items, skipped = [], []
-        for path in walk_files(self.root):
+        for path in self.list_files(self.root):
             if path.suffix.lower() not in self.suffixes or not path.is_file():
                 continue
             try:

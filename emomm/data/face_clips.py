@@ -38,6 +38,7 @@ from torch.utils.data import Dataset
 
 from emomm.data.audio import ClipOptions, WaveAugment, read_many, report_unreadable, sample_rng
 from emomm.data.base import EmotionDataModule, stratified_split, stratified_three_way
+from emomm.data.skips import NO_AUDIO, NO_FACE, UNREADABLE
 from emomm.data.speakers import speaker_splits
 from emomm.data.transforms import FrameTransform
 from emomm.media.video import uniform_indices
@@ -168,8 +169,28 @@ class FaceCropDataModule(EmotionDataModule):
         self.augment = augment
         self.num_frames = num_frames
         self.prepare_report: dict[str, Any] | None = None
-        self.excluded: dict[str, list[str]] = {}
         self._store: FaceCropStore | None = None
+
+    @property
+    def excluded(self) -> dict[str, list[str]]:
+        """The files left out, by why: ``unreadable``, ``no_face``, ``no_audio`` (from :attr:`skips`)."""
+        out: dict[str, list[str]] = {}
+        for key, reason in (("unreadable", UNREADABLE), ("no_face", NO_FACE), ("no_audio", NO_AUDIO)):
+            files = list(dict.fromkeys(s.item for s in self.skips.select(reason)))
+            if files:
+                out[key] = files
+        return out
+
+    def _record(self, reason: str, files: dict[str, str], splits: dict[str, list[MediaItem]],
+                source=lambda it: it.path) -> None:
+        """Record ``files`` (``{file: message}``) in :attr:`skips` under each split using them."""
+        for split, items in splits.items():
+            if split == "test" and items is splits.get("val"):
+                continue   # test = val: once
+            for it in items:
+                key = str(source(it))
+                if key in files:
+                    self.skips.add(reason, key, files[key], split)
 
     # -- to implement ----------------------------------------------------------------------
     def list_items(self) -> list[MediaItem]:
@@ -266,7 +287,10 @@ class FaceCropDataModule(EmotionDataModule):
             failed, no_face = sorted(report["failed_files"]), sorted(report["no_face_files"])
             bad = set(failed) | set(no_face)
             if bad:
-                self.excluded = {"unreadable": failed, "no_face": no_face}
+                self._record(UNREADABLE, {f: f"{f}: {report['failed_files'][f]}; re-encode or delete it"
+                                          for f in failed}, splits)
+                self._record(NO_FACE, {f: f"{f}: no face found (faces.detector={store.detector_name}); "
+                                       "check the file or try another detector" for f in no_face}, splits)
                 log.warning("left out %d unreadable files and %d files without a face (of %d): %s",
                             len(failed), len(no_face), len(used), ", ".join((failed + no_face)[:5]))
                 splits = {k: [it for it in v if str(it.path) not in bad] for k, v in splits.items()}
@@ -294,8 +318,9 @@ class FaceCropDataModule(EmotionDataModule):
         waves, errors = read_many(sources, self.clip, self.load_workers)
         report_unreadable(errors, len(sources), "audio tracks" + (" (those samples are left out)"
                           if self.missing_audio == "skip" else " (those samples have no voice)"))
-        if errors:
-            self.excluded["no_audio"] = [str(p) for p, w in zip(sources, waves) if w is None]
+        if errors and self.missing_audio == "skip":
+            failed = [str(p) for p, w in zip(sources, waves) if w is None]
+            self._record(NO_AUDIO, dict(zip(failed, errors)), splits, source=lambda it: it.audio_source)
         return dict(zip(sources, waves))
 
     @property

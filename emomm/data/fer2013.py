@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from torch.utils.data import Dataset
 
 from emomm.data.base import EmotionDataModule, stratified_split
 from emomm.data.images import ImageDataset, read_class_folders, report_skipped
+from emomm.data.skips import UNREADABLE, SkipLog
+from emomm.data.text import parse_csv
 from emomm.data.transforms import FaceTransform
 from emomm.labels import FER2013
 
@@ -51,20 +52,26 @@ def find_layout(root: Path) -> tuple[str, Path]:
         "(emotion,pixels,Usage) or the image release train/<class>/*.jpg (+ test/, val/).")
 
 
-def read_fer_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+#: The reason recorded for a malformed FER2013 CSV row.
+BAD_ROW = "malformed row"
+
+
+def read_fer_csv(path: Path, skips: SkipLog | None = None
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
     """Parse the CSV into per-split uint8 image arrays ``[N, 48, 48]`` and labels.
 
     Rows whose pixel string is not 2304 integers in 0..255, or whose label is outside
-    0..6, are skipped and counted.
+    0..6, are skipped and counted (and recorded in ``skips``, one entry per row). A file
+    that cannot be parsed is a :class:`~emomm.data.base.DataError` naming the line.
     """
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = parse_csv(path, path, dtype=str, keep_default_na=False)
     df.columns = [c.strip().lower() for c in df.columns]
     need = {"emotion", "pixels"}
     if not need <= set(df.columns):
         raise ValueError(f"{path}: columns {list(df.columns)} lack {sorted(need - set(df.columns))}")
-    usage = df["usage"].str.strip() if "usage" in df.columns else pd.Series(["Training"] * len(df))
+    usage = list(df["usage"].str.strip()) if "usage" in df.columns else ["Training"] * len(df)
     images, labels, splits, bad = [], [], [], 0
-    for emo, pix, use in zip(df["emotion"], df["pixels"], usage):
+    for row, (emo, pix, use) in enumerate(zip(df["emotion"], df["pixels"], usage)):
         try:
             arr = np.array(pix.split(), dtype=np.int64)
             label = int(emo)
@@ -74,6 +81,10 @@ def read_fer_csv(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarra
                 raise ValueError
         except ValueError:
             bad += 1
+            if skips is not None:
+                skips.add(BAD_ROW, f"{path} line {row + 2}", f"{path} line {row + 2}: not a FER2013 row (pixels "
+                          "must be 2304 values in 0..255, emotion 0..6, Usage Training/PublicTest/PrivateTest); "
+                          "fix or delete it", _CSV_USAGE.get(use), source=path)
             continue
         images.append(arr.astype(np.uint8).reshape(48, 48))
         labels.append(label)
@@ -97,7 +108,11 @@ class Fer2013DataModule(EmotionDataModule):
         self.val_fraction = val_fraction
         self.tf_args = dict(image_size=image_size, in_chans=in_chans, mean=mean, std=std, crop_size=crop_size)
         self.augment = augment
-        self.skipped = 0
+
+    @property
+    def skipped(self) -> int:
+        """How many files or rows were left out while loading (see :attr:`skips`)."""
+        return len(self.skips)
 
     @property
     def label_names(self) -> list[str]:
@@ -111,7 +126,7 @@ class Fer2013DataModule(EmotionDataModule):
         """Per-split images, labels and source paths (None for CSV rows)."""
         layout, path = find_layout(self.root)
         if layout == "csv":
-            images, labels, self.skipped = read_fer_csv(path)
+            images, labels, _ = read_fer_csv(path, self.skips)
             return ({k: list(v) for k, v in images.items() if len(v)},
                     {k: v.tolist() for k, v in labels.items() if len(v)},
                     {k: None for k, v in images.items() if len(v)})
@@ -120,9 +135,9 @@ class Fer2013DataModule(EmotionDataModule):
             d = next((path / n for n in names if (path / n).is_dir()), None)
             if d is None:
                 continue
-            imgs, labs, files, skipped = read_class_folders(d, self.label_names)
+            imgs, labs, files = read_class_folders(d, self.label_names, skips=self.skips, split=split)
+            skipped = self.skips.select(UNREADABLE, split)
             report_skipped(skipped, f"images in {d}", len(imgs) + len(skipped))
-            self.skipped += len(skipped)
             images[split], labels[split], paths[split] = imgs, labs, files
         return images, labels, paths
 

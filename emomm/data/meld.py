@@ -52,7 +52,7 @@ from emomm.data.collate import sample_aux
 from emomm.data.face_clips import FaceClipDataset, MediaItem
 from emomm.data.transforms import FrameTransform
 from emomm.data.text import (TextDataModule, TextDataset, clean_text, find_column, read_table,
-                             report_repairs, report_skipped)
+                             record_skipped, report_repairs, report_skipped)
 from emomm.labels import MELD_EMOTIONS, MELD_SENTIMENTS, canonical
 
 log = logging.getLogger(__name__)
@@ -365,7 +365,7 @@ class MeldDataModule(TextDataModule):
             part["clips"] = self._clip_paths(part, s, dirs)
         for s, part in parts.items():
             self.repairs[s] = dict(part["repairs"])
-            self.skipped[s] = {k: len(v) for k, v in part["skipped"].items()}
+            record_skipped(self.skips, part["skipped"], files[s], s)
         if "val" not in parts:
             tr = parts["train"]
             keep, held = dialogue_split(tr["dialogues"], self.val_fraction, self.seed)

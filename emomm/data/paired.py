@@ -150,6 +150,7 @@ class PairedDataModule(EmotionDataModule):
             duration=self.clip.duration, pad=self.clip.pad, trim_db=self.clip.trim_db,
             augment=self.voice_augment, seed=self.seed, **self.ravdess_args)
         splits = rav.build_splits()
+        self.skips.extend(rav.skips)   # what the RAVDESS reader left out is this module's too
         if splits["test"] is splits["val"]:
             log.warning("paired: RAVDESS has no test actors; test pairs reuse the validation utterances")
         return splits, rav.label_names
@@ -158,6 +159,7 @@ class PairedDataModule(EmotionDataModule):
         fer = Fer2013DataModule(str(self.fer_root), augment=self.face_augment, val_fraction=self.fer_val_fraction,
                                 seed=self.seed, **self.face_args)
         splits = fer.build_splits()
+        self.skips.extend(fer.skips)
         # Without a test split the FER reader serves its val images again as test (the same list).
         if splits["test"].images is not splits["val"].images:
             return splits

@@ -70,7 +70,7 @@ class RavdessDataModule(SpeakerAudioDataModule):
         return self.label_names.index(emotion)
 
     def scan(self) -> tuple[list[Clip], list[str], int]:
-        files = media_files(self.root)
+        files = self.media_files()
         problems: list[str] = []
         chosen: dict[tuple, tuple[int, Clip]] = {}
         self.video_only = duplicates = 0

@@ -22,7 +22,6 @@ from typing import Any, Sequence
 
 from emomm.data.face_clips import FaceCropDataModule, MediaItem
 from emomm.data.ravdess import media_files
-from emomm.media.files import walk_files
 from emomm.data.speakers import parse_ravdess_name
 from emomm.labels import RAVDESS, RAVDESS_7
 
@@ -61,7 +60,7 @@ class RavdessVideoDataModule(FaceCropDataModule):
         index = {n: i for i, n in enumerate(self.label_names)}
         chosen: dict[tuple, tuple[Path, Any]] = {}
         skipped = []
-        for path in walk_files(self.root, VIDEO_SUFFIXES):
+        for path in self.list_files(self.root, VIDEO_SUFFIXES):
             if path.suffix.lower() not in VIDEO_SUFFIXES or not _ACTOR_DIR.match(path.parent.name):
                 continue
             try:

@@ -23,8 +23,9 @@ from typing import Any, Sequence
 from torch.utils.data import Dataset
 
 from emomm.data.audio import AudioDataset, ClipOptions, WaveAugment, read_many, report_unreadable
-from emomm.media.audio import AudioReadError, audio_duration
-from emomm.data.base import EmotionDataModule
+from emomm.media.audio import MEDIA_EXTENSIONS, AudioReadError, audio_duration
+from emomm.data.base import DataError, EmotionDataModule
+from emomm.data.skips import MALFORMED_NAME, UNREADABLE, UNREADABLE_FOLDER
 from emomm.data.speakers import assert_disjoint, speaker_splits
 
 log = logging.getLogger(__name__)
@@ -82,15 +83,28 @@ class SpeakerAudioDataModule(EmotionDataModule):
         self.speaker_lists = {"train": _ints(train_speakers), "val": _ints(val_speakers),
                               "test": _ints(test_speakers)}
         self.cache, self.load_workers = cache, load_workers
-        self.skipped: list[str] = []       # unreadable files
-        self.malformed: list[str] = []     # names that do not parse
         self.split_speakers: dict[str, list[int]] = {}
+
+    @property
+    def skipped(self) -> list[str]:
+        """The messages of the files that could not be read (see :attr:`skips`)."""
+        return [s.message for s in self.skips.select(UNREADABLE)]
+
+    @property
+    def malformed(self) -> list[str]:
+        """The messages of the files whose names do not parse (see :attr:`skips`)."""
+        return [s.message for s in self.skips.select(MALFORMED_NAME)]
 
     # -- to implement ------------------------------------------------------------------------
     def scan(self) -> tuple[list[Clip], list[str], int]:
         """Usable clips, problems (one line per ignored file, naming it) and the number of
-        media files looked at."""
+        media files looked at (:meth:`media_files` lists them)."""
         raise NotImplementedError
+
+    def media_files(self) -> list[Path]:
+        """Media files under the root (recursively, through symlinked folders, hidden files
+        excluded); folders that cannot be listed are recorded in :attr:`skips`."""
+        return self.list_files(self.root, MEDIA_EXTENSIONS)
 
     # -- shared ------------------------------------------------------------------------------
     @property
@@ -104,16 +118,21 @@ class SpeakerAudioDataModule(EmotionDataModule):
 
     def build_splits(self) -> dict[str, Dataset]:
         self._check_root()
-        clips, self.malformed, total = self.scan()
-        report_malformed(self.malformed, self.root, total)
+        clips, malformed, total = self.scan()
+        for msg in malformed:
+            self.skips.add(MALFORMED_NAME, msg.split(": ", 1)[0], msg)
+        report_malformed(malformed, self.root, total)
         if not clips:
-            raise FileNotFoundError(f"{self.root}: no usable clips found ({total} media files looked at); "
+            folders = self.skips.select(UNREADABLE_FOLDER)
+            unread = f"; {len(folders)} folder(s) could not be read: {folders[0].message}" if folders else ""
+            raise FileNotFoundError(f"{self.root}: no usable clips found ({total} media files looked at{unread}); "
                                     f"see the docstring of {type(self).__module__} for the layout")
         spk = speaker_splits([c.speaker for c in clips], fold=self.fold, n_folds=self.n_folds,
                              **self.speaker_lists)
         wanted = {s for v in spk.values() for s in v}
         clips = [c for c in clips if c.speaker in wanted]
-        ok, waves = self._decode(clips)
+        ok, waves = self._decode(clips, {c.speaker: s for s in ("test", "val", "train") for c in clips
+                                         if c.speaker in set(spk[s])})
         keep = [i for i, good in enumerate(ok) if good]
         clips = [clips[i] for i in keep]
         waves = [waves[i] for i in keep] if waves is not None else None
@@ -132,8 +151,11 @@ class SpeakerAudioDataModule(EmotionDataModule):
                 aux={t: [dict(clips[i].aux).get(t, -1) for i in idx] for t in self.aux_label_names})
         for split in ("train", "val"):
             if split not in datasets:
-                raise ValueError(f"{self.root}: the {split} split (speakers {spk[split]}) has no "
-                                 "readable clips")
+                left = self.skips.select(UNREADABLE, split)
+                why = (f": all {len(left)} of its clips could not be read, e.g. {left[0].message}" if left
+                       else "")
+                raise DataError(f"{self.root}: the {split} split (speakers {spk[split]}) has no readable "
+                                f"clips{why}")
         if "test" not in datasets:
             log.warning("no test speakers (%s): test metrics are computed on the validation "
                         "speakers %s", spk["test"] or "[]", spk["val"])
@@ -149,8 +171,9 @@ class SpeakerAudioDataModule(EmotionDataModule):
                      {self.label_names[k]: counts.get(k, 0) for k in range(self.num_classes)})
         return datasets
 
-    def _decode(self, clips: list[Clip]) -> tuple[list[bool], list | None]:
-        """Which clips are readable, and their waveforms when caching."""
+    def _decode(self, clips: list[Clip], split_of: dict[int, str]) -> tuple[list[bool], list | None]:
+        """Which clips are readable, and their waveforms when caching; the others are
+        recorded in :attr:`skips` under their speaker's split (``split_of``)."""
         paths = [c.path for c in clips]
         waves: list | None = None
         if self.cache:
@@ -165,7 +188,8 @@ class SpeakerAudioDataModule(EmotionDataModule):
                 except AudioReadError as err:
                     ok.append(False)
                     errors.append(str(err))
-        self.skipped = errors
+        for clip, error in zip([c for c, good in zip(clips, ok) if not good], errors):
+            self.skips.add(UNREADABLE, clip.path, error, split_of.get(clip.speaker))
         report_unreadable(errors, len(paths))
         return ok, waves
 

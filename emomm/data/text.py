@@ -1,7 +1,10 @@
 """Text pieces shared by the text datasets (MELD, any labelled CSV, synthetic).
 
 * Reading and cleaning: :func:`read_text_file` decodes a file as UTF-8 and falls back to
-  cp1252 byte by byte where it is not valid UTF-8; :func:`repair_text` fixes the
+  cp1252 byte by byte where it is not valid UTF-8 (a byte that is neither becomes U+FFFD,
+  counted as ``unrepairable``; a file with NUL bytes, UTF-16 or binary, is refused);
+  :func:`read_table` turns a table's parse errors into a :class:`~emomm.data.base.DataError`
+  naming the file, the line and the fix; :func:`repair_text` fixes the
   mis-encodings found in real corpora (cp1252 C1 control characters such as ``\\x92``,
   UTF-8 read as cp1252 such as ``â€™``, and apostrophes lost to ``?`` as in MELD's
   ``I?ve``) and counts every repair; :func:`normalize_text` maps typographic punctuation to
@@ -16,6 +19,7 @@
 """
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import re
@@ -28,9 +32,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from emomm.data.base import EmotionDataModule
+from emomm.data.base import DataError, EmotionDataModule
 from emomm.data.collate import aux_lists, collate_samples, sample_aux
 from emomm.media.sniff import sniff
+from emomm.data.skips import SkipLog
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,15 @@ def _cp1252_byte(b: int) -> str:
         return bytes([b]).decode("latin-1")
 
 
+def _stray_byte(b: int) -> str:
+    """A byte that is not UTF-8: its cp1252 character, or U+FFFD where cp1252 has none
+    (then it is neither, and :func:`repair_text` counts it as ``unrepairable``)."""
+    try:
+        return bytes([b]).decode("cp1252")
+    except UnicodeDecodeError:
+        return "\ufffd"
+
+
 #: Byte-order marks of UTF-16/32, longest first (UTF-32-LE starts like UTF-16-LE); UTF-8's
 #: is stripped and its text read like any UTF-8 (cp1252 bytes included).
 _BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
@@ -86,8 +100,9 @@ def _utf16_without_bom(raw: bytes) -> str | None:
 def decode_bytes(raw: bytes) -> tuple[str, int]:
     """Text of bytes: UTF-16 / UTF-32 by their byte-order mark, else UTF-8 (its BOM dropped)
     with the bytes that are not valid UTF-8 read as cp1252 (a file mixing both is common
-    after spreadsheet round trips). Returns ``(text, number of cp1252 bytes)``; a BOM whose
-    encoding does not decode is a ``ValueError``."""
+    after spreadsheet round trips), and the five bytes cp1252 leaves undefined (0x81, 0x8D,
+    0x8F, 0x90, 0x9D) as U+FFFD. Returns ``(text, number of bytes read as cp1252)``; a BOM
+    whose encoding does not decode is a ``ValueError``."""
     for bom, codec in _BOMS:
         if raw.startswith(bom):
             try:
@@ -102,19 +117,21 @@ def decode_bytes(raw: bytes) -> tuple[str, int]:
     except UnicodeDecodeError:
         pass
     text = raw.decode("utf-8", errors="surrogateescape")
-    n = len(_SURROGATE.findall(text))
-    return _SURROGATE.sub(lambda m: _cp1252_byte(ord(m.group()) - 0xDC00), text), n
+    stray = [_stray_byte(ord(c) - 0xDC00) for c in _SURROGATE.findall(text)]
+    chars = iter(stray)
+    return _SURROGATE.sub(lambda m: next(chars), text), sum(c != "\ufffd" for c in stray)
 
 
 def read_text_file(path: Path) -> tuple[str, int]:
     """:func:`decode_bytes` of a file, and UTF-16 without a BOM (every other byte NUL).
     Bytes that are no text (NUL bytes otherwise: an image, audio, a binary; a BOM that lies)
-    are a ``ValueError`` naming the file and the format its bytes have, when they have one."""
+    are a :class:`DataError` (a ``ValueError``) naming the file and the format its bytes
+    have, when they have one."""
     raw = Path(path).read_bytes()
     try:
         nul = raw.find(b"\x00")
         if nul >= 0 and not raw.startswith(tuple(bom for bom, _ in _BOMS)):
-            binary = ValueError(f"it holds binary data (a NUL byte at {nul}), not text")
+            binary = ValueError(f"it holds binary data (NUL bytes, the first at byte {nul}), not text")
             codec = _utf16_without_bom(raw)
             if codec is None:
                 raise binary
@@ -126,8 +143,8 @@ def read_text_file(path: Path) -> tuple[str, int]:
     except ValueError as err:
         found = sniff(raw)
         what = f"; its bytes are a {found.format.upper()} {found.kind}" if found else ""
-        raise ValueError(f"{path}: not a text file: {err}{what}; save it as UTF-8 text (re-export it) "
-                         "or give it its real suffix") from None
+        raise DataError(f"{path}: not a text file: {err}{what}; save it as UTF-8 text (re-export it) "
+                        "or give it its real suffix") from None
 
 
 def _fix_mojibake(match: re.Match) -> str:
@@ -194,6 +211,17 @@ def report_repairs(counts: Counter, where: str) -> None:
     if found:
         log.info("%s: repaired mis-encoded text: %s", where,
                  ", ".join(f"{v} {k}" for k, v in sorted(found.items())))
+    if counts.get("unrepairable"):
+        log.warning("%s: %d characters could not be decoded (bytes neither UTF-8 nor cp1252, or U+FFFD in the "
+                    "file) and are kept as U+FFFD; re-save the file as UTF-8 from its source", where,
+                    counts["unrepairable"])
+
+
+def record_skipped(skips: SkipLog, skipped: dict[str, list[str]], path: Path, split: str | None = None) -> None:
+    """Put the rows of ``skipped`` (``{reason: ["line 12", ...]}``) into ``skips``."""
+    for reason, rows in skipped.items():
+        for row in rows:
+            skips.add(reason, f"{path} {row}", f"{path} {row}: {reason}; fix or delete the row", split, source=path)
 
 
 def report_skipped(skipped: dict[str, list[str]], where: str, total: int) -> None:
@@ -209,24 +237,68 @@ def read_table(path: Path, sep: str | None = None, header: bool = True) -> tuple
     """A CSV/TSV as strings (no NaN conversion), decoded by :func:`read_text_file`.
 
     ``sep`` None: tab for ``.tsv``/``.tab``, else sniffed from the first lines
-    (``,`` ``;`` ``\\t`` ``|``). Returns ``(frame, cp1252 bytes found)``.
+    (``,`` ``;`` ``\\t`` ``|``). Returns ``(frame, cp1252 bytes found)``. A file that cannot
+    be parsed, is empty or has no data row is a :class:`DataError` (:func:`parse_csv`).
     """
     text, n_bytes = read_text_file(path)
     if sep is None:
         if Path(path).suffix.lower() in (".tsv", ".tab"):
             sep = "\t"
         else:
-            import csv
             head = "\n".join(text.splitlines()[:20])
             try:
                 sep = csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
             except csv.Error:
                 sep = ","
-    df = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, dtype=str,
-                     keep_default_na=False, skip_blank_lines=True)
+    df = parse_csv(io.StringIO(text), path, sep=sep, header=0 if header else None, dtype=str,
+                   keep_default_na=False, skip_blank_lines=True)
     if header:
         df.columns = [str(c).strip() for c in df.columns]
     return df, n_bytes
+
+
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+
+
+def parse_csv(source: Any, path: str | Path, sep: str = ",", **kwargs: Any) -> pd.DataFrame:
+    """``pandas.read_csv(source, sep=sep, **kwargs)`` whose failures are a
+    :class:`DataError` naming ``path``, the line and the fix; so is a table without any
+    data row (an empty file, or a header alone)."""
+    try:
+        df = pd.read_csv(source, sep=sep, **kwargs)
+    except pd.errors.EmptyDataError:
+        size = Path(path).stat().st_size if Path(path).is_file() else None
+        what = "empty (0 bytes)" if size == 0 else "empty (no header row, no data)"
+        raise DataError(f"{path}: the table is {what}; write it again with a header row naming the "
+                        "columns and one row per sample") from None
+    except (pd.errors.ParserError, csv.Error, UnicodeDecodeError, ValueError) as err:
+        raise DataError(csv_error_message(path, err, sep)) from None
+    if len(df) == 0:
+        raise DataError(f"{path}: the table has a header ({', '.join(map(str, df.columns))}) but no data row; "
+                        "add one row per sample, or point the data config at the right file")
+    return df
+
+
+def csv_error_message(path: str | Path, err: Exception, sep: str = ",") -> str:
+    """A parse error of table ``path`` as a message naming the line and the fix."""
+    text = str(err)
+    if isinstance(err, UnicodeDecodeError):
+        return (f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); re-save the file as UTF-8 "
+                "(e.g. \"CSV UTF-8\" in a spreadsheet)")
+    m = _FIELDS.search(text)
+    if m:
+        want, line, got = m.groups()
+        return (f"{path} line {line}: {got} fields where the first row has {want}; put double quotes "
+                f"around fields that contain the separator {sep!r} (a quote inside a quoted field is "
+                "written twice), or set data.sep to the file's separator")
+    m = _OPEN_QUOTE.search(text)
+    if m:
+        return (f"{path} line {int(m.group(1)) + 1}: a double quote opened on this line is never closed, so "
+                "the rest of the file would be one field; close it (a quote inside a quoted field is "
+                "written twice: \"\")")
+    return (f"{path}: cannot parse the table ({text.strip()}); check that it is a CSV/TSV with one row per "
+            "sample, and data.sep")
 
 
 def find_column(df: pd.DataFrame, name: str | int, path: Path, what: str) -> str | int:
@@ -368,7 +440,14 @@ class TextDataModule(EmotionDataModule):
         self.bucket_by_length = bucket_by_length
         self.repair, self.normalize = repair, normalize
         self.repairs: dict[str, dict[str, int]] = {}
-        self.skipped: dict[str, dict[str, int]] = {}
+
+    #: What :attr:`skipped` groups the rows left out by: ``split`` or ``source`` (the table).
+    skip_key = "split"
+
+    @property
+    def skipped(self) -> dict[str, dict[str, int]]:
+        """``{split or table: {reason: rows}}`` of the rows left out while reading (:attr:`skips`)."""
+        return self.skips.count_by(self.skip_key)
 
     @property
     def preprocessing(self) -> dict[str, Any]:

@@ -29,12 +29,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 from torch.utils.data import Dataset
 
-from emomm.data.base import stratified_split, stratified_three_way
+from emomm.data.base import DataError, stratified_split, stratified_three_way
 from emomm.data.text import (TextDataModule, TextDataset, clean_text, find_column, read_table,
-                             report_repairs, report_skipped)
+                             record_skipped, report_repairs, report_skipped)
 from emomm.labels import canonical
 
 log = logging.getLogger(__name__)
@@ -94,6 +93,8 @@ class TextCsvDataModule(TextDataModule):
         self._given_names = [str(n) for n in label_names] if label_names else None
         self._found_names: list[str] | None = None
         self._tables: dict[str, Any] | None = None
+
+    skip_key = "source"   # ``skipped``: the rows left out, by table
 
     # -- reading --------------------------------------------------------------------------
     def _files(self) -> dict[str | None, Path]:
@@ -183,7 +184,9 @@ class TextCsvDataModule(TextDataModule):
                         raise ValueError(f"{path} {where}: split value {rec[scol]!r} is not one of "
                                          f"{sorted(_SPLIT_OF)}")
                 if why:
-                    skipped.setdefault(why, []).append(where + (f" ({rec[lcol]!r})" if "label" in why else ""))
+                    row = where + (f" ({rec[lcol]!r})" if "label" in why else "")
+                    skipped.setdefault(why, []).append(row)
+                    record_skipped(self.skips, {why: [row]}, path, split)
                     continue
                 part = by_split.setdefault(split or "all", {"texts": [], "labels": [], "ids": []})
                 part["texts"].append(text)
@@ -192,7 +195,6 @@ class TextCsvDataModule(TextDataModule):
             report_repairs(repairs, str(path))
             report_skipped(skipped, str(path), len(df))
             self.repairs[str(path)] = dict(repairs)
-            self.skipped[str(path)] = {k: len(v) for k, v in skipped.items()}
         return by_split
 
     def build_splits(self) -> dict[str, Dataset]:
@@ -202,11 +204,14 @@ class TextCsvDataModule(TextDataModule):
             labels = whole["labels"]
             tr, va, te = stratified_three_way(labels, self.val_fraction, self.test_fraction, self.seed)
             for split, idx in (("train", tr), ("val", va), ("test", te)):
-                parts[split] = {k: [v[i] for i in idx] for k, v in whole.items()}
+                if len(idx) or split != "test":   # test_fraction=0: test = val (below)
+                    parts[split] = {k: [v[i] for i in idx] for k, v in whole.items()}
             log.info("%s: stratified split (seed %d): %s", self.path, self.seed,
-                     {s: len(parts[s]["texts"]) for s in ("train", "val", "test")})
+                     {s: len(p["texts"]) for s, p in parts.items()})
         if "train" not in parts:
-            raise ValueError(f"{self.path}: no training rows (split values {sorted(parts)})")
+            left = f"; {len(self.skips)} rows were left out ({self.skips.summary()}), first: " \
+                f"{self.skips.entries[0].message}" if len(self.skips) else ""
+            raise DataError(f"{self.path}: no training rows (split values {sorted(parts)}){left}")
         if "val" not in parts:
             whole = parts["train"]
             keep, held = stratified_split(whole["labels"], self.val_fraction, self.seed)
@@ -214,12 +219,9 @@ class TextCsvDataModule(TextDataModule):
             parts["val"] = {k: [v[i] for i in held] for k, v in whole.items()}
             log.info("%s: no validation rows: held out a stratified %.0f%% of train (seed %d)",
                      self.path, 100 * self.val_fraction, self.seed)
-        if "test" not in parts:
+        out = {s: TextDataset(parts[s]["texts"], parts[s]["labels"], ids=parts[s]["ids"])
+               for s in ("train", "val", "test") if s in parts}
+        if "test" not in out:
             log.warning("%s: no test rows: test metrics are computed on the validation split", self.path)
-            parts["test"] = parts["val"]
-        counts = np.bincount(parts["train"]["labels"], minlength=len(self.label_names))
-        if (counts == 0).any():
-            log.warning("%s: classes %s have no training rows", self.path,
-                        [n for n, c in zip(self.label_names, counts) if c == 0])
-        return {s: TextDataset(parts[s]["texts"], parts[s]["labels"], ids=parts[s]["ids"])
-                for s in ("train", "val", "test")}
+            out["test"] = out["val"]
+        return out

@@ -4,32 +4,39 @@
 looks at what came out:
 
 * per split and class counts;
-* unreadable files: each file a split names is try-decoded with the media layer
+* unreadable files: the files the DataModule itself left out while loading (its
+  :class:`~emomm.data.skips.SkipLog`, the same record training's warnings come from), plus
+  those of the files a split still names that fail a try-decode with the media layer
   (``decode=full``: the whole file; ``header``: headers only, cheap for long audio/video;
-  ``none``: existence only), plus the files the DataModule itself skipped while loading;
+  ``none``: existence only);
+* folders that could not be listed (permissions), rows and names left out, and text that
+  had to be read as cp1252 or could not be decoded;
 * files named by the data (e.g. a CSV row's clip) that do not exist;
 * speakers present in two splits (datasets that record speakers);
 * exact duplicates across splits and duplicates with conflicting labels: decoded pixels
   (images), normalised strings (text) or decoded samples (audio) are hashed, so a JPEG
   re-encoded to PNG with the same pixels is still a duplicate.
 
-It returns a plain dict (JSON-ready) whose ``problems`` list says what makes a split
-unusable (empty, a class with no training sample, every file unreadable); ``usable`` is
-False when there is any. :func:`to_markdown` renders the same dict for people.
+It returns a plain dict (JSON-ready) whose ``problems`` list says what makes the data
+unusable (what :meth:`~emomm.data.base.EmotionDataModule.data_problems` finds - an empty
+split, a class with no training sample, folders that cannot be read - or every file of a
+split unreadable, or data that cannot be loaded at all, e.g. a CSV that does not parse);
+``usable`` is False when there is any. :func:`to_markdown` renders the same dict for people.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from emomm.data.base import SPLITS, dataset_labels
+from emomm.data.base import SPLITS, DataError, dataset_labels
+from emomm.data.skips import UNREADABLE, UNREADABLE_FOLDER, SkipLog
 
 log = logging.getLogger(__name__)
 
@@ -184,23 +191,25 @@ def _same_data(a: Dataset, b: Dataset) -> bool:
     return ta is not None and ta == tb
 
 
-def _skipped_at_load(dm: Any) -> list[str]:
-    """What the DataModule itself left out while loading (its ``skipped``: a list of file
-    errors, a count, or MELD's per-split ``{reason: count}``)."""
-    sk = getattr(dm, "skipped", None)
-    if isinstance(sk, (list, tuple)):
-        return [str(x) for x in sk]
-    if isinstance(sk, int) and sk:
-        return [f"{sk} items skipped while loading (see the log)"] if sk else []
-    if isinstance(sk, dict):
-        out = []
-        for split, reasons in sk.items():
-            for reason, n in (reasons.items() if isinstance(reasons, dict) else [("skipped", reasons)]):
-                n = len(n) if isinstance(n, (list, tuple)) else n
-                if n:
-                    out.append(f"{split}: {n} rows skipped ({reason})")
-        return out
-    return []
+def _skipped_at_load(skips: SkipLog, max_list: int) -> dict[str, Any]:
+    """What the DataModule itself left out while loading (its skip log), JSON-ready."""
+    return {"n": len(skips), "by_reason": dict(Counter(s.reason for s in skips)),
+            "per_split": {str(k): v for k, v in skips.count_by("split").items()},
+            "first": [s.message for s in list(skips)[:max_list]]}
+
+
+def _text_warnings(dm: Any) -> list[str]:
+    """Text tables that had bytes read as cp1252 or characters that could not be decoded."""
+    out = []
+    for key, counts in (getattr(dm, "repairs", None) or {}).items():
+        where = key if key == dm.location or "/" in key or "\\" in key else f"{dm.location} ({key})"
+        if counts.get("unrepairable"):
+            out.append(f"{where}: {counts['unrepairable']} characters could not be decoded (bytes neither UTF-8 "
+                       "nor cp1252, or U+FFFD in the file) and are kept as U+FFFD; re-save it as UTF-8 from its source")
+        if counts.get("cp1252_byte"):
+            out.append(f"{where}: {counts['cp1252_byte']} bytes are not UTF-8 and were read as cp1252; re-save "
+                       "the file as UTF-8 to be sure of its text")
+    return out
 
 
 def validate_datamodule(dm: Any, decode: str = "full", max_list: int = 20, duplicates: bool = True,
@@ -211,18 +220,25 @@ def validate_datamodule(dm: Any, decode: str = "full", max_list: int = 20, dupli
         raise ValueError(f"decode={decode!r}: use one of {list(DECODE_MODES)}")
     say = progress or log.info
     start = time.time()
-    problems: list[str] = []
-    labels_of = list(dm.label_names)
     report: dict[str, Any] = {"dataset": type(dm).__name__.replace("DataModule", ""),
-                              "root": str(getattr(dm, "root", "")), "label_names": labels_of,
+                              "root": str(getattr(dm, "root", "") or getattr(dm, "path", "")), "label_names": [],
                               "decode": decode}
     try:
-        dm.setup("fit")
-    except Exception as err:  # a dataset that cannot even be listed is unusable as a whole
-        report.update(usable=False, problems=[f"the data cannot be loaded: {type(err).__name__}: {err}"],
+        # The label set may come from the data itself (a text table): inside the try too.
+        labels_of = report["label_names"] = list(dm.label_names)
+        dm.build()
+    except Exception as err:  # a dataset that cannot even be listed or parsed is unusable as a whole
+        why = str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"
+        report.update(usable=False, problems=[f"the data cannot be loaded: {why}"],
                       time_s=round(time.time() - start, 2))
+        skips = getattr(dm, "skips", None)
+        if skips:
+            report["skipped_at_load"] = _skipped_at_load(skips, max_list)
         return report
     report["setup_s"] = round(time.time() - start, 2)
+    problems: list[str] = list(dm.data_problems())
+    warnings: list[str] = list(dm.data_warnings()) + _text_warnings(dm)
+    skips: SkipLog = dm.skips
 
     # A split that is the same object as another (test = val when there is no test data).
     aliases = {s: next((p for p in SPLITS[:i] if _same_data(dm.splits[p], dm.splits[s])), None)
@@ -247,7 +263,9 @@ def validate_datamodule(dm: Any, decode: str = "full", max_list: int = 20, dupli
         if spk is not None:
             speakers[split] = sorted({s for s in spk}, key=str)
             info["speakers"] = len(speakers[split])
-        unreadable, missing = [], []
+        # Files the DataModule left out while loading, then those the split still names.
+        unreadable = [x.message for x in skips.select(UNREADABLE, split)]
+        missing: list[str] = []
         if images is not None:  # decoded while loading: hash the pixels themselves
             hash_kind = "pixels"
             for i, (arr, y) in enumerate(zip(images, labels)):
@@ -280,18 +298,16 @@ def validate_datamodule(dm: Any, decode: str = "full", max_list: int = 20, dupli
             info["clips"] = dict(clip_counts)
             info["missing"] += clip_counts["utterances"] - clip_counts["with_clip"]
         splits[split] = info
-        if len(ds) == 0:
-            problems.append(f"split {split} is empty")
-        elif paths is not None and images is None and len(unreadable) + len(missing) == \
-                sum(p is not None for p in paths) > 0:
-            problems.append(f"split {split}: all {len(unreadable) + len(missing)} files are unreadable or missing")
-        if split == "train":
-            absent = [n for n, c in zip(labels_of, counts) if c == 0]
-            if absent and len(ds):
-                problems.append(f"classes {absent} have no training sample")
+        named = (sum(p is not None for p in paths) if paths is not None else 0) + \
+            len(skips.select(UNREADABLE, split))
+        if len(ds) and paths is not None and images is None and 0 < named == len(unreadable) + len(missing):
+            problems.append(f"split {split}: all {named} files are unreadable or missing (the first: "
+                            f"{(unreadable + missing)[0]})")
     report["splits"] = splits
-    skipped = _skipped_at_load(dm)
-    report["skipped_at_load"] = {"n": len(skipped), "first": skipped[:max_list]}
+    report["skipped_at_load"] = _skipped_at_load(skips, max_list)
+    folders = skips.select(UNREADABLE_FOLDER)
+    if folders:
+        report["unreadable_folders"] = [x.item for x in folders]
 
     if speakers:
         overlap = {}
@@ -304,9 +320,11 @@ def validate_datamodule(dm: Any, decode: str = "full", max_list: int = 20, dupli
         report["speakers"] = {"per_split": speakers, "overlap": overlap}
         if overlap:
             # Not fatal: the data can still train, but its scores are not speaker-independent.
-            report.setdefault("warnings", []).append(f"speakers in two splits: {overlap}")
+            warnings.append(f"speakers in two splits: {overlap}")
     if duplicates and hash_kind:
         report["duplicates"] = _duplicates(hashes, labels_of, hash_kind, examples=min(max_list, 5))
+    if warnings:
+        report["warnings"] = warnings
     report["problems"] = problems
     report["usable"] = not problems
     report["time_s"] = round(time.time() - start, 2)
@@ -341,7 +359,10 @@ def to_markdown(r: dict[str, Any]) -> str:
                 lines.append(f"* {s} missing: {f}")
     sk = r.get("skipped_at_load", {})
     if sk.get("n"):
-        lines += ["", f"Skipped while loading: {sk['n']}"] + [f"* {x}" for x in sk["first"]]
+        reasons = ", ".join(f"{n} {why}" for why, n in sk.get("by_reason", {}).items())
+        lines += ["", f"Skipped while loading: {sk['n']} ({reasons})"] + [f"* {x}" for x in sk["first"]]
+    for f in r.get("unreadable_folders", []):
+        lines.append(f"* unreadable folder: {f}")
     if "speakers" in r:
         sp = r["speakers"]
         lines += ["", "Speakers: " + ", ".join(f"{s}: {len(v)}" for s, v in sp["per_split"].items())

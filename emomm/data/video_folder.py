@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from emomm.data.face_clips import FaceCropDataModule, MediaItem
-from emomm.media.files import walk_files
 from emomm.media.video import VIDEO_EXTENSIONS
 from emomm.labels import canonical
 
@@ -45,7 +44,7 @@ class ClassFolderMixin:
             if name not in index:
                 raise ValueError(f"{dirs[0]}: class {name!r} is not in data.labels={list(self.labels)}")
             for d in dirs:
-                items += [MediaItem(f, index[name]) for f in walk_files(d, self.extensions)]
+                items += [MediaItem(f, index[name]) for f in self.list_files(d, self.extensions)]
         if not items:
             raise FileNotFoundError(f"{self.root}: no files with extensions {list(self.extensions)} "
                                     "in its class folders")
