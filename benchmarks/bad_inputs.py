@@ -215,6 +215,8 @@ CASES: dict[str, Case] = {
     # datasets
     "fer_good": Case("dataset", "a FER folder tree without bad files (control)",
                      {"validate": OK, "train": OK, "eval": OK}),
+    "fer_bad_files": Case("dataset", "FER tree with a truncated JPEG and a 0-byte PNG in train/happy", {
+        "validate": flag(r'"unreadable": ([2-9]|\d{2,})', names=(r"truncated\.jpg|zero\.png",))}),
     "fer_bomb": Case("dataset", "FER tree with truncated/0-byte images, a PNG bomb in train, a header bomb in val",
                      {"validate": flag(BOMBS, names=(BOMBS,)), "train": flag(BOMBS, names=(BOMBS,)),
                       "eval": flag(r"bomb_header\.png", names=(r"bomb_header\.png",))}),
@@ -486,11 +488,12 @@ def snapshot(paths: Iterable[Path]) -> dict[str, tuple]:
 
 
 def changes(before: dict, after: dict, allowed: Iterable[str] = ()) -> list[str]:
-    """Created / changed / removed entries, minus those under ``allowed`` prefixes."""
+    """Created / changed / removed entries, minus those under ``allowed`` folders (and the
+    folders above them, e.g. ``~/.cache`` made for ``~/.cache/matplotlib``)."""
     allowed = tuple(allowed)
     out = []
     for p in sorted(set(before) | set(after)):
-        if allowed and p.startswith(allowed):
+        if allowed and (p.startswith(allowed) or any(a.startswith(p + os.sep) for a in allowed)):
             continue
         if p not in before:
             out.append(f"created {p}")

@@ -388,21 +388,23 @@ def truncate_file(path: Path, fraction: float = 0.77) -> Path:
 
 
 # -- broken copies of the datasets ----------------------------------------------------------
-FER_VARIANTS = ("good", "bomb", "missing_class", "val_unreadable")
+FER_VARIANTS = ("good", "bad_files", "bomb", "missing_class", "val_unreadable")
 
 
 def fer_variant(base: Path, kind: str, per_class: int = 3) -> Path:
     """A :func:`fer_tree` (``base/fer``) broken one way (:data:`FER_VARIANTS`):
 
     * ``good``: no bad file at all;
-    * ``bomb``: :func:`fer_tree`'s bad files plus :func:`bomb_png` in ``train/happy`` and
+    * ``bad_files``: :func:`fer_tree`'s bad files (a truncated JPEG and a 0-byte PNG, plus an
+      RGBA and a 16-bit PNG that read) in ``train/happy``;
+    * ``bomb``: those plus :func:`bomb_png` in ``train/happy`` and
       :func:`bomb_header_png` in ``val/sad`` (skip and count, naming them);
     * ``missing_class``: ``train/disgust`` empty (no training sample of a class);
     * ``val_unreadable``: every validation image truncated (an unusable validation split).
     """
     if kind not in FER_VARIANTS:
         raise ValueError(f"kind={kind!r}: one of {FER_VARIANTS}")
-    root = fer_tree(base, per_class=per_class, bad=kind == "bomb")
+    root = fer_tree(base, per_class=per_class, bad=kind in ("bad_files", "bomb"))
     if kind == "bomb":
         bomb_png(root / "train" / "happy" / "bomb.png")
         bomb_header_png(root / "val" / "sad" / "bomb_header.png")

@@ -145,10 +145,11 @@ def test_observe_record_http_and_ws():
 
 
 def test_snapshot_changes(tmp_path):
-    (tmp_path / "home" / ".cache" / "matplotlib").mkdir(parents=True)
+    (tmp_path / "home").mkdir()
     (tmp_path / "in.txt").write_text("a")
     before = bi.snapshot([tmp_path])
     (tmp_path / "home" / "made" / "deep").mkdir(parents=True)          # an empty folder counts
+    (tmp_path / "home" / ".cache" / "matplotlib").mkdir(parents=True)  # an allowed cache and its parent
     (tmp_path / "home" / ".cache" / "matplotlib" / "fontlist.json").write_text("{}")
     (tmp_path / "in.txt").write_text("changed")
     found = bi.changes(before, bi.snapshot([tmp_path]), [str(tmp_path / "home" / ".cache" / "matplotlib")])
@@ -158,7 +159,8 @@ def test_snapshot_changes(tmp_path):
 
 # -- the table and the request builders -----------------------------------------------------------
 def test_every_case_is_runnable(tmp_path):
-    from tests.bad_inputs import checkpoint_corpus, gadget_configs, write_media_corpus
+    from tests.bad_inputs import (FER_VARIANTS, MELD_CSV_VARIANTS, checkpoint_corpus, gadget_configs,
+                                  write_media_corpus)
     media = write_media_corpus(tmp_path / "m", huge_text_mb=0.01)
     reqs, scripts = bi.http_requests(media), bi.ws_scripts(media)
     gadgets = gadget_configs(tmp_path, tmp_path / "secret")
@@ -178,6 +180,10 @@ def test_every_case_is_runnable(tmp_path):
             assert name in scripts, name
         elif case.cls == "checkpoint":
             assert name == "ckpt_good" or name.startswith("ckpt_") or name in gadgets, name
+        elif case.cls == "dataset":   # Bench.data_root builds it from its name
+            kind, _, rest = name.partition("_")
+            assert (kind == "fer" and rest in FER_VARIANTS) or name == "ravdess_unreadable_actor" \
+                or (kind == "meld" and rest.removesuffix("_csv") in MELD_CSV_VARIANTS), name
     assert any(c.quick for c in bi.CASES.values())
     # every checkpoint case can be written (the gadgets aim into the canary)
     import torch
