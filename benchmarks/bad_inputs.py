@@ -284,7 +284,7 @@ CASES: dict[str, Case] = {
 
 #: Phrases no error message should carry: (regex, problem, remote only). A CLI may name the
 #: user's own files wherever they are; the server's answers to a client must not show its paths.
-FORBIDDEN = ((r"weights_only(=| set to )False", "advises weights_only=False", False),
+FORBIDDEN = ((r"weights_only`?\s*(=|set to)\s*`?False", "advises weights_only=False", False),
              (r"/tmp/|/var/folders/|\btmp[a-z0-9_]{8}\b", "leaks a temporary path", True))
 #: Library caches allowed under HOME (relative paths).
 HOME_CACHES = (".cache/matplotlib", ".config/matplotlib")
