@@ -32,7 +32,11 @@ signal, a 5xx, an exception out of the app, a dropped WebSocket session, no answ
 a Python traceback whose final exception is a programming error - ``TypeError``,
 ``KeyError``, ``EOFError``... - or whose message does not name the input). A traceback whose
 final message names the input (a deliberate error that Hydra prints with its stack) is a
-refusal with the message problem ``traceback shown``. Then, with the case's expectation:
+refusal with the message problem ``traceback shown``; the strictest reading, every traceback
+a crash, is ``crash`` + ``clear_errors_with_traceback`` in the totals. "Names the input": the
+message holds the file's path or name, or for a case with ``names`` (datasets) one of those
+regexes (the bad file or folder, not the dataset root every report prints); the answer to a
+request is about that request. Then, with the case's expectation:
 
 ====================  ==========================  ===============  =========
 expectation           result                      refusal          crash
@@ -55,12 +59,14 @@ Independent of the category:
   gadgets' targets), the inputs it read, and in fork mode this process's own ``HOME``.
   Library caches under ``HOME`` listed in :data:`HOME_CACHES` are allowed.
 * message problems of refusals - ``does not name the input``, ``traceback shown``, and
-  :data:`FORBIDDEN` phrases (a temporary path, torch's advice to load with
-  ``weights_only=False``), ``HTTP 403 instead of close code 4401``.
+  :data:`FORBIDDEN` phrases (a temporary path in the server's answers, torch's advice to load
+  the file anyway with ``weights_only=False``), ``HTTP 403 instead of close code 4401``.
 
-Totals: runs (= inputs tried through an entry point), distinct cases, and per category;
-``wrote_files_where_nothing_should``; ``unclear_messages``; ``refused_good_inputs``; by entry
-point and by class; ``failures`` lists every run that is not ok / clear_error or wrote files.
+Totals: runs (= inputs tried through an entry point), distinct cases (``inputs``), and per
+category; ``wrote_files_where_nothing_should``; ``unclear_messages`` (refusals with a message
+problem); ``clear_errors_with_traceback``; ``refused_good_inputs``; by entry point and by class;
+``failures`` lists every run that is not ok / clear_error or wrote files, with its one-line
+reason; ``runs`` every run.
 """
 from __future__ import annotations
 
@@ -284,7 +290,7 @@ CASES: dict[str, Case] = {
 
 #: Phrases no error message should carry: (regex, problem, remote only). A CLI may name the
 #: user's own files wherever they are; the server's answers to a client must not show its paths.
-FORBIDDEN = ((r"weights_only`?\s*(=|set to)\s*`?False", "advises weights_only=False", False),
+FORBIDDEN = ((r"weights_only`?\s*(=|set to)\s*`?False|can still be loaded", "advises loading it unsafely", False),
              (r"/tmp/|/var/folders/|\btmp[a-z0-9_]{8}\b", "leaks a temporary path", True))
 #: Library caches allowed under HOME (relative paths).
 HOME_CACHES = (".cache/matplotlib", ".config/matplotlib")
@@ -1252,6 +1258,7 @@ class Bench:
             return {"runs": len(recs), **{k: c.get(k, 0) for k in CATEGORIES},
                     "wrote_files_where_nothing_should": sum(bool(r.wrote) for r in recs),
                     "unclear_messages": sum(bool(r.message_problems) for r in recs),
+                    "clear_errors_with_traceback": sum("traceback shown" in r.message_problems for r in recs),
                     "refused_good_inputs": sum(r.want == "ok" and r.category == "clear_error" for r in recs)}
         recs = self.records
         total = count(recs)

@@ -101,9 +101,10 @@ def test_message_problems():
     vague = bi.observe_cli(1, "Error executing job with overrides: ['ckpt_path=/data/x/model.ckpt']\nbad file\n",
                            False, NEEDLES)
     assert vague.status == "refusal" and "does not name the input" in bi.message_problems(vague, NEEDLES)
-    for torch_says in ("re-run with weights_only=False", "Re-running `torch.load` with `weights_only` set to `False`"):
-        advice = bi.Observation("refusal", message=f"/data/x/model.ckpt: refused ({torch_says} will likely succeed)")
-        assert "advises weights_only=False" in bi.message_problems(advice, NEEDLES)
+    for torch_says in ("re-run with weights_only=False", "Re-running `torch.load` with `weights_only` set to `False`",
+                       "Weights only load failed. This file can still be loaded, to do so you have two options"):
+        advice = bi.Observation("refusal", message=f"/data/x/model.ckpt: refused ({torch_says})")
+        assert "advises loading it unsafely" in bi.message_problems(advice, NEEDLES)
     leak = bi.Observation("refusal", message="upload.mp4: cannot decode /tmp/tmpab12cd34.mp4")
     assert "leaks a temporary path" in bi.message_problems(leak, [r"upload\.mp4"], remote=True)
     assert bi.message_problems(leak, [r"upload\.mp4"]) == []   # a CLI names the user's own paths
