@@ -26,11 +26,21 @@ Cases (name -> what):
 :func:`write_bomb_png` writes a decompression bomb's header (a PNG claiming 20000x20000
 pixels in 74 bytes); :func:`deny_listing` makes folders unreadable the way a chmod 000
 does for a non-root user (tests run as root here, and root reads any folder).
+
+:func:`write_media_corpus` adds the cases of issue 40 (and a few more) beside those, and good
+controls: decompression bombs (:func:`bomb_png`, whole or its header alone), a 1-sample WAV, a
+WAV claiming 1 Hz, text files in UTF-16 / UTF-8 with BOM / cp1252, text whose first bytes are
+another format's magic, an empty and a huge text. :func:`checkpoint_corpus` derives hostile
+and damaged checkpoints from a good one (gadget ``_target_``s that would write into a canary
+folder, missing / partial ``hyper_parameters``, empty, truncated, pickled code, a JPEG named
+``.ckpt``, NaN weights). :func:`fer_variant`, :func:`ravdess_tree` (``unreadable=``) and
+:func:`meld_csv_variant` make the broken datasets; :func:`truncate_file` the faults.
 """
 from __future__ import annotations
 
 import os
 import struct
+import wave
 import zlib
 from pathlib import Path
 
@@ -142,10 +152,11 @@ def bad_corpus(tmp_path) -> dict[str, Path]:
     return write_corpus(tmp_path / "bad")
 
 
-def write_bomb_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
-    """A PNG whose header claims ``width`` x ``height`` pixels, with a few bytes of data: what a
-    decompression bomb looks like to a decoder before it inflates anything."""
-    path.write_bytes(bomb_png(width, height, header_only=True))
+def write_bomb_png(path: Path, width: int = 20000, height: int = 20000, header_only: bool = True) -> Path:
+    """:func:`bomb_png` into ``path``: by default a PNG whose header claims ``width`` x
+    ``height`` pixels with a few bytes of data, what a decompression bomb looks like to a
+    decoder before it inflates anything; ``header_only=False``: the whole valid image."""
+    path.write_bytes(bomb_png(width, height, header_only=header_only))
     return path
 
 
@@ -166,12 +177,15 @@ def deny_listing(monkeypatch, *folders: Path) -> None:
 
 
 # -- datasets in their published layouts, with bad files among good ones -------------------
-def ravdess_tree(base: Path, actors=range(1, 7), symlinked: bool = True, bad: bool = True) -> Path:
-    """``base/ravdess/Actor_NN/03-01-EE-01-01-01-NN.wav`` for 2 emotions per actor.
+def ravdess_tree(base: Path, actors=range(1, 7), symlinked: bool = True, bad: bool = True,
+                 emotions=(1, 3, 4, 5), unreadable: int | None = None) -> Path:
+    """``base/ravdess/Actor_NN/03-01-EE-01-01-RR-NN.wav`` for ``emotions``, 2 takes each.
 
     With ``symlinked``, every ``Actor_NN`` is a symlink into ``base/store/`` (a dataset on
     another disk) and ``Actor_01`` holds a ``loop`` link back to the root. With ``bad``,
-    actor 1 also has a truncated WAV, a 0-byte WAV and a NaN WAV under valid names.
+    actor 1 also has a truncated WAV, a 0-byte WAV and a NaN WAV under valid names. With
+    ``unreadable=N``, ``Actor_NN`` loses every permission (mode 000: a user other than root
+    cannot list it; root reads through it, so run the reader as another user to see it).
     """
     rng = np.random.default_rng(3)
     root, store = base / "ravdess", base / "store"
@@ -179,7 +193,7 @@ def ravdess_tree(base: Path, actors=range(1, 7), symlinked: bool = True, bad: bo
     for a in actors:
         real = (store if symlinked else root) / f"Actor_{a:02d}"
         real.mkdir(parents=True)
-        for emo in (1, 3, 4, 5):
+        for emo in emotions:
             for rep in (1, 2):
                 sf.write(real / f"03-01-{emo:02d}-01-01-{rep:02d}-{a:02d}.wav",
                          tone(TONE_HZ[emo], 16000, 0.4, rng), 16000)
@@ -195,6 +209,8 @@ def ravdess_tree(base: Path, actors=range(1, 7), symlinked: bool = True, bad: bo
         nan = tone(300, 16000, 0.4, rng)
         nan[10:20] = np.nan
         sf.write(first / f"03-01-02-02-01-01-{a:02d}.wav", nan, 16000, subtype="FLOAT")
+    if unreadable is not None:
+        os.chmod((store if symlinked else root) / f"Actor_{unreadable:02d}", 0)
     return root
 
 
@@ -250,4 +266,227 @@ def meld_tree(base: Path, clips: bool = True) -> Path:
                     continue  # dia3_utt6 is named by the CSV but missing
                 (d / f"dia{dlg}_utt{u}.mp4").write_bytes(src.read_bytes())
         (d / "dia1_utt1.mp4").write_bytes(src.read_bytes()[:200])
+    return root
+
+
+# -- the rest of issue 40's corpus: bombs, odd audio, text encodings, checkpoints ------------
+GOOD_SENTENCE = "I\u2019m so happy to see you at the caf\u00e9 today"
+
+
+def pcm16_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """``samples`` (float in [-1, 1]) as a 16-bit mono WAV whose header says ``rate`` Hz
+    (any rate, 1 Hz included: the ``wave`` module writes what it is given)."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def speechlike(seconds: float = 2.0, sr: int = 16000) -> np.ndarray:
+    """float32 ``[T]``: a voiced-speech-like signal (140 Hz pulse train with harmonics under a
+    4 Hz syllable envelope), what a voice activity detector should call speech."""
+    t = np.arange(int(seconds * sr)) / sr
+    sig = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 12))
+    return (sig * 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) * 0.2).astype(np.float32)
+
+
+def face_video(path: Path, frames: int = 10, fps: float = 5.0) -> Path:
+    """A valid video of a synthetic face (one MTCNN finds) on its own background."""
+    from emomm.media.video import write_video
+    from tests.serve_helpers import face_frame
+    return write_video(path, np.stack([face_frame(160, 120, i % 7) for i in range(frames)]), fps=fps)
+
+
+def write_media_corpus(root: Path, huge_text_mb: float = 2.0) -> dict[str, Path]:
+    """:func:`write_corpus`'s cases plus these (name -> path), each in ``root``:
+
+    * good controls: ``good_jpg`` (a synthetic face, 160x120), ``good_wav`` (2 s speech-like),
+      ``good_mp4`` (2 s of the face), ``good_txt`` (:data:`GOOD_SENTENCE`, UTF-8);
+    * ``bomb_png`` (20000x20000 pixels, ~50 KB) and ``bomb_header_png`` (its header alone);
+    * ``one_sample_wav`` (one sample at 16 kHz), ``one_hz_wav`` (16 samples, header says 1 Hz);
+    * ``utf16_txt`` / ``utf8_bom_txt`` / ``cp1252_txt``: :data:`GOOD_SENTENCE` in those encodings;
+    * ``bm_txt`` / ``id3_txt`` / ``gif_txt``: plain English whose first bytes are a BMP's,
+      an MP3's, a GIF's magic;
+    * ``empty_txt`` (0 bytes), ``blank_txt`` (whitespace), ``huge_txt`` (``huge_text_mb`` MB);
+    * ``jpg_named_wav``: the good face JPEG named ``.wav`` (read by its content).
+    """
+    from tests.serve_helpers import face_frame
+    out = write_corpus(root)
+    out["good_jpg"] = root / "good.jpg"
+    Image.fromarray(face_frame(160, 120)).save(out["good_jpg"], quality=95)
+    out["good_wav"] = root / "good.wav"
+    sf.write(out["good_wav"], speechlike(2.0), 16000)
+    out["good_mp4"] = face_video(root / "good.mp4")
+    out["bomb_png"] = write_bomb_png(root / "bomb.png", header_only=False)
+    out["bomb_header_png"] = write_bomb_png(root / "bomb_header.png")
+    out["one_sample_wav"] = pcm16_wav(root / "one_sample.wav", np.array([0.5]), 16000)
+    out["one_hz_wav"] = pcm16_wav(root / "one_hz.wav", 0.5 * np.sin(np.arange(16)), 1)
+    texts = {"good_txt": ("good.txt", GOOD_SENTENCE.encode("utf-8")),
+             "utf16_txt": ("utf16.txt", GOOD_SENTENCE.encode("utf-16")),          # with its BOM
+             "utf8_bom_txt": ("utf8_bom.txt", GOOD_SENTENCE.encode("utf-8-sig")),
+             "cp1252_txt": ("cp1252.txt", GOOD_SENTENCE.encode("cp1252")),
+             "bm_txt": ("bmw.txt", b"BMW drivers make me so angry every single morning"),
+             "id3_txt": ("id3.txt", b"ID3 tags on my songs are wrong and it makes me sad"),
+             "gif_txt": ("gif.txt", b"GIF89a was the best format ever, I am so happy about it"),
+             "empty_txt": ("empty.txt", b""),
+             "blank_txt": ("blank.txt", b"   \n\t\n  ")}
+    for key, (name, data) in texts.items():
+        out[key] = root / name
+        out[key].write_bytes(data)
+    line = (GOOD_SENTENCE + ". ").encode()
+    out["huge_txt"] = root / "huge.txt"
+    out["huge_txt"].write_bytes(line * int(huge_text_mb * 1e6 / len(line)))
+    out["jpg_named_wav"] = root / "photo_named.wav"
+    out["jpg_named_wav"].write_bytes(out["good_jpg"].read_bytes())
+    return out
+
+
+class CodePayload:
+    """Unpickling this runs ``open(marker, "w")`` (a file appears where nothing should)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def gadget_configs(canary: Path, secret: Path) -> dict[str, tuple[str, dict]]:
+    """Plain-dict configs that would act on the file system when Hydra instantiates them:
+    name -> (which ``hyper_parameters`` entry they replace, the config). Every target is
+    under ``canary``; ``secret`` is a file the copy gadget reads."""
+    return {
+        "gadget_open": ("encoder", {"_target_": "builtins.open", "file": str(canary / "opened.txt"), "mode": "w"}),
+        "gadget_write_text": ("encoder", {"_target_": "pathlib.Path.write_text", "_args_": [
+            {"_target_": "pathlib.Path", "_args_": [str(canary / "written.txt")]}, "pwned"]}),
+        "gadget_copyfile": ("encoder", {"_target_": "shutil.copyfile", "src": str(secret),
+                                        "dst": str(canary / "copied.txt")}),
+        "gadget_makedirs": ("encoder", {"_target_": "os.makedirs", "name": str(canary / "made" / "deep")}),
+        "gadget_data": ("data", {"_target_": "os.makedirs", "name": str(canary / "data_made")}),
+    }
+
+
+def checkpoint_corpus(good: Path, root: Path, canary: Path, secret: Path,
+                      only: set[str] | None = None) -> dict[str, Path]:
+    """Bad checkpoints derived from the good checkpoint ``good`` (name -> path in ``root``):
+
+    * :func:`gadget_configs`: the first encoder's (or the data's) config replaced by a gadget
+      aimed into ``canary``; the weights are intact;
+    * ``ckpt_no_hparams`` (no ``hyper_parameters``), ``ckpt_partial_hparams`` (only the
+      labels), ``ckpt_empty`` (0 bytes), ``ckpt_truncated`` (the first half of ``good``),
+      ``ckpt_pickled_code`` (:class:`CodePayload` in the hyper-parameters: a marker file in
+      ``canary`` if it is ever unpickled), ``ckpt_jpeg`` (a JPEG named ``.ckpt``),
+      ``ckpt_nan_weights`` (every floating weight NaN), ``ckpt_bad_shapes`` (a weight of the
+      wrong shape).
+    ``only`` limits which are written.
+    """
+    import torch
+    root.mkdir(parents=True, exist_ok=True)
+    want = (lambda name: only is None or name in only)
+    base = torch.load(good, map_location="cpu", weights_only=True)
+    base = {k: v for k, v in base.items() if k not in ("optimizer_states", "lr_schedulers")}
+    out: dict[str, Path] = {}
+
+    def save(name: str, obj) -> None:
+        out[name] = root / f"{name}.ckpt"
+        torch.save(obj, out[name])
+
+    for name, (where, cfg) in gadget_configs(canary, secret).items():
+        if want(name):
+            hp = dict(base["hyper_parameters"])
+            if where == "data":
+                hp["data"] = cfg
+            else:
+                first = next(iter(hp["encoders"]))
+                hp["encoders"] = {**hp["encoders"], first: cfg}
+            save(name, {**base, "hyper_parameters": hp})
+    if want("ckpt_no_hparams"):
+        save("ckpt_no_hparams", {k: v for k, v in base.items() if k != "hyper_parameters"})
+    if want("ckpt_partial_hparams"):
+        labels = base["hyper_parameters"]["label_names"]
+        save("ckpt_partial_hparams", {**base, "hyper_parameters": {"label_names": labels}})
+    if want("ckpt_empty"):
+        out["ckpt_empty"] = root / "ckpt_empty.ckpt"
+        out["ckpt_empty"].write_bytes(b"")
+    if want("ckpt_truncated"):
+        data = good.read_bytes()
+        out["ckpt_truncated"] = root / "ckpt_truncated.ckpt"
+        out["ckpt_truncated"].write_bytes(data[: len(data) // 2])
+    if want("ckpt_pickled_code"):
+        save("ckpt_pickled_code", {**base, "hyper_parameters": {**base["hyper_parameters"],
+                                                                "note": CodePayload(canary / "unpickled.txt")}})
+    if want("ckpt_jpeg"):
+        out["ckpt_jpeg"] = root / "ckpt_jpeg.ckpt"
+        Image.fromarray(fer_image(3, np.random.default_rng(5))).save(out["ckpt_jpeg"], format="JPEG")
+    if want("ckpt_nan_weights"):
+        sd = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
+              for k, v in base["state_dict"].items()}
+        save("ckpt_nan_weights", {**base, "state_dict": sd})
+    if want("ckpt_bad_shapes"):
+        sd = dict(base["state_dict"])
+        key = next(k for k, v in sd.items() if v.is_floating_point() and v.dim() >= 2)
+        sd[key] = torch.zeros(*(s + 1 for s in sd[key].shape))
+        save("ckpt_bad_shapes", {**base, "state_dict": sd})
+    return out
+
+
+def truncate_file(path: Path, fraction: float = 0.77) -> Path:
+    """Cut ``path`` to ``fraction`` of its size in place (a write interrupted by a full disk)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+# -- broken copies of the datasets ----------------------------------------------------------
+FER_VARIANTS = ("good", "bad_files", "bomb", "missing_class", "val_unreadable")
+
+
+def fer_variant(base: Path, kind: str, per_class: int = 3) -> Path:
+    """A :func:`fer_tree` (``base/fer``) broken one way (:data:`FER_VARIANTS`):
+
+    * ``good``: no bad file at all;
+    * ``bad_files``: :func:`fer_tree`'s bad files (a truncated JPEG and a 0-byte PNG, plus an
+      RGBA and a 16-bit PNG that read) in ``train/happy``;
+    * ``bomb``: those plus a whole :func:`bomb_png` in ``train/happy`` and
+      only its header in ``val/sad`` (skip and count, naming them);
+    * ``missing_class``: ``train/disgust`` empty (no training sample of a class);
+    * ``val_unreadable``: every validation image truncated (an unusable validation split).
+    """
+    if kind not in FER_VARIANTS:
+        raise ValueError(f"kind={kind!r}: one of {FER_VARIANTS}")
+    root = fer_tree(base, per_class=per_class, bad=kind in ("bad_files", "bomb"))
+    if kind == "bomb":
+        write_bomb_png(root / "train" / "happy" / "bomb.png", header_only=False)
+        write_bomb_png(root / "val" / "sad" / "bomb_header.png")
+    elif kind == "missing_class":
+        for f in (root / "train" / "disgust").iterdir():
+            f.unlink()
+    elif kind == "val_unreadable":
+        for f in (root / "val").rglob("*.jpg"):
+            f.write_bytes(f.read_bytes()[:100])
+    return root
+
+
+MELD_CSV_VARIANTS = ("broken", "empty", "cp1252")
+
+
+def meld_csv_variant(base: Path, kind: str) -> Path:
+    """A text-only :func:`meld_tree` whose ``train_sent_emo.csv`` is broken one way:
+    ``broken`` (an unterminated quote and a row of the wrong width), ``empty`` (0 bytes) or
+    ``cp1252`` (Windows-1252 bytes in the utterances: not UTF-8)."""
+    if kind not in MELD_CSV_VARIANTS:
+        raise ValueError(f"kind={kind!r}: one of {MELD_CSV_VARIANTS}")
+    root = meld_tree(base, clips=False)
+    csv = root / "train_sent_emo.csv"
+    if kind == "broken":
+        lines = csv.read_text().splitlines(keepends=True)
+        lines[3] = '3,"this quote never ends,Ross,joy,positive,0,2,1,1\n'
+        lines.insert(5, "1,2,3\n")
+        csv.write_text("".join(lines))
+    elif kind == "empty":
+        csv.write_bytes(b"")
+    else:
+        csv.write_bytes(csv.read_text().replace("I feel", "I\u2019m caf\u00e9 and feel").encode("cp1252"))
     return root
