@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from emomm.analysis.groups import groups_report
+from emomm.data.base import DataError
 from emomm.data.occlusion import OccludedDataset, example_grid, parse_occlusions
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
@@ -179,7 +180,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    with exit_on_checkpoint_error():
+    with exit_on_checkpoint_error(DataError):   # data that cannot be scored: the message names it
         evaluate(cfg)
 
 

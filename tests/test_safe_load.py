@@ -27,9 +27,20 @@ class Evil:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _evil_ckpt(path: Path, marker: Path) -> Path:
+class EvilOpen:
+    """Unpickling runs ``open(marker, "w")``: torch's refusal of an allowed module's function
+    (io.open) comes with its advice to load the file anyway, which ours must not repeat."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _evil_ckpt(path: Path, marker: Path, payload: type = Evil) -> Path:
     # A plausible Lightning checkpoint whose hyper_parameters hold the payload.
-    torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {"x": Evil(marker)},
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {"x": payload(marker)},
                 "pytorch-lightning_version": "2.6.0", "epoch": 0, "global_step": 0}, path)
     return path
 
@@ -149,7 +160,11 @@ BAD = {
     "instantiator": (lambda raw, ck: {**ck, "hyper_parameters": {**ck["hyper_parameters"],
                                                                 "_instantiator": "builtins.exec"}},
                      "_instantiator = 'builtins.exec'"),
+    "nan_weights": (lambda raw, ck: {**ck, "state_dict": {k: torch.full_like(v, float("nan")) if v.is_floating_point()
+                                                          else v for k, v in ck["state_dict"].items()}},
+                    "weight tensor(s) hold NaN"),
     "pickled": (None, "GLOBAL posix.system"),
+    "pickled_open": (None, "GLOBAL io.open"),
 }
 
 
@@ -166,6 +181,8 @@ def write_bad(name: str, face_ckpt: Path, tmp_path: Path) -> Path:
     path = tmp_path / f"{name}.ckpt"
     if name == "pickled":
         return _evil_ckpt(path, tmp_path / "pwned")
+    if name == "pickled_open":
+        return _evil_ckpt(path, tmp_path / "pwned", EvilOpen)
     make, _ = BAD[name]
     content = make(face_ckpt.read_bytes(), torch.load(face_ckpt, map_location="cpu", weights_only=True))
     if isinstance(content, bytes):
@@ -269,3 +286,30 @@ def test_clis_report_a_bad_checkpoint_in_one_line(module, name, face_ckpt, tmp_p
     errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
     assert len(errors) == 1 and str(path) in errors[0] and BAD[name][1] in errors[0], proc.stderr[-2000:]
     assert "weights_only" not in proc.stderr
+
+
+@pytest.mark.parametrize("entry,error", [("eval", "DataError"), ("live", "VideoReadError"), ("live", "LiveInputError"),
+                                         ("live", "AudioReadError")])
+def test_input_errors_are_one_line_too(entry, error, monkeypatch, capsys):
+    """eval's data errors and live mode's source errors (named file or device, and the fix)
+    print as one ``error:`` line with exit status 1, like a checkpoint error."""
+    import importlib
+
+    from omegaconf import OmegaConf
+
+    from emomm.data.base import DataError
+    from emomm.live.voice import LiveInputError
+    from emomm.media.audio import AudioReadError
+    from emomm.media.video import VideoReadError
+    kind = {"DataError": DataError, "LiveInputError": LiveInputError, "AudioReadError": AudioReadError,
+            "VideoReadError": VideoReadError}[error]
+    module = importlib.import_module({"eval": "emomm.eval", "live": "emomm.live.__main__"}[entry])
+
+    def fail(*args, **kwargs):
+        raise kind("/x/clip.mp4: cannot be read; re-encode it")
+
+    monkeypatch.setattr(module, {"eval": "evaluate", "live": "build"}[entry], fail)
+    with pytest.raises(SystemExit) as info:
+        module.main.__wrapped__(OmegaConf.create({"ckpt_path": "/x/a.ckpt", "threads": 0}))
+    assert info.value.code == 1
+    assert capsys.readouterr().err.strip() == "error: /x/clip.mp4: cannot be read; re-encode it"

@@ -34,10 +34,16 @@ def main(cfg: DictConfig) -> dict:
         import torch
         torch.set_num_threads(int(cfg.threads))
         os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
-    with exit_on_checkpoint_error(), private_library_caches():
-        pipeline, audio = build(cfg)
-    summary = pipeline.run(cfg.source, audio=audio, output=cfg.output, jsonl=cfg.jsonl,
-                           display=cfg.display, max_frames=cfg.max_frames)
+    from emomm.live.voice import LiveInputError   # (as build's: torch loads after the config)
+    from emomm.media.audio import AudioReadError
+    from emomm.media.images import ImageReadError
+    from emomm.media.video import VideoReadError
+    # Errors that name the bad source, file or device and the fix: one line, exit 1.
+    with exit_on_checkpoint_error(LiveInputError, AudioReadError, ImageReadError, VideoReadError, FileNotFoundError):
+        with private_library_caches():
+            pipeline, audio = build(cfg)
+        summary = pipeline.run(cfg.source, audio=audio, output=cfg.output, jsonl=cfg.jsonl,
+                               display=cfg.display, max_frames=cfg.max_frames)
     print(json.dumps(summary))
     return summary
 

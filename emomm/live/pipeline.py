@@ -23,6 +23,7 @@ import numpy as np
 
 from emomm.faces.crop import crop_face
 from emomm.inference.tracking import IoUTracker
+from emomm.live.voice import LiveInputError
 from emomm.media.images import check_pixels
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def open_video(source: Any, max_pixels: int | None = None):
                                 "or an rtsp:// URL)")
     cap = cv2.VideoCapture(int(s)) if s.isdigit() else cv2.VideoCapture(s)
     if not cap.isOpened():
-        raise RuntimeError(f"source={s}: OpenCV could not open it" + (" (no camera with that index?)"
+        raise LiveInputError(f"source={s}: OpenCV could not open it" + (" (no camera with that index?)"
                                                                         if s.isdigit() else ""))
     try:
         check_pixels(f"source={s}", int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
@@ -258,7 +259,7 @@ class LivePipeline:
                         h, w = frame.shape[:2]
                         writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*"mp4v"), fps_src, (w, h))
                         if not writer.isOpened():
-                            raise RuntimeError(f"output={output}: OpenCV cannot write this file (use .mp4 or .avi)")
+                            raise LiveInputError(f"output={output}: OpenCV cannot write this file (use .mp4 or .avi)")
                     writer.write(cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
                 if jf:
                     jf.write(json.dumps(res.to_dict()) + "\n")
@@ -268,7 +269,7 @@ class LivePipeline:
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                             break
                     except cv2.error as e:
-                        raise RuntimeError("display=true needs an OpenCV build with a GUI (opencv-python, "
+                        raise LiveInputError("display=true needs an OpenCV build with a GUI (opencv-python, "
                                            f"not -headless) and a screen ({e}); run with display=false") from e
                 n += 1
                 if max_frames and n >= max_frames:

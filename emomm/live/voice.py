@@ -21,6 +21,11 @@ from emomm.media.audio import load_audio
 from emomm.media.vad import VAD_CHUNK, VAD_RATE, SileroVad
 
 
+class LiveInputError(RuntimeError):
+    """A camera, microphone, file or output that live mode cannot open; the message names it
+    and the fix (``python -m emomm.live`` prints it as one line and exits 1)."""
+
+
 class FileAudioSource:
     """Samples of an audio file up to a given time (simulated real time)."""
 
@@ -50,7 +55,7 @@ class MicSource:
         try:
             import sounddevice as sd
         except (ImportError, OSError) as e:
-            raise RuntimeError(f"audio=mic needs sounddevice and the PortAudio library ({e}); install "
+            raise LiveInputError(f"audio=mic needs sounddevice and the PortAudio library ({e}); install "
                                "libportaudio2 (apt) and `pip install 'emomm[live]'`, or use audio=file.wav "
                                "or audio=none") from e
         self.sample_rate = sample_rate
@@ -66,7 +71,7 @@ class MicSource:
                                          device=device, callback=callback)
             self.stream.start()
         except Exception as e:  # PortAudioError: no device, busy device...
-            raise RuntimeError(f"audio=mic: cannot open an input device ({e}); check `python -m "
+            raise LiveInputError(f"audio=mic: cannot open an input device ({e}); check `python -m "
                                "sounddevice` lists one, or use audio=file.wav / audio=none") from e
 
     def read_until(self, t: float) -> np.ndarray:

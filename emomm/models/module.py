@@ -580,8 +580,8 @@ def checked_hparams(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any]
     the whole checkpoint passed :func:`~emomm.utils.targets.check_targets` (every ``_target_``
     at any depth is one of emomm's building blocks; no interpolation) and holds what
     :class:`EmotionModule` needs: weights, and the constructor arguments without defaults
-    (``label_names``, ``encoders``, ``fusion``, ``optimizer``), each of the right kind.
-    A :class:`~emomm.utils.safe_load.CheckpointError` naming the file and the fix otherwise."""
+    (``label_names``, ``encoders``, ``fusion``, ``optimizer``), each of the right kind, and
+    no weight is NaN. A :class:`~emomm.utils.safe_load.CheckpointError` naming the file and the fix otherwise."""
     check_targets(ckpt, path)
     for key in HPARAMS_KEYS:
         if isinstance(ckpt.get(key), Mapping) and "_instantiator" in ckpt[key]:
@@ -597,6 +597,13 @@ def checked_hparams(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any]
     if not isinstance(ckpt.get("state_dict"), Mapping):
         raise CheckpointError(f"{path}: holds no weights (no state_dict; it has {sorted(map(str, ckpt))[:8]}); "
                               f"{GIVE_A_RUN_CHECKPOINT}")
+    nan = [k for k, v in ckpt["state_dict"].items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and bool(torch.isnan(v).any())]
+    if nan:
+        raise CheckpointError(
+            f"{path}: {len(nan)} weight tensor(s) hold NaN (first: {nan[0]}), so every prediction would be "
+            "meaningless: the training diverged (try a lower model.optimizer.lr, or trainer.gradient_clip_val=1) "
+            f"or the file was edited; {GIVE_A_RUN_CHECKPOINT} from before the divergence")
     required = [n for n, p in inspect.signature(EmotionModule.__init__).parameters.items()
                 if n != "self" and p.default is p.empty]
     missing = [k for k in required if hp.get(k) is None or (isinstance(hp[k], (str, list, tuple, Mapping)) and not hp[k])]

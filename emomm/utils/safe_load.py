@@ -65,11 +65,15 @@ def read_checkpoint(path: str | Path) -> bytes:
 def _pickle_reason(err: Exception) -> tuple[bool, str]:
     """``(unsafe, reason)`` from torch's weights-only refusal: ``unsafe`` when the file asks
     for a Python object (a GLOBAL), else the file is no pickle torch can read. Only torch's
-    specific line is kept: its preamble advises an unsafe load, which we never do."""
-    lines = [s.strip() for s in str(err).splitlines() if s.strip()]
+    specific reason is kept (``Unsupported global: GLOBAL io.open was not an allowed global by
+    default``): the rest advises an unsafe load or allow-listing the object, which we never do."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
     specific = [s for s in lines if not s.startswith(("Weights only load failed", "Please file an issue",
-                                                      "Check the documentation", "WeightsUnpickler error"))]
-    reason = (specific[0] if specific else type(err).__name__)[:200]
+                                                      "Check the documentation", "(1)", "(2)"))]
+    reason = (specific[0] if specific else type(err).__name__).split(" Please use", 1)[0][:200]
     return "GLOBAL" in reason or "global" in reason, reason
 
 
@@ -106,12 +110,13 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", data: bytes | N
 
 
 @contextmanager
-def exit_on_checkpoint_error() -> Iterator[None]:
+def exit_on_checkpoint_error(*also: type[BaseException]) -> Iterator[None]:
     """For entry points: a :class:`CheckpointError` (a refused, missing, damaged or incomplete
-    checkpoint, or a refused config) is printed as one ``error:`` line on stderr, without a
-    traceback, and the process exits with status 1."""
+    checkpoint, or a refused config), or an error of the types in ``also`` (errors whose
+    message names the input and the fix, e.g. ``DataError``, ``AudioReadError``), is printed as
+    one ``error:`` line on stderr, without a traceback, and the process exits with status 1."""
     try:
         yield
-    except CheckpointError as err:
+    except (CheckpointError, *also) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
