@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from emomm.inference.batch import expand_inputs, plot_timeline, predict_file, summary_row
 from emomm.inference.predictor import Predictor
+from emomm.utils.atomic import atomic_open
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts, to_plain
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def predict(cfg: DictConfig) -> int:
     jsonl = Path(cfg.out) if cfg.get("out") else out_dir / "predictions.jsonl"
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     rows, failed = [], 0
-    with open(jsonl, "w") as f:
+    with atomic_open(jsonl, "w") as f:  # the previous file stays until this one is complete
         for path in files:
             record = predict_file(predictor, path)
             failed += bool(record.get("error"))
@@ -45,7 +46,7 @@ def predict(cfg: DictConfig) -> int:
             rows.append(summary_row(record))
             if cfg.timeline_png and record.get("windows"):
                 plot_timeline(record, out_dir / f"{path.stem}_timeline.png")
-    with open(out_dir / "summary.csv", "w", newline="") as f:
+    with atomic_open(out_dir / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["input", "kind", "label", "confidence", "faces", "error"])
         w.writeheader()
         w.writerows(rows)
