@@ -264,27 +264,29 @@ def assert_same_run(summary: dict, state: dict, history: dict, reference) -> Non
                                                                        ref_state["optimizer_states"][0]["state"].values()))
 
 
-# (interrupt, global step of the checkpoint it leaves): SIGTERM stops after the current
-# training batch (after validation when it comes during one or right before one); kill -9
-# leaves the last epoch-end checkpoint.
+# (interrupt, global step of the checkpoint it leaves, overrides of the interrupted and the
+# resumed run): SIGTERM stops after the current training batch (after validation when it comes
+# during one or right before one); kill -9 leaves the last epoch-end checkpoint. With DataLoader
+# workers the samples are loaded in other processes, yet the run is the same as without.
 STOPS = {
-    "sigterm_mid_epoch": ({"epoch": 1, "batch": 3}, 12),
-    "sigterm_early_first_epoch": ({"epoch": 0, "batch": 0}, 1),
-    "sigterm_at_epoch_end": ({"epoch": 0, "batch": 7}, 8),
-    "sigterm_during_validation": ({"epoch": 2, "batch": 0, "where": "val"}, 24),   # the best epoch's
-    "sigterm_in_last_epoch": ({"epoch": 2, "batch": 5}, 22),
-    "kill_mid_epoch": ({"epoch": 1, "batch": 3, "how": "kill"}, 8),
+    "sigterm_mid_epoch": ({"epoch": 1, "batch": 3}, 12, []),
+    "sigterm_early_first_epoch": ({"epoch": 0, "batch": 0}, 1, []),
+    "sigterm_at_epoch_end": ({"epoch": 0, "batch": 7}, 8, []),
+    "sigterm_during_validation": ({"epoch": 2, "batch": 0, "where": "val"}, 24, []),   # the best epoch's
+    "sigterm_in_last_epoch": ({"epoch": 2, "batch": 5}, 22, []),
+    "kill_mid_epoch": ({"epoch": 1, "batch": 3, "how": "kill"}, 8, []),
+    "sigterm_mid_epoch_with_workers": ({"epoch": 1, "batch": 3}, 12, ["data.num_workers=2"]),
 }
 
 
 @pytest.mark.parametrize("stop", [pytest.param(k, marks=() if k == "sigterm_mid_epoch" else pytest.mark.slow)
                                   for k in STOPS])
 def test_a_run_stopped_anywhere_resumes_to_the_same_weights_and_metrics(tmp_path, uninterrupted, stop, caplog):
-    interrupt, step = STOPS[stop]
-    assert train_here(tmp_path, "b", interrupt=interrupt) is None
+    interrupt, step, extra = STOPS[stop]
+    assert train_here(tmp_path, "b", extra, interrupt) is None
     assert final_state(tmp_path, "b")["global_step"] == step
     with caplog.at_level(logging.INFO):
-        resumed = train_here(tmp_path, "resumed", ["ckpt_path=last"])
+        resumed = train_here(tmp_path, "resumed", [*extra, "ckpt_path=last"])
     assert_same_run(resumed, final_state(tmp_path, "b"), val_history(tmp_path, "b", "resumed"),  # b's checkpoints:
                     uninterrupted)                                                            # resumed wrote there
     assert "resuming from" in caplog.text and "not resumable" not in caplog.text
