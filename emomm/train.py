@@ -6,6 +6,7 @@ of ``cfg.monitor`` so Hydra sweepers can optimise it.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
@@ -137,6 +138,12 @@ def main(cfg: DictConfig) -> float | None:
     except DamagedCheckpointError as err:  # names the file and how to go on: no traceback
         log.error("%s", err)
         sys.exit(f"error: {err}")
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        log.error("%s", err)  # the file it names was left as it was (atomic writes)
+        sys.exit(f"error: {err}. Free some space, then run the same command with ckpt_path=last to continue "
+                 "from the last checkpoint written")
     key = cfg.monitor.split("/", 1)[-1]
     value = summary["best_val"].get(key)
     return None if value is None else float(value)

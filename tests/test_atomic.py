@@ -68,6 +68,7 @@ def test_a_full_disk_midway_leaves_the_previous_file_and_no_temporary(tmp_path, 
     with pytest.raises(OSError) as err:
         write(path)
     assert err.value.errno == errno.ENOSPC
+    assert f"{path} not written (No space left on device); the previous file there" in str(err.value)
     assert path.read_text() == '{"old": 1}\n'
     assert only(tmp_path) == ["metrics.json"]
 

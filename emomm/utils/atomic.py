@@ -68,8 +68,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         _discard(tmp)
+        if isinstance(err, OSError) and err.errno is not None and str(path) not in str(err):
+            # name the file (a full disk's bare "[Errno 28] No space left on device" does not)
+            raise OSError(err.errno, f"{path} not written ({err.strerror}); the previous file there, if any, "
+                                     "is unchanged") from err
         raise
     _fsync_dir(path.parent)
 

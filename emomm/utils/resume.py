@@ -193,6 +193,13 @@ class ResumeState(L.Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         if "emomm_best_val" in checkpoint and hasattr(pl_module, "best_val"):
             pl_module.best_val = dict(checkpoint["emomm_best_val"])
+        loop = checkpoint.get("loops", {}).get("fit_loop", {})
+        batches = loop.get("epoch_loop.batch_progress", {})
+        if (batches.get("current", {}).get("completed") and not batches.get("is_last_batch")
+                and not loop.get("state_dict", {}).get("combined_loader")):
+            log.warning("the checkpoint was written mid-epoch without the training data's position (by an older "
+                        "emomm): that epoch's data restarts from its first batch, so the run will differ from an "
+                        "uninterrupted one")
 
     def on_train_start(self, trainer, pl_module) -> None:
         """A resumed run starts its training loader afresh, at the checkpoint's position.
