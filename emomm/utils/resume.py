@@ -238,7 +238,7 @@ class ResumeState(L.Callback):
             return
         if trainer.state.fn != TrainerFn.FITTING:
             log.warning("SIGTERM while %s: nothing saved (training is complete; rerun with ckpt_path=last "
-                        "to test again)", trainer.state.fn)
+                        "to test again)", trainer.state.fn.value)
             return
         if trainer.validating:  # the signal arrived between a batch's hooks and Lightning's check
             log.warning("SIGTERM inside validation: no checkpoint saved there (it would resume without this "
