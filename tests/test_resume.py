@@ -179,6 +179,24 @@ def test_a_damaged_last_checkpoint_is_named_and_the_run_falls_back(tmp_path, cap
     assert f"move {last.parent.parent} away" in msg and str(older) in msg
 
 
+class Gadget:
+    """Any class: a checkpoint holding one needs an unrestricted (code-running) unpickler."""
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "the file is empty"),
+    (b"PK\x03\x04 a zip cut short", r"unreadable, .* \(20 bytes: truncated or not a checkpoint\?\)"),
+    ({"state_dict": {}}, r"not a training checkpoint of emomm.train: it lacks \['optimizer_states'"),
+    ({"state_dict": {}, "x": Gadget()}, r"refused: .*holds objects other than weights"),
+])
+def test_checkpoint_problems_are_told_in_one_line(tmp_path, content, reason):
+    path = tmp_path / "last.ckpt"
+    path.write_bytes(content) if isinstance(content, bytes) else torch.save(content, path)
+    with pytest.raises(DamagedCheckpointError, match=rf"ckpt_path={path}: cannot resume from it: {reason}"):
+        resolve_resume(str(path), tmp_path)
+    assert path.exists()
+
+
 # -- training stopped anywhere, resumed ---------------------------------------------------
 # TINY learning fast enough that the best epoch and the metrics move between epochs.
 FAST = [*TINY, "model.optimizer.lr=0.01"]

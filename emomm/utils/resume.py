@@ -35,7 +35,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from emomm.utils.atomic import atomic_open
-from emomm.utils.safe_load import load_checkpoint
+from emomm.utils.safe_load import UnsafeCheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +93,24 @@ def _os_error(err: BaseException | None) -> OSError | None:
 
 
 def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
+    """``Type: first sentence`` of an exception (torch's reader errors run on for lines)."""
+    text = (str(err).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")[:200]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def checkpoint_problem(path: str | Path) -> str | None:
     """None when ``path`` loads (``weights_only``) as a checkpoint to continue training
     from; otherwise why not, in one line (empty, truncated, not a checkpoint, no training state)."""
-    path = Path(path)
+    path, size = Path(path), 0
     try:
         size = path.stat().st_size
         if size == 0:
             return "the file is empty"
         ckpt = load_checkpoint(path)
+    except UnsafeCheckpointError as err:  # holds objects other than weights: never loaded
+        return f"refused: {(str(err).splitlines() or [''])[0]}"
     except Exception as err:  # noqa: BLE001 - any reader error means the file cannot be resumed from
-        return f"{_one_line(err)} ({path.stat().st_size if path.exists() else 0} bytes)"
+        return f"unreadable, {_one_line(err)} ({size} bytes: truncated or not a checkpoint?)"
     missing = [k for k in TRAINING_STATE if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         return f"not a training checkpoint of emomm.train: it lacks {missing}"
