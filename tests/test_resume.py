@@ -104,8 +104,11 @@ def test_a_resumed_epoch_continues_the_order_and_the_sample_seeds():
 class Noisy(torch.utils.data.Dataset):
     """Each sample is augmentation noise drawn from the global RNGs, as the datasets' transforms do."""
 
+    def __init__(self, n: int = 12):
+        self.n = n
+
     def __len__(self):
-        return 12
+        return self.n
 
     def __getitem__(self, i):
         return torch.tensor([float(i), torch.rand(()).item(), float(np.random.rand())])
@@ -423,3 +426,23 @@ def test_text_buckets_follow_the_trainer_epoch():
     a = torch.rand(3)
     list(resumed)
     assert torch.equal(torch.rand(3), a)                 # the epoch's global RNG state repeats
+
+
+def test_text_buckets_resume_after_the_batches_done():
+    """Length buckets are batches of their own: the loader's state counts batches, and the
+    resumed epoch gives the rest of the same batches with the same per-sample seeds."""
+    from emomm.data.text import LengthBucketBatchSampler
+    lengths = list(np.random.default_rng(0).integers(1, 50, 40))
+
+    def loader(batches_done=0):
+        sampler = LengthBucketBatchSampler(lengths, 4, shuffle=True, seed=5, epoch_fn=lambda: 1, seed_samples=True)
+        return ResumableDataLoader(SeededSamples(Noisy(40)), batch_sampler=sampler,
+                                   progress_fn=lambda: (1, batches_done))
+
+    whole = [b.tolist() for b in loader()]
+    assert [[int(x[0]) for x in b] for b in whole] == list(LengthBucketBatchSampler(lengths, 4, True, 5,
+                                                                                   epoch_fn=lambda: 1))
+    resumed = loader()
+    resumed.load_state_dict(loader(batches_done=3).state_dict())
+    assert [b.tolist() for b in resumed] == whole[3:]
+
