@@ -12,6 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
+sys.path.insert(0, str(ROOT))  # emomm of this checkout, for the scripts beside this one
+from emomm.utils.atomic import atomic_write_json  # noqa: E402
+
 
 #: Packages whose versions change numerics or data handling; recorded with every result.
 PACKAGES = ("numpy", "scipy", "lightning", "timm", "torchaudio", "torchvision", "transformers",
@@ -68,7 +71,7 @@ def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), **payload}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    atomic_write_json(path, payload)
     print(json.dumps(payload, indent=2))
     print(f"wrote {path}")
     return path

@@ -39,6 +39,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, require_ravdess, run_entry_point, run_training, write_result  # noqa: E402
+from emomm.utils.atomic import atomic_write_text  # noqa: E402
 
 
 def main() -> None:
@@ -164,7 +165,7 @@ def confirm(root: str, budget: list[str], params: list[str] | None, log_dir: Pat
     for label, (proc, start, folder) in procs.items():
         if proc.wait() != 0:
             raise SystemExit(f"CV of {label} failed (exit {proc.returncode})")
-        (log_dir / folder / "wall_s.txt").write_text(f"{time.time() - start:.1f}\n")
+        atomic_write_text(log_dir / folder / "wall_s.txt", f"{time.time() - start:.1f}\n")
     for label, folder, _ in parts:
         cv = json.loads(_newest(log_dir / folder, "cv_summary.json").read_text())
         out[f"cv5_{label}"] = {k: cv["metrics"][k] for k in ("best_val/uar", "test/uar", "test/acc") if k in cv["metrics"]}

@@ -27,6 +27,7 @@ from emomm.models.ensemble import combine
 from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
+from emomm.utils.atomic import atomic_open
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, to_plain
 from emomm.utils.safe_load import CheckpointNotFoundError, exit_on_checkpoint_error
 
@@ -223,7 +224,7 @@ def ensemble(cfg: DictConfig) -> dict[str, Any]:
     write_json(out_dir / "metrics.json", summary)
     save_confusion_matrix(confmat, labels, out_dir, f"ensemble ({cfg.method})")
     keys = ["acc", "uar", "f1_macro", "f1_weighted"]
-    with open(out_dir / "ensemble.csv", "w", newline="") as f:
+    with atomic_open(out_dir / "ensemble.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", *keys])
         for name, m in [*per_model.items(), (f"ensemble:{cfg.method}", metrics)]:

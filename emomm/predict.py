@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from emomm.inference.batch import expand_inputs, plot_timeline, predict_file, summary_row
 from emomm.inference.predictor import Predictor
+from emomm.utils.atomic import atomic_open
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts, to_plain
 from emomm.utils.safe_load import exit_on_checkpoint_error
 
@@ -38,6 +39,8 @@ def predict(cfg: DictConfig) -> int:
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     rows, failed = [], 0
     try:
+        # Streamed line by line (a fresh run folder each time): an interrupted run keeps the
+        # lines written so far, as live mode's JSONL does.
         with open(jsonl, "w") as f:
             for path in files:
                 record = predict_file(predictor, path)   # never raises: a bad file is its error line
@@ -48,7 +51,7 @@ def predict(cfg: DictConfig) -> int:
                 if cfg.timeline_png and record.get("windows"):
                     plot_timeline(record, out_dir / f"{path.stem}_timeline.png")
     finally:  # interrupted (Ctrl-C, a full disk): the summary still lists what was predicted
-        with open(out_dir / "summary.csv", "w", newline="") as f:
+        with atomic_open(out_dir / "summary.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["input", "kind", "label", "confidence", "faces", "error"])
             w.writeheader()
             w.writerows(rows)

@@ -6,6 +6,7 @@ of ``cfg.monitor`` so Hydra sweepers can optimise it.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -22,7 +24,8 @@ from emomm.analysis.groups import groups_report
 from emomm.data.base import DataError
 from emomm.sweep.context import current_trial
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
-from emomm.utils.resume import SIGTERM_EXIT, resolve_resume
+from emomm.utils.atomic import atomic_path
+from emomm.utils.resume import SIGTERM_EXIT, AtomicCheckpointIO, DamagedCheckpointError, resolve_resume
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_precision, to_plain
 
 log = logging.getLogger(__name__)
@@ -53,11 +56,21 @@ def build_module(cfg: DictConfig, datamodule) -> L.LightningModule:
                        data=to_plain(cfg.data), _recursive_=False, _convert_="all")
 
 
+def with_atomic_checkpoints(plugins: Any) -> list[Any]:
+    """The trainer's ``plugins`` (instantiated) plus :class:`AtomicCheckpointIO`, unless one
+    of them already is a checkpoint IO: checkpoints are written atomically by default."""
+    plugins = [instantiate(p) if isinstance(p, DictConfig) else p for p in (plugins or [])]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     precision = resolve_precision(cfg.trainer)  # before saving: config.yaml says what ran
-    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    with atomic_path(out_dir / "config.yaml") as tmp:
+        OmegaConf.save(cfg, tmp, resolve=True)
 
     datamodule = instantiate(cfg.data)
     model = build_module(cfg, datamodule)
@@ -70,7 +83,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 if c is not None and str(c.get("_target_", "")).endswith("ModelCheckpoint"):
                     c.dirpath = str(Path(resume).parent)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
-                                     logger=instantiate_dict(cfg.get("logger")) or False)
+                                     logger=instantiate_dict(cfg.get("logger")) or False,
+                                     plugins=with_atomic_checkpoints(cfg.trainer.get("plugins")))
     start = time.time()
     if cfg.train:
         try:
@@ -83,7 +97,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.test:
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        try:
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        except SIGTERMException:  # training is complete: resuming from last.ckpt only tests
+            log.warning("stopped by SIGTERM while testing; exit %d (the same command with ckpt_path=last tests "
+                        "again)", SIGTERM_EXIT)
+            sys.exit(SIGTERM_EXIT)
     test = model.test_results.get("metrics", {})
     summary = {
         "monitor": cfg.monitor,
@@ -120,6 +139,15 @@ def main(cfg: DictConfig) -> float | None:
     except DataError as err:  # data that cannot train as asked: the message names the files and the fix
         log.error("the data cannot be used: %s", err)
         sys.exit(1)
+    except DamagedCheckpointError as err:  # names the file and how to go on: no traceback
+        log.error("%s", err)
+        sys.exit(f"error: {err}")
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        log.error("%s", err)  # the file it names was left as it was (atomic writes)
+        sys.exit(f"error: {err}. Free some space, then run the same command with ckpt_path=last to continue "
+                 "from the last checkpoint written")
     key = cfg.monitor.split("/", 1)[-1]
     value = summary["best_val"].get(key)
     return None if value is None else float(value)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from emomm.data.validate import to_markdown, validate_datamodule
 from emomm.utils.artifacts import write_json
+from emomm.utils.atomic import atomic_write_text
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def run(cfg: DictConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "validate.json", report)
     md = to_markdown(report)
-    (out / "validate.md").write_text(md)
+    atomic_write_text(out / "validate.md", md)
     print(md)
     print(f"report: {out / 'validate.json'}")
     return report

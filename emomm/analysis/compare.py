@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from emomm.analysis.runs import Run
 from emomm.analysis.summary import mean_std
+from emomm.utils.atomic import atomic_open, atomic_write_text
 
 #: Overrides that repeat an experiment rather than change it: they define groups.
 REPEAT_KEYS = ("fold", "folds", "seed", "data.fold", "data.cv_fold")
@@ -116,7 +117,7 @@ def write_tables(columns: Sequence[str], rows: Sequence[dict[str, Any]], out_dir
     """``compare.csv`` (raw values) and ``compare.md`` (rates in %)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "compare.csv"
-    with open(csv_path, "w", newline="") as f:
+    with atomic_open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(columns))
         w.writeheader()
         for row in rows:
@@ -126,7 +127,7 @@ def write_tables(columns: Sequence[str], rows: Sequence[dict[str, Any]], out_dir
           "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     md += ["| " + " | ".join(_cell(row.get(c), c).replace("|", "\\|") for c in shown) + " |" for row in rows]
     md_path = out_dir / "compare.md"
-    md_path.write_text("\n".join(md) + "\n")
+    atomic_write_text(md_path, "\n".join(md) + "\n")
     return [csv_path, md_path]
 
 

@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from emomm.utils.targets import check_targets
+from emomm.utils.atomic import atomic_open, atomic_savefig
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ def write_groups_csv(result: Mapping[str, Any], path: Path) -> None:
     ``ratio (min/max)`` rows."""
     rows = result["groups"]
     recalls = sorted({k for r in rows.values() for k in r if k.startswith("recall/")})
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["group", "n", *[c for m in GROUP_METRICS for c in (m, f"{m}_lo", f"{m}_hi")], *recalls])
         for g, r in rows.items():
@@ -396,7 +397,7 @@ def plot_groups(result: Mapping[str, Any], path: Path, title: str = "") -> None:
                  fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 

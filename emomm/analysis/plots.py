@@ -9,6 +9,7 @@ import numpy as np
 
 from emomm.analysis.compare import group_stats, run_labels
 from emomm.analysis.runs import Run
+from emomm.utils.atomic import atomic_savefig
 
 
 def _plt():
@@ -35,7 +36,7 @@ def plot_metric(runs: Sequence[Run], metric: str, out: Path) -> Path:
     ax.set_xlabel(f"{metric} (%)")
     ax.set_title(f"{metric}: mean +- std over folds/seeds" if max(ns) > 1 else metric)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    atomic_savefig(fig, out, dpi=110)
     plt.close(fig)
     return out
 
@@ -58,7 +59,7 @@ def plot_curves(runs: Sequence[Run], metric: str, out: Path) -> Path | None:
     if drawn <= 12:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    atomic_savefig(fig, out, dpi=110)
     plt.close(fig)
     return out
 
@@ -80,6 +81,6 @@ def plot_confusions(runs: Sequence[Run], out: Path, max_runs: int = 8) -> Path |
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_title(label, fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    atomic_savefig(fig, out, dpi=110)
     plt.close(fig)
     return out

@@ -3,12 +3,12 @@ that show them (CSV, Markdown, JSON)."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 from emomm.analysis.runs import Run
+from emomm.utils.atomic import atomic_open, atomic_write_json, atomic_write_text
 
 #: Metrics shown first in tables; any other scalar metric follows in name order.
 HEADLINE = ("best_val/uar", "best_val/acc", "best_val/f1_macro", "test/uar", "test/acc", "test/f1_macro",
@@ -60,7 +60,7 @@ def write_summary(summary: dict[str, Any], out_dir: Path, stem: str = "cv", labe
     stats, runs = summary["metrics"], summary["runs"]
     cols = list(stats)
     csv_path = out_dir / f"{stem}_folds.csv"
-    with open(csv_path, "w", newline="") as f:
+    with atomic_open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow([label, *cols, "path"])
         for r in runs:
@@ -77,7 +77,7 @@ def write_summary(summary: dict[str, Any], out_dir: Path, stem: str = "cv", labe
         md.append("| " + " | ".join([str(r[label]), *[_fmt(r["metrics"][c], c) if c in r["metrics"] else ""
                                                      for c in shown]]) + " |")
     md_path = out_dir / f"{stem}_summary.md"
-    md_path.write_text("\n".join(md) + "\n")
+    atomic_write_text(md_path, "\n".join(md) + "\n")
     json_path = out_dir / f"{stem}_summary.json"
-    json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(json_path, summary)
     return [csv_path, md_path, json_path]

@@ -37,6 +37,8 @@ from torch.utils.data import DataLoader, Dataset
 from emomm.data.collate import collate_samples
 from emomm.data.skips import UNREADABLE_FOLDER, Skip, SkipLog
 from emomm.media.files import walk_files
+from emomm.data.sampling import (EpochSeededSampler, ResumableDataLoader, SeededSamples, seed_globals,
+                                  step_seed)
 
 log = logging.getLogger(__name__)
 
@@ -258,22 +260,19 @@ class EmotionDataModule(L.LightningDataModule):
         return {t: sum(1 for x in v if x >= 0) for t, v in dataset_aux(self.splits[split]).items()}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        sampler = None
+        dataset, sampler = self.splits[split], None
         if split == "train" and shuffle:
-            # Order (and the epoch's global RNG state) fixed by (seed, epoch): a resumed run
-            # replays the interrupted epoch exactly (see emomm.data.sampling).
-            from emomm.data.sampling import EpochSeededSampler
-            sampler = EpochSeededSampler(len(self.splits[split]), self.seed, self._trainer_epoch)
+            # Order and randomness fixed by the position (seed, epoch, batch): a resumed run
+            # continues exactly where it stopped (see emomm.data.sampling).
+            dataset, sampler = SeededSamples(dataset), self._train_sampler()
         elif split != "train" and torch.distributed.is_available() and torch.distributed.is_initialized():
             # Under DDP, Lightning's default DistributedSampler pads every shard to the same
             # length by repeating samples, which counts them twice in val/test metrics; this
             # one shards without repeats (torchmetrics syncs the uneven shards at compute).
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-            sampler = UnrepeatedDistributedSampler(self.splits[split], shuffle=False)
-        if split == "train" and self.balance_groups:
-            sampler = self._group_sampler()
-        return DataLoader(
-            self.splits[split],
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        return ResumableDataLoader(
+            dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
@@ -282,6 +281,7 @@ class EmotionDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             collate_fn=collate_samples,
             drop_last=split == "train" and self._drops_last(),
+            progress_fn=self._train_progress if split == "train" else None,
         )
 
     def _drops_last(self) -> bool:
@@ -300,17 +300,36 @@ class EmotionDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return None if trainer is None else int(trainer.current_epoch)
 
-    def _group_sampler(self) -> torch.utils.data.Sampler:
-        """Group-balanced sampling with replacement, one epoch = ``len(train)`` draws, seeded.
-        Group sources live in :mod:`emomm.analysis.groups` (imported here only when asked)."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            raise ValueError("data.balance_groups is single-process only (no DDP sampler for it yet)")
-        from emomm.analysis.groups import balanced_sample_weights
-        weights = balanced_sample_weights(self.splits["train"], self.balance_groups, by=self.balance_by,
-                                          root=getattr(self, "root", None))
-        gen = torch.Generator().manual_seed(int(self.seed))
-        return torch.utils.data.WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
-                                                      len(weights), replacement=True, generator=gen)
+    def _train_progress(self) -> tuple[int, int] | None:
+        """``(epoch, training batches done in it)`` from the trainer, saved with checkpoints
+        by the training loader (``processed``: a checkpoint written in ``on_train_batch_end``
+        counts its batch as done, as Lightning does when it resumes)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None
+        return int(trainer.current_epoch), int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Seeds the global RNGs from the training step's position before any hook or
+        ``training_step`` sees the batch: dropout, mixup and random crops of a step repeat
+        exactly in a resumed run (see emomm.data.sampling)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training:
+            seed_globals(step_seed(self.seed, trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_idx + 1))
+        return batch
+
+    def _train_sampler(self) -> EpochSeededSampler:
+        """The training order: a permutation per epoch; with ``balance_groups``, ``len(train)``
+        draws with replacement, every group (or (group, class) cell) equally likely."""
+        weights = None
+        if self.balance_groups:
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                raise ValueError("data.balance_groups is single-process only (no DDP sampler for it yet)")
+            from emomm.analysis.groups import balanced_sample_weights
+            weights = balanced_sample_weights(self.splits["train"], self.balance_groups, by=self.balance_by,
+                                              root=getattr(self, "root", None))
+        return EpochSeededSampler(len(self.splits["train"]), self.seed, self._trainer_epoch, weights=weights,
+                                  seed_samples=True)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -34,8 +34,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from emomm.data.base import DataError, EmotionDataModule
 from emomm.data.collate import aux_lists, collate_samples, sample_aux
-from emomm.media.sniff import sniff
+from emomm.data.sampling import ResumableDataLoader, ResumePoint, SeededSamples, sample_seeds, seed_epoch_globals
 from emomm.data.skips import SkipLog
+from emomm.media.sniff import sniff
 
 log = logging.getLogger(__name__)
 
@@ -384,24 +385,27 @@ def _as_text(x: Any) -> str:
     return str(x)
 
 
-class LengthBucketBatchSampler(Sampler[list[int]]):
+class LengthBucketBatchSampler(ResumePoint, Sampler[list[int]]):
     """Batches of similar-length samples: shuffle, cut into pools of ``pool`` batches, sort
     each pool by length, batch it, shuffle the batches (``shuffle=False``: one global sort,
     deterministic). Padding, and so transformer compute, falls to near the true token count.
+    ``seed_samples``: batches of ``(index, seed)`` pairs for :class:`SeededSamples`, the seed
+    fixed by the sample's position in the epoch; :meth:`resume_at` counts batches.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0,
-                 pool: int = 50, epoch_fn=None) -> None:
+                 pool: int = 50, epoch_fn=None, seed_samples: bool = False) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.seed, self.pool = batch_size, shuffle, seed, pool
         self.epoch = 0
         # The trainer's epoch (exact resumption, see emomm.data.sampling); None: count iterations.
         self.epoch_fn = epoch_fn
+        self.seed_samples = seed_samples
 
     def __len__(self) -> int:
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list]:
         n, bs = len(self.lengths), self.batch_size
         if not self.shuffle:
             order = np.argsort(-self.lengths, kind="stable")
@@ -412,7 +416,6 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             epoch = self.epoch
             self.epoch += 1
         else:
-            from emomm.data.sampling import seed_epoch_globals
             seed_epoch_globals(self.seed, epoch)
         rng = np.random.default_rng([self.seed, epoch])
         idx = rng.permutation(n)
@@ -422,8 +425,11 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             chunk = idx[start:start + step]
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
             batches += [chunk[i:i + bs].tolist() for i in range(0, len(chunk), bs)]
-        for j in rng.permutation(len(batches)):
-            yield batches[j]
+        batches = [batches[j] for j in rng.permutation(len(batches))]
+        if self.seed_samples:
+            seeds = iter(sample_seeds(self.seed, epoch, n).tolist())
+            batches = [[(i, next(seeds)) for i in b] for b in batches]
+        yield from batches[self._start(epoch):]
 
 
 class TextDataModule(EmotionDataModule):
@@ -461,8 +467,10 @@ class TextDataModule(EmotionDataModule):
             # (several processes: Lightning's distributed sampler shards plain batches)
             return super()._loader(split, shuffle)
         bs = self.batch_size if split == "train" else self.eval_batch_size
-        sampler = LengthBucketBatchSampler(lengths, bs, shuffle, self.seed,
-                                           epoch_fn=self._trainer_epoch if split == "train" else None)
-        return DataLoader(ds, batch_sampler=sampler,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0, collate_fn=collate_samples)
+        train = split == "train" and shuffle
+        sampler = LengthBucketBatchSampler(lengths, bs, shuffle, self.seed, epoch_fn=self._trainer_epoch if train else None,
+                                           seed_samples=train)
+        return ResumableDataLoader(SeededSamples(ds) if train else ds, batch_sampler=sampler,
+                                   num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                   persistent_workers=self.num_workers > 0, collate_fn=collate_samples,
+                                   progress_fn=self._train_progress if train else None)

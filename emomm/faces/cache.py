@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import time
-import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from emomm.faces.crop import ClipCrops
+from emomm.utils.atomic import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -164,19 +164,8 @@ def _alive(pid: int) -> bool:
 def write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an ``.npz`` to a temporary file in the same folder, fsync, rename into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.{os.getpid()}.npz.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path, "wb") as f:  # temporary .<stem>.<token>.<pid>.npz.tmp, see clean_temporary
+        np.savez(f, **arrays)
 
 
 def load_entry(path: Path, delete_corrupt: bool = False) -> CropEntry | None:

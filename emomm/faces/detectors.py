@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from emomm.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -245,9 +245,7 @@ def write_sidecar(video: str | Path, boxes: np.ndarray, landmarks: np.ndarray | 
     if landmarks is not None:
         payload["landmarks"] = np.asarray(landmarks, float).round(3).tolist()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
+    atomic_write_json(path, payload, indent=None)
     return path
 
 

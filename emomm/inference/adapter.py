@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from emomm.utils.atomic import atomic_open
+
 log = logging.getLogger(__name__)
 
 METHODS = ("logit_affine", "prototype")
@@ -104,7 +106,8 @@ class PersonAdapter:
         for k in ("scale", "bias", "prototypes", "has_prototype"):  # asdict deep-copies tensors
             if getattr(self, k) is not None:
                 payload[k] = getattr(self, k).detach().cpu().contiguous()
-        torch.save(payload, path)
+        with atomic_open(path, "wb") as f:
+            torch.save(payload, f)
         return path
 
     @classmethod

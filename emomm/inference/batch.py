@@ -21,6 +21,7 @@ from emomm.media.files import walk_files
 from emomm.media.images import IMAGE_EXTENSIONS
 from emomm.media.sniff import sniff
 from emomm.media.video import VIDEO_EXTENSIONS
+from emomm.utils.atomic import atomic_savefig
 
 log = logging.getLogger(__name__)
 
@@ -168,5 +169,5 @@ def plot_timeline(record: dict[str, Any], out_png: Path) -> None:
     ax.set_title(f"{Path(record['input']).name}: {record.get('label')}")
     ax.legend(fontsize=7, ncol=4, loc="upper right")
     fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
+    atomic_savefig(fig, out_png, dpi=100)
     plt.close(fig)

@@ -26,7 +26,6 @@ heads (``EmotionClassifier.forward_all``), ``logits_<modality>`` for each modali
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from emomm.inference.export_graph import (  # noqa: F401  (re-exported)
     DEFAULT_OPSET, FORMATS, ExportError, ExportNet, _plain, dynamic_axes, example_inputs, graph_args, load_module)
 from emomm.utils.targets import check_targets
 from emomm.utils.ort import inference_session, onnxruntime
+from emomm.utils.atomic import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,9 @@ def export(ckpt_path: str | Path | None = None, out_dir: str | Path = "exported"
     module.eval()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # model.json, written last and atomically, marks a complete export: an interrupted
+    # re-export leaves a folder without it rather than new model files beside old metadata.
+    (out / "model.json").unlink(missing_ok=True)
     wrapper = ExportNet(module, tta=tta).eval()
     example = graph_args(wrapper, example_inputs(module))
     t0 = time.perf_counter()
@@ -205,7 +208,8 @@ def export(ckpt_path: str | Path | None = None, out_dir: str | Path = "exported"
     else:
         with torch.no_grad():
             traced = torch.jit.trace(wrapper, example, check_trace=False)
-        traced.save(str(out / "model.pt"))
+        with atomic_path(out / "model.pt") as tmp:
+            traced.save(str(tmp))
         files["torchscript"] = "model.pt"
     seconds = time.perf_counter() - t0
     hp = module.hparams
@@ -233,7 +237,7 @@ def export(ckpt_path: str | Path | None = None, out_dir: str | Path = "exported"
     }
     if check:
         meta["check"] = check_export(wrapper, out, files, format, example)
-    (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_json(out / "model.json", meta)
     log.info("exported %s -> %s (%s) in %.1f s", ckpt_path or "module", out, ", ".join(files.values()), seconds)
     return meta
 

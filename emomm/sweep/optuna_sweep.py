@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from emomm.sweep.context import TrialContext, set_trial
 from emomm.sweep.space import parse_space, to_override
+from emomm.utils.atomic import atomic_open, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def write_results(study: Any, sweep_dir: Path, monitor: str) -> None:
     ``optimization_results.yaml`` (best value, params and overrides) in the sweep folder."""
     trials = study.trials
     keys = sorted({k for t in trials for k in t.params})
-    with open(sweep_dir / "trials.csv", "w", newline="") as f:
+    with atomic_open(sweep_dir / "trials.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["number", "state", monitor, "duration_s", *keys, "pruned_at_epoch", "run_dir", "error"])
         for t in trials:
@@ -176,4 +177,4 @@ def write_results(study: Any, sweep_dir: Path, monitor: str) -> None:
         result |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
                    "best_overrides": best.user_attrs.get("overrides", []),
                    "best_run_dir": best.user_attrs.get("run_dir", "")}
-    OmegaConf.save(OmegaConf.create(result), sweep_dir / "optimization_results.yaml")
+    atomic_write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(result)))

