@@ -17,7 +17,7 @@ from PIL import Image
 from emomm.serve.app import ServeSettings, create_app
 from emomm.serve.auth import is_loopback, resolve_token
 from emomm.serve.engine import ServeEngine, find_metrics
-from emomm.serve.sniff import sniff
+from emomm.media.sniff import sniff
 
 LABELS = ["angry", "happy", "sad"]
 

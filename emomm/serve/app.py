@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from emomm.serve import decode
 from emomm.serve.auth import COOKIE, TokenMiddleware
 from emomm.serve.errors import BadInput, public
-from emomm.serve.sniff import sniff
+from emomm.media.sniff import sniff
 from emomm.serve.limits import BodyLimit
 from emomm.serve.uploads import OVERHEAD, read_form, read_urlencoded
 

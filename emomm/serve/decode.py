@@ -19,7 +19,7 @@ import numpy as np
 
 from emomm.media.images import ImageReadError, ImageTooLargeError, decode_image
 from emomm.serve.errors import TEMP_PREFIX, BadInput
-from emomm.serve.sniff import SUFFIX, Sniffed
+from emomm.media.sniff import SUFFIX, Sniffed
 
 
 def _unreadable(what: str, name: str, err: Exception) -> BadInput:
