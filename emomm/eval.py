@@ -14,7 +14,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
 from emomm.data.base import DataError
@@ -84,11 +84,12 @@ def apply_eval_windows(model: EmotionModule, windows: Any) -> None:
 
 
 def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | str):
-    """The data to score ``models`` on: ``cfg.data`` when given (its interpolations such as
-    ``${face.image_size}`` or ``${modalities}`` take the values the models were trained with,
-    from their checkpoints), else the data config stored in the first checkpoint."""
+    """The data to score ``models`` on: ``cfg.data`` when it names a dataset (``data=<name>``;
+    its interpolations such as ``${face.image_size}`` or ``${modalities}`` take the values the
+    models were trained with, from their checkpoints), else the data config stored in the
+    first checkpoint, with any ``data.*`` options given (``data.root=...``) on top."""
     data_cfg = cfg.get("data")
-    if data_cfg:
+    if data_cfg and "_target_" in data_cfg:
         with open_dict(cfg):
             cfg.modalities = list(dict.fromkeys(m for model in models for m in model.hparams.encoders))
             for model in reversed(models):  # the first model's settings win
@@ -100,6 +101,8 @@ def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | s
         if not data_cfg:
             raise CheckpointError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
         check_targets(data_cfg, ckpt, prefix="hyper_parameters.data")  # from a file: built only if allowed
+        if cfg.get("data"):  # options without a dataset (data.root=..., debug's data.num_workers=0) adjust it
+            data_cfg = OmegaConf.merge(data_cfg, to_plain(cfg.data))
     datamodule = instantiate(data_cfg)
     if callable(getattr(datamodule, "require_modalities", None)):
         datamodule.require_modalities(list(dict.fromkeys(m for model in models for m in model.hparams.encoders)))

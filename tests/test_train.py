@@ -184,3 +184,19 @@ def test_explicit_bf16_is_kept_but_warned_about_where_emulated(monkeypatch, capl
     with caplog.at_level("WARNING"):
         assert runtime.resolve_precision(cfg) == "bf16-mixed"
     assert cfg.precision == "bf16-mixed" and "emulated" in caplog.text
+
+
+def test_eval_data_options_adjust_the_stored_data_config(trained_run, cfg_factory, tmp_path):
+    """``data.*`` options without ``data=<name>`` (``debug=limit`` sets data.num_workers) apply
+    on top of the checkpoint's stored data config instead of replacing it."""
+    cfg, out, summary = trained_run
+    ecfg = cfg_factory([f"ckpt_path={out}/checkpoints/best.ckpt", "debug=limit"], config_name="eval",
+                       subdir="eval-debug")
+    assert ecfg.data.num_workers == 0 and "_target_" not in ecfg.data
+    assert 0.0 <= evaluate(ecfg)["metrics"]["acc"] <= 1.0
+    from emomm.eval import eval_datamodule
+    from emomm.models.module import EmotionModule
+    ckpt = out / "checkpoints" / "best.ckpt"
+    other = cfg_factory([f"ckpt_path={ckpt}", "+data.batch_size=3"], config_name="eval", subdir="eval-bs")
+    dm = eval_datamodule(other, [EmotionModule.load_from_checkpoint(ckpt)], ckpt)
+    assert dm.batch_size == 3 and type(dm).__name__ == "SyntheticDataModule"   # stored config, option on top
