@@ -54,7 +54,25 @@ def test_predict_image_finds_the_face_with_landmarks(predictor, astronaut, tmp_p
     assert sum(face.probs) == pytest.approx(1.0, abs=1e-5) and face.label in res.label_names
     json.dumps(res.to_dict())
     blank = predictor.predict_image(np.full((120, 160, 3), 127, np.uint8))
-    assert blank.faces == [] and blank.error == "no face found"
+    assert res.note is None and blank.faces == [] and blank.error == "no face found"
+
+
+def test_a_crop_of_the_training_size_is_not_detected_again(predictor, ckpt, astronaut):
+    """The checkpoint was trained on ready-made 32 px crops (synthetic faces, like FER2013's
+    48 px): an image of about that size is used whole, with a note, not re-detected."""
+    import cv2
+    assert predictor.crop_size == 32
+    whole = Predictor.from_checkpoint(ckpt, detector="none")   # the documented whole-image path
+    for side in (32, 44):   # a flat crop MTCNN finds no face in, and a crop of the astronaut's face
+        crop = np.full((side, side, 3), 127, np.uint8) if side == 32 else \
+            cv2.resize(astronaut[20:220, 130:330], (side, side))
+        res = predictor.predict_image(crop)
+        assert res.error is None and len(res.faces) == 1 and res.faces[0].box == [0.0, 0.0, side, side], res
+        assert f"the {side}x{side} image is a face crop" in res.note and "predictor.detector=mtcnn" in res.note
+        assert np.allclose(res.faces[0].probs, whole.predict_image(crop).faces[0].probs, atol=1e-6)
+    detect = Predictor.from_checkpoint(ckpt, detector="mtcnn")   # asked for: detection as before
+    res = detect.predict_image(np.full((32, 32, 3), 127, np.uint8))
+    assert detect.crop_size == 0 and res.note is None and res.error == "no face found"
 
 
 def test_predict_text_single_list_and_empty(predictor):

@@ -11,7 +11,10 @@ Faces are found with the detector the checkpoint's data used (MTCNN when it used
 given boxes; ``detector=`` picks another, ``detector="none"`` takes the whole image as the
 crop), cropped with the checkpoint's crop geometry, and transformed by
 :class:`~emomm.inference.preprocess.Preprocessor` exactly as in validation. Work is batched
-(``batch_size`` crops, clips or windows per network call).
+(``batch_size`` crops, clips or windows per network call). A checkpoint trained on
+ready-made face crops (FER2013) takes an image of about its training size (each side
+0.75-1.5x) as such a crop, whole, and says so in the result's ``note``: re-detecting a face
+in a 48x48 crop missed some and re-cropped the rest to a geometry the model never saw.
 
 Untrusted files stay bounded: images and video frames above ``max_pixels`` are refused from
 their header (:mod:`emomm.media.images`); audio at an absurd sample rate or shorter than
@@ -107,6 +110,10 @@ class Predictor:
         faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
         stored = faces.get("detector")
         self.detector_name = (stored if stored in _DETECTORS_FOR_PHOTOS else "mtcnn") if detector == "auto" else detector
+        # Trained on ready-made face crops (FER2013: no face pipeline in its preprocessing): with
+        # detector=auto, an image of about that size is such a crop and is used whole.
+        face_prep = self.preprocessing.get("face") or {}
+        self.crop_size = int(face_prep.get("image_size") or 0) if detector == "auto" and not faces else 0
         self.crop = {**DEFAULT_CROP, **{k: faces[k] for k in DEFAULT_CROP if k in faces}}
         self._detector = None
         self.adapter = PersonAdapter.load(adapter) if isinstance(adapter, (str, Path)) else adapter
@@ -193,9 +200,17 @@ class Predictor:
         """Faces in each RGB frame (``detector="none"``: each whole frame is one face)."""
         return self.detector.detect(frames)
 
-    def crop_faces(self, rgb: np.ndarray, faces: Faces) -> np.ndarray:
-        """uint8 crops ``[N, S, S, 3]`` of the faces, with the checkpoint's geometry."""
-        if self.detector_name == "none":
+    def is_training_crop(self, width: int, height: int) -> bool:
+        """Whether a ``width`` x ``height`` image is a face crop of the size this checkpoint was
+        trained on (each side 0.75-1.5x it; only for checkpoints trained on ready-made crops,
+        with ``detector=auto``)."""
+        s = self.crop_size
+        return bool(s) and 0.75 * s <= min(width, height) and max(width, height) <= 1.5 * s
+
+    def crop_faces(self, rgb: np.ndarray, faces: Faces, whole: bool = False) -> np.ndarray:
+        """uint8 crops ``[N, S, S, 3]`` of the faces, with the checkpoint's geometry (``whole``,
+        or ``detector="none"``: the whole image, resized, as the one face)."""
+        if whole or self.detector_name == "none":
             return np.asarray(crop_face(rgb, [0, 0, rgb.shape[1], rgb.shape[0]], self.crop["size"], 0.0,
                                         square=False))[None]
         out = []
@@ -235,17 +250,21 @@ class Predictor:
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[..., None], 3, axis=2)
         rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
-        faces = self.detect(rgb)[0] if self.detector_name != "none" else \
-            Faces(np.array([[0, 0, rgb.shape[1], rgb.shape[0]]], np.float32), np.ones(1, np.float32))
-        probs = self.classify_faces(self.crop_faces(rgb, faces)) if len(faces) else []
+        h, w = rgb.shape[:2]
+        whole = self.detector_name == "none" or self.is_training_crop(w, h)
+        note = (f"the {w}x{h} image is a face crop like the {self.crop_size} px faces the model was trained on: "
+                "used whole, not re-detected (predictor.detector=mtcnn detects faces in it anyway)"
+                if whole and self.detector_name != "none" else None)
+        faces = Faces(np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32)) if whole else self.detect(rgb)[0]
+        probs = self.classify_faces(self.crop_faces(rgb, faces, whole)) if len(faces) else []
         results = []
         for j, p in enumerate(probs):
             label, conf = top(p, self.label_names)
             lm = faces.landmarks[j].tolist() if faces.landmarks is not None else None
             results.append(FaceResult(box=[float(v) for v in faces.boxes[j]], score=float(faces.scores[j]),
                                       probs=p.tolist(), label=label, confidence=conf, landmarks=lm))
-        return ImageResult(self.label_names, results, int(rgb.shape[1]), int(rgb.shape[0]), source,
-                           None if results else "no face found")
+        return ImageResult(self.label_names, results, int(w), int(h), source,
+                           None if results else "no face found", note)
 
     # -- text --------------------------------------------------------------------------------
     def predict_text(self, text: str | Sequence[str]) -> TextResult | list[TextResult]:

@@ -60,6 +60,7 @@ class ImageResult(_Result):
     height: int
     source: str | None = None
     error: str | None = None   # e.g. "no face found"
+    note: str | None = None    # e.g. "the 48x48 image is a face crop ...: used whole, not re-detected"
 
 
 @dataclass
