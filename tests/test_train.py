@@ -200,3 +200,36 @@ def test_eval_data_options_adjust_the_stored_data_config(trained_run, cfg_factor
     other = cfg_factory([f"ckpt_path={ckpt}", "+data.batch_size=3"], config_name="eval", subdir="eval-bs")
     dm = eval_datamodule(other, [EmotionModule.load_from_checkpoint(ckpt)], ckpt)
     assert dm.batch_size == 3 and type(dm).__name__ == "SyntheticDataModule"   # stored config, option on top
+
+
+def test_latest_says_which_checkpoint_it_took(tmp_path, caplog):
+    import logging
+    import os
+
+    from emomm.utils.runtime import resolve_ckpt
+    old, new = (tmp_path / r / "checkpoints" / "best.ckpt" for r in ("a", "b"))
+    for i, p in enumerate((old, new)):
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+        os.utime(p, (1000 + i, 1000 + i))
+    with caplog.at_level(logging.INFO, logger="emomm.utils.runtime"):
+        assert resolve_ckpt("latest", tmp_path) == new
+    assert f"ckpt_path=latest: {new} (the newest of 2" in caplog.text
+
+
+def test_serve_runs_the_configured_compute_threads(monkeypatch):
+    import torch
+
+    import emomm.serve.__main__ as entry
+    from emomm.utils.runtime import CONFIG_DIR
+    from omegaconf import OmegaConf
+    cfg = OmegaConf.load(Path(CONFIG_DIR) / "serve.yaml")
+    assert cfg.threads == 1                       # the default: one thread, as the README advises
+    monkeypatch.setattr(entry, "serve", lambda c: None)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        entry.main.__wrapped__(cfg)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

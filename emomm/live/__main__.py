@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 
 import hydra
 from omegaconf import DictConfig
 
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, private_library_caches, to_plain
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults, private_library_caches, set_compute_threads, to_plain
 from emomm.utils.safe_load import exit_on_checkpoint_error
 
 
@@ -30,10 +29,7 @@ def build(cfg: DictConfig):
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="live")
 def main(cfg: DictConfig) -> dict:
     offline_defaults()
-    if cfg.threads:
-        import torch
-        torch.set_num_threads(int(cfg.threads))
-        os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
+    set_compute_threads(cfg.threads)
     from emomm.live.voice import LiveInputError   # (as build's: torch loads after the config)
     from emomm.media.audio import AudioReadError
     from emomm.media.images import ImageReadError

@@ -10,7 +10,8 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, private_library_caches, resolve_ckpts
+from emomm.utils.runtime import (CONFIG_DIR, offline_defaults, private_library_caches, resolve_ckpts,
+                                 set_compute_threads)
 from emomm.utils.safe_load import exit_on_checkpoint_error
 
 log = logging.getLogger("emomm.serve")
@@ -48,6 +49,7 @@ def serve(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
+    set_compute_threads(cfg.get("threads"))
     with exit_on_checkpoint_error():
         serve(cfg)
 

@@ -111,6 +111,16 @@ def resolve_ckpts(value: Any, log_dir: str | Path, backend: str = "torch") -> Pa
     return resolve_ckpt(str(value), log_dir) if backend == "torch" else Path(str(value)).expanduser()
 
 
+def set_compute_threads(threads: int | None) -> None:
+    """``threads`` torch (and OpenMP, for libraries that start later) compute threads; 0 or
+    None: leave the defaults (all cores). On a small shared CPU one thread per inference
+    beats two that stall each other."""
+    if threads:
+        import torch
+        torch.set_num_threads(int(threads))
+        os.environ.setdefault("OMP_NUM_THREADS", str(int(threads)))
+
+
 def resolve_ckpt(path: str, log_dir: str | Path) -> Path:
     """``latest`` -> the newest ``best.ckpt`` of any run under ``log_dir``; else the path."""
     if path == "latest":
@@ -119,6 +129,7 @@ def resolve_ckpt(path: str, log_dir: str | Path) -> Path:
         if not found:
             raise FileNotFoundError(f"ckpt_path=latest: no checkpoints/best.ckpt under {log_dir}; "
                                     "train a model first (python -m emomm.train)")
+        log.info("ckpt_path=latest: %s (the newest of %d checkpoints/best.ckpt under %s)", found[-1], len(found), log_dir)
         return found[-1]
     p = Path(path).expanduser()
     if not p.is_file():
