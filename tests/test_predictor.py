@@ -274,3 +274,28 @@ def test_predict_cli_with_a_list_of_checkpoints_predicts_as_their_ensemble(ckpt,
                                     f"inputs=[{tmp_path / 'note.txt'}]"])
     with pytest.raises(ValueError, match="needs backend=torch"):
         predict(cfg)
+
+
+def _colored_pixels(png, left: float) -> int:
+    """Pixels with a clear hue (the class lines and markers) in the left ``left`` of the chart
+    (the legend stays upper right)."""
+    from PIL import Image
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    part = rgb[:, : int(rgb.shape[1] * left)]
+    return int(((part.max(axis=2) - part.min(axis=2)) > 60).sum())
+
+
+def test_timeline_png_shows_one_window_and_one_panel_per_face(tmp_path):
+    from emomm.inference.batch import plot_timeline, summary_row
+    names = ["angry", "happy", "sad"]
+    win = {"start": 0.0, "end": 1.0, "probs": [0.2, 0.7, 0.1], "label": "happy", "confidence": 0.7}
+    one = {"input": "clip.wav", "kind": "audio", "label_names": names, "label": "happy", "duration": 4.0,
+           "windows": [win], "probs": win["probs"]}
+    plot_timeline(one, tmp_path / "one.png")
+    assert _colored_pixels(tmp_path / "one.png", 0.3) > 20     # the window's markers (was an empty chart)
+    video = {**one, "input": "street.mp4", "kind": "video", "tracks": {"1": [win], "2": [win, {**win, "start": 2.0,
+                                                                                                 "end": 3.0}]}}
+    plot_timeline(video, tmp_path / "video.png")
+    from PIL import Image
+    assert Image.open(tmp_path / "video.png").height > Image.open(tmp_path / "one.png").height   # two panels
+    assert summary_row(video)["faces"] == 2 and summary_row(one)["faces"] is None   # people tracked in the clip

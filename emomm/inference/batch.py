@@ -134,8 +134,11 @@ def _with_kind_hint(error: str, path: Path, kind: str | None) -> str:
 
 
 def summary_row(record: dict[str, Any]) -> dict[str, Any]:
-    """The CSV line of a record: input, kind, label, confidence, faces, error."""
+    """The CSV line of a record: input, kind, label, confidence, faces (of an image: found; of a
+    video: tracked), error."""
     label, conf, faces = record.get("label"), None, None
+    if record.get("kind") == "video" and not record.get("error"):
+        faces = len(record.get("tracks") or {}) or None   # people tracked in the clip
     if "faces" in record:
         faces = len(record["faces"])
         if faces:
@@ -148,26 +151,33 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
             "error": record.get("error")}
 
 
-def plot_timeline(record: dict[str, Any], out_png: Path) -> None:
-    """Emotion-over-time chart of a video/audio record (one line per class)."""
+def plot_timeline(record: dict[str, Any], out_png: Path, max_rows: int = 6) -> None:
+    """Emotion-over-time chart of a video/audio record: one panel per tracked face (the first
+    ``max_rows``), else one for the clip's windows; one line per class, with markers when
+    there are few windows (a one-window clip is a row of dots, not an empty chart)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    windows = record.get("windows") or []
-    if not windows:
+    tracks = record.get("tracks") or {}
+    panels = [(f"face {tid}", ws) for tid, ws in tracks.items() if ws] or [(None, record.get("windows") or [])]
+    panels = [(name, ws) for name, ws in panels if ws][:max_rows]
+    if not panels:
         return
-    t = [(w["start"] + w["end"]) / 2 for w in windows]
-    probs = np.array([w["probs"] for w in windows])
-    fig, ax = plt.subplots(figsize=(8, 3))
-    for k, name in enumerate(record["label_names"]):
-        ax.plot(t, probs[:, k], label=name)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("probability")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"{Path(record['input']).name}: {record.get('label')}")
-    ax.legend(fontsize=7, ncol=4, loc="upper right")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.2 + 1.8 * len(panels)), sharex=True, squeeze=False)
+    for ax, (name, windows) in zip(axes[:, 0], panels):
+        t = [(w["start"] + w["end"]) / 2 for w in windows]
+        probs = np.array([w["probs"] for w in windows])
+        for k, label in enumerate(record["label_names"]):
+            ax.plot(t, probs[:, k], label=label, marker="o" if len(windows) <= 30 else None, markersize=3)
+        ax.set_ylabel("probability" if name is None else f"{name}\nprobability", fontsize=8)
+        ax.set_ylim(0, 1)
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 0].set_xlim(0, max(float(record.get("duration") or 0), max(w["end"] for _, ws in panels for w in ws)))
+    more = f" (first {max_rows} of {len(tracks)} faces)" if len(tracks) > max_rows else ""
+    axes[0, 0].set_title(f"{Path(record['input']).name}: {record.get('label')}{more}")
+    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right")
     fig.tight_layout()
     atomic_savefig(fig, out_png, dpi=100)
     plt.close(fig)
