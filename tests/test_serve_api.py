@@ -63,7 +63,7 @@ class FakePredictor:
         assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
         if self.fail:
             raise RuntimeError("model exploded")
-        return _Res(faces=[{"box": [2, 3, 20, 25], "probs": [0.1, 0.7, 0.2], "score": 0.99}])
+        return _Res(faces=[{"box": [2, 3, 20, 25], "probs": [0.1, 0.7, 0.2], "detector_score": 0.99}])
 
     def predict_video(self, path):
         assert os.path.isfile(path)
@@ -191,7 +191,8 @@ def test_predict_image(client):
     d = r.json()
     assert d["kind"] == "image" and (d["width"], d["height"]) == (40, 30)
     (face,) = d["faces"]
-    assert face["label"] == "happy" and face["score"] == pytest.approx(0.7)
+    assert face["label"] == "happy" and face["confidence"] == pytest.approx(0.7)
+    assert face["detector_score"] == pytest.approx(0.99) and "score" not in face   # one name, one meaning
     assert face["box"] == [2, 3, 20, 25] and face["views"] == {"face": face["probs"]}
 
 

@@ -261,7 +261,7 @@ class Predictor:
         for j, p in enumerate(probs):
             label, conf = top(p, self.label_names)
             lm = faces.landmarks[j].tolist() if faces.landmarks is not None else None
-            results.append(FaceResult(box=[float(v) for v in faces.boxes[j]], score=float(faces.scores[j]),
+            results.append(FaceResult(box=[float(v) for v in faces.boxes[j]], detector_score=float(faces.scores[j]),
                                       probs=p.tolist(), label=label, confidence=conf, landmarks=lm))
         return ImageResult(self.label_names, results, int(w), int(h), source,
                            None if results else "no face found", note)

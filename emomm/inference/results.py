@@ -42,9 +42,10 @@ def top(probs, label_names: list[str]) -> tuple[str, float]:
 @dataclass
 class FaceResult(_Result):
     """One face: ``box`` x1, y1, x2, y2 (pixels), ``landmarks`` [5, 2] (eyes, nose, mouth
-    corners) when the detector gives them, detection ``score``, class ``probs``."""
+    corners) when the detector gives them, the detector's ``detector_score``, class ``probs``
+    and the top class's ``confidence`` (the same names in the API, the JSONL and the CSV)."""
     box: list[float]
-    score: float
+    detector_score: float
     probs: list[float]
     label: str
     confidence: float

@@ -6,10 +6,14 @@ model as ``emomm.inference`` everywhere else); this module only decodes nothing,
 nothing, and reshapes results into one small schema:
 
 * image: ``{"kind": "image", "labels", "width", "height", "view_names",
-  "faces": [{"box": [x1, y1, x2, y2], "label", "score", "probs": [K], "views": {view: [K]}}]}``
-* video / audio: ``{"kind", "labels", "duration", "view_names", "clip": {"label", "probs"},
+  "faces": [{"box": [x1, y1, x2, y2], "label", "confidence", "detector_score", "probs": [K],
+  "views": {view: [K]}}]}``
+* video / audio: ``{"kind", "labels", "duration", "view_names", "clip": {"label", "confidence", "probs"},
   "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}}``
-* text: ``{"kind": "text", "labels", "label", "probs": [K]}``
+* text: ``{"kind": "text", "labels", "label", "confidence", "probs": [K]}``
+
+``confidence`` is always the top class's probability and ``detector_score`` the face
+detector's, with the same names as the Predictor's results (JSONL) and predict's CSV.
 
 Views are the "simple" per-modality predictions (``face``, ``voice``...) and the "hybrid"
 fused one (``fused``); a single-modality model has just its own.
@@ -136,11 +140,11 @@ class ServeEngine:
 
     def _face(self, f: dict, track_id: Any = None) -> dict:
         probs = _probs_list(f["probs"])
-        label, score = _label_of(self.label_names, probs)
+        label, confidence = _label_of(self.label_names, probs)
         views = {k: _probs_list(v) for k, v in (f.get("views") or f.get("modality_probs") or {}).items()}
-        out = {"box": [float(v) for v in f["box"]], "label": label, "score": score, "probs": probs,
+        out = {"box": [float(v) for v in f["box"]], "label": label, "confidence": confidence, "probs": probs,
                "views": views or {self.modalities[0]: probs},
-               "detector_score": float(f.get("score", f.get("detector_score", 1.0)) or 0.0)}
+               "detector_score": float(f.get("detector_score", 1.0) or 0.0)}
         tid = f.get("id", f.get("track_id", track_id))
         if tid is not None:
             out["id"] = int(tid)
@@ -177,7 +181,7 @@ class ServeEngine:
         d = _plain(res.to_dict())
         clip = _probs_list(d["probs"])
         # no probabilities (no speech, no face): no label either, the note says why
-        label, score = _label_of(self.label_names, clip) if clip else (None, None)
+        label, confidence = _label_of(self.label_names, clip) if clip else (None, None)
         windows = d.get("windows") or []
         timeline = [{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["probs"])} for w in windows]
         views = {}
@@ -189,15 +193,15 @@ class ServeEngine:
                 views[m] = {"clip": {"label": _label_of(self.label_names, _probs_list(probs))[0],
                                      "probs": _probs_list(probs)}, "timeline": vt}
         return {"kind": kind, "labels": self.label_names, "duration": float(d.get("duration") or 0.0),
-                "clip": {"label": label, "score": score, "probs": clip}, "timeline": timeline,
+                "clip": {"label": label, "confidence": confidence, "probs": clip}, "timeline": timeline,
                 "views": views, "view_names": sorted(views, key=lambda k: (k != "fused", k)),
                 "note": d.get("error")}
 
     def text(self, text: str) -> dict:
         d = _plain(self.predictor.predict_text(text).to_dict())
         probs = _probs_list(d["probs"])
-        label, score = _label_of(self.label_names, probs)
-        return {"kind": "text", "labels": self.label_names, "label": label, "score": score, "probs": probs}
+        label, confidence = _label_of(self.label_names, probs)
+        return {"kind": "text", "labels": self.label_names, "label": label, "confidence": confidence, "probs": probs}
 
     # -- live ----------------------------------------------------------------------------------
     def live_frame(self, rgb: np.ndarray, voice: dict | None = None,
@@ -216,12 +220,12 @@ class ServeEngine:
         fused_all, own_all = p.classify_fused(p.crop_faces(rgb, found), *audio, with_own=True)
         faces = []
         for box, score, own, fused in zip(found.boxes, found.scores, own_all["face"], fused_all):
-            f = self._face({"box": box.tolist(), "score": float(score), "probs": fused.tolist()})
+            f = self._face({"box": box.tolist(), "detector_score": float(score), "probs": fused.tolist()})
             f["views"] = {"fused": f["probs"], "face": _probs_list(own), "voice": voice["probs"]}
             faces.append(f)
         return {"faces": faces}
 
     def live_audio(self, wave: np.ndarray, sr: int) -> dict:
         probs = _probs_list(self.predictor.classify_audio(wave, sr))
-        label, score = _label_of(self.label_names, probs)
-        return {"label": label, "score": score, "probs": probs}
+        label, confidence = _label_of(self.label_names, probs)
+        return {"label": label, "confidence": confidence, "probs": probs}

@@ -91,7 +91,7 @@ function drawBoxes(ctx, faces, scale, labels) {
     const i = labels.indexOf(f.label);
     const c = COLORS[(i < 0 ? 0 : i) % COLORS.length];
     ctx.strokeStyle = c; ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const text = `${f.id !== undefined && f.id !== null ? "#" + f.id + " " : ""}${f.label} ${(100 * f.score).toFixed(0)}%`;
+    const text = `${f.id !== undefined && f.id !== null ? "#" + f.id + " " : ""}${f.label} ${(100 * f.confidence).toFixed(0)}%`;
     const w = ctx.measureText(text).width + 8;
     ctx.fillStyle = c; ctx.fillRect(x1, Math.max(0, y1 - 20), w, 20);
     ctx.fillStyle = "#fff"; ctx.fillText(text, x1 + 4, Math.max(14, y1 - 5));
@@ -152,7 +152,7 @@ async function renderImage(res, view) {
   const faces = res.faces.map((f) => {
     const p = pick(f.views, f.probs, view);
     const i = p.indexOf(Math.max(...p));
-    return { ...f, label: res.labels[i], score: p[i], probs: p };
+    return { ...f, label: res.labels[i], confidence: p[i], probs: p };
   });
   drawBoxes(ctx, faces, scale, res.labels);
   canvas.hidden = false;
@@ -173,7 +173,7 @@ async function renderUpload(res, keepView) {
     faces.forEach((f, k) => {
       const card = document.createElement("div"); card.className = "face-card";
       card.dataset.label = f.label;
-      bars(card, res.labels, f.probs, `<b>Face ${k + 1}: <span class="face-label">${f.label}</span></b> ${(100 * f.score).toFixed(0)}%`);
+      bars(card, res.labels, f.probs, `<b>Face ${k + 1}: <span class="face-label">${f.label}</span></b> ${(100 * f.confidence).toFixed(0)}%`);
       summary.appendChild(card);
     });
   } else if (res.kind === "text") {
@@ -337,7 +337,7 @@ function drawLive() {
     const faces = live.faces.map((f) => {
       const p = pick(f.views, f.probs, view);
       const i = p.indexOf(Math.max(...p));
-      return { ...f, label: MODEL.labels[i], score: p[i] };
+      return { ...f, label: MODEL.labels[i], confidence: p[i] };
     });
     drawBoxes(ctx, faces, scale, MODEL.labels);
   }
