@@ -128,6 +128,9 @@ class VoiceAdapter(nn.Module):
         self.out_dim = encoder.out_dim
         self.token_dim = getattr(encoder, "token_dim", encoder.out_dim)
         self.takes_lengths = False   # equal-length waveforms only (see the module docstring)
+        #: the shortest waveform (samples) the graph takes: one frame left after the time pooling
+        pools = math.prod(int(t) for t in getattr(encoder, "time_pools", [1]))
+        self.min_length = max(self.frontend.n_fft, self.frontend.hop * pools)
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(wave, lengths).pooled
