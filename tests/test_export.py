@@ -256,8 +256,6 @@ def test_face_voice_export_runs_every_declared_shape(tmp_path):
     graph used to bake the exported voice length into an attention reshape."""
     m = small_module({"face": FACE, "voice": VOICE}, fusion="AttentionFusion", preprocessing=FACE_VOICE_PREP)
     meta = export(module=m, out_dir=tmp_path)
-    assert type(m.net.encoders["voice"]).__name__ == "VoiceEncoder"   # the export left the module as it was
-    assert any("voice length=640" in c for c in meta["check"]["cases"])
     runner = OnnxRunner.from_export(tmp_path)
     rng = np.random.default_rng(0)
     for b in (1, 3):
@@ -273,6 +271,10 @@ def test_face_voice_export_runs_every_declared_shape(tmp_path):
     face = torch.randn(1, 1, 32, 32)
     only = {"inputs": {"face": face}, "lengths": {}, "present": {"voice": torch.tensor([False])}}
     assert np.abs(runner.probs({"face": face}) - torch_probs(m, only)).max() <= 1e-4
+    # the check tried the shortest voice the encoder takes; the export left the module as it was
+    # (PyTorch's side of the parity is the STFT encoder, not the export adapter)
+    assert any("voice length=640" in c for c in meta["check"]["cases"])
+    assert type(m.net.encoders["voice"]).__name__ == "VoiceEncoder"
 
 
 def test_an_export_that_fails_a_declared_shape_is_refused_and_writes_nothing(tmp_path, monkeypatch):
@@ -282,7 +284,7 @@ def test_an_export_that_fails_a_declared_shape_is_refused_and_writes_nothing(tmp
     from emomm.inference import export_graph
 
     m = small_module({"face": FACE, "voice": VOICE}, fusion="AttentionFusion", preprocessing=FACE_VOICE_PREP)
-    monkeypatch.setattr(export_graph, "shape_agnostic", lambda module: module)
+    monkeypatch.setattr(export_graph, "shape_agnostic", lambda module: module, raising=False)
     fresh = tmp_path / "fresh"
     with pytest.raises(ExportError, match=r"fails on inputs it declares \(batch=1, voice length=640.*nothing was"):
         export(module=m, out_dir=fresh)
@@ -292,7 +294,7 @@ def test_an_export_that_fails_a_declared_shape_is_refused_and_writes_nothing(tmp
     monkeypatch.undo()
     export(module=m, out_dir=old)
     before = {p.name: p.read_bytes() for p in old.iterdir()}
-    monkeypatch.setattr(export_graph, "shape_agnostic", lambda module: module)
+    monkeypatch.setattr(export_graph, "shape_agnostic", lambda module: module, raising=False)
     with pytest.raises(ExportError, match="voice length"):
         export(module=m, out_dir=old, quantize="int8")
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
