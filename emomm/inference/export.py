@@ -12,7 +12,8 @@ included), for the tensor modalities:
 * ``face``: ``[B, C, S, S]`` float crops, normalised as the checkpoint's preprocessing says;
 * ``video``: ``[B, T, C, S, S]`` with ``T = num_frames`` of the preprocessing, plus
   ``video_lengths`` ``int64 [B]`` (usable frames; transformer models - LSTM models take full clips);
-* ``voice``: ``[B, N]`` waveforms of equal length (the clip pipeline pads every clip to
+* ``voice``: ``[B, N]`` waveforms of equal length, any ``N`` from the encoder's shortest
+  (one frame after its time pooling) up (the clip pipeline pads every clip to
   ``voice.duration``; without a duration, export one utterance per call). The log-mel
   spectrogram becomes a fixed DFT convolution, because ONNX has no complex STFT that
   PyTorch's exporter can target; its parity with the PyTorch model is tested;
@@ -23,6 +24,10 @@ serve them with the PyTorch backend.
 
 Outputs: ``logits [B, K]`` (the fused prediction) and, when the network exposes per-modality
 heads (``EmotionClassifier.forward_all``), ``logits_<modality>`` for each modality.
+
+:func:`export` runs every written file against PyTorch on each declared shape
+(:func:`parity_cases`: batch sizes, voice lengths, subsets of modalities) and refuses to
+write a model that fails one.
 """
 from __future__ import annotations
 
@@ -296,9 +301,10 @@ def parity_cases(wrapper: ExportNet, example: tuple[torch.Tensor, ...],
                  batch_sizes: Sequence[int] = PARITY_BATCH_SIZES) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
     """``(label, graph arguments)`` for every shape the graph declares: each batch size with
     each length of every dynamic time axis (the shortest allowed, a middle one, the exported
-    one, a longer one), every non-empty subset of the modalities (absent ones masked, with
-    their inputs left in place, as a batch of mixed samples has them) at the shortest and
-    the exported length, and one batch whose samples each have a different subset."""
+    one, a longer one); every non-empty proper subset of the modalities (absent ones masked,
+    their inputs left in place as a batch of mixed samples has them) at the shortest and the
+    exported length; one batch whose samples each have a different subset; and one with
+    shorter sequences where the graph takes ``<modality>_lengths``."""
     inputs, _, _ = wrapper.split_args(example)
     axes = dynamic_axes(wrapper)
     timed = {m: [a for a in axes.get(m, {}) if a != 0] for m in wrapper.modalities}
@@ -311,8 +317,10 @@ def parity_cases(wrapper: ExportNet, example: tuple[torch.Tensor, ...],
     steps = max((len(v) for v in span.values()), default=1)
     exported_step = {m: v.index(int(inputs[m].shape[timed[m][0]])) for m, v in span.items()}
     g = torch.Generator().manual_seed(0)
+    big = max(batch_sizes)
 
-    def make(b: int, step: int | None, present: dict[str, torch.Tensor] | None) -> tuple[str, tuple]:
+    def make(b: int, step: int | None, present: dict[str, torch.Tensor] | None = None,
+             lengths: dict[str, torch.Tensor] | None = None) -> tuple[str, tuple]:
         x, desc = {}, [f"batch={b}"]
         for m in wrapper.modalities:
             shape = list(inputs[m].shape)
@@ -323,21 +331,26 @@ def parity_cases(wrapper: ExportNet, example: tuple[torch.Tensor, ...],
                 desc.append(f"{m} length={span[m][i]}")
             scale = float(inputs[m].float().std()) or 1.0
             x[m] = scale * torch.randn(*shape, generator=g)
+        for m, ln in (lengths or {}).items():
+            desc.append(f"{m}_lengths={ln.tolist()}")
         if wrapper.multi:
-            shown = {m: p.tolist() for m, p in (present or {}).items()}
-            desc.append(f"present={shown}" if shown else "all modalities present")
-        return ", ".join(desc), graph_args(wrapper, x, present)
+            rows = [[m for m in wrapper.modalities if bool(present[m][i])] for i in range(b)] if present else []
+            desc.append("present: " + ("every modality" if not rows else
+                                       "/".join("+".join(r) or "none" for r in rows)))
+        return ", ".join(desc), graph_args(wrapper, x, present, lengths)
 
-    cases = [make(b, step, None) for b in batch_sizes for step in range(steps)]
+    cases = [make(b, step) for b in batch_sizes for step in range(steps)]
     if wrapper.multi:
         subsets = [s for k in range(1, len(wrapper.modalities)) for s in combinations(wrapper.modalities, k)]
-        b = max(batch_sizes)
         for sub in subsets:
-            present = {m: torch.full((b,), m in sub, dtype=torch.bool) for m in wrapper.modalities}
-            cases += [make(b, 0, present), make(b, None, present)]
+            present = {m: torch.full((big,), m in sub, dtype=torch.bool) for m in wrapper.modalities}
+            cases += [make(big, step, present) for step in sorted({0, *exported_step.values()})]
         rows = subsets + [tuple(wrapper.modalities)]
-        present = {m: torch.tensor([m in rows[i % len(rows)] for i in range(b)]) for m in wrapper.modalities}
-        cases.append(make(b, None, present))
+        present = {m: torch.tensor([m in rows[i % len(rows)] for i in range(big)]) for m in wrapper.modalities}
+        cases.append(make(big, None, present))
+    seq = {m: int(inputs[m].shape[1]) for m in wrapper.modalities if f"{m}_lengths" in wrapper.input_names}
+    if seq:
+        cases.append(make(big, None, lengths={m: torch.tensor([t, t // 2 + 1, 1] * big)[:big] for m, t in seq.items()}))
     return cases
 
 
