@@ -240,3 +240,113 @@ def test_predictor_on_the_export_matches_the_checkpoint(face_ckpt, onnx_export):
     p_onnx = Predictor.from_checkpoint(onnx_export[0], backend="onnxruntime")
     assert p_onnx.label_names == p_torch.label_names and p_onnx.modalities == ["face"]
     assert np.abs(p_onnx.classify_faces(crops) - p_torch.classify_faces(crops)).max() <= 1e-4
+
+
+# -- every declared shape (issue 42): voice lengths, subsets of modalities, batch sizes --------
+FACE_VOICE_PREP = {"face": {"image_size": 32, "in_chans": 1}, "voice": {"sample_rate": 16000, "duration": 1.0}}
+
+
+def subset_present(subset, modalities, b):
+    return {m: torch.full((b,), m in subset, dtype=torch.bool) for m in modalities}
+
+
+def test_face_voice_export_runs_every_declared_shape(tmp_path):
+    """Cross-modal attention (the default fusion) with voice of any length, face-only and
+    voice-only samples, batches of 1 and 3: ONNX Runtime gives PyTorch's probabilities. The
+    graph used to bake the exported voice length into an attention reshape."""
+    m = small_module({"face": FACE, "voice": VOICE}, fusion="AttentionFusion", preprocessing=FACE_VOICE_PREP)
+    meta = export(module=m, out_dir=tmp_path)
+    runner = OnnxRunner.from_export(tmp_path)
+    rng = np.random.default_rng(0)
+    for b in (1, 3):
+        for n in (640, 5000, 16000, 27000):
+            for subset in (("face", "voice"), ("face",), ("voice",)):
+                inputs = {"face": torch.from_numpy(rng.standard_normal((b, 1, 32, 32), np.float32)),
+                          "voice": torch.from_numpy(0.1 * rng.standard_normal((b, n), np.float32))}
+                present = subset_present(subset, ("face", "voice"), b)
+                batch = {"inputs": inputs, "lengths": {}, "present": present}
+                got = runner.probs(inputs, present=present)
+                assert np.abs(got - torch_probs(m, batch)).max() <= 1e-4, (b, n, subset)
+    # a face-only sample the way the Predictor sends it: no voice input at all
+    face = torch.randn(1, 1, 32, 32)
+    only = {"inputs": {"face": face}, "lengths": {}, "present": {"voice": torch.tensor([False])}}
+    assert np.abs(runner.probs({"face": face}) - torch_probs(m, only)).max() <= 1e-4
+    # the check tried the shortest voice the encoder takes; the export left the module as it was
+    # (PyTorch's side of the parity is the STFT encoder, not the export adapter)
+    assert any("voice length=640" in c for c in meta["check"]["cases"])
+    assert type(m.net.encoders["voice"]).__name__ == "VoiceEncoder"
+
+
+def test_an_export_that_fails_a_declared_shape_is_refused_and_writes_nothing(tmp_path, monkeypatch):
+    """The check tries every declared shape: a graph that bakes the voice length (the
+    exporter's own multi-head attention, as before the fix) is refused, naming the case,
+    and neither a new folder nor files in an existing export folder are left behind."""
+    from emomm.inference import export_graph
+
+    m = small_module({"face": FACE, "voice": VOICE}, fusion="AttentionFusion", preprocessing=FACE_VOICE_PREP)
+    monkeypatch.setattr(export_graph, "shape_agnostic", lambda module: module, raising=False)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ExportError, match=r"fails on inputs it declares \(batch=1, voice length=640.*nothing was"):
+        export(module=m, out_dir=fresh)
+    assert not fresh.exists()
+    # over a previous export: it stays whole (model files and model.json), nothing is added
+    old = tmp_path / "old"
+    monkeypatch.undo()
+    export(module=m, out_dir=old)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    monkeypatch.setattr(export_graph, "shape_agnostic", lambda module: module, raising=False)
+    with pytest.raises(ExportError, match="voice length"):
+        export(module=m, out_dir=old, quantize="int8")
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+
+
+def test_an_export_that_disagrees_with_pytorch_is_refused(tmp_path):
+    m = small_module({"face": FACE, "voice": VOICE}, fusion="ConcatFusion", preprocessing=FACE_VOICE_PREP)
+    with pytest.raises(ExportError, match=r"disagrees with the PyTorch model on batch=1.*> tolerance"):
+        export(module=m, out_dir=tmp_path / "x", tolerance=-1.0)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.fixture(scope="session")
+def face_voice_ckpt(tmp_path_factory) -> Path:
+    """A tiny face + voice model (the default fusion: cross-modal attention) on synthetic data."""
+    from emomm.train import train
+    from tests.conftest import make_cfg
+
+    out = tmp_path_factory.mktemp("export_mm_run")
+    train(make_cfg("train", out, ["modality=multimodal", "modalities=[face,voice]", *TINY, "data.n_train=14",
+                                  "data.n_val=7", "data.n_test=7", "data.batch_size=7", "trainer.max_epochs=1",
+                                  "test=false"]))
+    return out / "checkpoints" / "best.ckpt"
+
+
+def test_static_int8_and_live_run_a_face_voice_export_on_short_voice(face_voice_ckpt, tmp_path):
+    """`quantize=int8 quantize_method=static` calibrates on the checkpoint's data and its graph
+    runs on a shorter voice window and on face-only input; `live backend=onnxruntime` fuses a
+    1 s voice window (shorter than the training clips) into the face scores."""
+    from emomm.live.classifier import load_classifier
+    from emomm.live.pipeline import LivePipeline
+    from emomm.live.voice import VoiceWindow
+    from tests.test_live import BoxDetector, moving_face_frames
+
+    meta = export(ckpt_path=face_voice_ckpt, out_dir=tmp_path, quantize="int8", quantize_method="static",
+                  calibration={"max_samples": 7, "batch_size": 7})
+    assert meta["modalities"] == ["face", "voice"] and "int8_max_abs_prob_diff" in meta["check"]
+    duration = meta["preprocessing"]["voice"]["duration"]
+    assert duration > 1.0
+    int8 = OnnxRunner.from_export(tmp_path, precision="int8")
+    rng = np.random.default_rng(0)
+    for n in (4000, 16000):
+        p = int8.probs({"face": rng.standard_normal((3, 1, 32, 32), np.float32),
+                        "voice": (0.1 * rng.standard_normal((3, n))).astype(np.float32)})
+        assert p.shape == (3, 7) and np.allclose(p.sum(-1), 1, atol=1e-4)
+    assert int8.probs({"face": np.zeros((1, 1, 32, 32), np.float32)}).shape == (1, 7)
+
+    clf = load_classifier(tmp_path, backend="onnxruntime")
+    pipe = LivePipeline(clf, BoxDetector(), voice=VoiceWindow(window_s=1.0, vad=lambda c: 1.0), voice_every_s=0.0,
+                        ema=0.0)
+    frame = moving_face_frames(1)[0]
+    silent = pipe.process(frame, 0.0, None).faces[0]["probs"]
+    res = pipe.process(frame, 0.1, (0.2 * rng.standard_normal(16000)).astype(np.float32))
+    assert res.voice["speech"] and len(res.voice["probs"]) == 7
+    assert np.abs(np.array(res.faces[0]["probs"]) - np.array(silent)).max() > 1e-6

@@ -12,7 +12,8 @@ included), for the tensor modalities:
 * ``face``: ``[B, C, S, S]`` float crops, normalised as the checkpoint's preprocessing says;
 * ``video``: ``[B, T, C, S, S]`` with ``T = num_frames`` of the preprocessing, plus
   ``video_lengths`` ``int64 [B]`` (usable frames; transformer models - LSTM models take full clips);
-* ``voice``: ``[B, N]`` waveforms of equal length (the clip pipeline pads every clip to
+* ``voice``: ``[B, N]`` waveforms of equal length, any ``N`` from the encoder's shortest
+  (one frame after its time pooling) up (the clip pipeline pads every clip to
   ``voice.duration``; without a duration, export one utterance per call). The log-mel
   spectrogram becomes a fixed DFT convolution, because ONNX has no complex STFT that
   PyTorch's exporter can target; its parity with the PyTorch model is tested;
@@ -23,11 +24,20 @@ serve them with the PyTorch backend.
 
 Outputs: ``logits [B, K]`` (the fused prediction) and, when the network exposes per-modality
 heads (``EmotionClassifier.forward_all``), ``logits_<modality>`` for each modality.
+
+:func:`export` runs every written file against PyTorch on each declared shape
+(:func:`parity_cases`: batch sizes, voice lengths, subsets of modalities) and refuses to
+write a model that fails one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
+import tempfile
 import time
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,9 +49,13 @@ from emomm.inference.export_graph import (  # noqa: F401  (re-exported)
     DEFAULT_OPSET, FORMATS, ExportError, ExportNet, _plain, dynamic_axes, example_inputs, graph_args, load_module)
 from emomm.utils.targets import check_targets
 from emomm.utils.ort import inference_session, onnxruntime
-from emomm.utils.atomic import atomic_path, atomic_write_json
+from emomm.utils.atomic import TMP_SUFFIX, atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
+#: largest probability difference between an exported fp32 graph and PyTorch the check accepts
+DEFAULT_TOLERANCE = 1e-4
+#: batch sizes the parity check runs (1 and more than 1: the batch axis is declared dynamic)
+PARITY_BATCH_SIZES = (1, 3)
 
 
 def export_onnx(wrapper: ExportNet, example: tuple[torch.Tensor, ...], path: Path,
@@ -166,10 +180,17 @@ def quantize_int8(fp32_path: Path, int8_path: Path, input_names: Sequence[str],
 def export(ckpt_path: str | Path | None = None, out_dir: str | Path = "exported", format: str = "onnx",
            quantize: str | None = None, quantize_method: str = "dynamic", opset: int = DEFAULT_OPSET,
            tta: bool = True, dynamo: bool = False, calibration: dict[str, Any] | None = None,
-           module: nn.Module | None = None, check: bool = True) -> dict[str, Any]:
+           module: nn.Module | None = None, check: bool = True,
+           tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
     """Export a checkpoint (or an already loaded ``module``) to ``out_dir``; returns what
-    ``model.json`` holds. ``check`` runs the exported model once against PyTorch and stores the
-    largest probability difference in ``model.json``."""
+    ``model.json`` holds.
+
+    ``check`` runs every exported file against PyTorch on every shape the graph declares
+    (:func:`check_export`: batch sizes, voice lengths, subsets of modalities) and refuses the
+    export (:class:`ExportError`) when one fails or differs by more than ``tolerance`` in
+    probability. The files are written to a hidden staging folder inside ``out_dir`` and move
+    into place only once they pass, ``model.json`` last: a refused or interrupted export
+    leaves ``out_dir`` as it was (a previous export included)."""
     if format not in FORMATS:
         raise ExportError(f"format={format!r} is not one of {list(FORMATS)}")
     if quantize not in (None, "none", "int8"):
@@ -182,10 +203,35 @@ def export(ckpt_path: str | Path | None = None, out_dir: str | Path = "exported"
         module = load_module(ckpt_path)
     module.eval()
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    # model.json, written last and atomically, marks a complete export: an interrupted
-    # re-export leaves a folder without it rather than new model files beside old metadata.
-    (out / "model.json").unlink(missing_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".export.", suffix=TMP_SUFFIX, dir=out))
+    try:
+        meta = _export_staged(module, stage, ckpt_path, format, quantize, quantize_method, opset, tta, dynamo,
+                              calibration, check, tolerance)
+        # model.json, written last and atomically, marks a complete export: no moment shows
+        # new model files beside the previous export's metadata.
+        (out / "model.json").unlink(missing_ok=True)
+        for name in meta["files"].values():
+            os.replace(stage / name, out / name)
+        atomic_write_json(out / "model.json", meta)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+    log.info("exported %s -> %s (%s) in %.1f s", ckpt_path or "module", out, ", ".join(meta["files"].values()),
+             meta["export_seconds"])
+    return meta
+
+
+def _export_staged(module: nn.Module, out: Path, ckpt_path, format: str, quantize, quantize_method: str,
+                   opset: int, tta: bool, dynamo: bool, calibration, check: bool,
+                   tolerance: float) -> dict[str, Any]:
+    """Write the model files into ``out`` (the staging folder) and check them; returns the
+    metadata."""
     wrapper = ExportNet(module, tta=tta).eval()
     example = graph_args(wrapper, example_inputs(module))
     t0 = time.perf_counter()
@@ -236,9 +282,7 @@ def export(ckpt_path: str | Path | None = None, out_dir: str | Path = "exported"
         "sizes_bytes": {k: (out / v).stat().st_size for k, v in files.items()},
     }
     if check:
-        meta["check"] = check_export(wrapper, out, files, format, example)
-    atomic_write_json(out / "model.json", meta)
-    log.info("exported %s -> %s (%s) in %.1f s", ckpt_path or "module", out, ", ".join(files.values()), seconds)
+        meta["check"] = check_export(wrapper, out, files, format, example, tolerance=tolerance)
     return meta
 
 
@@ -247,21 +291,119 @@ def softmax_np(x: np.ndarray) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
+def min_length(wrapper: ExportNet, modality: str, exported: int) -> int:
+    """The shortest input along ``modality``'s time axis the parity check tries: what the
+    encoder adapter declares (``min_length``), else a quarter of the exported length."""
+    return int(getattr(wrapper.net.encoders[modality], "min_length", 0) or max(1, exported // 4))
+
+
+def parity_cases(wrapper: ExportNet, example: tuple[torch.Tensor, ...],
+                 batch_sizes: Sequence[int] = PARITY_BATCH_SIZES) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
+    """``(label, graph arguments)`` for every shape the graph declares: each batch size with
+    each length of every dynamic time axis (the shortest allowed, a middle one, the exported
+    one, a longer one); every non-empty proper subset of the modalities (absent ones masked,
+    their inputs left in place as a batch of mixed samples has them) at the shortest and the
+    exported length; one batch whose samples each have a different subset; and one with
+    shorter sequences where the graph takes ``<modality>_lengths``."""
+    inputs, _, _ = wrapper.split_args(example)
+    axes = dynamic_axes(wrapper)
+    timed = {m: [a for a in axes.get(m, {}) if a != 0] for m in wrapper.modalities}
+    span: dict[str, list[int]] = {}
+    for m, ax in timed.items():
+        if ax:
+            n = int(inputs[m].shape[ax[0]])
+            lo = min(min_length(wrapper, m, n), n)
+            span[m] = sorted({lo, (lo + n) // 2, n, n + n // 2})
+    steps = max((len(v) for v in span.values()), default=1)
+    exported_step = {m: v.index(int(inputs[m].shape[timed[m][0]])) for m, v in span.items()}
+    g = torch.Generator().manual_seed(0)
+    big = max(batch_sizes)
+
+    def make(b: int, step: int | None, present: dict[str, torch.Tensor] | None = None,
+             lengths: dict[str, torch.Tensor] | None = None) -> tuple[str, tuple]:
+        x, desc = {}, [f"batch={b}"]
+        for m in wrapper.modalities:
+            shape = list(inputs[m].shape)
+            shape[0] = b
+            if m in span:
+                i = exported_step[m] if step is None else min(step, len(span[m]) - 1)
+                shape[timed[m][0]] = span[m][i]
+                desc.append(f"{m} length={span[m][i]}")
+            scale = float(inputs[m].float().std()) or 1.0
+            x[m] = scale * torch.randn(*shape, generator=g)
+        for m, ln in (lengths or {}).items():
+            desc.append(f"{m}_lengths={ln.tolist()}")
+        if wrapper.multi:
+            rows = [[m for m in wrapper.modalities if bool(present[m][i])] for i in range(b)] if present else []
+            desc.append("present: " + ("every modality" if not rows else
+                                       "/".join("+".join(r) or "none" for r in rows)))
+        return ", ".join(desc), graph_args(wrapper, x, present, lengths)
+
+    cases = [make(b, step) for b in batch_sizes for step in range(steps)]
+    if wrapper.multi:
+        subsets = [s for k in range(1, len(wrapper.modalities)) for s in combinations(wrapper.modalities, k)]
+        for sub in subsets:
+            present = {m: torch.full((big,), m in sub, dtype=torch.bool) for m in wrapper.modalities}
+            cases += [make(big, step, present) for step in sorted({0, *exported_step.values()})]
+        rows = subsets + [tuple(wrapper.modalities)]
+        present = {m: torch.tensor([m in rows[i % len(rows)] for i in range(big)]) for m in wrapper.modalities}
+        cases.append(make(big, None, present))
+    seq = {m: int(inputs[m].shape[1]) for m in wrapper.modalities if f"{m}_lengths" in wrapper.input_names}
+    if seq:
+        cases.append(make(big, None, lengths={m: torch.tensor([t, t // 2 + 1, 1] * big)[:big] for m, t in seq.items()}))
+    return cases
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:400]
+
+
 def check_export(wrapper: ExportNet, out: Path, files: dict[str, str], format: str,
-                 args: tuple[torch.Tensor, ...]) -> dict[str, float]:
-    """Largest |p_exported - p_torch| on the example batch, per exported file."""
+                 args: tuple[torch.Tensor, ...], tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+    """Every exported file against PyTorch on :func:`parity_cases`: largest
+    ``|p_exported - p_torch|`` over every output (the fused and per-modality logits), per file.
+
+    Raises :class:`ExportError` naming the case when a file fails to run on one, or when the
+    fp32 (or TorchScript) graph differs by more than ``tolerance``; an int8 graph must run on
+    every case, its rounding is reported, not judged."""
+    cases = parity_cases(wrapper, args)
+    refs = []
     with torch.no_grad():
-        ref = wrapper(*args)
-    ref = (ref if isinstance(ref, torch.Tensor) else ref[0]).float().softmax(-1).numpy()
-    result = {}
+        for _, a in cases:
+            r = wrapper(*a)
+            refs.append([softmax_np(t.float().numpy()) for t in ((r,) if isinstance(r, torch.Tensor) else r)])
+    result: dict[str, Any] = {}
     for kind, name in files.items():
         if format == "onnx":
             sess = inference_session(out / name)
-            got = sess.run(["logits"], {n: a.numpy() for n, a in zip(wrapper.input_names, args)})[0]
+
+            def run(a, sess=sess):
+                return sess.run(list(wrapper.output_names), {n: t.numpy() for n, t in zip(wrapper.input_names, a)})
         else:
             loaded = torch.jit.load(str(out / name))
-            with torch.no_grad():
-                o = loaded(*args)
-            got = (o if isinstance(o, torch.Tensor) else o[0]).numpy()
-        result[f"{kind}_max_abs_prob_diff"] = float(np.abs(softmax_np(got) - ref).max())
+
+            def run(a, loaded=loaded):
+                with torch.no_grad():
+                    o = loaded(*a)
+                return [t.numpy() for t in ((o,) if isinstance(o, torch.Tensor) else o)]
+        worst = 0.0
+        for (label, a), ref in zip(cases, refs):
+            try:
+                got = run(a)
+            except Exception as e:
+                raise ExportError(f"the exported {name} fails on inputs it declares ({label}): {_first_line(e)}; "
+                                  "nothing was written. The graph bakes a size it declares dynamic: report "
+                                  "this with the checkpoint's config, and serve it with backend=torch meanwhile"
+                                  ) from None
+            diff = max(float(np.abs(softmax_np(g) - r).max()) for g, r in zip(got, ref))
+            if kind != "int8" and not diff <= tolerance:
+                raise ExportError(f"the exported {name} disagrees with the PyTorch model on {label}: "
+                                  f"max |p_exported - p_torch| = {diff:.3g} > tolerance {tolerance:g}; nothing "
+                                  "was written. Serve the checkpoint with backend=torch, or report this with "
+                                  "its config")
+            worst = max(worst, diff)
+        result[f"{kind}_max_abs_prob_diff"] = worst
+    result["cases"] = [label for label, _ in cases]
+    result["tolerance"] = tolerance
     return result

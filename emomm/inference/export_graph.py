@@ -128,6 +128,9 @@ class VoiceAdapter(nn.Module):
         self.out_dim = encoder.out_dim
         self.token_dim = getattr(encoder, "token_dim", encoder.out_dim)
         self.takes_lengths = False   # equal-length waveforms only (see the module docstring)
+        #: the shortest waveform (samples) the graph takes: one frame left after the time pooling
+        pools = math.prod(int(t) for t in getattr(encoder, "time_pools", [1]))
+        self.min_length = max(self.frontend.n_fft, self.frontend.hop * pools)
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(wave, lengths).pooled
@@ -151,6 +154,77 @@ class VoiceAdapter(nn.Module):
         pooled = h.mean(dim=1) if enc.pool is None else enc.pool(h, None)
         mask = torch.ones(b, frames, dtype=torch.bool, device=wave.device)
         return EncoderOutput(enc.dropout(pooled), h, mask)
+
+
+class ExportAttention(nn.Module):
+    """:class:`torch.nn.MultiheadAttention` (eval) with every reshape written in the traced
+    tensors' own sizes. The TorchScript exporter folds the key length of PyTorch's packed
+    key/value projection (``key is value``, as in cross-attention) into a constant, so a graph
+    traced with 26 voice frames fails on any other length (``Reshape {38,2,128} -> {26,8,32}``).
+    Shares the wrapped module's parameters. ``[B, Tq, E], [B, Tk, E] -> ([B, Tq, E], None)``."""
+
+    def __init__(self, mha: nn.MultiheadAttention) -> None:
+        super().__init__()
+        if mha.bias_k is not None or mha.add_zero_attn:
+            raise ExportError("nn.MultiheadAttention with add_bias_kv or add_zero_attn is not exportable here")
+        self.mha = mha
+        self.batch_first = mha.batch_first
+        self.heads = mha.num_heads
+
+    def _weights(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor | None, ...]]:
+        m = self.mha
+        if m._qkv_same_embed_dim:
+            w = tuple(m.in_proj_weight.chunk(3))
+        else:
+            w = (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight)
+        b = tuple(m.in_proj_bias.chunk(3)) if m.in_proj_bias is not None else (None, None, None)
+        return w, b
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, E] -> [B, H, T, E/H]``."""
+        return x.reshape(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = False,
+                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[torch.Tensor, None]:
+        if not self.batch_first:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        (wq, wk, wv), (bq, bk, bv) = self._weights()
+        q = self._heads(F.linear(query, wq, bq))
+        k = self._heads(F.linear(key, wk, bk))
+        v = self._heads(F.linear(value, wv, bv))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])     # [B, H, Tq, Tk]
+        for mask in (attn_mask, None if key_padding_mask is None else key_padding_mask[:, None, None, :]):
+            if mask is None:
+                continue
+            if mask.dim() == 3:     # [B*H, Tq, Tk]
+                mask = mask.reshape(scores.shape[0], self.heads, mask.shape[-2], mask.shape[-1])
+            if mask.dtype == torch.bool:
+                scores = scores.masked_fill(mask, float("-inf"))
+            else:
+                scores = scores + mask.to(scores.dtype)
+        out = torch.matmul(scores.softmax(-1), v).transpose(1, 2)                    # [B, Tq, H, E/H]
+        out = self.mha.out_proj(out.reshape(out.shape[0], out.shape[1], -1))
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+def shape_agnostic(module: nn.Module) -> nn.Module:
+    """``module`` with each :class:`torch.nn.MultiheadAttention` inside it (not under a
+    :class:`torch.nn.TransformerEncoder`, which reads the attention's own attributes) replaced
+    by :class:`ExportAttention`. Containers on the way are shallow copies: the original module
+    is left as it is and the parameters are shared."""
+    if isinstance(module, nn.MultiheadAttention):
+        return ExportAttention(module)
+    if isinstance(module, (nn.TransformerEncoder, nn.TransformerEncoderLayer)):
+        return module
+    children = dict(module.named_children())
+    swapped = {n: shape_agnostic(c) for n, c in children.items()}
+    if all(swapped[n] is c for n, c in children.items()):
+        return module
+    new = copy.copy(module)
+    new._modules = {**module._modules, **swapped}   # a new table: the original keeps its children
+    return new
 
 
 def adapt_encoder(modality: str, encoder: nn.Module) -> nn.Module:
@@ -181,7 +255,10 @@ class ExportNet(nn.Module):
     def __init__(self, module: nn.Module, tta: bool = True) -> None:
         super().__init__()
         net = copy.copy(module.net)      # shallow: the encoders' weights are shared, not copied
+        net._modules = dict(net._modules)   # its own submodule table: the module keeps its encoders
         net.encoders = nn.ModuleDict({m: adapt_encoder(m, e) for m, e in module.net.encoders.items()})
+        if getattr(net, "fusion", None) is not None:
+            net.fusion = shape_agnostic(net.fusion)
         self.net = net.eval()
         self.modalities = sorted(module.net.encoders)
         hp = module.hparams
