@@ -118,6 +118,16 @@ def test_page_upload_and_live_in_chromium(server, driver, tmp_path):
         return n;""")
     assert coloured > 100
     driver.save_screenshot(str(tmp_path / "upload.png"))
+    # a bad upload next: its error shows, and the previous result does not stay under it
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(photo.read_bytes()[:200])
+    driver.find_element(By.ID, "file").send_keys(str(bad))
+    wait_for(driver, lambda d: d.find_element(By.ID, "error").is_displayed(), what="the error banner")
+    assert driver.find_element(By.ID, "summary").text == ""
+    assert not driver.find_element(By.ID, "image-canvas").is_displayed()
+    driver.find_element(By.ID, "file").send_keys(str(photo))   # and a good one works again
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#summary .face-label"), what="the result again")
+    assert not driver.find_element(By.ID, "error").is_displayed()
 
     # Model tab: metrics read from the run's metrics.json
     driver.find_element(By.ID, "tab-model").click()

@@ -127,8 +127,15 @@ function endpointFor(file) {
   return "video";
 }
 
+// A new request clears the last result: after an error no stale result stays under the banner.
+function clearUpload() {
+  lastUpload = null;
+  $("summary").innerHTML = "";
+  $("image-canvas").hidden = true; $("upload-chart").hidden = true; $("upload-views").hidden = true;
+}
+
 async function upload(file) {
-  showError("");
+  showError(""); clearUpload();
   const kind = endpointFor(file);
   const form = new FormData(); form.append("file", file);
   $("busy").hidden = false;
@@ -211,7 +218,7 @@ drop.addEventListener("drop", (e) => {
   if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]);
 });
 $("text-form").addEventListener("submit", async (e) => {
-  e.preventDefault(); showError("");
+  e.preventDefault(); showError(""); clearUpload();
   const form = new FormData(); form.append("text", $("text").value);
   try {
     const res = await api("/api/predict/text", { method: "POST", body: form });
