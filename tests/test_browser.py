@@ -72,7 +72,10 @@ def driver(browser_paths, tmp_path):
                 "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
                 f"--use-file-for-fake-audio-capture={audio}", "--autoplay-policy=no-user-gesture-required",
                 "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"):
+                "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                # the network blocked: every host but loopback fails to resolve (the page and the
+                # API docs must work offline)
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"):
         opts.add_argument(arg)
     drv = webdriver.Chrome(options=opts, service=Service(executable_path=chromedriver))
     drv.set_page_load_timeout(30)
@@ -146,3 +149,11 @@ def test_page_upload_and_live_in_chromium(server, driver, tmp_path):
     driver.save_screenshot(str(tmp_path / "live.png"))
     driver.find_element(By.ID, "live-stop").click()
     assert (tmp_path / "upload.png").stat().st_size > 0 and (tmp_path / "live.png").stat().st_size > 0
+
+
+def test_api_docs_render_with_the_network_blocked(server, driver):
+    """/docs (Swagger UI) draws the API's operations from files the server ships."""
+    from selenium.webdriver.common.by import By
+    driver.get(server + "/docs")
+    ops = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"), what="the API operations")
+    assert "/api/predict/image" in {o.text.strip() for o in ops}

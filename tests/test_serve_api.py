@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -160,7 +161,12 @@ def test_page_and_static_are_self_contained(client):
     for text in (html, js):   # no CDN, nothing fetched from elsewhere
         assert "http://" not in text.replace("http://localhost", "") and "https://" not in text
     assert "getUserMedia" in js and "/ws/live" in js
-    assert client.get("/docs").status_code == 200
+    for page in ("/docs", "/redoc"):   # the API docs too: their scripts are served from here, no CDN
+        doc = client.get(page)
+        assert doc.status_code == 200 and "https://" not in doc.text and "cdn." not in doc.text, doc.text[:500]
+        for src in re.findall(r"(?:src|href)=['\"]?(/static-offline-docs/[^'\" >]+)", doc.text):
+            assert client.get(src).status_code == 200, src
+    assert "/static-offline-docs/swagger-ui-bundle.js" in client.get("/docs").text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/predict/image", "/api/predict/video", "/api/predict/audio", "/api/predict/text",
             "/api/model"} <= set(paths)

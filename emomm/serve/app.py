@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -84,9 +85,11 @@ def _multipart_doc(field: str, binary: bool) -> dict:
 
 def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    app = FastAPI(title="emomm", version="0.1.0",
-                  description="Emotion recognition from a face image, a video, a recording or a "
-                              "sentence. Uploads are processed in memory and never stored.")
+    # FastAPIOffline: /docs and /redoc from Swagger UI and ReDoc files shipped in the package
+    # (FastAPI's own pages fetch them from a CDN: a blank page offline, and a request out).
+    app = FastAPIOffline(title="emomm", version="0.1.0",
+                         description="Emotion recognition from a face image, a video, a recording or a "
+                                     "sentence. Uploads are processed in memory and never stored.")
     app.state.engine, app.state.settings = engine, settings
     app.state.counts = Counter()
     app.state.slots = asyncio.Semaphore(max(1, int(settings.workers)))
