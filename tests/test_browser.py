@@ -106,6 +106,10 @@ def test_page_upload_and_live_in_chromium(server, driver, tmp_path):
     driver.get(server + "/")
     assert "Privacy" in driver.find_element(By.ID, "privacy").text
     wait_for(driver, lambda d: "labels" in d.find_element(By.ID, "model-brief").text, what="the model panel")
+    # a face model: a file drop for photos and videos, no text box, no view selector in live
+    assert not driver.find_element(By.ID, "text-form").is_displayed()
+    assert "photo" in driver.find_element(By.ID, "drop").text and "recording" not in driver.find_element(By.ID, "drop").text
+    assert driver.find_element(By.ID, "file").get_attribute("accept") == "image/*,video/*"
 
     # Upload tab: the face is boxed and labelled
     driver.find_element(By.ID, "file").send_keys(str(photo))

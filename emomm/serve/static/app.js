@@ -384,5 +384,18 @@ function renderModel(m) {
   $("model-brief").textContent = `${m.modalities.join(" + ")} · ${m.labels.length} labels`;
 }
 
-api("/api/model").then((m) => { MODEL = m; renderModel(m); fillViews($("live-view"), liveViews(), false); })
+// Inputs only for the modalities the model has: no text box for a face model, no file drop for
+// a text model, a view selector only where there is more than one view.
+function showInputsFor(m) {
+  const mods = m.modalities, visual = mods.includes("face") || mods.includes("video"), voice = mods.includes("voice");
+  $("text-form").hidden = !mods.includes("text");
+  $("drop").hidden = !(visual || voice);
+  $("file").accept = [visual ? "image/*,video/*" : "", voice ? "audio/*,video/*" : ""].filter(Boolean).join(",");
+  const what = [visual ? "a photo or video" : "", voice ? "a recording" : ""].filter(Boolean).join(" or ");
+  $("drop").firstChild.textContent = `Drop ${what} here, or click to choose`;
+  $("live-views").hidden = liveViews().length < 2;
+  $("tab-live").hidden = !(visual || voice);
+}
+
+api("/api/model").then((m) => { MODEL = m; renderModel(m); showInputsFor(m); fillViews($("live-view"), liveViews(), false); })
   .catch((e) => showError("Cannot reach the model: " + e.message));
