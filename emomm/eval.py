@@ -26,6 +26,7 @@ from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_r
 from emomm.utils.ema import load_raw_weights
 from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, resolve_precision, to_plain
 from emomm.utils.safe_load import CheckpointError, exit_on_checkpoint_error, load_checkpoint
+from emomm.utils.moved import upgrade_targets
 from emomm.utils.targets import check_targets
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | s
                     cfg[modality] = {**prep, **(cfg.get(modality) or {})}
         data_cfg = cfg.data
     else:
-        data_cfg = stored_data_config(models)
+        data_cfg = upgrade_targets(stored_data_config(models))  # names that moved since it was written
         if not data_cfg:
             raise CheckpointError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
         check_targets(data_cfg, ckpt, prefix="hyper_parameters.data")  # from a file: built only if allowed

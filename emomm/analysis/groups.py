@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from emomm.utils.moved import upgrade_targets
 from emomm.utils.targets import check_targets
 from emomm.utils.atomic import atomic_open, atomic_savefig
 
@@ -227,6 +228,7 @@ def build_source(cfg: Any) -> tuple[GroupSource, dict[str, Any]]:
         cfg = OmegaConf.load(path)
     plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     if path is not None:
+        plain = upgrade_targets(plain)  # names that moved since the file was written
         check_targets(plain, path)
     report = {k: plain.pop(k) for k in REPORT_KEYS if k in plain}
     source = instantiate(plain, _convert_="all")

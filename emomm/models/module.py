@@ -31,6 +31,7 @@ from emomm.models.tta import tta_views
 from emomm.models.windows import WindowSpec, windowed_outputs
 from emomm.utils.safe_load import (GIVE_A_RUN_CHECKPOINT, CheckpointError, UnsafeCheckpointError, load_checkpoint,
                                    read_checkpoint)
+from emomm.utils.moved import upgrade_targets
 from emomm.utils.targets import check_targets
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,9 @@ class EmotionModule(L.LightningModule):
                 m: {k: (INIT_WEIGHT_ARGS[k] if k in INIT_WEIGHT_ARGS else v) for k, v in c.items()}
                 for m, c in hparams["encoders"].items()}
         kwargs.setdefault("init_from", None)  # the trained weights are in the checkpoint
+        # Lightning rebuilds from the stored hyper_parameters updated by kwargs: passing the
+        # upgraded ones (emomm.utils.moved: names that moved since it was written) wins.
+        kwargs = {k: v for k, v in hparams.items() if k not in kwargs} | kwargs
         kwargs["weights_only"] = True
         try:
             return super().load_from_checkpoint(io.BytesIO(data), map_location=map_location, **kwargs)
@@ -581,7 +585,9 @@ def checked_hparams(ckpt: Mapping[str, Any], path: str | Path) -> dict[str, Any]
     at any depth is one of emomm's building blocks; no interpolation) and holds what
     :class:`EmotionModule` needs: weights, and the constructor arguments without defaults
     (``label_names``, ``encoders``, ``fusion``, ``optimizer``), each of the right kind, and
-    no weight is NaN. A :class:`~emomm.utils.safe_load.CheckpointError` naming the file and the fix otherwise."""
+    no weight is NaN. A :class:`~emomm.utils.safe_load.CheckpointError` naming the file and the fix otherwise.
+    Names that moved since the checkpoint was written are upgraded first (:mod:`emomm.utils.moved`)."""
+    ckpt = upgrade_targets(ckpt)
     check_targets(ckpt, path)
     for key in HPARAMS_KEYS:
         if isinstance(ckpt.get(key), Mapping) and "_instantiator" in ckpt[key]:

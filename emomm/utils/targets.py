@@ -39,6 +39,7 @@ from typing import Any, Iterator
 from hydra._internal.utils import _locate  # what instantiate resolves names with
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from emomm.utils.moved import upgrade_targets
 from emomm.utils.safe_load import UnsafeCheckpointError, load_checkpoint
 
 #: The library classes emomm's configs name (``grep -rhn _target_ conf``), by exact name, and
@@ -184,6 +185,6 @@ def load_checked_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict
     """:func:`~emomm.utils.safe_load.load_checkpoint` of ``path`` once the whole checkpoint
     passed :func:`check_targets`: for code that reads another run's checkpoint
     (``init_from``), whose hyper-parameters are a config from a file too."""
-    ckpt = load_checkpoint(path, map_location=map_location)
+    ckpt = upgrade_targets(load_checkpoint(path, map_location=map_location))  # names that moved
     check_targets(ckpt, Path(path).expanduser())
     return ckpt
