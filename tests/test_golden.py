@@ -6,6 +6,7 @@ elsewhere within a relative 1e-5, and the assertion says which comparison was ma
 that is meant to alter numbers re-records the golden files (and says so in its commit)."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -66,7 +67,7 @@ def same_machine(recorded: dict[str, Any], here: dict[str, Any]) -> bool:
 def assert_same(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...], recorded_fp: dict[str, Any],
                 here_fp: dict[str, Any], what: str) -> None:
     exactly = same_machine(recorded_fp, here_fp)
-    old, new = {k: old[k] for k in keys}, {k: new[k] for k in keys}
+    old, new = copy.deepcopy({k: old[k] for k in keys}), copy.deepcopy({k: new[k] for k in keys})
     if not exactly and "weights" in keys:  # the digest needs the same bits: compare the sums instead
         for w in (old["weights"], new["weights"]):
             w.pop("sha256")
