@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from emomm.utils.atomic import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-
-sys.path.insert(0, str(ROOT))  # emomm of this checkout, for the scripts beside this one
-from emomm.utils.atomic import atomic_write_json  # noqa: E402
 
 
 #: Packages whose versions change numerics or data handling; recorded with every result.

@@ -1,12 +1,12 @@
 """FER2013 accuracy within 60 minutes of training on this machine's CPU, and its ablation.
 
 Target (issue 14): PublicTest (val) accuracy >= 70% within 60 minutes of training here.
-    python benchmarks/fer2013_cpu.py [--variant crop40] [--root ../shared/data/fer2013] [overrides...]
-    python benchmarks/fer2013_cpu.py --variant base          # the 48 px recipe, 30 epochs
-    python benchmarks/fer2013_cpu.py --variant crop40+ema    # + EMA of the weights (callbacks=ema)
-    python benchmarks/fer2013_cpu.py --variant fast          # experiment=fer2013_fast: the whitened CNN
-    python benchmarks/fer2013_cpu.py --variant crop40 --smoke   # a few batches: does it all run?
-    python benchmarks/fer2013_cpu.py --from-run RUN_DIR [--variant V]   # re-score a finished run
+    python -m benchmarks.fer2013_cpu [--variant crop40] [--root ../shared/data/fer2013] [overrides...]
+    python -m benchmarks.fer2013_cpu --variant base          # the 48 px recipe, 30 epochs
+    python -m benchmarks.fer2013_cpu --variant crop40+ema    # + EMA of the weights (callbacks=ema)
+    python -m benchmarks.fer2013_cpu --variant fast          # experiment=fer2013_fast: the whitened CNN
+    python -m benchmarks.fer2013_cpu --variant crop40 --smoke   # a few batches: does it all run?
+    python -m benchmarks.fer2013_cpu --from-run RUN_DIR [--variant V]   # re-score a finished run
 Variants (each writes benchmarks/results/fer2013_cpu_<variant>[_smoke].json):
     base        48 px faces (random resized crops), 30 epochs: the previous recipe by epochs
     crop40      `experiment=fer2013_cpu`: random 40 px crops of the 48 px faces, 31 epochs
@@ -31,8 +31,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, run_entry_point, run_training, write_result  # noqa: E402
+from benchmarks.common import ROOT, run_entry_point, run_training, write_result
 
 LOG_DIR = ROOT / "outputs" / "bench" / "fer2013_cpu"
 TARGET = 0.70

@@ -3,10 +3,10 @@
 Target (issue 4): dev weighted F1 >= 58 with the MiniLM encoder (experiment=meld_text),
 training within 30 minutes on 2 CPU cores (issue 14 raises it to 61 for the best variant); the scratch baseline (experiment=meld_text_scratch)
 is reported next to it. Train on train_sent_emo.csv, validate (and select) on dev.
-    python benchmarks/meld_text.py [--root ../shared/data/meld] [--only minilm|scratch]
+    python -m benchmarks.meld_text [--root ../shared/data/meld] [--only minilm|scratch]
                                    [--future-turns 0 1 2] [--variants no_context ...]
                                    [--seed N] [--tag T] [--overwrite] [--smoke] [extra overrides...]
-    python benchmarks/meld_text.py --ensemble minilm minilm_seed2 [...]
+    python -m benchmarks.meld_text --ensemble minilm minilm_seed2 [...]
 ``--future-turns``: one run per count of following dialogue turns in the context
 (``text.future_turns``; runs named ``minilm_future1`` etc., ``minilm`` for 0). With future
 turns, ``text.max_length`` grows by 32 tokens per turn over the recipe's 96 (MELD utterances
@@ -63,8 +63,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, machine, mean_ensemble, run_training, write_result  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, machine, mean_ensemble, run_training, write_result
 
 EXPERIMENTS = {"minilm": "meld_text", "scratch": "meld_text_scratch"}
 TARGET_F1 = 0.58

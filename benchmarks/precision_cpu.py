@@ -1,6 +1,6 @@
 """Training step time of the FER2013 CPU recipe's network in fp32 and in bf16 autocast.
 
-    python benchmarks/precision_cpu.py [--steps 6] [--bf16-steps 3] [--threads 2] [--rounds 1] [--name precision_cpu]
+    python -m benchmarks.precision_cpu [--steps 6] [--bf16-steps 3] [--threads 2] [--rounds 1] [--name precision_cpu]
 
 The recipe (experiment=fer2013_cpu) was tuned on CPUs with AVX512-BF16, where bf16-mixed
 is the faster mode; on a CPU without native bf16 oneDNN emulates it. This measures both on
@@ -18,10 +18,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, write_result  # noqa: E402
+from benchmarks.common import RESULTS, machine, write_result
 
 
 def step_times(bf16: bool, steps: int, channels_last: bool = False) -> list[float]:

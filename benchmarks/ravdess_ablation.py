@@ -1,6 +1,6 @@
 """RAVDESS voice recipe, each technique of issue 14 toggled alone, over seeds.
 
-    python benchmarks/ravdess_ablation.py [--root ../shared/data/ravdess] [--seeds 1 2 3]
+    python -m benchmarks.ravdess_ablation [--root ../shared/data/ravdess] [--seeds 1 2 3]
         [--parallel 2] [--only baseline vtlp ...] [--smoke] [overrides for every run...]
 
 Variants (each = ``experiment=ravdess_voice model.aux_tasks=null`` plus these overrides): the
@@ -58,14 +58,12 @@ import fcntl
 import json
 import os
 import statistics
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, mean_ensemble, require_ravdess, run_entry_point, write_result  # noqa: E402
-from ravdess_voice import SMOKE, run_seeds, summarize  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, mean_ensemble, require_ravdess, run_entry_point, write_result
+from benchmarks.ravdess_voice import SMOKE, run_seeds, summarize
 
 VARIANTS: dict[str, list[str]] = {
     "baseline": [],

@@ -1,6 +1,6 @@
 """Training step time of the MELD text encoders (MiniLM-L6, MPNet-base), by precision.
 
-    python benchmarks/text_step.py [--root ../shared/data/meld] [--rounds 3] [--steps 3]
+    python -m benchmarks.text_step [--root ../shared/data/meld] [--rounds 3] [--steps 3]
                                    [--threads 2] [--name text_step] [--overwrite]
 
 Builds each encoder as ``experiment=meld_text`` composes it (``model/text_encoder=mpnet`` for
@@ -18,8 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, interleaved_step_times, refuse_to_overwrite, step_time_parser, write_result  # noqa: E402
+from benchmarks.common import ROOT, interleaved_step_times, refuse_to_overwrite, step_time_parser, write_result
 
 #: name -> (overrides of experiment=meld_text, bf16 autocast)
 VARIANTS = {

@@ -1,6 +1,6 @@
 """Training step time of the RAVDESS voice encoders, by memory layout and precision.
 
-    python benchmarks/voice_step.py [--rounds 6] [--steps 4] [--threads 1] [--name voice_step] [--overwrite]
+    python -m benchmarks.voice_step [--rounds 6] [--steps 4] [--threads 1] [--name voice_step] [--overwrite]
 
 Builds the encoders exactly as ``experiment=ravdess_voice`` (the log-mel CNN-BiLSTM) and
 ``experiment=ravdess_ge2e`` (the pretrained GE2E LSTM; needs ``make models``) compose them, plus
@@ -14,11 +14,8 @@ on the machine.
 from __future__ import annotations
 
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_step_times, refuse_to_overwrite, step_time_parser, write_result  # noqa: E402
+from benchmarks.common import interleaved_step_times, refuse_to_overwrite, step_time_parser, write_result
 
 #: name -> (experiment, encoder overrides, bf16 autocast)
 VARIANTS = {

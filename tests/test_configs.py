@@ -104,17 +104,9 @@ def test_benchmark_variants_compose(cfg_factory):
 
 
 def _bench_module(script: str):
-    import importlib.util
-    import sys
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location(script, bench / f"{script}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(bench))
+    """``benchmarks.<script>``: the benchmarks are a package run from the repository root."""
+    import importlib
+    return importlib.import_module(f"benchmarks.{script}")
 
 
 def test_ablation_invocations_write_their_result_one_at_a_time(tmp_path):
