@@ -13,6 +13,7 @@ from emomm.utils.atomic import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+ABLATIONS = ROOT / "conf" / "ablation"
 
 
 #: Packages whose versions change numerics or data handling; recorded with every result.
@@ -50,6 +51,18 @@ def machine() -> dict:
             "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "packages": versions}
+
+
+def ablations(task: str) -> list[str]:
+    """The variants of ``task`` (``conf/ablation/<task>/<variant>.yaml``), each run as
+    ``+ablation=<task>/<variant>`` on the task's recipe."""
+    return sorted(p.stem for p in (ABLATIONS / task).glob("*.yaml"))
+
+
+def ablation_uses_ema(task: str, variant: str) -> bool:
+    """Whether ``+ablation=<task>/<variant>`` switches the EMA of the weights on (``callbacks=ema``):
+    its checkpoints then also keep the raw weights, which a benchmark scores beside the average."""
+    return "override /callbacks: ema" in (ABLATIONS / task / f"{variant}.yaml").read_text()
 
 
 def require_ravdess(root: str | Path) -> None:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -37,3 +40,100 @@ def test_a_benchmark_runs_as_a_module_from_the_root():
     r = subprocess.run([sys.executable, "-m", "benchmarks.ensemble_pairs", "--help"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--set" in r.stdout, r.stderr
+
+
+# -- ablations as config groups: conf/ablation/<task>/<variant>.yaml ---------------------------
+ABLATION_DIR = ROOT / "conf" / "ablation"
+RECIPE = {"meld": "meld_text", "ravdess": "ravdess_voice", "fer2013": "fer2013_cpu"}
+ABLATIONS = sorted((p.parent.name, p.stem) for p in ABLATION_DIR.glob("*/*.yaml"))
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _flat_config(cfg) -> dict:
+    """``cfg`` without its hydra node, as ``{"a.b.c": value}`` (unresolved)."""
+    from omegaconf import OmegaConf
+    return _flat({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"})
+
+
+@functools.lru_cache(maxsize=None)
+def _recipe(task: str, out: str) -> dict:
+    from tests.conftest import make_cfg
+    return _flat_config(make_cfg("train", Path(out), [f"experiment={RECIPE[task]}"]))
+
+
+def test_every_task_has_its_ablations():
+    assert {t for t, _ in ABLATIONS} == set(RECIPE)
+    assert len([v for t, v in ABLATIONS if t == "meld"]) == 29   # meld_text.py's 27 variants + future1/2
+    assert {"baseline", "ema", "aux_sex_intensity"} <= {v for t, v in ABLATIONS if t == "ravdess"}
+
+
+@pytest.mark.parametrize("task,variant", ABLATIONS)
+def test_ablation_composes_and_changes_its_recipe(tmp_path_factory, task, variant):
+    """Each ablation composes on its recipe (a stale key would otherwise surface ~30 min into a
+    run), changes it, and does what it is named for."""
+    from emomm.models.module import aux_task_weights
+    from tests.conftest import make_cfg
+    text = (ABLATION_DIR / task / f"{variant}.yaml").read_text()
+    assert text.startswith("# @package _global_\n"), f"{task}/{variant}.yaml: its first line must be # @package _global_"
+    assert f"+ablation={task}/{variant}" in text, f"{task}/{variant}.yaml: name its command in the header"
+    recipe = _recipe(task, str(tmp_path_factory.getbasetemp() / "recipe"))
+    cfg = make_cfg("train", tmp_path_factory.getbasetemp() / "recipe", [f"experiment={RECIPE[task]}",
+                                                                       f"+ablation={task}/{variant}"])
+    changed = {k for k, v in _flat_config(cfg).items() if recipe.get(k, "missing") != v}
+    # ravdess/aux_sex_intensity is the recipe as it is now (the techniques' reference is baseline)
+    assert bool(changed) != ((task, variant) == ("ravdess", "aux_sex_intensity")), (task, variant, changed)
+    if "ema" in variant.split("_") or variant == "ema":
+        assert cfg.callbacks.ema._target_.endswith("EMA"), variant
+        assert cfg.callbacks.ema.decay == {"meld": 0.995, "ravdess": 0.997, "fer2013": 0.999}[task]
+    if task == "meld":   # MiniLM, unless the variant is named for the encoder it swaps in
+        hub = cfg.model.encoders.text.model_name_or_path.name
+        assert hub.endswith("all-mpnet-base-v2" if variant.startswith("mpnet") else "all-MiniLM-L6-v2"), variant
+        assert (cfg.trainer.precision == "bf16-mixed") == ("bf16" in variant), variant
+    if task == "ravdess":   # measured against the single-task recipe: the heads it is named for, no more
+        tasks = aux_task_weights(cfg.model.aux_tasks, {"sex": [], "intensity": []})
+        both = {"sex", "intensity"}
+        expected = {"aux_sex": {"sex"}, "aux_intensity": {"intensity"}, "aux_sex_intensity": both,
+                    "aux_pool_stats": both}.get(variant, both if variant.startswith("aux_both_w") else set())
+        assert set(tasks) == expected, variant
+        if variant.startswith("aux_both_w"):   # the weight the variant is named for
+            assert set(tasks.values()) == {float(variant.removeprefix("aux_both_w"))}, variant
+    if task == "fer2013":
+        assert cfg.model.encoders.face._target_.endswith("FaceEncoder"), variant
+
+
+@pytest.mark.parametrize("script,task", [("meld_text", "meld"), ("ravdess_ablation", "ravdess")])
+def test_benchmarks_run_the_ablation_configs(script, task):
+    """The benchmarks keep no override lists of their own: a variant is its config."""
+    import importlib
+    mod = importlib.import_module(f"benchmarks.{script}")
+    assert mod.VARIANTS == sorted(v for t, v in ABLATIONS if t == task)
+    assert all(mod.variant_overrides(v) == [f"+ablation={task}/{v}"] for v in mod.VARIANTS)
+
+
+def test_ablation_multirun_composes_from_the_command_line():
+    """The command beside each ablation table in RESULTS.md, its config printed (--cfg job)."""
+    r = subprocess.run([sys.executable, "-m", "emomm.train", "experiment=meld_text", "+ablation=meld/bf16_ema",
+                        "seed=2", "--cfg", "job"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "precision: bf16-mixed" in r.stdout and "decay: 0.995" in r.stdout and "seed: 2" in r.stdout
+
+
+def test_results_page_gives_a_multirun_command_for_each_ablation():
+    """Every ablation config is named in a command of experiments/RESULTS.md (one multirun
+    re-runs each table), and every command there names an existing config."""
+    import re
+    text = (ROOT / "experiments" / "RESULTS.md").read_text()
+    named = set()
+    for sweep in re.findall(r"\+ablation=(\S+)", text):
+        named |= {tuple(v.split("/")) for v in sweep.strip("`").split(",")}
+    assert named <= set(ABLATIONS), sorted(named - set(ABLATIONS))
+    assert set(ABLATIONS) - named == set(), sorted(set(ABLATIONS) - named)
