@@ -46,7 +46,7 @@ def machine() -> dict:
             "cpu_id": " ".join(f"{k.replace('cpu ', '')} {info[k]}" for k in ("cpu family", "model", "stepping")
                                if k in info) or None,
             "avx512": "avx512f" in info.get("flags", "").split(),
-            # bf16 without AVX512-BF16/AMX is emulated (benchmarks/precision_cpu.py: ~20x slower)
+            # bf16 without AVX512-BF16/AMX is emulated (benchmarks/step_time.py face: ~20x slower)
             "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
             "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -138,11 +138,12 @@ def interleaved_step_times(steps: dict, rounds: int, steps_per_round: int) -> di
     return times
 
 
-def step_time_parser(doc: str, variants: list[str], name: str, rounds: int, steps: int, threads: int):
+def step_time_parser(prog: str, doc: str, variants: list[str], name: str, rounds: int, steps: int, threads: int):
     """The command line the step-time benchmarks share (``--rounds --steps --threads --variants
     --name --overwrite``), with these defaults; a script adds its own options to it."""
     import argparse
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog=prog, description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=rounds)
     ap.add_argument("--steps", type=int, default=steps, help="steps per variant per round")
     ap.add_argument("--threads", type=int, default=threads)

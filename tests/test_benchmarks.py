@@ -148,3 +148,22 @@ def test_results_page_gives_a_multirun_command_for_each_ablation():
     known = {f"{t}/{v}" for t, v in ABLATIONS} | {"none"}
     assert named <= known, sorted(named - known)
     assert known - named - {"none"} == UNMEASURED, sorted(known - named - {"none"})
+
+
+def test_one_step_time_benchmark_for_every_task(tmp_path):
+    """``python -m benchmarks.step_time voice`` times a step and writes its result; without a task
+    it says which there are."""
+    import json
+    from benchmarks import step_time
+    assert set(step_time.TASKS) == {"face", "voice", "text"}
+    r = subprocess.run([sys.executable, "-m", "benchmarks.step_time"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and "face|voice|text" in r.stderr
+    name = f"zz_test_step_time_{tmp_path.name}"
+    try:
+        step_time.main(["voice", "--rounds", "2", "--steps", "1", "--threads", "1", "--variants", "cnn_nchw_fp32",
+                        "--name", name])
+        res = json.loads((BENCH / "results" / f"{name}.json").read_text())
+        assert len(res["variants"]["cnn_nchw_fp32"]["step_s"]) == 1 and res["rounds"] == 2   # the first step is warm-up
+    finally:
+        (BENCH / "results" / f"{name}.json").unlink(missing_ok=True)

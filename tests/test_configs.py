@@ -69,9 +69,9 @@ def test_wrong_config_value_is_a_clear_error(cfg_factory):
 def test_step_time_variants_compose(cfg_factory):
     """Every variant of the text step-time benchmark composes with its recipe, with the encoder
     it is named for (the ablation variants: tests/test_benchmarks.py)."""
-    mod = _bench_module("text_step")
-    for name in mod.VARIANTS:
-        cfg = cfg_factory(["experiment=meld_text", *mod.VARIANTS[name][0]], subdir=f"text_step-{name}")
+    variants = _bench_module("step_time").TEXT_VARIANTS
+    for name in variants:
+        cfg = cfg_factory(["experiment=meld_text", *variants[name][0]], subdir=f"text_step-{name}")
         hub = cfg.model.encoders.text.model_name_or_path.name
         assert hub.endswith("all-mpnet-base-v2" if name.startswith("mpnet") else "all-MiniLM-L6-v2"), name
 
