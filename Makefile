@@ -59,7 +59,7 @@ serve: install
 	$(BIN)/python -m emomm.serve ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt host=$(HOST) port=$(PORT)
 
 bench-fer: install
-	$(BIN)/python benchmarks/fer2013_cpu.py --variant fast
+	$(BIN)/python -m benchmarks.fer2013_cpu --variant fast
 
 # Rewrite constraints.txt's lock section from the installed .venv (after changing a dependency
 # in pyproject.toml: loosen its pin, `make install`, then `make lock`). The hand-written pins

@@ -8,7 +8,7 @@ Measures, on RAVDESS (or a generated stand-in when it is absent):
   * loader_nocache: the same, decoding each file on every access (cache: false);
   * frontend: the log-mel frontend of the encoder on those batches, clips/s;
   * encoder_train: one training step of the default VoiceEncoder (forward + backward), clips/s.
-    python benchmarks/audio_pipeline.py [--root PATH] [--threads 1] [--batches 10]
+    python -m benchmarks.audio_pipeline [--root PATH] [--threads 1] [--batches 10]
 Writes benchmarks/results/audio_pipeline.json (--name changes the file name).
 """
 from __future__ import annotations
@@ -20,9 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import ROOT, write_result  # noqa: E402
+from benchmarks.common import ROOT, write_result
 
 
 def clips_per_s(n: int, seconds: float) -> float:

@@ -1,6 +1,6 @@
 """Bad inputs through every entry point (issue 40's "Done means"): totals of what happened.
 
-    python benchmarks/bad_inputs.py [--quick] [--name bad_inputs] [--overwrite] [--exec] [--suites ...]
+    python -m benchmarks.bad_inputs [--quick] [--name bad_inputs] [--overwrite] [--exec] [--suites ...]
 
 A corpus of bad inputs of our own (:mod:`tests.bad_inputs` writes them: media, text, hostile
 and damaged checkpoints, broken datasets; this script adds HTTP requests, WebSocket messages
@@ -88,11 +88,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported (by benchmarks.common)
 
-from benchmarks.common import refuse_to_overwrite, write_result  # noqa: E402
+from benchmarks.common import ROOT, refuse_to_overwrite, write_result  # noqa: E402
 
 ENTRY_POINTS = ("predict", "validate", "train", "eval", "export", "serve", "live")
 CATEGORIES = ("ok", "clear_error", "crash", "silent_wrong")
@@ -1193,8 +1191,8 @@ class Bench:
                 "watch": [str(box.home), str(box.tmp), str(box.cwd), str(self.media_dir)],
                 "home": str(box.home), "out": str(box.out / "answers.json")}
         (box.inp / "spec.json").write_text(json.dumps(spec))
-        proc = self.runner.run([str(Path(__file__).resolve()), "--serve-session", str(box.inp / "spec.json")], box,
-                               timeout=900, watch=[self.media_dir])
+        proc = self.runner.run(["-m", "benchmarks.bad_inputs", "--serve-session", str(box.inp / "spec.json")],
+                               box, timeout=900, watch=[self.media_dir])
         answers = json.loads((box.out / "answers.json").read_text()) if (box.out / "answers.json").is_file() else {}
         if not answers:
             self.notes.append(f"the serve session produced no answers (rc {proc.rc}): {one_line(proc.output[-600:])}")
@@ -1346,7 +1344,7 @@ def main() -> None:
         if not args.keep:
             make_writable(work)
             shutil.rmtree(work, ignore_errors=True)
-    payload = {"command": "python benchmarks/bad_inputs.py " + " ".join(sys.argv[1:]),
+    payload = {"command": "python -m benchmarks.bad_inputs " + " ".join(sys.argv[1:]),
                "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                                             text=True).stdout.strip(),
                "mode": "fork" if args.fork else "exec", "quick": args.quick, "suites": args.suites,

@@ -9,11 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from emomm.utils.atomic import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-
-sys.path.insert(0, str(ROOT))  # emomm of this checkout, for the scripts beside this one
-from emomm.utils.atomic import atomic_write_json  # noqa: E402
+ABLATIONS = ROOT / "conf" / "ablation"
 
 
 #: Packages whose versions change numerics or data handling; recorded with every result.
@@ -46,11 +46,23 @@ def machine() -> dict:
             "cpu_id": " ".join(f"{k.replace('cpu ', '')} {info[k]}" for k in ("cpu family", "model", "stepping")
                                if k in info) or None,
             "avx512": "avx512f" in info.get("flags", "").split(),
-            # bf16 without AVX512-BF16/AMX is emulated (benchmarks/precision_cpu.py: ~20x slower)
+            # bf16 without AVX512-BF16/AMX is emulated (benchmarks/step_time.py face: ~20x slower)
             "native_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
             "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "packages": versions}
+
+
+def ablations(task: str) -> list[str]:
+    """The variants of ``task`` (``conf/ablation/<task>/<variant>.yaml``), each run as
+    ``+ablation=<task>/<variant>`` on the task's recipe."""
+    return sorted(p.stem for p in (ABLATIONS / task).glob("*.yaml"))
+
+
+def ablation_uses_ema(task: str, variant: str) -> bool:
+    """Whether ``+ablation=<task>/<variant>`` switches the EMA of the weights on (``callbacks=ema``):
+    its checkpoints then also keep the raw weights, which a benchmark scores beside the average."""
+    return "override /callbacks: ema" in (ABLATIONS / task / f"{variant}.yaml").read_text()
 
 
 def require_ravdess(root: str | Path) -> None:
@@ -126,11 +138,12 @@ def interleaved_step_times(steps: dict, rounds: int, steps_per_round: int) -> di
     return times
 
 
-def step_time_parser(doc: str, variants: list[str], name: str, rounds: int, steps: int, threads: int):
+def step_time_parser(prog: str, doc: str, variants: list[str], name: str, rounds: int, steps: int, threads: int):
     """The command line the step-time benchmarks share (``--rounds --steps --threads --variants
     --name --overwrite``), with these defaults; a script adds its own options to it."""
     import argparse
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog=prog, description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=rounds)
     ap.add_argument("--steps", type=int, default=steps, help="steps per variant per round")
     ap.add_argument("--threads", type=int, default=threads)

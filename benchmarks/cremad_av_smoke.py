@@ -6,7 +6,7 @@ two epochs on their frames and their own audio tracks, and `emomm.eval` scores t
 With one actor there is no speaker-independent split, so the run's folder links each clip
 twice, under actor 1001 (train) and a stand-in actor 9001 (val/test): the same clips. The
 figures only prove that frames and audio flow through prepare -> train -> eval.
-    python benchmarks/cremad_av_smoke.py [--root ../shared/data/cremad_sample]
+    python -m benchmarks.cremad_av_smoke [--root ../shared/data/cremad_sample]
 Writes benchmarks/results/cremad_av_smoke.json.
 """
 from __future__ import annotations
@@ -18,8 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, run_entry_point, run_training, write_result  # noqa: E402
+from benchmarks.common import ROOT, run_entry_point, run_training, write_result
 
 
 def main() -> None:

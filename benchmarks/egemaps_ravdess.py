@@ -1,7 +1,7 @@
 """The classic eGeMAPS baseline on RAVDESS, and its late fusion with trained voice runs.
 
     pip install opensmile        # or: pip install -e .[egemaps]
-    python benchmarks/egemaps_ravdess.py [--root ../shared/data/ravdess] [--runs RUN_DIR ...]
+    python -m benchmarks.egemaps_ravdess [--root ../shared/data/ravdess] [--runs RUN_DIR ...]
 
 eGeMAPS v02 functionals (88 hand-crafted prosodic, voice-quality and spectral statistics per
 clip, from the `opensmile` package, no download) of every speech clip, with the split of
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
+from benchmarks.common import ROOT, write_result
 
 TRAIN_ACTORS, VAL_ACTORS = range(1, 17), range(17, 21)
 

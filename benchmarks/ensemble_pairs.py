@@ -1,6 +1,6 @@
 """Mean ensembles of finished runs, paired by position across sets (e.g. by seed).
 
-    python benchmarks/ensemble_pairs.py --set cnn RUN_S1 RUN_S2 RUN_S3 \\
+    python -m benchmarks.ensemble_pairs --set cnn RUN_S1 RUN_S2 RUN_S3 \\
         --set ge2e RUN_S1 RUN_S2 RUN_S3 [--name ravdess_cnn_ge2e]
 
 The i-th runs of every set form one ensemble (``python -m emomm.ensemble method=mean``:
@@ -17,8 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, mean_ensemble, refuse_to_overwrite, write_result  # noqa: E402
+from benchmarks.common import ROOT, mean_ensemble, refuse_to_overwrite, write_result
 
 METRICS = ("uar", "acc", "f1_macro")
 

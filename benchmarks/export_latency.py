@@ -1,6 +1,6 @@
 """Per-face-crop latency and file size: PyTorch vs ONNX Runtime fp32 vs int8 (dynamic, static).
 
-    python benchmarks/export_latency.py [--repeats 200] [--ckpt best.ckpt]
+    python -m benchmarks.export_latency [--repeats 200] [--ckpt best.ckpt]
 
 Batch of one crop, one thread (the live pipeline's case). Without --ckpt: the FER recipe's
 network (ResNet-18 without stem pool, 48 px gray, mirror TTA in the graph) and the default
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -85,7 +84,7 @@ def main():
     models = {"resnet18_48px_gray_fer": module("resnet18", 48, 1, stem_pool=False),
               "efficientnet_b0_64px_rgb": module("efficientnet_b0", 64, 3)}
     write_result(a.out, {
-        "command": "python benchmarks/export_latency.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.export_latency " + " ".join(sys.argv[1:]),
         "batch": 1, "threads": 1, "tta_views": 2,
         "results": {k: bench(k, m, a.repeats) for k, m in models.items()},
         "note": "measured with other engineers' processes sharing the 2 cores; re-run alone for final figures",

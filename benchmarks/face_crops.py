@@ -25,7 +25,7 @@ scales while keeping the others - and so the boxes - unchanged; the rest from ru
 networks channels-last, calling the pooling directly for the many candidate crops, and
 fewer, larger network calls. On CPU, batching alone gains little.
 
-    python benchmarks/face_crops.py [--rounds 3] [--cores 2] [--frames 67]
+    python -m benchmarks.face_crops [--rounds 3] [--cores 2] [--frames 67]
 Writes benchmarks/results/face_crops.json.
 """
 from __future__ import annotations
@@ -33,14 +33,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
+from benchmarks.common import ROOT, write_result
 
 CREMAD = ROOT.parent / "shared" / "data" / "cremad_sample" / "1001_DFA_ANG_XX.flv"
 

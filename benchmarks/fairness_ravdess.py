@@ -8,8 +8,8 @@ likely; ``--by group_class`` balances every sex x emotion cell), both tested wit
 UAR, per-sex UAR with bootstrap 95% intervals, and the sex gap (absolute, min/max ratio,
 interval of the difference) before and after.
 
-    python benchmarks/fairness_ravdess.py [--epochs 30] [--threads 1] [--root PATH]
-    python benchmarks/fairness_ravdess.py --smoke        # 1 epoch, 2 batches: proves the pipeline only
+    python -m benchmarks.fairness_ravdess [--epochs 30] [--threads 1] [--root PATH]
+    python -m benchmarks.fairness_ravdess --smoke        # 1 epoch, 2 batches: proves the pipeline only
 
 Note: actors 01-16 are 8 male and 8 female with the same clips each, so by sex the training
 set is already balanced and ``--by group`` changes only which clips are drawn; pass
@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, require_ravdess, run_training, write_result  # noqa: E402
+from benchmarks.common import ROOT, require_ravdess, run_training, write_result
 
 
 def summarise(res: dict) -> dict:

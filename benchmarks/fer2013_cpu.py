@@ -1,16 +1,18 @@
 """FER2013 accuracy within 60 minutes of training on this machine's CPU, and its ablation.
 
 Target (issue 14): PublicTest (val) accuracy >= 70% within 60 minutes of training here.
-    python benchmarks/fer2013_cpu.py [--variant crop40] [--root ../shared/data/fer2013] [overrides...]
-    python benchmarks/fer2013_cpu.py --variant base          # the 48 px recipe, 30 epochs
-    python benchmarks/fer2013_cpu.py --variant crop40+ema    # + EMA of the weights (callbacks=ema)
-    python benchmarks/fer2013_cpu.py --variant fast          # experiment=fer2013_fast: the whitened CNN
-    python benchmarks/fer2013_cpu.py --variant crop40 --smoke   # a few batches: does it all run?
-    python benchmarks/fer2013_cpu.py --from-run RUN_DIR [--variant V]   # re-score a finished run
+    python -m benchmarks.fer2013_cpu [--variant crop40] [--root ../shared/data/fer2013] [overrides...]
+    python -m benchmarks.fer2013_cpu --variant base          # the 48 px recipe, 30 epochs
+    python -m benchmarks.fer2013_cpu --variant crop40+ema    # + EMA of the weights (callbacks=ema)
+    python -m benchmarks.fer2013_cpu --variant fast          # experiment=fer2013_fast: the whitened CNN
+    python -m benchmarks.fer2013_cpu --variant crop40 --smoke   # a few batches: does it all run?
+    python -m benchmarks.fer2013_cpu --from-run RUN_DIR [--variant V]   # re-score a finished run
 Variants (each writes benchmarks/results/fer2013_cpu_<variant>[_smoke].json):
-    base        48 px faces (random resized crops), 30 epochs: the previous recipe by epochs
+    base        `+ablation=fer2013/base`: 48 px faces (random resized crops), 30 epochs: the
+                previous recipe by epochs
     crop40      `experiment=fer2013_cpu`: random 40 px crops of the 48 px faces, 31 epochs
-    crop40+ema  crop40 with `callbacks=ema` (validation, checkpoint and eval use the average);
+    crop40+ema  `+ablation=fer2013/ema`: crop40 with `callbacks=ema` (validation, checkpoint and
+                eval use the average);
                 its best checkpoint is also scored with the raw weights of the same step
                 (`emomm.eval weights=raw`): EMA's effect measured on one run, not across two
     fast        `experiment=fer2013_fast`: the whitened CNN with the fast CIFAR-10 recipe
@@ -31,16 +33,15 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, run_entry_point, run_training, write_result  # noqa: E402
+from benchmarks.common import ROOT, ablation_uses_ema, run_entry_point, run_training, write_result
 
 LOG_DIR = ROOT / "outputs" / "bench" / "fer2013_cpu"
 TARGET = 0.70
 #: Each variant's recipe and overrides.
 VARIANTS = {
-    "base": ["experiment=fer2013_cpu", "face.crop_size=null", "data.augment.crop_scale=0.8", "trainer.max_epochs=30"],
+    "base": ["experiment=fer2013_cpu", "+ablation=fer2013/base"],   # conf/ablation/fer2013/
     "crop40": ["experiment=fer2013_cpu"],
-    "crop40+ema": ["experiment=fer2013_cpu", "callbacks=ema"],
+    "crop40+ema": ["experiment=fer2013_cpu", "+ablation=fer2013/ema"],
     "fast": ["experiment=fer2013_fast"],
 }
 #: The 10 test-time views of each variant (a model without crops has no corners to take).
@@ -52,6 +53,12 @@ TTA10["fast"] = ["tta_hflip=[face]", "tta_shift={face: 1}"]  # 1 px shifts x mir
 SMOKE_TRAIN = ["trainer.max_epochs=1", "trainer.limit_train_batches=20", "trainer.limit_val_batches=2",
                "model.compile=false", "test=false"]
 SMOKE_EVAL = ["trainer.limit_test_batches=2"]
+
+
+def uses_ema(variant: str) -> bool:
+    """Whether ``variant`` trains with the EMA of the weights (its checkpoint keeps the raw ones too)."""
+    return any(o.startswith("+ablation=") and ablation_uses_ema(*o.removeprefix("+ablation=").split("/"))
+               for o in VARIANTS[variant])
 
 
 def score_val(ckpt: str, tta: list[str], extra: list[str]) -> dict:
@@ -94,7 +101,7 @@ def main() -> None:
     extra = SMOKE_EVAL if args.smoke else []
     as_trained = score_val(res["best_ckpt"], [], extra)
     tta10 = score_val(res["best_ckpt"], TTA10[args.variant], extra)
-    raw = score_val(res["best_ckpt"], ["weights=raw"], extra) if "callbacks=ema" in VARIANTS[args.variant] else None
+    raw = score_val(res["best_ckpt"], ["weights=raw"], extra) if uses_ema(args.variant) else None
     summary = {
         "target": f"val (PublicTest) acc >= {TARGET} within 60 min of training",
         "variant": args.variant, "smoke": args.smoke,

@@ -16,7 +16,7 @@ child processes) is recorded per step, because the target is 90 minutes of CPU:
 Single-modality figures are each unimodal model on the paired test split (from the
 ensemble's `test_models`). Target: the best fusion beats the best single modality by >= 8
 UAR points. The two signals are independent given the label (see emomm/data/paired.py).
-    python benchmarks/fusion_paired.py [--face-epochs 6] [--voice-epochs 40] [--only late,gated]
+    python -m benchmarks.fusion_paired [--face-epochs 6] [--voice-epochs 40] [--only late,gated]
 Writes benchmarks/results/fusion_paired.json after every step (a rerun skips finished steps).
 """
 from __future__ import annotations
@@ -25,12 +25,10 @@ import argparse
 import json
 import os
 import resource
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, RESULTS, run_entry_point, run_training, write_result  # noqa: E402
-from emomm.ensemble import member_names  # noqa: E402
+from benchmarks.common import ROOT, RESULTS, run_entry_point, run_training, write_result
+from emomm.ensemble import member_names
 
 TARGET = 0.08
 DATA = ROOT.parent / "shared" / "data"

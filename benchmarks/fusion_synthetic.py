@@ -19,8 +19,8 @@ the emotion with probability 0.8); use its own ``--name``.
 Every fusion run also reports its subset table (the fused head with other modalities
 masked out) and each modality's own head. Target: the best fusion beats the best single
 modality by >= 5 UAR points (test split, 700 samples).
-    python benchmarks/fusion_synthetic.py [--threads 1] [--only late,gated] [--runs a,b] [overrides...]
-    python benchmarks/fusion_synthetic.py --name fusion_synthetic_3m --modalities face,voice,text \
+    python -m benchmarks.fusion_synthetic [--threads 1] [--only late,gated] [--runs a,b] [overrides...]
+    python -m benchmarks.fusion_synthetic --name fusion_synthetic_3m --modalities face,voice,text \
         --runs single:face,single:voice,single:text,late+dropout,late+init
 Writes benchmarks/results/fusion_synthetic.json.
 """
@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, RESULTS, run_entry_point, run_training, write_result  # noqa: E402
+from benchmarks.common import ROOT, RESULTS, run_entry_point, run_training, write_result
 
 TARGET = 0.05
 ENSEMBLES = ["ensemble:mean", "ensemble:weighted", "ensemble:stacking"]

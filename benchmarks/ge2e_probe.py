@@ -1,7 +1,7 @@
 """Which layer of the pretrained GE2E speaker LSTM carries emotion: a linear probe on RAVDESS.
 
     make models                  # the Resemblyzer weights, once
-    python benchmarks/ge2e_probe.py [--root ../shared/data/ravdess]
+    python -m benchmarks.ge2e_probe [--root ../shared/data/ravdess]
 
 Every speech clip of actors 01-20, silence trimmed as the recipe trims it (40 dB below the
 peak), goes frozen through the 3 pretrained layers of `model/voice_encoder=ge2e`
@@ -15,16 +15,14 @@ network: this is what chose ``layers: 2``. Writes benchmarks/results/ge2e_probe.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
-from egemaps_ravdess import TRAIN_ACTORS, VAL_ACTORS, fit_logreg, labelled_clips, uar  # noqa: E402
+from benchmarks.common import ROOT, write_result
+from benchmarks.egemaps_ravdess import TRAIN_ACTORS, VAL_ACTORS, fit_logreg, labelled_clips, uar
 
 
 @torch.no_grad()

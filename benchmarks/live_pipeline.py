@@ -1,6 +1,6 @@
 """Live face pipeline vs a naive loop on real 640x480 video (CREMA-D clips scaled up).
 
-    python benchmarks/live_pipeline.py [--frames 300] [--naive-frames 60] [--ckpt best.ckpt]
+    python -m benchmarks.live_pipeline [--frames 300] [--naive-frames 60] [--ckpt best.ckpt]
 
 Frames are decoded and scaled to 640x480 up front (capture is not timed); each variant then
 processes them one by one as a camera stream. Per-frame latency = detection/tracking +
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -134,7 +133,7 @@ def main() -> None:
     det_ms = {"blazeface": detector_ms(build_detector("blazeface"), frames[:n]),
               "mtcnn": detector_ms(build_detector("mtcnn"), frames[:n])}
     write_result(a.out, {
-        "command": "python benchmarks/live_pipeline.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.live_pipeline " + " ".join(sys.argv[1:]),
         "video": f"{len(files)} CREMA-D clips (480x360 FLV) scaled to 640x480, looped, decoded up front",
         "model": model_desc, "threads": 1, "results": results,
         "detector_ms_per_frame_640x480": det_ms,

@@ -1,7 +1,7 @@
 """FER2013 under occlusion, trained without and with the occlusion augmentation.
 
-    python benchmarks/occlusion_fer2013.py [--epochs 8] [--root ../shared/data/fer2013] [extra train overrides...]
-    python benchmarks/occlusion_fer2013.py --smoke      # a few batches: proves the pipeline only
+    python -m benchmarks.occlusion_fer2013 [--epochs 8] [--root ../shared/data/fer2013] [extra train overrides...]
+    python -m benchmarks.occlusion_fer2013 --smoke      # a few batches: proves the pipeline only
 
 Trains `experiment=fer2013_cpu` twice with the same seed for ``--epochs`` epochs (the
 recipe's wall-clock schedule switched to epochs: ``trainer.max_time=null``,
@@ -25,8 +25,7 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, run_entry_point, run_training, write_result  # noqa: E402
+from benchmarks.common import ROOT, run_entry_point, run_training, write_result
 
 LOG_DIR = ROOT / "outputs" / "bench" / "occlusion_fer2013"
 AUGMENT = "data.augment.occlusion={p: 0.5, kinds: [lower, upper, patch], patch_fraction: [0.1, 0.3]}"

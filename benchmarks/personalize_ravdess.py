@@ -7,7 +7,7 @@ scored on that actor's 30 repetition-02 clips, against the un-adapted model on t
 clips. K = 1, 2, 4; methods ``logit_affine`` and ``prototype`` (see emomm/personalize).
 Writes benchmarks/results/personalize_ravdess.json: per actor and averaged.
 
-    python benchmarks/personalize_ravdess.py --ckpt outputs/train/runs/<run>/checkpoints/best.ckpt
+    python -m benchmarks.personalize_ravdess --ckpt outputs/train/runs/<run>/checkpoints/best.ckpt
         (a checkpoint of experiment=ravdess_voice, trained on actors 01-16)
 """
 from __future__ import annotations
@@ -16,10 +16,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
+from benchmarks.common import ROOT, write_result
 
 
 def main() -> None:

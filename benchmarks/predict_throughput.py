@@ -1,8 +1,8 @@
 """Predict throughput: images (faces/s, MTCNN + classifier) and audio (seconds of audio per second).
 
-    python benchmarks/predict_throughput.py                     # trains a tiny face+voice model first
-    python benchmarks/predict_throughput.py --ckpt best.ckpt --images 200 --audio 20
-    python benchmarks/predict_throughput.py --short             # a quick check that it runs
+    python -m benchmarks.predict_throughput                     # trains a tiny face+voice model first
+    python -m benchmarks.predict_throughput --ckpt best.ckpt --images 200 --audio 20
+    python -m benchmarks.predict_throughput --short             # a quick check that it runs
 
 Images are FER2013 photos from /work/shared/data/fer2013 (48x48 gray face crops, so MTCNN
 runs on small frames) or, without them, generated 256x256 frames holding skimage's
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import write_result
 
 DATA = Path(os.environ.get("EMOMM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TINY = ["modality=multimodal", "modalities=[face,voice]", "fusion=late", "model/face_encoder=timm",

@@ -5,7 +5,7 @@ video, MP3 audio, 480x360, actor 1001) are cropped with the default ``faces`` se
 (MTCNN) into a fresh cache; by default every frame is kept (``video.sampling.num_frames=
 null``). The same command is then run again and must find everything cached.
 
-    python benchmarks/prepare_cremad.py [--root PATH] [extra prepare overrides...]
+    python -m benchmarks.prepare_cremad [--root PATH] [extra prepare overrides...]
 Writes benchmarks/results/prepare_cremad.json.
 """
 from __future__ import annotations
@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, run_entry_point, write_result  # noqa: E402
+from benchmarks.common import ROOT, run_entry_point, write_result
 
 
 def run_prepare(overrides: list[str], log_dir: Path) -> tuple[dict, float]:

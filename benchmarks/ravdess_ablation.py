@@ -1,43 +1,25 @@
 """RAVDESS voice recipe, each technique of issue 14 toggled alone, over seeds.
 
-    python benchmarks/ravdess_ablation.py [--root ../shared/data/ravdess] [--seeds 1 2 3]
+    python -m benchmarks.ravdess_ablation [--root ../shared/data/ravdess] [--seeds 1 2 3]
         [--parallel 2] [--only baseline vtlp ...] [--smoke] [overrides for every run...]
 
-Variants (each = ``experiment=ravdess_voice model.aux_tasks=null`` plus these overrides): the
-techniques are measured against the single-task recipe, as they were before multi-task
-training became part of the recipe (2026-12-06), so the recorded runs stay comparable;
-``aux_sex_intensity`` is the recipe as it is now.
+Variants: the configs of ``conf/ablation/ravdess/`` (each run as ``experiment=ravdess_voice
++ablation=ravdess/<variant>``; the file says what it changes). The techniques are measured
+against the single-task recipe (``baseline``), as they were before multi-task training became
+part of the recipe (2026-12-06), so the recorded runs stay comparable; ``aux_sex_intensity`` is
+the recipe as it is now. ``multi_window`` and ``song`` (the shared RAVDESS copy has no song clips)
+run only when named with ``--only``. Beyond training (which one multirun does too:
+``python -m emomm.train -m experiment=ravdess_voice +ablation=ravdess/baseline,ravdess/vtlp seed=1,2,3``),
+this script:
 
-* ``baseline``: the single-task recipe (centre-crop eval, interpolated uniform speed 0.9-1.1
-  with p=0.5, the encoder's SpecAugment, no VTLP, no auxiliary heads);
-* multi-window evaluation is not trained again (its training is the baseline's): every run
-  of every variant has its best and last checkpoints re-scored on the validation actors with
-  one centre crop and with the mean logits of all 3 s windows every 1 s
-  (``emomm.eval eval_windows={hop_s: 1.0}``), a paired comparison on the same weights;
-  ``--no-rescore`` skips it, ``--rescore-only`` re-scores the runs of an existing result;
-* each variant's seed runs are also combined (``emomm.ensemble method=mean`` of their best
-  checkpoints): two seeds trained side by side, one per core, fit the same 30 minutes;
-* ``multi_window`` (only with ``--only multi_window``): trained with
-  ``voice.eval_windows={hop_s: 1.0}``, so the best epoch is also picked by it;
-* ``speed_resample``: speed 0.9/1.0/1.1 by band-limited resampling instead of the uniform
-  interpolated one;
-* ``vtlp``: + vocal-tract length perturbation, warp U(0.9, 1.1);
-* ``specaug_small``: SpecAugment masks halved (2 x <=4 mel bins, 2 x <=10 frames);
-* ``no_specaug``: SpecAugment off (how much the masks give at all);
-* ``ema``: + an exponential moving average of the weights (``callbacks=ema``, decay 0.997:
-  a horizon of ~330 steps, ~11 of the recipe's 30-step epochs), which validation, the best
-  checkpoint and eval then use; the re-scoring also scores each checkpoint's raw weights
-  (``emomm.eval weights=raw``), so the average is compared with the same run without it;
-* ``mixup``: + mixup of pairs of clips (waveforms) and their labels, ``lam ~ Beta(0.2, 0.2)``
-  (``model.mixup={alpha: 0.2}``);
-* ``aux_sex_intensity``: + multi-task heads for the actor's sex and the clip's intensity, from
-  the file names, each loss at weight 0.3 (``model.aux_tasks``; seeds 1-2: +5.3 paired, RESULTS.md);
-* ``aux_sex``, ``aux_intensity``: one of those two heads alone, at the same weight;
-* ``aux_both_w0.15``, ``aux_both_w0.6``, ``aux_both_w1.0``: both heads, each at that weight;
-* ``aux_pool_stats``: the multi-task recipe (``aux_sex_intensity``, its reference) with
-  attentive statistics pooling (the weighted mean and std of the frames, not the mean alone);
-* ``song`` (only with ``--only song``: the shared RAVDESS copy has no song clips): + song clips
-  of the training actors as extra training data.
+* re-scores every run of every variant (best and last checkpoints) on the validation actors with
+  one centre crop and with the mean logits of all 3 s windows every 1 s (``emomm.eval
+  eval_windows={hop_s: 1.0}``), a paired comparison on the same weights; for a variant with the
+  EMA of the weights, also each checkpoint's raw weights (``emomm.eval weights=raw``), so the
+  average is compared with the same run without it; ``--no-rescore`` skips it, ``--rescore-only``
+  re-scores the runs of an existing result;
+* combines each variant's seed runs (``emomm.ensemble method=mean`` of their best checkpoints):
+  two seeds trained side by side, one per core, fit the same 30 minutes.
 
 Writes benchmarks/results/ravdess_ablation.json (``_smoke`` with --smoke): per variant the
 mean/std over seeds and the per-seed runs, and each variant's mean UAR minus the baseline's.
@@ -58,51 +40,24 @@ import fcntl
 import json
 import os
 import statistics
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, mean_ensemble, require_ravdess, run_entry_point, write_result  # noqa: E402
-from ravdess_voice import SMOKE, run_seeds, summarize  # noqa: E402
+from benchmarks.common import (RESULTS, ROOT, ablation_uses_ema, ablations, mean_ensemble, require_ravdess,
+                               run_entry_point, write_result)
+from benchmarks.ravdess_voice import SMOKE, run_seeds, summarize
 
-VARIANTS: dict[str, list[str]] = {
-    "baseline": [],
-    "multi_window": ["voice.eval_windows={hop_s: 1.0}"],
-    "speed_resample": ["voice.augment.speed=null", "voice.augment.speed_choices=[0.9,1.0,1.1]"],
-    "vtlp": ["model.encoders.voice.frontend.vtlp={alpha: [0.9, 1.1], f_hi: 4800, p: 1.0}"],
-    "specaug_small": ["model.encoders.voice.specaugment.freq_width=4",
-                      "model.encoders.voice.specaugment.time_width=10"],
-    "no_specaug": ["model.encoders.voice.specaugment=null"],
-    # 960 training clips / batch 32 = 30 steps per epoch: 0.997 averages the last ~11 epochs.
-    "ema": ["callbacks=ema", "callbacks.ema.decay=0.997"],
-    "song": ["data.include_song=true", "data.song_train_only=true"],
-    # waveform mixup of pairs of clips and their labels (Beta(0.2, 0.2): most batches near 0/1)
-    "mixup": ["model.mixup={alpha: 0.2}"],
-    # multi-task: the actor's sex and the clip's intensity (from the file names) as auxiliary heads
-    "aux_sex_intensity": ["model.aux_tasks={sex: 0.3, intensity: 0.3}"],
-    # ... and each of the two alone: which head does the work
-    # (the other task set to null, which turns it off: a dict override merges into the
-    # recipe's aux_tasks, so {sex: 0.3} alone would keep the recipe's intensity head)
-    "aux_sex": ["model.aux_tasks={sex: 0.3, intensity: null}"],
-    "aux_intensity": ["model.aux_tasks={sex: null, intensity: 0.3}"],
-    # both heads at another weight than the recipe's 0.3 each
-    "aux_both_w0.6": ["model.aux_tasks={sex: 0.6, intensity: 0.6}"],
-    "aux_both_w0.15": ["model.aux_tasks={sex: 0.15, intensity: 0.15}"],
-    "aux_both_w1.0": ["model.aux_tasks={sex: 1.0, intensity: 1.0}"],
-    # on the multi-task recipe (its reference is aux_sex_intensity): attentive mean + std pooling
-    "aux_pool_stats": ["model.aux_tasks={sex: 0.3, intensity: 0.3}",
-                       "model.encoders.voice.pooling=attention_stats"],
-}
-DEFAULT = [v for v in VARIANTS if v not in ("song", "multi_window")]
+VARIANTS = ablations("ravdess")   # conf/ablation/ravdess/<variant>.yaml
+DEFAULT = ["baseline", *(v for v in VARIANTS if v not in ("baseline", "song", "multi_window"))]
 
 
 def variant_overrides(variant: str) -> list[str]:
-    """A variant's overrides on the recipe: its own, on the single-task base unless it sets
-    the auxiliary tasks itself (Hydra refuses one key overridden twice)."""
-    own = VARIANTS[variant]
-    return own if any(o.startswith("model.aux_tasks=") for o in own) else ["model.aux_tasks=null", *own]
+    """A variant's overrides on the recipe (its config sets the single-task base itself, unless
+    it sets the auxiliary tasks)."""
+    return [f"+ablation=ravdess/{variant}"]
+
+
 WINDOWS = "{hop_s: 1.0}"
 
 
@@ -133,11 +88,11 @@ def rescore_all(results: dict, parallel: int = 1) -> dict:
     checkpoints are still on disk, storing its figures under ``rescore``; return the paired
     effect of multi-window evaluation: per variant and over all re-scored runs, the mean of
     (windows - centre crop) on the same checkpoint."""
-    todo = [run for r in results.values() for run in r["per_seed"] if "rescore" not in run
+    todo = [(run, uses_ema(v, run)) for v, r in results.items() for run in r["per_seed"] if "rescore" not in run
             and (Path(run["run_dir"]) / "checkpoints" / "last.ckpt").is_file()]
     with ThreadPoolExecutor(max(1, parallel)) as pool:
-        scored = pool.map(lambda run: rescore(run["run_dir"], "callbacks=ema" in run["command"]), todo)
-        for run, scores in zip(todo, scored):
+        scored = pool.map(lambda job: rescore(job[0]["run_dir"], job[1]), todo)
+        for (run, _), scores in zip(todo, scored):
             run["rescore"] = scores
 
     def effect(runs: list[dict]) -> dict:
@@ -155,6 +110,12 @@ def rescore_all(results: dict, parallel: int = 1) -> dict:
     every = [run for r in results.values() for run in r["per_seed"]]
     return {"windows": WINDOWS, **effect(every),
             "by_variant": {v: effect(r["per_seed"]) for v, r in results.items()}}
+
+
+def uses_ema(variant: str, run: dict) -> bool:
+    """Whether ``run`` of ``variant`` trained with the EMA of the weights: named in its command
+    (runs recorded before the ablation configs), or by its variant's config."""
+    return "callbacks=ema" in run["command"] or (variant in VARIANTS and ablation_uses_ema("ravdess", variant))
 
 
 def seed_ensemble(variant: dict) -> dict | None:

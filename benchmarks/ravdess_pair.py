@@ -1,6 +1,6 @@
 """Train two RAVDESS recipes side by side per seed, then score their mean ensemble.
 
-    python benchmarks/ravdess_pair.py [--seeds 1 2 3] [--experiments ravdess_voice ravdess_ge2e]
+    python -m benchmarks.ravdess_pair [--seeds 1 2 3] [--experiments ravdess_voice ravdess_ge2e]
                                       [--root ../shared/data/ravdess] [--name ravdess_pair] [overrides...]
 
 Issue 14's RAVDESS target is val UAR >= 72 on the unseen actors 17-20, as a mean over 3
@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, refuse_to_overwrite, require_ravdess, run_training, write_result  # noqa: E402
-from ensemble_pairs import METRICS, summarize, score_pair  # noqa: E402
+from benchmarks.common import ROOT, refuse_to_overwrite, require_ravdess, run_training, write_result
+from benchmarks.ensemble_pairs import METRICS, summarize, score_pair
 
 TARGET_UAR, BUDGET_S = 0.72, 30 * 60
 

@@ -3,7 +3,7 @@
 Target (issue 3): validation UAR >= 65% on the unseen actors 17-20 (train on 01-16), 8
 classes, training within 30 minutes on 2 CPU cores. The recipe is defined by epochs
 (issue 14), so its figures vary with the seed, not with the machine: report them over seeds.
-    python benchmarks/ravdess_voice.py [--root ../shared/data/ravdess] [--threads 1]
+    python -m benchmarks.ravdess_voice [--root ../shared/data/ravdess] [--threads 1]
                                        [--seeds 1 2 3] [--parallel 2] [--smoke] [--name N] [--overwrite] [overrides...]
 Writes benchmarks/results/<name>.json (refusing to replace an existing one without --overwrite): per-seed figures and, with several seeds, the
 mean and (sample) standard deviation of val UAR, accuracy and macro-F1.
@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, refuse_to_overwrite, require_ravdess, run_training, write_result  # noqa: E402
+from benchmarks.common import ROOT, machine, refuse_to_overwrite, require_ravdess, run_training, write_result
 
 TARGET_UAR, BUDGET_S = 0.65, 30 * 60
 SMOKE = ["debug=limit"]

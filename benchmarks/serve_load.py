@@ -1,7 +1,7 @@
 """Bounded loopback load test of the web app: N concurrent clients for T seconds.
 
-    python benchmarks/serve_load.py                      # 20 clients, 60 s, tiny face+text model
-    python benchmarks/serve_load.py --clients 4 --seconds 10 --ckpt path/to/best.ckpt
+    python -m benchmarks.serve_load                      # 20 clients, 60 s, tiny face+text model
+    python -m benchmarks.serve_load --clients 4 --seconds 10 --ckpt path/to/best.ckpt
 
 Starts ``python -m emomm.serve`` on 127.0.0.1 at a free port (the real entry point, in its
 own process), runs the clients (asyncio + httpx), each alternating an image upload
@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ROOT, write_result  # noqa: E402
+from benchmarks.common import ROOT, write_result
 
 TINY = ["model/face_encoder=timm", "model.encoders.face.backbone=resnet10t", "face.image_size=32",
         "+model/text_encoder@model.encoders.text=scratch", "modalities=[face,text]", "fusion=concat",

@@ -7,7 +7,7 @@ the first its paired difference from the first (runs in the order given: give se
 same order). No training: e.g. the recipe without and with the multi-task heads, whose sex
 head might be expected to move the gap.
 
-    python benchmarks/sex_gap_runs.py --set single RUN_DIR... --set multitask RUN_DIR... \\
+    python -m benchmarks.sex_gap_runs --set single RUN_DIR... --set multitask RUN_DIR... \\
         [--name sex_gap_multitask]
 """
 from __future__ import annotations
@@ -17,8 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_entry_point, write_result  # noqa: E402
+from benchmarks.common import run_entry_point, write_result
 
 
 def run_gap(metrics: dict) -> dict:

@@ -12,11 +12,11 @@ benchmarks/results/ravdess_voice.json, and, with ``--retrain``, the best paramet
 re-trained on the recipe's full 29 minutes). ``--cv`` then runs 5-fold CV by actor of the
 best parameters with `emomm.cv` (5 x the recipe time) and reports mean +- std.
 
-    python benchmarks/sweep_ravdess.py                       # 12 trials x <= 10 epochs (14 took 30.7 min, 1 thread)
-    python benchmarks/sweep_ravdess.py --retrain --cv        # + confirmation (~3.5 h more)
-    python benchmarks/sweep_ravdess.py --smoke               # 2 trials x 1 min: checks the wiring
-    python benchmarks/sweep_ravdess.py --confirm-only        # after the sweep: the same-budget check
-    python benchmarks/sweep_ravdess.py --confirm-hand        # its hand-tuned half, beside the sweep
+    python -m benchmarks.sweep_ravdess                       # 12 trials x <= 10 epochs (14 took 30.7 min, 1 thread)
+    python -m benchmarks.sweep_ravdess --retrain --cv        # + confirmation (~3.5 h more)
+    python -m benchmarks.sweep_ravdess --smoke               # 2 trials x 1 min: checks the wiring
+    python -m benchmarks.sweep_ravdess --confirm-only        # after the sweep: the same-budget check
+    python -m benchmarks.sweep_ravdess --confirm-hand        # its hand-tuned half, beside the sweep
 ``--confirm`` (or ``--confirm-only``, which skips the sweep) compares at the *trial* budget, the
 only fair comparison for a sweep of short trials: the hand-tuned parameters trained like one
 trial on the validation actors, then 5-fold CV by actor of both the hand-tuned and the best
@@ -37,9 +37,8 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, require_ravdess, run_entry_point, run_training, write_result  # noqa: E402
-from emomm.utils.atomic import atomic_write_text  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, require_ravdess, run_entry_point, run_training, write_result
+from emomm.utils.atomic import atomic_write_text
 
 
 def main() -> None:

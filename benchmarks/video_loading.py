@@ -7,7 +7,7 @@ batches ``[B, T, C, H, W]`` (``FaceClipDataset`` + collate: read the ``.npz`` en
 ``num_frames`` frames, resize, normalise, augment in training), for 0 and 2 loader workers
 and for the training and evaluation transforms.
 
-    python benchmarks/video_loading.py [--clips 256] [--num-frames 8] [--image-size 64]
+    python -m benchmarks.video_loading [--clips 256] [--num-frames 8] [--image-size 64]
 Writes benchmarks/results/video_loading.json.
 """
 from __future__ import annotations
@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from benchmarks.common import write_result
 
 
 def main() -> None:

@@ -256,7 +256,7 @@ def test_asgi_ws_driver_sees_errors_probes_and_drops():
 @pytest.mark.slow  # 35-90 s on the shared 2-core box: two tiny trainings and ~30 entry-point runs
 def test_quick_run_end_to_end(tmp_path):
     out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, "benchmarks/bad_inputs.py", "--quick", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bad_inputs", "--quick", "--out", str(out),
                            "--work", str(tmp_path / "work")], cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())

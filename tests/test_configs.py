@@ -66,55 +66,20 @@ def test_wrong_config_value_is_a_clear_error(cfg_factory):
         cfg_factory(["data=nope"])
 
 
-def test_benchmark_variants_compose(cfg_factory):
-    """Every ablation variant of the benchmarks composes with its recipe (a typo in an
-    override would otherwise surface only ~30 min into a benchmark), and the RAVDESS ones
-    train the auxiliary heads they are named for, no more (a dict override merges)."""
-    from emomm.models.module import aux_task_weights
-    for script, experiment in (("ravdess_ablation", "ravdess_voice"), ("meld_text", "meld_text"),
-                               ("fer2013_cpu", None), ("text_step", "meld_text")):
-        mod = _bench_module(script)
-        for name in mod.VARIANTS:
-            overrides = {"ravdess_ablation": lambda: mod.variant_overrides(name),
-                         "text_step": lambda: mod.VARIANTS[name][0]}.get(script, lambda: mod.VARIANTS[name])()
-            if experiment is None:  # the variant names its recipe
-                assert overrides[0].startswith("experiment="), (script, name)
-            cfg = cfg_factory([*([f"experiment={experiment}"] if experiment else []), *overrides],
-                              subdir=f"{script}-{name}")
-            assert cfg.data._target_, (script, name)
-            if "callbacks=ema" in overrides and script == "ravdess_ablation":  # its own horizon
-                assert cfg.callbacks.ema.decay == 0.997
-            if script == "fer2013_cpu":  # each variant trains the recipe it names
-                assert cfg.model.encoders.face._target_.endswith(
-                    "WhitenedCNN" if name == "fast" else "FaceEncoder"), name
-            if script in ("meld_text", "text_step"):   # MiniLM, unless the variant is named for the encoder it swaps in
-                hub = cfg.model.encoders.text.model_name_or_path.name
-                assert hub.endswith("all-mpnet-base-v2" if name.startswith("mpnet") else "all-MiniLM-L6-v2"), name
-            if script == "meld_text":
-                assert mod.variant_run_name(name) == (name if name.startswith("mpnet") else f"minilm_{name}")
-            if script == "ravdess_ablation":   # measured against the single-task recipe
-                tasks = aux_task_weights(cfg.model.aux_tasks, {"sex": [], "intensity": []})
-                both = {"sex", "intensity"}
-                expected = {"aux_sex": {"sex"}, "aux_intensity": {"intensity"},
-                            "aux_sex_intensity": both, "aux_pool_stats": both}.get(
-                                name, both if name.startswith("aux_both_w") else set())
-                assert set(tasks) == expected, name
-                if name.startswith("aux_both_w"):   # the weight the variant is named for
-                    assert set(tasks.values()) == {float(name.removeprefix("aux_both_w"))}, name
+def test_step_time_variants_compose(cfg_factory):
+    """Every variant of the text step-time benchmark composes with its recipe, with the encoder
+    it is named for (the ablation variants: tests/test_benchmarks.py)."""
+    variants = _bench_module("step_time").TEXT_VARIANTS
+    for name in variants:
+        cfg = cfg_factory(["experiment=meld_text", *variants[name][0]], subdir=f"text_step-{name}")
+        hub = cfg.model.encoders.text.model_name_or_path.name
+        assert hub.endswith("all-mpnet-base-v2" if name.startswith("mpnet") else "all-MiniLM-L6-v2"), name
 
 
 def _bench_module(script: str):
-    import importlib.util
-    import sys
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location(script, bench / f"{script}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(bench))
+    """``benchmarks.<script>``: the benchmarks are a package run from the repository root."""
+    import importlib
+    return importlib.import_module(f"benchmarks.{script}")
 
 
 def test_ablation_invocations_write_their_result_one_at_a_time(tmp_path):

@@ -4,10 +4,13 @@ from __future__ import annotations
 import subprocess
 import time
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.test_configs import _bench_module
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _row(ens: float, cnn: float, ge2e: float) -> dict:
@@ -27,8 +30,8 @@ def test_gain_is_paired_per_ensemble_not_between_means():
 
 
 def test_unequal_sets_and_missing_checkpoints_are_refused(tmp_path):
-    script = _bench_module("ensemble_pairs").__file__
-    run = lambda *a: subprocess.run([sys.executable, script, *a], capture_output=True, text=True)  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "benchmarks.ensemble_pairs", *a], cwd=ROOT,  # noqa: E731
+                                    capture_output=True, text=True)
     r = run("--set", "a", str(tmp_path), str(tmp_path), "--set", "b", str(tmp_path))
     assert r.returncode != 0 and "same number of runs" in r.stderr
     r = run("--set", "a", str(tmp_path), "--set", "b", str(tmp_path))

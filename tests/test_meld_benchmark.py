@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.test_configs import _bench_module
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_recorded_clashes_names_the_runs_already_recorded(tmp_path):
@@ -20,9 +23,8 @@ def test_a_recorded_variant_is_refused_before_training(tmp_path):
     """The repository's meld_text.json records ``minilm_bf16``: re-running it exits at once with
     the fix, and names the file (the CSV here is empty: reaching training would fail otherwise)."""
     (tmp_path / "train_sent_emo.csv").write_text("")
-    script = _bench_module("meld_text").__file__
-    r = subprocess.run([sys.executable, script, "--root", str(tmp_path), "--variants", "bf16"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.meld_text", "--root", str(tmp_path), "--variants", "bf16"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode != 0
     assert "already records minilm_bf16" in r.stderr and "--tag" in r.stderr and "--overwrite" in r.stderr
     assert "emomm.train" not in r.stdout  # no training was started

@@ -36,3 +36,25 @@ def test_ema_switch_composes(cfg_factory):
     cfg = cfg_factory(["experiment=fer2013_cpu", "callbacks=ema", "callbacks.ema.decay=0.998"])
     assert cfg.callbacks.ema._target_ == "emomm.utils.ema.EMA" and cfg.callbacks.ema.decay == 0.998
     assert cfg.callbacks.early_stopping is None and "model_checkpoint" in cfg.callbacks
+
+
+def _data_paths(cfg) -> dict[str, str]:
+    """The data config's path keys (``root``, ``fer_root``, ``path`` ...), resolved."""
+    return {k: str(v) for k, v in cfg.data.items() if k == "path" or k.endswith("root")}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_recipe_reads_its_data_under_data_dir(cfg_factory, monkeypatch, tmp_path, experiment):
+    """Every recipe's data lives under ``paths.data_dir``, which ``EMOMM_DATA_DIR`` sets; by
+    default ../shared/data beside the checkout (never a path out of the repo in a recipe)."""
+    text = (Path(CONF_DIR) / "experiment" / f"{experiment}.yaml").read_text()
+    assert "../" not in text, f"{experiment}.yaml: a relative path; use ${{paths.data_dir}}/<name>"
+    monkeypatch.setenv("EMOMM_DATA_DIR", str(tmp_path / "elsewhere"))
+    cfg = cfg_factory([f"experiment={experiment}"], subdir="env")
+    assert cfg.paths.data_dir == str(tmp_path / "elsewhere")
+    for key, path in _data_paths(cfg).items():
+        if experiment != "demo" and not cfg.data._target_.endswith("SyntheticDataModule"):
+            assert path.startswith(str(tmp_path / "elsewhere") + "/"), (experiment, key, path)
+    monkeypatch.delenv("EMOMM_DATA_DIR")
+    cfg = cfg_factory([f"experiment={experiment}"], subdir="default")
+    assert cfg.paths.data_dir == str(Path(CONF_DIR).parent / ".." / "shared" / "data")

@@ -333,7 +333,7 @@ class VoiceEncoder(nn.Module):
             by the order the conv dropout draws its masks). On CPU, PyTorch's max-pool and
             batch norm have vectorised NHWC kernels and oneDNN's convolutions skip reorders:
             the RAVDESS recipe's training step took 0.61 s instead of 0.74 s in fp32, and
-            0.40 s with bf16, at one thread on an Intel Xeon (benchmarks/voice_step.py).
+            0.40 s with bf16, at one thread on an Intel Xeon (benchmarks/step_time.py voice).
     """
 
     def __init__(self, sample_rate: int = 16000, frontend: Mapping[str, Any] | None = None,
