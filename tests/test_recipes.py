@@ -46,7 +46,7 @@ def _data_paths(cfg) -> dict[str, str]:
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_recipe_reads_its_data_under_data_dir(cfg_factory, monkeypatch, tmp_path, experiment):
     """Every recipe's data lives under ``paths.data_dir``, which ``EMOMM_DATA_DIR`` sets; by
-    default ../shared/data beside the checkout (never a path out of the repo in a recipe)."""
+    default data/ in the working directory (never a path out of the repo in a recipe)."""
     text = (Path(CONF_DIR) / "experiment" / f"{experiment}.yaml").read_text()
     assert "../" not in text, f"{experiment}.yaml: a relative path; use ${{paths.data_dir}}/<name>"
     monkeypatch.setenv("EMOMM_DATA_DIR", str(tmp_path / "elsewhere"))
@@ -57,4 +57,4 @@ def test_recipe_reads_its_data_under_data_dir(cfg_factory, monkeypatch, tmp_path
             assert path.startswith(str(tmp_path / "elsewhere") + "/"), (experiment, key, path)
     monkeypatch.delenv("EMOMM_DATA_DIR")
     cfg = cfg_factory([f"experiment={experiment}"], subdir="default")
-    assert cfg.paths.data_dir == str(Path(CONF_DIR).parent / ".." / "shared" / "data")
+    assert cfg.paths.data_dir == str(Path(CONF_DIR).parent / "data")
