@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from emomm.data.base import stratified_split, stratified_three_way
-from emomm.data.fer2013 import Fer2013DataModule
+from emomm.data.core.splits import stratified_split, stratified_three_way
+from emomm.data.datasets.fer2013 import Fer2013DataModule
 from emomm.data.synthetic import SyntheticDataModule
-from emomm.data.synthetic.face import render_face
+from emomm.data.synthetic.face_render import render_face
 from emomm.data.synthetic.spec import draw_spec
 from tests.conftest import FER_ORDER, write_fer_folders
 
@@ -54,7 +54,7 @@ def test_stratified_split_of_singleton_classes_still_holds_one_out():
 @pytest.mark.parametrize("labels,n", [(list(range(7)), 3), ([0] * 5 + [1] * 5 + [2], 4), ([0, 0, 1, 1, 2, 2, 3], 6)])
 def test_limit_per_split_keeps_exactly_n(labels, n):
     # Per-class rounding used to miss n: seven singleton classes limited to 3 kept none.
-    from emomm.data.base import _limit
+    from emomm.data.core.splits import limit_split
 
     class Labelled(torch.utils.data.Dataset):
         def __init__(self):
@@ -63,9 +63,9 @@ def test_limit_per_split_keeps_exactly_n(labels, n):
         def __len__(self):
             return len(labels)
 
-    sub = _limit(Labelled(), n, seed=0)
+    sub = limit_split(Labelled(), n, seed=0)
     assert len(sub) == n and len(set(sub.indices)) == n and sub.indices == sorted(sub.indices)
-    assert _limit(Labelled(), n, seed=0).indices == sub.indices  # seeded
+    assert limit_split(Labelled(), n, seed=0).indices == sub.indices  # seeded
 
 
 def test_fer_csv_splits_and_skips_malformed_rows(fer_csv, caplog):

@@ -196,7 +196,7 @@ def _prepare_cfg(cfg_factory, root, cache, extra=()):
 
 
 def test_faces_prepare_reports_and_second_run_hits_the_cache(cfg_factory, cremad_clips, tmp_path, monkeypatch):
-    import emomm.faces.pipeline as pipeline
+    import emomm.faces.crop_store as pipeline
     from emomm.prepare import prepare
 
     made = []

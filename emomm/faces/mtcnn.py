@@ -29,11 +29,14 @@ Adapted from facenet-pytorch (MIT licence, (c) 2019 Timothy Esler).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import threading
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torchvision.ops import nms
+
+from emomm.faces.base import FaceDetector, Faces
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
 DEFAULT_FACTOR = 0.709
@@ -272,3 +275,76 @@ def detect_faces(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray], nets,
         out.append((boxes_np[sel, :4].astype(np.float32), boxes_np[sel, 4].astype(np.float32),
                     points_np[sel].astype(np.float32)))
     return out
+
+
+# -- the detector ------------------------------------------------------------------------------
+class MTCNNDetector(FaceDetector):
+    """facenet-pytorch's MTCNN, batched over frames (the functions above).
+
+    Args:
+        min_face_frac: smallest face searched for, as a fraction of the frame's shorter side
+            (faster: the finest, costliest pyramid scales only find small faces).
+        min_face_px: smallest face in pixels; overrides ``min_face_frac`` when set. The
+            effective size is never below facenet-pytorch's 20 px and is snapped down to a
+            scale of its default pyramid, so the remaining scales (and boxes) are unchanged.
+        thresholds: P/R/O-net score thresholds.
+        batch_size: frames per network call (4-16 is fastest on CPU), lowered so that a
+            call's largest pyramid level holds at most ``max_batch_pixels`` pixels.
+        device: ``cpu`` or ``cuda``.
+    """
+
+    kind = "mtcnn"
+
+    def __init__(self, min_face_frac: float = 0.2, min_face_px: float | None = None,
+                 thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
+                 batch_size: int = 8, max_batch_pixels: int = 250_000, device: str = "cpu") -> None:
+        super().__init__()
+        if not 0.0 <= min_face_frac < 1.0:
+            raise ValueError(f"faces.min_face_frac={min_face_frac} must be in [0, 1)")
+        self.min_face_frac, self.min_face_px = float(min_face_frac), min_face_px
+        self.thresholds, self.factor = [float(t) for t in thresholds], float(factor)
+        self.batch_size, self.device = max(1, int(batch_size)), device
+        self.max_batch_pixels = int(max_batch_pixels)
+        self._nets = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self):  # picklable (DataLoader workers, spawn): the nets reload lazily
+        state = dict(self.__dict__)
+        state["_nets"], state["_lock"] = None, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def nets(self):
+        with self._lock:
+            if self._nets is None:
+                self._nets = load_nets(self.device)
+        return self._nets
+
+    def min_face(self, height: int, width: int) -> float:
+        px = self.min_face_px if self.min_face_px else self.min_face_frac * min(height, width)
+        return snapped_min_face(max(DEFAULT_MIN_FACE, float(px)), self.factor)
+
+    def _detect(self, frames, source, frame_indices):
+        if len(frames) == 0:
+            return []
+        h, w = frames.shape[1:3]
+        mf = self.min_face(h, w)
+        # PNet's largest pyramid level decides the memory a call touches: bound the frames per
+        # call so it stays cache-friendly (batching gains nothing once it spills).
+        finest = (h * 12.0 / mf) * (w * 12.0 / mf)
+        step = max(1, min(self.batch_size, int(self.max_batch_pixels // max(finest, 1.0))))
+        out: list[Faces] = []
+        for i in range(0, len(frames), step):
+            for boxes, scores, points in detect_faces(frames[i: i + step], self.nets,
+                                                      min_face_size=mf, thresholds=self.thresholds,
+                                                      factor=self.factor, device=self.device):
+                out.append(Faces(boxes, scores, points))
+        return out
+
+    def settings(self) -> dict[str, Any]:
+        return {"detector": self.kind, "min_face_frac": self.min_face_frac,
+                "min_face_px": self.min_face_px, "thresholds": self.thresholds, "factor": self.factor}
