@@ -143,6 +143,28 @@ def test_csv_groups_by_speaker_and_by_sample(tmp_path):
         build_source("nope")
 
 
+def test_groups_files_naming_the_old_sources_still_build(monkeypatch, tmp_path):
+    """Issue 43 moved the group sources out of ``emomm.analysis.groups`` beside their datasets;
+    a groups file written before (its ``_target_`` the old name) still builds the same source."""
+    import yaml
+
+    from emomm.utils import runtime
+    table = tmp_path / "t.csv"
+    table.write_text("id,gender\n1,f\n")
+    (tmp_path / "groups").mkdir()
+    old = {"sex": {"_target_": "emomm.analysis.groups.RavdessSex"},
+           "race": {"_target_": "emomm.analysis.groups.CremadDemographics", "column": "race"},
+           "gender": {"_target_": "emomm.analysis.groups.CsvGroups", "path": str(table), "column": "gender"}}
+    for name, cfg in old.items():
+        (tmp_path / "groups" / f"{name}.yaml").write_text(yaml.safe_dump({**cfg, "draws": 7}))
+    monkeypatch.setattr(runtime, "CONFIG_DIR", str(tmp_path))
+    built = {name: build_source(name) for name in old}
+    assert {n: type(s) for n, (s, _) in built.items()} == {"sex": RavdessSex, "race": CremadDemographics,
+                                                          "gender": CsvGroups}
+    assert built["race"][0].column == "race" and built["race"][1] == {"draws": 7}
+    assert built["gender"][0].assign([SampleMeta(None, 1), SampleMeta(None, 2)]) == ["f", None]
+
+
 def test_sample_meta_through_subsets():
     class DS(torch.utils.data.Dataset):
         paths, speakers = ["a", "b", "c"], [1, 2, 3]
