@@ -1,7 +1,8 @@
 """Face detection and cached face crops, shared by every face and video dataset.
 
 * :mod:`emomm.faces.base` - the detector interface (:class:`FaceDetector`, :class:`Faces`);
-* :mod:`emomm.faces.mtcnn` (facenet-pytorch's MTCNN, batched over frames),
+* :mod:`emomm.faces.mtcnn` (facenet-pytorch's MTCNN, batched over frames by
+  :mod:`emomm.faces.mtcnn_nets`, loaded on first use),
   :mod:`emomm.faces.haar` (OpenCV Haar cascade), :mod:`emomm.faces.blazeface` (MediaPipe's
   BlazeFace on ai-edge-litert) - the detectors;
 * :mod:`emomm.faces.detectors` - :func:`build_detector` by name, and ``none`` (already
