@@ -42,7 +42,7 @@ def main() -> None:
     import torch
     from omegaconf import OmegaConf
 
-    from emomm.data.ravdess import RavdessDataModule
+    from emomm.data.datasets.ravdess import RavdessDataModule
     from emomm.models.encoders.voice import VoiceEncoder
 
     torch.set_num_threads(args.threads)

@@ -595,8 +595,8 @@ def http_get(port: int, path: str) -> dict:
 #: effects, e.g. on HOME, must happen inside the run that uses them).
 PRELOAD = ("numpy", "torch", "lightning", "hydra", "omegaconf", "PIL.Image", "soundfile", "av", "cv2", "timm",
            "fastapi", "uvicorn", "emomm.models.module", "emomm.inference.predictor", "emomm.inference.batch",
-           "emomm.data.fer2013", "emomm.data.ravdess", "emomm.data.meld", "emomm.data.synthetic",
-           "emomm.data.validate", "emomm.serve.app", "emomm.serve.engine", "emomm.live.pipeline")
+           "emomm.data.datasets.fer2013", "emomm.data.datasets.ravdess", "emomm.data.datasets.meld",
+           "emomm.data.synthetic", "emomm.data.health", "emomm.serve.app", "emomm.serve.engine", "emomm.live.pipeline")
 
 
 class Runner:

@@ -36,7 +36,7 @@ TRAIN_ACTORS, VAL_ACTORS = range(1, 17), range(17, 21)
 def speech_clips(root: Path) -> list[tuple[str, int, int]]:
     """(path, label index in emomm.labels.RAVDESS, actor) of the recipe actors' speech clips,
     chosen as the voice datamodule chooses them (its own scan: one file per recording)."""
-    from emomm.data.ravdess import RavdessDataModule
+    from emomm.data.datasets.ravdess import RavdessDataModule
     clips, _, _ = RavdessDataModule(str(root), include_song=False).scan()
     return sorted((c.path, c.label, c.speaker) for c in clips if c.speaker in (*TRAIN_ACTORS, *VAL_ACTORS))
 

@@ -19,7 +19,7 @@ load from other jobs hits both alike). Measured:
 
 and the largest difference between each batched box and facenet-pytorch's own
 ``MTCNN().detect(frame)`` box of that frame. Where the speed comes from (see
-:mod:`emomm.faces.mtcnn`): most of it from searching faces of at least 1/5 of the frame's
+:mod:`emomm.faces.mtcnn_nets`): most of it from searching faces of at least 1/5 of the frame's
 shorter side (96 px here; the face is ~127 px), which drops the finest, costliest pyramid
 scales while keeping the others - and so the boxes - unchanged; the rest from running the
 networks channels-last, calling the pooling directly for the many candidate crops, and

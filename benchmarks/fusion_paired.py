@@ -15,7 +15,7 @@ child processes) is recorded per step, because the target is 90 minutes of CPU:
 
 Single-modality figures are each unimodal model on the paired test split (from the
 ensemble's `test_models`). Target: the best fusion beats the best single modality by >= 8
-UAR points. The two signals are independent given the label (see emomm/data/paired.py).
+UAR points. The two signals are independent given the label (see emomm/data/datasets/paired.py).
     python -m benchmarks.fusion_paired [--face-epochs 6] [--voice-epochs 40] [--only late,gated]
 Writes benchmarks/results/fusion_paired.json after every step (a rerun skips finished steps).
 """

@@ -218,7 +218,7 @@ def text_main(argv: list[str]) -> None:
     refuse_to_overwrite(args.name, args.overwrite)
     import torch
 
-    from emomm.data.meld import read_meld_csv
+    from emomm.data.datasets.meld import read_meld_csv
     torch.set_num_threads(args.threads)
     labels = torch.zeros(32, dtype=torch.long)
 

@@ -34,12 +34,12 @@ def main() -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from emomm.data.collate import collate_samples
-    from emomm.data.face_clips import FaceClipDataset, MediaItem
-    from emomm.data.transforms import FrameTransform
+    from emomm.data.core.collate import collate_samples
+    from emomm.data.pipelines.face_clips import FaceClipDataset, MediaItem
+    from emomm.data.pipelines.transforms import FrameTransform
     from emomm.data.synthetic.spec import draw_spec
     from emomm.data.synthetic.video_modality import SyntheticVideo
-    from emomm.faces.pipeline import FaceCropStore
+    from emomm.faces.crop_store import FaceCropStore
 
     tmp = Path(tempfile.mkdtemp(prefix="emomm-video-loading-"))
     gen = SyntheticVideo({"synthetic": {"cache_dir": str(tmp), "render_size": 128, "face_size": 112,

@@ -17,8 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
-from emomm.data.base import DataError
-from emomm.data.occlusion import OccludedDataset, example_grid, parse_occlusions
+from emomm.data.core.emotion_datamodule import DataError
+from emomm.analysis.occlusion import OccludedDataset, example_grid, parse_occlusions
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
@@ -113,7 +113,7 @@ def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | s
 def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, datamodule,
                    out_dir: Path) -> dict[str, Any]:
     """metrics.json's ``test_occlusion``: the split scored clean (the run just done) and under
-    each ``cfg.occlusion`` condition (emomm.data.occlusion, seeded per sample by ``cfg.seed``);
+    each ``cfg.occlusion`` condition (emomm.analysis.occlusion, seeded per sample by ``cfg.seed``);
     writes occlusion.csv and occlusion_examples.png. ``model.test_results`` stays the clean one."""
     specs = parse_occlusions(to_plain(cfg.get("occlusion")))
     if not specs:

@@ -22,7 +22,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from emomm.faces.pipeline import format_report
+from emomm.faces.crop_store import format_report
 from emomm.utils.artifacts import write_json
 from emomm.utils.runtime import offline_defaults
 

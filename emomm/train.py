@@ -21,7 +21,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
-from emomm.data.base import DataError
+from emomm.data.core.emotion_datamodule import DataError
 from emomm.sweep.context import current_trial
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.atomic import atomic_path

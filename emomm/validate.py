@@ -1,6 +1,6 @@
 """Check a dataset before training: ``python -m emomm.validate data=... [decode=header]``.
 
-Thin entry point over :mod:`emomm.data.validate`: builds the DataModule from the same
+Thin entry point over :mod:`emomm.data.health`: builds the DataModule from the same
 config as training, writes ``validate.json`` and ``validate.md``, prints the Markdown and
 exits 1 when a split is unusable (the report's ``problems``).
 """
@@ -14,7 +14,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from emomm.data.validate import to_markdown, validate_datamodule
+from emomm.data.health import to_markdown, validate_datamodule
 from emomm.utils.artifacts import write_json
 from emomm.utils.atomic import atomic_write_text
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults

@@ -61,7 +61,7 @@ def running_server(app, port: int | None = None):
 
 def face_frame(width: int = 320, height: int = 240, spec_index: int = 4) -> np.ndarray:
     """RGB uint8 ``[H, W, 3]``: a synthetic face (one MTCNN finds) on its own background."""
-    from emomm.data.synthetic.face import render_face
+    from emomm.data.synthetic.face_render import render_face
     from emomm.data.synthetic.spec import draw_spec
 
     side = int(min(width, height) * 2 / 3)

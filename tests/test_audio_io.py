@@ -4,7 +4,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from emomm.data.audio import ClipOptions, WaveAugment
+from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment
 from emomm.media.audio import AudioReadError, audio_duration, crop_or_pad, load_audio, trim_silence
 from tests.voice_fixtures import tone, write_av
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from emomm.data.collate import collate_samples
-from emomm.data.meld import MeldDataModule
+from emomm.data.core.collate import collate_samples
+from emomm.data.datasets.meld import MeldDataModule
 from emomm.models.module import EmotionModule, aux_task_weights
 from emomm.train import build_module, train
 from tests.test_text import MELD_FIT, meld_root  # noqa: F401  (fixture: tiny MELD CSVs)
@@ -115,7 +115,7 @@ def test_ravdess_clips_carry_intensity_and_sex_from_their_names(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from emomm.data.ravdess import RavdessDataModule
+    from emomm.data.datasets.ravdess import RavdessDataModule
     from tests.voice_fixtures import ravdess_name, tone
     rng = np.random.default_rng(0)
     for actor in (1, 2, 3, 4):   # odd actors are male; actors 1 and 2 also speak angry "strong"
@@ -138,7 +138,7 @@ def test_ravdess_clips_carry_intensity_and_sex_from_their_names(tmp_path):
 
 
 def test_cremad_clips_carry_level_and_with_the_demographics_table_sex(tmp_path):
-    from emomm.data.cremad import CremadDataModule
+    from emomm.data.datasets.cremad import CremadDataModule
     from tests.test_groups import CREMAD_DEMO
     from tests.voice_fixtures import write_cremad_tree
     write_cremad_tree(tmp_path / "cremad", actors=range(1001, 1008))

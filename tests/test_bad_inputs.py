@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emomm.data.skips import SkipLog
+from emomm.data.core.skips import SkipLog
 from emomm.media.audio import AudioReadError, load_audio
 from emomm.media.files import walk_files
 from emomm.media.images import ImageReadError, load_image, read_image_rgb
@@ -51,7 +51,7 @@ def test_image_bombs_are_refused_from_their_header(bad_corpus, tmp_path):
     import io
     import tracemalloc
 
-    from emomm.data.images import read_class_folders
+    from emomm.data.pipelines.face_images import read_class_folders
     from emomm.media.images import ImageTooLargeError, decode_image
     from emomm.serve.decode import image_rgb
     from emomm.serve.errors import BadInput
@@ -107,7 +107,7 @@ def test_walk_follows_symlinked_folders_and_survives_loops(tmp_path):
 
 # -- training data (DataModule setup + a batch) -----------------------------------------------
 def test_ravdess_symlinked_actors_and_bad_wavs(tmp_path):
-    from emomm.data.ravdess import RavdessDataModule
+    from emomm.data.datasets.ravdess import RavdessDataModule
     root = ravdess_tree(tmp_path)
     dm = RavdessDataModule(str(root), duration=0.4, fold=0, load_workers=1, batch_size=8,
                            allow_missing_classes=True)   # the tree records 4 of the 8 emotions
@@ -126,7 +126,7 @@ def torch_finite(x) -> bool:
 
 
 def test_fer_folders_with_bad_images(tmp_path):
-    from emomm.data.fer2013 import Fer2013DataModule
+    from emomm.data.datasets.fer2013 import Fer2013DataModule
     dm = Fer2013DataModule(str(fer_tree(tmp_path)), image_size=32, batch_size=4)
     dm.setup("fit")
     assert dm.skipped == 3 and dm.data_sizes["train"] == 7 * 3 + 2   # + RGBA and 16-bit read
@@ -140,7 +140,7 @@ def test_fer_folders_with_bad_images(tmp_path):
 
 
 def test_unknown_label_folder_is_a_clear_error(tmp_path):
-    from emomm.data.fer2013 import Fer2013DataModule
+    from emomm.data.datasets.fer2013 import Fer2013DataModule
     root = fer_tree(tmp_path, bad=False)
     (root / "train" / "bored").mkdir()
     with pytest.raises(ValueError) as err:
@@ -149,21 +149,21 @@ def test_unknown_label_folder_is_a_clear_error(tmp_path):
 
 
 def test_meld_unknown_label_and_missing_or_broken_clips(tmp_path):
-    from emomm.data.meld import MeldDataModule
+    from emomm.data.datasets.meld import MeldDataModule
     dm = MeldDataModule(str(meld_tree(tmp_path)), modalities=["text", "voice"], batch_size=4, load_workers=1)
     dm.setup("fit")
     assert dm.skipped["train"] == {"label outside the set": 1}         # the "bored" row
     assert dm.data_sizes["train"] == 28                                # every other row kept
     batch = next(iter(dm.train_dataloader()))                          # clips without voice: text alone
     assert batch["present"]["text"].all()
-    from emomm.data.validate import validate_datamodule
+    from emomm.data.health import validate_datamodule
     r = validate_datamodule(dm)
     assert r["splits"]["train"]["missing"] == 1                        # dia3_utt6.mp4, named by the CSV
     assert r["splits"]["train"]["clips"]["with_clip"] == 27 and r["skipped_at_load"]["n"] == 1
 
 
 def test_non_utf8_csv_is_read_as_cp1252(tmp_path):
-    from emomm.data.text_csv import TextCsvDataModule
+    from emomm.data.datasets.text_csv import TextCsvDataModule
     path = tmp_path / "mixed.csv"
     rows = [("I\x92m so happy caf\xe9", "happy")] + [(f"fine day {i}", "happy") for i in range(5)] + \
            [(f"go away {i}", "angry") for i in range(6)]
@@ -177,9 +177,9 @@ def test_non_utf8_csv_is_read_as_cp1252(tmp_path):
 
 # -- validate ----------------------------------------------------------------------------------
 def test_validate_counts_bad_files_speakers_and_duplicates(tmp_path):
-    from emomm.data.fer2013 import Fer2013DataModule
-    from emomm.data.ravdess import RavdessDataModule
-    from emomm.data.validate import to_markdown, validate_datamodule
+    from emomm.data.datasets.fer2013 import Fer2013DataModule
+    from emomm.data.datasets.ravdess import RavdessDataModule
+    from emomm.data.health import to_markdown, validate_datamodule
 
     r = validate_datamodule(RavdessDataModule(str(ravdess_tree(tmp_path)), duration=0.4, fold=0, load_workers=1))
     assert r["skipped_at_load"]["n"] == 3 and any("03-01-02-02-01-01-01.wav" in f for f in r["skipped_at_load"]["first"])

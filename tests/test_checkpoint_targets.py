@@ -197,11 +197,12 @@ def test_eval_and_export_check_the_stored_data_config_they_build(kind, face_ckpt
 def test_groups_read_from_a_file_are_checked(monkeypatch, tmp_path):
     """``groups=<name>`` reads conf/groups/<name>.yaml: a file, so its targets are checked."""
     import emomm.utils.runtime
-    from emomm.analysis.groups import build_source
+    from emomm.data.core.group_sources import build_source
     made = tmp_path / "made"
     (tmp_path / "groups").mkdir()
     (tmp_path / "groups" / "evil.yaml").write_text(yaml.safe_dump({"_target_": "os.makedirs", "name": str(made)}))
-    (tmp_path / "groups" / "fine.yaml").write_text(yaml.safe_dump({"_target_": "emomm.analysis.groups.RavdessSex"}))
+    fine = {"_target_": "emomm.data.datasets.ravdess.RavdessSex"}
+    (tmp_path / "groups" / "fine.yaml").write_text(yaml.safe_dump(fine))
     monkeypatch.setattr(emomm.utils.runtime, "CONFIG_DIR", str(tmp_path))
     with pytest.raises(UnsafeTargetError, match="evil.yaml: refused to load: _target_ = 'os.makedirs'"):
         build_source("evil")
@@ -275,7 +276,8 @@ def test_refused_targets(target):
 @pytest.mark.parametrize("target", [
     "emomm.models.module.EmotionModule", "emomm.models.encoders.face.FaceEncoder", "emomm.models.fusion.auto_fusion",
     "emomm.models.schedulers.warmup_cosine", "emomm.data.synthetic.SyntheticDataModule", "emomm.utils.ema.EMA",
-    "emomm.analysis.groups.CsvGroups", "torch.optim.AdamW", "lightning.pytorch.callbacks.ModelCheckpoint",
+    "emomm.data.core.group_sources.CsvGroups", "emomm.data.datasets.cremad.CremadDemographics",
+    "torch.optim.AdamW", "lightning.pytorch.callbacks.ModelCheckpoint",
 ])
 def test_allowed_targets(target):
     assert refusal(target) is None

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from emomm.cv import apply_fold
-from emomm.data.base import stratified_kfold
+from emomm.data.core.splits import stratified_kfold
 from tests.voice_fixtures import write_ravdess_tree
 
 ROOT = Path(__file__).resolve().parents[1]

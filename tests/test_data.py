@@ -1,13 +1,22 @@
-"""Synthetic data and FER2013 in both published layouts."""
+"""Synthetic data and FER2013 in both published layouts; stored data configs that name the
+DataModules where they were before issue 43 moved them."""
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
+from hydra._internal.utils import _locate
+from omegaconf import OmegaConf
 
-from emomm.data.base import stratified_split, stratified_three_way
-from emomm.data.fer2013 import Fer2013DataModule
+from emomm.data.core.splits import stratified_split, stratified_three_way
+from emomm.data.datasets.fer2013 import Fer2013DataModule
 from emomm.data.synthetic import SyntheticDataModule
-from emomm.data.synthetic.face import render_face
+from emomm.data.synthetic.face_render import render_face
 from emomm.data.synthetic.spec import draw_spec
+from emomm.utils.moved import upgrade_targets
+from emomm.utils.runtime import CONFIG_DIR
+from emomm.utils.targets import check_targets
 from tests.conftest import FER_ORDER, write_fer_folders
 
 
@@ -54,7 +63,7 @@ def test_stratified_split_of_singleton_classes_still_holds_one_out():
 @pytest.mark.parametrize("labels,n", [(list(range(7)), 3), ([0] * 5 + [1] * 5 + [2], 4), ([0, 0, 1, 1, 2, 2, 3], 6)])
 def test_limit_per_split_keeps_exactly_n(labels, n):
     # Per-class rounding used to miss n: seven singleton classes limited to 3 kept none.
-    from emomm.data.base import _limit
+    from emomm.data.core.splits import limit_split
 
     class Labelled(torch.utils.data.Dataset):
         def __init__(self):
@@ -63,9 +72,9 @@ def test_limit_per_split_keeps_exactly_n(labels, n):
         def __len__(self):
             return len(labels)
 
-    sub = _limit(Labelled(), n, seed=0)
+    sub = limit_split(Labelled(), n, seed=0)
     assert len(sub) == n and len(set(sub.indices)) == n and sub.indices == sorted(sub.indices)
-    assert _limit(Labelled(), n, seed=0).indices == sub.indices  # seeded
+    assert limit_split(Labelled(), n, seed=0).indices == sub.indices  # seeded
 
 
 def test_fer_csv_splits_and_skips_malformed_rows(fer_csv, caplog):
@@ -141,3 +150,36 @@ def test_three_way_split_fractions_are_of_the_whole():
     assert np.bincount(np.asarray(labels)[va]).tolist() == [5] * 4
     tr, va, te = stratified_three_way(labels, 0.2, 0.0, seed=0)
     assert (len(tr), len(va), len(te)) == (64, 16, 0)
+
+
+# -- checkpoints written before the DataModules moved into emomm/data/datasets/ (issue 43) ----
+@pytest.mark.parametrize("path", sorted((Path(CONFIG_DIR) / "data").glob("*.yaml")), ids=lambda p: p.stem)
+def test_a_stored_data_config_naming_the_old_module_builds_the_same_class(path):
+    """Before issue 43 every DataModule lived in ``emomm/data/<file>.py``; a checkpoint stores
+    that ``_target_`` in its data config, which must still pass the check and build."""
+    target = OmegaConf.load(path)["_target_"]
+    module, name = target.rsplit(".", 1)
+    old = f"emomm.data.{module.rsplit('.', 1)[-1]}.{name}"
+    stored = upgrade_targets({"data": {"_target_": old, "root": "/x"}})
+    check_targets(stored, "old.ckpt")  # raises when the old name resolves to nothing
+    assert _locate(stored["data"]["_target_"]) is _locate(target)
+
+
+def test_eval_reads_the_data_of_a_checkpoint_written_before_the_move(cfg_factory, tmp_path):
+    """``emomm.eval`` without ``data=`` builds the checkpoint's stored data config: one naming
+    ``emomm.data.fer2013.Fer2013DataModule`` gives the same test split as the current name."""
+    from emomm.eval import eval_datamodule
+    root = write_fer_folders(tmp_path / "fer", FER_ORDER, per_class=2)
+    stored = OmegaConf.to_container(cfg_factory(["data=fer2013", f"data.root={root}"]).data, resolve=True)
+    built = {}
+    for label, target in (("old", "emomm.data.fer2013.Fer2013DataModule"),
+                          ("new", "emomm.data.datasets.fer2013.Fer2013DataModule")):
+        model = SimpleNamespace(hparams=SimpleNamespace(data={**stored, "_target_": target},
+                                                        encoders={"face": {}}, preprocessing={}))
+        dm = eval_datamodule(OmegaConf.create({}), [model], f"{label}.ckpt")
+        dm.setup("test")
+        built[label] = dm
+    assert type(built["old"]) is Fer2013DataModule
+    old, new = built["old"].splits["test"], built["new"].splits["test"]
+    assert list(old.labels) == list(new.labels) and len(old) == 2 * len(FER_ORDER)
+    assert torch.equal(old[3]["inputs"]["face"], new[3]["inputs"]["face"])

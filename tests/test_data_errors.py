@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-from emomm.data.base import DataError
-from emomm.data.fer2013 import Fer2013DataModule
-from emomm.data.meld import MeldDataModule
-from emomm.data.ravdess import RavdessDataModule
-from emomm.data.skips import UNREADABLE, UNREADABLE_FOLDER
-from emomm.data.text_csv import TextCsvDataModule
-from emomm.data.validate import to_markdown, validate_datamodule
+from emomm.data.core.emotion_datamodule import DataError
+from emomm.data.datasets.fer2013 import Fer2013DataModule
+from emomm.data.datasets.meld import MeldDataModule
+from emomm.data.datasets.ravdess import RavdessDataModule
+from emomm.data.core.skips import UNREADABLE, UNREADABLE_FOLDER
+from emomm.data.datasets.text_csv import TextCsvDataModule
+from emomm.data.health import to_markdown, validate_datamodule
 from emomm.media.images import ImageReadError
 from tests.bad_inputs import deny_listing, fer_tree, meld_tree, ravdess_tree, write_bomb_png
 from tests.conftest import make_cfg
@@ -159,7 +159,7 @@ def test_unreadable_actor_folder_is_an_error_unless_allowed(tmp_path, monkeypatc
     assert any(str(root / "Actor_03") in p and "cannot be read" in p for p in r["problems"]), r["problems"]
     assert f"unreadable folder: {root / 'Actor_03'}" in to_markdown(r)
 
-    with caplog.at_level(logging.WARNING, logger="emomm.data.base"):
+    with caplog.at_level(logging.WARNING, logger="emomm.data.core.emotion_datamodule"):
         dm = rav(root, allow_missing_classes=True, allow_unreadable_folders=True)
         dm.setup("fit")                                            # asked for: a warning naming it
     assert 3 not in {s for v in dm.split_speakers.values() for s in v}
@@ -180,8 +180,8 @@ def test_unreadable_fer_class_folder_is_counted_not_fatal_to_listing(tmp_path, m
 
 def _chmod_script(root: Path) -> str:
     return (f"import json, sys; sys.path.insert(0, {str(ROOT)!r})\n"
-            "from emomm.data.ravdess import RavdessDataModule\n"
-            "from emomm.data.validate import validate_datamodule\n"
+            "from emomm.data.datasets.ravdess import RavdessDataModule\n"
+            "from emomm.data.health import validate_datamodule\n"
             f"r = validate_datamodule(RavdessDataModule({str(root)!r}, duration=0.4, load_workers=1), duplicates=False)\n"
             "print(json.dumps({k: r.get(k) for k in ('usable', 'problems', 'unreadable_folders')}))\n")
 
@@ -229,7 +229,7 @@ def test_class_without_training_sample_is_an_error_unless_allowed(tmp_path, capl
     with pytest.raises(DataError) as run:
         train_run(tmp_path / "run", FER_TINY + [f"data.root={root}"])
     assert str(run.value) == msg
-    with caplog.at_level(logging.WARNING, logger="emomm.data.base"):
+    with caplog.at_level(logging.WARNING, logger="emomm.data.core.emotion_datamodule"):
         s = train_run(tmp_path / "allowed", FER_TINY + [f"data.root={root}", "++data.allow_missing_classes=true"])
     assert s["data_sizes"]["train"] == 18 and Path(s["best_ckpt"]).is_file()
     assert "classes ['disgust'] have no sample" in caplog.text and "allow_missing_classes=true" in caplog.text
@@ -272,7 +272,7 @@ def test_media_errors_and_bomb_warnings_are_skips_too(tmp_path, monkeypatch):
 
     from PIL import Image
 
-    import emomm.data.images as images
+    import emomm.data.pipelines.face_images as images
     root = fer_tree(tmp_path, bad=False)
     big = write_bomb_png(root / "train" / "fear" / "big.png", 12000, 12000)   # over MAX_IMAGE_PIXELS, under 2x
     over = root / "train" / "angry" / "0.jpg"

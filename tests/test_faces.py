@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -15,7 +17,7 @@ from emomm.media.video import write_video
 from emomm.faces import (FaceCropper, FaceCropStore, FaceDetector, GivenBoxDetector, HaarDetector,
                          MTCNNDetector, crop_face)
 from emomm.faces.crop import eye_angle
-from emomm.faces.mtcnn import detect_faces, load_nets, snapped_min_face
+from emomm.faces.mtcnn_nets import detect_faces, load_nets, snapped_min_face
 
 # The astronaut photograph (Eileen Collins, NASA, public domain) ships with scikit-image.
 # Reference box measured with facenet-pytorch 2.5.3's own `MTCNN().detect(img)` (default
@@ -30,6 +32,18 @@ def iou(a, b) -> float:
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_importing_faces_loads_no_torch():
+    """Haar, BlazeFace and cached crops need no torch: MTCNN's networks (emomm.faces.mtcnn_nets)
+    load on first use, and the detector factory imports every detector module."""
+    code = ("import sys\nimport emomm.faces, emomm.faces.crop_store, emomm.faces.detectors\n"
+            "assert emomm.faces.build_detector('haar').kind == 'haar'\n"
+            "print(sorted(m for m in ('torch', 'torchvision', 'facenet_pytorch') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +210,7 @@ def _prepare_cfg(cfg_factory, root, cache, extra=()):
 
 
 def test_faces_prepare_reports_and_second_run_hits_the_cache(cfg_factory, cremad_clips, tmp_path, monkeypatch):
-    import emomm.faces.pipeline as pipeline
+    import emomm.faces.crop_store as pipeline
     from emomm.prepare import prepare
 
     made = []

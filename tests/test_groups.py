@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from emomm.analysis.groups import (CremadDemographics, CsvGroups, RavdessSex, SampleMeta, age_band,
-                                   balanced_sample_weights, build_source, group_metrics, metrics_from_confusion,
-                                   confusion, sample_meta)
+from emomm.analysis.groups import confusion, group_metrics, metrics_from_confusion
+from emomm.data.core.group_sources import CsvGroups, SampleMeta, age_band, build_source, sample_meta
+from emomm.data.core.sampling import balanced_sample_weights
+from emomm.data.datasets.cremad import CremadDemographics
+from emomm.data.datasets.ravdess import RavdessSex
 from tests.conftest import SHARED_DATA
 from tests.voice_fixtures import ravdess_name, write_ravdess_tree
 
@@ -116,7 +118,7 @@ def test_cremad_demographics_csv(tmp_path):
         CremadDemographics("sex").assign(meta, root=tmp_path / "AudioWAV" / "nowhere")
     with pytest.raises(ValueError, match="choose one of"):
         CremadDemographics("height")
-    source, _ = build_source({"_target_": "emomm.analysis.groups.CremadDemographics", "column": "race",
+    source, _ = build_source({"_target_": "emomm.data.datasets.cremad.CremadDemographics", "column": "race",
                               "path": str(tmp_path / "metadata" / "VideoDemographics.csv"), "draws": 10})
     assert source.assign(meta) == ["Caucasian", "Caucasian", "African American", "Caucasian"]
 
@@ -139,6 +141,28 @@ def test_csv_groups_by_speaker_and_by_sample(tmp_path):
         CsvGroups(str(table), "age").assign(meta)
     with pytest.raises(ValueError, match="not registered"):
         build_source("nope")
+
+
+def test_groups_files_naming_the_old_sources_still_build(monkeypatch, tmp_path):
+    """Issue 43 moved the group sources out of ``emomm.analysis.groups`` beside their datasets;
+    a groups file written before (its ``_target_`` the old name) still builds the same source."""
+    import yaml
+
+    from emomm.utils import runtime
+    table = tmp_path / "t.csv"
+    table.write_text("id,gender\n1,f\n")
+    (tmp_path / "groups").mkdir()
+    old = {"sex": {"_target_": "emomm.analysis.groups.RavdessSex"},
+           "race": {"_target_": "emomm.analysis.groups.CremadDemographics", "column": "race"},
+           "gender": {"_target_": "emomm.analysis.groups.CsvGroups", "path": str(table), "column": "gender"}}
+    for name, cfg in old.items():
+        (tmp_path / "groups" / f"{name}.yaml").write_text(yaml.safe_dump({**cfg, "draws": 7}))
+    monkeypatch.setattr(runtime, "CONFIG_DIR", str(tmp_path))
+    built = {name: build_source(name) for name in old}
+    assert {n: type(s) for n, (s, _) in built.items()} == {"sex": RavdessSex, "race": CremadDemographics,
+                                                          "gender": CsvGroups}
+    assert built["race"][0].column == "race" and built["race"][1] == {"draws": 7}
+    assert built["gender"][0].assign([SampleMeta(None, 1), SampleMeta(None, 2)]) == ["f", None]
 
 
 def test_sample_meta_through_subsets():
@@ -185,7 +209,7 @@ def test_train_and_eval_with_groups_write_test_groups_csv_png(cfg_factory, ravde
             "voice.duration=0.4"]
     cfg = cfg_factory([*data, "debug=limit", "trainer.limit_test_batches=null", "groups=ravdess_sex",
                        "groups.draws=50", "+data.balance_groups=ravdess_sex", *SMALL_CNN])
-    with caplog.at_level(logging.INFO, logger="emomm.analysis.groups"):
+    with caplog.at_level(logging.INFO, logger="emomm.data.core.sampling"):
         summary = train(cfg)
     assert "group-balanced sampling by group over ravdess_sex" in caplog.text  # the mitigation was used
     out = Path(cfg.paths.output_dir)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from emomm.data.collate import collate_samples
+from emomm.data.core.collate import collate_samples
 from emomm.labels import FER2013, canonical, label_mapping
 
 

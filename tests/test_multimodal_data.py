@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from emomm.data.collate import collate_samples
+from emomm.data.core.collate import collate_samples
 from emomm.data.synthetic import SyntheticDataModule
 from emomm.media.video import probe, read_audio, write_video
 
@@ -21,7 +21,7 @@ def test_require_modalities_names_dataset_missing_and_available():
     assert dm.available_modalities == ["face", "text", "video", "voice"]
     dm.require_modalities(["face", "voice"])          # available, though not served now
 
-    from emomm.data.fer2013 import Fer2013DataModule
+    from emomm.data.datasets.fer2013 import Fer2013DataModule
     fer = Fer2013DataModule("/nonexistent")
     assert fer.available_modalities == ["face"]
     with pytest.raises(ValueError) as err:
@@ -122,7 +122,7 @@ def _peak_hz(wave: torch.Tensor | np.ndarray, sr: int = 16000) -> float:
 
 
 def test_cremad_video_yields_frames_and_voice_from_one_flv(tmp_path):
-    from emomm.data.cremad_video import CremadVideoDataModule
+    from emomm.data.datasets.cremad_video import CremadVideoDataModule
 
     root = tmp_path / "VideoFlash"
     for actor in (1001, 1002, 1003):
@@ -162,7 +162,7 @@ def test_cremad_video_yields_frames_and_voice_from_one_flv(tmp_path):
 def test_ravdess_video_pairs_02_files_with_their_03_audio(tmp_path):
     import soundfile as sf
 
-    from emomm.data.ravdess_video import RavdessVideoDataModule
+    from emomm.data.datasets.ravdess_video import RavdessVideoDataModule
 
     tone_of = {3: 400.0, 5: 800.0}
     for actor in (1, 2, 3):
@@ -194,7 +194,7 @@ def test_ravdess_video_pairs_02_files_with_their_03_audio(tmp_path):
 
 
 def test_video_folder_with_sound_and_voice_only_without_cropping(tmp_path):
-    from emomm.data.video_folder import VideoFolderDataModule
+    from emomm.data.datasets.video_folder import VideoFolderDataModule
 
     for cls, f in (("angry", 300.0), ("happy", 700.0)):
         for i in range(4):
@@ -215,9 +215,9 @@ def test_video_folder_with_sound_and_voice_only_without_cropping(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "cremad_sample").is_dir(), reason="no /work/shared/data/cremad_sample")
 def test_real_cremad_flv_clips_yield_video_and_voice(tmp_path):
-    from emomm.data.cremad_video import CremadVideoDataModule
-    from emomm.data.face_clips import FaceClipDataset
-    from emomm.data.transforms import FrameTransform
+    from emomm.data.datasets.cremad_video import CremadVideoDataModule
+    from emomm.data.pipelines.face_clips import FaceClipDataset
+    from emomm.data.pipelines.transforms import FrameTransform
 
     dm = CremadVideoDataModule(str(SHARED / "cremad_sample"), modalities=["video", "voice"],
                                faces={**FACES, "cache_dir": str(tmp_path / "c")}, image_size=32,
@@ -248,7 +248,7 @@ def fer_and_ravdess(tmp_path):
 
 
 def _paired(fer, rav, **kw):
-    from emomm.data.paired import PairedDataModule
+    from emomm.data.datasets.paired import PairedDataModule
 
     args = dict(train_speakers=[1, 2, 3, 4], val_speakers=[5], test_speakers=[6], load_workers=1,
                 voice={"duration": 0.5}, face={"image_size": 48, "in_chans": 1}, seed=3)
@@ -256,7 +256,7 @@ def _paired(fer, rav, **kw):
 
 
 def test_paired_sizes_classes_and_label_agreement(fer_and_ravdess):
-    from emomm.data.base import dataset_labels
+    from emomm.data.core.splits import dataset_labels
     from emomm.labels import FER2013, RAVDESS
 
     fer, rav, _ = fer_and_ravdess
@@ -313,7 +313,7 @@ def test_paired_splits_never_share_faces_or_voices_and_are_seeded(fer_and_ravdes
 @pytest.mark.skipif(not (SHARED / "fer2013").is_dir() or not (SHARED / "ravdess").is_dir(),
                     reason="no /work/shared/data fer2013 + ravdess")
 def test_paired_on_the_real_corpora():
-    from emomm.data.paired import PairedDataModule
+    from emomm.data.datasets.paired import PairedDataModule
 
     dm = PairedDataModule(str(SHARED / "fer2013"), str(SHARED / "ravdess"), train_speakers=[1, 2],
                           val_speakers=[3], test_speakers=[4], voice={"duration": 1.0}, limit_per_split=40)
@@ -351,7 +351,7 @@ def _write_meld(root: Path, with_clips: bool) -> None:
 
 
 def test_meld_with_clip_folders_serves_text_video_voice(tmp_path):
-    from emomm.data.meld import MeldDataModule
+    from emomm.data.datasets.meld import MeldDataModule
 
     root = tmp_path / "meld"
     _write_meld(root, with_clips=True)
@@ -384,8 +384,8 @@ def test_meld_with_clip_folders_serves_text_video_voice(tmp_path):
 
 
 def test_meld_without_clip_folders_is_text_only(tmp_path):
-    from emomm.data.meld import MeldDataModule
-    from emomm.data.text import TextDataset
+    from emomm.data.datasets.meld import MeldDataModule
+    from emomm.data.pipelines.text_data import TextDataset
 
     root = tmp_path / "meld"
     _write_meld(root, with_clips=False)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from emomm.data.fer2013 import Fer2013DataModule
-from emomm.data.occlusion import (FILL_RGB, OccludedDataset, RandomOcclusion, apply_mask, fill_colour,
-                                  occlude, occlusion_mask, parse_occlusion, parse_occlusions)
-from emomm.data.transforms import FaceTransform, FrameTransform
+from emomm.data.datasets.fer2013 import Fer2013DataModule
+from emomm.analysis.occlusion import OccludedDataset, parse_occlusions
+from emomm.data.pipelines.occluders import (FILL_RGB, RandomOcclusion, apply_mask, fill_colour, occlude,
+                                            occlusion_mask, parse_occlusion)
+from emomm.data.pipelines.transforms import FaceTransform, FrameTransform
 
 NO_AUG = {"crop_scale": None, "hflip": 0, "rotation": 0, "brightness": 0, "contrast": 0, "erasing": 0}
 

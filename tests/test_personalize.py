@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from emomm.analysis.groups import SampleMeta
+from emomm.data.core.group_sources import SampleMeta
 from emomm.inference.adapter import PersonAdapter
 from emomm.personalize import fit_adapter, fit_logit_affine, select_shots
 from tests.voice_fixtures import TONE_HZ, ravdess_name, tone

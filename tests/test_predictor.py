@@ -129,8 +129,8 @@ def test_predict_sample_masks_what_is_missing(predictor, astronaut):
 
 def test_preprocessing_is_the_datasets_own(tmp_path):
     """The predictor's voice input for a file equals the voice dataset's eval sample."""
-    from emomm.data.audio import AudioDataset, ClipOptions
-    from emomm.data.transforms import FaceTransform
+    from emomm.data.pipelines.waveforms import AudioDataset, ClipOptions
+    from emomm.data.pipelines.transforms import FaceTransform
     from emomm.media.audio import load_audio
     opts = ClipOptions(sample_rate=16000, duration=1.5, pad=True, trim_db=30)
     sr = 22050

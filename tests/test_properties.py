@@ -17,10 +17,10 @@ import soundfile as sf
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from emomm.data.fer2013 import read_fer_csv
-from emomm.data.meld import clip_name, parse_clip_name
-from emomm.data.speakers import parse_cremad_name, parse_ravdess_name
-from emomm.data.text import decode_bytes, read_table
+from emomm.data.datasets.fer2013 import read_fer_csv
+from emomm.data.datasets.meld import clip_name, parse_clip_name
+from emomm.data.core.speakers import parse_cremad_name, parse_ravdess_name
+from emomm.data.pipelines.text_data import decode_bytes, read_table
 from emomm.labels import CREMAD_CODES, RAVDESS
 from emomm.media.audio import load_audio
 

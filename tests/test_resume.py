@@ -20,7 +20,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from emomm.data.sampling import EpochSeededSampler, ResumableDataLoader, SeededSamples
+from emomm.data.core.sampling import EpochSeededSampler, ResumableDataLoader, SeededSamples
 from emomm.utils.resume import SIGTERM_EXIT, TRAINING_STATE, DamagedCheckpointError, resolve_resume
 from tests.conftest import make_cfg
 
@@ -416,7 +416,7 @@ def test_sigterm_from_outside_mid_epoch_then_resume_equals_uninterrupted(tmp_pat
 def test_text_buckets_follow_the_trainer_epoch():
     """The length-bucketed text sampler, like the plain one, orders an epoch by (seed, epoch)
     alone when it is told the trainer's epoch: a resumed epoch 1 equals epoch 1 of a run."""
-    from emomm.data.text import LengthBucketBatchSampler
+    from emomm.data.pipelines.text_data import LengthBucketBatchSampler
     lengths = list(np.random.default_rng(0).integers(1, 50, 40))
     counting = LengthBucketBatchSampler(lengths, 4, shuffle=True, seed=5)
     epochs = [list(counting), list(counting)]          # epochs 0 and 1 of an uninterrupted run
@@ -431,7 +431,7 @@ def test_text_buckets_follow_the_trainer_epoch():
 def test_text_buckets_resume_after_the_batches_done():
     """Length buckets are batches of their own: the loader's state counts batches, and the
     resumed epoch gives the rest of the same batches with the same per-sample seeds."""
-    from emomm.data.text import LengthBucketBatchSampler
+    from emomm.data.pipelines.text_data import LengthBucketBatchSampler
     lengths = list(np.random.default_rng(0).integers(1, 50, 40))
 
     def loader(batches_done=0):

@@ -297,7 +297,7 @@ def test_input_errors_are_one_line_too(entry, error, monkeypatch, capsys):
 
     from omegaconf import OmegaConf
 
-    from emomm.data.base import DataError
+    from emomm.data.core.emotion_datamodule import DataError
     from emomm.live.voice import LiveInputError
     from emomm.media.audio import AudioReadError
     from emomm.media.video import VideoReadError

@@ -85,7 +85,7 @@ class FakePredictor:
 
     # the live tab of a face + voice model: faces fused with the voice window
     def detect(self, rgb):
-        from emomm.faces.detectors import Faces
+        from emomm.faces.base import Faces
         return [Faces(np.array([[2, 3, 20, 25]], np.float32), np.array([0.99], np.float32))]
 
     def crop_faces(self, rgb, faces):

@@ -1,7 +1,7 @@
 import pytest
 
-from emomm.data.speakers import (assert_disjoint, kfold_speakers, parse_cremad_name,
-                                 parse_ravdess_name, speaker_splits)
+from emomm.data.core.speakers import (assert_disjoint, kfold_speakers, parse_cremad_name,
+                                      parse_ravdess_name, speaker_splits)
 
 
 def test_ravdess_names():

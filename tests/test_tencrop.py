@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from emomm.data.transforms import FaceTransform
+from emomm.data.pipelines.transforms import FaceTransform
 from emomm.models.module import EmotionModule
 from emomm.models.tta import crop_image, tta_views
 

@@ -13,13 +13,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from emomm.data.collate import collate_samples
-from emomm.data.meld import MeldDataModule, read_meld_csv
+from emomm.data.core.collate import collate_samples
+from emomm.data.datasets.meld import MeldDataModule, read_meld_csv
 from emomm.data.synthetic import SyntheticDataModule
 from emomm.data.synthetic.spec import draw_spec
 from emomm.data.synthetic.text_modality import CONFUSABLE, CUES, SyntheticText
-from emomm.data.text import LengthBucketBatchSampler, clean_text, decode_bytes, repair_text
-from emomm.data.text_csv import TextCsvDataModule
+from emomm.data.pipelines.text_data import LengthBucketBatchSampler, clean_text, decode_bytes, repair_text
+from emomm.data.datasets.text_csv import TextCsvDataModule
 from emomm.models.encoders.text import TextEncoder, encode_batch, resolve_pretrained
 from emomm.models.encoders.text_scratch import TextScratchEncoder, train_tokenizer
 from tests.conftest import reload_twice_and_compare
@@ -126,7 +126,7 @@ def test_text_files_by_byte_order_mark_and_binary_refused(tmp_path):
     """UTF-16/32 (Excel's "Unicode text") and UTF-8 with a BOM read as what they are, UTF-16
     without a BOM too; bytes with NULs that are no UTF-16 (a PNG named .txt) are an error
     naming the file and what its bytes are."""
-    from emomm.data.text import read_table, read_text_file
+    from emomm.data.pipelines.text_data import read_table, read_text_file
     text = "I'm so happy, caf\u00e9 na\u00efve \u263a"
     for i, raw in enumerate([text.encode("utf-16"), text.encode("utf-16-be"), text.encode("utf-32"),
                              b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16-le")]):

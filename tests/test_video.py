@@ -10,7 +10,7 @@ import skimage.data
 import torch
 
 from emomm.media.video import (FrameSampling, VideoReadError, probe, read_audio, read_frames,
-                                 uniform_indices, write_video)
+                               uniform_indices, write_video)
 from emomm.models.encoders.video import VideoEncoder
 from emomm.train import train
 from tests.conftest import SHARED_DATA
@@ -189,7 +189,7 @@ def test_video_cremad_clip_without_face_is_left_out_not_fatal(cfg_factory, tmp_p
 
 
 def test_video_ravdess_layout_dedupe_and_speaker_splits(tmp_path):
-    from emomm.data.ravdess_video import RavdessVideoDataModule
+    from emomm.data.datasets.ravdess_video import RavdessVideoDataModule
 
     frames = ramp_frames(3, 32, 32)
     for actor in range(1, 7):
@@ -220,8 +220,8 @@ def test_video_ravdess_layout_dedupe_and_speaker_splits(tmp_path):
 
 
 def test_video_folder_layout_and_variable_length_batches(tmp_path):
-    from emomm.data.collate import collate_samples
-    from emomm.data.video_folder import VideoFolderDataModule
+    from emomm.data.core.collate import collate_samples
+    from emomm.data.datasets.video_folder import VideoFolderDataModule
 
     for cls, exts in (("anger", ("mp4", "webm")), ("joy", ("avi", "mkv"))):
         for i in range(4):

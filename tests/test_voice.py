@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from emomm.data.collate import collate_samples
-from emomm.data.cremad import CremadDataModule
-from emomm.data.ravdess import RavdessDataModule
-from emomm.data.speakers import parse_cremad_name
+from emomm.data.core.collate import collate_samples
+from emomm.data.datasets.cremad import CremadDataModule
+from emomm.data.datasets.ravdess import RavdessDataModule
+from emomm.data.core.speakers import parse_cremad_name
 from emomm.labels import CREMAD, RAVDESS, RAVDESS_7
 from emomm.train import train
 from tests.conftest import SHARED_DATA
@@ -337,7 +337,7 @@ def test_ssl_encoder_never_downloads(tmp_path):
 def test_synthetic_voice_is_deterministic_and_follows_the_emotion():
     from emomm.data.synthetic import SyntheticDataModule
     from emomm.data.synthetic.spec import draw_spec
-    from emomm.data.synthetic.voice import prosody_for, synthesize_voice
+    from emomm.data.synthetic.voice_synth import prosody_for, synthesize_voice
     a, b = synthesize_voice(draw_spec(0, 3)), synthesize_voice(draw_spec(0, 3))
     assert np.array_equal(a, b) and a.dtype == np.float32 and 1.0 < len(a) / 16000 < 5.0
     assert not np.array_equal(a[:8000], synthesize_voice(draw_spec(1, 3))[:8000])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from emomm.data.audio import ClipOptions, WaveAugment, resample_speed
-from emomm.data.meld import read_meld_csv
+from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, resample_speed
+from emomm.data.datasets.meld import read_meld_csv
 from emomm.models.encoders.text import encode_batch
 from emomm.models.encoders.text_scratch import train_tokenizer
 from emomm.models.module import EmotionModule

@@ -1,240 +1,37 @@
 """Fairness: every test metric per group of samples (sex, age band, ...) and the gaps.
 
-Pure functions over ``(preds [N], targets [N], groups [N])`` plus the pieces that find each
-test sample's group:
+Pure functions over ``(preds [N], targets [N], groups [N])``; which group each test sample
+belongs to comes from a *group source* (:mod:`emomm.data.core.group_sources`, the
+corpus-specific ones beside their datasets), registered by ``conf/groups/<name>.yaml``.
 
-* a *group source* maps a sample (its file path and speaker id) to a group name, or None
-  when it cannot (counted as unassigned, never guessed): :class:`RavdessSex`,
-  :class:`CremadDemographics` (the official ``VideoDemographics.csv``), :class:`CsvGroups`
-  (any CSV keyed by speaker or sample). ``conf/groups/<name>.yaml`` registers them for
-  ``groups=<name>`` on ``emomm.eval`` and ``emomm.train``.
 * :func:`group_metrics` scores each group (acc, UAR, macro/weighted F1, per-class recall),
   with seeded bootstrap 95% intervals (the group's own samples resampled), and the largest
   gap between groups (absolute and min/max ratio, with a bootstrap interval too).
 * :func:`groups_report` is the hook the entry points call after ``trainer.test``; it writes
   ``groups_<name>.csv`` and ``groups_<name>.png`` and returns the ``test_groups`` entry of
   metrics.json.
-* :func:`balanced_sample_weights` gives the per-sample weights of group-balanced training
-  (``+data.balance_groups=<name>``, a ``WeightedRandomSampler`` in the DataModule).
+
+The mitigation, group-balanced training (``+data.balance_groups=<name>``), is data sampling:
+:func:`emomm.data.core.sampling.balanced_sample_weights`.
 
 Sample order: the test loader does not shuffle, so the k-th prediction of the test loop is
-the k-th sample of the split's dataset (:func:`sample_meta` walks ``Subset``/``Concat``
-wrappers to its path and speaker). This does not hold under DDP, which is refused.
+the k-th sample of the split's dataset (:func:`~emomm.data.core.group_sources.sample_meta`
+walks ``Subset``/``Concat`` wrappers to its path and speaker). This does not hold under DDP,
+which is refused.
 """
 from __future__ import annotations
 
 import csv
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from emomm.utils.moved import upgrade_targets
-from emomm.utils.targets import check_targets
+from emomm.data.core.group_sources import build_source, sample_meta
 from emomm.utils.atomic import atomic_open, atomic_savefig
-
-log = logging.getLogger(__name__)
 
 #: Metrics reported per group (besides per-class recall) and used for the gaps.
 GROUP_METRICS = ("acc", "uar", "f1_macro", "f1_weighted")
-#: Config keys of ``groups`` that belong to the report, not to the source's constructor.
-REPORT_KEYS = ("name", "draws", "seed", "level")
-
-
-@dataclass(frozen=True)
-class SampleMeta:
-    """What identifies a sample: its file (or None) and its speaker id (or None)."""
-
-    path: str | None
-    speaker: Any
-
-
-# -- sample identities -------------------------------------------------------------------------
-def sample_meta(ds) -> list[SampleMeta]:
-    """Path and speaker of every sample of ``ds``, in dataset order, through ``Subset`` and
-    ``ConcatDataset`` wrappers. A dataset that records neither raises a ``ValueError``."""
-    from torch.utils.data import ConcatDataset, Subset
-    if isinstance(ds, Subset):
-        parent = sample_meta(ds.dataset)
-        return [parent[i] for i in ds.indices]
-    if isinstance(ds, ConcatDataset):
-        return [m for d in ds.datasets for m in sample_meta(d)]
-    paths, speakers = getattr(ds, "paths", None), getattr(ds, "speakers", None)
-    if paths is None and speakers is None:
-        raise ValueError(f"{type(ds).__name__} records no sample paths or speaker ids, so its samples "
-                         "cannot be assigned to groups; use a dataset read from files (ravdess, cremad, ...)")
-    n = len(ds)
-    paths = list(paths) if paths is not None else [None] * n
-    speakers = list(speakers) if speakers is not None and not isinstance(speakers, bool) else [None] * n
-    return [SampleMeta(None if p is None else str(p), s) for p, s in zip(paths, speakers)]
-
-
-# -- group sources -----------------------------------------------------------------------------
-class GroupSource:
-    """Maps samples to group names; ``root`` is the dataset folder (where metadata may sit)."""
-
-    name = "groups"
-
-    def assign(self, meta: Sequence[SampleMeta], root: str | Path | None = None) -> list[str | None]:
-        raise NotImplementedError
-
-
-def actors(meta, parse_name) -> list[int | None]:
-    """Each sample's actor id: its speaker id, else parsed from its file name (None when
-    neither gives one)."""
-    out: list[int | None] = []
-    for m in meta:
-        actor = m.speaker
-        if actor is None and m.path is not None:
-            try:
-                actor = parse_name(m.path).actor
-            except ValueError:
-                actor = None
-        out.append(None if actor is None else int(actor))
-    return out
-
-
-class RavdessSex(GroupSource):
-    """RAVDESS actor sex: odd actor number = male, even = female (from the speaker id, else
-    from the file name's last field)."""
-
-    name = "ravdess_sex"
-
-    def assign(self, meta, root=None):
-        from emomm.data.speakers import parse_ravdess_name
-        return [None if a is None else ("male" if a % 2 else "female") for a in actors(meta, parse_ravdess_name)]
-
-
-def age_band(age: float, width: int = 10) -> str:
-    """``51 -> "50-59"`` (bands of ``width`` years)."""
-    lo = int(age) // width * width
-    return f"{lo}-{lo + width - 1}"
-
-
-def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such group table")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
-        return [c.strip() for c in (reader.fieldnames or [])], rows
-
-
-class CremadDemographics(GroupSource):
-    """CREMA-D actor demographics from the official ``VideoDemographics.csv``
-    (``"ActorID","Age","Sex","Race","Ethnicity"``), keyed by the speaker id (ActorID).
-
-    Args:
-        column: ``age`` (binned, ``age_bin`` years: 20-29, 30-39, ...), ``sex``, ``race`` or
-            ``ethnicity``.
-        path: the CSV; None looks for it in the dataset root, its ``metadata/`` folder and
-            the folder above.
-    """
-
-    COLUMNS = {"age": "Age", "sex": "Sex", "race": "Race", "ethnicity": "Ethnicity"}
-    FILE = "VideoDemographics.csv"
-
-    def __init__(self, column: str, path: str | None = None, age_bin: int = 10) -> None:
-        if column not in self.COLUMNS:
-            raise ValueError(f"groups.column={column!r}: choose one of {sorted(self.COLUMNS)}")
-        self.column, self.path, self.age_bin = column, path, int(age_bin)
-        self.name = f"cremad_{column}"
-
-    def find(self, root: str | Path | None) -> Path:
-        from emomm.data.cremad import find_demographics
-        if self.path:
-            return Path(self.path).expanduser()
-        tried = find_demographics(root) if root is not None else []
-        for path in tried:
-            if path.is_file():
-                return path
-        raise FileNotFoundError(f"{self.FILE} not found (looked at {[str(t) for t in tried] or 'no data root'}); "
-                                f"pass groups.path=/path/to/{self.FILE} (CREMA-D's official demographics table)")
-
-    def table(self, root=None) -> dict[int, str]:
-        """``{ActorID: group}`` from the CSV."""
-        from emomm.data.cremad import read_actor_column
-        path = self.find(root)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such group table")
-        table = read_actor_column(path, self.COLUMNS[self.column])
-        if self.column == "age":
-            return {a: age_band(float(v), self.age_bin) for a, v in table.items()}
-        return table
-
-    def assign(self, meta, root=None):
-        from emomm.data.speakers import parse_cremad_name
-        table = self.table(root)
-        return [None if a is None else table.get(a) for a in actors(meta, parse_cremad_name)]
-
-
-class CsvGroups(GroupSource):
-    """Any CSV mapping a speaker id or a sample to group columns.
-
-    Args:
-        path: the CSV file.
-        column: the group column.
-        key: ``speaker`` (the id column holds speaker ids) or ``sample`` (it holds file
-            names, stems or paths; matched in that order).
-        id_column: the id column (default: the first column).
-    """
-
-    def __init__(self, path: str, column: str, key: str = "speaker", id_column: str | None = None) -> None:
-        if key not in ("speaker", "sample"):
-            raise ValueError(f"groups.key={key!r}: use speaker or sample")
-        if not path:
-            raise ValueError("groups=csv needs groups.path=/path/to/table.csv and groups.column=<column>")
-        self.path, self.column, self.key, self.id_column = Path(path).expanduser(), column, key, id_column
-        self.name = f"csv_{column}"
-
-    def table(self) -> dict[str, str]:
-        header, rows = _read_table(self.path)
-        idc = self.id_column or (header[0] if header else None)
-        if idc not in header or self.column not in header:
-            raise ValueError(f"{self.path}: groups.column={self.column!r} / id column {idc!r} not in the "
-                             f"header {header}; set groups.column= and groups.id_column=")
-        return {r[idc]: r[self.column] for r in rows if r.get(idc) and r.get(self.column)}
-
-    def assign(self, meta, root=None):
-        table = self.table()
-        out: list[str | None] = []
-        for m in meta:
-            if self.key == "speaker":
-                out.append(None if m.speaker is None else table.get(str(m.speaker)))
-            elif m.path is None:
-                out.append(None)
-            else:
-                p = Path(m.path)
-                out.append(next((table[k] for k in (p.name, p.stem, str(p)) if k in table), None))
-        return out
-
-
-def build_source(cfg: Any) -> tuple[GroupSource, dict[str, Any]]:
-    """A group source and the report options (draws, seed, level) from a ``groups`` config:
-    a registered name (``conf/groups/<name>.yaml``; read from a file, it is built only if its
-    ``_target_``\ s are allowed, :func:`~emomm.utils.targets.check_targets`) or a mapping
-    with ``_target_`` (the user's own config)."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-    path = None
-    if isinstance(cfg, str):
-        from emomm.utils.runtime import CONFIG_DIR
-        path = Path(CONFIG_DIR) / "groups" / f"{cfg}.yaml"
-        if not path.is_file():
-            names = sorted(p.stem for p in path.parent.glob("*.yaml"))
-            raise ValueError(f"groups={cfg!r} is not registered; choose one of {names} (conf/groups/)")
-        cfg = OmegaConf.load(path)
-    plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-    if path is not None:
-        plain = upgrade_targets(plain)  # names that moved since the file was written
-        check_targets(plain, path)
-    report = {k: plain.pop(k) for k in REPORT_KEYS if k in plain}
-    source = instantiate(plain, _convert_="all")
-    if report.get("name"):
-        source.name = report["name"]
-    return source, report
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -450,30 +247,3 @@ def groups_report(groups_cfg: Any, test_results: Mapping[str, Any], dataset, lab
     plot_groups(result, out_dir / f"groups_{source.name}.png", f"test by {source.name}")
     print("\n" + group_table(result, f"test metrics (%) by {source.name}, bootstrap 95% CI"))
     return {"test_groups": result}
-
-
-# -- mitigation: group-balanced sampling -------------------------------------------------------
-def balanced_sample_weights(dataset, groups_cfg: Any, label_of: Sequence[int] | None = None,
-                            by: str = "group", root: str | Path | None = None) -> np.ndarray:
-    """Per-sample weights ``[N]`` that make every group (``by="group"``) or every
-    (group, class) cell (``by="group_class"``) equally likely under a
-    ``WeightedRandomSampler``; samples without a group get the mean weight."""
-    from emomm.data.base import dataset_labels
-    source, _ = build_source(groups_cfg)
-    ids = source.assign(sample_meta(dataset), root)
-    labels = list(label_of) if label_of is not None else list(dataset_labels(dataset))
-    if by not in ("group", "group_class"):
-        raise ValueError(f"balance by={by!r}: use group or group_class")
-    keys = [None if g is None else (g, y if by == "group_class" else 0) for g, y in zip(ids, labels)]
-    counts: dict[Any, int] = {}
-    for key in keys:
-        if key is not None:
-            counts[key] = counts.get(key, 0) + 1
-    if not counts:
-        raise ValueError(f"balance_groups={source.name}: no training sample has a group")
-    w = np.array([1.0 / counts[key] if key is not None else np.nan for key in keys])
-    w[np.isnan(w)] = np.nanmean(w)
-    log.info("group-balanced sampling by %s over %s: cells %s", by, source.name,
-             {f"{g}/{c}" if by == "group_class" else g: n for (g, c), n in sorted(counts.items())})
-    return w / w.sum()
-

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from emomm.faces.detectors import FaceDetector, Faces
+from emomm.faces.base import FaceDetector, Faces
 from emomm.utils.wheel_models import BLAZEFACE
 
 MODEL_SHA256 = BLAZEFACE.sha256

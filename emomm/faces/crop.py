@@ -25,7 +25,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from emomm.faces.detectors import FaceDetector, Faces, build_detector
+from emomm.faces.base import FaceDetector, Faces
+from emomm.faces.detectors import build_detector
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-from emomm.data.text import read_text_file
+from emomm.data.pipelines.text_data import read_text_file
 from emomm.inference.predictor import Predictor
 from emomm.media.audio import AUDIO_EXTENSIONS
 from emomm.media.files import walk_files

@@ -31,9 +31,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from emomm.data.collate import collate_samples
+from emomm.data.core.collate import collate_samples
 from emomm.faces.crop import crop_face, eye_angle
-from emomm.faces.detectors import Faces, build_detector
+from emomm.faces.base import Faces
+from emomm.faces.detectors import build_detector
 from emomm.inference.adapter import PersonAdapter
 from emomm.inference.preprocess import Preprocessor
 from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from emomm.data.audio import ClipOptions
-from emomm.data.text import clean_text
-from emomm.data.transforms import FaceTransform, FrameTransform
+from emomm.data.pipelines.waveforms import ClipOptions
+from emomm.data.pipelines.text_data import clean_text
+from emomm.data.pipelines.transforms import FaceTransform, FrameTransform
 from emomm.media.audio import resample, trim_silence
 
 _IMAGE_KEYS = ("image_size", "in_chans", "mean", "std")

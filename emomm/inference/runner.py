@@ -2,7 +2,7 @@
 
 * ``label_names``, ``modalities``, ``preprocessing``: from the checkpoint (or export);
 * ``run(inputs, present=None, lengths=None) -> (fused logits [B, K], {modality: logits [B, K]})``
-  on a batch in the :mod:`emomm.data.collate` format (numpy out).
+  on a batch in the :mod:`emomm.data.core.collate` format (numpy out).
 
 :class:`TorchRunner` wraps an :class:`~emomm.models.module.EmotionModule`; exported models
 (ONNX) bring their own runner with the same protocol.

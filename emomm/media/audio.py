@@ -9,7 +9,7 @@
   short to hold a syllable (what the predictor asks of a recording).
 * :func:`trim_silence` and :func:`crop_or_pad` fit a waveform to the model's clip length.
 
-Datasets (:mod:`emomm.data.audio`) and the predictor both decode through this module, so a
+Datasets (:mod:`emomm.data.pipelines.waveforms`) and the predictor both decode through this module, so a
 prediction reads a file exactly as training did.
 """
 from __future__ import annotations

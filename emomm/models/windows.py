@@ -39,7 +39,7 @@ class WindowSpec:
     def from_preprocessing(cls, preprocessing: dict[str, Any] | None, modality: str = "voice"
                            ) -> "WindowSpec | None":
         """The spec stored in a checkpoint's ``preprocessing[modality]`` (see
-        :class:`emomm.data.audio.ClipOptions`), or None when windows are off."""
+        :class:`emomm.data.pipelines.waveforms.ClipOptions`), or None when windows are off."""
         voice = (preprocessing or {}).get(modality) or {}
         ew = voice.get("eval_windows")
         if not ew:

@@ -27,7 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from emomm.analysis.groups import SampleMeta, confusion, metrics_from_confusion, sample_meta
+from emomm.analysis.groups import confusion, metrics_from_confusion
+from emomm.data.core.group_sources import SampleMeta, sample_meta
 from emomm.inference.adapter import PersonAdapter, file_sha256
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _eval_view(ds):
 def person_samples(datamodule, person: Any) -> tuple[Any, list[int], list[SampleMeta], list[int], str]:
     """``(dataset, positions, meta, data labels, split)`` of the person's samples, from the
     first split (test, val, train) that has them."""
-    from emomm.data.base import dataset_labels
+    from emomm.data.core.splits import dataset_labels
     datamodule.setup("test")
     seen = []
     for split in ("test", "val", "train"):
@@ -82,7 +83,7 @@ def select_shots(meta: Sequence[SampleMeta], labels: Sequence[int], shots: int,
         raise ValueError(f"shots={shots}: need at least 1 sample per class")
     order = sorted(range(len(meta)), key=lambda i: (Path(meta[i].path or "").name, i))
     if protocol == "ravdess_repetition":
-        from emomm.data.speakers import parse_ravdess_name
+        from emomm.data.core.speakers import parse_ravdess_name
         rep = {i: parse_ravdess_name(meta[i].path).repetition for i in order}
         candidates, held = [i for i in order if rep[i] == 1], [i for i in order if rep[i] == 2]
     else:
@@ -104,7 +105,7 @@ def collect_outputs(module, dataset, positions: Sequence[int], batch_size: int =
                     embeddings: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Logits ``[N, K]`` (test-time views averaged, as in eval) and fused embeddings
     ``[N, D]`` of ``dataset[positions]``."""
-    from emomm.data.collate import collate_samples
+    from emomm.data.core.collate import collate_samples
     module.eval()
     dev = next(module.parameters()).device
     logits, embs = [], []

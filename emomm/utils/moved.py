@@ -28,6 +28,17 @@ MOVED_MODULES: dict[str, str] = {
     # -- models, callbacks ---------------------------------------------------------------------
 
     # -- data, faces, groups -------------------------------------------------------------------
+    # issue 43: the DataModules of stored data configs moved into emomm/data/datasets/
+    "emomm.data.cremad": "emomm.data.datasets.cremad",
+    "emomm.data.cremad_video": "emomm.data.datasets.cremad_video",
+    "emomm.data.face_photos": "emomm.data.datasets.face_photos",
+    "emomm.data.fer2013": "emomm.data.datasets.fer2013",
+    "emomm.data.meld": "emomm.data.datasets.meld",
+    "emomm.data.paired": "emomm.data.datasets.paired",
+    "emomm.data.ravdess": "emomm.data.datasets.ravdess",
+    "emomm.data.ravdess_video": "emomm.data.datasets.ravdess_video",
+    "emomm.data.text_csv": "emomm.data.datasets.text_csv",
+    "emomm.data.video_folder": "emomm.data.datasets.video_folder",
 
     # -- inference, live, serve, analysis, entry points ----------------------------------------
 
@@ -38,6 +49,10 @@ MOVED_NAMES: dict[str, str] = {
     # -- models, callbacks ---------------------------------------------------------------------
 
     # -- data, faces, groups -------------------------------------------------------------------
+    # issue 43: group sources (conf/groups/*.yaml) live beside their datasets, not in the analysis
+    "emomm.analysis.groups.RavdessSex": "emomm.data.datasets.ravdess.RavdessSex",
+    "emomm.analysis.groups.CremadDemographics": "emomm.data.datasets.cremad.CremadDemographics",
+    "emomm.analysis.groups.CsvGroups": "emomm.data.core.group_sources.CsvGroups",
 
     # -- inference, live, serve, analysis, entry points ----------------------------------------
 

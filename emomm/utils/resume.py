@@ -10,14 +10,14 @@
   were atomic, cut short by a copy, corrupted) is named, and the run resumes from the newest
   checkpoint of the same folder that loads (``best.ckpt``: a full training state too, from
   an earlier epoch; the epochs after it are trained again, to the same weights, since a run's
-  randomness depends only on its position, see :mod:`emomm.data.sampling`); with none, the
+  randomness depends only on its position, see :mod:`emomm.data.core.sampling`); with none, the
   error says how to go on. Any other value is a path, checked the same way.
 * :class:`ResumeState` (in ``conf/callbacks/default.yaml``) keeps what Lightning does not
   restore by itself: the module's ``best_val`` record, so ``metrics.json`` of a resumed run
   equals an uninterrupted one's; and on SIGTERM (SLURM preemption, ``kill``) it writes
   ``last.ckpt`` before Lightning stops, so the same command plus ``ckpt_path=last``
   continues where it stopped: the training loader's position in the epoch is saved with the
-  checkpoint (:class:`emomm.data.sampling.ResumableDataLoader`), so the resumed run ends
+  checkpoint (:class:`emomm.data.core.sampling.ResumableDataLoader`), so the resumed run ends
   with the weights and metrics of a run never stopped. A SIGTERM during validation lets the
   validation finish first (a checkpoint from inside it would resume without that epoch's
   validation); one during testing saves nothing (the weights under test are best.ckpt's).
@@ -207,7 +207,7 @@ class ResumeState(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         """A resumed run starts its training loader afresh, at the checkpoint's position.
 
-        Lightning gives the loader its saved state (:class:`emomm.data.sampling.ResumableDataLoader`)
+        Lightning gives the loader its saved state (:class:`emomm.data.core.sampling.ResumableDataLoader`)
         only where it creates the loader after restoring the checkpoint; a scheduler that
         asks for ``trainer.estimated_stepping_batches`` (``total_steps: auto``) makes it
         create the loader, and its iterator, earlier, while the epoch still reads 0. So here,

@@ -75,7 +75,7 @@ BUILDING_BLOCKS = frozenset({
     "lightning.pytorch.core.datamodule.LightningDataModule",
     "lightning.pytorch.callbacks.callback.Callback",
     "hydra.experimental.callback.Callback",
-    "emomm.analysis.groups.GroupSource",
+    "emomm.data.core.group_sources.GroupSource",
 })
 
 TARGET_KEY = "_target_"

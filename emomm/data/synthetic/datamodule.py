@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from emomm.data.base import EmotionDataModule
+from emomm.data.core.emotion_datamodule import EmotionDataModule
 from emomm.data.synthetic.registry import SYNTHETIC_MODALITIES
 from emomm.data.synthetic.spec import SampleSpec, draw_spec
 from emomm.labels import EKMAN7

@@ -5,10 +5,10 @@ from typing import Any
 
 import torch
 
-from emomm.data.synthetic.face import render_face
+from emomm.data.synthetic.face_render import render_face
 from emomm.data.synthetic.registry import register
 from emomm.data.synthetic.spec import SampleSpec
-from emomm.data.transforms import FaceTransform
+from emomm.data.pipelines.transforms import FaceTransform
 
 
 @register("face")

@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from emomm.data.face_clips import pick_frames
-from emomm.data.transforms import FrameTransform
-from emomm.data.synthetic.face import face_geometry, render_face
+from emomm.data.pipelines.face_clips import pick_frames
+from emomm.data.pipelines.transforms import FrameTransform
+from emomm.data.synthetic.face_render import face_geometry, render_face
 from emomm.data.synthetic.registry import register
 from emomm.data.synthetic.spec import EXPRESSIONS, SampleSpec
-from emomm.data.synthetic.voice import synthesize_voice
+from emomm.data.synthetic.voice_synth import synthesize_voice
 from emomm.media.video import write_video
 from emomm.faces.detectors import write_sidecar
-from emomm.faces.pipeline import FaceCropStore
+from emomm.faces.crop_store import FaceCropStore
 
 SYNTHETIC_DEFAULTS = {
     "clip_frames": 12, "fps": 12.0, "render_size": 64, "motion": 1.0, "detector": "given",

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from emomm.data.audio import ClipOptions, WaveAugment, sample_rng
+from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, sample_rng
 from emomm.media.audio import trim_silence
 from emomm.data.synthetic.registry import register
 from emomm.data.synthetic.spec import SampleSpec
-from emomm.data.synthetic.voice import synthesize_voice
+from emomm.data.synthetic.voice_synth import synthesize_voice
 from emomm.media.video import read_audio
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """`TextEncoder`: a Hugging Face transformer (``AutoModel`` + its tokenizer) as a text encoder.
 
-Text batches are lists of raw strings (see :mod:`emomm.data.text`); the encoder tokenizes
+Text batches are lists of raw strings (see :mod:`emomm.data.pipelines.text_data`); the encoder tokenizes
 them itself, so the tokenizer travels with the model (its name/path, or its config) and one
 dataset serves every encoder. A sample is an utterance ``str`` or ``{"text": utterance,
 "context": previous turns}``; with context the model reads ``[CLS] utterance [SEP] context

@@ -143,7 +143,7 @@ class TextScratchEncoder(nn.Module):
         if datamodule is None or not getattr(datamodule, "splits", None):
             raise RuntimeError("TextScratchEncoder trains its tokenizer from the datamodule's "
                                "training split; fit with trainer.fit(model, datamodule=...)")
-        from emomm.data.text import dataset_texts
+        from emomm.data.pipelines.text_data import dataset_texts
         self.fit_texts(dataset_texts(datamodule.splits["train"], modality))
 
     def get_extra_state(self) -> dict[str, Any]:

@@ -424,7 +424,7 @@ class VoiceEncoder(nn.Module):
             return
         from torch.utils.data import DataLoader, Subset
 
-        from emomm.data.collate import collate_samples
+        from emomm.data.core.collate import collate_samples
         ds = datamodule.splits["train"]
         if len(ds) > max_clips:
             ds = Subset(ds, torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:max_clips].tolist())

@@ -5,13 +5,16 @@ ANG DIS FEA HAP NEU SAD; level LO/MD/HI/XX). Files are searched recursively: the
 ``AudioWAV/`` (16 kHz WAV), ``AudioMP3/`` and ``VideoFlash/`` (FLV, audio track read with
 PyAV) all work, as does any folder of such files; when one clip exists in several formats,
 one copy is used (WAV, then FLAC, then MP3/OGG, then video). Splits are by actor
-(see :class:`emomm.data.speech.SpeakerAudioDataModule`); the default is fold 0 of the
+(see :class:`emomm.data.pipelines.speech.SpeakerAudioDataModule`); the default is fold 0 of the
 5-fold cross-validation by actor.
 
 Auxiliary labels for multi-task training (``model.aux_tasks``, ``aux_label_names``): the
 clip's ``level`` (low/medium/high; the ``XX`` clips, unspecified, carry none) from the file
 name, and the actor's ``sex`` from the release's ``VideoDemographics.csv`` when it is found
 (in the root, its ``metadata/`` folder or the folder above; :func:`find_demographics`).
+
+Group source (``groups=cremad_sex``, ``cremad_age``, ``cremad_race``, ``cremad_ethnicity``):
+:class:`CremadDemographics`, from the same table.
 """
 from __future__ import annotations
 
@@ -20,8 +23,9 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from emomm.data.speakers import parse_cremad_name
-from emomm.data.speech import Clip, SpeakerAudioDataModule
+from emomm.data.core.group_sources import GroupSource, actors, age_band
+from emomm.data.core.speakers import parse_cremad_name
+from emomm.data.pipelines.speech import Clip, SpeakerAudioDataModule
 from emomm.labels import CREMAD
 
 log = logging.getLogger(__name__)
@@ -96,3 +100,48 @@ class CremadDataModule(SpeakerAudioDataModule):
             log.info("%s: %d clips exist in several formats; one copy of each is used", self.root,
                      duplicates)
         return [c for _, c in sorted(chosen.values(), key=lambda rc: rc[1].path)], problems, len(files)
+
+
+class CremadDemographics(GroupSource):
+    """CREMA-D actor demographics from the official ``VideoDemographics.csv``
+    (``"ActorID","Age","Sex","Race","Ethnicity"``), keyed by the speaker id (ActorID).
+
+    Args:
+        column: ``age`` (binned, ``age_bin`` years: 20-29, 30-39, ...), ``sex``, ``race`` or
+            ``ethnicity``.
+        path: the CSV; None looks for it in the dataset root, its ``metadata/`` folder and
+            the folder above.
+    """
+
+    COLUMNS = {"age": "Age", "sex": "Sex", "race": "Race", "ethnicity": "Ethnicity"}
+    FILE = DEMOGRAPHICS
+
+    def __init__(self, column: str, path: str | None = None, age_bin: int = 10) -> None:
+        if column not in self.COLUMNS:
+            raise ValueError(f"groups.column={column!r}: choose one of {sorted(self.COLUMNS)}")
+        self.column, self.path, self.age_bin = column, path, int(age_bin)
+        self.name = f"cremad_{column}"
+
+    def find(self, root: str | Path | None) -> Path:
+        if self.path:
+            return Path(self.path).expanduser()
+        tried = find_demographics(root) if root is not None else []
+        for path in tried:
+            if path.is_file():
+                return path
+        raise FileNotFoundError(f"{self.FILE} not found (looked at {[str(t) for t in tried] or 'no data root'}); "
+                                f"pass groups.path=/path/to/{self.FILE} (CREMA-D's official demographics table)")
+
+    def table(self, root=None) -> dict[int, str]:
+        """``{ActorID: group}`` from the CSV."""
+        path = self.find(root)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such group table")
+        table = read_actor_column(path, self.COLUMNS[self.column])
+        if self.column == "age":
+            return {a: age_band(float(v), self.age_bin) for a, v in table.items()}
+        return table
+
+    def assign(self, meta, root=None):
+        table = self.table(root)
+        return [None if a is None else table.get(a) for a in actors(meta, parse_cremad_name)]

@@ -3,7 +3,7 @@
 * Reading and cleaning: :func:`read_text_file` decodes a file as UTF-8 and falls back to
   cp1252 byte by byte where it is not valid UTF-8 (a byte that is neither becomes U+FFFD,
   counted as ``unrepairable``; a file with NUL bytes, UTF-16 or binary, is refused);
-  :func:`read_table` turns a table's parse errors into a :class:`~emomm.data.base.DataError`
+  :func:`read_table` turns a table's parse errors into a :class:`~emomm.data.core.emotion_datamodule.DataError`
   naming the file, the line and the fix; :func:`repair_text` fixes the
   mis-encodings found in real corpora (cp1252 C1 control characters such as ``\\x92``,
   UTF-8 read as cp1252 such as ``â€™``, and apostrophes lost to ``?`` as in MELD's
@@ -32,10 +32,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from emomm.data.base import DataError, EmotionDataModule
-from emomm.data.collate import aux_lists, collate_samples, sample_aux
-from emomm.data.sampling import ResumableDataLoader, ResumePoint, SeededSamples, sample_seeds, seed_epoch_globals
-from emomm.data.skips import SkipLog
+from emomm.data.core.emotion_datamodule import DataError, EmotionDataModule
+from emomm.data.core.collate import aux_lists, collate_samples, sample_aux
+from emomm.data.core.sampling import ResumableDataLoader, ResumePoint, SeededSamples, sample_seeds, seed_epoch_globals
+from emomm.data.core.skips import SkipLog
 from emomm.media.sniff import sniff
 
 log = logging.getLogger(__name__)
@@ -398,7 +398,7 @@ class LengthBucketBatchSampler(ResumePoint, Sampler[list[int]]):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.seed, self.pool = batch_size, shuffle, seed, pool
         self.epoch = 0
-        # The trainer's epoch (exact resumption, see emomm.data.sampling); None: count iterations.
+        # The trainer's epoch (exact resumption, see emomm.data.core.sampling); None: count iterations.
         self.epoch_fn = epoch_fn
         self.seed_samples = seed_samples
 

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from emomm.data.base import EmotionDataModule, stratified_split
-from emomm.data.images import ImageDataset, read_class_folders, report_skipped
-from emomm.data.skips import UNREADABLE, SkipLog
-from emomm.data.text import parse_csv
-from emomm.data.transforms import FaceTransform
+from emomm.data.core.emotion_datamodule import EmotionDataModule
+from emomm.data.core.splits import stratified_split
+from emomm.data.pipelines.face_images import ImageDataset, read_class_folders, report_skipped
+from emomm.data.core.skips import UNREADABLE, SkipLog
+from emomm.data.pipelines.text_data import parse_csv
+from emomm.data.pipelines.transforms import FaceTransform
 from emomm.labels import FER2013
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def read_fer_csv(path: Path, skips: SkipLog | None = None
 
     Rows whose pixel string is not 2304 integers in 0..255, or whose label is outside
     0..6, are skipped and counted (and recorded in ``skips``, one entry per row). A file
-    that cannot be parsed is a :class:`~emomm.data.base.DataError` naming the line.
+    that cannot be parsed is a :class:`~emomm.data.core.emotion_datamodule.DataError` naming the line.
     """
     df = parse_csv(path, path, dtype=str, keep_default_na=False)
     df.columns = [c.strip().lower() for c in df.columns]

@@ -31,7 +31,7 @@ Season, Episode, StartTime, EndTime``). Validation is dev; without a test file, 
   silent or shows no face keeps its text alone (the other modalities are absent from that
   sample; counted and logged per split). Without ``text`` in ``modalities``, utterances
   without any usable clip modality are left out (counted).
-* Mis-encoded text is repaired and counted (see :func:`emomm.data.text.repair_text`);
+* Mis-encoded text is repaired and counted (see :func:`emomm.data.pipelines.text_data.repair_text`);
   empty utterances and labels outside the set are skipped with a warning naming the file
   and the ``Sr No.`` of each row.
 """
@@ -47,12 +47,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emomm.data.audio import ClipOptions, WaveAugment, read_many
-from emomm.data.collate import sample_aux
-from emomm.data.face_clips import FaceClipDataset, MediaItem
-from emomm.data.transforms import FrameTransform
-from emomm.data.text import (TextDataModule, TextDataset, clean_text, find_column, read_table,
-                             record_skipped, report_repairs, report_skipped)
+from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, read_many
+from emomm.data.core.collate import sample_aux
+from emomm.data.pipelines.face_clips import FaceClipDataset, MediaItem
+from emomm.data.pipelines.transforms import FrameTransform
+from emomm.faces.crop_store import FaceCropStore
+from emomm.data.pipelines.text_data import (TextDataModule, TextDataset, clean_text, find_column, read_table,
+                                            record_skipped, report_repairs, report_skipped)
 from emomm.labels import MELD_EMOTIONS, MELD_SENTIMENTS, canonical
 
 log = logging.getLogger(__name__)
@@ -272,7 +273,7 @@ class MeldDataModule(TextDataModule):
         video: the ``video`` node (image_size, in_chans, mean, std, num_frames, sampling, augment).
         voice: the ``voice`` node (sample_rate, duration, pad, trim_db, augment).
         load_workers: threads decoding the clips' audio.
-        **kwargs: :class:`~emomm.data.text.TextDataModule` / ``EmotionDataModule`` options.
+        **kwargs: :class:`~emomm.data.pipelines.text_data.TextDataModule` / ``EmotionDataModule`` options.
     """
 
     def __init__(self, root: str, target: str = "emotion", context_turns: int = 0,
@@ -324,8 +325,6 @@ class MeldDataModule(TextDataModule):
 
     @property
     def store(self):
-        from emomm.faces.pipeline import FaceCropStore
-
         if self._store is None:
             self._store = FaceCropStore(self.faces, self.sampling)
         return self._store

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from emomm.data.face_clips import FaceCropDataModule, MediaItem
+from emomm.data.pipelines.face_clips import FaceCropDataModule, MediaItem
 from emomm.media.video import VIDEO_EXTENSIONS
 from emomm.labels import canonical
 

@@ -22,11 +22,11 @@ from typing import Any, Sequence
 
 from torch.utils.data import Dataset
 
-from emomm.data.audio import AudioDataset, ClipOptions, WaveAugment, read_many, report_unreadable
+from emomm.data.pipelines.waveforms import AudioDataset, ClipOptions, WaveAugment, read_many, report_unreadable
 from emomm.media.audio import MEDIA_EXTENSIONS, AudioReadError, audio_duration
-from emomm.data.base import DataError, EmotionDataModule
-from emomm.data.skips import MALFORMED_NAME, UNREADABLE, UNREADABLE_FOLDER
-from emomm.data.speakers import assert_disjoint, speaker_splits
+from emomm.data.core.emotion_datamodule import DataError, EmotionDataModule
+from emomm.data.core.skips import MALFORMED_NAME, UNREADABLE, UNREADABLE_FOLDER
+from emomm.data.core.speakers import assert_disjoint, speaker_splits
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ class SpeakerAudioDataModule(EmotionDataModule):
     """Args (beyond :class:`EmotionDataModule`'s):
         root: the dataset folder (searched recursively).
         sample_rate / duration / pad / trim_db / eval_windows: see
-            :class:`emomm.data.audio.ClipOptions` (``eval_windows``: val/test serve whole
+            :class:`emomm.data.pipelines.waveforms.ClipOptions` (``eval_windows``: val/test serve whole
             clips, which the model scores as the mean of its windows' logits).
-        augment: :class:`emomm.data.audio.WaveAugment` options for the training split.
+        augment: :class:`emomm.data.pipelines.waveforms.WaveAugment` options for the training split.
         fold / n_folds: k-fold cross-validation by speaker (fold K tests on speaker group K,
             validates on group K+1). Without fold and without speaker lists: fold 0.
         train_speakers / val_speakers / test_speakers: explicit speaker lists (with

@@ -13,10 +13,10 @@ Construction (seeded by ``seed``):
 * classes: the labels both corpora share, in FER2013's order (angry, disgust, fear, happy,
   sad, surprise, neutral). RAVDESS ``calm`` has no FER counterpart: ``calm: drop`` (default)
   leaves those utterances out, ``calm: merge`` counts them as neutral.
-* voices: the RAVDESS reader (:class:`emomm.data.ravdess.RavdessDataModule`) with its
+* voices: the RAVDESS reader (:class:`emomm.data.datasets.ravdess.RavdessDataModule`) with its
   speaker-independent split by actor (same options and defaults as ``data=ravdess``: fold 0
   of 5 unless ``fold`` or actor lists are given), decoded once and cached.
-* faces: the FER2013 reader (:class:`emomm.data.fer2013.Fer2013DataModule`). Train pairs take
+* faces: the FER2013 reader (:class:`emomm.data.datasets.fer2013.Fer2013DataModule`). Train pairs take
   faces from FER *train* only. Val and test pairs take faces from FER *val* (PublicTest), split
   into two disjoint seeded stratified halves (val half, test half), because the FER copy in
   ``/work/shared/data`` has no test split; when the FER data has its own test split
@@ -40,12 +40,13 @@ from typing import Any, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from emomm.data.audio import ClipOptions
-from emomm.data.base import EmotionDataModule, dataset_labels, stratified_split
-from emomm.data.fer2013 import Fer2013DataModule
-from emomm.data.images import ImageDataset
-from emomm.data.ravdess import RavdessDataModule
-from emomm.data.transforms import FaceTransform
+from emomm.data.pipelines.waveforms import ClipOptions
+from emomm.data.core.emotion_datamodule import EmotionDataModule
+from emomm.data.core.splits import dataset_labels, stratified_split
+from emomm.data.datasets.fer2013 import Fer2013DataModule
+from emomm.data.pipelines.face_images import ImageDataset
+from emomm.data.datasets.ravdess import RavdessDataModule
+from emomm.data.pipelines.transforms import FaceTransform
 from emomm.labels import FER2013, RAVDESS, RAVDESS_7
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from emomm.data.skips import UNREADABLE, Skip, SkipLog
+from emomm.data.core.skips import UNREADABLE, Skip, SkipLog
 from emomm.labels import canonical
 from emomm.media.images import IMAGE_EXTENSIONS, ImageReadError, load_image
 

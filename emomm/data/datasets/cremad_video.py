@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from emomm.data.face_clips import FaceCropDataModule, MediaItem
-from emomm.data.speakers import parse_cremad_name
+from emomm.data.pipelines.face_clips import FaceCropDataModule, MediaItem
+from emomm.data.core.speakers import parse_cremad_name
 from emomm.labels import CREMAD
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emomm.data.collate import aux_lists, sample_aux
+from emomm.data.core.collate import aux_lists, sample_aux
 from emomm.media.audio import AudioReadError, crop_or_pad, load_audio, trim_silence
 
 log = logging.getLogger(__name__)

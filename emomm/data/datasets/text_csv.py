@@ -31,9 +31,10 @@ from typing import Any, Sequence
 
 from torch.utils.data import Dataset
 
-from emomm.data.base import DataError, stratified_split, stratified_three_way
-from emomm.data.text import (TextDataModule, TextDataset, clean_text, find_column, read_table,
-                             record_skipped, report_repairs, report_skipped)
+from emomm.data.core.emotion_datamodule import DataError
+from emomm.data.core.splits import stratified_split, stratified_three_way
+from emomm.data.pipelines.text_data import (TextDataModule, TextDataset, clean_text, find_column, read_table,
+                                            record_skipped, report_repairs, report_skipped)
 from emomm.labels import canonical
 
 log = logging.getLogger(__name__)

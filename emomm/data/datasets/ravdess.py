@@ -18,7 +18,8 @@ only, so figures remain comparable with speech-only runs.
 Every sample also carries two auxiliary labels from its name (``aux_label_names``):
 ``intensity`` (normal, strong) and the actor's ``sex`` (female, male), which
 ``model.aux_tasks={sex: 0.3}`` learns beside the emotion (multi-task training).
-Splits are by actor (see :class:`emomm.data.speech.SpeakerAudioDataModule`).
+Splits are by actor (see :class:`emomm.data.pipelines.speech.SpeakerAudioDataModule`).
+Group source (``groups=ravdess_sex``): :class:`RavdessSex`.
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ from typing import Any
 
 from emomm.media.audio import MEDIA_EXTENSIONS
 from emomm.media.files import walk_files
-from emomm.data.speakers import parse_ravdess_name
-from emomm.data.speech import Clip, SpeakerAudioDataModule
+from emomm.data.core.group_sources import GroupSource, actors
+from emomm.data.core.speakers import parse_ravdess_name
+from emomm.data.pipelines.speech import Clip, SpeakerAudioDataModule
 from emomm.labels import RAVDESS, RAVDESS_7
 
 log = logging.getLogger(__name__)
@@ -109,3 +111,13 @@ class RavdessDataModule(SpeakerAudioDataModule):
             log.info("%s: skipped %d video-only (02-) files and %d second copies of a recording",
                      self.root, self.video_only, duplicates)
         return [c for _, c in sorted(chosen.values(), key=lambda rc: rc[1].path)], problems, len(files)
+
+
+class RavdessSex(GroupSource):
+    """RAVDESS actor sex: odd actor number = male, even = female (from the speaker id, else
+    from the file name's last field)."""
+
+    name = "ravdess_sex"
+
+    def assign(self, meta, root=None):
+        return [None if a is None else ("male" if a % 2 else "female") for a in actors(meta, parse_ravdess_name)]

@@ -5,7 +5,7 @@ looks at what came out:
 
 * per split and class counts;
 * unreadable files: the files the DataModule itself left out while loading (its
-  :class:`~emomm.data.skips.SkipLog`, the same record training's warnings come from), plus
+  :class:`~emomm.data.core.skips.SkipLog`, the same record training's warnings come from), plus
   those of the files a split still names that fail a try-decode with the media layer
   (``decode=full``: the whole file; ``header``: headers only, cheap for long audio/video;
   ``none``: existence only);
@@ -18,7 +18,7 @@ looks at what came out:
   re-encoded to PNG with the same pixels is still a duplicate.
 
 It returns a plain dict (JSON-ready) whose ``problems`` list says what makes the data
-unusable (what :meth:`~emomm.data.base.EmotionDataModule.data_problems` finds - an empty
+unusable (what :meth:`~emomm.data.core.emotion_datamodule.EmotionDataModule.data_problems` finds - an empty
 split, a class with no training sample, folders that cannot be read - or every file of a
 split unreadable, or data that cannot be loaded at all, e.g. a CSV that does not parse);
 ``usable`` is False when there is any. :func:`to_markdown` renders the same dict for people.
@@ -35,8 +35,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from emomm.data.base import SPLITS, DataError, dataset_labels
-from emomm.data.skips import UNREADABLE, UNREADABLE_FOLDER, SkipLog
+from emomm.data.core.emotion_datamodule import DataError
+from emomm.data.core.splits import SPLITS, dataset_labels
+from emomm.media.audio import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, audio_duration, load_audio
+from emomm.media.images import IMAGE_EXTENSIONS, read_image_rgb
+from emomm.media.video import probe, read_frames
+from emomm.data.core.skips import UNREADABLE, UNREADABLE_FOLDER, SkipLog
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +117,6 @@ def hash_text(text: Any) -> str:
 def try_decode(path: str | Path, mode: str = "full") -> tuple[str | None, str | None]:
     """``(error, content_hash)`` of one media file: error is None when it decodes, the hash
     is of the decoded image pixels / audio samples (``full`` mode only; None otherwise)."""
-    from emomm.media.audio import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, audio_duration, load_audio
-    from emomm.media.images import IMAGE_EXTENSIONS, read_image_rgb
-
     p = Path(path)
     if not p.is_file():
         return f"{p}: no such file", None
@@ -133,7 +134,6 @@ def try_decode(path: str | Path, mode: str = "full") -> tuple[str | None, str | 
             wave, _ = load_audio(p, mono=False)
             return None, hash_pixels(wave)
         if suffix in VIDEO_EXTENSIONS:
-            from emomm.media.video import probe, read_frames
             if mode == "header":
                 probe(p)
             else:
@@ -214,7 +214,7 @@ def _text_warnings(dm: Any) -> list[str]:
 
 def validate_datamodule(dm: Any, decode: str = "full", max_list: int = 20, duplicates: bool = True,
                         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run every check on ``dm`` (an :class:`~emomm.data.base.EmotionDataModule`, not set
+    """Run every check on ``dm`` (an :class:`~emomm.data.core.emotion_datamodule.EmotionDataModule`, not set
     up yet or set up) and return the report dict (see the module docstring)."""
     if decode not in DECODE_MODES:
         raise ValueError(f"decode={decode!r}: use one of {list(DECODE_MODES)}")

@@ -30,7 +30,8 @@ from emomm.media.images import is_image, read_image_rgb
 from emomm.media.video import FrameSampling, VideoReadError, read_frames
 from emomm.faces.cache import CropCache, CropEntry, entry_from_crops, read_meta
 from emomm.faces.crop import FaceCropper
-from emomm.faces.detectors import DETECTORS, FaceDetector, build_detector
+from emomm.faces.base import FaceDetector
+from emomm.faces.detectors import DETECTORS, build_detector
 
 log = logging.getLogger(__name__)
 
@@ -236,14 +237,7 @@ class _SettingsOnly(FaceDetector):
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         super().__init__()
         self.kind = name
-        if name == "mtcnn":
-            from emomm.faces.detectors import MTCNNDetector
-            self._settings = MTCNNDetector(**options).settings()
-        elif name == "haar":
-            from emomm.faces.detectors import HaarDetector
-            self._settings = HaarDetector(**options).settings()
-        else:
-            self._settings = build_detector(name, **options).settings()
+        self._settings = build_detector(name, **options).settings()
 
     def settings(self) -> dict[str, Any]:
         return dict(self._settings)

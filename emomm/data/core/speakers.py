@@ -13,8 +13,6 @@ from typing import Iterable, Sequence
 
 from emomm.labels import CREMAD_CODES, RAVDESS
 
-SPLITS = ("train", "val", "test")
-
 
 # -- RAVDESS --------------------------------------------------------------------------------
 _RAVDESS_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")

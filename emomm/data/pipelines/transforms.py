@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from emomm.data.occlusion import RandomOcclusion
+from emomm.data.pipelines.occluders import RandomOcclusion
 
 DEFAULT_AUGMENT = {
     "crop_scale": 0.8,      # RandomResizedCrop minimum area fraction; null = plain resize
@@ -27,7 +27,7 @@ DEFAULT_AUGMENT = {
     "brightness": 0.3,      # ColorJitter strengths
     "contrast": 0.3,
     "erasing": 0.25,        # RandomErasing probability (applied after normalisation)
-    "occlusion": None,      # {p, kinds, patch_fraction}: emomm.data.occlusion.RandomOcclusion
+    "occlusion": None,      # {p, kinds, patch_fraction}: emomm.data.pipelines.occluders.RandomOcclusion
 }
 
 

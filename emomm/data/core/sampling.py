@@ -20,16 +20,23 @@ each checkpoint (Lightning saves a loader's ``state_dict`` and gives it back bef
 resumed run's first batch), and the sampler of the resumed epoch skips the batches done. A
 run stopped anywhere (SIGTERM mid-epoch, kill -9 after an epoch-end checkpoint) and resumed
 ends with the same weights as one never stopped, on the same machine and software.
+
+Group-balanced training (``+data.balance_groups=<name>``, a fairness mitigation) draws the
+epoch with replacement under :func:`balanced_sample_weights`.
 """
 from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from emomm.data.core.group_sources import build_source, sample_meta
+from emomm.data.core.splits import dataset_labels
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +205,28 @@ class ResumableDataLoader(DataLoader):
                         "start mid-epoch", state["epoch"], state["batches"])
             return
         source.resume_at(state["epoch"], state["batches"] * per_batch)
+
+
+def balanced_sample_weights(dataset: Dataset, groups_cfg: Any, label_of: Sequence[int] | None = None,
+                            by: str = "group", root: str | Path | None = None) -> np.ndarray:
+    """Per-sample weights ``[N]`` that make every group (``by="group"``) or every
+    (group, class) cell (``by="group_class"``) equally likely under a
+    ``WeightedRandomSampler``; samples without a group get the mean weight.
+    ``groups_cfg``: a ``groups`` config (:func:`~emomm.data.core.group_sources.build_source`)."""
+    source, _ = build_source(groups_cfg)
+    ids = source.assign(sample_meta(dataset), root)
+    labels = list(label_of) if label_of is not None else list(dataset_labels(dataset))
+    if by not in ("group", "group_class"):
+        raise ValueError(f"balance by={by!r}: use group or group_class")
+    keys = [None if g is None else (g, y if by == "group_class" else 0) for g, y in zip(ids, labels)]
+    counts: dict[Any, int] = {}
+    for key in keys:
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        raise ValueError(f"balance_groups={source.name}: no training sample has a group")
+    w = np.array([1.0 / counts[key] if key is not None else np.nan for key in keys])
+    w[np.isnan(w)] = np.nanmean(w)
+    log.info("group-balanced sampling by %s over %s: cells %s", by, source.name,
+             {f"{g}/{c}" if by == "group_class" else g: n for (g, c), n in sorted(counts.items())})
+    return w / w.sum()

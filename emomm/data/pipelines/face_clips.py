@@ -17,9 +17,9 @@ frame from each of ``num_frames`` equal segments (temporal jitter).
 Audio-visual: a video dataset also provides ``voice`` (``available_modalities`` is
 ``[video, voice]``), the audio track of the same file (or, for RAVDESS video-only ``02-`` files,
 the matching ``03-`` audio file, :attr:`MediaItem.audio`). With ``voice`` in ``modalities``, every
-used file's audio is decoded once at setup (thread pool, :func:`emomm.data.audio.read_many`),
+used file's audio is decoded once at setup (thread pool, :func:`emomm.data.pipelines.waveforms.read_many`),
 resampled to ``voice.sample_rate`` and kept in memory, then served like the voice datasets do
-(``voice: float [T]``, :class:`~emomm.data.audio.ClipOptions` crop/pad, ``voice.augment`` in
+(``voice: float [T]``, :class:`~emomm.data.pipelines.waveforms.ClipOptions` crop/pad, ``voice.augment`` in
 train). Files whose audio cannot be read or that have no audio track follow ``missing_audio``:
 ``skip`` (default: the sample is left out, counted and named in a warning) or ``omit`` (the
 sample is kept without its voice; the batch's ``present`` mask says so). Without ``video`` in
@@ -36,13 +36,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emomm.data.audio import ClipOptions, WaveAugment, read_many, report_unreadable, sample_rng
-from emomm.data.base import EmotionDataModule, stratified_split, stratified_three_way
-from emomm.data.skips import NO_AUDIO, NO_FACE, UNREADABLE
-from emomm.data.speakers import speaker_splits
-from emomm.data.transforms import FrameTransform
+from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, read_many, report_unreadable, sample_rng
+from emomm.data.core.emotion_datamodule import EmotionDataModule
+from emomm.data.core.splits import stratified_split, stratified_three_way
+from emomm.data.core.skips import NO_AUDIO, NO_FACE, UNREADABLE
+from emomm.data.core.speakers import speaker_splits
+from emomm.data.pipelines.transforms import FrameTransform
 from emomm.media.video import uniform_indices
-from emomm.faces.pipeline import FaceCropStore, format_report
+from emomm.faces.crop_store import FaceCropStore, format_report
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ class FaceCropDataModule(EmotionDataModule):
 
     def speaker_split(self, items: list[MediaItem], train_speakers=None, val_speakers=None, test_speakers=None,
                       fold: int | None = None, n_folds: int = 5) -> dict[str, list[MediaItem]]:
-        """Split by speaker with :func:`emomm.data.speakers.speaker_splits`, with the rules of
+        """Split by speaker with :func:`emomm.data.core.speakers.speaker_splits`, with the rules of
         the voice datasets: ``fold`` (k-fold by speaker) or explicit lists (one may be None =
         the remaining speakers), not both; neither = fold 0; an empty test list = test on val."""
         spk = speaker_splits([it.speaker for it in items], train_speakers, val_speakers, test_speakers,

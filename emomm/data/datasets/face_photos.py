@@ -3,14 +3,14 @@
 Each photo goes through the same face-crop path as video frames (detector, largest or
 most confident face, margin, optional eye alignment, crop cache); photos without a face are
 left out and counted. Class folders, labels and the seeded stratified split are those of
-:mod:`emomm.data.video_folder`.
+:mod:`emomm.data.datasets.video_folder`.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from emomm.data.face_clips import FaceCropDataModule
-from emomm.data.video_folder import ClassFolderMixin
+from emomm.data.pipelines.face_clips import FaceCropDataModule
+from emomm.data.datasets.video_folder import ClassFolderMixin
 from emomm.media.images import IMAGE_EXTENSIONS
 
 

@@ -20,9 +20,9 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from emomm.data.face_clips import FaceCropDataModule, MediaItem
-from emomm.data.ravdess import media_files
-from emomm.data.speakers import parse_ravdess_name
+from emomm.data.pipelines.face_clips import FaceCropDataModule, MediaItem
+from emomm.data.datasets.ravdess import media_files
+from emomm.data.core.speakers import parse_ravdess_name
 from emomm.labels import RAVDESS, RAVDESS_7
 
 log = logging.getLogger(__name__)
