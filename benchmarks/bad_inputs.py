@@ -598,7 +598,7 @@ def http_get(port: int, path: str) -> dict:
 PRELOAD = ("numpy", "torch", "lightning", "hydra", "omegaconf", "PIL.Image", "soundfile", "av", "cv2", "timm",
            "fastapi", "uvicorn", "emomm.models.module", "emomm.inference.predictor", "emomm.inference.batch",
            "emomm.data.fer2013", "emomm.data.ravdess", "emomm.data.meld", "emomm.data.synthetic",
-           "emomm.data.validate", "emomm.serve.app", "emomm.serve.engine", "emomm.live.pipeline")
+           "emomm.data.validate", "emomm.serve.app", "emomm.serve.engine", "emomm.live.stream")
 
 
 class Runner:

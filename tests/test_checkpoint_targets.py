@@ -182,7 +182,7 @@ def test_eval_and_export_check_the_stored_data_config_they_build(kind, face_ckpt
     """The second line: a model whose stored data config was swapped after loading is refused
     where eval (and ensemble, personalize) and int8 calibration build that config."""
     from emomm.eval import eval_datamodule
-    from emomm.inference.export import ExportNet, calibration_batches
+    from emomm.inference.onnx_export import ExportNet, calibration_batches
     from emomm.models.module import EmotionModule
     model = EmotionModule.load_from_checkpoint(face_ckpt, map_location="cpu").eval()
     made = tmp_path / "made"

@@ -3,7 +3,7 @@
 :class:`ExportNet` wraps ``EmotionModule.forward`` in eval mode (test-time views included)
 with one tensor input per modality (plus ``present_<m>`` masks for multimodal models); the
 encoder adapters here compute what the encoders compute without the operations exporters
-cannot trace. :mod:`emomm.inference.export` writes and checks the files; see its docstring
+cannot trace. :mod:`emomm.inference.onnx_export` writes and checks the files; see its docstring
 for the graph's inputs and outputs.
 """
 from __future__ import annotations

@@ -13,9 +13,9 @@ from emomm.utils.safe_load import exit_on_checkpoint_error
 def build(cfg: DictConfig):
     """``(pipeline, audio source)`` from the composed config."""
     from emomm.faces.detectors import build_detector
-    from emomm.live.classifier import load_classifier
-    from emomm.live.pipeline import LivePipeline
-    from emomm.live.voice import VoiceWindow, open_audio
+    from emomm.live.model_loader import load_classifier
+    from emomm.live.stream import LivePipeline
+    from emomm.live.voice_input import VoiceWindow, open_audio
 
     clf = load_classifier(cfg.ckpt_path, backend=cfg.backend, device=cfg.device, precision=cfg.precision,
                           log_dir=cfg.paths.log_dir)
@@ -30,7 +30,7 @@ def build(cfg: DictConfig):
 def main(cfg: DictConfig) -> dict:
     offline_defaults()
     set_compute_threads(cfg.threads)
-    from emomm.live.voice import LiveInputError   # (as build's: torch loads after the config)
+    from emomm.live.voice_input import LiveInputError   # (as build's: torch loads after the config)
     from emomm.media.audio import AudioReadError
     from emomm.media.images import ImageReadError
     from emomm.media.video import VideoReadError
