@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, RESULTS, run_entry_point, run_training, write_result  # noqa: E402
-from emomm.ensemble import member_names  # noqa: E402
+from emomm.runs.ensembling import member_names  # noqa: E402
 
 TARGET = 0.08
 DATA = ROOT.parent / "shared" / "data"
@@ -103,7 +103,7 @@ def main() -> None:
                    cpu_s() - c0)
 
     single = steps["ensemble:mean"]["test_models"]
-    # (the ensemble names its members by where their paths differ: emomm.ensemble.member_names)
+    # (the ensemble names its members by where their paths differ: emomm.runs.ensembling.member_names)
     face_name, voice_name = member_names([face_ckpt, voice_ckpt])
     single_uar = {"face": single[face_name]["uar"], "voice": single[voice_name]["uar"]}
     fused = {n: steps[n]["test"]["uar"] for n in ("late", "gated", "attention", "ensemble:mean",

@@ -1,4 +1,4 @@
-"""Ensemble finished runs: ``python -m emomm.ensemble runs=[A,B] method=mean|weighted|stacking``.
+"""Ensembling finished runs: what ``python -m emomm.ensemble runs=[A,B] method=...`` does.
 
 Each run's model scores the same dataset (each takes the modalities it knows from the batch,
 so a face model and a voice model combine on paired data), read as that run was trained on it:
@@ -16,20 +16,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from emomm.eval import eval_datamodule
 from emomm.labels import label_mapping
 from emomm.models.ensemble import combine
 from emomm.models.metrics import build_metrics, build_per_class
 from emomm.models.module import EmotionModule
+from emomm.runs.evaluation import eval_datamodule
 from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
 from emomm.utils.atomic import atomic_open
-from emomm.utils.runtime import CONFIG_DIR, offline_defaults, to_plain
-from emomm.utils.safe_load import CheckpointNotFoundError, exit_on_checkpoint_error
+from emomm.utils.runtime import to_plain
+from emomm.utils.safe_load import CheckpointNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +199,7 @@ def collect_all(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: dict[s
 
 
 def ensemble(cfg: DictConfig) -> dict[str, Any]:
+    """Combine ``cfg.runs`` by ``cfg.method`` and score the ensemble; returns what metrics.json holds."""
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     paths = [resolve_run(str(r)) for r in cfg.runs]
@@ -233,14 +233,3 @@ def ensemble(cfg: DictConfig) -> dict[str, Any]:
         print(f"{name:>40}: UAR {100 * m['uar']:.2f}  acc {100 * m['acc']:.2f}")
     print("\n" + metrics_table(metrics, f"ensemble ({cfg.method}) of {len(models)} runs, test metrics (%)"))
     return summary
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="ensemble")
-def main(cfg: DictConfig) -> None:
-    offline_defaults()
-    with exit_on_checkpoint_error():
-        ensemble(cfg)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint: ``python -m emomm.eval ckpt_path=PATH|latest [data=...]``.
+"""Scoring checkpoints: what ``python -m emomm.eval`` does, and the evaluation data that
+``emomm.ensemble`` and ``emomm.personalize`` read.
 
 The checkpoint carries its label names, preprocessing and data config, so nothing else
 is needed; ``data=...`` evaluates on another dataset whose labels map onto the model's.
@@ -10,22 +11,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
-from emomm.data.base import DataError
 from emomm.data.occlusion import OccludedDataset, example_grid, parse_occlusions
 from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
                                    save_image_grid, write_json)
 from emomm.utils.ema import load_raw_weights
-from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_ckpt, resolve_precision, to_plain
-from emomm.utils.safe_load import CheckpointError, exit_on_checkpoint_error, load_checkpoint
+from emomm.utils.runtime import instantiate_dict, resolve_ckpt, resolve_precision, to_plain
+from emomm.utils.safe_load import CheckpointError, load_checkpoint
 from emomm.utils.moved import upgrade_targets
 from emomm.utils.targets import check_targets
 
@@ -139,6 +138,7 @@ def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, da
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score ``cfg.ckpt_path`` on ``cfg.split`` as ``cfg`` says; returns what metrics.json holds."""
     L.seed_everything(cfg.seed, workers=True)
     parse_occlusions(to_plain(cfg.get("occlusion")))  # a bad spec fails before any scoring
     out_dir = Path(cfg.paths.output_dir)
@@ -179,14 +179,3 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir, cfg.split)
     return summary
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-def main(cfg: DictConfig) -> None:
-    offline_defaults()
-    with exit_on_checkpoint_error(DataError):   # data that cannot be scored: the message names it
-        evaluate(cfg)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,19 +1,17 @@
-"""Train a model: ``python -m emomm.train [overrides]`` (console script ``emomm-train``).
+"""A training run: what ``python -m emomm.train`` (and each fold of ``emomm.cv``) does.
 
 Builds data, model, loggers, callbacks and trainer from the Hydra config, fits, tests the
-best checkpoint, and writes the run folder (see README "Outputs"). Returns the best value
-of ``cfg.monitor`` so Hydra sweepers can optimise it.
+best checkpoint, and writes the run folder (see README "Outputs"). The entry points add
+only the command line and the exit codes (:mod:`emomm.train`, :mod:`emomm.cv`).
 """
 from __future__ import annotations
 
-import errno
 import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.fabric.plugins import CheckpointIO
@@ -21,12 +19,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
-from emomm.data.base import DataError
 from emomm.sweep.context import current_trial
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.atomic import atomic_path
-from emomm.utils.resume import SIGTERM_EXIT, AtomicCheckpointIO, DamagedCheckpointError, resolve_resume
-from emomm.utils.runtime import CONFIG_DIR, instantiate_dict, offline_defaults, resolve_precision, to_plain
+from emomm.utils.resume import SIGTERM_EXIT, AtomicCheckpointIO, resolve_resume
+from emomm.utils.runtime import instantiate_dict, resolve_precision, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +63,7 @@ def with_atomic_checkpoints(plugins: Any) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test as ``cfg`` says; returns the run's summary (what metrics.json holds)."""
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     precision = resolve_precision(cfg.trainer)  # before saving: config.yaml says what ran
@@ -129,29 +127,3 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir)
     return summary
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    offline_defaults()
-    try:
-        summary = train(cfg)
-    except DataError as err:  # data that cannot train as asked: the message names the files and the fix
-        log.error("the data cannot be used: %s", err)
-        sys.exit(1)
-    except DamagedCheckpointError as err:  # names the file and how to go on: no traceback
-        log.error("%s", err)
-        sys.exit(f"error: {err}")
-    except OSError as err:
-        if err.errno != errno.ENOSPC:
-            raise
-        log.error("%s", err)  # the file it names was left as it was (atomic writes)
-        sys.exit(f"error: {err}. Free some space, then run the same command with ckpt_path=last to continue "
-                 "from the last checkpoint written")
-    key = cfg.monitor.split("/", 1)[-1]
-    value = summary["best_val"].get(key)
-    return None if value is None else float(value)
-
-
-if __name__ == "__main__":
-    main()
