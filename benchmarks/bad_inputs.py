@@ -596,7 +596,7 @@ def http_get(port: int, path: str) -> dict:
 PRELOAD = ("numpy", "torch", "lightning", "hydra", "omegaconf", "PIL.Image", "soundfile", "av", "cv2", "timm",
            "fastapi", "uvicorn", "emomm.models.module", "emomm.inference.predictor", "emomm.inference.batch",
            "emomm.data.datasets.fer2013", "emomm.data.datasets.ravdess", "emomm.data.datasets.meld",
-           "emomm.data.synthetic", "emomm.data.health", "emomm.serve.app", "emomm.serve.engine", "emomm.live.pipeline")
+           "emomm.data.synthetic", "emomm.data.health", "emomm.serve.app", "emomm.serve.engine", "emomm.live.stream")
 
 
 class Runner:

@@ -14,7 +14,7 @@ normalisation of the SER literature; on validation actors it is transductive: it
 of the speaker's unlabelled clips).
 
 ``--runs``: run folders of trained RAVDESS voice models (e.g. the recipe's seeds). Each one's
-best checkpoint scores the validation clips as it was trained (`emomm.ensemble.collect`), and
+best checkpoint scores the validation clips as it was trained (`emomm.runs.ensembling.collect`), and
 its probabilities are fused with the eGeMAPS ones by a weighted mean of log-probabilities,
 ``(1 - w) log p_cnn + w log p_egemaps`` for each w in ``--weights`` (reported all: picking one
 on the validation actors would tune for them). Writes benchmarks/results/egemaps_ravdess.json.
@@ -91,8 +91,8 @@ def fit_logreg(x_tr, y_tr, groups, x_va, grid=(0.01, 0.1, 1.0, 10.0)) -> tuple[n
 def run_probs(run_dir: str) -> tuple[np.ndarray, list[str]]:
     """A voice run's validation probabilities (emomm.labels.RAVDESS order) and the clip paths."""
     from omegaconf import OmegaConf
-    from emomm.ensemble import collect, resolve_run
-    from emomm.eval import eval_datamodule
+    from emomm.runs.ensembling import collect, resolve_run
+    from emomm.runs.evaluation import eval_datamodule
     from emomm.models.module import EmotionModule
     ckpt = resolve_run(run_dir)
     model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()

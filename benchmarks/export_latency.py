@@ -50,7 +50,7 @@ def timed(fn, repeats: int) -> dict:
 
 
 def bench(name, m, repeats):
-    from emomm.inference.export import ExportNet, export, graph_args, quantize_int8
+    from emomm.inference.onnx_export import ExportNet, export, graph_args, quantize_int8
     from emomm.inference.onnx_runner import OnnxRunner
 
     out = Path(tempfile.mkdtemp())

@@ -28,7 +28,7 @@ import resource
 from pathlib import Path
 
 from benchmarks.common import ROOT, RESULTS, run_entry_point, run_training, write_result
-from emomm.ensemble import member_names
+from emomm.runs.ensembling import member_names
 
 TARGET = 0.08
 DATA = ROOT.parent / "shared" / "data"
@@ -101,7 +101,7 @@ def main() -> None:
                    cpu_s() - c0)
 
     single = steps["ensemble:mean"]["test_models"]
-    # (the ensemble names its members by where their paths differ: emomm.ensemble.member_names)
+    # (the ensemble names its members by where their paths differ: emomm.runs.ensembling.member_names)
     face_name, voice_name = member_names([face_ckpt, voice_ckpt])
     single_uar = {"face": single[face_name]["uar"], "voice": single[voice_name]["uar"]}
     fused = {n: steps[n]["test"]["uar"] for n in ("late", "gated", "attention", "ensemble:mean",

@@ -67,7 +67,7 @@ def fer_module():
 
 def run_variant(name, clf, detector, frames, detect_every):
     from emomm.live.overlay import draw
-    from emomm.live.pipeline import LivePipeline
+    from emomm.live.stream import LivePipeline
 
     pipe = LivePipeline(clf, detector, detect_every=detect_every)
     lat, faces = [], 0
@@ -105,11 +105,11 @@ def main() -> None:
     p.add_argument("--out", default="live_pipeline")
     a = p.parse_args()
     torch.set_num_threads(1)
-    from emomm.inference.export import export
+    from emomm.inference.onnx_export import export
     from emomm.faces import build_detector
     from emomm.inference import Predictor
     from emomm.inference.runner import TorchRunner
-    from emomm.live.classifier import load_classifier
+    from emomm.live.model_loader import load_classifier
 
     frames, files = real_frames(a.frames)
     if a.ckpt:

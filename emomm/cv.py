@@ -13,7 +13,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from emomm.train import train
+from emomm.runs.training import train
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults
 
 

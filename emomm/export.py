@@ -1,6 +1,6 @@
 """``python -m emomm.export ckpt_path=PATH|latest [format=onnx|torchscript] [quantize=int8]``.
 
-A thin entry point over :mod:`emomm.inference.export` (the files, int8, the parity check)
+A thin entry point over :mod:`emomm.inference.onnx_export` (the files, int8, the parity check)
 and :mod:`emomm.inference.export_graph` (the traced network); the names below are
 re-exported so ``from emomm.export import export`` keeps working.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from emomm.inference.export import (  # noqa: F401  (the public API, re-exported)
+from emomm.inference.onnx_export import (  # noqa: F401  (the public API, re-exported)
     DEFAULT_TOLERANCE, ExportError, ExportNet, calibration_batches, check_export, example_inputs, export, export_onnx, graph_args,
     load_module, quantize_int8)
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpt, to_plain

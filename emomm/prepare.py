@@ -22,14 +22,10 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from emomm.faces.cache import read_meta
 from emomm.faces.crop_store import format_report
 from emomm.utils.artifacts import write_json
-from emomm.utils.runtime import offline_defaults
-
-try:
-    from emomm.utils.runtime import CONFIG_DIR
-except ImportError:  # pragma: no cover - older checkouts
-    CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from emomm.utils.runtime import CONFIG_DIR, offline_defaults
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +33,6 @@ log = logging.getLogger(__name__)
 def clear_cache(cache_root: Path, sources: list[Path] | None) -> dict[str, Any]:
     """Delete the cache entries made from ``sources`` (any crop settings), or every entry
     when ``sources`` is None. Returns ``{"deleted": n, "cache_dir": ...}``."""
-    from emomm.faces.cache import read_meta
-
     cache_root = Path(cache_root).expanduser()
     deleted = 0
     if cache_root.is_dir():

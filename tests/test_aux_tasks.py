@@ -12,7 +12,7 @@ import torch
 from emomm.data.core.collate import collate_samples
 from emomm.data.datasets.meld import MeldDataModule
 from emomm.models.module import EmotionModule, aux_task_weights
-from emomm.train import build_module, train
+from emomm.runs.training import build_module, train
 from tests.test_text import MELD_FIT, meld_root  # noqa: F401  (fixture: tiny MELD CSVs)
 
 SCRATCH = ["modality=text", "data=meld", "model.encoders.text.vocab_size=200",

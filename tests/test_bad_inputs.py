@@ -73,7 +73,7 @@ def test_image_bombs_are_refused_from_their_header(bad_corpus, tmp_path):
     with pytest.raises(VideoReadError) as err:   # video frames: 48x48 > 1000
         read_frames(bad_corpus["noface_mp4"], num_frames=2, max_pixels=1000)
     assert "noface.mp4" in str(err.value) and "max_pixels" in str(err.value)
-    from emomm.live.pipeline import open_video
+    from emomm.live.stream import open_video
     with pytest.raises(ValueError, match="noface.mp4: the video frame is 48x48 = 2,304 pixels"):
         open_video(bad_corpus["noface_mp4"], max_pixels=1000)
     # a dataset folder skips them and counts them

@@ -181,8 +181,8 @@ def test_ensemble_and_init_from_refuse_a_gadget(make_gadget, face_ckpt, cfg_fact
 def test_eval_and_export_check_the_stored_data_config_they_build(kind, face_ckpt, cfg_factory, tmp_path):
     """The second line: a model whose stored data config was swapped after loading is refused
     where eval (and ensemble, personalize) and int8 calibration build that config."""
-    from emomm.eval import eval_datamodule
-    from emomm.inference.export import ExportNet, calibration_batches
+    from emomm.runs.evaluation import eval_datamodule
+    from emomm.inference.onnx_export import ExportNet, calibration_batches
     from emomm.models.module import EmotionModule
     model = EmotionModule.load_from_checkpoint(face_ckpt, map_location="cpu").eval()
     made = tmp_path / "made"
@@ -265,7 +265,7 @@ def test_every_target_in_conf_passes_the_allow_list():
     "emomm.models.encoders.face.timm.create_model",
     "emomm.models.module.torch.nn.Linear",          # a library class through an emomm module
     "emomm.models.module.EmotionModule.load_from_checkpoint",
-    "emomm.utils.artifacts.write_json", "emomm.train.train",
+    "emomm.utils.artifacts.write_json", "emomm.train.train", "emomm.runs.training.train",
     "emomm.models", "emomm", "emomm.nothing.Here", "emomm..models.module.EmotionModule", " emomm.models.fusion.auto_fusion",
     "torch.optim.Optimizer", "lightning.pytorch.Trainer.fit",
 ])

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from emomm.analysis.compare import comparison_rows, differing_overrides, group_stats
+from emomm.analysis.comparison import comparison_rows, differing_overrides, group_stats
 from emomm.analysis.runs import find_runs
 from emomm.compare import argv_with_runs
 

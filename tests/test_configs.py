@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from emomm.train import build_module
+from emomm.runs.training import build_module
 from emomm.utils.runtime import instantiate_dict
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -31,7 +31,7 @@ def test_trainer_ddp_fast_dev_run_on_two_cpu_processes(tmp_path):
 def _validate(cfg, strategy, devices):
     import lightning as L
 
-    from emomm.train import build_module
+    from emomm.runs.training import build_module
 
     L.seed_everything(0)
     dm = instantiate(cfg.data)

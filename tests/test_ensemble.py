@@ -2,7 +2,7 @@
 rows of ensemble.csv)."""
 from pathlib import Path
 
-from emomm.ensemble import member_names
+from emomm.runs.ensembling import member_names
 
 
 def ckpt(*parts: str) -> Path:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from emomm.inference.export import ExportError, export
+from emomm.inference.onnx_export import ExportError, export
 from emomm.inference.onnx_runner import OnnxRunner
 from emomm.models.module import EmotionModule
 
@@ -324,9 +324,9 @@ def test_static_int8_and_live_run_a_face_voice_export_on_short_voice(face_voice_
     """`quantize=int8 quantize_method=static` calibrates on the checkpoint's data and its graph
     runs on a shorter voice window and on face-only input; `live backend=onnxruntime` fuses a
     1 s voice window (shorter than the training clips) into the face scores."""
-    from emomm.live.classifier import load_classifier
-    from emomm.live.pipeline import LivePipeline
-    from emomm.live.voice import VoiceWindow
+    from emomm.live.model_loader import load_classifier
+    from emomm.live.stream import LivePipeline
+    from emomm.live.voice_input import VoiceWindow
     from tests.test_live import BoxDetector, moving_face_frames
 
     meta = export(ckpt_path=face_voice_ckpt, out_dir=tmp_path, quantize="int8", quantize_method="static",

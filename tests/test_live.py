@@ -20,9 +20,9 @@ from emomm.faces import Faces, FaceDetector
 from emomm.faces.blazeface import default_model_path
 from emomm.inference import Predictor
 from emomm.inference.runner import TorchRunner
-from emomm.live.classifier import load_classifier
-from emomm.live.pipeline import LivePipeline, open_video
-from emomm.live.voice import FileAudioSource, VoiceWindow, open_audio
+from emomm.live.model_loader import load_classifier
+from emomm.live.stream import LivePipeline, open_video
+from emomm.live.voice_input import FileAudioSource, VoiceWindow, open_audio
 from emomm.media.video import write_video
 
 ROOT = Path(__file__).resolve().parents[1]

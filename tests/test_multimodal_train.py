@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from emomm.models.module import EmotionModule
-from emomm.train import build_module, train
+from emomm.runs.training import build_module, train
 from hydra.utils import instantiate
 
 FACE = ["model/face_encoder=timm", "model.encoders.face.backbone=resnet10t", "face.image_size=32"]

@@ -208,7 +208,7 @@ def test_a_bad_checkpoint_is_one_clear_error_in_every_entry_point(name, face_ckp
     from emomm import Predictor
     from emomm.ensemble import ensemble
     from emomm.eval import evaluate
-    from emomm.inference.export import export
+    from emomm.inference.onnx_export import export
     from emomm.models.module import EmotionModule
     from emomm.serve.engine import ServeEngine
 
@@ -298,7 +298,7 @@ def test_input_errors_are_one_line_too(entry, error, monkeypatch, capsys):
     from omegaconf import OmegaConf
 
     from emomm.data.core.emotion_datamodule import DataError
-    from emomm.live.voice import LiveInputError
+    from emomm.live.voice_input import LiveInputError
     from emomm.media.audio import AudioReadError
     from emomm.media.video import VideoReadError
     kind = {"DataError": DataError, "LiveInputError": LiveInputError, "AudioReadError": AudioReadError,

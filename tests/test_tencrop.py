@@ -78,7 +78,7 @@ def test_module_ten_crop_logits_are_the_mean_of_the_views():
 def test_exported_network_crops_like_the_module():
     """`emomm.export` wraps the network with the module's eval views: a crop model takes
     whole faces and crops them in the graph (the centre crop even without TTA)."""
-    from emomm.inference.export import ExportNet
+    from emomm.inference.onnx_export import ExportNet
 
     torch.manual_seed(0)
     m = EmotionModule(label_names=["a", "b", "c"], encoders=ENC, fusion=FUSION, optimizer=OPT,

@@ -519,7 +519,7 @@ def test_text_list_inputs_fuse_with_tensor_modalities(small_tokenizer):
 def test_ensemble_reads_each_runs_own_inputs(cfg_factory, meld_root, vocab_file, tmp_path):
     """Two MELD runs, with and without speaker names: in an ensemble each scores the data as
     it was trained on it, whichever run comes first; runs whose samples do not line up fail."""
-    from emomm.ensemble import collect_all, ensemble
+    from emomm.runs.ensembling import collect_all, ensemble
     from emomm.models.module import EmotionModule
     ckpts = {}
     for name, speakers in (("names", "true"), ("nonames", "false")):

@@ -194,7 +194,7 @@ def test_eval_data_options_adjust_the_stored_data_config(trained_run, cfg_factor
                        subdir="eval-debug")
     assert ecfg.data.num_workers == 0 and "_target_" not in ecfg.data
     assert 0.0 <= evaluate(ecfg)["metrics"]["acc"] <= 1.0
-    from emomm.eval import eval_datamodule
+    from emomm.runs.evaluation import eval_datamodule
     from emomm.models.module import EmotionModule
     ckpt = out / "checkpoints" / "best.ckpt"
     other = cfg_factory([f"ckpt_path={ckpt}", "+data.batch_size=3"], config_name="eval", subdir="eval-bs")

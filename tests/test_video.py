@@ -265,7 +265,7 @@ def test_video_face_photos_through_the_crop_path(cfg_factory, tmp_path):
 def test_video_configs_compose_and_build(cfg_factory, tmp_path):
     from hydra.utils import instantiate
 
-    from emomm.train import build_module
+    from emomm.runs.training import build_module
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     for i, enc in enumerate(sorted(p.stem for p in (conf / "model" / "video_encoder").glob("*.yaml"))):

@@ -392,7 +392,7 @@ def test_fast_dev_run_synthetic_voice(cfg_factory, encoder):
 
 def test_voice_configs_compose(cfg_factory):
     from hydra.utils import instantiate
-    from emomm.train import build_module
+    from emomm.runs.training import build_module
     cfg = cfg_factory(["experiment=ravdess_voice"])
     assert cfg.modalities == ["voice"] and cfg.data.train_speakers == list(range(1, 17))
     assert cfg.data.val_speakers == [17, 18, 19, 20] and cfg.data.fold is None

@@ -3,7 +3,7 @@
 :class:`ExportNet` wraps ``EmotionModule.forward`` in eval mode (test-time views included)
 with one tensor input per modality (plus ``present_<m>`` masks for multimodal models); the
 encoder adapters here compute what the encoders compute without the operations exporters
-cannot trace. :mod:`emomm.inference.export` writes and checks the files; see its docstring
+cannot trace. :mod:`emomm.inference.onnx_export` writes and checks the files; see its docstring
 for the graph's inputs and outputs.
 """
 from __future__ import annotations
@@ -16,7 +16,15 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
+
+from emomm.models.encoders.face import FaceEncoder
+from emomm.models.encoders.video import VideoEncoder
+from emomm.models.encoders.voice import VoiceEncoder
+from emomm.models.features import EncoderOutput
+from emomm.models.module import EmotionModule
+from emomm.models.tta import tta_views
 
 
 log = logging.getLogger(__name__)
@@ -51,8 +59,6 @@ class VideoAdapter(nn.Module):
         return self.encode(x, lengths).pooled
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
-        from emomm.models.features import EncoderOutput
-
         b, t = x.shape[0], x.shape[1]
         feats = self.enc.frame_encoder(x.flatten(0, 1)).reshape(b, t, -1)           # [B, T, D]
         if not self.takes_lengths:
@@ -136,8 +142,6 @@ class VoiceAdapter(nn.Module):
         return self.encode(wave, lengths).pooled
 
     def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None):
-        from emomm.models.features import EncoderOutput
-
         enc = self.enc
         if wave.dim() == 3:
             wave = wave[:, 0]
@@ -228,10 +232,6 @@ def shape_agnostic(module: nn.Module) -> nn.Module:
 
 
 def adapt_encoder(modality: str, encoder: nn.Module) -> nn.Module:
-    from emomm.models.encoders.face import FaceEncoder
-    from emomm.models.encoders.video import VideoEncoder
-    from emomm.models.encoders.voice import VoiceEncoder
-
     if isinstance(encoder, FaceEncoder):
         return encoder
     if isinstance(encoder, VideoEncoder):
@@ -287,8 +287,6 @@ class ExportNet(nn.Module):
         return inputs, present, lengths
 
     def forward(self, *args: torch.Tensor):
-        from emomm.models.tta import tta_views
-
         inputs, present, lengths = self.split_args(args)
         outs = None
         views = tta_views(inputs, self.hflip, self.shift, self.crop, self.tencrop)
@@ -358,8 +356,6 @@ def dynamic_axes(wrapper: ExportNet) -> dict[str, dict[int, str]]:
 
 # -- export -------------------------------------------------------------------------------------
 def load_module(ckpt_path: str | Path):
-    from emomm.models.module import EmotionModule
-
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={path} does not exist; give a .ckpt written by emomm.train "
@@ -368,12 +364,8 @@ def load_module(ckpt_path: str | Path):
 
 
 def _plain(x: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-        if isinstance(x, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(x, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(x, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(x, resolve=True)
     if isinstance(x, dict):
         return {k: _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

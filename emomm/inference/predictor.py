@@ -36,6 +36,7 @@ from emomm.faces.crop import crop_face, eye_angle
 from emomm.faces.base import Faces
 from emomm.faces.detectors import build_detector
 from emomm.inference.adapter import PersonAdapter
+from emomm.inference.onnx_runner import OnnxRunner
 from emomm.inference.preprocess import Preprocessor
 from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
                                      WindowResult, top)
@@ -138,7 +139,6 @@ class Predictor:
             runner = TorchRunner.from_checkpoint(path, device)
             runner.ckpt_path = str(path)  # the adapter checks it was fitted on this checkpoint
         elif backend == "onnxruntime":
-            from emomm.inference.onnx_runner import OnnxRunner
             runner = OnnxRunner.from_export(path, precision=options.pop("precision", "fp32"))
         else:
             raise ValueError(f"backend={backend!r}: use torch or onnxruntime")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from emomm.models.module import EmotionModule
 from emomm.utils.safe_load import CheckpointNotFoundError
 
 
@@ -40,7 +41,6 @@ class TorchRunner:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "TorchRunner":
-        from emomm.models.module import EmotionModule
         path = Path(path).expanduser()
         if not path.is_file():
             raise CheckpointNotFoundError(f"{path}: no such checkpoint; give a run's checkpoints/best.ckpt")

@@ -6,16 +6,22 @@ import json
 import hydra
 from omegaconf import DictConfig
 
+from emomm.faces.detectors import build_detector
+from emomm.live.stream import LivePipeline
+from emomm.live.voice_input import LiveInputError, VoiceWindow, open_audio
+from emomm.media.audio import AudioReadError
+from emomm.media.images import ImageReadError
+from emomm.media.video import VideoReadError
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, private_library_caches, set_compute_threads, to_plain
 from emomm.utils.safe_load import exit_on_checkpoint_error
 
 
 def build(cfg: DictConfig):
     """``(pipeline, audio source)`` from the composed config."""
-    from emomm.faces.detectors import build_detector
-    from emomm.live.classifier import load_classifier
-    from emomm.live.pipeline import LivePipeline
-    from emomm.live.voice import VoiceWindow, open_audio
+    # Imported here, not above: the model loader imports Lightning, whose import writes
+    # matplotlib's font cache under $HOME; main calls build inside private_library_caches,
+    # so live mode stores nothing there (tests/test_live.py checks an empty $HOME).
+    from emomm.live.model_loader import load_classifier
 
     clf = load_classifier(cfg.ckpt_path, backend=cfg.backend, device=cfg.device, precision=cfg.precision,
                           log_dir=cfg.paths.log_dir)
@@ -30,10 +36,6 @@ def build(cfg: DictConfig):
 def main(cfg: DictConfig) -> dict:
     offline_defaults()
     set_compute_threads(cfg.threads)
-    from emomm.live.voice import LiveInputError   # (as build's: torch loads after the config)
-    from emomm.media.audio import AudioReadError
-    from emomm.media.images import ImageReadError
-    from emomm.media.video import VideoReadError
     # Errors that name the bad source, file or device and the fix: one line, exit 1.
     with exit_on_checkpoint_error(LiveInputError, AudioReadError, ImageReadError, VideoReadError, FileNotFoundError):
         with private_library_caches():

@@ -5,7 +5,7 @@ with ``reset()`` (detectors may keep state from chunk to chunk, as in a stream):
 
 * :class:`SileroVad` - silero-vad (its model ships inside the ``silero-vad`` package, the
   ``emomm[live]`` extra): speech against silence, noise, tones and music. Live mode's
-  :class:`~emomm.live.voice.VoiceWindow` runs it on the microphone.
+  :class:`~emomm.live.voice_input.VoiceWindow` runs it on the microphone.
 * :class:`EnergyVad` - 1.0 for a chunk louder than ``floor_db`` dBFS (RMS), else 0.0: finds
   digital silence and near-silence, needs nothing, never mistakes a sound for silence.
 

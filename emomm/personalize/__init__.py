@@ -28,8 +28,12 @@ import numpy as np
 import torch
 
 from emomm.analysis.groups import confusion, metrics_from_confusion
+from emomm.data.core.collate import collate_samples
 from emomm.data.core.group_sources import SampleMeta, sample_meta
+from emomm.data.core.speakers import parse_ravdess_name
+from emomm.data.core.splits import dataset_labels
 from emomm.inference.adapter import PersonAdapter, file_sha256
+from emomm.labels import label_mapping
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,6 @@ def _eval_view(ds):
 def person_samples(datamodule, person: Any) -> tuple[Any, list[int], list[SampleMeta], list[int], str]:
     """``(dataset, positions, meta, data labels, split)`` of the person's samples, from the
     first split (test, val, train) that has them."""
-    from emomm.data.core.splits import dataset_labels
     datamodule.setup("test")
     seen = []
     for split in ("test", "val", "train"):
@@ -83,7 +86,6 @@ def select_shots(meta: Sequence[SampleMeta], labels: Sequence[int], shots: int,
         raise ValueError(f"shots={shots}: need at least 1 sample per class")
     order = sorted(range(len(meta)), key=lambda i: (Path(meta[i].path or "").name, i))
     if protocol == "ravdess_repetition":
-        from emomm.data.core.speakers import parse_ravdess_name
         rep = {i: parse_ravdess_name(meta[i].path).repetition for i in order}
         candidates, held = [i for i in order if rep[i] == 1], [i for i in order if rep[i] == 2]
     else:
@@ -105,7 +107,6 @@ def collect_outputs(module, dataset, positions: Sequence[int], batch_size: int =
                     embeddings: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Logits ``[N, K]`` (test-time views averaged, as in eval) and fused embeddings
     ``[N, D]`` of ``dataset[positions]``."""
-    from emomm.data.core.collate import collate_samples
     module.eval()
     dev = next(module.parameters()).device
     logits, embs = [], []
@@ -125,7 +126,6 @@ def model_labels(data_labels: Sequence[int], data_names: Sequence[str], model_na
     """Data label indices as the model's (by canonical name); a label the model lacks is an error."""
     if list(data_names) == list(model_names):
         return np.asarray(data_labels, dtype=np.int64)
-    from emomm.labels import label_mapping
     mapping = label_mapping(data_names, model_names)
     missing = sorted({data_names[y] for y in data_labels if y not in mapping})
     if missing:

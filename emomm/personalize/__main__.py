@@ -15,7 +15,9 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
+from emomm.models.module import EmotionModule
 from emomm.personalize import personalize
+from emomm.runs.evaluation import eval_datamodule
 from emomm.utils.artifacts import write_json
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpt, to_plain
 from emomm.utils.safe_load import exit_on_checkpoint_error
@@ -24,8 +26,6 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    from emomm.eval import eval_datamodule
-    from emomm.models.module import EmotionModule
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)

@@ -10,6 +10,9 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from emomm.serve.app import ServeSettings, create_app
+from emomm.serve.auth import resolve_token
+from emomm.serve.engine import ServeEngine
 from emomm.utils.runtime import (CONFIG_DIR, offline_defaults, private_library_caches, resolve_ckpts,
                                  set_compute_threads)
 from emomm.utils.safe_load import exit_on_checkpoint_error
@@ -19,10 +22,6 @@ log = logging.getLogger("emomm.serve")
 
 def build(cfg: DictConfig):
     """(app, url) for ``cfg``: the engine loaded, the token resolved."""
-    from emomm.serve.app import ServeSettings, create_app
-    from emomm.serve.auth import resolve_token
-    from emomm.serve.engine import ServeEngine
-
     ckpt = resolve_ckpts(cfg.ckpt_path, cfg.paths.log_dir, cfg.backend)
     token = resolve_token(str(cfg.host), cfg.get("token"))
     settings = ServeSettings(max_image_mb=cfg.limits.max_image_mb, max_audio_mb=cfg.limits.max_audio_mb,
@@ -36,7 +35,7 @@ def build(cfg: DictConfig):
 
 
 def serve(cfg: DictConfig) -> None:
-    import uvicorn
+    import uvicorn   # the server library (the serve extra), loaded only to serve
 
     with private_library_caches():
         app, url, ckpt = build(cfg)

@@ -40,6 +40,7 @@ from emomm.serve.auth import COOKIE, TokenMiddleware
 from emomm.serve.errors import BadInput, public
 from emomm.media.sniff import sniff
 from emomm.serve.limits import BodyLimit
+from emomm.serve.live import LiveSession
 from emomm.serve.uploads import OVERHEAD, read_form, read_urlencoded
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,6 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.websocket("/ws/live")
     async def live(ws: WebSocket):
-        from emomm.serve.live import LiveSession
         counts["live_sessions"] += 1
         await LiveSession(ws, engine, infer, settings, counts).run()
 

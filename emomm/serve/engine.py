@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from emomm.inference.results import plain as _plain
+from emomm.media.video import VideoReadError, probe
 from emomm.serve import decode
 from emomm.serve.errors import BadInput, public
 
@@ -91,6 +92,9 @@ class ServeEngine:
                         backend: str = "torch") -> "ServeEngine":
         """One checkpoint (or ONNX export), or a list of checkpoints served as their mean
         ensemble; the panel shows one run's metrics only (the members' do not describe the mix)."""
+        # Imported here, not above: the Predictor imports Lightning, whose import writes
+        # matplotlib's font cache under $HOME; `python -m emomm.serve` loads the engine inside
+        # private_library_caches, so serving stores nothing there.
         from emomm.inference.predictor import Predictor
 
         predictor = Predictor.from_checkpoint(path, device=device, backend=backend)
@@ -160,8 +164,6 @@ class ServeEngine:
         return sorted(names, key=lambda k: (k != "fused", k))
 
     def video(self, data: bytes, sniffed, name: str = "upload") -> dict:
-        from emomm.media.video import VideoReadError, probe
-
         with decode.video_path(data, sniffed) as path:
             try:   # a header read first; a broken upload gets the decoder's message, named
                 probe(path)   # by the client's file name, never the temporary file's path

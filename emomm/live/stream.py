@@ -23,7 +23,7 @@ import numpy as np
 
 from emomm.faces.crop import crop_face
 from emomm.inference.tracking import IoUTracker
-from emomm.live.voice import LiveInputError
+from emomm.live.voice_input import LiveInputError
 from emomm.media.images import check_pixels
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class LivePipeline:
         ema: weight of the previous smoothed probabilities (0 = no smoothing).
         margin: crop context around a box (as in the training crops).
         min_score / max_faces: ignore weaker detections / keep the largest faces.
-        voice: a :class:`~emomm.live.voice.VoiceWindow` or None.
+        voice: a :class:`~emomm.live.voice_input.VoiceWindow` or None.
         voice_every_s: how often the voice window is classified.
         fuse: score faces with the voice when the model has both modalities.
         face_size: px of the square face crops handed to the classifier (default: the

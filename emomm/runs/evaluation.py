@@ -1,0 +1,181 @@
+"""Scoring checkpoints: what ``python -m emomm.eval`` does, and the evaluation data that
+``emomm.ensemble`` and ``emomm.personalize`` read.
+
+The checkpoint carries its label names, preprocessing and data config, so nothing else
+is needed; ``data=...`` evaluates on another dataset whose labels map onto the model's.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from emomm.analysis.groups import groups_report
+from emomm.analysis.occlusion import OccludedDataset, example_grid, parse_occlusions
+from emomm.labels import label_mapping
+from emomm.models.module import EmotionModule
+from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
+                                   save_image_grid, write_json)
+from emomm.utils.ema import load_raw_weights
+from emomm.utils.runtime import instantiate_dict, resolve_ckpt, resolve_precision, to_plain
+from emomm.utils.safe_load import CheckpointError, load_checkpoint
+from emomm.utils.moved import upgrade_targets
+from emomm.utils.targets import check_targets
+
+log = logging.getLogger(__name__)
+
+
+def align_labels(model: EmotionModule, data_labels: list[str]) -> None:
+    """Make the model score a dataset whose label order or names differ from its own."""
+    if list(data_labels) == model.label_names:
+        return
+    mapping = label_mapping(data_labels, model.label_names)
+    missing = [n for i, n in enumerate(data_labels) if i not in mapping]
+    if missing:
+        raise ValueError(f"the data has labels {missing} that the model (labels "
+                         f"{model.label_names}) cannot predict; evaluate on data whose labels are a "
+                         "subset of the model's (e.g. merge calm into neutral)")
+    model.target_map = torch.tensor([mapping[i] for i in range(len(data_labels))])
+
+
+def stored_data_config(models: list[EmotionModule]) -> dict[str, Any] | None:
+    """The first model's stored data config; where it lists ``modalities`` (the synthetic
+    data), widened to every model's modalities, each with the options it was trained with."""
+    data = copy.deepcopy(dict(models[0].hparams.data or {}))
+    if "modalities" not in data:
+        return data
+    wanted = list(dict.fromkeys(m for model in models for m in model.hparams.encoders))
+    data["modalities"] = list(dict.fromkeys([*(data["modalities"] or []), *wanted]))
+    if "options" not in data:  # per-modality options live elsewhere (e.g. data.voice)
+        return data
+    options = dict(data.get("options") or {})
+    for model in models:
+        theirs = (model.hparams.data or {}).get("options") or {}
+        for m in model.hparams.encoders:
+            if options.get(m) is None and theirs.get(m) is not None:
+                options[m] = theirs[m]
+    data["options"] = options
+    return data
+
+
+def apply_eval_windows(model: EmotionModule, windows: Any) -> None:
+    """``eval_windows=...``: score each voice clip by the mean logits of all its windows
+    (:mod:`emomm.models.windows`), e.g. ``{hop_s: 1.0}``, or by one centre crop with
+    ``false``, whatever the checkpoint was trained with. Sets both the model's stored
+    preprocessing (which the model reads) and the stored data config (which decides
+    whether the evaluation data serve whole clips)."""
+    prep = dict(model.hparams.get("preprocessing") or {})
+    if "voice" not in prep:
+        raise ValueError(f"eval_windows={windows} applies to voice models; this checkpoint's "
+                         f"modalities are {list(prep) or list(model.hparams.encoders)}")
+    windows = dict(windows) if windows else None
+    prep["voice"] = {**prep["voice"], "eval_windows": windows}
+    model.hparams.preprocessing = prep
+    data = model.hparams.get("data")
+    if data is not None:
+        model.hparams.data = {**data, "eval_windows": windows}
+    model.__dict__.pop("_window_spec", None)  # the spec is parsed once and cached
+
+
+def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | str):
+    """The data to score ``models`` on: ``cfg.data`` when it names a dataset (``data=<name>``;
+    its interpolations such as ``${face.image_size}`` or ``${modalities}`` take the values the
+    models were trained with, from their checkpoints), else the data config stored in the
+    first checkpoint, with any ``data.*`` options given (``data.root=...``) on top."""
+    data_cfg = cfg.get("data")
+    if data_cfg and "_target_" in data_cfg:
+        with open_dict(cfg):
+            cfg.modalities = list(dict.fromkeys(m for model in models for m in model.hparams.encoders))
+            for model in reversed(models):  # the first model's settings win
+                for modality, prep in (model.hparams.preprocessing or {}).items():
+                    cfg[modality] = {**prep, **(cfg.get(modality) or {})}
+        data_cfg = cfg.data
+    else:
+        data_cfg = upgrade_targets(stored_data_config(models))  # names that moved since it was written
+        if not data_cfg:
+            raise CheckpointError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
+        check_targets(data_cfg, ckpt, prefix="hyper_parameters.data")  # from a file: built only if allowed
+        if cfg.get("data"):  # options without a dataset (data.root=..., debug's data.num_workers=0) adjust it
+            data_cfg = OmegaConf.merge(data_cfg, to_plain(cfg.data))
+    datamodule = instantiate(data_cfg)
+    if callable(getattr(datamodule, "require_modalities", None)):
+        datamodule.require_modalities(list(dict.fromkeys(m for model in models for m in model.hparams.encoders)))
+    return datamodule
+
+
+def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, datamodule,
+                   out_dir: Path) -> dict[str, Any]:
+    """metrics.json's ``test_occlusion``: the split scored clean (the run just done) and under
+    each ``cfg.occlusion`` condition (emomm.analysis.occlusion, seeded per sample by ``cfg.seed``);
+    writes occlusion.csv and occlusion_examples.png. ``model.test_results`` stays the clean one."""
+    specs = parse_occlusions(to_plain(cfg.get("occlusion")))
+    if not specs:
+        return {}
+    clean, base, prep = model.test_results, datamodule.splits[cfg.split], datamodule.preprocessing
+    views = {"clean": base} | {s.name: OccludedDataset(base, s, prep, cfg.seed) for s in specs}
+    table = {"clean": clean["metrics"]}
+    for name in list(views)[1:]:
+        datamodule.splits[cfg.split] = views[name]  # the loader takes the datamodule's settings
+        loader = datamodule.val_dataloader() if cfg.split == "val" else datamodule.test_dataloader()
+        datamodule.splits[cfg.split] = base
+        model.test_results = {}
+        trainer.test(model, dataloaders=loader)
+        table[name] = model.test_results["metrics"]
+    model.test_results = clean
+    print("\n" + occlusion_report(table, out_dir))
+    n_examples = int(cfg.get("occlusion_examples", 8) or 0)  # 0: no picture of dataset faces
+    if n_examples > 0:
+        names, grid = example_grid(views, prep, n_examples)
+        save_image_grid(grid, [f"{n}\nUAR {100 * table[n]['uar']:.1f}%" for n in names],
+                        out_dir / "occlusion_examples.png", f"{cfg.split} inputs under occlusion")
+    return {"test_occlusion": table}
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score ``cfg.ckpt_path`` on ``cfg.split`` as ``cfg`` says; returns what metrics.json holds."""
+    L.seed_everything(cfg.seed, workers=True)
+    parse_occlusions(to_plain(cfg.get("occlusion")))  # a bad spec fails before any scoring
+    out_dir = Path(cfg.paths.output_dir)
+    ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
+    model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
+    for key in ("tta_hflip", "tta_shift", "tta_tencrop"):
+        if cfg.get(key) is not None:
+            model.hparams[key] = to_plain(cfg[key])
+    if cfg.get("eval_windows") is not None:
+        apply_eval_windows(model, to_plain(cfg.eval_windows))
+    if cfg.get("weights", "stored") == "raw":
+        load_raw_weights(model, load_checkpoint(ckpt), str(ckpt))
+    elif cfg.get("weights", "stored") != "stored":
+        raise ValueError(f"weights={cfg.weights}: use stored (the checkpoint's weights, the average for "
+                         "callbacks=ema) or raw (the training weights an EMA checkpoint keeps beside them)")
+    datamodule = eval_datamodule(cfg, [model], ckpt)
+    align_labels(model, datamodule.label_names)
+    resolve_precision(cfg.trainer)
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_dict(cfg.get("logger")) or False)
+    dataloaders = None
+    if cfg.split == "val":
+        datamodule.setup("validate")
+        dataloaders = datamodule.val_dataloader()
+    trainer.test(model, datamodule=None if dataloaders else datamodule, dataloaders=dataloaders)
+    metrics = model.test_results.get("metrics", {})
+    summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
+               "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift", "tta_tencrop")},
+               "weights": cfg.get("weights", "stored"),
+               "eval_windows": ((model.hparams.get("preprocessing") or {}).get("voice") or {}).get("eval_windows"),
+               "data": to_plain(cfg.get("data") or model.hparams.data),
+               "label_names": model.label_names}
+    print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
+    summary |= multimodal_report(model.test_results, out_dir)
+    summary |= groups_report(cfg.get("groups"), model.test_results, datamodule.splits[cfg.split], model.label_names,
+                             out_dir, getattr(datamodule, "root", None))
+    summary |= occlusion_eval(cfg, trainer, model, datamodule, out_dir)
+    write_json(out_dir / "metrics.json", summary)
+    if "confmat" in model.test_results:
+        save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir, cfg.split)
+    return summary
