@@ -11,7 +11,8 @@ import torch
 
 from emomm.data.collate import collate_samples
 from emomm.data.meld import MeldDataModule
-from emomm.models.module import EmotionModule, aux_task_weights
+from emomm.models.module import EmotionModule
+from emomm.models.objective import aux_task_weights
 from emomm.train import build_module, train
 from tests.test_text import MELD_FIT, meld_root  # noqa: F401  (fixture: tiny MELD CSVs)
 

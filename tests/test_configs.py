@@ -70,7 +70,7 @@ def test_benchmark_variants_compose(cfg_factory):
     """Every ablation variant of the benchmarks composes with its recipe (a typo in an
     override would otherwise surface only ~30 min into a benchmark), and the RAVDESS ones
     train the auxiliary heads they are named for, no more (a dict override merges)."""
-    from emomm.models.module import aux_task_weights
+    from emomm.models.objective import aux_task_weights
     for script, experiment in (("ravdess_ablation", "ravdess_voice"), ("meld_text", "meld_text"),
                                ("fer2013_cpu", None), ("text_step", "meld_text")):
         mod = _bench_module(script)

@@ -8,7 +8,7 @@ from emomm.models.mixup import Mix, mix_batch, mixed_targets, mixup_settings
 from emomm.models.multimodal import GradientModulation
 from emomm.models.module import EmotionModule
 
-ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
+ENC = {"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
 FUSION = {"_target_": "emomm.models.fusion.IdentityFusion"}
 OPT = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
 

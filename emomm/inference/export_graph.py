@@ -33,7 +33,7 @@ class ExportError(ValueError):
 # boolean-mask indexing with data-dependent sizes (video), complex STFTs and packed
 # sequences (voice). They share the encoders' parameters (no copies of weights).
 class VideoAdapter(nn.Module):
-    """:class:`~emomm.models.encoders.video.VideoEncoder` without boolean indexing: every
+    """:class:`~emomm.models.encoders.video_temporal.VideoEncoder` without boolean indexing: every
     frame, padded ones included, goes through the frame encoder (in eval mode each frame's
     features depend on that frame alone), and padded frames' features are zeroed, which is
     what the encoder's scatter into a zero tensor gives."""
@@ -74,7 +74,7 @@ class VideoAdapter(nn.Module):
 
 
 class LogMelDFT(nn.Module):
-    """:class:`~emomm.models.encoders.voice.LogMelFrontend` for full-length waveforms
+    """:class:`~emomm.models.encoders.voice_cnn_lstm.LogMelFrontend` for full-length waveforms
     ``[B, N]``, with the power spectrum as two real convolutions (cos and sin kernels times
     the window) instead of ``torch.stft``. Same frames (centre, zero padding), same mel
     filters, same dB floor and normalisation."""
@@ -117,7 +117,7 @@ class LogMelDFT(nn.Module):
 
 
 class VoiceAdapter(nn.Module):
-    """:class:`~emomm.models.encoders.voice.VoiceEncoder` (eval) for equal-length waveforms:
+    """:class:`~emomm.models.encoders.voice_cnn_lstm.VoiceEncoder` (eval) for equal-length waveforms:
     the DFT front end, the same CNN blocks, projection, LSTM (unpacked: nothing is padded)
     and pooling."""
 
@@ -228,9 +228,9 @@ def shape_agnostic(module: nn.Module) -> nn.Module:
 
 
 def adapt_encoder(modality: str, encoder: nn.Module) -> nn.Module:
-    from emomm.models.encoders.face import FaceEncoder
-    from emomm.models.encoders.video import VideoEncoder
-    from emomm.models.encoders.voice import VoiceEncoder
+    from emomm.models.encoders.face_timm import FaceEncoder
+    from emomm.models.encoders.video_temporal import VideoEncoder
+    from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
 
     if isinstance(encoder, FaceEncoder):
         return encoder
@@ -287,7 +287,7 @@ class ExportNet(nn.Module):
         return inputs, present, lengths
 
     def forward(self, *args: torch.Tensor):
-        from emomm.models.tta import tta_views
+        from emomm.models.eval_views import tta_views
 
         inputs, present, lengths = self.split_args(args)
         outs = None
