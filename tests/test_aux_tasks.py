@@ -86,10 +86,10 @@ def test_aux_loss_joins_training_loss_and_trains_its_head(cfg_factory, meld_root
     with_aux = module._step(batch, "train")
     with_aux.backward()
     assert head.weight.grad.abs().sum() > 0  # the head learns
-    tasks, module.aux_tasks = module.aux_tasks, {}
+    tasks, module.objective.aux_tasks = module.objective.aux_tasks, {}
     torch.manual_seed(0)
     without = module._step(batch, "train")
-    module.aux_tasks = tasks
+    module.objective.aux_tasks = tasks
     assert float((with_aux - without).detach()) == pytest.approx(0.5 * math.log(3), rel=1e-4)
 
 

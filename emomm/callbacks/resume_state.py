@@ -1,12 +1,12 @@
 """Resuming an interrupted run exactly, as a Lightning callback (in ``conf/callbacks/default.yaml``).
 
-:class:`ResumeState` keeps what Lightning does not restore by itself: the module's ``best_val`` record, so ``metrics.json`` of a resumed run
-equals an uninterrupted one's; and on SIGTERM (SLURM preemption, ``kill``) it writes
-``last.ckpt`` before Lightning stops, so the same command plus ``ckpt_path=last``
-continues where it stopped: the training loader's position in the epoch is saved with the
-checkpoint (:class:`emomm.data.sampling.ResumableDataLoader`), so the resumed run ends
-with the weights and metrics of a run never stopped. A SIGTERM during validation lets the
-validation finish first (a checkpoint from inside it would resume without that epoch's
+:class:`ResumeState` keeps what Lightning does not restore by itself: the module's ``best_val``
+record, so ``metrics.json`` of a resumed run equals an uninterrupted one's; and on SIGTERM
+(SLURM preemption, ``kill``) it writes ``last.ckpt`` before Lightning stops, so the same command
+plus ``ckpt_path=last`` continues where it stopped: the training loader's position in the epoch
+is saved with the checkpoint (:class:`emomm.data.sampling.ResumableDataLoader`), so the resumed
+run ends with the weights and metrics of a run never stopped. A SIGTERM during validation lets
+the validation finish first (a checkpoint from inside it would resume without that epoch's
 validation); one during testing saves nothing (the weights under test are best.ckpt's).
 
 Checkpoints are written atomically and ``ckpt_path=last`` is resolved by

@@ -21,6 +21,7 @@ encoder freezing, OGM-GE, ...) are callbacks in :mod:`emomm.callbacks`.
 """
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 from pathlib import Path
@@ -35,7 +36,7 @@ from emomm.models.checkpoint_reload import checked_hparams, reload_kwargs
 from emomm.models.classifier import EmotionClassifier, classifier_head
 from emomm.models.eval_views import WindowSpec, mean_outputs, tta_views, view_logits, windowed_outputs
 from emomm.models.mixup import mix_batch
-from emomm.models.multimodal import drop_modalities, init_encoders_from, per_modality
+from emomm.models.multimodal import drop_modalities, full_presence, init_encoders_from, per_modality
 from emomm.models.objective import Objective, TrainStep, check_aux_counts, class_weights
 from emomm.models.optimization import build_optimization, param_groups
 from emomm.models.scoring import Scoring, improves
@@ -149,7 +150,8 @@ class EmotionModule(L.LightningModule):
         Every failure is a :class:`~emomm.utils.safe_load.CheckpointError` naming the file."""
         path = Path(checkpoint_path).expanduser()
         data = read_checkpoint(path)
-        required = ("label_names", "encoders", "fusion", "optimizer")  # the arguments without defaults
+        required = [n for n, p in inspect.signature(cls.__init__).parameters.items()
+                    if n != "self" and p.default is p.empty]
         hparams = checked_hparams(load_checkpoint(path, data=data), path, required)  # refuses pickled code
         kwargs = reload_kwargs(hparams, kwargs) | {"weights_only": True}
         try:
@@ -240,10 +242,7 @@ class EmotionModule(L.LightningModule):
         train, objective = split == "train", self.objective
         mix = objective.draw_mix(batch["label"]) if train else None
         batch = mix_batch(batch, mix) if mix is not None else batch
-        present = dict(batch.get("present") or {})
-        for m in self.net.modalities:  # a modality the whole batch lacks
-            if m not in batch["inputs"]:
-                present[m] = torch.zeros(batch["label"].shape[0], dtype=torch.bool, device=batch["label"].device)
+        present = full_presence(batch, self.net.modalities)
         fused_present = drop_modalities(present, self.modality_dropout) if train else present
         out = self.outputs({**batch, "present": fused_present}, self.scoring.subsets if split == "test" else [],
                            aux=bool(objective.aux_tasks) and split != "test")

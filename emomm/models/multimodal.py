@@ -39,6 +39,17 @@ def per_modality(value: float | Mapping[str, float] | None, modalities: list[str
     return {m: float(value) for m in modalities}
 
 
+def full_presence(batch: Mapping[str, Any], modalities: list[str]) -> dict[str, torch.Tensor]:
+    """``{modality: Bool[B]}`` for every one of ``modalities``: the batch's ``present`` masks,
+    all False for a modality the whole batch lacks (no input at all)."""
+    labels = batch["label"]
+    present = dict(batch.get("present") or {})
+    for m in modalities:
+        if m not in batch["inputs"]:
+            present[m] = torch.zeros(labels.shape[0], dtype=torch.bool, device=labels.device)
+    return present
+
+
 def drop_modalities(present: dict[str, torch.Tensor], rates: dict[str, float],
                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Mask each modality out of a random ``rates[m]`` share of samples; a sample that would
