@@ -107,8 +107,8 @@ VARIANTS = {"no_context": ["text.context_turns=0"], "speakers": ["text.speakers=
             "bf16_batch64": [BF16, "data.batch_size=64", "model.optimizer.lr=1.4e-4"],
             # linear probing, then fine-tuning (LP-FT): MiniLM frozen for a 5th epoch put first, the head
             # at 10x the rate (at 1e-4 alone it was still predicting neutral after that epoch), in bf16: vs bf16
-            "bf16_lpft": [BF16, "callbacks=freeze_encoders", "callbacks.freeze_encoders.epochs={text: 1}", "trainer.max_epochs=5",
-                          "model.head_lr_scale=10"],
+            "bf16_lpft": [BF16, "callbacks=freeze_encoders", "callbacks.freeze_encoders.epochs={text: 1}",
+                          "trainer.max_epochs=5", "model.head_lr_scale=10"],
             # the next turn as context too (after " || "), at the recipe's lr and without names, in bf16: vs bf16
             "bf16_future1": [BF16, *future_variant(1)],
             # four past turns instead of two (54 tokens on average, not 37; p99 117), in bf16: vs bf16

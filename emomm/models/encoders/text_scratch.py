@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
+from emomm.data.text import dataset_texts
 from emomm.models.encoders.text_transformer import clean_backend, encode_batch, masked_mean
 
 from emomm.models.features import EncoderOutput
@@ -143,7 +144,6 @@ class TextScratchEncoder(nn.Module):
         if datamodule is None or not getattr(datamodule, "splits", None):
             raise RuntimeError("TextScratchEncoder trains its tokenizer from the datamodule's "
                                "training split; fit with trainer.fit(model, datamodule=...)")
-        from emomm.data.text import dataset_texts
         self.fit_texts(dataset_texts(datamodule.splits["train"], modality))
 
     def get_extra_state(self) -> dict[str, Any]:
