@@ -43,7 +43,7 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from emomm.data.datasets.ravdess import RavdessDataModule
-    from emomm.models.encoders.voice import VoiceEncoder
+    from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
 
     torch.set_num_threads(args.threads)
     root = Path(args.root)

@@ -31,7 +31,7 @@ def module(backbone: str, size: int, chans: int, **enc):
     torch.manual_seed(0)
     return EmotionModule(
         label_names=[str(i) for i in range(7)],
-        encoders={"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": backbone,
+        encoders={"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": backbone,
                            "in_chans": chans, **enc}},
         fusion={"_target_": "emomm.models.fusion.IdentityFusion"},
         optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, tta_hflip=["face"],

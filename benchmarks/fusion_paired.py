@@ -81,7 +81,8 @@ def main() -> None:
     face_ckpt = Path(steps["face"]["run_dir"]) / "checkpoints" / "last.ckpt"
     voice_ckpt = Path(steps["voice"]["run_dir"]) / "checkpoints" / "best.ckpt"
     init = f"model.init_from={{face: {face_ckpt}, voice: {voice_ckpt}}}"
-    fusions = {"late": ["fusion=late", "model.freeze_epochs={face: 100, voice: 100}", "trainer.max_epochs=3"],
+    fusions = {"late": ["fusion=late", "callbacks.freeze_encoders.epochs={face: 100, voice: 100}",
+                        "trainer.max_epochs=3"],
                "gated": ["fusion=gated", f"trainer.max_epochs={args.fusion_epochs}"],
                "attention": ["fusion=attention", f"trainer.max_epochs={args.fusion_epochs}"]}
     for name, over in fusions.items():

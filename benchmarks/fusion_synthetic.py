@@ -52,7 +52,8 @@ def plan(modalities: list[str], done: dict) -> dict[str, list[str]]:
     singles = {m: done.get(f"single:{m}", {}).get("run_dir") for m in modalities}
     if all(singles.values()):
         init = ",".join(f"{m}:{d}/checkpoints/best.ckpt" for m, d in singles.items())
-        runs["late+init"] = [*both, "fusion=late", f"++model.init_from={{{init}}}", "model.freeze_epochs=2",
+        runs["late+init"] = [*both, "fusion=late", f"++model.init_from={{{init}}}",
+                             "callbacks=freeze_encoders", "callbacks.freeze_encoders.epochs=2",
                              "model.modality_dropout=0.3"]
     return runs
 

@@ -57,7 +57,7 @@ def fer_module():
     torch.manual_seed(0)
     return EmotionModule(
         label_names=["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
-        encoders={"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet18",
+        encoders={"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet18",
                            "in_chans": 1, "stem_pool": False}},
         fusion={"_target_": "emomm.models.fusion.IdentityFusion"},
         optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},

@@ -11,7 +11,8 @@ import torch
 
 from emomm.data.core.collate import collate_samples
 from emomm.data.datasets.meld import MeldDataModule
-from emomm.models.module import EmotionModule, aux_task_weights
+from emomm.models.module import EmotionModule
+from emomm.models.objective import aux_task_weights
 from emomm.runs.training import build_module, train
 from tests.test_text import MELD_FIT, meld_root  # noqa: F401  (fixture: tiny MELD CSVs)
 
@@ -85,10 +86,10 @@ def test_aux_loss_joins_training_loss_and_trains_its_head(cfg_factory, meld_root
     with_aux = module._step(batch, "train")
     with_aux.backward()
     assert head.weight.grad.abs().sum() > 0  # the head learns
-    tasks, module.aux_tasks = module.aux_tasks, {}
+    tasks, module.objective.aux_tasks = module.objective.aux_tasks, {}
     torch.manual_seed(0)
     without = module._step(batch, "train")
-    module.aux_tasks = tasks
+    module.objective.aux_tasks = tasks
     assert float((with_aux - without).detach()) == pytest.approx(0.5 * math.log(3), rel=1e-4)
 
 

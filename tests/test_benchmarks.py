@@ -80,7 +80,7 @@ def test_every_task_has_its_ablations():
 def test_ablation_composes_and_changes_its_recipe(tmp_path_factory, task, variant):
     """Each ablation composes on its recipe (a stale key would otherwise surface ~30 min into a
     run), changes it, and does what it is named for."""
-    from emomm.models.module import aux_task_weights
+    from emomm.models.objective import aux_task_weights
     from tests.conftest import make_cfg
     text = (ABLATION_DIR / task / f"{variant}.yaml").read_text()
     assert text.startswith("# @package _global_\n"), f"{task}/{variant}.yaml: its first line must be # @package _global_"

@@ -35,8 +35,8 @@ KINDS = {
     "copyfile": ("shutil.copyfile", "_target_"),
     "makedirs": ("os.makedirs", "_target_"),
     "system": ("os.system", "_target_"),
-    "reexported_module": ("emomm.models.encoders.text.os.makedirs", "_target_"),
-    "reexported_class": ("emomm.models.encoders.text.Path.write_text", "_target_"),
+    "reexported_module": ("emomm.models.encoders.text_transformer.os.makedirs", "_target_"),
+    "reexported_class": ("emomm.models.encoders.text_transformer.Path.write_text", "_target_"),
     "emomm_function": ("emomm.utils.artifacts.write_json", "_target_"),
     "nested_in_list": ("os.makedirs", "extra[0]._target_"),
     "partial": ("os.makedirs", "_target_"),
@@ -57,11 +57,11 @@ def gadget(kind: str, made: Path, src: Path) -> dict:
         "copyfile": {"_target_": "shutil.copyfile", "src": str(src), "dst": path},
         "makedirs": {"_target_": "os.makedirs", "name": path},
         "system": {"_target_": "os.system", "command": f"touch {path}"},
-        "reexported_module": {"_target_": "emomm.models.encoders.text.os.makedirs", "name": path},
-        "reexported_class": {"_target_": "emomm.models.encoders.text.Path.write_text",
-                             "_args_": [{"_target_": "emomm.models.encoders.text.Path", "_args_": [path]}, "pwned"]},
+        "reexported_module": {"_target_": "emomm.models.encoders.text_transformer.os.makedirs", "name": path},
+        "reexported_class": {"_target_": "emomm.models.encoders.text_transformer.Path.write_text",
+                             "_args_": [{"_target_": "emomm.models.encoders.text_transformer.Path", "_args_": [path]}, "pwned"]},
         "emomm_function": {"_target_": "emomm.utils.artifacts.write_json",
-                           "_args_": [{"_target_": "emomm.models.encoders.text.Path", "_args_": [path]}, "pwned"]},
+                           "_args_": [{"_target_": "emomm.models.encoders.text_transformer.Path", "_args_": [path]}, "pwned"]},
         "nested_in_list": {"_target_": "emomm.models.fusion.ConcatFusion", "_partial_": True,
                            "extra": [{"_target_": "os.makedirs", "name": path}]},
         "partial": {"_target_": "os.makedirs", "_partial_": True, "name": path},
@@ -165,7 +165,7 @@ def test_predictor_and_the_server_refuse_the_gadgets(kind, make_gadget, face_ckp
 
 def test_ensemble_and_init_from_refuse_a_gadget(make_gadget, face_ckpt, cfg_factory):
     from emomm.ensemble import ensemble
-    from emomm.models.encoders.video import VideoEncoder
+    from emomm.models.encoders.video_temporal import VideoEncoder
     from emomm.models.multimodal import encoder_state
     path, made = make_gadget("makedirs", "data")
     with pytest.raises(UnsafeTargetError, match="hyper_parameters.data._target_"):
@@ -262,7 +262,7 @@ def test_every_target_in_conf_passes_the_allow_list():
     "builtins.open", "os.system", "posix.system", "subprocess.Popen", "torch.load", "torch.hub.load",
     "emomm.models.module.instantiate",             # hydra's instantiate, imported into an emomm module
     "emomm.models.module.__builtins__.open",       # dunder
-    "emomm.models.encoders.face.timm.create_model",
+    "emomm.models.encoders.face_timm.timm.create_model",
     "emomm.models.module.torch.nn.Linear",          # a library class through an emomm module
     "emomm.models.module.EmotionModule.load_from_checkpoint",
     "emomm.utils.artifacts.write_json", "emomm.train.train", "emomm.runs.training.train",
@@ -274,8 +274,8 @@ def test_refused_targets(target):
 
 
 @pytest.mark.parametrize("target", [
-    "emomm.models.module.EmotionModule", "emomm.models.encoders.face.FaceEncoder", "emomm.models.fusion.auto_fusion",
-    "emomm.models.schedulers.warmup_cosine", "emomm.data.synthetic.SyntheticDataModule", "emomm.utils.ema.EMA",
+    "emomm.models.module.EmotionModule", "emomm.models.encoders.face_timm.FaceEncoder", "emomm.models.fusion.auto_fusion",
+    "emomm.models.schedulers.warmup_cosine", "emomm.data.synthetic.SyntheticDataModule", "emomm.callbacks.ema.EMA",
     "emomm.data.core.group_sources.CsvGroups", "emomm.data.datasets.cremad.CremadDemographics",
     "torch.optim.AdamW", "lightning.pytorch.callbacks.ModelCheckpoint",
 ])
@@ -308,7 +308,8 @@ def test_a_normal_checkpoint_loads_and_predicts_as_before(face_ckpt):
     import numpy as np
 
     from emomm import Predictor
-    from emomm.models.module import INIT_WEIGHT_ARGS, EmotionModule
+    from emomm.models.checkpoint_reload import INIT_WEIGHT_ARGS
+    from emomm.models.module import EmotionModule
     ours = EmotionModule.load_from_checkpoint(face_ckpt, map_location="cpu").eval()
     hp = torch.load(face_ckpt, weights_only=True)["hyper_parameters"]
     encoders = {m: {k: INIT_WEIGHT_ARGS[k] if k in INIT_WEIGHT_ARGS else v for k, v in c.items()}

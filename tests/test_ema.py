@@ -1,11 +1,11 @@
-"""EMA of the weights (emomm.utils.ema.EMA): the average, validation and checkpoints."""
+"""EMA of the weights (emomm.callbacks.ema.EMA): the average, validation and checkpoints."""
 import lightning as L
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from emomm.utils.ema import EMA, RAW_KEY
+from emomm.callbacks.ema import EMA, RAW_KEY
 
 
 class Toy(L.LightningModule):
@@ -160,7 +160,7 @@ def test_ema_with_a_network_compiled_in_place(tmp_path):
 
 def test_raw_weights_load_from_an_ema_checkpoint_for_a_paired_eval(tmp_path):
     """``emomm.eval weights=raw``: the same checkpoint scored without the average."""
-    from emomm.utils.ema import load_raw_weights
+    from emomm.callbacks.ema import load_raw_weights
 
     fit(tmp_path, EMA(decay=0.8))
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)

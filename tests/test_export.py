@@ -130,13 +130,13 @@ def small_module(encoders, fusion="IdentityFusion", **kw) -> EmotionModule:
                          fusion={"_target_": f"emomm.models.fusion.{fusion}"}, optimizer=OPT, **kw).eval()
 
 
-VOICE = {"_target_": "emomm.models.encoders.voice.VoiceEncoder", "sample_rate": 16000, "channels": [8, 16],
+VOICE = {"_target_": "emomm.models.encoders.voice_cnn_lstm.VoiceEncoder", "sample_rate": 16000, "channels": [8, 16],
          "lstm_hidden": 16, "proj_dim": 16, "attention_hidden": 16}
-FACE = {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}
+FACE = {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}
 
 
 def video_enc(temporal):
-    return {"_target_": "emomm.models.encoders.video.VideoEncoder", "backbone": "resnet10t",
+    return {"_target_": "emomm.models.encoders.video_temporal.VideoEncoder", "backbone": "resnet10t",
             "hidden_size": 32, "num_layers": 1, "temporal": temporal}
 
 

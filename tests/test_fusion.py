@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from emomm.callbacks.ogm_ge import GradientModulation
 from emomm.models.classifier import EmotionClassifier
 from emomm.models.features import EncoderOutput
 from emomm.models.fusion import (AttentionFusion, ConcatFusion, GatedFusion, IdentityFusion, LateFusion,
                                  auto_fusion)
-from emomm.models.multimodal import GradientModulation, drop_modalities, modality_subsets
+from emomm.models.multimodal import drop_modalities, modality_subsets
 
 DIMS = {"face": 12, "voice": 10, "text": 8}
 TOKENS = {"face": 6, "voice": 5, "text": 7}

@@ -67,7 +67,7 @@ def test_group_metrics_match_hand_computed_values():
 
 
 def test_metrics_agree_with_torchmetrics_and_batch_over_draws():
-    from emomm.models.metrics import build_metrics
+    from emomm.models.scoring import build_metrics
     rng = np.random.default_rng(0)
     t, p = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
     ours = metrics_from_confusion(confusion(p, t, 4))

@@ -239,8 +239,8 @@ def test_face_and_voice_model_fuses_voice_into_face_scores():
     from emomm.models.module import EmotionModule
 
     torch.manual_seed(0)
-    enc = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 3},
-           "voice": {"_target_": "emomm.models.encoders.voice.VoiceEncoder", "sample_rate": 16000,
+    enc = {"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet10t", "in_chans": 3},
+           "voice": {"_target_": "emomm.models.encoders.voice_cnn_lstm.VoiceEncoder", "sample_rate": 16000,
                      "channels": [8, 16], "lstm_hidden": 16, "proj_dim": 16, "attention_hidden": 16}}
     prep = {"face": {"image_size": 32, "in_chans": 3, "mean": [0.5] * 3, "std": [0.5] * 3},
             "voice": {"sample_rate": 16000, "duration": 1.0, "pad": True, "trim_db": None}}

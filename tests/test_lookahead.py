@@ -1,10 +1,10 @@
-"""Lookahead (emomm/utils/lookahead.py): the slow copy's update rule and the last step."""
+"""Lookahead (emomm/callbacks/lookahead.py): the slow copy's update rule and the last step."""
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from emomm.utils.lookahead import Lookahead
+from emomm.callbacks.lookahead import Lookahead
 
 
 class Holder(torch.nn.Module):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from emomm.models.metrics import build_metrics, build_per_class
+from emomm.models.scoring import build_metrics, build_per_class
 
 # 3 classes, 8 samples.
 TARGET = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])

@@ -3,12 +3,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emomm.models import module as module_mod
+from emomm.models import objective as objective_mod
 from emomm.models.mixup import Mix, mix_batch, mixed_targets, mixup_settings
-from emomm.models.multimodal import GradientModulation
+from emomm.callbacks.ogm_ge import GradientModulation
 from emomm.models.module import EmotionModule
 
-ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
+ENC = {"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
 FUSION = {"_target_": "emomm.models.fusion.IdentityFusion"}
 OPT = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
 
@@ -35,7 +35,7 @@ def test_training_loss_is_the_mixed_cross_entropy_and_evaluation_is_unmixed(monk
     monkeypatch.setattr(m, "log", lambda *a, **k: None)
     x, y = torch.randn(4, 1, 48, 48), torch.tensor([0, 1, 2, 1])
     mix = Mix(0.3, torch.tensor([2, 3, 0, 1]))
-    monkeypatch.setattr(module_mod, "draw_mix", lambda *a, **k: mix)
+    monkeypatch.setattr(objective_mod, "draw_mix", lambda *a, **k: mix)
     loss = m._step({"inputs": {"face": x}, "label": y}, "train")
     mixed = 0.3 * x + 0.7 * x[mix.perm]
     logits = m.net({"face": mixed}, {}, None)  # train mode: BatchNorm on the same batch statistics

@@ -6,7 +6,7 @@ import torch
 from emomm.models.module import EmotionModule
 from emomm.models.schedulers import warmup_cosine
 
-ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
+ENC = {"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
 FUSION = {"_target_": "emomm.models.fusion.IdentityFusion"}
 OPT = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
 
@@ -48,7 +48,7 @@ def test_hflip_tta_averages_mirrored_logits():
 
 
 def test_shift_views_move_the_image_and_repeat_its_edges():
-    from emomm.models.tta import shift_image, tta_views
+    from emomm.models.eval_views import shift_image, tta_views
 
     x = torch.zeros(1, 1, 5, 5)
     x[0, 0, 2, 2] = 1.0
@@ -65,7 +65,7 @@ def test_shift_views_move_the_image_and_repeat_its_edges():
 
 
 def test_shift_and_flip_tta_average_ten_views():
-    from emomm.models.tta import tta_views
+    from emomm.models.eval_views import tta_views
 
     torch.manual_seed(0)
     m = EmotionModule(label_names=["a", "b", "c"], encoders=ENC, fusion=FUSION, optimizer=OPT,
@@ -106,7 +106,7 @@ def test_compile_keeps_checkpoint_keys_loadable_without_compile():
 
 
 def test_face_encoder_without_stem_pool_keeps_twice_the_resolution():
-    from emomm.models.encoders.face import FaceEncoder
+    from emomm.models.encoders.face_timm import FaceEncoder
 
     x = torch.randn(2, 1, 48, 48)
     pooled = FaceEncoder("resnet10t", in_chans=1).net.forward_features(x)

@@ -17,7 +17,7 @@ def tables(monkeypatch):
     """An old module name for the fusion module and an old class name for the face encoder."""
     monkeypatch.setitem(moved.MOVED_MODULES, "emomm.models.old_fusion", "emomm.models.fusion")
     monkeypatch.setitem(moved.MOVED_NAMES, "emomm.models.old_face.OldFaceEncoder",
-                        "emomm.models.encoders.face.FaceEncoder")
+                        "emomm.models.encoders.face_timm.FaceEncoder")
 
 
 def test_names_are_rewritten_at_any_depth_without_touching_the_input(tables):
@@ -29,7 +29,7 @@ def test_names_are_rewritten_at_any_depth_without_touching_the_input(tables):
     out = upgrade_targets(cfg)
     assert cfg == before
     assert out["fusion"]["_target_"] == "emomm.models.fusion.LateFusion"
-    assert out["encoders"]["face"] == {"_target_": "emomm.models.encoders.face.FaceEncoder", "x": ["${a}"]}
+    assert out["encoders"]["face"] == {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "x": ["${a}"]}
     assert out["deep"][0] == {"_target_": "emomm.models.fusion.GatedFusion", "dim": 3}
     assert out["other"] == cfg["other"]
     as_conf = upgrade_targets(OmegaConf.create(cfg))
@@ -57,7 +57,7 @@ def test_a_checkpoint_naming_old_targets_loads_and_predicts_the_same(tables, tmp
     old = copy.deepcopy(ckpt)
     old["hyper_parameters"]["fusion"]["_target_"] = hp["fusion"]["_target_"].replace(
         "emomm.models.fusion", "emomm.models.old_fusion")
-    assert hp["encoders"]["face"]["_target_"] == "emomm.models.encoders.face.FaceEncoder"
+    assert hp["encoders"]["face"]["_target_"] == "emomm.models.encoders.face_timm.FaceEncoder"
     old["hyper_parameters"]["encoders"]["face"]["_target_"] = "emomm.models.old_face.OldFaceEncoder"
     old_path = tmp_path / "old.ckpt"
     torch.save(old, old_path)

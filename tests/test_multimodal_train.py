@@ -39,7 +39,7 @@ def three_modality_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("mm")
     cfg = make_cfg("train", out, ["modality=multimodal", "modalities=[face,voice,text]", "fusion=late",
                                   *FACE, *SMALL, "debug=limit", "trainer.max_epochs=1",
-                                  "model.modality_dropout=0.3", "model.balance={method: ogm_ge}"])
+                                  "model.modality_dropout=0.3", "callbacks=ogm_ge"])
     return out, train(cfg)
 
 
@@ -77,7 +77,8 @@ def test_init_from_loads_encoder_weights_and_head(cfg_factory, tmp_path):
     face_run = train(cfg_factory([*FACE, *SMALL, "debug=limit", "trainer.max_epochs=1", "test=false"], subdir="face"))
     ckpt = torch.load(face_run["best_ckpt"], weights_only=True)["state_dict"]
     cfg = cfg_factory(["modality=multimodal", "modalities=[face,voice]", "fusion=late", *FACE, *SMALL,
-                       f"model.init_from={{face: {face_run['best_ckpt']}}}", "model.freeze_epochs={face: 1}"],
+                       f"model.init_from={{face: {face_run['best_ckpt']}}}", "callbacks=freeze_encoders",
+                       "callbacks.freeze_encoders.epochs={face: 1}"],
                       subdir="mm")
     model = build_module(cfg, instantiate(cfg.data))
     for k, v in model.net.encoders["face"].state_dict().items():

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from emomm.models.module import EmotionModule
 from emomm.models.rdrop import rdrop_alpha, rdrop_loss, symmetric_kl
 
-ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
+ENC = {"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
 FUSION = {"_target_": "emomm.models.fusion.IdentityFusion"}
 OPT = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
 

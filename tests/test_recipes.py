@@ -34,7 +34,7 @@ def test_fer2013_recipe_trains_on_40px_crops_by_epochs(cfg_factory):
 
 def test_ema_switch_composes(cfg_factory):
     cfg = cfg_factory(["experiment=fer2013_cpu", "callbacks=ema", "callbacks.ema.decay=0.998"])
-    assert cfg.callbacks.ema._target_ == "emomm.utils.ema.EMA" and cfg.callbacks.ema.decay == 0.998
+    assert cfg.callbacks.ema._target_ == "emomm.callbacks.ema.EMA" and cfg.callbacks.ema.decay == 0.998
     assert cfg.callbacks.early_stopping is None and "model_checkpoint" in cfg.callbacks
 
 

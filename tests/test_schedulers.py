@@ -5,7 +5,7 @@ import torch
 from emomm.models.module import EmotionModule
 from emomm.models.schedulers import warmup_cosine
 
-ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
+ENC = {"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
 FUSION = {"_target_": "emomm.models.fusion.IdentityFusion"}
 
 
@@ -85,7 +85,7 @@ def test_layer_lr_decay_lowers_the_rate_block_by_block_down_to_the_embeddings(tm
     from tests.test_text import TINY_BERT, WORDS
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    text = {"text": {"_target_": "emomm.models.encoders.text.TextEncoder", "model_name_or_path": None,
+    text = {"text": {"_target_": "emomm.models.encoders.text_transformer.TextEncoder", "model_name_or_path": None,
                      "config": TINY_BERT, "tokenizer": str(vocab), "freeze_embeddings": True}}
     opt = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
     m = EmotionModule(label_names=["a", "b"], encoders=text, fusion=FUSION, optimizer=opt,

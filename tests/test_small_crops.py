@@ -1,5 +1,5 @@
-"""Smaller training crops in the first epochs (emomm/utils/small_crops.py), and the last epoch
-validated whatever the validation interval (emomm/utils/last_epoch.py), which the recipe needs."""
+"""Smaller training crops in the first epochs (emomm/callbacks/small_crops.py), and the last epoch
+validated whatever the validation interval (emomm/callbacks/last_epoch.py), which the recipe needs."""
 from types import SimpleNamespace
 
 import pytest
@@ -7,8 +7,8 @@ import torch
 
 from emomm.models.encoders.whitened_cnn import WhitenedCNN
 from emomm.train import train
-from emomm.utils.last_epoch import ValidateLastEpoch
-from emomm.utils.small_crops import SmallCrops, random_crops
+from emomm.callbacks.last_epoch import ValidateLastEpoch
+from emomm.callbacks.small_crops import SmallCrops, random_crops
 from tests.conftest import FER_ORDER, write_fer_folders
 
 

@@ -5,9 +5,9 @@ import torch
 
 from emomm.data.pipelines.transforms import FaceTransform
 from emomm.models.module import EmotionModule
-from emomm.models.tta import crop_image, tta_views
+from emomm.models.eval_views import crop_image, tta_views
 
-ENC = {"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
+ENC = {"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": "resnet10t", "in_chans": 1}}
 FUSION = {"_target_": "emomm.models.fusion.IdentityFusion"}
 OPT = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
 PREP = {"face": {"image_size": 48, "in_chans": 1, "mean": [0.5], "std": [0.5], "crop_size": 40}}

@@ -20,7 +20,7 @@ from emomm.data.synthetic.spec import draw_spec
 from emomm.data.synthetic.text_modality import CONFUSABLE, CUES, SyntheticText
 from emomm.data.pipelines.text_data import LengthBucketBatchSampler, clean_text, decode_bytes, repair_text
 from emomm.data.datasets.text_csv import TextCsvDataModule
-from emomm.models.encoders.text import TextEncoder, encode_batch, resolve_pretrained
+from emomm.models.encoders.text_transformer import TextEncoder, encode_batch, resolve_pretrained
 from emomm.models.encoders.text_scratch import TextScratchEncoder, train_tokenizer
 from tests.conftest import reload_twice_and_compare
 from emomm.train import train

@@ -11,7 +11,7 @@ import torch
 
 from emomm.media.video import (FrameSampling, VideoReadError, probe, read_audio, read_frames,
                                uniform_indices, write_video)
-from emomm.models.encoders.video import VideoEncoder
+from emomm.models.encoders.video_temporal import VideoEncoder
 from emomm.train import train
 from tests.conftest import SHARED_DATA
 
@@ -118,7 +118,7 @@ def _face_checkpoint(tmp_path: Path, backbone="resnet10t", in_chans=1) -> Path:
 
     module = EmotionModule(
         label_names=["angry", "happy"], fusion={"_target_": "emomm.models.fusion.IdentityFusion"},
-        encoders={"face": {"_target_": "emomm.models.encoders.face.FaceEncoder", "backbone": backbone,
+        encoders={"face": {"_target_": "emomm.models.encoders.face_timm.FaceEncoder", "backbone": backbone,
                            "in_chans": in_chans}},
         optimizer={"_target_": "torch.optim.AdamW", "_partial_": True})
     path = tmp_path / "face.ckpt"

@@ -182,7 +182,7 @@ def test_cremad_real_sample_flv_and_mp3():
 
 # -- encoders -----------------------------------------------------------------------------------
 def test_voice_encoder_ignores_padding_in_eval_and_masks_in_train():
-    from emomm.models.encoders.voice import VoiceEncoder
+    from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
     torch.manual_seed(0)
     enc = VoiceEncoder(channels=[8, 16], proj_dim=16, lstm_hidden=16, attention_hidden=16,
                        frontend={"n_mels": 32}, specaugment={"freq_masks": 1, "time_masks": 1})
@@ -212,7 +212,7 @@ def test_channels_last_is_the_same_model_and_loads_nchw_weights():
     """NHWC is a memory layout only: an NCHW-trained state dict loads into the NHWC encoder
     and gives the same embeddings and gradients (without dropout: NHWC draws the conv
     dropout's masks in another order, so seeded runs differ)."""
-    from emomm.models.encoders.voice import VoiceEncoder
+    from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
     kw = dict(channels=[8, 16], proj_dim=16, lstm_hidden=16, attention_hidden=16, frontend={"n_mels": 32},
               specaugment=None, conv_dropout=0.0, dropout=0.0)
     torch.manual_seed(0)
@@ -235,7 +235,7 @@ def test_channels_last_is_the_same_model_and_loads_nchw_weights():
 
 
 def test_log_mel_frontend_frames_and_normalisation():
-    from emomm.models.encoders.voice import LogMelFrontend, SpecAugment
+    from emomm.models.encoders.voice_cnn_lstm import LogMelFrontend, SpecAugment
     fe = LogMelFrontend(sample_rate=16000, n_mels=40, win_ms=25, hop_ms=10, f_max=7600, normalize="utterance")
     assert (fe.win, fe.hop, fe.n_fft) == (400, 160, 512)
     x = torch.randn(2, 16000)
@@ -267,7 +267,7 @@ def test_log_mel_frontend_frames_and_normalisation():
 
 
 def test_dataset_normalisation_is_fitted_on_the_training_split(ravdess):
-    from emomm.models.encoders.voice import VoiceEncoder
+    from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
     root, _ = ravdess
     dm = rav(root, augment=None, duration=None)   # whole clips: deterministic
     dm.setup()

@@ -10,17 +10,17 @@ import torch
 
 from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, resample_speed
 from emomm.data.datasets.meld import read_meld_csv
-from emomm.models.encoders.text import encode_batch
+from emomm.models.encoders.text_transformer import encode_batch
 from emomm.models.encoders.text_scratch import train_tokenizer
 from emomm.models.module import EmotionModule
-from emomm.models.windows import WindowSpec, split_windows, window_starts
+from emomm.models.eval_views import WindowSpec, split_windows, window_starts
 from emomm.train import train
 from tests.test_text import meld_row, write_meld_csv
 from tests.test_voice import SMALL_CNN, rav
 from tests.voice_fixtures import write_ravdess_tree
 
 SR = 8000
-TINY_VOICE = {"_target_": "emomm.models.encoders.voice.VoiceEncoder", "sample_rate": SR,
+TINY_VOICE = {"_target_": "emomm.models.encoders.voice_cnn_lstm.VoiceEncoder", "sample_rate": SR,
               "frontend": {"n_mels": 16, "normalize": "utterance_global"}, "specaugment": None,
               "channels": [4, 8], "proj_dim": 8, "lstm_hidden": 8, "attention_hidden": 8}
 
@@ -128,7 +128,7 @@ def test_speed_perturbation_by_resampling_changes_length_and_pitch(factor):
 
 
 def test_vtlp_warps_the_filterbank_and_is_identity_at_one():
-    from emomm.models.encoders.voice import LogMelFrontend, vtlp_filterbank
+    from emomm.models.encoders.voice_cnn_lstm import LogMelFrontend, vtlp_filterbank
     fe = LogMelFrontend(sample_rate=16000, n_mels=32, vtlp={"alpha": [0.9, 1.1]})
     fb = fe.mel.mel_scale.fb                                        # [F, M]
     warped = vtlp_filterbank(fb, torch.tensor([1.0, 1.1, 0.9]), 16000)
@@ -220,7 +220,7 @@ def test_eval_windows_override_scores_a_centre_crop_checkpoint_by_all_windows(cf
     """``python -m emomm.eval eval_windows={hop_s: ...}`` turns multi-window scoring on for a
     checkpoint trained without it (and ``false`` turns it off again): the evaluation data
     serve whole clips and the model sees several windows per clip."""
-    import emomm.models.windows as windows
+    import emomm.models.eval_views as eval_views
     from emomm.eval import evaluate
 
     root = tmp_path / "rav"
@@ -231,7 +231,7 @@ def test_eval_windows_override_scores_a_centre_crop_checkpoint_by_all_windows(cf
                        "model.encoders.voice.time_pool=2", "trainer.max_epochs=1", *SMALL_CNN])
     best = train(cfg)["best_ckpt"]
     counted: list[tuple[int, int]] = []
-    real_split = windows.split_windows
+    real_split = eval_views.split_windows
 
     def counting(wave, lengths, spec):
         out = real_split(wave, lengths, spec)
@@ -239,7 +239,7 @@ def test_eval_windows_override_scores_a_centre_crop_checkpoint_by_all_windows(cf
         counted.append((wave.shape[0], out[0].shape[0], sum(len(window_starts(n, spec.win, spec.hop)) for n in lens)))
         return out
 
-    monkeypatch.setattr(windows, "split_windows", counting)
+    monkeypatch.setattr(eval_views, "split_windows", counting)
     on = evaluate(cfg_factory([f"ckpt_path={best}", "split=val", "eval_windows={hop_s: 0.1}"],
                               config_name="eval", subdir="eval_on"))
     clips, wins, expected = map(sum, zip(*counted))

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emomm.utils.wandb_report import multirun_group, report_payload
+from emomm.callbacks.wandb_report import multirun_group, report_payload
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -70,7 +70,7 @@ def test_a_wrong_archive_or_file_checksum_leaves_nothing_behind(tmp_path):
 def test_mpnet_resolves_to_the_unpacked_folder_only_when_it_is_there(tmp_path, monkeypatch, cfg_factory):
     from hydra.utils import instantiate
 
-    from emomm.models.encoders.text import MPNET_HUB, resolve_pretrained
+    from emomm.models.encoders.text_transformer import MPNET_HUB, resolve_pretrained
     monkeypatch.setenv("EMOMM_MODELS_DIR", str(tmp_path))
     assert resolve_pretrained(MPNET_HUB) == MPNET_HUB
     (tmp_path / "all-mpnet-base-v2").mkdir()
@@ -82,7 +82,7 @@ def test_mpnet_resolves_to_the_unpacked_folder_only_when_it_is_there(tmp_path, m
 
 
 def test_a_missing_mpnet_folder_names_the_command_that_fetches_it(tmp_path, monkeypatch):
-    from emomm.models.encoders.text import MPNET_HUB, TextEncoder
+    from emomm.models.encoders.text_transformer import MPNET_HUB, TextEncoder
     monkeypatch.setenv("EMOMM_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))        # an empty cache: nothing to find
@@ -95,7 +95,7 @@ def test_the_unpacked_mpnet_gives_the_published_sentence_embeddings():
     """Mean pooling of the utterance in TextEncoder = sentence-transformers' own embedding."""
     from sentence_transformers import SentenceTransformer
 
-    from emomm.models.encoders.text import MPNET_HUB, TextEncoder
+    from emomm.models.encoders.text_transformer import MPNET_HUB, TextEncoder
     assert sha256(MPNET.default_path() / MPNET.check[0]) == MPNET.check[1]
     texts = ["Oh my God, I can't believe you did that!", "Okay.", "I'm so sorry for your loss."]
     enc = TextEncoder(MPNET_HUB, pooling="mean", max_length=64).eval()

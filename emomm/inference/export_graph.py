@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from emomm.models.encoders.face import FaceEncoder
-from emomm.models.encoders.video import VideoEncoder
-from emomm.models.encoders.voice import VoiceEncoder
+from emomm.models.encoders.face_timm import FaceEncoder
+from emomm.models.encoders.video_temporal import VideoEncoder
+from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
 from emomm.models.features import EncoderOutput
 from emomm.models.module import EmotionModule
-from emomm.models.tta import tta_views
+from emomm.models.eval_views import tta_views
 
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class ExportError(ValueError):
 # boolean-mask indexing with data-dependent sizes (video), complex STFTs and packed
 # sequences (voice). They share the encoders' parameters (no copies of weights).
 class VideoAdapter(nn.Module):
-    """:class:`~emomm.models.encoders.video.VideoEncoder` without boolean indexing: every
+    """:class:`~emomm.models.encoders.video_temporal.VideoEncoder` without boolean indexing: every
     frame, padded ones included, goes through the frame encoder (in eval mode each frame's
     features depend on that frame alone), and padded frames' features are zeroed, which is
     what the encoder's scatter into a zero tensor gives."""
@@ -80,7 +80,7 @@ class VideoAdapter(nn.Module):
 
 
 class LogMelDFT(nn.Module):
-    """:class:`~emomm.models.encoders.voice.LogMelFrontend` for full-length waveforms
+    """:class:`~emomm.models.encoders.voice_cnn_lstm.LogMelFrontend` for full-length waveforms
     ``[B, N]``, with the power spectrum as two real convolutions (cos and sin kernels times
     the window) instead of ``torch.stft``. Same frames (centre, zero padding), same mel
     filters, same dB floor and normalisation."""
@@ -123,7 +123,7 @@ class LogMelDFT(nn.Module):
 
 
 class VoiceAdapter(nn.Module):
-    """:class:`~emomm.models.encoders.voice.VoiceEncoder` (eval) for equal-length waveforms:
+    """:class:`~emomm.models.encoders.voice_cnn_lstm.VoiceEncoder` (eval) for equal-length waveforms:
     the DFT front end, the same CNN blocks, projection, LSTM (unpacked: nothing is padded)
     and pooling."""
 

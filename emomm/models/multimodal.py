@@ -2,11 +2,10 @@
 
 * :func:`drop_modalities`: training-time modality dropout (a rate per modality).
 * :func:`modality_subsets`: every non-empty subset, for the subset table.
-* :class:`GradientModulation`: on-the-fly gradient modulation with generalisation
-  enhancement (OGM-GE, Peng et al., CVPR 2022), which slows the dominant modality's encoder
-  so the weaker one is not left under-trained.
 * :func:`init_encoders_from`: encoders (and the matching heads) from unimodal checkpoints.
-* :class:`EncoderFreezer`: keep chosen encoders fixed for their first N epochs.
+
+Training techniques that act from outside the model (OGM-GE balancing, encoder freezing) are
+callbacks: :mod:`emomm.callbacks.ogm_ge`, :mod:`emomm.callbacks.freeze_encoders`.
 """
 from __future__ import annotations
 
@@ -27,16 +26,28 @@ log = logging.getLogger(__name__)
 _ENCODER_PREFIXES = ("net.encoders.{m}.", "net._orig_mod.encoders.{m}.", "_orig_mod.net.encoders.{m}.")
 
 
-def per_modality(value: float | Mapping[str, float] | None, modalities: list[str], name: str) -> dict[str, float]:
-    """``0.2`` or ``{face: 0.2}`` -> ``{modality: value}`` (unnamed modalities get 0)."""
+def per_modality(value: float | Mapping[str, float] | None, modalities: list[str], key: str) -> dict[str, float]:
+    """``0.2`` or ``{face: 0.2}`` -> ``{modality: value}`` (unnamed modalities get 0); ``key``
+    is the option's config key (``model.modality_dropout``), named in the error."""
     if value is None:
         return {m: 0.0 for m in modalities}
     if isinstance(value, Mapping):
         unknown = set(value) - set(modalities)
         if unknown:
-            raise ValueError(f"model.{name} names {sorted(unknown)}, not modalities of this model ({modalities})")
+            raise ValueError(f"{key} names {sorted(unknown)}, not modalities of this model ({modalities})")
         return {m: float(value.get(m, 0.0)) for m in modalities}
     return {m: float(value) for m in modalities}
+
+
+def full_presence(batch: Mapping[str, Any], modalities: list[str]) -> dict[str, torch.Tensor]:
+    """``{modality: Bool[B]}`` for every one of ``modalities``: the batch's ``present`` masks,
+    all False for a modality the whole batch lacks (no input at all)."""
+    labels = batch["label"]
+    present = dict(batch.get("present") or {})
+    for m in modalities:
+        if m not in batch["inputs"]:
+            present[m] = torch.zeros(labels.shape[0], dtype=torch.bool, device=labels.device)
+    return present
 
 
 def drop_modalities(present: dict[str, torch.Tensor], rates: dict[str, float],
@@ -65,59 +76,6 @@ def modality_subsets(modalities: list[str]) -> list[tuple[str, ...]]:
 
 def subset_key(subset: tuple[str, ...]) -> str:
     return "+".join(subset)
-
-
-class GradientModulation:
-    """OGM-GE. Each step, every modality's confidence in the true class is
-    ``s_m = mean_i softmax(head_m(x_i))[y_i]`` (its own head, over samples that have it;
-    with soft targets ``[B, C]``, e.g. mixup's, the target-weighted probability).
-    A modality whose ``s_m`` exceeds the mean of the others by the ratio ``rho > 1`` has
-    its encoder's gradients scaled by ``1 - tanh(alpha * (rho - 1))`` and, with ``noise``,
-    Gaussian noise of the gradient's own standard deviation added (the GE part, which keeps
-    the slowed modality exploring). Active from ``start_epoch`` up to ``end_epoch``.
-    """
-
-    def __init__(self, alpha: float = 0.5, noise: bool = True, start_epoch: int = 0,
-                 end_epoch: int | None = None) -> None:
-        self.alpha, self.noise = float(alpha), bool(noise)
-        self.start_epoch, self.end_epoch = int(start_epoch), end_epoch
-        self.coeffs: dict[str, float] = {}
-
-    def active(self, epoch: int) -> bool:
-        return epoch >= self.start_epoch and (self.end_epoch is None or epoch < self.end_epoch)
-
-    @torch.no_grad()
-    def measure(self, modality_logits: dict[str, torch.Tensor], present: dict[str, torch.Tensor],
-                labels: torch.Tensor) -> dict[str, float]:
-        """``labels``: class indices ``Long[B]`` or soft targets ``Float[B, C]``."""
-        scores = {}
-        for m, logits in modality_logits.items():
-            mask = present[m]
-            if mask.any():
-                probs = logits[mask].float().softmax(-1)
-                y = labels[mask]
-                p = (probs * y).sum(-1) if y.dim() == 2 else probs.gather(1, y[:, None]).squeeze(1)
-                scores[m] = float(p.mean())
-        self.coeffs = {}
-        for m, s in scores.items():
-            others = [v for o, v in scores.items() if o != m]
-            if not others:
-                continue
-            rho = s / max(sum(others) / len(others), 1e-8)
-            self.coeffs[m] = 1.0 - float(torch.tanh(torch.tensor(self.alpha * (rho - 1.0)))) if rho > 1 else 1.0
-        return self.coeffs
-
-    @torch.no_grad()
-    def apply(self, encoders: nn.ModuleDict) -> None:
-        for m, c in self.coeffs.items():
-            if c >= 1.0:
-                continue
-            for p in encoders[m].parameters():
-                if p.grad is None:
-                    continue
-                p.grad.mul_(c)
-                if self.noise and p.grad.numel() > 1:
-                    p.grad.add_(torch.randn_like(p.grad) * (p.grad.std() + 1e-8))
 
 
 def encoder_state(path: str | Path, modality: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -179,25 +137,3 @@ def init_encoders_from(net: nn.Module, init_from: Mapping[str, Any], label_names
                     target.bias[i] = head["bias"][j]
             msg += f" (and its head, {len(rows)}/{len(label_names)} classes)"
         log.info(msg)
-
-
-class EncoderFreezer:
-    """Encoders held fixed (no gradient, eval-mode batch norm) while ``epoch < epochs[m]``;
-    parameters an encoder freezes by itself stay frozen afterwards."""
-
-    def __init__(self, epochs: dict[str, float]) -> None:
-        self.epochs = {m: int(n) for m, n in epochs.items() if n}
-        self._own: dict[str, list[bool]] = {}
-
-    def frozen(self, epoch: int) -> list[str]:
-        return [m for m, n in self.epochs.items() if epoch < n]
-
-    def update(self, encoders: nn.ModuleDict, epoch: int) -> None:
-        for m in self.epochs:
-            params = list(encoders[m].parameters())
-            own = self._own.setdefault(m, [p.requires_grad for p in params])
-            fixed = m in self.frozen(epoch)
-            for p, trainable in zip(params, own):
-                p.requires_grad_(trainable and not fixed)
-            if fixed:
-                encoders[m].eval()

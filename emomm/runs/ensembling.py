@@ -4,7 +4,7 @@ Each run's model scores the same dataset (each takes the modalities it knows fro
 so a face model and a voice model combine on paired data), read as that run was trained on it:
 runs whose data options differ (e.g. MELD with and without speaker names) each read it through
 their own datamodule, and their samples must line up. Probabilities are mapped to the
-data's label order and combined (:mod:`emomm.models.ensemble`). Writes the run folder of a
+data's label order and combined (:mod:`emomm.models.ensemble_methods`). Writes the run folder of a
 training run: metrics.json (``test`` = the ensemble, ``test_models`` = each run alone),
 confusion matrix, and ``ensemble.csv``.
 """
@@ -21,8 +21,8 @@ import torch
 from omegaconf import DictConfig
 
 from emomm.labels import label_mapping
-from emomm.models.ensemble import combine
-from emomm.models.metrics import build_metrics, build_per_class
+from emomm.models.ensemble_methods import combine
+from emomm.models.scoring import build_metrics, build_per_class
 from emomm.models.module import EmotionModule
 from emomm.runs.evaluation import eval_datamodule
 from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json

@@ -22,7 +22,7 @@ from emomm.labels import label_mapping
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
                                    save_image_grid, write_json)
-from emomm.utils.ema import load_raw_weights
+from emomm.callbacks.ema import load_raw_weights
 from emomm.utils.runtime import instantiate_dict, resolve_ckpt, resolve_precision, to_plain
 from emomm.utils.safe_load import CheckpointError, load_checkpoint
 from emomm.utils.moved import upgrade_targets
@@ -66,7 +66,7 @@ def stored_data_config(models: list[EmotionModule]) -> dict[str, Any] | None:
 
 def apply_eval_windows(model: EmotionModule, windows: Any) -> None:
     """``eval_windows=...``: score each voice clip by the mean logits of all its windows
-    (:mod:`emomm.models.windows`), e.g. ``{hop_s: 1.0}``, or by one centre crop with
+    (:mod:`emomm.models.eval_views`), e.g. ``{hop_s: 1.0}``, or by one centre crop with
     ``false``, whatever the checkpoint was trained with. Sets both the model's stored
     preprocessing (which the model reads) and the stored data config (which decides
     whether the evaluation data serve whole clips)."""

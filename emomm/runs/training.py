@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
+from emomm.models.checkpoint_reload import moved_to_callbacks
 from emomm.sweep.context import current_trial
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.atomic import atomic_path
@@ -32,6 +33,7 @@ def model_config(cfg: DictConfig) -> dict[str, Any]:
     """``cfg.model`` with the encoders of ``cfg.modalities`` only (a modality config may
     bring encoders for modalities the run does not use)."""
     model = to_plain(cfg.model)
+    moved_to_callbacks(model)  # model.freeze_epochs / model.balance of older configs: say where they went
     wanted = list(cfg.get("modalities") or model["encoders"])
     missing = [m for m in wanted if m not in model["encoders"]]
     if missing:

@@ -26,6 +26,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 #: ``old.module -> new.module``. Sections by area of the package, so moves do not collide.
 MOVED_MODULES: dict[str, str] = {
     # -- models, callbacks ---------------------------------------------------------------------
+    "emomm.models.encoders.face": "emomm.models.encoders.face_timm",
+    "emomm.models.encoders.video": "emomm.models.encoders.video_temporal",
+    "emomm.models.encoders.voice": "emomm.models.encoders.voice_cnn_lstm",
+    "emomm.models.encoders.text": "emomm.models.encoders.text_transformer",
+    "emomm.utils.ema": "emomm.callbacks.ema",
+    "emomm.utils.lookahead": "emomm.callbacks.lookahead",
+    "emomm.utils.small_crops": "emomm.callbacks.small_crops",
+    "emomm.utils.last_epoch": "emomm.callbacks.last_epoch",
+    "emomm.utils.wandb_report": "emomm.callbacks.wandb_report",
 
     # -- data, faces, groups -------------------------------------------------------------------
     # issue 43: the DataModules of stored data configs moved into emomm/data/datasets/
@@ -47,6 +56,7 @@ MOVED_MODULES: dict[str, str] = {
 #: ``old.module.Name -> new.module.Name``: single names moved or renamed.
 MOVED_NAMES: dict[str, str] = {
     # -- models, callbacks ---------------------------------------------------------------------
+    "emomm.utils.resume.ResumeState": "emomm.callbacks.resume_state.ResumeState",  # the rest of utils.resume stayed
 
     # -- data, faces, groups -------------------------------------------------------------------
     # issue 43: group sources (conf/groups/*.yaml) live beside their datasets, not in the analysis

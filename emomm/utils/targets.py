@@ -18,7 +18,7 @@ file, the key path, the target and what to do) for the first ``_target_`` that i
   ``LightningDataModule``; Lightning and Hydra callbacks; group sources). The dotted name
   must be plain (every part starts with a letter: no ``__builtins__``), is resolved the
   way Hydra resolves it, and the class's own ``__module__`` must be emomm's, so a name that
-  reaches a library through an emomm module (``emomm.models.encoders.text.os.system``,
+  reaches a library through an emomm module (``emomm.models.encoders.text_transformer.os.system``,
   ``...text.Path.write_text``) is refused, as is any other emomm function (some write files).
 
 It also refuses OmegaConf interpolations (``${...}``) in such a config: ``instantiate``
@@ -62,11 +62,11 @@ LIBRARY_TARGETS = frozenset({
 
 #: The emomm *functions* configs may name, by the function's own ``module.qualname``.
 EMOMM_FUNCTIONS = frozenset({
-    "emomm.models.encoders.text.resolve_pretrained",
+    "emomm.models.encoders.text_transformer.resolve_pretrained",
     "emomm.models.fusion.auto_fusion",
     "emomm.models.schedulers.warmup_cosine",
     "emomm.models.schedulers.warmup_linear",
-    "emomm.utils.wandb_report.wandb_logger",
+    "emomm.callbacks.wandb_report.wandb_logger",
 })
 
 #: Base classes (``module.qualname``) that make an emomm class a model building block.

@@ -20,7 +20,7 @@ Season, Episode, StartTime, EndTime``). Validation is dev; without a test file, 
   order: ``"past1 | past2 || next1 | next2"`` (``"|| next1"`` without past turns). The text
   encoder keeps the whole target utterance and cuts the context from its start when the
   sample is too long, so the oldest past turns go first (see
-  :func:`emomm.models.encoders.text.encode_batch`).
+  :func:`emomm.models.encoders.text_transformer.encode_batch`).
 * Clips (``modalities`` with ``voice`` and/or ``video``): when the official MELD.Raw clip
   folders are present next to the CSVs (``train_splits/``, ``dev_splits_complete/``,
   ``output_repeated_splits_test/``, directly under ``root`` or one level down, e.g.

@@ -11,7 +11,7 @@
   ASCII and collapses whitespace.
 * :class:`TextDataset`: raw strings. A sample's ``inputs["text"]`` is the utterance, or
   ``{"text": utterance, "context": previous turns}`` when dialogue context is on. The
-  text *encoder* tokenizes (see :mod:`emomm.models.encoders.text`), so the tokenizer
+  text *encoder* tokenizes (see :mod:`emomm.models.encoders.text_transformer`), so the tokenizer
   lives in the model and its checkpoint, and one dataset serves every encoder.
 * :class:`TextDataModule`: the loaders batch utterances of similar length together
   (:class:`LengthBucketBatchSampler`), which cuts padding, i.e. transformer compute, by

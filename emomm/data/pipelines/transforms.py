@@ -7,7 +7,7 @@ preprocessing; the random part is switched per option, each off when set to 0/nu
 
 With ``crop_size`` (< ``image_size``), training images are random ``crop_size`` crops of the
 ``image_size`` face, while evaluation images stay whole (``[in_chans, S, S]``): the model
-crops them at test time (centre crop, or the ten-crop views of `emomm.models.tta`), reading
+crops them at test time (centre crop, or the ten-crop views of `emomm.models.eval_views`), reading
 ``crop_size`` from the checkpoint's preprocessing.
 """
 from __future__ import annotations

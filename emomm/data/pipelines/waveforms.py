@@ -156,7 +156,7 @@ class ClipOptions:
     trim_db: float | None = None   # trim leading/trailing silence quieter than this
     # {"hop_s": 1.0, "window_s": null}: evaluation serves whole clips and the model averages
     # the logits of windows of `window_s` (default: `duration`, the training crop) every
-    # `hop_s` (emomm.models.windows); None = one centre crop.
+    # `hop_s` (emomm.models.eval_views); None = one centre crop.
     eval_windows: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -186,7 +186,7 @@ class ClipOptions:
         """Speed perturbation -> crop/pad -> gain/shift/noise -> ``float32[T]`` tensor.
 
         With ``eval_windows``, evaluation (``train=False``) returns the whole clip: the
-        model cuts it into windows itself (:mod:`emomm.models.windows`)."""
+        model cuts it into windows itself (:mod:`emomm.models.eval_views`)."""
         wave = np.asarray(wave, dtype=np.float32)
         use_aug = train and augment is not None and augment.active
         if use_aug:

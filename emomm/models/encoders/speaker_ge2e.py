@@ -28,7 +28,7 @@ import torch
 import torchaudio.transforms as T
 from torch import nn
 
-from emomm.models.encoders.voice import (AttentivePooling, SpecAugment, _plain, length_mask, masked_mean,
+from emomm.models.encoders.voice_cnn_lstm import (AttentivePooling, SpecAugment, _plain, length_mask, masked_mean,
                                         waveform_batch)
 from emomm.models.features import EncoderOutput
 from emomm.utils.wheel_models import RESEMBLYZER

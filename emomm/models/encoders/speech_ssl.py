@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from emomm.models.encoders.voice import AttentivePooling, _plain, length_mask, masked_mean
+from emomm.models.encoders.voice_cnn_lstm import AttentivePooling, _plain, length_mask, masked_mean
 
 from emomm.models.features import EncoderOutput
 from emomm.models.layer_decay import blocks_by_depth, layer_stack

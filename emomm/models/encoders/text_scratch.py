@@ -10,7 +10,7 @@ restores both and needs nothing else.
 
 Architectures: ``bilstm`` (embedding -> BiLSTM -> masked mean+max pooling) or
 ``transformer`` (embedding + learned positions -> pre-norm transformer encoder -> masked mean
-or [CLS]). Inputs follow :mod:`emomm.models.encoders.text`: strings or ``{"text",
+or [CLS]). Inputs follow :mod:`emomm.models.encoders.text_transformer`: strings or ``{"text",
 "context"}``, read as ``[CLS] utterance [SEP] context [SEP]``.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from emomm.models.encoders.text import clean_backend, encode_batch, masked_mean
+from emomm.data.pipelines.text_data import dataset_texts
+from emomm.models.encoders.text_transformer import clean_backend, encode_batch, masked_mean
 
 from emomm.models.features import EncoderOutput
 
@@ -143,7 +144,6 @@ class TextScratchEncoder(nn.Module):
         if datamodule is None or not getattr(datamodule, "splits", None):
             raise RuntimeError("TextScratchEncoder trains its tokenizer from the datamodule's "
                                "training split; fit with trainer.fit(model, datamodule=...)")
-        from emomm.data.pipelines.text_data import dataset_texts
         self.fit_texts(dataset_texts(datamodule.splits["train"], modality))
 
     def get_extra_state(self) -> dict[str, Any]:

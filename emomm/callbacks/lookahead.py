@@ -9,7 +9,7 @@ with ``d = decay ** every * (step / total_steps) ** 3``: near zero early (the we
 freely), up to ``decay ** every`` at the end. After the last optimizer step the weights are
 set to the slow copy (``d = 1``), so the last validation, the checkpoints, eval and predict
 all see it. This is the fast CIFAR-10 recipes' averaging (Jordan, "94% on CIFAR-10 in 3.29
-seconds", 2024): unlike :mod:`emomm.utils.ema` it changes the training trajectory itself.
+seconds", 2024): unlike :mod:`emomm.callbacks.ema` it changes the training trajectory itself.
 
 Tensors are updated in place, so a network compiled in place keeps its graphs. The slow copy
 is saved in the checkpoint's callback state, so ``ckpt_path=last`` resumes with it.

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from emomm.models.encoders.face import FaceEncoder
+from emomm.models.encoders.face_timm import FaceEncoder
 from emomm.models.features import EncoderOutput
 from emomm.utils.targets import load_checked_checkpoint
 

@@ -18,7 +18,9 @@ import torch
 import torchaudio.transforms as T
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.utils.data import DataLoader, Subset
 
+from emomm.data.core.collate import collate_samples
 from emomm.models.features import EncoderOutput
 
 log = logging.getLogger(__name__)
@@ -422,9 +424,6 @@ class VoiceEncoder(nn.Module):
         fe = self.frontend
         if fe.normalize != "dataset" or bool(fe.stat_frozen):
             return
-        from torch.utils.data import DataLoader, Subset
-
-        from emomm.data.core.collate import collate_samples
         ds = datamodule.splits["train"]
         if len(ds) > max_clips:
             ds = Subset(ds, torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:max_clips].tolist())

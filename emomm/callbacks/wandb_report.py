@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import lightning as L
 
+from emomm.utils.artifacts import save_confusion_matrix
+
 log = logging.getLogger(__name__)
 
 SUBSET_COLUMNS = ("head", "modalities", "n", "acc", "uar", "f1_macro", "f1_weighted")
@@ -80,7 +82,6 @@ class WandbReport(L.Callback):
 
         payload = report_payload(results, list(pl_module.label_names))
         if "confmat" in results:
-            from emomm.utils.artifacts import save_confusion_matrix
             with tempfile.TemporaryDirectory() as tmp:
                 save_confusion_matrix(results["confmat"], pl_module.label_names, Path(tmp))
                 image = wandb.Image(str(Path(tmp) / "confusion_matrix.png"))
