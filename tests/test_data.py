@@ -168,7 +168,7 @@ def test_a_stored_data_config_naming_the_old_module_builds_the_same_class(path):
 def test_eval_reads_the_data_of_a_checkpoint_written_before_the_move(cfg_factory, tmp_path):
     """``emomm.eval`` without ``data=`` builds the checkpoint's stored data config: one naming
     ``emomm.data.fer2013.Fer2013DataModule`` gives the same test split as the current name."""
-    from emomm.eval import eval_datamodule
+    from emomm.runs.evaluation import eval_datamodule
     root = write_fer_folders(tmp_path / "fer", FER_ORDER, per_class=2)
     stored = OmegaConf.to_container(cfg_factory(["data=fer2013", f"data.root={root}"]).data, resolve=True)
     built = {}

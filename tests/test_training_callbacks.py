@@ -35,7 +35,7 @@ def test_a_callbacks_choice_adds_to_the_recipes_own_techniques(cfg_factory, expe
 
 
 def test_model_options_that_became_callbacks_name_their_callback(cfg_factory):
-    from emomm.train import model_config
+    from emomm.runs.training import model_config
     cfg = cfg_factory(["+model.freeze_epochs=2"])
     with pytest.raises(ValueError, match=r"model.freeze_epochs is a callback now: use callbacks=freeze_encoders"):
         model_config(cfg)

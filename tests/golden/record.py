@@ -98,11 +98,11 @@ CASES: dict[str, tuple[list[str], Callable[[Path], list[str]] | None]] = {
                 "trainer.limit_test_batches=2"], None),
     # face + voice with the training techniques: EMA, encoder freezing, OGM-GE, modality
     # dropout, mixup, head rate scale, class weights, tta shift + hflip, voice eval windows
-    "techniques": (["modality=multimodal", "modalities=[face,voice]", "fusion=concat", "callbacks=ema",
+    "techniques": (["modality=multimodal", "modalities=[face,voice]", "fusion=concat", "callbacks=[ema,freeze_encoders,ogm_ge]",
                     "callbacks.ema.decay=0.9", "model/face_encoder=timm", "model.encoders.face.backbone=resnet10t",
                     "face.image_size=32", "voice.duration=1.0", "voice.eval_windows={hop_s: 0.5, window_s: 0.5}",
                     *SMALL_SYNTH, "data.batch_size=7", "data.missing=0.2",
-                    "model.freeze_epochs={face: 1}", "model.balance={method: ogm_ge}",
+                    "callbacks.freeze_encoders.epochs={face: 1}",
                     "model.modality_dropout=0.3", "model.mixup={alpha: 0.4}", "model.head_lr_scale=2.0",
                     "model.class_weights=balanced", "model.tta_hflip=[face]", "++model.tta_shift={face: 1}",
                     "trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
