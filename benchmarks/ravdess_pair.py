@@ -9,7 +9,7 @@ ensemble of the CNN recipe and the fine-tuned GE2E recipe trained with the same 
 script trains both of a seed at once, one process and one torch thread each (one per core),
 so a pair's ``pair_train_s`` is the wall time from starting both to both finished, the
 time a user waits. Then ``python -m emomm.ensemble method=mean`` scores the pair (see
-ensemble_pairs.py). Overrides go to every member (e.g. ``trainer.max_epochs=2`` to try it).
+emomm.analysis.ensemble_pairs). Overrides go to every member (e.g. ``trainer.max_epochs=2`` to try it).
 Writes benchmarks/results/<name>.json with per-seed and mean +- std figures.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.common import ROOT, refuse_to_overwrite, require_ravdess, run_training, write_result
-from benchmarks.ensemble_pairs import METRICS, summarize, score_pair
+from emomm.analysis.ensemble_pairs import METRICS, score_pair, summarize
 
 TARGET_UAR, BUDGET_S = 0.72, 30 * 60
 
@@ -55,7 +55,7 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         trained, wall = train_pair(args.experiments, overrides, seed, log_root)
-        row = score_pair({e: r["run_dir"] for e, r in trained.items()}, log_root / f"seed_{seed}" / "ensemble")
+        row = score_pair({e: r["run_dir"] for e, r in trained.items()}, log_root / f"seed_{seed}" / "ensemble", ROOT)
         row.update(seed=seed, pair_train_s=round(wall, 1),
                    train_time_s={e: r["train_time_s"] for e, r in trained.items()},
                    best_epoch={e: r["best_val"].get("epoch") for e, r in trained.items()},

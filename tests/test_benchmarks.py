@@ -37,9 +37,9 @@ def test_no_command_runs_a_benchmark_by_its_file_path():
 
 
 def test_a_benchmark_runs_as_a_module_from_the_root():
-    r = subprocess.run([sys.executable, "-m", "benchmarks.ensemble_pairs", "--help"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "benchmarks.ravdess_pair", "--help"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "--set" in r.stdout, r.stderr
+    assert r.returncode == 0 and "--seeds" in r.stdout, r.stderr
 
 
 # -- ablations as config groups: conf/ablation/<task>/<variant>.yaml ---------------------------
