@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_a_benchmark_runs_as_a_module_from_the_root():
 
 # -- ablations as config groups: conf/ablation/<task>/<variant>.yaml ---------------------------
 ABLATION_DIR = ROOT / "conf" / "ablation"
-RECIPE = {"meld": "meld_text", "ravdess": "ravdess_voice", "fer2013": "fer2013_cpu"}
+RECIPE = {"meld": "meld_text", "ravdess": "ravdess_voice", "fer2013": "fer2013_cpu", "fusion": "fusion_synthetic"}
 ABLATIONS = sorted((p.parent.name, p.stem) for p in ABLATION_DIR.glob("*/*.yaml"))
 
 
@@ -108,12 +109,54 @@ def test_ablation_composes_and_changes_its_recipe(tmp_path_factory, task, varian
             assert set(tasks.values()) == {float(variant.removeprefix("aux_both_w"))}, variant
     if task == "fer2013":
         assert cfg.model.encoders.face._target_.endswith("FaceEncoder"), variant
+    if task == "fusion":   # single_<m>: that modality alone; <fusion>[_dropout][_3m]: what it names
+        name = variant.split("_")
+        if name[0] == "single":
+            assert list(cfg.modalities) == [name[1]], variant
+        else:
+            assert cfg.fusion._target_ == f"emomm.models.fusion.{name[0].capitalize()}Fusion", variant
+            assert cfg.model.modality_dropout == (0.3 if "dropout" in name else None), variant
+            assert list(cfg.modalities) == (["face", "voice", "text"] if "3m" in name else ["face", "text"]), variant
+
+
+#: benchmarks/fusion_synthetic.py's runs as override lists, before they became ablation configs.
+def _former_fusion_plan(modalities: list[str], singles: dict[str, str]) -> dict[str, list[str]]:
+    both = [f"modalities=[{','.join(modalities)}]"]
+    runs = {f"single:{m}": [f"modalities=[{m}]"] for m in modalities}
+    for f in ["late", "concat", "gated", "attention"]:
+        runs[f] = [*both, f"fusion={f}"]
+        runs[f"{f}+dropout"] = [*both, f"fusion={f}", "model.modality_dropout=0.3"]
+    init = ",".join(f"{m}:{d}/checkpoints/best.ckpt" for m, d in singles.items())
+    runs["late+init"] = [*both, "fusion=late", f"++model.init_from={{{init}}}", "model.freeze_epochs=2",
+                         "model.modality_dropout=0.3"]
+    return runs
+
+
+@pytest.mark.parametrize("modalities", [["face", "text"], ["face", "voice", "text"]])
+def test_fusion_synthetic_runs_its_ablation_configs_unchanged(tmp_path_factory, modalities):
+    """Each run of benchmarks.fusion_synthetic is its ``+ablation=fusion/<run>`` config, which
+    composes to exactly the config its former override list gave."""
+    from tests.conftest import make_cfg
+    mod = importlib.import_module("benchmarks.fusion_synthetic")
+    singles = {m: f"/runs/{m}" for m in modalities}
+    plan = mod.plan(modalities, {f"single:{m}": {"run_dir": d} for m, d in singles.items()})
+    former = _former_fusion_plan(modalities, singles)
+    assert list(plan) == list(former)
+    out = tmp_path_factory.getbasetemp() / "fusion"
+
+    def composed(overrides):
+        return _flat_config(make_cfg("train", out, ["experiment=fusion_synthetic", *overrides]))
+    for name, overrides in plan.items():
+        config = "late_dropout" if name == "late+init" else mod.variant(name)   # + init_from, freeze_epochs
+        assert overrides[0] == f"+ablation=fusion/{config}" and (ABLATION_DIR / "fusion" / f"{config}.yaml").is_file()
+        assert composed(overrides) == composed(former[name]), name
+    if len(modalities) == 3:   # the three-modality late fusion of RESULTS.md's multirun is that run
+        assert composed(["+ablation=fusion/late_dropout_3m"]) == composed(former["late+dropout"])
 
 
 @pytest.mark.parametrize("script,task", [("meld_text", "meld"), ("ravdess_ablation", "ravdess")])
 def test_benchmarks_run_the_ablation_configs(script, task):
     """The benchmarks keep no override lists of their own: a variant is its config."""
-    import importlib
     mod = importlib.import_module(f"benchmarks.{script}")
     assert mod.VARIANTS == sorted(v for t, v in ABLATIONS if t == task)
     assert all(mod.variant_overrides(v) == [f"+ablation={task}/{v}"] for v in mod.VARIANTS)
