@@ -45,7 +45,8 @@ def test_a_benchmark_runs_as_a_module_from_the_root():
 
 # -- ablations as config groups: conf/ablation/<task>/<variant>.yaml ---------------------------
 ABLATION_DIR = ROOT / "conf" / "ablation"
-RECIPE = {"meld": "meld_text", "ravdess": "ravdess_voice", "fer2013": "fer2013_cpu", "fusion": "fusion_synthetic"}
+RECIPE = {"meld": "meld_text", "ravdess": "ravdess_voice", "fer2013": "fer2013_cpu", "fusion": "fusion_synthetic",
+          "paired": "fusion_paired"}
 ABLATIONS = sorted((p.parent.name, p.stem) for p in ABLATION_DIR.glob("*/*.yaml"))
 
 
@@ -109,6 +110,8 @@ def test_ablation_composes_and_changes_its_recipe(tmp_path_factory, task, varian
             assert set(tasks.values()) == {float(variant.removeprefix("aux_both_w"))}, variant
     if task == "fer2013":
         assert cfg.model.encoders.face._target_.endswith("FaceEncoder"), variant
+    if task == "paired":
+        assert cfg.fusion._target_ == f"emomm.models.fusion.{variant.capitalize()}Fusion", variant
     if task == "fusion":   # single_<m>: that modality alone; <fusion>[_dropout][_3m]: what it names
         name = variant.split("_")
         if name[0] == "single":
@@ -152,6 +155,25 @@ def test_fusion_synthetic_runs_its_ablation_configs_unchanged(tmp_path_factory, 
         assert composed(overrides) == composed(former[name]), name
     if len(modalities) == 3:   # the three-modality late fusion of RESULTS.md's multirun is that run
         assert composed(["+ablation=fusion/late_dropout_3m"]) == composed(former["late+dropout"])
+
+
+def test_fusion_paired_runs_its_ablation_configs_unchanged(tmp_path_factory):
+    """benchmarks.fusion_paired's trained fusions are ``+ablation=paired/<fusion>``, composing to
+    exactly the config of their former override lists."""
+    from tests.conftest import make_cfg
+    mod = importlib.import_module("benchmarks.fusion_paired")
+    init = "model.init_from={face: /f/last.ckpt, voice: /v/best.ckpt}"
+    former = {"late": ["fusion=late", "model.freeze_epochs={face: 100, voice: 100}", "trainer.max_epochs=3"],
+              "gated": ["fusion=gated", "trainer.max_epochs=6"], "attention": ["fusion=attention", "trainer.max_epochs=6"]}
+    out = tmp_path_factory.getbasetemp() / "paired"
+
+    def composed(overrides):
+        return _flat_config(make_cfg("train", out, ["experiment=fusion_paired", init, *overrides]))
+    assert mod.FUSIONS == list(former) and set(mod.FUSIONS) == {v for t, v in ABLATIONS if t == "paired"}
+    for name in mod.FUSIONS:
+        assert composed(mod.fusion_overrides(name, 6)) == composed(former[name]), name
+    # without --fusion-epochs, RESULTS.md's multirun trains gated and attention 4 epochs, as measured
+    assert composed(["+ablation=paired/gated"]) == composed(["fusion=gated", "trainer.max_epochs=4"])
 
 
 @pytest.mark.parametrize("script,task", [("meld_text", "meld"), ("ravdess_ablation", "ravdess")])
