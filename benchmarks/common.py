@@ -14,6 +14,8 @@ from emomm.utils.atomic import atomic_write_json
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ABLATIONS = ROOT / "conf" / "ablation"
+#: The datasets, as the configs' ``paths.data_dir``: ``EMOMM_DATA_DIR`` when set, else data/ in the checkout.
+DATA_DIR = Path(os.environ.get("EMOMM_DATA_DIR", ROOT / "data"))
 
 
 #: Packages whose versions change numerics or data handling; recorded with every result.

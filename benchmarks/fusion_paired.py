@@ -27,11 +27,11 @@ import os
 import resource
 from pathlib import Path
 
-from benchmarks.common import ROOT, RESULTS, run_entry_point, run_training, write_result
+from benchmarks.common import DATA_DIR, ROOT, RESULTS, run_entry_point, run_training, write_result
 from emomm.ensemble import member_names
 
 TARGET = 0.08
-DATA = ROOT.parent / "shared" / "data"
+DATA = DATA_DIR
 SPEAKERS = ["data.train_speakers=[1,2,3,4,5,6,7,8,9,10,11,12,13,14]", "data.val_speakers=[15,16,17]",
             "data.test_speakers=[18,19,20]"]
 NO_CLOCK = ["trainer.max_time=null", "model.scheduler.scheduler.time_budget_s=null"]

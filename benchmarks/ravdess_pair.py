@@ -1,7 +1,7 @@
 """Train two RAVDESS recipes side by side per seed, then score their mean ensemble.
 
     python -m benchmarks.ravdess_pair [--seeds 1 2 3] [--experiments ravdess_voice ravdess_ge2e]
-                                      [--root ../shared/data/ravdess] [--name ravdess_pair] [overrides...]
+                                      [--root data/ravdess] [--name ravdess_pair] [overrides...]
 
 Issue 14's RAVDESS target is val UAR >= 72 on the unseen actors 17-20, as a mean over 3
 seeds, within 30 minutes of training on the 2-core box. The measured way there is the mean
@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.common import ROOT, refuse_to_overwrite, require_ravdess, run_training, write_result
+from benchmarks.common import DATA_DIR, ROOT, refuse_to_overwrite, require_ravdess, run_training, write_result
 from emomm.analysis.ensemble_pairs import METRICS, score_pair, summarize
 
 TARGET_UAR, BUDGET_S = 0.72, 30 * 60
@@ -40,7 +40,7 @@ def train_pair(experiments: list[str], overrides: list[str], seed: int, log_root
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--experiments", nargs=2, default=["ravdess_voice", "ravdess_ge2e"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--name", default="ravdess_pair", help="result file name")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,22 @@ def test_no_command_runs_a_benchmark_by_its_file_path():
     benchmarks.<name>``, never ``python benchmarks/<name>.py``."""
     for path in [ROOT / "README.md", ROOT / "experiments" / "RESULTS.md", ROOT / "Makefile", *SCRIPTS]:
         assert "python benchmarks/" not in path.read_text(), path
+
+
+def test_benchmarks_read_data_under_the_data_dir(tmp_path):
+    """A benchmark's default dataset path is under ``paths.data_dir`` (``EMOMM_DATA_DIR``, else
+    data/ in the checkout), as the recipes': never a path out of the repository."""
+    for path in SCRIPTS:
+        text = path.read_text()
+        assert '"shared" / "data"' not in text and "../shared" not in text, f"{path.name}: use benchmarks.common.DATA_DIR"
+    code = "from benchmarks.common import DATA_DIR, ROOT; print(DATA_DIR); print(ROOT / 'data')"
+    env = {k: v for k, v in os.environ.items() if k != "EMOMM_DATA_DIR"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    default, expected = r.stdout.split()
+    assert default == expected, r.stderr
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       env={**env, "EMOMM_DATA_DIR": str(tmp_path)})
+    assert r.stdout.split()[0] == str(tmp_path), r.stderr
 
 
 def test_a_benchmark_runs_as_a_module_from_the_root():
