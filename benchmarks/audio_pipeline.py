@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, write_result
+from benchmarks.common import DATA_DIR, ROOT, write_result
 
 
 def clips_per_s(n: int, seconds: float) -> float:
@@ -29,7 +29,7 @@ def clips_per_s(n: int, seconds: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--batches", type=int, default=10, help="batches timed per measurement")
     ap.add_argument("--batch-size", type=int, default=32)

@@ -4,16 +4,18 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from emomm.analysis import child_runs
 from emomm.utils.atomic import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ABLATIONS = ROOT / "conf" / "ablation"
+#: The datasets, as the configs' ``paths.data_dir``: ``EMOMM_DATA_DIR`` when set, else data/ in the checkout.
+DATA_DIR = Path(os.environ.get("EMOMM_DATA_DIR", ROOT / "data"))
 
 
 #: Packages whose versions change numerics or data handling; recorded with every result.
@@ -90,27 +92,13 @@ def write_result(name: str, payload: dict) -> Path:
 
 
 def run_entry_point(module: str, overrides: list[str], log_dir: Path, result: str) -> tuple[dict, float]:
-    """Run ``python -m <module> overrides`` offline; return the newest ``result`` JSON it
-    wrote under ``log_dir`` and the wall time in seconds."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    cmd = [sys.executable, "-m", module, *overrides, f"paths.log_dir={log_dir}"]
-    print("$", " ".join(cmd), flush=True)
-    start = time.time()
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
-    wall = time.time() - start
-    newest = max(log_dir.glob(f"**/{result}"), key=lambda p: p.stat().st_mtime)
-    return {**json.loads(newest.read_text()), "run_dir": str(newest.parent)}, wall
+    """:func:`emomm.analysis.child_runs.run_entry_point` from the repository root."""
+    return child_runs.run_entry_point(module, overrides, log_dir, result, cwd=ROOT)
 
 
 def mean_ensemble(run_dirs: list[str], log_dir: Path) -> dict:
-    """The mean-probability ensemble of finished runs (their best checkpoints), ``python -m
-    emomm.ensemble method=mean``, scored on the data's test split: the ensemble's metrics
-    (``test``), each member's (``test_models``), the command and where it wrote."""
-    overrides = [f"runs=[{','.join(run_dirs)}]", "method=mean"]
-    res, wall = run_entry_point("emomm.ensemble", overrides, log_dir, "metrics.json")
-    return {"command": "python -m emomm.ensemble " + " ".join(overrides), "test": res["test"],
-            "test_models": res["test_models"], "input_groups": res.get("input_groups"),
-            "wall_time_s": round(wall, 1), "run_dir": res["run_dir"]}
+    """:func:`emomm.analysis.child_runs.mean_ensemble` from the repository root."""
+    return child_runs.mean_ensemble(run_dirs, log_dir, cwd=ROOT)
 
 
 def run_training(overrides: list[str], log_dir: Path) -> dict:

@@ -1,7 +1,7 @@
 """The classic eGeMAPS baseline on RAVDESS, and its late fusion with trained voice runs.
 
     pip install opensmile        # or: pip install -e .[egemaps]
-    python -m benchmarks.egemaps_ravdess [--root ../shared/data/ravdess] [--runs RUN_DIR ...]
+    python -m benchmarks.egemaps_ravdess [--root data/ravdess] [--runs RUN_DIR ...]
 
 eGeMAPS v02 functionals (88 hand-crafted prosodic, voice-quality and spectral statistics per
 clip, from the `opensmile` package, no download) of every speech clip, with the split of
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, write_result
+from benchmarks.common import DATA_DIR, write_result
 
 TRAIN_ACTORS, VAL_ACTORS = range(1, 17), range(17, 21)
 
@@ -104,7 +104,7 @@ def run_probs(run_dir: str) -> tuple[np.ndarray, list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--runs", nargs="*", default=[], help="RAVDESS voice run folders to fuse with")
     ap.add_argument("--weights", nargs="+", type=float, default=[0.2, 0.3, 0.5])
     args = ap.parse_args()

@@ -5,7 +5,7 @@ Target (issue 5): on 2 CPU cores, for a 640x480 clip, the batched pipeline crops
 with the same boxes.
 
 The clip is a real video: the CREMA-D sample ``1001_DFA_ANG_XX.flv`` (480x360, 67 frames)
-scaled to 640x480, when ``../shared/data/cremad_sample`` exists; otherwise scikit-image's
+scaled to 640x480, when ``data/cremad_sample`` exists; otherwise scikit-image's
 astronaut photograph drifting across a 640x480 frame. Both contestants get the same decoded
 RGB frames in memory (decoding is timed separately), run in this process with
 ``torch.set_num_threads(cores)``, in alternating rounds (the median round is reported, so
@@ -37,9 +37,9 @@ import time
 
 import numpy as np
 
-from benchmarks.common import ROOT, write_result
+from benchmarks.common import DATA_DIR, write_result
 
-CREMAD = ROOT.parent / "shared" / "data" / "cremad_sample" / "1001_DFA_ANG_XX.flv"
+CREMAD = DATA_DIR / "cremad_sample" / "1001_DFA_ANG_XX.flv"
 
 
 def make_clip(n_frames: int) -> tuple[np.ndarray, str, float]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from benchmarks.common import ROOT, require_ravdess, run_training, write_result
+from benchmarks.common import DATA_DIR, ROOT, require_ravdess, run_training, write_result
 
 
 def summarise(res: dict) -> dict:
@@ -41,7 +41,7 @@ def summarise(res: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--by", default="group", choices=["group", "group_class"])

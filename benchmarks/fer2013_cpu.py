@@ -1,7 +1,7 @@
 """FER2013 accuracy within 60 minutes of training on this machine's CPU, and its ablation.
 
 Target (issue 14): PublicTest (val) accuracy >= 70% within 60 minutes of training here.
-    python -m benchmarks.fer2013_cpu [--variant crop40] [--root ../shared/data/fer2013] [overrides...]
+    python -m benchmarks.fer2013_cpu [--variant crop40] [--root data/fer2013] [overrides...]
     python -m benchmarks.fer2013_cpu --variant base          # the 48 px recipe, 30 epochs
     python -m benchmarks.fer2013_cpu --variant crop40+ema    # + EMA of the weights (callbacks=ema)
     python -m benchmarks.fer2013_cpu --variant fast          # experiment=fer2013_fast: the whitened CNN
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmarks.common import ROOT, ablation_uses_ema, run_entry_point, run_training, write_result
+from benchmarks.common import DATA_DIR, ROOT, ablation_uses_ema, run_entry_point, run_training, write_result
 
 LOG_DIR = ROOT / "outputs" / "bench" / "fer2013_cpu"
 TARGET = 0.70
@@ -75,7 +75,7 @@ def pick(m: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
+    ap.add_argument("--root", default=str(DATA_DIR / "fer2013"))
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="crop40")
     ap.add_argument("--smoke", action="store_true",
                     help="a few batches only: checks the pipeline; its accuracies mean nothing (20 steps, and "

@@ -10,7 +10,7 @@ child processes) is recorded per step, because the target is 90 minutes of CPU:
 3. late: hybrid late fusion on `data=paired` (test actors 18-20), both encoders from 1./2.
    (`model.init_from`) and frozen: the modality heads and late weights are fitted.
 4. gated, attention: trained fusion from the same initialisation, encoders frozen for two
-   epochs then fine-tuned.
+   epochs then fine-tuned (steps 3-4: ``+ablation=paired/<fusion>``, conf/ablation/paired/).
 5. the ensemble CLI (mean / weighted / stacking) of the two unimodal runs on `data=paired`.
 
 Single-modality figures are each unimodal model on the paired test split (from the
@@ -27,14 +27,23 @@ import os
 import resource
 from pathlib import Path
 
-from benchmarks.common import ROOT, RESULTS, run_entry_point, run_training, write_result
+from benchmarks.common import DATA_DIR, ROOT, RESULTS, run_entry_point, run_training, write_result
 from emomm.runs.ensembling import member_names
 
 TARGET = 0.08
-DATA = ROOT.parent / "shared" / "data"
+DATA = DATA_DIR
 SPEAKERS = ["data.train_speakers=[1,2,3,4,5,6,7,8,9,10,11,12,13,14]", "data.val_speakers=[15,16,17]",
             "data.test_speakers=[18,19,20]"]
 NO_CLOCK = ["trainer.max_time=null", "model.scheduler.scheduler.time_budget_s=null"]
+
+
+#: The trained fusions, each its config conf/ablation/paired/<name>.yaml (late: 3 epochs, encoders frozen).
+FUSIONS = ["late", "gated", "attention"]
+
+
+def fusion_overrides(name: str, epochs: int) -> list[str]:
+    """``+ablation=paired/<name>``; gated and attention train ``epochs`` epochs (``--fusion-epochs``)."""
+    return [f"+ablation=paired/{name}", *([] if name == "late" else [f"trainer.max_epochs={epochs}"])]
 
 
 def cpu_s() -> float:
@@ -81,14 +90,11 @@ def main() -> None:
     face_ckpt = Path(steps["face"]["run_dir"]) / "checkpoints" / "last.ckpt"
     voice_ckpt = Path(steps["voice"]["run_dir"]) / "checkpoints" / "best.ckpt"
     init = f"model.init_from={{face: {face_ckpt}, voice: {voice_ckpt}}}"
-    fusions = {"late": ["fusion=late", "callbacks.freeze_encoders.epochs={face: 100, voice: 100}",
-                        "trainer.max_epochs=3"],
-               "gated": ["fusion=gated", f"trainer.max_epochs={args.fusion_epochs}"],
-               "attention": ["fusion=attention", f"trainer.max_epochs={args.fusion_epochs}"]}
-    for name, over in fusions.items():
+    for name in FUSIONS:
         if todo(name):
             c0 = cpu_s()
-            res = run_training(["experiment=fusion_paired", init, *over, f"tags=[fusion_paired,{name}]"], log_dir)
+            res = run_training(["experiment=fusion_paired", init, *fusion_overrides(name, args.fusion_epochs),
+                                f"tags=[fusion_paired,{name}]"], log_dir)
             record(name, res, cpu_s() - c0)
     for method in ("mean", "weighted", "stacking"):
         name = f"ensemble:{method}"

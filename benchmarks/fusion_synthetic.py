@@ -2,7 +2,8 @@
 
 Data: `experiment=fusion_synthetic` (face and text of each sample follow one emotion, the face
 expressing it with probability 0.9 and the text with 0.7, otherwise another emotion). Runs,
-each a fresh training with the same seed and data:
+each a fresh training with the same seed and data, each its config ``+ablation=fusion/<run>``
+(conf/ablation/fusion/; the trainings alone are one multirun, see experiments/RESULTS.md):
 
 * each modality alone (face, text);
 * late, concat, gated and attention fusion of both, without and with modality dropout
@@ -42,19 +43,26 @@ SINGLE = ["face", "text"]
 FUSIONS = ["late", "concat", "gated", "attention"]
 
 
+def variant(run: str) -> str:
+    """A run's ablation config (``conf/ablation/fusion/<variant>.yaml``): ``single:face`` ->
+    ``single_face``, ``late+dropout`` -> ``late_dropout``, ``late`` -> ``late``."""
+    return run.replace("single:", "single_").replace("+", "_")
+
+
 def plan(modalities: list[str], done: dict) -> dict[str, list[str]]:
-    """Run name -> overrides. ``late+init`` needs the single runs (in ``done``) first."""
-    both = [f"modalities=[{','.join(modalities)}]"]
-    runs = {f"single:{m}": [f"modalities=[{m}]"] for m in modalities}
+    """Run name -> overrides, each run its config ``+ablation=fusion/<variant>``; the fusions
+    of other modalities than the recipe's (face, text) name them. ``late+init`` needs the
+    single runs (in ``done``) first."""
+    both = [] if modalities == SINGLE else [f"modalities=[{','.join(modalities)}]"]
+    runs = {f"single:{m}": [f"+ablation=fusion/{variant(f'single:{m}')}"] for m in modalities}
     for f in FUSIONS:
-        runs[f"{f}"] = [*both, f"fusion={f}"]
-        runs[f"{f}+dropout"] = [*both, f"fusion={f}", "model.modality_dropout=0.3"]
+        for name in (f, f"{f}+dropout"):
+            runs[name] = [f"+ablation=fusion/{variant(name)}", *both]
     singles = {m: done.get(f"single:{m}", {}).get("run_dir") for m in modalities}
     if all(singles.values()):
         init = ",".join(f"{m}:{d}/checkpoints/best.ckpt" for m, d in singles.items())
-        runs["late+init"] = [*both, "fusion=late", f"++model.init_from={{{init}}}",
-                             "callbacks=freeze_encoders", "callbacks.freeze_encoders.epochs=2",
-                             "model.modality_dropout=0.3"]
+        runs["late+init"] = [f"+ablation=fusion/{variant('late+dropout')}", *both, f"++model.init_from={{{init}}}",
+                             "callbacks=freeze_encoders", "callbacks.freeze_encoders.epochs=2"]
     return runs
 
 

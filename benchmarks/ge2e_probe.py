@@ -1,7 +1,7 @@
 """Which layer of the pretrained GE2E speaker LSTM carries emotion: a linear probe on RAVDESS.
 
     make models                  # the Resemblyzer weights, once
-    python -m benchmarks.ge2e_probe [--root ../shared/data/ravdess]
+    python -m benchmarks.ge2e_probe [--root data/ravdess]
 
 Every speech clip of actors 01-20, silence trimmed as the recipe trims it (40 dB below the
 peak), goes frozen through the 3 pretrained layers of `model/voice_encoder=ge2e`
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import ROOT, write_result
+from benchmarks.common import DATA_DIR, write_result
 from benchmarks.egemaps_ravdess import TRAIN_ACTORS, VAL_ACTORS, fit_logreg, labelled_clips, uar
 
 
@@ -44,7 +44,7 @@ def layer_features(paths: list[str], trim_db: float = 40.0) -> list[np.ndarray]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     args = ap.parse_args()
     paths, y, actor = labelled_clips(Path(args.root))
     start = time.time()

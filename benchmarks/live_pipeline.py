@@ -29,9 +29,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import DATA_DIR, write_result  # noqa: E402
 
-CREMAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cremad_sample"
+CREMAD = DATA_DIR / "cremad_sample"
 
 
 def real_frames(limit: int) -> tuple[np.ndarray, list[str]]:

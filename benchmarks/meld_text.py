@@ -3,7 +3,7 @@
 Target (issue 4): dev weighted F1 >= 58 with the MiniLM encoder (experiment=meld_text),
 training within 30 minutes on 2 CPU cores (issue 14 raises it to 61 for the best variant); the scratch baseline (experiment=meld_text_scratch)
 is reported next to it. Train on train_sent_emo.csv, validate (and select) on dev.
-    python -m benchmarks.meld_text [--root ../shared/data/meld] [--only minilm|scratch]
+    python -m benchmarks.meld_text [--root data/meld] [--only minilm|scratch]
                                    [--future-turns 0 1 2] [--variants no_context ...]
                                    [--seed N] [--tag T] [--overwrite] [--smoke] [extra overrides...]
     python -m benchmarks.meld_text --ensemble minilm minilm_seed2 [...]
@@ -37,7 +37,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.common import RESULTS, ROOT, ablations, machine, mean_ensemble, run_training, write_result
+from benchmarks.common import DATA_DIR, RESULTS, ROOT, ablations, machine, mean_ensemble, run_training, write_result
 
 EXPERIMENTS = {"minilm": "meld_text", "scratch": "meld_text_scratch"}
 TARGET_F1 = 0.58
@@ -104,7 +104,7 @@ def record_ensemble(path: Path, names: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
+    ap.add_argument("--root", default=str(DATA_DIR / "meld"))
     ap.add_argument("--only", choices=sorted(EXPERIMENTS), action="append",
                     help="run only this encoder (repeatable); default: both")
     ap.add_argument("--future-turns", type=int, nargs="+", default=[0], choices=[0, 1, 2],

@@ -1,6 +1,6 @@
 """FER2013 under occlusion, trained without and with the occlusion augmentation.
 
-    python -m benchmarks.occlusion_fer2013 [--epochs 8] [--root ../shared/data/fer2013] [extra train overrides...]
+    python -m benchmarks.occlusion_fer2013 [--epochs 8] [--root data/fer2013] [extra train overrides...]
     python -m benchmarks.occlusion_fer2013 --smoke      # a few batches: proves the pipeline only
 
 Trains `experiment=fer2013_cpu` twice with the same seed for ``--epochs`` epochs (the
@@ -25,7 +25,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmarks.common import ROOT, run_entry_point, run_training, write_result
+from benchmarks.common import DATA_DIR, ROOT, run_entry_point, run_training, write_result
 
 LOG_DIR = ROOT / "outputs" / "bench" / "occlusion_fer2013"
 AUGMENT = "data.augment.occlusion={p: 0.5, kinds: [lower, upper, patch], patch_fraction: [0.1, 0.3]}"
@@ -58,7 +58,7 @@ def drops(table: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
+    ap.add_argument("--root", default=str(DATA_DIR / "fer2013"))
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--conditions", default="lower,upper,patch:0.2,patch:0.4",

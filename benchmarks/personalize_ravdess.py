@@ -17,13 +17,13 @@ import os
 import sys
 import time
 
-from benchmarks.common import ROOT, write_result
+from benchmarks.common import DATA_DIR, write_result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--actors", default="17,18,19,20")
     ap.add_argument("--shots", default="1,2,4")
     ap.add_argument("--methods", default="logit_affine,prototype")

@@ -4,9 +4,9 @@
     python -m benchmarks.predict_throughput --ckpt best.ckpt --images 200 --audio 20
     python -m benchmarks.predict_throughput --short             # a quick check that it runs
 
-Images are FER2013 photos from /work/shared/data/fer2013 (48x48 gray face crops, so MTCNN
+Images are FER2013 photos from data/fer2013 (EMOMM_DATA_DIR sets data/) (48x48 gray face crops, so MTCNN
 runs on small frames) or, without them, generated 256x256 frames holding skimage's
-astronaut; audio is CREMA-D / RAVDESS files from /work/shared/data. Writes
+astronaut; audio is CREMA-D / RAVDESS files from data/. Writes
 benchmarks/results/predict_throughput.json. The tiny default model measures the pipeline
 (decoding, detection, preprocessing, batching), not a production backbone.
 """
@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import write_result
+from benchmarks.common import DATA_DIR, write_result
 
-DATA = Path(os.environ.get("EMOMM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("EMOMM_SHARED_DATA", DATA_DIR))
 TINY = ["modality=multimodal", "modalities=[face,voice]", "fusion=late", "model/face_encoder=timm",
         "model.encoders.face.backbone=resnet10t", "face.image_size=48", "face.in_chans=1",
         "voice.duration=3.0", "data.n_train=28", "data.n_val=7", "data.n_test=7", "data.batch_size=7",

@@ -1,4 +1,4 @@
-"""``python -m emomm.prepare`` on the real CREMA-D clips (../shared/data/cremad_sample).
+"""``python -m emomm.prepare`` on the real CREMA-D clips (data/cremad_sample).
 
 Target (issue 5): every clip yields face crops; report the counts. The six FLV files (VP6
 video, MP3 audio, 480x360, actor 1001) are cropped with the default ``faces`` settings
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import ROOT, run_entry_point, write_result
+from benchmarks.common import DATA_DIR, run_entry_point, write_result
 
 
 def run_prepare(overrides: list[str], log_dir: Path) -> tuple[dict, float]:
@@ -26,7 +26,7 @@ def run_prepare(overrides: list[str], log_dir: Path) -> tuple[dict, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "cremad_sample"))
+    ap.add_argument("--root", default=str(DATA_DIR / "cremad_sample"))
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     if not Path(args.root).is_dir():

@@ -1,6 +1,6 @@
 """RAVDESS voice recipe, each technique of issue 14 toggled alone, over seeds.
 
-    python -m benchmarks.ravdess_ablation [--root ../shared/data/ravdess] [--seeds 1 2 3]
+    python -m benchmarks.ravdess_ablation [--root data/ravdess] [--seeds 1 2 3]
         [--parallel 2] [--only baseline vtlp ...] [--smoke] [overrides for every run...]
 
 Variants: the configs of ``conf/ablation/ravdess/`` (each run as ``experiment=ravdess_voice
@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.common import (RESULTS, ROOT, ablation_uses_ema, ablations, mean_ensemble, require_ravdess,
+from benchmarks.common import (DATA_DIR, RESULTS, ROOT, ablation_uses_ema, ablations, mean_ensemble, require_ravdess,
                                run_entry_point, write_result)
 from benchmarks.ravdess_voice import SMOKE, run_seeds, summarize
 
@@ -174,7 +174,7 @@ def recorded(path: Path) -> dict[str, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--parallel", type=int, default=2, help="runs at once (processes, 1 thread each)")
     ap.add_argument("--threads", type=int, default=1)

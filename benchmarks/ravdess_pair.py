@@ -1,7 +1,7 @@
 """Train two RAVDESS recipes side by side per seed, then score their mean ensemble.
 
     python -m benchmarks.ravdess_pair [--seeds 1 2 3] [--experiments ravdess_voice ravdess_ge2e]
-                                      [--root ../shared/data/ravdess] [--name ravdess_pair] [overrides...]
+                                      [--root data/ravdess] [--name ravdess_pair] [overrides...]
 
 Issue 14's RAVDESS target is val UAR >= 72 on the unseen actors 17-20, as a mean over 3
 seeds, within 30 minutes of training on the 2-core box. The measured way there is the mean
@@ -9,7 +9,7 @@ ensemble of the CNN recipe and the fine-tuned GE2E recipe trained with the same 
 script trains both of a seed at once, one process and one torch thread each (one per core),
 so a pair's ``pair_train_s`` is the wall time from starting both to both finished, the
 time a user waits. Then ``python -m emomm.ensemble method=mean`` scores the pair (see
-ensemble_pairs.py). Overrides go to every member (e.g. ``trainer.max_epochs=2`` to try it).
+emomm.analysis.ensemble_pairs). Overrides go to every member (e.g. ``trainer.max_epochs=2`` to try it).
 Writes benchmarks/results/<name>.json with per-seed and mean +- std figures.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.common import ROOT, refuse_to_overwrite, require_ravdess, run_training, write_result
-from benchmarks.ensemble_pairs import METRICS, summarize, score_pair
+from benchmarks.common import DATA_DIR, ROOT, refuse_to_overwrite, require_ravdess, run_training, write_result
+from emomm.analysis.ensemble_pairs import METRICS, score_pair, summarize
 
 TARGET_UAR, BUDGET_S = 0.72, 30 * 60
 
@@ -40,7 +40,7 @@ def train_pair(experiments: list[str], overrides: list[str], seed: int, log_root
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--experiments", nargs=2, default=["ravdess_voice", "ravdess_ge2e"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--name", default="ravdess_pair", help="result file name")
@@ -55,7 +55,7 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         trained, wall = train_pair(args.experiments, overrides, seed, log_root)
-        row = score_pair({e: r["run_dir"] for e, r in trained.items()}, log_root / f"seed_{seed}" / "ensemble")
+        row = score_pair({e: r["run_dir"] for e, r in trained.items()}, log_root / f"seed_{seed}" / "ensemble", ROOT)
         row.update(seed=seed, pair_train_s=round(wall, 1),
                    train_time_s={e: r["train_time_s"] for e, r in trained.items()},
                    best_epoch={e: r["best_val"].get("epoch") for e, r in trained.items()},

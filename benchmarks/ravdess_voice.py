@@ -3,7 +3,7 @@
 Target (issue 3): validation UAR >= 65% on the unseen actors 17-20 (train on 01-16), 8
 classes, training within 30 minutes on 2 CPU cores. The recipe is defined by epochs
 (issue 14), so its figures vary with the seed, not with the machine: report them over seeds.
-    python -m benchmarks.ravdess_voice [--root ../shared/data/ravdess] [--threads 1]
+    python -m benchmarks.ravdess_voice [--root data/ravdess] [--threads 1]
                                        [--seeds 1 2 3] [--parallel 2] [--smoke] [--name N] [--overwrite] [overrides...]
 Writes benchmarks/results/<name>.json (refusing to replace an existing one without --overwrite): per-seed figures and, with several seeds, the
 mean and (sample) standard deviation of val UAR, accuracy and macro-F1.
@@ -24,7 +24,7 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.common import ROOT, machine, refuse_to_overwrite, require_ravdess, run_training, write_result
+from benchmarks.common import DATA_DIR, ROOT, machine, refuse_to_overwrite, require_ravdess, run_training, write_result
 
 TARGET_UAR, BUDGET_S = 0.65, 30 * 60
 SMOKE = ["debug=limit"]
@@ -67,7 +67,7 @@ def summarize(runs: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads per run (see the module docstring; the machine has 2 cores)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[42], help="one run per seed (e.g. 1 2 3)")

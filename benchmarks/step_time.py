@@ -2,7 +2,7 @@
 
     python -m benchmarks.step_time face  [--steps 6] [--bf16-steps 3] [--threads 2] [--rounds 1] [--name precision_cpu]
     python -m benchmarks.step_time voice [--rounds 6] [--steps 4] [--threads 1] [--name voice_step] [--overwrite]
-    python -m benchmarks.step_time text  [--root ../shared/data/meld] [--rounds 3] [--steps 3] [--threads 2]
+    python -m benchmarks.step_time text  [--root data/meld] [--rounds 3] [--steps 3] [--threads 2]
                                          [--name text_step] [--overwrite]
 
 ``face``: the FER2013 recipe's network in fp32 and bf16 autocast, NCHW and NHWC (result
@@ -45,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import (RESULTS, ROOT, interleaved_step_times, machine, refuse_to_overwrite, step_time_parser,
+from benchmarks.common import (DATA_DIR, RESULTS, ROOT, interleaved_step_times, machine, refuse_to_overwrite, step_time_parser,
                                write_result)
 
 
@@ -210,7 +210,7 @@ def build_text(overrides: list[str]):
 def text_main(argv: list[str]) -> None:
     ap = step_time_parser("python -m benchmarks.step_time text", __doc__, list(TEXT_VARIANTS), "text_step",
                           rounds=3, steps=3, threads=2)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "meld"))
+    ap.add_argument("--root", default=str(DATA_DIR / "meld"))
     args = ap.parse_args(argv)
     csv = Path(args.root) / "train_sent_emo.csv"
     if not csv.is_file():

@@ -37,13 +37,13 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import RESULTS, ROOT, require_ravdess, run_entry_point, run_training, write_result
+from benchmarks.common import DATA_DIR, RESULTS, ROOT, require_ravdess, run_entry_point, run_training, write_result
 from emomm.utils.atomic import atomic_write_text
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--root", default=str(DATA_DIR / "ravdess"))
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--trial-epochs", type=int, default=10, help="epochs of one trial (~19 s each, 1 thread)")
     ap.add_argument("--trial-guard-min", type=float, default=15.0, help="trainer.max_time of a trial: a stall guard")

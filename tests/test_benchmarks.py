@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,15 +38,32 @@ def test_no_command_runs_a_benchmark_by_its_file_path():
         assert "python benchmarks/" not in path.read_text(), path
 
 
+def test_benchmarks_read_data_under_the_data_dir(tmp_path):
+    """A benchmark's default dataset path is under ``paths.data_dir`` (``EMOMM_DATA_DIR``, else
+    data/ in the checkout), as the recipes': never a path out of the repository."""
+    for path in SCRIPTS:
+        text = path.read_text()
+        assert '"shared" / "data"' not in text and "../shared" not in text, f"{path.name}: use benchmarks.common.DATA_DIR"
+    code = "from benchmarks.common import DATA_DIR, ROOT; print(DATA_DIR); print(ROOT / 'data')"
+    env = {k: v for k, v in os.environ.items() if k != "EMOMM_DATA_DIR"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    default, expected = r.stdout.split()
+    assert default == expected, r.stderr
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       env={**env, "EMOMM_DATA_DIR": str(tmp_path)})
+    assert r.stdout.split()[0] == str(tmp_path), r.stderr
+
+
 def test_a_benchmark_runs_as_a_module_from_the_root():
-    r = subprocess.run([sys.executable, "-m", "benchmarks.ensemble_pairs", "--help"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "benchmarks.ravdess_pair", "--help"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "--set" in r.stdout, r.stderr
+    assert r.returncode == 0 and "--seeds" in r.stdout, r.stderr
 
 
 # -- ablations as config groups: conf/ablation/<task>/<variant>.yaml ---------------------------
 ABLATION_DIR = ROOT / "conf" / "ablation"
-RECIPE = {"meld": "meld_text", "ravdess": "ravdess_voice", "fer2013": "fer2013_cpu"}
+RECIPE = {"meld": "meld_text", "ravdess": "ravdess_voice", "fer2013": "fer2013_cpu", "fusion": "fusion_synthetic",
+          "paired": "fusion_paired"}
 ABLATIONS = sorted((p.parent.name, p.stem) for p in ABLATION_DIR.glob("*/*.yaml"))
 
 
@@ -108,12 +127,75 @@ def test_ablation_composes_and_changes_its_recipe(tmp_path_factory, task, varian
             assert set(tasks.values()) == {float(variant.removeprefix("aux_both_w"))}, variant
     if task == "fer2013":
         assert cfg.model.encoders.face._target_.endswith("FaceEncoder"), variant
+    if task == "paired":
+        assert cfg.fusion._target_ == f"emomm.models.fusion.{variant.capitalize()}Fusion", variant
+    if task == "fusion":   # single_<m>: that modality alone; <fusion>[_dropout][_3m]: what it names
+        name = variant.split("_")
+        if name[0] == "single":
+            assert list(cfg.modalities) == [name[1]], variant
+        else:
+            assert cfg.fusion._target_ == f"emomm.models.fusion.{name[0].capitalize()}Fusion", variant
+            assert cfg.model.modality_dropout == (0.3 if "dropout" in name else None), variant
+            assert list(cfg.modalities) == (["face", "voice", "text"] if "3m" in name else ["face", "text"]), variant
+
+
+#: benchmarks/fusion_synthetic.py's runs as override lists, before they became ablation configs.
+def _former_fusion_plan(modalities: list[str], singles: dict[str, str]) -> dict[str, list[str]]:
+    both = [f"modalities=[{','.join(modalities)}]"]
+    runs = {f"single:{m}": [f"modalities=[{m}]"] for m in modalities}
+    for f in ["late", "concat", "gated", "attention"]:
+        runs[f] = [*both, f"fusion={f}"]
+        runs[f"{f}+dropout"] = [*both, f"fusion={f}", "model.modality_dropout=0.3"]
+    init = ",".join(f"{m}:{d}/checkpoints/best.ckpt" for m, d in singles.items())
+    runs["late+init"] = [*both, "fusion=late", f"++model.init_from={{{init}}}", "callbacks=freeze_encoders",
+                         "callbacks.freeze_encoders.epochs=2", "model.modality_dropout=0.3"]
+    return runs
+
+
+@pytest.mark.parametrize("modalities", [["face", "text"], ["face", "voice", "text"]])
+def test_fusion_synthetic_runs_its_ablation_configs_unchanged(tmp_path_factory, modalities):
+    """Each run of benchmarks.fusion_synthetic is its ``+ablation=fusion/<run>`` config, which
+    composes to exactly the config its former override list gave."""
+    from tests.conftest import make_cfg
+    mod = importlib.import_module("benchmarks.fusion_synthetic")
+    singles = {m: f"/runs/{m}" for m in modalities}
+    plan = mod.plan(modalities, {f"single:{m}": {"run_dir": d} for m, d in singles.items()})
+    former = _former_fusion_plan(modalities, singles)
+    assert list(plan) == list(former)
+    out = tmp_path_factory.getbasetemp() / "fusion"
+
+    def composed(overrides):
+        return _flat_config(make_cfg("train", out, ["experiment=fusion_synthetic", *overrides]))
+    for name, overrides in plan.items():
+        config = "late_dropout" if name == "late+init" else mod.variant(name)   # + init_from, freeze_epochs
+        assert overrides[0] == f"+ablation=fusion/{config}" and (ABLATION_DIR / "fusion" / f"{config}.yaml").is_file()
+        assert composed(overrides) == composed(former[name]), name
+    if len(modalities) == 3:   # the three-modality late fusion of RESULTS.md's multirun is that run
+        assert composed(["+ablation=fusion/late_dropout_3m"]) == composed(former["late+dropout"])
+
+
+def test_fusion_paired_runs_its_ablation_configs_unchanged(tmp_path_factory):
+    """benchmarks.fusion_paired's trained fusions are ``+ablation=paired/<fusion>``, composing to
+    exactly the config of their former override lists."""
+    from tests.conftest import make_cfg
+    mod = importlib.import_module("benchmarks.fusion_paired")
+    init = "model.init_from={face: /f/last.ckpt, voice: /v/best.ckpt}"
+    former = {"late": ["fusion=late", "callbacks.freeze_encoders.epochs={face: 100, voice: 100}", "trainer.max_epochs=3"],
+              "gated": ["fusion=gated", "trainer.max_epochs=6"], "attention": ["fusion=attention", "trainer.max_epochs=6"]}
+    out = tmp_path_factory.getbasetemp() / "paired"
+
+    def composed(overrides):
+        return _flat_config(make_cfg("train", out, ["experiment=fusion_paired", init, *overrides]))
+    assert mod.FUSIONS == list(former) and set(mod.FUSIONS) == {v for t, v in ABLATIONS if t == "paired"}
+    for name in mod.FUSIONS:
+        assert composed(mod.fusion_overrides(name, 6)) == composed(former[name]), name
+    # without --fusion-epochs, RESULTS.md's multirun trains gated and attention 4 epochs, as measured
+    assert composed(["+ablation=paired/gated"]) == composed(["fusion=gated", "trainer.max_epochs=4"])
 
 
 @pytest.mark.parametrize("script,task", [("meld_text", "meld"), ("ravdess_ablation", "ravdess")])
 def test_benchmarks_run_the_ablation_configs(script, task):
     """The benchmarks keep no override lists of their own: a variant is its config."""
-    import importlib
     mod = importlib.import_module(f"benchmarks.{script}")
     assert mod.VARIANTS == sorted(v for t, v in ABLATIONS if t == task)
     assert all(mod.variant_overrides(v) == [f"+ablation={task}/{v}"] for v in mod.VARIANTS)

@@ -175,8 +175,9 @@ def test_faces_clip_without_any_face_is_flagged():
 
 
 # -- cache and prepare -----------------------------------------------------------------------
-def face_clip(path: Path, n: int = 6, face: bool = True, size=(120, 160)) -> Path:
-    """A small clip of the astronaut's face drifting across a grey frame (or no face)."""
+def face_clip(path: Path, n: int = 6, face: bool = True, size=(120, 160), audio: np.ndarray | None = None) -> Path:
+    """A small clip of the astronaut's face drifting across a grey frame (or no face), with
+    ``audio`` (float mono at 16 kHz) as its sound track when given."""
     h, w = size
     src = cv2.resize(skimage.data.astronaut()[30:210, 150:300], (75, 90))
     frames = np.full((n, h, w, 3), 110, np.uint8)
@@ -187,7 +188,7 @@ def face_clip(path: Path, n: int = 6, face: bool = True, size=(120, 160)) -> Pat
             frames[t, y: y + 90, x: x + 75] = src
         else:
             frames[t] = rng.integers(90, 130, (h, w, 3), dtype=np.uint8)
-    return write_video(path, frames, fps=10)
+    return write_video(path, frames, fps=10, audio=audio)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,15 @@
 """Mean ensembles of finished runs, paired by position across sets (e.g. by seed).
 
-    python -m benchmarks.ensemble_pairs --set cnn RUN_S1 RUN_S2 RUN_S3 \\
-        --set ge2e RUN_S1 RUN_S2 RUN_S3 [--name ravdess_cnn_ge2e]
+    python -m emomm.analysis.ensemble_pairs --set cnn RUN_S1 RUN_S2 RUN_S3 \\
+        --set ge2e RUN_S1 RUN_S2 RUN_S3 [--out outputs/analysis/ensemble_pairs.json] [--overwrite]
 
 The i-th runs of every set form one ensemble (``python -m emomm.ensemble method=mean``:
 the mean of the members' class probabilities, scored on the data's test split, which for
 the RAVDESS recipes is the validation actors 17-20). Give the runs of each set in the same
 seed order. Writes each ensemble's UAR, accuracy and macro-F1 beside each member's, their
 mean and sample standard deviation, and the ensemble's paired gain over each set. No
-training: the members' training time is in their own results.
+training: the members' training time is in their own results. Each ensemble's own folder
+is ``<out folder>/<out name>/pair_<i>/``.
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks.common import ROOT, mean_ensemble, refuse_to_overwrite, write_result
+from emomm.analysis.child_runs import finished_run, mean_ensemble, refuse_to_overwrite, write_analysis
 
 METRICS = ("uar", "acc", "f1_macro")
 
 
 def spread(values: list[float]) -> dict:
+    """Mean and sample standard deviation (None for one value)."""
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
@@ -36,10 +38,10 @@ def summarize(rows: list[dict], names: list[str]) -> dict:
     return out
 
 
-def score_pair(members: dict[str, str], log_dir: Path) -> dict:
+def score_pair(members: dict[str, str], log_dir: Path, cwd: str | Path | None = None) -> dict:
     """The mean ensemble of ``{name: run_dir}`` and each member's score on the test split."""
     names = list(members)
-    res = mean_ensemble(list(members.values()), log_dir)
+    res = mean_ensemble(list(members.values()), log_dir, cwd)
     # emomm.ensemble reports the members in the order given, under shortened folder names
     if len(res["test_models"]) != len(names):
         sys.exit(f"{log_dir}: {len(res['test_models'])} member scores for {len(names)} runs")
@@ -51,26 +53,32 @@ def score_pair(members: dict[str, str], log_dir: Path) -> dict:
             "command": res["command"], "run_dir": res["run_dir"]}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
-                    help="a name, then run folders (with checkpoints/best.ckpt), in seed order")
-    ap.add_argument("--name", default="ensemble_pairs", help="result file name")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of that name")
-    args = ap.parse_args()
-    refuse_to_overwrite(args.name, args.overwrite)
-    sets = {name: dirs for name, *dirs in args.set}
+def check_sets(sets: dict[str, list[str]]) -> None:
+    """Exit unless there are two or more sets of the same size, every run a finished one."""
     sizes = {name: len(dirs) for name, dirs in sets.items()}
     if len(sets) < 2 or len(set(sizes.values())) != 1 or 0 in sizes.values():
         sys.exit(f"give two or more --set NAME RUN... with the same number of runs each; got {sizes}")
     for dirs in sets.values():
         for run in dirs:
-            if not (Path(run) / "checkpoints" / "best.ckpt").is_file():
-                sys.exit(f"{run}: no checkpoints/best.ckpt; give a finished training run's folder")
+            finished_run(run)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m emomm.analysis.ensemble_pairs", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
+                    help="a name, then run folders (with checkpoints/best.ckpt), in seed order")
+    ap.add_argument("--out", type=Path, default=Path("outputs/analysis/ensemble_pairs.json"), help="result file")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing result file")
+    args = ap.parse_args(argv)
+    refuse_to_overwrite(args.out, args.overwrite)
+    sets = {name: dirs for name, *dirs in args.set}
+    check_sets(sets)
     names = list(sets)
-    rows = [score_pair(dict(zip(names, members)), ROOT / "outputs" / "bench" / args.name / f"pair_{i + 1}")
+    log_root = args.out.parent / args.out.stem
+    rows = [score_pair(dict(zip(names, members)), log_root / f"pair_{i + 1}")
             for i, members in enumerate(zip(*sets.values()))]
-    write_result(args.name, {"sets": names, "pairs": rows, "summary": summarize(rows, names)})
+    write_analysis(args.out, "ensemble_pairs", {"sets": names, "pairs": rows, "summary": summarize(rows, names)})
 
 
 if __name__ == "__main__":
