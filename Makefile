@@ -43,13 +43,14 @@ demo: install
 	$(BIN)/python -m emomm.train experiment=demo hydra.run.dir=$(DEMO_DIR)
 	$(BIN)/python -m emomm.eval ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt
 
-# One compute thread: the tests' tiny models gain nothing from more, and two OpenMP threads
-# on a 2-core machine stall each other whenever anything else runs.
+# One compute thread per test process: the tests' tiny models gain nothing from more, and
+# TEST_WORKERS processes (pytest-xdist) use the cores instead (2: this project's 2-core box).
+TEST_WORKERS ?= 2
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-all: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m ''
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m ''
 
 # The web app on the demo checkpoint, trained first when absent (HOST/PORT overridable).
 HOST ?= 127.0.0.1
