@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from emomm.analysis.comparison import comparison_rows, write_tables
 from emomm.analysis.plots import plot_confusions, plot_curves, plot_metric
-from emomm.analysis.runs import find_runs
+from emomm.analysis.run_folders import find_runs
 from emomm.utils.runtime import CONFIG_DIR
 
 

@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from emomm.analysis.comparison import comparison_rows, differing_overrides, group_stats
-from emomm.analysis.runs import find_runs
+from emomm.analysis.run_folders import find_runs
 from emomm.compare import argv_with_runs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from emomm.analysis.runs import Run
+from emomm.analysis.run_folders import Run
 from emomm.analysis.summary import mean_std
 from emomm.utils.atomic import atomic_open, atomic_write_text
 

@@ -9,7 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from emomm.analysis.runs import find_runs
+from emomm.analysis.run_folders import find_runs
 from emomm.analysis.summary import summarise, write_summary
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from emomm.analysis.comparison import group_stats, run_labels
-from emomm.analysis.runs import Run
+from emomm.analysis.run_folders import Run
 from emomm.utils.atomic import atomic_savefig
 
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from emomm.analysis.runs import Run
+from emomm.analysis.run_folders import Run
 from emomm.utils.atomic import atomic_open, atomic_write_json, atomic_write_text
 
 #: Metrics shown first in tables; any other scalar metric follows in name order.
