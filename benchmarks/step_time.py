@@ -132,8 +132,9 @@ VOICE_VARIANTS = {
 }
 
 
-def build_voice(experiment: str, overrides: list[str]):
-    """The experiment's voice encoder, a linear head and AdamW."""
+def build_encoder(experiment: str, overrides: list[str], modality: str, classes: int):
+    """``(encoder, linear head, AdamW over what trains, composed config)`` of the recipe's
+    ``modality`` encoder with ``overrides``."""
     import torch
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
@@ -142,10 +143,23 @@ def build_voice(experiment: str, overrides: list[str]):
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
     torch.manual_seed(0)
-    encoder = instantiate(cfg.model.encoders.voice, _convert_="all").train()
-    head = torch.nn.Linear(encoder.out_dim, 8)
-    opt = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=1e-4)
-    return encoder, head, opt
+    encoder = instantiate(cfg.model.encoders[modality], _convert_="all").train()
+    head = torch.nn.Linear(encoder.out_dim, classes)
+    opt = torch.optim.AdamW([p for p in [*encoder.parameters(), *head.parameters()] if p.requires_grad], lr=1e-4)
+    return encoder, head, opt, cfg
+
+
+def training_step(forward, head, opt, labels, bf16: bool):
+    """One optimizer step of ``head(forward())`` against ``labels`` (bf16 autocast or not)."""
+    import torch
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(head(forward()).float(), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return step
 
 
 def voice_main(argv: list[str]) -> None:
@@ -160,15 +174,9 @@ def voice_main(argv: list[str]) -> None:
     labels = torch.randint(0, 8, (32,), generator=g)
 
     def step_of(name: str):
-        encoder, head, opt = build_voice(*VOICE_VARIANTS[name][:2])
-
-        def step() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=VOICE_VARIANTS[name][2]):
-                loss = torch.nn.functional.cross_entropy(head(encoder(wave, lengths)).float(), labels)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-        return step
+        experiment, overrides, bf16 = VOICE_VARIANTS[name]
+        encoder, head, opt, _ = build_encoder(experiment, overrides, "voice", 8)
+        return training_step(lambda: encoder(wave, lengths), head, opt, labels, bf16)
 
     times = interleaved_step_times({name: step_of(name) for name in args.variants}, args.rounds, args.steps)
     entry = {name: {"experiment": VOICE_VARIANTS[name][0], "overrides": VOICE_VARIANTS[name][1],
@@ -191,22 +199,6 @@ TEXT_VARIANTS = {
 FIRST = 1000  # the batch: train rows FIRST .. FIRST+31 (past the first dialogues' short openings)
 
 
-def build_text(overrides: list[str]):
-    """The recipe's text encoder (with ``overrides``), a linear head and AdamW on what trains."""
-    import torch
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from emomm.utils.runtime import CONFIG_DIR
-    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-        cfg = compose("train", overrides=["experiment=meld_text", *overrides])
-    torch.manual_seed(0)
-    encoder = instantiate(cfg.model.encoders.text, _convert_="all").train()
-    head = torch.nn.Linear(encoder.out_dim, 7)
-    opt = torch.optim.AdamW([p for p in [*encoder.parameters(), *head.parameters()] if p.requires_grad], lr=1e-4)
-    return encoder, head, opt, int(cfg.text.context_turns)
-
-
 def text_main(argv: list[str]) -> None:
     ap = step_time_parser("python -m benchmarks.step_time text", __doc__, list(TEXT_VARIANTS), "text_step",
                           rounds=3, steps=3, threads=2)
@@ -223,18 +215,12 @@ def text_main(argv: list[str]) -> None:
     labels = torch.zeros(32, dtype=torch.long)
 
     def step_of(name: str):
-        encoder, head, opt, turns = build_text(TEXT_VARIANTS[name][0])
-        rows = read_meld_csv(csv, context_turns=turns, speakers=False)
+        overrides, bf16 = TEXT_VARIANTS[name]
+        encoder, head, opt, cfg = build_encoder("meld_text", overrides, "text", 7)
+        rows = read_meld_csv(csv, context_turns=int(cfg.text.context_turns), speakers=False)
         batch = [{"text": t, "context": c} for t, c in
                  zip(rows["texts"][FIRST:FIRST + 32], rows["contexts"][FIRST:FIRST + 32])]
-
-        def step() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=TEXT_VARIANTS[name][1]):
-                loss = torch.nn.functional.cross_entropy(head(encoder(batch)).float(), labels)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-        return step
+        return training_step(lambda: encoder(batch), head, opt, labels, bf16)
 
     times = interleaved_step_times({name: step_of(name) for name in args.variants}, args.rounds, args.steps)
     entry = {name: {"overrides": TEXT_VARIANTS[name][0], "bf16_autocast": TEXT_VARIANTS[name][1],

@@ -7,6 +7,7 @@ so this layer imports nothing above it.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -65,3 +66,14 @@ def refuse_to_overwrite(path: Path, overwrite: bool) -> None:
     must not silently replace a result that was quoted."""
     if path.exists() and not overwrite:
         sys.exit(f"{path} exists; pass --out NEW to keep it, or --overwrite to replace it")
+
+
+def run_sets_parser(prog: str, doc: str | None, default_out: str, run_help: str) -> argparse.ArgumentParser:
+    """The command line of an analysis over named sets of finished runs:
+    ``--set NAME RUN_DIR... [--set ...] [--out FILE] [--overwrite]``."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
+                    help=f"a name, then {run_help}")
+    ap.add_argument("--out", type=Path, default=Path(default_out), help="result file")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing result file")
+    return ap

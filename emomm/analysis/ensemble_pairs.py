@@ -13,12 +13,12 @@ is ``<out folder>/<out name>/pair_<i>/``.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
-from emomm.analysis.child_runs import finished_run, mean_ensemble, refuse_to_overwrite, write_analysis
+from emomm.analysis.child_runs import (finished_run, mean_ensemble, refuse_to_overwrite, run_sets_parser,
+                                       write_analysis)
 
 METRICS = ("uar", "acc", "f1_macro")
 
@@ -64,12 +64,8 @@ def check_sets(sets: dict[str, list[str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m emomm.analysis.ensemble_pairs", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
-                    help="a name, then run folders (with checkpoints/best.ckpt), in seed order")
-    ap.add_argument("--out", type=Path, default=Path("outputs/analysis/ensemble_pairs.json"), help="result file")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing result file")
+    ap = run_sets_parser("python -m emomm.analysis.ensemble_pairs", __doc__, "outputs/analysis/ensemble_pairs.json",
+                         "run folders (with checkpoints/best.ckpt), in seed order")
     args = ap.parse_args(argv)
     refuse_to_overwrite(args.out, args.overwrite)
     sets = {name: dirs for name, *dirs in args.set}

@@ -12,12 +12,12 @@ recipe without and with the multi-task heads, whose sex head might be expected t
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
-from emomm.analysis.child_runs import finished_run, refuse_to_overwrite, run_entry_point, write_analysis
+from emomm.analysis.child_runs import (finished_run, refuse_to_overwrite, run_entry_point, run_sets_parser,
+                                       write_analysis)
 
 PROTOCOL = ("best checkpoints scored on RAVDESS actors 17-20 by sex "
             "(python -m emomm.eval split=val groups=ravdess_sex)")
@@ -52,12 +52,8 @@ def score_run(run: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m emomm.analysis.sex_gap", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
-                    help="a name, then run folders (with checkpoints/best.ckpt)")
-    ap.add_argument("--out", type=Path, default=Path("outputs/analysis/sex_gap.json"), help="result file")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing result file")
+    ap = run_sets_parser("python -m emomm.analysis.sex_gap", __doc__, "outputs/analysis/sex_gap.json",
+                         "run folders (with checkpoints/best.ckpt)")
     args = ap.parse_args(argv)
     refuse_to_overwrite(args.out, args.overwrite)
     for name, *dirs in args.set:
