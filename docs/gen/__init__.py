@@ -1,0 +1,1 @@
+"""Generators of the documentation pages that must not drift from the code: `python -m docs.gen`."""

@@ -1,0 +1,369 @@
+"""Results tables generated from benchmarks/results/*.json (as timm generates its results tables).
+
+One page per task; each row is read from a result file, never typed: recipe | metric (with its
+spread and seeds) | train time | CPU | command | date | file. A field a file does not record is
+shown as "-" and listed under "Gaps" on the page of every result file (all.md).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+MISSING = "-"
+
+
+@dataclass
+class Row:
+    recipe: str
+    metric: str
+    value: str
+    seeds: str = MISSING
+    train_time: str = MISSING
+    cpu: str = MISSING
+    command: str = MISSING
+    date: str = MISSING
+    source: str = MISSING
+
+
+def pct(x) -> str:
+    return MISSING if x is None else f"{100 * x:.1f}"
+
+
+def spread(mean, std=None, n=None) -> str:
+    """'65.2 ± 1.7 (n=2)' from fractions; the mean alone when there is no std."""
+    if mean is None:
+        return MISSING
+    s = pct(mean)
+    if std is not None:
+        s += f" ± {100 * std:.1f}"
+    if n:
+        s += f" (n={n})"
+    return s
+
+
+def minutes(seconds) -> str:
+    return MISSING if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def cpu(machine: dict | None) -> str:
+    if not machine:
+        return MISSING
+    name = machine.get("cpu") or MISSING
+    if machine.get("cores"):
+        name += f", {machine['cores']} cores"
+    if machine.get("cuda"):
+        name += f", {machine['cuda']}"
+    return name
+
+
+def seed_of(command: str | None) -> str:
+    m = re.search(r"(?:^|\s)seed=(\d+)", command or "")
+    return m.group(1) if m else ("default" if command else MISSING)
+
+
+def _get(d: dict, *path):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def base(d: dict, name: str, **kw) -> dict:
+    """The fields every row of one file shares."""
+    return dict(cpu=cpu(d.get("machine")), date=d.get("date") or MISSING, source=name, **kw)
+
+
+# --- extractors: one per result schema; each yields the rows of one file -------------------------
+
+def fer2013(d: dict, name: str) -> Iterable[Row]:
+    command = _get(d, "details", "command")
+    common = base(d, name, seeds=seed_of(command), command=command or MISSING,
+                  train_time=minutes(d.get("train_time_s")))
+    recipe = d.get("benchmark", name)
+    yield Row(recipe, "val (PublicTest) acc", pct(d.get("val_acc")), **common)
+    if d.get("val_tta10"):
+        views = " x ".join(d.get("tta10_views") or []) or "10 views"
+        yield Row(recipe, f"val acc, eval with {views}", pct(d["val_tta10"].get("acc")),
+                  **{**common, "command": _get(d, "eval_tta10", "command") or MISSING})
+
+
+def seeds_run(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks.ravdess_voice: one recipe over seeds (or, older files, one run)."""
+    recipe = " ".join(d.get("overrides") or []) or d.get("benchmark", name)
+    recipe = re.sub(r"\s*data\.root=\S+", "", recipe) or d.get("benchmark", name)
+    if "val_uar_mean" in d:
+        per_seed = d.get("per_seed") or []
+        commands = {s.get("command") for s in per_seed if s.get("command")}
+        yield Row(recipe, "val UAR (actors 17-20)",
+                  spread(d["val_uar_mean"], d.get("val_uar_std"), d.get("n_seeds")),
+                  **base(d, name, seeds=", ".join(map(str, d.get("seeds") or [])) or MISSING,
+                         train_time=minutes(d.get("train_time_s_mean")),
+                         command=commands.pop() if len(commands) == 1 else
+                         (f"python -m benchmarks.ravdess_voice --seeds {' '.join(map(str, d.get('seeds') or []))}"
+                          if d.get("seeds") else MISSING)))
+    else:
+        command = _get(d, "details", "command")
+        yield Row(recipe, "val UAR (actors 17-20)", pct(d.get("val_uar")),
+                  **base(d, name, seeds=seed_of(command), train_time=minutes(d.get("train_time_s")),
+                         command=command or MISSING))
+
+
+def pair_summary(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks.ravdess_pair and analysis.ensemble_pairs: sets paired by seed and their ensemble."""
+    summary = d.get("summary") or {}
+    seeds = d.get("seeds")
+    n = len(seeds) if seeds else len(d.get("pairs") or []) or None
+    members = d.get("experiments") or d.get("sets") or []
+    for key, metrics in summary.items():
+        if key.startswith("gain_over_") or not isinstance(metrics, dict) or "uar" not in metrics:
+            continue
+        recipe = f"mean ensemble of {' + '.join(members)}" if key == "ensemble" else key
+        yield Row(recipe, "val UAR", spread(metrics["uar"].get("mean"), metrics["uar"].get("std"), n),
+                  **base(d, name, seeds=", ".join(map(str, seeds)) if seeds else MISSING,
+                         train_time=minutes(d.get("pair_train_s_max")) if key == "ensemble" else MISSING,
+                         command=d.get("command") or MISSING))
+
+
+def ablation(d: dict, name: str) -> Iterable[Row]:
+    for variant, s in (d.get("summary") or {}).items():
+        yield Row(f"ravdess_voice, {variant}", "val UAR",
+                  spread(s.get("val_uar_mean"), s.get("val_uar_std"), len(s.get("seeds") or []) or None),
+                  **base(d, name, seeds=", ".join(map(str, s.get("seeds") or [])) or MISSING,
+                         command=f"python -m benchmarks.ravdess_ablation --only {variant}"))
+
+
+def meld(d: dict, name: str) -> Iterable[Row]:
+    for run, r in (d.get("runs") or {}).items():
+        command = r.get("command")
+        yield Row(run, "dev weighted F1", pct(r.get("dev_f1_weighted")),
+                  seeds=seed_of(command), train_time=minutes(r.get("train_time_s")),
+                  cpu=cpu(r.get("machine") or d.get("machine")), command=command or MISSING,
+                  date=d.get("date") or MISSING, source=name)
+    for ens, e in (d.get("ensembles") or {}).items():
+        yield Row(f"ensemble {ens}", "dev weighted F1", pct(e.get("dev_f1_weighted")),
+                  train_time=minutes(e.get("training_time_s")), command=e.get("command") or MISSING,
+                  **{k: v for k, v in base(d, name).items()})
+
+
+def fusion_synthetic(d: dict, name: str) -> Iterable[Row]:
+    for run, uar in (d.get("test_uar") or {}).items():
+        r = (d.get("runs") or {}).get(run) or {}
+        yield Row(run, "test UAR", pct(uar),
+                  **base(d, name, seeds=seed_of(r.get("command")),
+                         train_time=minutes(r.get("train_time_s")),
+                         command=r.get("command") or MISSING))
+
+
+def fusion_paired(d: dict, name: str) -> Iterable[Row]:
+    for group in ("single_modality_test_uar", "fusion_test_uar"):
+        for run, uar in (d.get(group) or {}).items():
+            yield Row(run, "test UAR", pct(uar), **base(d, name, command=d.get("command") or MISSING))
+
+
+def live(d: dict, name: str) -> Iterable[Row]:
+    for setup, r in (d.get("results") or {}).items():
+        yield Row(setup, "frames/s; latency p50 / p95 (ms)",
+                  f"{r.get('fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / {r.get('latency_ms_p95', MISSING)}",
+                  **base(d, name, command=d.get("command") or MISSING))
+    for det, ms in (d.get("detector_ms_per_frame_640x480") or {}).items():
+        yield Row(f"detector {det}", "ms per 640x480 frame", str(ms),
+                  **base(d, name, command=d.get("command") or MISSING))
+
+
+def export(d: dict, name: str) -> Iterable[Row]:
+    for model, r in (d.get("results") or {}).items():
+        sizes = r.get("size_bytes") or {}
+        for backend, lat in (r.get("latency_per_crop") or {}).items():
+            size = sizes.get(backend) or sizes.get("pytorch_state_dict" if backend == "pytorch" else "")
+            mb = f"{size / 1e6:.1f}" if size else MISSING
+            yield Row(f"{model}, {backend}", "ms per crop p50 / p95; file MB",
+                      f"{lat.get('p50_ms', MISSING)} / {lat.get('p95_ms', MISSING)}; {mb}",
+                      **base(d, name, command=d.get("command") or MISSING))
+
+
+def serve(d: dict, name: str) -> Iterable[Row]:
+    recipe = f"{d.get('clients', MISSING)} clients x {d.get('seconds', MISSING)} s, {d.get('server_workers', MISSING)} workers"
+    yield Row(recipe, "requests/s; errors", f"{d.get('requests_per_s', MISSING)}; {d.get('errors', MISSING)}",
+              **base(d, name, command=d.get("command") or MISSING))
+    for kind in ("all", "image", "text"):
+        lat = d.get(f"latency_ms_{kind}")
+        if lat:
+            yield Row(recipe, f"latency ms ({kind}) p50 / p95 / p99",
+                      f"{lat.get('p50')} / {lat.get('p95')} / {lat.get('p99')}",
+                      **base(d, name, command=d.get("command") or MISSING))
+
+
+def throughput(d: dict, name: str) -> Iterable[Row]:
+    for kind in ("images", "audio"):
+        r = d.get(kind)
+        if isinstance(r, dict):
+            for k, v in r.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    yield Row(f"predict {kind}", k, str(v), **base(d, name, command=d.get("command") or MISSING))
+
+
+def flat_numbers(fields: tuple[str, ...]) -> Callable[[dict, str], Iterable[Row]]:
+    """Rows for the named numeric fields of a file (nested dicts of numbers flattened)."""
+    def rows(d: dict, name: str) -> Iterable[Row]:
+        for f in fields:
+            v = d.get(f)
+            items = v.items() if isinstance(v, dict) else [(None, v)]
+            for k, x in items:
+                if isinstance(x, (int, float)) and not isinstance(x, bool):
+                    yield Row(d.get("benchmark", name), f if k is None else f"{f}: {k}", str(x),
+                              **base(d, name, command=d.get("command") or MISSING))
+    return rows
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+@dataclass
+class Section:
+    title: str
+    pattern: str            # a regex matched against the file's stem
+    rows: Callable[[dict, str], Iterable[Row]]
+
+
+PAGES = {
+    "fer2013": ("FER2013", "Face images, 7 classes; accuracy on PublicTest (validation), the issue's "
+                "target metric. Recipes: `experiment=fer2013_fast`, `experiment=fer2013_cpu`.", [
+        Section("Recipes and their variants", r"fer2013_cpu.*", fer2013),
+    ], ["fer2013"]),
+    "ravdess": ("RAVDESS", "Speech, 8 classes; UAR on actors 17-20 (validation). Recipes: "
+                "`experiment=ravdess_voice`, `experiment=ravdess_ge2e`.", [
+        Section("Recipes over seeds", r"ravdess_(voice|ge2e).*", seeds_run),
+        Section("Ensembles of recipes paired by seed", r"ravdess_(pair|cnn).*", pair_summary),
+        Section("Ablation: each technique toggled alone", r"ravdess_ablation", ablation),
+    ], ["ravdess", "voice", "ge2e"]),
+    "meld": ("MELD", "Text, 7 classes; weighted F1 on dev, MELD's metric. Recipe: `experiment=meld_text`.", [
+        Section("Recipe variants, seeds and ensembles", r"meld_text", meld),
+    ], ["meld"]),
+    "fusion": ("Fusion", "Joining modalities: synthetic data with unreliable modalities, and real "
+               "FER2013 faces paired with RAVDESS voices by label (independent given the label: it tests "
+               "fusion mechanics, not audio-visual co-occurrence).", [
+        Section("Synthetic data", r"fusion_synthetic.*", fusion_synthetic),
+        Section("FER2013 faces + RAVDESS voices", r"fusion_paired", fusion_paired),
+    ], ["fusion"]),
+    "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame, one thread.", [
+        Section("Live pipeline", r"live_pipeline.*", live),
+    ], ["live"]),
+    "speed-export": ("Speed: export", "Per face crop, batch 1, one thread: PyTorch against the ONNX "
+                     "exports (`python -m emomm.export`).", [
+        Section("Export latency and size", r"export_latency.*", export),
+        Section("Predictor throughput", r"predict_throughput.*", throughput),
+    ], ["export", "predict"]),
+    "speed-serve": ("Speed: serve", "The web app (`python -m emomm.serve`) under a bounded loopback "
+                    "load (`benchmarks/serve_load.py`).", [
+        Section("Load test", r"serve_load.*", serve),
+    ], ["serve"]),
+    "speed-crops": ("Speed: crop preparation", "Face detection and the crop cache "
+                    "(`python -m emomm.prepare`, batched MTCNN, cached clips).", [
+        Section("Preparing a dataset's crops", r"prepare_cremad",
+                flat_numbers(("clips", "frames", "faces_found", "failed", "prepare_time_s",
+                              "wall_time_s", "frames_per_s"))),
+        Section("Batched face detection", r"face_crops",
+                flat_numbers(("fps", "speedup_batched_vs_plain", "cpu_seconds_per_frame",
+                              "max_box_diff_px"))),
+        Section("Loading cached clips", r"video_loading",
+                flat_numbers(("clips_per_s", "entry_read_clips_per_s", "build_cache_s"))),
+    ], ["crop", "face", "prepare", "video"]),
+}
+
+COLUMNS = ("recipe", "metric", "value", "seeds", "train time", "CPU", "command", "date", "file")
+
+
+def _cell(text: str, code: bool = False) -> str:
+    text = str(text).replace("|", "\\|")
+    return f"`{text}`" if code and text != MISSING else text
+
+
+def is_smoke(d: dict, stem: str) -> bool:
+    return bool(d.get("smoke")) or "smoke" in stem
+
+
+def table(rows: list[Row]) -> list[str]:
+    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        out.append("| " + " | ".join([
+            _cell(r.recipe), _cell(r.metric), _cell(r.value), _cell(r.seeds), _cell(r.train_time),
+            _cell(r.cpu), _cell(r.command, code=True), _cell(r.date),
+            _cell(f"{r.source}.json", code=True),
+        ]) + " |")
+    return out + [""]
+
+
+def load(results: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
+
+
+def task_page(slug: str, files: dict[str, dict], logs: list[tuple[str, str]]) -> tuple[str, set[str]]:
+    """The page's markdown and the result files it used."""
+    title, intro, sections, words = PAGES[slug]
+    out = [f"# {title}", "", intro, "",
+           "Generated from `benchmarks/results/*.json` by `python -m docs.gen`: every row is read from a "
+           "result file (smoke runs left out; they are listed in [every result file](all.md)). "
+           "Values are percent unless the metric says otherwise; `a ± b (n=k)` is the mean and standard "
+           "deviation over k seeds. \"-\" marks a field the file does not record.", ""]
+    used: set[str] = set()
+    for s in sections:
+        rows: list[Row] = []
+        for stem, d in files.items():
+            if re.fullmatch(s.pattern, stem) and not is_smoke(d, stem):
+                rows += list(s.rows(d, stem))
+                used.add(stem)
+        out += [f"## {s.title}", ""] + (table(rows) if rows else ["No result file yet.", ""])
+    related = [(f, t) for f, t in logs if any(w in f for w in words)]
+    if related:
+        out += ["## Studies behind these results", ""]
+        out += [f"- [{t}](log/{f})" for f, t in related] + [""]
+    return "\n".join(out) + "\n", used
+
+
+def gaps(d: dict) -> list[str]:
+    """The fields a row needs that this file does not record."""
+    missing = []
+    if not d.get("command") and not _get(d, "details", "command") and not any(
+            isinstance(r, dict) and r.get("command")
+            for r in (d.get("runs") or {}).values() if isinstance(d.get("runs"), dict)):
+        missing.append("command")
+    if not d.get("machine"):
+        missing.append("machine")
+    if not d.get("date"):
+        missing.append("date")
+    if not any(k in d for k in ("seeds", "seed", "n_seeds")) and not _get(d, "details", "command"):
+        missing.append("seeds")
+    return missing
+
+
+def all_page(files: dict[str, dict], used: set[str]) -> str:
+    out = ["# Every result file", "",
+           "Every JSON in `benchmarks/results/`, with the page that tabulates it and the fields a results "
+           "row needs that it does not record (shown as \"-\" in the tables). A file on no page is read "
+           "in the [experiment log](log/index.md).", "",
+           "| file | benchmark | date | CPU | smoke | on page | gaps |", "|---|---|---|---|---|---|---|"]
+    page_of = {}
+    for slug, (title, _, sections, _) in PAGES.items():
+        for s in sections:
+            for stem in files:
+                if re.fullmatch(s.pattern, stem):
+                    page_of.setdefault(stem, f"[{title}]({slug}.md)")
+    for stem, d in files.items():
+        out.append(f"| `{stem}.json` | {_cell(d.get('benchmark', MISSING))} | {_cell(d.get('date', MISSING))} | "
+                   f"{_cell(cpu(d.get('machine')))} | {'yes' if is_smoke(d, stem) else ''} | "
+                   f"{page_of.get(stem, '-')} | {', '.join(gaps(d)) or ''} |")
+    return "\n".join(out) + "\n"
+
+
+def index_page(logs: list[tuple[str, str]]) -> str:
+    out = ["# Results", "",
+           "One page per task, generated from `benchmarks/results/*.json` by `python -m docs.gen` (run "
+           "by `make docs`): a row is never typed by hand. To re-run a benchmark, see "
+           "[Reproduce our results](../guides/reproduce.md).", ""]
+    out += [f"- [{title}]({slug}.md)" for slug, (title, *_rest) in PAGES.items()]
+    out += ["- [Every result file](all.md)", "- [Experiment log](log/index.md): "
+            f"{len(logs)} dated studies with their findings", ""]
+    return "\n".join(out) + "\n"
