@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install models demo test test-all bench-fer serve lock clean
+.PHONY: install models demo test test-all bench-fer serve lock clean zoo
 
 install: $(STAMP) $(BLAZEFACE) $(GE2E)
 
@@ -58,6 +58,19 @@ PORT ?= 8000
 serve: install
 	test -f $(DEMO_DIR)/checkpoints/best.ckpt || $(MAKE) demo
 	$(BIN)/python -m emomm.serve ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt host=$(HOST) port=$(PORT)
+
+# The model zoo (emomm/zoo/models): each model trained from its recipe on the datasets under
+# DATA_ROOT (or finished runs of exactly that recipe under ZOO_WORK adopted), scored, packaged
+# and its card written: python -m emomm.zoo.build. ZOO_SEEDS: the first one's model ships.
+DATA_ROOT ?= data
+ZOO_WORK ?= outputs/zoo_runs
+ZOO_SEEDS ?= 1 2 3
+ZOO_MODELS ?= face-fer2013
+zoo: install
+	for m in $(ZOO_MODELS); do \
+	  $(BIN)/python -m emomm.zoo.build $$m --data-root $(DATA_ROOT) --work $(ZOO_WORK) --seeds $(ZOO_SEEDS) || exit 1; \
+	done
+	$(BIN)/python -m emomm.zoo
 
 bench-fer: install
 	$(BIN)/python -m benchmarks.fer2013_cpu --variant fast

@@ -19,7 +19,8 @@ import numpy as np
 
 from emomm.inference.predictor import Predictor
 from emomm.inference.results import top
-from emomm.utils.zoo_files import entry_dir, read_card
+from emomm.utils.zoo_files import read_card
+from emomm.zoo import folder as pretrained_dir
 from emomm.zoo.bundles import fuse, member_probs
 
 
@@ -65,7 +66,7 @@ class BundlePredictor:
     @classmethod
     def from_pretrained(cls, name: str, device: str = "cpu", **options: Any) -> "BundlePredictor":
         """The zoo bundle ``name``; each member loaded with :meth:`Predictor.from_pretrained`."""
-        card = read_card(entry_dir(name))
+        card = read_card(pretrained_dir(name))
         if card.get("kind") != "bundle":
             raise ValueError(f"zoo:{card['name']} is one model, not a bundle: use Predictor.from_pretrained")
         return cls(card, {m["name"]: Predictor.from_pretrained(m["name"], device=device, **options)

@@ -17,10 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from emomm.models.module import EmotionModule
-from emomm.utils.zoo_files import ZooEntryError, entry_dir, read_card, zoo_dir
+from emomm.utils.runtime import resolve_ckpt
+from emomm.utils.zoo_files import PREFIX, ZooEntryError, entry_dir, read_card, zoo_dir
 from emomm.utils.zoo_files import names as _names
 
-__all__ = ["load", "names", "card", "zoo_dir", "entry_dir", "ZooEntryError"]
+__all__ = ["load", "names", "card", "folder", "zoo_dir", "entry_dir", "ZooEntryError"]
 
 
 def names() -> list[str]:
@@ -28,13 +29,19 @@ def names() -> list[str]:
     return _names()
 
 
+def folder(name: str):
+    """The entry's folder (``zoo:`` prefix optional); an unknown name is a
+    :class:`~emomm.utils.safe_load.CheckpointNotFoundError` listing the zoo."""
+    return resolve_ckpt(name if name.startswith(PREFIX) else PREFIX + name, ".")
+
+
 def card(name: str) -> dict[str, Any]:
     """The card of the entry ``name`` (``zoo:`` prefix optional)."""
-    return read_card(entry_dir(name))
+    return read_card(folder(name))
 
 
 def load(name: str, map_location: Any = "cpu") -> EmotionModule:
     """The zoo model ``name`` as an :class:`~emomm.models.module.EmotionModule` in eval mode:
     its weights and hyper-parameters checked against the card's SHA-256, its ``_target_``\\ s
     against the allow-list, no pickle read."""
-    return EmotionModule.load_from_checkpoint(entry_dir(name), map_location=map_location).eval()
+    return EmotionModule.load_from_checkpoint(folder(name), map_location=map_location).eval()

@@ -16,10 +16,12 @@ size; the weights' dtype and fp16 parity), ``latency`` (CPU ms per input), ``int
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from emomm.utils.atomic import atomic_write_text
 from emomm.utils.zoo_files import CARD, CARD_MD
@@ -126,10 +128,20 @@ def render_markdown(card: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _plain(obj: Any) -> Any:
+    """JSON's fallback for what a card may be handed: OmegaConf lists/dicts, numpy values."""
+    if isinstance(obj, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(obj, resolve=True)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"a model card holds plain data only, not {type(obj).__name__}")
+
+
 def write_card(folder: str | Path, card: dict[str, Any]) -> Path:
-    """Write ``card.yaml`` and the ``card.md`` rendered from it into ``folder``; the YAML's path."""
+    """Write ``card.yaml`` and the ``card.md`` rendered from it into ``folder``; the YAML's path.
+    The card is plain data (through JSON: keys become strings), so ``yaml.safe_load`` reads it."""
     folder = Path(folder)
-    card = {"format": FORMAT, **card}
+    card = json.loads(json.dumps({"format": FORMAT, **card}, default=_plain))
     atomic_write_text(folder / CARD, yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
     atomic_write_text(folder / CARD_MD, render_markdown(card))
     return folder / CARD
