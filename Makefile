@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: install models demo test test-all bench-fer serve docs docs-gen docs-serve lock clean
+.PHONY: install models demo test test-all bench-fer serve docs docs-gen docs-serve lock clean zoo
 
 install: $(STAMP) $(BLAZEFACE) $(GE2E)
 
@@ -71,6 +71,19 @@ docs: docs-gen
 	$(BIN)/python -m mkdocs build --strict --site-dir site
 docs-serve: docs-gen
 	$(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+# The model zoo (emomm/zoo/models): each model trained from its recipe on the datasets under
+# DATA_ROOT (or finished runs of exactly that recipe under ZOO_WORK adopted), scored, packaged
+# and its card written: python -m emomm.zoo.build. ZOO_SEEDS: the first one's model ships.
+DATA_ROOT ?= data
+ZOO_WORK ?= outputs/zoo_runs
+ZOO_SEEDS ?= 1 2 3
+ZOO_MODELS ?= face-fer2013
+zoo: install
+	for m in $(ZOO_MODELS); do \
+	  $(BIN)/python -m emomm.zoo.build $$m --data-root $(DATA_ROOT) --work $(ZOO_WORK) --seeds $(ZOO_SEEDS) || exit 1; \
+	done
+	$(BIN)/python -m emomm.zoo
 
 bench-fer: install
 	$(BIN)/python -m benchmarks.fer2013_cpu --variant fast

@@ -25,6 +25,7 @@ from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
 from emomm.models.features import EncoderOutput
 from emomm.models.module import EmotionModule
 from emomm.models.eval_views import tta_views
+from emomm.utils.zoo_files import is_entry
 
 
 log = logging.getLogger(__name__)
@@ -357,7 +358,7 @@ def dynamic_axes(wrapper: ExportNet) -> dict[str, dict[int, str]]:
 # -- export -------------------------------------------------------------------------------------
 def load_module(ckpt_path: str | Path):
     path = Path(ckpt_path).expanduser()
-    if not path.is_file():
+    if not (path.is_file() or is_entry(path)):  # a .ckpt, or a model-zoo entry's folder
         raise FileNotFoundError(f"ckpt_path={path} does not exist; give a .ckpt written by emomm.train "
                                 "(e.g. outputs/train/runs/<run>/checkpoints/best.ckpt)")
     return EmotionModule.load_from_checkpoint(path, map_location="cpu").eval()

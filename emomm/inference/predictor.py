@@ -46,6 +46,8 @@ from emomm.media.audio import check_wave, crop_or_pad, load_audio
 from emomm.media.images import read_image_rgb
 from emomm.media.vad import make_vad, no_speech
 from emomm.media.video import read_audio, read_frames
+from emomm.utils.zoo_files import read_card
+from emomm.zoo import folder as pretrained_dir
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,17 @@ class Predictor:
         else:
             raise ValueError(f"backend={backend!r}: use torch or onnxruntime")
         return cls(runner, **options)
+
+    @classmethod
+    def from_pretrained(cls, name: str, device: str = "cpu", **options: Any) -> "Predictor":
+        """The model-zoo model ``name`` (``python -m emomm.zoo`` lists them; ``zoo:`` prefix
+        optional), its files checked against the card's SHA-256. A bundle (``face-voice``)
+        is a :class:`~emomm.inference.bundle.BundlePredictor`."""
+        folder = pretrained_dir(name)
+        if read_card(folder).get("kind", "model") != "model":
+            raise ValueError(f"zoo:{folder.name} is a bundle of models: use "
+                             f"emomm.inference.bundle.BundlePredictor.from_pretrained({folder.name!r})")
+        return cls.from_checkpoint(folder, device=device, **options)
 
     # -- what the model takes ----------------------------------------------------------------
     @property

@@ -17,6 +17,7 @@ import torch
 
 from emomm.models.module import EmotionModule
 from emomm.utils.safe_load import CheckpointNotFoundError
+from emomm.utils.zoo_files import is_entry
 
 
 class ModelRunner(Protocol):
@@ -42,7 +43,7 @@ class TorchRunner:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "TorchRunner":
         path = Path(path).expanduser()
-        if not path.is_file():
+        if not (path.is_file() or is_entry(path)):  # a .ckpt, or a model-zoo entry's folder
             raise CheckpointNotFoundError(f"{path}: no such checkpoint; give a run's checkpoints/best.ckpt")
         return cls(EmotionModule.load_from_checkpoint(path, map_location=device), device)
 

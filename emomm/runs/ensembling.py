@@ -27,15 +27,20 @@ from emomm.models.module import EmotionModule
 from emomm.runs.evaluation import eval_datamodule
 from emomm.utils.artifacts import metrics_table, save_confusion_matrix, write_json
 from emomm.utils.atomic import atomic_open
-from emomm.utils.runtime import to_plain
+from emomm.utils.runtime import resolve_ckpt, to_plain
 from emomm.utils.safe_load import CheckpointNotFoundError
+from emomm.utils.zoo_files import is_entry, is_zoo_ref
 
 log = logging.getLogger(__name__)
 
 
 def resolve_run(path: str) -> Path:
-    """A run folder (-> its checkpoints/best.ckpt) or a checkpoint file."""
+    """A run folder (-> its checkpoints/best.ckpt), a checkpoint file or ``zoo:NAME`` (a model-zoo entry)."""
+    if is_zoo_ref(path):
+        return resolve_ckpt(path, ".")
     p = Path(path).expanduser()
+    if is_entry(p):
+        return p
     if p.is_dir():
         p = p / "checkpoints" / "best.ckpt"
     if not p.is_file():

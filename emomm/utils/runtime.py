@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from emomm.utils.safe_load import CheckpointNotFoundError
+from emomm.utils.zoo_files import ZooEntryError, entry_dir, is_entry, is_zoo_ref
 from emomm.utils.ort import no_telemetry
 
 log = logging.getLogger(__name__)
@@ -100,14 +101,17 @@ def to_plain(cfg: Any) -> Any:
 
 
 def resolve_ckpts(value: Any, log_dir: str | Path, backend: str = "torch") -> Path | list[Path]:
-    """An entry point's ``ckpt_path``: a ``.ckpt`` or ``latest`` (``backend=torch``), an export
-    folder or file (``backend=onnxruntime``), or a list of ``.ckpt`` files, an ensemble that
+    """An entry point's ``ckpt_path``: a ``.ckpt``, ``latest`` or ``zoo:NAME`` (``backend=torch``),
+    an export folder or file (``backend=onnxruntime``), or a list of them, an ensemble that
     predicts with the mean of their probabilities (torch only)."""
     value = to_plain(value)
     if isinstance(value, (list, tuple)):
         if backend != "torch":
             raise ValueError("ckpt_path=[...] (an ensemble of checkpoints) needs backend=torch")
         return [resolve_ckpt(str(v), log_dir) for v in value]
+    if backend != "torch" and is_zoo_ref(str(value)):
+        raise ValueError(f"ckpt_path={value} with backend={backend}: a zoo model runs with backend=torch, or "
+                         f"export it first: python -m emomm.export ckpt_path={value}")
     return resolve_ckpt(str(value), log_dir) if backend == "torch" else Path(str(value)).expanduser()
 
 
@@ -122,7 +126,14 @@ def set_compute_threads(threads: int | None) -> None:
 
 
 def resolve_ckpt(path: str, log_dir: str | Path) -> Path:
-    """``latest`` -> the newest ``best.ckpt`` of any run under ``log_dir``; else the path."""
+    """``latest`` -> the newest ``best.ckpt`` of any run under ``log_dir``; ``zoo:NAME`` -> the
+    folder of that model-zoo entry (:mod:`emomm.utils.zoo_files`: every checkpoint loader
+    reads it, checksums checked); else the path (a file, or a zoo entry's folder)."""
+    if is_zoo_ref(path):
+        try:
+            return entry_dir(path)
+        except ZooEntryError as err:
+            raise CheckpointNotFoundError(str(err)) from None
     if path == "latest":
         found = sorted(Path(log_dir).glob("**/checkpoints/best.ckpt"),
                        key=lambda p: p.stat().st_mtime)
@@ -132,6 +143,7 @@ def resolve_ckpt(path: str, log_dir: str | Path) -> Path:
         log.info("ckpt_path=latest: %s (the newest of %d checkpoints/best.ckpt under %s)", found[-1], len(found), log_dir)
         return found[-1]
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise CheckpointNotFoundError(f"ckpt_path={p} does not exist; give a .ckpt file or ckpt_path=latest")
+    if not (p.is_file() or is_entry(p)):
+        raise CheckpointNotFoundError(f"ckpt_path={p} does not exist; give a .ckpt file, ckpt_path=latest or "
+                                      "ckpt_path=zoo:NAME (python -m emomm.zoo lists the models)")
     return p

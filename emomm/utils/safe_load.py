@@ -26,6 +26,8 @@ from typing import Any, Iterator
 
 import torch
 
+from emomm.utils.zoo_files import ZooEntryError, checkpoint_bytes, is_entry
+
 #: What to do with a checkpoint that is not one emomm.train wrote.
 GIVE_A_RUN_CHECKPOINT = ("give a checkpoint written by emomm.train (a run's checkpoints/best.ckpt or "
                          "checkpoints/last.ckpt)")
@@ -45,8 +47,15 @@ class UnsafeCheckpointError(CheckpointError):
 
 def read_checkpoint(path: str | Path) -> bytes:
     """The bytes of the checkpoint file ``path``; a missing, unreadable, folder or empty
-    path is a :class:`CheckpointError` naming it."""
+    path is a :class:`CheckpointError` naming it. A model-zoo entry's folder
+    (:mod:`emomm.utils.zoo_files`) gives the bytes of the checkpoint it stands for, once its
+    files passed their SHA-256 checks."""
     path = Path(path).expanduser()
+    if is_entry(path):
+        try:
+            return checkpoint_bytes(path)
+        except ZooEntryError as err:
+            raise CheckpointError(str(err)) from None
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file; {GIVE_A_RUN_CHECKPOINT}")
     if not path.is_file():

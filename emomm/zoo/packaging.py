@@ -1,0 +1,84 @@
+"""A trained checkpoint -> a zoo entry's files: safetensors weights (fp16 where parity holds)
+and the hyper-parameters as JSON, with their SHA-256 for the card.
+
+``fp16`` is kept only when the model's probabilities with fp16-rounded weights differ from
+fp32's by at most :data:`PARITY_TOL` on every validation input given; else fp32 ships.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from safetensors.torch import save as save_safetensors
+
+from emomm.models.module import EmotionModule
+from emomm.utils.atomic import atomic_write_bytes
+from emomm.utils.safe_load import CheckpointError, load_checkpoint
+from emomm.utils.zoo_files import HPARAMS, WEIGHTS, sha256_bytes
+
+#: The largest probability difference fp16 weights may make (issue 41).
+PARITY_TOL = 1e-3
+
+
+def fp16_rounded(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with every floating tensor stored as fp16 (contiguous, as safetensors wants)."""
+    return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+
+
+@torch.no_grad()
+def _probs(module: EmotionModule, batch: Mapping[str, Any]) -> torch.Tensor:
+    """Fused probabilities ``[B, K]`` of ``module`` on a collated ``batch``."""
+    return torch.softmax(module.outputs(dict(batch))["fused"].float(), dim=-1)
+
+
+@torch.no_grad()
+def fp16_parity(module: EmotionModule, batches: Iterable[Mapping[str, Any]]) -> float:
+    """The largest absolute probability difference between ``module`` (fp32) and a copy whose
+    weights were rounded to fp16 (and computed in fp32 again), over ``batches``
+    (collated, :mod:`emomm.data.core.collate`). ``inf`` when there was no batch."""
+    module = module.eval()
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    batches = list(batches)
+    ref = [_probs(module, b) for b in batches]
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in fp16_rounded(state).items()})
+    try:
+        diff = max((float((_probs(module, b) - r).abs().max()) for b, r in zip(batches, ref)), default=float("inf"))
+    finally:
+        module.load_state_dict(state)
+    return diff
+
+
+def _json_hparams(hparams: Mapping[str, Any], source: Path) -> bytes:
+    try:
+        return json.dumps(hparams, indent=1, sort_keys=True, allow_nan=False).encode()
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{source}: its hyper_parameters are not plain data ({err}); a zoo entry stores "
+                              "them as JSON: retrain it with this emomm version") from None
+
+
+def write_weights(ckpt_path: str | Path, folder: str | Path, parity: float | None) -> dict[str, dict[str, Any]]:
+    """Write ``weights.safetensors`` (fp16 when ``parity`` <= :data:`PARITY_TOL`, else fp32) and
+    ``hparams.json`` of the checkpoint ``ckpt_path`` into ``folder``; returns the card's
+    ``files`` section (file, sha256, bytes, dtype, parity)."""
+    ckpt_path, folder = Path(ckpt_path), Path(folder)
+    ckpt = load_checkpoint(ckpt_path)
+    state = ckpt.get("state_dict") or {}
+    other = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if other:
+        raise CheckpointError(f"{ckpt_path}: state entries {other[:3]} are not tensors (a stored tokenizer?): "
+                              "safetensors holds tensors only, so this model cannot be a zoo entry yet")
+    half = parity is not None and parity <= PARITY_TOL
+    tensors = fp16_rounded(state) if half else {k: v.float().contiguous() if v.is_floating_point() else
+                                                v.contiguous() for k, v in state.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = save_safetensors(tensors, metadata={"format": "emomm.zoo/1"})
+    meta = _json_hparams({"hyper_parameters": ckpt["hyper_parameters"],
+                          "pytorch-lightning_version": ckpt.get("pytorch-lightning_version")}, ckpt_path)
+    atomic_write_bytes(folder / WEIGHTS, weights)
+    atomic_write_bytes(folder / HPARAMS, meta)
+    return {"weights": {"file": WEIGHTS, "sha256": sha256_bytes(weights), "bytes": len(weights),
+                        "dtype": "float16" if half else "float32",
+                        "parity_max_prob_diff": None if parity is None else float(parity)},
+            "hparams": {"file": HPARAMS, "sha256": sha256_bytes(meta), "bytes": len(meta)}}
