@@ -130,7 +130,11 @@ def check(command: str) -> None:
     if name not in HYDRA_ENTRY_POINTS:
         spec = importlib.util.find_spec(module)
         assert spec is not None, f"{module}: no such module"
-        assert "def main" in Path(spec.origin).read_text(), f"{module}: no main()"
+        script = Path(spec.origin)
+        if spec.submodule_search_locations:   # a package runs its __main__.py
+            script = script.with_name("__main__.py")
+            assert script.is_file(), f"{module}: a package without __main__.py"
+        assert "def main" in script.read_text() or "__main__" in script.name, f"{module}: no main()"
         return
     args = [a for a in args if a not in ("-m", "--multirun")]
     if "--cfg" in args:
