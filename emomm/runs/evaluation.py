@@ -237,6 +237,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.split`` as ``cfg`` says; returns what metrics.json holds."""
     L.seed_everything(cfg.seed, workers=True)
     parse_occlusions(to_plain(cfg.get("occlusion")))  # a bad spec fails before any scoring
+    calibrate = bool(cfg.get("calibrate", False))
+    if calibrate and cfg.get("weights", "stored") == "raw":
+        raise ValueError("calibrate=true writes a calibrated copy of the checkpoint's stored weights; "
+                         "it cannot calibrate weights=raw: leave weights out")
     out_dir = Path(cfg.paths.output_dir)
     ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
     model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
@@ -250,10 +254,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     elif cfg.get("weights", "stored") != "stored":
         raise ValueError(f"weights={cfg.weights}: use stored (the checkpoint's weights, the average for "
                          "callbacks=ema) or raw (the training weights an EMA checkpoint keeps beside them)")
-    calibrate = bool(cfg.get("calibrate", False))
-    if calibrate and cfg.get("weights", "stored") == "raw":
-        raise ValueError("calibrate=true writes a calibrated copy of the checkpoint's stored weights; "
-                         "it cannot calibrate weights=raw: leave weights out")
     datamodule = eval_datamodule(cfg, [model], ckpt)
     align_labels(model, datamodule.label_names)
     resolve_precision(cfg.trainer)
