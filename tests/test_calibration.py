@@ -231,3 +231,14 @@ def test_calibrate_refuses_raw_weights(face_run, tmp_path):
     ckpt, _, _ = face_run
     with pytest.raises(ValueError, match="cannot calibrate weights=raw"):
         evaluate(make_cfg("eval", tmp_path, [f"ckpt_path={ckpt}", "calibrate=true", "weights=raw"]))
+
+
+def test_an_onnx_export_of_a_calibrated_checkpoint_gives_the_calibrated_probabilities(face_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from emomm.inference.onnx_export import export
+    ckpt, result, out = face_run
+    meta = export(ckpt_path=out / "calibrated.ckpt", out_dir=tmp_path / "onnx", format="onnx")
+    assert meta["calibration"]["temperature"] == result["calibration"]["temperature"]
+    onnx = Predictor.from_checkpoint(tmp_path / "onnx", backend="onnxruntime", detector="none").classify_faces(crops())
+    cal = Predictor.from_checkpoint(out / "calibrated.ckpt", detector="none").classify_faces(crops())
+    np.testing.assert_allclose(onnx, cal, atol=1e-4)

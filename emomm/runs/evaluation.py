@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
 from emomm.analysis.occlusion import OccludedDataset, example_grid, parse_occlusions
+from emomm.data.core.emotion_datamodule import DataError
 from emomm.labels import label_mapping
 from emomm.models.calibration import (N_BINS, expected_calibration_error, fit_temperature, nll, parse_calibration,
                                       reliability_bins)
@@ -28,7 +29,6 @@ from emomm.utils.atomic import atomic_path
 from emomm.callbacks.ema import load_raw_weights
 from emomm.utils.runtime import instantiate_dict, resolve_ckpt, resolve_precision, to_plain
 from emomm.utils.safe_load import CheckpointError, load_checkpoint
-from emomm.data.core.emotion_datamodule import DataError
 from emomm.utils.moved import upgrade_targets
 from emomm.utils.targets import check_targets
 
@@ -282,7 +282,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model.set_calibration(calibration)
     if calibrate:
         dest = write_calibrated_checkpoint(ckpt, model, out_dir / "calibrated.ckpt")
-        summary["calibration"]["checkpoint"] = str(dest)
+        summary.setdefault("calibration", {})["checkpoint"] = str(dest)
         print(f"\ncalibrated checkpoint (T={calibration['temperature']:.4f}): {dest}")
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
