@@ -213,6 +213,7 @@ def test_the_ensemble_runner_averages_calibrated_probabilities(face_run):
     cal = Predictor.from_checkpoint(out / "calibrated.ckpt", detector="none").classify_faces(crops())
     both = Predictor.from_checkpoint([ckpt, out / "calibrated.ckpt"], detector="none").classify_faces(crops())
     np.testing.assert_allclose(both, (raw + cal) / 2, atol=1e-5)
+    assert not np.allclose(both, raw, atol=1e-4)   # the calibrated member counts with its own probabilities
 
 
 def test_a_bad_temperature_in_a_checkpoint_is_a_checkpoint_error(face_run, tmp_path):
@@ -242,3 +243,5 @@ def test_an_onnx_export_of_a_calibrated_checkpoint_gives_the_calibrated_probabil
     onnx = Predictor.from_checkpoint(tmp_path / "onnx", backend="onnxruntime", detector="none").classify_faces(crops())
     cal = Predictor.from_checkpoint(out / "calibrated.ckpt", detector="none").classify_faces(crops())
     np.testing.assert_allclose(onnx, cal, atol=1e-4)
+    raw = Predictor.from_checkpoint(ckpt, detector="none").classify_faces(crops())
+    assert not np.allclose(onnx, raw, atol=1e-3)

@@ -45,8 +45,9 @@ def save_confusion_matrix(confmat: Sequence[Sequence[int]], label_names: Sequenc
 def save_reliability_diagram(curves: dict[str, dict[str, Any]], path: Path, title: str = "test") -> None:
     """A reliability diagram PNG, one panel per curve (e.g. ``uncalibrated``, ``T=1.83``):
     each curve is :func:`emomm.models.calibration.reliability_bins`' ``edges``, ``count``,
-    ``confidence``, ``accuracy``, plus ``ece`` (0-1). Bars: accuracy per confidence bin;
-    red: the gap to the diagonal (perfect calibration); a bin with no sample is left empty."""
+    ``confidence``, ``accuracy``, plus ``ece`` (0-1). Bars: accuracy per confidence bin (its
+    sample count at the top); red hatching: the gap to the bin's mean confidence (a calibrated
+    model's bars meet the diagonal); a bin with no sample is left empty."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -59,15 +60,17 @@ def save_reliability_diagram(curves: dict[str, dict[str, Any]], path: Path, titl
         acc, conf = [c["accuracy"][i] for i in filled], [c["confidence"][i] for i in filled]
         ax.bar(x, acc, width=width, align="edge", color="tab:blue", edgecolor="black", linewidth=0.5,
                label="accuracy")
-        ax.bar(x, [cf - a for a, cf in zip(acc, conf)], bottom=acc, width=width, align="edge",
-               color="tab:red", alpha=0.35, edgecolor="tab:red", linewidth=0.5, label="gap to confidence")
+        ax.bar(x, [cf - a for a, cf in zip(acc, conf)], bottom=acc, width=width, align="edge", fill=False,
+               hatch="///", edgecolor="tab:red", linewidth=0.8, label="gap to mean confidence")
+        for xi, i in zip(x, filled):  # how many samples each bar stands for
+            ax.text(xi + width / 2, 1.0, int(c["count"][i]), ha="center", va="top", fontsize=6, rotation=90)
         ax.plot([0, 1], [0, 1], "k--", linewidth=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence (top-1 probability)")
         ax.set_ylabel("accuracy")
         ax.set_title(f"{name}: ECE {100 * c['ece']:.2f}%  (n={int(sum(c['count']))})", fontsize=9)
-        ax.legend(loc="upper left", fontsize=7)
+        ax.legend(loc="lower right", fontsize=7)
     fig.suptitle(f"{title}: reliability diagram", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
