@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from emomm.models.calibration import apply_temperatures
 from emomm.models.encoders.face_timm import FaceEncoder
 from emomm.models.encoders.video_temporal import VideoEncoder
 from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
@@ -279,6 +280,8 @@ class ExportNet(nn.Module):
             names += [f"present_{m}" for m in self.modalities]
         self.input_names = names
         self.output_names = ["logits"] + ([f"logits_{m}" for m in self.modalities] if self.per_modality else [])
+        # a calibrated checkpoint's temperatures (emomm.models.calibration), divided in the graph
+        self.temperatures = getattr(module, "temperatures", None)
 
     def split_args(self, args: Sequence[torch.Tensor]):
         named = dict(zip(self.input_names, args))
@@ -299,6 +302,10 @@ class ExportNet(nn.Module):
                 cur = [self.net(view, present or None, lengths or None)]
             outs = cur if outs is None else [a + b for a, b in zip(outs, cur)]
         outs = [o / len(views) for o in outs]
+        if self.temperatures:
+            names = ["fused"] + [f"modality/{m}" for m in self.modalities][:len(outs) - 1]
+            scaled = apply_temperatures(dict(zip(names, outs)), self.temperatures)
+            outs = [scaled[n] for n in names]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 

@@ -276,6 +276,8 @@ def _export_staged(module: nn.Module, out: Path, ckpt_path, format: str, quantiz
         "full_length": list(wrapper.full_length),
         "opset": opset if format == "onnx" else None,
         "tta": {"hflip": wrapper.hflip, "shift": wrapper.shift},
+        # a calibrated checkpoint's temperatures: already divided in the graph's logits
+        "calibration": _plain(hp.get("calibration")),
         "quantize": {"type": "int8", "method": quantize_method} if "int8" in files else None,
         "source": str(ckpt_path) if ckpt_path else None,
         "torch_version": torch.__version__,

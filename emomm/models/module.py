@@ -32,6 +32,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
+from emomm.models.calibration import apply_temperatures, parse_calibration
 from emomm.models.checkpoint_reload import checked_hparams, reload_kwargs
 from emomm.models.classifier import EmotionClassifier, classifier_head
 from emomm.models.eval_views import WindowSpec, mean_outputs, tta_views, view_logits, windowed_outputs
@@ -93,6 +94,11 @@ class EmotionModule(L.LightningModule):
             twice with different dropout masks, the loss is their mean cross-entropy plus
             ``alpha`` times the symmetric KL of the fused predictions (~1.7x the training step's
             cost; not with mixup); null or 0: off.
+        calibration: ``{temperature: T, heads: {modality: T}, fitted_on: ...}``: temperature
+            scaling (:mod:`emomm.models.calibration`, fitted by ``python -m emomm.eval
+            calibrate=true``): in eval mode every logit the module hands out is divided by its
+            temperature, so probabilities are ``softmax(logits / T)`` (argmax unchanged);
+            null: uncalibrated (logits as trained).
         preprocessing / data: stored for evaluation and prediction.
     """
 
@@ -108,6 +114,7 @@ class EmotionModule(L.LightningModule):
                  layer_lr_decay: float | None = None, mixup: dict[str, float] | None = None,
                  aux_tasks: dict[str, float] | None = None,
                  aux_label_names: dict[str, list[str]] | None = None, rdrop: float | None = None,
+                 calibration: dict[str, Any] | None = None,
                  preprocessing: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -139,6 +146,13 @@ class EmotionModule(L.LightningModule):
         # data label i is scored as model label target_map[i].
         self.target_map: torch.Tensor | None = None
         self.last_train_step: TrainStep | None = None  # read by callbacks (emomm.callbacks.ogm_ge)
+        self.temperatures = parse_calibration(calibration, "model.calibration")
+
+    def set_calibration(self, calibration: dict[str, Any] | None) -> None:
+        """Use (and store in the hyper-parameters, so a saved checkpoint carries it) the
+        temperature scaling ``calibration`` (see the class docstring); None: logits as trained."""
+        self.temperatures = parse_calibration(calibration, "calibration")
+        self.hparams.calibration = calibration
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs):  # type: ignore[override]
@@ -217,11 +231,18 @@ class EmotionModule(L.LightningModule):
                 windows: bool = True, aux: bool = False) -> dict[str, torch.Tensor]:
         """Logits ``[B, K]`` by name (:func:`~emomm.models.eval_views.view_logits`; ``aux``:
         also the auxiliary heads'), averaged over the test-time views outside training, and
-        over each voice clip's windows when the preprocessing has ``voice.eval_windows``."""
+        over each voice clip's windows when the preprocessing has ``voice.eval_windows``;
+        outside training, divided by the fitted temperatures when the model has ``calibration``."""
+        out = self._view_outputs(batch, subsets, windows, aux)
+        return out if self.training or not self.temperatures else apply_temperatures(out, self.temperatures)
+
+    def _view_outputs(self, batch: dict[str, Any], subsets: list[tuple[str, ...]], windows: bool,
+                      aux: bool) -> dict[str, torch.Tensor]:
+        """:meth:`outputs` before temperature scaling."""
         spec = self.window_spec if windows and not self.training else None
         if spec is not None and isinstance(batch["inputs"].get("voice"), torch.Tensor) \
                 and batch["inputs"]["voice"].dim() == 2:
-            return windowed_outputs(lambda b: self.outputs(b, subsets, windows=False, aux=aux), batch, spec)
+            return windowed_outputs(lambda b: self._view_outputs(b, subsets, False, aux), batch, spec)
         present, lengths = batch.get("present") or {}, batch.get("lengths")
         views = [batch["inputs"]] if self.training else tta_views(
             batch["inputs"], self.hparams.get("tta_hflip") or [], self.hparams.get("tta_shift") or {},

@@ -67,6 +67,7 @@ class Scoring(nn.Module):
         self.part_counts: dict[str, int] = {}
         self.test_results: dict[str, Any] = {}
         self._test_samples: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._test_logits: list[dict[str, torch.Tensor]] = []
 
     def update(self, split: str, out: Mapping[str, torch.Tensor], labels: torch.Tensor,
                present: Mapping[str, torch.Tensor], mix: Mix | None = None) -> None:
@@ -79,6 +80,10 @@ class Scoring(nn.Module):
         self.metrics[f"{split}_split"].update(preds, labels)
         if split == "test":  # per-sample, in loader order: per-group metrics (emomm.analysis.groups)
             self._test_samples.append((preds.detach().cpu(), labels.detach().cpu()))
+            # and the logits (calibration: emomm.models.calibration), with each modality's presence
+            self._test_logits.append({k: v.detach().float().cpu() for k, v in out.items()
+                                      if k == "fused" or k.startswith("modality/")}
+                                     | {f"present/{m}": present[m].detach().bool().cpu() for m in present})
         if f"{split}_split" in self.per_class:
             self.per_class[f"{split}_split"].update(preds, labels)
         if split != "train" and len(self.modalities) > 1:
@@ -111,14 +116,19 @@ class Scoring(nn.Module):
         return values
 
     def start_test(self) -> None:
-        self._test_samples = []
+        self._test_samples, self._test_logits = [], []
 
     def test_end(self, values: dict[str, float]) -> None:
-        """Keep the test metrics and the per-sample predictions and targets."""
+        """Keep the test metrics, the per-sample predictions and targets, and the per-sample
+        ``logits``: ``{"fused": [N, K], "modality/<m>": [N, K], "present/<m>": Bool[N]}``."""
         self.test_results["metrics"] = values
         pairs = self._test_samples
         self.test_results["samples"] = {"pred": torch.cat([p for p, _ in pairs]).tolist() if pairs else [],
                                         "target": torch.cat([t for _, t in pairs]).tolist() if pairs else []}
+        parts = self._test_logits
+        keys = [k for k in parts[0] if all(k in p for p in parts)] if parts else []
+        self.test_results["logits"] = {k: torch.cat([p[k] for p in parts]) for k in keys}
+        self._test_samples, self._test_logits = [], []
 
     def parts_end(self, split: str) -> dict[str, float] | None:
         """Multimodal models: each modality's own metrics to log (``<split>/<m>/<metric>``);

@@ -18,10 +18,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from emomm.analysis.groups import groups_report
 from emomm.analysis.occlusion import OccludedDataset, example_grid, parse_occlusions
+from emomm.data.core.emotion_datamodule import DataError
 from emomm.labels import label_mapping
+from emomm.models.calibration import (N_BINS, expected_calibration_error, fit_temperature, nll, parse_calibration,
+                                      reliability_bins)
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
-                                   save_image_grid, write_json)
+                                   save_image_grid, save_reliability_diagram, write_json)
+from emomm.utils.atomic import atomic_path
 from emomm.callbacks.ema import load_raw_weights
 from emomm.utils.runtime import instantiate_dict, resolve_ckpt, resolve_precision, to_plain
 from emomm.utils.safe_load import CheckpointError, load_checkpoint
@@ -137,10 +141,106 @@ def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, da
     return {"test_occlusion": table}
 
 
+# -- calibration (emomm.models.calibration) -------------------------------------------------------
+#: What ``calibrate=true`` copies from the evaluated model into the calibrated checkpoint
+#: besides the temperature: the evaluation options the temperature was fitted under.
+EVAL_OPTIONS = ("tta_hflip", "tta_shift", "tta_tencrop", "preprocessing", "data")
+
+
+def scored_logits(results: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A test loop's per-sample logits (``{"fused": [N, K], "modality/<m>": [N, K],
+    "present/<m>": Bool[N]}``) and labels ``Long[N]`` from ``model.test_results``."""
+    return results.get("logits") or {}, torch.tensor(results.get("samples", {}).get("target", []), dtype=torch.long)
+
+
+def calibration_scores(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> dict[str, float]:
+    """``ece`` and ``nll`` of ``softmax(logits [N, K] / temperature)`` for labels ``Long[N]``."""
+    probs = (logits.double() / temperature).softmax(-1)
+    return {"ece": expected_calibration_error(probs, labels), "nll": nll(logits, labels, temperature)}
+
+
+def fit_calibration(cfg: DictConfig, model: EmotionModule, datamodule, ckpt: Path) -> dict[str, Any]:
+    """``calibrate=true``: the temperatures that minimise the NLL of the model's logits on
+    the validation split (the fused head's; a multimodal model's own heads each get theirs, on
+    the samples that have the modality), as the ``calibration`` hyper-parameter, with the
+    split's ECE and NLL before and after under ``fitted_on``. The validation pass runs with
+    no calibration and logs nothing."""
+    datamodule.setup("validate")
+    if not datamodule.splits.get("val"):
+        raise DataError(f"calibrate=true fits the temperature on the validation split, and {type(datamodule).__name__}"
+                        " has none (or it is empty): give data with a validation split")
+    model.set_calibration(None)
+    model.test_results = {}
+    quiet = instantiate(cfg.trainer, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    quiet.test(model, dataloaders=datamodule.val_dataloader(), verbose=False)
+    logits, labels = scored_logits(model.test_results)
+    model.test_results = {}
+    temperature = fit_temperature(logits["fused"], labels)
+    heads = {}
+    for m in model.hparams.encoders if model.multimodal else []:
+        mask = logits.get(f"present/{m}", torch.ones(len(labels), dtype=torch.bool))
+        if f"modality/{m}" in logits and mask.any():
+            heads[m] = fit_temperature(logits[f"modality/{m}"][mask], labels[mask])
+    before, after = calibration_scores(logits["fused"], labels), calibration_scores(logits["fused"], labels, temperature)
+    fitted_on = {"split": "val", "n": len(labels), "data": type(datamodule).__name__, "ckpt": str(ckpt),
+                 "ece_before": before["ece"], "ece_after": after["ece"],
+                 "nll_before": before["nll"], "nll_after": after["nll"]}
+    print(f"\ntemperature T={temperature:.4f} fitted on {len(labels)} validation samples: ECE "
+          f"{100 * before['ece']:.2f}% -> {100 * after['ece']:.2f}%, NLL {before['nll']:.4f} -> {after['nll']:.4f}"
+          + "".join(f"; {m}'s own head T={t:.4f}" for m, t in heads.items()))
+    return {"temperature": temperature, "heads": heads, "fitted_on": fitted_on}
+
+
+def calibration_report(results: dict[str, Any], calibration: dict[str, Any] | None, out_dir: Path,
+                       split: str) -> dict[str, Any]:
+    """metrics.json's ``calibration``: the split's ECE and NLL as the model was trained
+    (``uncalibrated``) and with ``calibration``'s temperature (``calibrated``), from the test
+    loop's raw logits; adds the model's own (``ece``, ``nll``: calibrated where it is) to
+    ``results["metrics"]``; writes ``reliability_diagram.png`` (one panel per state)."""
+    logits, labels = scored_logits(results)
+    if "fused" not in logits or not len(labels):
+        return {}
+    temps = parse_calibration(calibration)
+    states = {"uncalibrated": 1.0} | ({"calibrated": temps["temperature"]} if temps else {})
+    report: dict[str, Any] = {"temperature": temps["temperature"] if temps else None, "split": split,
+                              "n_bins": N_BINS}
+    curves = {}
+    for state, t in states.items():
+        report[state] = calibration_scores(logits["fused"], labels, t)
+        probs = (logits["fused"].double() / t).softmax(-1)
+        curves[state if state == "uncalibrated" else f"{state} (T={t:.3g})"] = \
+            reliability_bins(probs, labels) | {"ece": report[state]["ece"]}
+    if temps:
+        report |= {"heads": temps["heads"], "fitted_on": (calibration or {}).get("fitted_on")}
+    results.setdefault("metrics", {}).update(report[list(states)[-1]])
+    save_reliability_diagram(curves, out_dir / "reliability_diagram.png", split)
+    print("\n" + "calibration on " + split + ": " + "; ".join(
+        f"{s} ECE {100 * report[s]['ece']:.2f}% NLL {report[s]['nll']:.4f}" for s in states)
+        + (f" (T={temps['temperature']:.4f})" if temps else ""))
+    return {"calibration": report}
+
+
+def write_calibrated_checkpoint(ckpt: Path, model: EmotionModule, dest: Path) -> Path:
+    """A copy of ``ckpt`` whose hyper-parameters carry ``model``'s ``calibration`` and the
+    evaluation options it was fitted under (:data:`EVAL_OPTIONS`); the weights as stored."""
+    saved = load_checkpoint(ckpt)
+    saved["hyper_parameters"] = {**saved["hyper_parameters"],
+                                 **{k: to_plain(model.hparams.get(k)) for k in EVAL_OPTIONS},
+                                 "calibration": to_plain(model.hparams.calibration)}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        torch.save(saved, tmp)
+    return dest
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.split`` as ``cfg`` says; returns what metrics.json holds."""
     L.seed_everything(cfg.seed, workers=True)
     parse_occlusions(to_plain(cfg.get("occlusion")))  # a bad spec fails before any scoring
+    calibrate = bool(cfg.get("calibrate", False))
+    if calibrate and cfg.get("weights", "stored") == "raw":
+        raise ValueError("calibrate=true writes a calibrated copy of the checkpoint's stored weights; "
+                         "it cannot calibrate weights=raw: leave weights out")
     out_dir = Path(cfg.paths.output_dir)
     ckpt = resolve_ckpt(cfg.ckpt_path, cfg.paths.log_dir)
     model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
@@ -157,12 +257,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = eval_datamodule(cfg, [model], ckpt)
     align_labels(model, datamodule.label_names)
     resolve_precision(cfg.trainer)
+    calibration = fit_calibration(cfg, model, datamodule, ckpt) if calibrate else model.hparams.get("calibration")
+    model.set_calibration(None)  # scored on raw logits; the calibration report applies the temperature to them
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_dict(cfg.get("logger")) or False)
     dataloaders = None
     if cfg.split == "val":
         datamodule.setup("validate")
         dataloaders = datamodule.val_dataloader()
     trainer.test(model, datamodule=None if dataloaders else datamodule, dataloaders=dataloaders)
+    calibrated = calibration_report(model.test_results, calibration, out_dir, cfg.split)
     metrics = model.test_results.get("metrics", {})
     summary = {"ckpt_path": str(ckpt), "split": cfg.split, "metrics": metrics,
                "tta": {k: model.hparams.get(k) for k in ("tta_hflip", "tta_shift", "tta_tencrop")},
@@ -171,10 +274,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                "data": to_plain(cfg.get("data") or model.hparams.data),
                "label_names": model.label_names}
     print("\n" + metrics_table(metrics, f"{cfg.split} metrics (%) of {ckpt}"))
+    summary |= calibrated
     summary |= multimodal_report(model.test_results, out_dir)
     summary |= groups_report(cfg.get("groups"), model.test_results, datamodule.splits[cfg.split], model.label_names,
                              out_dir, getattr(datamodule, "root", None))
     summary |= occlusion_eval(cfg, trainer, model, datamodule, out_dir)
+    model.set_calibration(calibration)
+    if calibrate:
+        dest = write_calibrated_checkpoint(ckpt, model, out_dir / "calibrated.ckpt")
+        summary.setdefault("calibration", {})["checkpoint"] = str(dest)
+        print(f"\ncalibrated checkpoint (T={calibration['temperature']:.4f}): {dest}")
     write_json(out_dir / "metrics.json", summary)
     if "confmat" in model.test_results:
         save_confusion_matrix(model.test_results["confmat"], model.label_names, out_dir, cfg.split)

@@ -1,4 +1,5 @@
-"""What every run folder holds besides checkpoints: metrics.json, confusion matrix, table."""
+"""What every run folder holds besides checkpoints: metrics.json, confusion matrix, reliability
+diagram, table."""
 from __future__ import annotations
 
 import csv
@@ -41,13 +42,49 @@ def save_confusion_matrix(confmat: Sequence[Sequence[int]], label_names: Sequenc
     plt.close(fig)
 
 
+def save_reliability_diagram(curves: dict[str, dict[str, Any]], path: Path, title: str = "test") -> None:
+    """A reliability diagram PNG, one panel per curve (e.g. ``uncalibrated``, ``T=1.83``):
+    each curve is :func:`emomm.models.calibration.reliability_bins`' ``edges``, ``count``,
+    ``confidence``, ``accuracy``, plus ``ece`` (0-1). Bars: accuracy per confidence bin (its
+    sample count at the top); red hatching: the gap to the bin's mean confidence (a calibrated
+    model's bars meet the diagonal); a bin with no sample is left empty."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves) + 0.4, 3.9), squeeze=False)
+    for ax, (name, c) in zip(axes[0], curves.items()):
+        edges, width = c["edges"][:-1], c["edges"][1] - c["edges"][0]
+        filled = [i for i, n in enumerate(c["count"]) if n > 0]
+        x = [edges[i] for i in filled]
+        acc, conf = [c["accuracy"][i] for i in filled], [c["confidence"][i] for i in filled]
+        ax.bar(x, acc, width=width, align="edge", color="tab:blue", edgecolor="black", linewidth=0.5,
+               label="accuracy")
+        ax.bar(x, [cf - a for a, cf in zip(acc, conf)], bottom=acc, width=width, align="edge", fill=False,
+               hatch="///", edgecolor="tab:red", linewidth=0.8, label="gap to mean confidence")
+        for xi, i in zip(x, filled):  # how many samples each bar stands for
+            ax.text(xi + width / 2, 1.0, int(c["count"][i]), ha="center", va="top", fontsize=6, rotation=90)
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top-1 probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{name}: ECE {100 * c['ece']:.2f}%  (n={int(sum(c['count']))})", fontsize=9)
+        ax.legend(loc="lower right", fontsize=7)
+    fig.suptitle(f"{title}: reliability diagram", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_json(path, payload, indent=2, sort_keys=False, default=float)
 
 
 def metrics_table(metrics: dict[str, float], title: str) -> str:
     """A plain-text table of the headline metrics (percent), for the terminal."""
-    keys = ["acc", "uar", "f1_macro", "f1_weighted", "precision_macro", "recall_macro"]
+    keys = ["acc", "uar", "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "ece"]
     rows = [(k, metrics[k]) for k in keys if k in metrics]
     rows += [(k, v) for k, v in metrics.items() if k.startswith("recall/")]
     width = max(len(k) for k, _ in rows) if rows else 10
