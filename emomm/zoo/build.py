@@ -132,8 +132,10 @@ def _environ(values: dict[str, str]):
 
 
 def evaluate(recipe: Recipe, ckpt: Path, out: Path, data_root: str | Path | None) -> dict[str, Any]:
-    """``python -m emomm.eval split=val`` of ``ckpt`` with the recipe's options; its metrics.json."""
-    overrides = [f"ckpt_path={ckpt}", "split=val", *recipe.evaluate, *data_overrides(recipe, data_root)]
+    """``python -m emomm.eval split=val calibrate=true`` of ``ckpt`` with the recipe's options:
+    its metrics.json (``run_dir``: the folder that also holds ``calibrated.ckpt``, the checkpoint
+    with the temperature fitted on the validation split, which is what ships)."""
+    overrides = [f"ckpt_path={ckpt}", "split=val", "calibrate=true", *recipe.evaluate, *data_overrides(recipe, data_root)]
     res, _ = run_entry_point("emomm.eval", overrides, out, "metrics.json")
     return res
 
@@ -236,7 +238,7 @@ def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, An
                    "git_commit": git_commit(), "seeds": list(seeds), "shipped_seed": seeds[0],
                    "selection": recipe.selection, "variants_tried": recipe.variants_tried},
         "metrics": {"split": "val", "per_seed": per_seed, "mean": mean, "std": std,
-                    "evaluated_with": "python -m emomm.eval split=val " + " ".join(recipe.evaluate)},
+                    "evaluated_with": "python -m emomm.eval split=val calibrate=true " + " ".join(recipe.evaluate)},
         "calibration": calibration_from_eval(shipped)
         or {"note": "not measured: python -m emomm.eval reported no calibration for this checkpoint"},
         "groups": shipped.get("test_groups"), "occlusion": shipped.get("test_occlusion"),
@@ -266,8 +268,9 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
     run_dirs = {s: train_or_adopt(recipe, s, runs, work, data_root) for s in seeds}
     evals = {s: evaluate(recipe, run_dirs[s] / "checkpoints" / "best.ckpt", work / name / f"eval_seed{s}", data_root)
              for s in seeds}
-    out = package(recipe, run_dirs[seeds[0]] / "checkpoints" / "best.ckpt", out_root / name, evals, seeds,
-                  data_root, command)
+    # The shipped seed's checkpoint with its temperature (emomm.eval calibrate=true wrote it).
+    shipped = Path(evals[seeds[0]]["run_dir"]) / "calibrated.ckpt"
+    out = package(recipe, shipped, out_root / name, evals, seeds, data_root, command)
     total = zoo_size(out_root)
     print(f"wrote {out} (zoo size {total / 1e6:.1f} MB of the {SIZE_BUDGET / 1e6:.1f} MB budget)")
     if total > SIZE_BUDGET:
