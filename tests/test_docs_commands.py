@@ -33,12 +33,8 @@ GENERATED = ("reference", "results")
 #: `python -m emomm.<module>` -> the conf/<name>.yaml its Hydra main composes.
 HYDRA_ENTRY_POINTS = {m: m for m in ("train", "eval", "predict", "export", "validate", "prepare", "cv",
                                      "compare", "ensemble", "personalize", "live", "serve")}
-#: README.md lines known to be stale, fixed in the docs pages; the lead rewrites the README (issue 44).
-#: xfail(strict): once the README no longer has the line, the entry must go.
-README_STALE = {
-    "python -m emomm.cv data=text_csv data.root=isear.csv modality=text folds=5":
-        "text_csv reads data.path, not data.root (fixed in docs/guides/sweeps.md)",
-}
+#: README.md commands known to be stale ({command: why}), expected to fail until fixed.
+README_STALE: dict[str, str] = {}
 MARKER = re.compile(r"<!--\s*docs-commands:\s*(needs-zoo|skip)\b[^>]*-->")
 ZOO_EXISTS = importlib.util.find_spec("emomm.zoo") is not None
 
