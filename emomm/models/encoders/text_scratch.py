@@ -3,7 +3,7 @@
 For users without any pretrained model. The tokenizer (WordPiece or BPE, lower-cased,
 ``vocab_size`` at most) is trained with the ``tokenizers`` library on the training split's
 utterances when training starts: ``EmotionModule.setup("fit")`` calls this encoder's
-:meth:`fit_to_data`. The embedding table always has ``vocab_size`` rows, whatever the
+:meth:`fit_to_data`; the same texts train the same tokenizer in every process. The embedding table always has ``vocab_size`` rows, whatever the
 trained vocabulary's size, so the architecture depends on the config alone, and the
 tokenizer itself is stored in the checkpoint (``get_extra_state``): ``load_from_checkpoint``
 restores both and needs nothing else.
