@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from emomm.data.core.collate import collate_samples
 from emomm.data.datasets.meld import MeldDataModule, read_meld_csv
 from emomm.data.synthetic import SyntheticDataModule
 from emomm.data.synthetic.spec import draw_spec
-from emomm.data.synthetic.text_modality import CONFUSABLE, CUES, SyntheticText
+from emomm.data.synthetic.text_modality import CONFUSABLE, CUES, SyntheticText, compose_utterance
 from emomm.data.pipelines.text_data import LengthBucketBatchSampler, clean_text, decode_bytes, repair_text
 from emomm.data.datasets.text_csv import TextCsvDataModule
 from emomm.models.encoders.text_transformer import TextEncoder, encode_batch, resolve_pretrained
@@ -377,6 +381,43 @@ def test_encoder_dropout_sets_every_rate_and_off_makes_training_passes_agree(voc
     assert torch.allclose(off(x), off(x))  # hidden and attention dropout both off
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
         TextEncoder(**kw, dropout=1.0)
+
+
+#: trains the scratch tokenizer of each kind twice on the JSON texts of stdin, printing
+#: ``kind [vocabulary, encodings]`` lines (:func:`_trained_twice` in another process)
+TRAIN_TWICE = """
+import json, sys
+from tests.test_text import _trained_twice
+for line in _trained_twice(json.load(sys.stdin)):
+    print(line)
+"""
+
+
+def _trained_twice(texts: list[str]) -> list[str]:
+    out = []
+    for kind in ("wordpiece", "bpe", "wordpiece", "bpe"):
+        tok = train_tokenizer(texts, vocab_size=300, kind=kind, min_frequency=2)
+        out.append(kind + " " + json.dumps([sorted(tok.get_vocab().items()), [tok.encode(t).ids for t in texts[:50]]]))
+    return out
+
+
+def test_scratch_tokenizer_training_reproduces_across_processes():
+    """The same texts train the same vocabulary (and encodings) here and in another process,
+    each time: tokenizers' WordPiece trainer alone gives the ``##x`` pieces hash-order ids that
+    change the merges (huggingface/tokenizers#1794). The cap (300) makes ties matter."""
+    texts = [compose_utterance(draw_spec(0, i)) for i in range(300)]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", TRAIN_TWICE], input=json.dumps(texts), capture_output=True,
+                          text=True, cwd=root, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = _trained_twice(texts) + [line for line in proc.stdout.splitlines() if line.strip()]  # (progress bars)
+    runs = [line.split(" ", 1) for line in lines]
+    for kind in ("wordpiece", "bpe"):
+        trained = [tok for k, tok in runs if k == kind]
+        vocab, ids = json.loads(trained[0])
+        assert len(trained) == 4 and len(vocab) == 300 and len(ids) == 50
+        assert len(set(trained)) == 1, f"{kind}: {len(set(trained))} different tokenizers from 4 trainings"
 
 
 def test_scratch_encoder_tokenizer_lives_in_its_state(small_tokenizer):

@@ -90,8 +90,8 @@ CASES: dict[str, tuple[list[str], Callable[[Path], list[str]] | None]] = {
               "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
               "trainer.limit_test_batches=1"], None),
     # experiment=fusion_synthetic (face + text, noisy modalities, automatic fusion). The scratch
-    # text encoder's BPE tokenizer: its default WordPiece one (tokenizers 0.23) breaks ties
-    # differently on every training, so a run with it is not reproducible, even in one process
+    # text encoder's BPE tokenizer: recorded when its default WordPiece one was not yet
+    # reproducible (tokenizers#1794; text_scratch.continuing_pieces fixes it since)
     "fusion": (["experiment=fusion_synthetic", *SMALL_SYNTH, "data.batch_size=7", "face.image_size=32",
                 "model.encoders.text.tokenizer=bpe",
                 "trainer.max_epochs=2", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",

@@ -3,7 +3,7 @@
 For users without any pretrained model. The tokenizer (WordPiece or BPE, lower-cased,
 ``vocab_size`` at most) is trained with the ``tokenizers`` library on the training split's
 utterances when training starts: ``EmotionModule.setup("fit")`` calls this encoder's
-:meth:`fit_to_data`. The embedding table always has ``vocab_size`` rows, whatever the
+:meth:`fit_to_data`; the same texts train the same tokenizer in every process. The embedding table always has ``vocab_size`` rows, whatever the
 trained vocabulary's size, so the architecture depends on the config alone, and the
 tokenizer itself is stored in the checkpoint (``get_extra_state``): ``load_from_checkpoint``
 restores both and needs nothing else.
@@ -15,6 +15,7 @@ or [CLS]). Inputs follow :mod:`emomm.models.encoders.text_transformer`: strings 
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -36,27 +37,61 @@ PAD_ID = 0
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, kind: str = "wordpiece",
                     min_frequency: int = 2):
     """A lower-casing WordPiece/BPE ``tokenizers.Tokenizer`` with ``[CLS] A [SEP] B [SEP]``
-    post-processing, trained on ``texts``; ids 0-4 are ``SPECIAL_TOKENS``."""
+    post-processing, trained on ``texts``; ids 0-4 are ``SPECIAL_TOKENS``.
+
+    The same texts give the same tokenizer in every process: WordPiece's continuing pieces
+    (``##x``) get fixed ids before training (see :func:`continuing_pieces`)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    texts = [t for t in texts if t]
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     if kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        pieces = continuing_pieces(texts, normalizer, pre_tokenizer, "##")
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=SPECIAL_TOKENS)
+                                            special_tokens=SPECIAL_TOKENS + pieces)
         tok.decoder = decoders.WordPiece()
     elif kind == "bpe":
-        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tok, pieces = Tokenizer(models.BPE(unk_token="[UNK]")), []
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                       special_tokens=SPECIAL_TOKENS)
     else:
         raise ValueError(f"model.encoders.text.tokenizer must be wordpiece or bpe, got {kind!r}")
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator((t for t in texts if t), trainer=trainer)
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok = without_added_tokens(tok, pieces)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     return tok
+
+
+def continuing_pieces(texts: Sequence[str], normalizer, pre_tokenizer, prefix: str) -> list[str]:
+    """Every ``prefix + character`` piece that training on ``texts`` creates (each character
+    of a word but its first), sorted.
+
+    ``tokenizers`` (<= 0.23, huggingface/tokenizers#1794) gives these pieces ids in hash-map
+    order, different in every process, and the ids break ties between equally frequent
+    merges, so the trained vocabulary itself changes from run to run. Passed to the trainer
+    as special tokens, they get fixed ids (right after ``SPECIAL_TOKENS``) before training."""
+    chars = set()
+    for text in texts:
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)):
+            chars.update(word[1:])
+    return [prefix + c for c in sorted(chars)]
+
+
+def without_added_tokens(tok, names: Sequence[str]):
+    """A copy of the ``tokenizers.Tokenizer`` ``tok`` where ``names`` are no longer added
+    (special) tokens but plain entries of its model's vocabulary (same ids): the text
+    ``##s`` is then read as ``#``, ``#``, ``s`` again, and decoding keeps those pieces."""
+    if not names:
+        return tok
+    from tokenizers import Tokenizer
+    data, drop = json.loads(tok.to_str()), set(names)
+    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] not in drop]
+    return Tokenizer.from_str(json.dumps(data))
 
 
 class TextScratchEncoder(nn.Module):
