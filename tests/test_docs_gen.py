@@ -75,6 +75,14 @@ def test_every_recipe_of_the_readme_table_reads_runs_from_the_recorded_results()
         assert h.page in results.PAGES and h.recipe.startswith("experiment=")
 
 
+def test_readme_results_block_is_what_the_generator_writes_now():
+    """A stale README (a result file added or changed, a figure edited by hand) fails: run `python -m docs.gen`."""
+    readme = (ROOT / "README.md").read_text()
+    table = results.readme_table(results.load(ROOT / "benchmarks" / "results"))
+    assert results.with_readme_table(readme, table) == readme, "README.md's results table is stale: python -m docs.gen"
+    assert readme.index("## Results") < readme.index(results.README_START) < readme.index("## Layout")
+
+
 def test_the_readme_block_is_replaced_between_its_markers_only():
     text = f"# x\n\n## Results\n\n{results.README_START}\nold\n{results.README_END}\n\nkept\n"
     assert results.with_readme_table(text, f"{results.README_START}\nnew\n{results.README_END}") == (
