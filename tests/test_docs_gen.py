@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from docs.gen import configs, results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +45,47 @@ def test_every_task_page_has_rows_from_the_recorded_results():
     for slug in results.PAGES:
         page, used = results.task_page(slug, files, [])
         assert used and "| recipe | metric |" in page, slug
+
+
+def test_a_headline_row_is_the_mean_of_its_recorded_runs_and_a_dash_where_none_is():
+    machine = {"cpu": "CPU9", "cores": 2}
+    files = {"a": {"val_acc": 0.70, "train_time_s": 600, "machine": machine},
+             "b": {"val_acc": 0.68, "train_time_s": 1200, "machine": machine},
+             "p": {"machine": machine, "pairs": [{"members": {"x": {"uar": 0.5}}, "train_time_s": {"x": 60}}]}}
+    two = results.Headline("Faces", "experiment=x", "acc", "fer2013", [
+        results.recorded("a", ("val_acc",), ("train_time_s",)),
+        results.recorded("b", ("val_acc",), ("train_time_s",))])
+    assert results.headline_cells(two, files) == ("acc: 69.0 ± 1.4 (n=2)", "15.0 min", "CPU9, 2 cores")
+    one = results.Headline("Voice", "experiment=y", "UAR", "ravdess", [
+        results.each_recorded("p", "pairs", ("members", "x", "uar"), ("train_time_s", "x"))])
+    assert results.headline_cells(one, files) == ("UAR: 50.0 (n=1)", "1.0 min", "CPU9, 2 cores")
+    gone = results.Headline("Text", "experiment=z", "F1", "meld", [
+        results.recorded("renamed", ("val_acc",), ("train_time_s",)),
+        results.recorded("a", ("runs", "absent", "f1"), ("runs", "absent", "t"))])
+    assert results.headline_cells(gone, files) == ("F1: -", "-", "-")
+    bare = results.Headline("Text", "experiment=z", "F1", "meld", [results.recorded("c", ("f1",), ("t",))])
+    assert results.headline_cells(bare, {"c": {"f1": 0.6}}) == ("F1: 60.0 (n=1)", "-", "-")
+
+
+def test_every_recipe_of_the_readme_table_reads_runs_from_the_recorded_results():
+    files = results.load(ROOT / "benchmarks" / "results")
+    for h in results.HEADLINES:
+        runs = [r for source in h.sources for r in source(files)]
+        assert runs and all(r.value is not None for r in runs), h.recipe      # a renamed file or key fails
+        assert h.page in results.PAGES and h.recipe.startswith("experiment=")
+
+
+def test_readme_results_block_is_what_the_generator_writes_now():
+    """A stale README (a result file added or changed, a figure edited by hand) fails: run `python -m docs.gen`."""
+    readme = (ROOT / "README.md").read_text()
+    table = results.readme_table(results.load(ROOT / "benchmarks" / "results"))
+    assert results.with_readme_table(readme, table) == readme, "README.md's results table is stale: python -m docs.gen"
+    assert readme.index("## Results") < readme.index(results.README_START) < readme.index("## Layout")
+
+
+def test_the_readme_block_is_replaced_between_its_markers_only():
+    text = f"# x\n\n## Results\n\n{results.README_START}\nold\n{results.README_END}\n\nkept\n"
+    assert results.with_readme_table(text, f"{results.README_START}\nnew\n{results.README_END}") == (
+        f"# x\n\n## Results\n\n{results.README_START}\nnew\n{results.README_END}\n\nkept\n")
+    with pytest.raises(ValueError, match="results:start"):
+        results.with_readme_table("# x\n## Results\n", "table")

@@ -3,7 +3,9 @@
 docs/reference/: the config groups and entry points (from conf/) and the Python API pages
 (mkdocstrings directives for the modules found in the package). docs/results/: one results page
 per task from benchmarks/results/*.json, and the experiment log copied from experiments/log/.
-Both folders are git-ignored and rewritten whole on every run.
+Both folders are git-ignored and rewritten whole on every run. README.md (tracked): the block
+between its `<!-- results:start -->` and `<!-- results:end -->` markers, the headline table of
+the recipes (one row each), from the same result files.
 """
 from __future__ import annotations
 
@@ -95,8 +97,14 @@ def main() -> int:
         write(res / f"{slug}.md", text)
     write(res / "all.md", results.all_page(files, used))
     write(res / "index.md", results.index_page(logs))
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    new = results.with_readme_table(text, results.readme_table(files))
+    if new != text:
+        readme.write_text(new)
     print(f"docs.gen: {len(files)} result files, {len(logs)} log notes, "
-          f"{len(configs.groups(conf))} config groups -> {ref.relative_to(ROOT)}/, {res.relative_to(ROOT)}/")
+          f"{len(configs.groups(conf))} config groups -> {ref.relative_to(ROOT)}/, {res.relative_to(ROOT)}/, "
+          f"README.md ({'updated' if new != text else 'unchanged'})")
     return 0
 
 

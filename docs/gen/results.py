@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -367,3 +368,145 @@ def index_page(logs: list[tuple[str, str]]) -> str:
     out += ["- [Every result file](all.md)", "- [Experiment log](log/index.md): "
             f"{len(logs)} dated studies with their findings", ""]
     return "\n".join(out) + "\n"
+
+
+# --- README.md's headline table: one row per recipe --------------------------------------------
+#
+# Which result files stand for a recipe is a choice, made here once: the runs of the recipe *as it
+# stands* (its config unchanged since they ran), read from the files that record them, scored by
+# the figure a model card gives (FER2013 PublicTest accuracy, RAVDESS UAR on the unseen actors
+# 17-20, MELD dev weighted F1, the fusions' test UAR). Several runs (seeds) give their mean ± std
+# (sample std, as benchmarks.ravdess_voice writes it); one run says n=1. A field no file records
+# is "-": a recipe whose files are gone shows a row of dashes, never a typed number.
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+@dataclass
+class Run:
+    """One training run of a recipe as a result file records it (any field may be missing)."""
+    value: float | None
+    train_time_s: float | None
+    machine: dict | None
+
+
+def recorded(stem: str, value: tuple[str, ...], time: tuple[str, ...],
+             *at: tuple[str, ...]) -> Callable[[dict[str, dict]], list[Run]]:
+    """The runs recorded in file `stem`: the record at each path of `at` (the file itself when
+    none), its value and train time at the key paths `value` and `time`, its machine (else the
+    file's). A missing file or record gives no run."""
+    def runs(files: dict[str, dict]) -> list[Run]:
+        d = files.get(stem)
+        if d is None:
+            return []
+        records = [_get(d, *path) for path in at or [()]]
+        return [Run(_get(r, *value), _get(r, *time), r.get("machine") or d.get("machine"))
+                for r in records if isinstance(r, dict)]
+    return runs
+
+
+def each_recorded(stem: str, items: str, value: tuple[str, ...],
+                  time: tuple[str, ...]) -> Callable[[dict[str, dict]], list[Run]]:
+    """One run per element of the list `items` of file `stem` (its seeds, its pairs)."""
+    def runs(files: dict[str, dict]) -> list[Run]:
+        d = files.get(stem) or {}
+        return [Run(_get(r, *value), _get(r, *time), r.get("machine") or d.get("machine"))
+                for r in d.get(items) or [] if isinstance(r, dict)]
+    return runs
+
+
+@dataclass
+class Headline:
+    task: str
+    recipe: str             # the overrides its runs were trained with, as a user types them
+    metric: str
+    page: str               # its results page: docs/results/<page>.md
+    sources: list[Callable[[dict[str, dict]], list[Run]]] = field(default_factory=list)
+    note: str = ""          # what the row's runs are, when a reader needs to know
+
+
+HEADLINES = [
+    # The recipe since "FER2013 fast recipe: 36 epochs, the first 18 on 32 px crops" (2026-12-07):
+    # small36 ran it as overrides before it became the default (the callback then under its old
+    # module path), seed2 as the plain recipe after. The 30-epoch fer2013_cpu_fast* runs predate it.
+    Headline("Faces (FER2013)", "experiment=fer2013_fast", "PublicTest accuracy", "fer2013", [
+        recorded("fer2013_cpu_fast_small36", ("val_acc",), ("train_time_s",)),
+        recorded("fer2013_cpu_fast_seed2", ("val_acc",), ("train_time_s",)),
+    ], "the model as trained, scored on the centre crop and its mirror"),
+    # The recipe since "RAVDESS in 30 minutes" (2026-12-06: precision auto, the NHWC CNN, multi-task
+    # heads): `experiment=ravdess_voice seed=N` as benchmarks.ravdess_pair ran it, seeds 1-3. The
+    # ravdess_voice*.json files are older versions of the recipe or variants of it.
+    Headline("Voice (RAVDESS)", "experiment=ravdess_voice", "UAR (unseen actors 17-20)", "ravdess", [
+        each_recorded(stem, "pairs", ("members", "ravdess_voice", "uar"), ("train_time_s", "ravdess_voice"))
+        for stem in ("ravdess_pair_s12", "ravdess_pair_s3")
+    ], "train time with the GE2E recipe training beside it, one thread each on the 2 cores"),
+    # Unchanged since it was measured (2026-12-06), seeds 1-3 one at a time.
+    Headline("Voice (RAVDESS)", "experiment=ravdess_ge2e", "UAR (unseen actors 17-20)", "ravdess", [
+        each_recorded("ravdess_ge2e", "per_seed", ("val_uar",), ("train_time_s",)),
+    ], "the pretrained GE2E speaker encoder, fine-tuned; its seeds trained one at a time"),
+    # The recipe since its peak rate became 1e-4 (2026-12-03): the runs whose command is the plain
+    # recipe (meld_text.json renames runs so each command reproduces under the current default).
+    Headline("Text (MELD)", "experiment=meld_text", "dev weighted F1", "meld", [
+        recorded("meld_text", ("dev_f1_weighted",), ("train_time_s",), ("runs", run))
+        for run in ("minilm", "minilm_seed2", "minilm_seed3")
+    ]),
+    # The fusion that experiment=fusion_paired uses by default (fusion=auto: attention for two
+    # modalities), as benchmarks.fusion_paired trained it (+ablation=paired/attention composes to
+    # its former override list).
+    Headline("Fusion (FER2013 face + RAVDESS voice)", "experiment=fusion_paired +ablation=paired/attention",
+             "test UAR (actors 18-20)", "fusion", [
+        recorded("fusion_paired", ("fusion_test_uar", "attention"), ("steps", "attention", "train_time_s")),
+    ], "the fusion run alone, from the face and voice runs it starts from; faces and voices paired by "
+       "label, not recorded together"),
+    Headline("Fusion (synthetic face + text)", "experiment=fusion_synthetic +ablation=fusion/attention",
+             "test UAR", "fusion", [
+        recorded("fusion_synthetic", ("test_uar", "attention"), ("runs", "attention", "train_time_s")),
+    ]),
+]
+
+
+def headline_cells(h: Headline, files: dict[str, dict]) -> tuple[str, str, str]:
+    """(metric, train time, CPU) of a recipe from its recorded runs that give the metric: the mean ±
+    std over them (n=1 for one run), their mean train time and the CPUs they ran on; "-" where
+    none records it."""
+    runs = [r for source in h.sources for r in source(files) if r.value is not None]
+    values = [r.value for r in runs]
+    times = [r.train_time_s for r in runs if r.train_time_s is not None]
+    if values:
+        std = statistics.stdev(values) if len(values) > 1 else None
+        metric = f"{h.metric}: {spread(statistics.mean(values), std, len(values))}"
+    else:
+        metric = f"{h.metric}: {MISSING}"
+    cpus = sorted({cpu(r.machine) for r in runs} - {MISSING})
+    return metric, minutes(statistics.mean(times)) if times else MISSING, "; ".join(cpus) or MISSING
+
+
+def readme_table(files: dict[str, dict]) -> str:
+    """The block README.md carries between its results markers (markers included)."""
+    out = [README_START,
+           "<!-- generated by `python -m docs.gen` from benchmarks/results/*.json (docs/gen/results.py "
+           "HEADLINES); do not edit by hand -->",
+           "| task | recipe | metric | train time | CPU | results |", "|---|---|---|---|---|---|"]
+    notes = []
+    for h in HEADLINES:
+        metric, time, machine = headline_cells(h, files)
+        task = h.task
+        if h.note:
+            notes.append(h.note)
+            task += f" [{len(notes)}]"
+        out.append("| " + " | ".join([_cell(task), _cell(h.recipe, code=True), _cell(metric), _cell(time),
+                                      _cell(machine), f"[{PAGES[h.page][0]}](docs/results/{h.page}.md)"]) + " |")
+    out += ["", "Figures are percent; `a ± b (n=k)` is the mean and standard deviation over k seeds, the "
+            "train time their mean. Each recipe's runs and why they stand for it: `HEADLINES` in "
+            "docs/gen/results.py.", ""]
+    out += [f"- [{i}] {n}." for i, n in enumerate(notes, 1)]
+    return "\n".join(out + [README_END])
+
+
+def with_readme_table(readme: str, table: str) -> str:
+    """README.md's text with the block between its results markers replaced by `table`."""
+    start, end = readme.find(README_START), readme.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md has no {README_START} ... {README_END} block: add the two markers "
+                         "under its '## Results' heading, then run `python -m docs.gen` again")
+    return readme[:start] + table + readme[end + len(README_END):]
