@@ -436,12 +436,12 @@ HEADLINES = [
     # The recipe since "RAVDESS in 30 minutes" (2026-12-06: precision auto, the NHWC CNN, multi-task
     # heads): `experiment=ravdess_voice seed=N` as benchmarks.ravdess_pair ran it, seeds 1-3. The
     # ravdess_voice*.json files are older versions of the recipe or variants of it.
-    Headline("Voice (RAVDESS)", "experiment=ravdess_voice", "UAR (unseen actors 17-20)", "ravdess", [
+    Headline("Voice (RAVDESS)", "experiment=ravdess_voice", "UAR (validation actors 17-20, which the recipe was tuned on)", "ravdess", [
         each_recorded(stem, "pairs", ("members", "ravdess_voice", "uar"), ("train_time_s", "ravdess_voice"))
         for stem in ("ravdess_pair_s12", "ravdess_pair_s3")
     ], "train time with the GE2E recipe training beside it, one thread each on the 2 cores"),
     # Unchanged since it was measured (2026-12-06), seeds 1-3 one at a time.
-    Headline("Voice (RAVDESS)", "experiment=ravdess_ge2e", "UAR (unseen actors 17-20)", "ravdess", [
+    Headline("Voice (RAVDESS)", "experiment=ravdess_ge2e", "UAR (validation actors 17-20, which the recipe was tuned on)", "ravdess", [
         each_recorded("ravdess_ge2e", "per_seed", ("val_uar",), ("train_time_s",)),
     ], "the pretrained GE2E speaker encoder, fine-tuned; its seeds trained one at a time"),
     # The recipe since its peak rate became 1e-4 (2026-12-03): the runs whose command is the plain
