@@ -75,7 +75,7 @@ def require_ravdess(root: str | Path) -> None:
 
 def refuse_to_overwrite(name: str, overwrite: bool) -> None:
     """Exit before any work when ``results/<name>.json`` exists and ``overwrite`` is false:
-    a long benchmark must not silently replace a result that RESULTS.md quotes."""
+    a long benchmark must not silently replace a result that the results pages and log notes quote."""
     path = RESULTS / f"{name}.json"
     if path.exists() and not overwrite:
         sys.exit(f"{path} exists; pass --name NEW to keep it, or --overwrite to replace it")

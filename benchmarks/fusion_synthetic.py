@@ -3,7 +3,8 @@
 Data: `experiment=fusion_synthetic` (face and text of each sample follow one emotion, the face
 expressing it with probability 0.9 and the text with 0.7, otherwise another emotion). Runs,
 each a fresh training with the same seed and data, each its config ``+ablation=fusion/<run>``
-(conf/ablation/fusion/; the trainings alone are one multirun, see experiments/RESULTS.md):
+(conf/ablation/fusion/; the trainings alone are one multirun, see
+experiments/log/2026-12-01-fusion-synthetic-multimodal-data.md):
 
 * each modality alone (face, text);
 * late, concat, gated and attention fusion of both, without and with modality dropout

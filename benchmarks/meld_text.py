@@ -25,7 +25,7 @@ checkpoints, which must still be on disk; ``python -m emomm.ensemble method=mean
 dev as it was trained on it), recorded under ``ensembles``, named by its runs joined with ``+``.
 ``--tag T``: runs named ``<name>_T``, recorded beside the runs of the same name (another machine's, or
 your own re-run). A run whose name is already recorded is refused before any training unless
-``--overwrite`` is given: RESULTS.md quotes the recorded runs.
+``--overwrite`` is given: docs/results/meld.md and the log notes quote the recorded runs.
 ``--smoke``: 1 epoch on at most 200 samples per split (checks the pipeline, not the target).
 Writes benchmarks/results/meld_text.json, merging the new runs into the recorded ones (--smoke only
 prints its figures).

@@ -1,6 +1,7 @@
 """docs/gen: the reference and the results tables are read from conf/ and the result files."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,43 @@ def test_the_readme_block_is_replaced_between_its_markers_only():
         f"# x\n\n## Results\n\n{results.README_START}\nnew\n{results.README_END}\n\nkept\n")
     with pytest.raises(ValueError, match="results:start"):
         results.with_readme_table("# x\n## Results\n", "table")
+
+
+# -- one place per figure (issue 44): a config comment keeps the why and points at the page ----
+#: What a config comment may not state: a percentage, a mean +- spread, or RESULTS.md. The
+#: measured figure lives on a results page (docs/results/<task>.md) or in a dated note
+#: (experiments/log/<date>-<study>.md), and the comment names that page instead.
+FIGURE_IN_COMMENT = re.compile(r"RESULTS\.md|\d\s?%|\d\s*(\+-|±)\s*\d")
+CITED_PAGE = re.compile(r"(?:experiments/log|docs/results)/[\w.-]+\.md")
+
+
+def figures_in_comments(text: str) -> list[str]:
+    """The comments of a YAML that state a measured figure, as 'line: comment'."""
+    return [f"{n}: {c}" for n, c in configs.comments(text) if FIGURE_IN_COMMENT.search(c)]
+
+
+def test_the_figure_rule_catches_figures_and_spares_the_why():
+    assert figures_in_comments("lr: 1.0e-4   # over 3 seeds 60.2 vs 59.1 (RESULTS.md)\n")
+    assert figures_in_comments("# @package _global_\n# 69.9% PublicTest in 52.5 min\nx: 1\n")
+    assert figures_in_comments("x: 1\n  # continued: 60.0 +- 1.1 over 3 seeds\n")
+    assert figures_in_comments("x: 1  # 73.6 ± 1.8\n")
+    why = ("# @package _global_\n# +ablation=meld/bf16: faster per step (experiments/log/2026-12-06-x.md)\n"
+           "gain_db: 6.0  # random gain in +-6 dB\nwarmup_fraction: 0.05  # of the steps\nsep: '50%'\n")
+    assert figures_in_comments(why) == []
+
+
+def test_no_config_comment_repeats_a_measured_figure():
+    found = {str(p.relative_to(ROOT)): figures_in_comments(p.read_text()) for p in sorted((ROOT / "conf").rglob("*.yaml"))}
+    found = {k: v for k, v in found.items() if v}
+    assert not found, ("these config comments repeat a measured figure or cite RESULTS.md; keep the why in one "
+                       "line and point at docs/results/<task>.md or experiments/log/<note>.md instead: "
+                       f"{found}")
+
+
+def test_every_page_a_config_comment_points_at_exists():
+    pages = {f"docs/results/{slug}.md" for slug in (*results.PAGES, "index", "all")}
+    for path in sorted((ROOT / "conf").rglob("*.yaml")):
+        for n, comment in configs.comments(path.read_text()):
+            for page in CITED_PAGE.findall(comment):
+                ok = (ROOT / page).is_file() if page.startswith("experiments/") else page in pages
+                assert ok, f"{path.relative_to(ROOT)}:{n}: {page} does not exist"

@@ -40,6 +40,16 @@ def _split_comment(line: str) -> tuple[str, str]:
     return line.rstrip(), ""
 
 
+def comments(text: str) -> list[tuple[int, str]]:
+    """Every comment of a YAML as (line number from 1, its text after the '#'), header and inline alike."""
+    out = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        _, comment = _split_comment(raw)
+        if comment:
+            out.append((n, comment))
+    return out
+
+
 def first_comment(text: str) -> str:
     """The YAML's first comment block, joined into one paragraph (`# @package` lines skipped)."""
     lines = []

@@ -4,11 +4,11 @@ Each training batch goes through the network twice. Dropout draws other masks th
 time, so the two passes are two sub-networks. The loss is their mean cross-entropy plus
 ``alpha`` times the symmetric KL divergence between their predicted distributions, which
 pulls the sub-networks to agree and narrows the gap between training (dropout on) and
-inference (dropout off). It doubles the forward and backward work of a training step (1.7x
-the step's time for MiniLM on MELD, where the optimizer step is not repeated) and changes
-nothing at inference. The paper's gains are largest when fine-tuning pretrained transformers on small
-labelled sets (GLUE), which is MELD's situation; on MELD it did not pay here (+0.5 and -1.4
-over two seeds, experiments/RESULTS.md).
+inference (dropout off). It doubles the forward and backward work of a training step (less
+than twice the step's time, since the optimizer step is not repeated) and changes nothing at
+inference. The paper's gains are largest when fine-tuning pretrained transformers on small
+labelled sets (GLUE), which is MELD's situation; on MELD it did not pay here
+(experiments/log/2026-12-06-meld-in-bf16-with-r-drop-batches-of.md).
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         evaluate=("occlusion=[lower,upper,patch:0.2]", "occlusion_examples=0"),
         selection="the fer2013_fast recipe as published, last epoch (fixed: 36 epochs), no selection on the split; "
                   "the first seed listed ships, the others give the spread",
-        variants_tried="see experiments/RESULTS.md (FER2013 sections): the recipes compared on PublicTest",
+        variants_tried="see docs/results/fer2013.md and the studies it links: the recipes compared on PublicTest",
         intended_use="research and demos: facial expression of one of 7 basic emotions in frontal face photos "
                      "and video frames",
         limitations=(

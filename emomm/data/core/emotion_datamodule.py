@@ -88,7 +88,8 @@ class EmotionDataModule(L.LightningDataModule):
         # fresh shuffle each epoch, so every sample is still seen). With a mean loss a batch of
         # a few samples takes a full-sized, noisy step; under a high learning rate and fast
         # batch-norm statistics (experiment=fer2013_fast: lr 0.75, BN momentum 0.6) that one
-        # step per epoch cost 11 points of validation accuracy after one epoch (experiments/RESULTS.md).
+        # step per epoch made validation swing
+        # (experiments/log/2026-12-07-fer2013-with-the-whitened-cnn-the-validation-swings.md).
         self.drop_last = drop_last
         # What a user may want on purpose (a warning then, not an error): training with a
         # class that has no training sample; going on without folders that cannot be read.

@@ -105,9 +105,9 @@ class WhitenedCNN(nn.Module):
         whiten_images: how many training images :meth:`fit_to_data` reads for the stem.
         channels_last: keep the weights, and so every activation, in NHWC memory layout (a
             one-channel input is already NHWC). The same model, only the layout changes. On
-            CPU, oneDNN's bf16 convolutions then skip a reorder on every call: a training step
-            of 512 crops took 1.85 s eager instead of 2.44 s compiled in NCHW (2.27 s compiled
-            in NHWC) on a 2-core AMD EPYC Zen 4 (experiments/RESULTS.md, "on a Zen 4 box").
+            CPU, oneDNN's bf16 convolutions then skip a reorder on every call: eager NHWC was the
+            fastest training step on a 2-core AMD EPYC Zen 4, ahead of compiled NCHW and NHWC
+            (experiments/log/2026-12-07-fer2013-on-a-zen-4-box.md).
     """
 
     def __init__(self, in_chans: int = 1, widths: Sequence[int] = (64, 256, 256), whiten_kernel: int = 3,
