@@ -244,3 +244,13 @@ def test_shipped_zoo_keeps_to_its_size_budget():
             assert card["name"] == folder.name
             for f in (card.get("files") or {}).values():
                 assert (folder / f["file"]).stat().st_size == f["bytes"]
+
+
+def test_the_build_evaluation_command_composes(cfg_factory, tmp_path):
+    """The options emomm.zoo.build gives emomm.eval (calibration, occlusion, the data moved
+    under --data-root) compose against eval's config: ``data.root`` alone was refused there."""
+    from emomm.zoo.build import eval_overrides
+    from emomm.zoo.recipes import RECIPES
+    cfg = cfg_factory(eval_overrides(RECIPES["face-fer2013"], tmp_path / "best.ckpt", tmp_path / "datasets"),
+                      config_name="eval")
+    assert cfg.calibrate is True and cfg.data.root == str(tmp_path / "datasets" / "fer2013")

@@ -93,7 +93,9 @@ def find_run(candidates: Iterable[str | Path], wanted: Sequence[str]) -> Path | 
 
 
 def data_overrides(recipe: Recipe, data_root: str | Path | None) -> list[str]:
-    return [f"data.root={Path(data_root) / recipe.data_dir}"] if data_root else []
+    """``emomm.eval`` options that move the checkpoint's stored data config under ``data_root``
+    (``+data.root``: eval has no ``data`` of its own unless ``data=`` is given)."""
+    return [f"+data.root={Path(data_root) / recipe.data_dir}"] if data_root else []
 
 
 def train_or_adopt(recipe: Recipe, seed: int, runs: Sequence[str | Path], work: Path,
@@ -131,12 +133,16 @@ def _environ(values: dict[str, str]):
                 os.environ[k] = v
 
 
+def eval_overrides(recipe: Recipe, ckpt: Path, data_root: str | Path | None) -> list[str]:
+    """The ``python -m emomm.eval`` options :func:`evaluate` runs."""
+    return [f"ckpt_path={ckpt}", "split=val", "calibrate=true", *recipe.evaluate, *data_overrides(recipe, data_root)]
+
+
 def evaluate(recipe: Recipe, ckpt: Path, out: Path, data_root: str | Path | None) -> dict[str, Any]:
     """``python -m emomm.eval split=val calibrate=true`` of ``ckpt`` with the recipe's options:
     its metrics.json (``run_dir``: the folder that also holds ``calibrated.ckpt``, the checkpoint
     with the temperature fitted on the validation split, which is what ships)."""
-    overrides = [f"ckpt_path={ckpt}", "split=val", "calibrate=true", *recipe.evaluate, *data_overrides(recipe, data_root)]
-    res, _ = run_entry_point("emomm.eval", overrides, out, "metrics.json")
+    res, _ = run_entry_point("emomm.eval", eval_overrides(recipe, ckpt, data_root), out, "metrics.json")
     return res
 
 
