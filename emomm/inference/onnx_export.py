@@ -47,8 +47,7 @@ from torch import nn
 
 from emomm.inference.export_graph import (  # noqa: F401  (re-exported)
     DEFAULT_OPSET, FORMATS, ExportError, ExportNet, _plain, dynamic_axes, example_inputs, graph_args, load_module)
-from emomm.utils.moved import upgrade_targets
-from emomm.utils.targets import check_targets
+from emomm.utils.targets import checked_data_config
 from emomm.utils.ort import inference_session, onnxruntime
 from emomm.utils.atomic import TMP_SUFFIX, atomic_path, atomic_write_json
 
@@ -101,11 +100,10 @@ def calibration_batches(module: nn.Module, wrapper: ExportNet, split: str = "val
     (:func:`~emomm.utils.targets.check_targets`; ``source`` names the checkpoint file)."""
     from hydra.utils import instantiate
 
-    data_cfg = upgrade_targets(_plain(module.hparams.get("data")))  # names that moved since it was written
+    data_cfg = checked_data_config(module.hparams.get("data"), source)
     if not data_cfg:
         raise ExportError("the checkpoint stores no data config to calibrate int8 on; use "
                           "quantize_method=dynamic (no calibration data needed)")
-    check_targets(data_cfg, source, prefix="hyper_parameters.data")
     data_cfg = {**data_cfg, **(data_overrides or {}), "batch_size": batch_size}
     dm = instantiate(data_cfg)
     dm.setup("validate" if split == "val" else "test")

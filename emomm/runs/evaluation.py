@@ -29,8 +29,7 @@ from emomm.utils.atomic import atomic_path
 from emomm.callbacks.ema import load_raw_weights
 from emomm.utils.runtime import instantiate_dict, resolve_ckpt, resolve_precision, to_plain
 from emomm.utils.safe_load import CheckpointError, load_checkpoint
-from emomm.utils.moved import upgrade_targets
-from emomm.utils.targets import check_targets
+from emomm.utils.targets import checked_data_config
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +100,9 @@ def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | s
                     cfg[modality] = {**prep, **(cfg.get(modality) or {})}
         data_cfg = cfg.data
     else:
-        data_cfg = upgrade_targets(stored_data_config(models))  # names that moved since it was written
+        data_cfg = checked_data_config(stored_data_config(models), ckpt)  # from a file: built only if allowed
         if not data_cfg:
-            raise CheckpointError(f"{ckpt} stores no data config; pass data=<name> (and data.root=...)")
-        check_targets(data_cfg, ckpt, prefix="hyper_parameters.data")  # from a file: built only if allowed
+            raise CheckpointError(f"{ckpt} stores no data config; pass data=<name> (and +data.root=...)")
         if cfg.get("data"):  # options without a dataset (data.root=..., debug's data.num_workers=0) adjust it
             data_cfg = OmegaConf.merge(data_cfg, to_plain(cfg.data))
     datamodule = instantiate(data_cfg)

@@ -188,3 +188,14 @@ def load_checked_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict
     ckpt = upgrade_targets(load_checkpoint(path, map_location=map_location))  # names that moved
     check_targets(ckpt, Path(path).expanduser())
     return ckpt
+
+
+def checked_data_config(data_cfg: Any, source: Any) -> dict[str, Any] | None:
+    """A checkpoint's stored data config, ready to build: names that moved upgraded
+    (:mod:`emomm.utils.moved`) and every ``_target_`` checked (:func:`check_targets`, key paths
+    under ``hyper_parameters.data`` of the file ``source``). None when it stores none."""
+    data_cfg = upgrade_targets(_plain(data_cfg))
+    if not data_cfg:
+        return None
+    check_targets(data_cfg, source, prefix="hyper_parameters.data")
+    return dict(data_cfg)

@@ -38,8 +38,7 @@ from omegaconf import OmegaConf
 
 from emomm.analysis.child_runs import run_entry_point
 from emomm.models.module import EmotionModule
-from emomm.utils.moved import upgrade_targets
-from emomm.utils.targets import check_targets
+from emomm.utils.targets import checked_data_config
 from emomm.utils.zoo_files import names as zoo_names
 from emomm.utils.zoo_files import read_card, zoo_dir
 from emomm.zoo.cards import size_bytes, write_card
@@ -170,10 +169,9 @@ def val_loader(module: EmotionModule, ckpt: Path, data_root: str | Path | None, 
                batch_size: int | None = None):
     """The validation split of the data config stored in ``ckpt`` (checked against the
     ``_target_`` allow-list first), its root moved under ``data_root`` when given."""
-    data_cfg = upgrade_targets(module.hparams.get("data"))
+    data_cfg = checked_data_config(module.hparams.get("data"), ckpt)
     if not data_cfg:
         raise ValueError(f"{ckpt} stores no data config: cannot score it on its validation split")
-    check_targets(data_cfg, ckpt, prefix="hyper_parameters.data")
     extra: dict[str, Any] = {"num_workers": 0}
     if data_root and recipe is not None:
         extra["root"] = str(Path(data_root) / recipe.data_dir)
