@@ -254,3 +254,10 @@ def test_the_build_evaluation_command_composes(cfg_factory, tmp_path):
     cfg = cfg_factory(eval_overrides(RECIPES["face-fer2013"], tmp_path / "best.ckpt", tmp_path / "datasets"),
                       config_name="eval")
     assert cfg.calibrate is True and cfg.data.root == str(tmp_path / "datasets" / "fer2013")
+
+
+def test_a_one_seed_card_shows_no_spread_and_nll_as_it_is():
+    card = {"name": "m", "kind": "model", "metrics": {"split": "val", "per_seed": {1: {"acc": 0.7, "nll": 0.93}},
+                                                       "mean": {"acc": 0.7, "nll": 0.93}, "std": {"acc": 0.0, "nll": 0.0}}}
+    text = render_markdown(card)
+    assert "| acc | 70.0 | - | 70.0 |" in text and "| nll | 0.930 | - | 0.930 |" in text

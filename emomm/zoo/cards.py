@@ -68,10 +68,19 @@ def _table(rows: list[list[str]], head: list[str]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+#: Metrics that are not fractions (shown as they are, not as percent).
+RAW = frozenset({"nll", "loss"})
+
+
 def _metric_rows(metrics: dict[str, Any]) -> list[list[str]]:
+    """``[metric, mean, std, per seed]`` rows; the spread is "-" with one seed (there is none)."""
     mean, std, per = metrics.get("mean") or {}, metrics.get("std") or {}, metrics.get("per_seed") or {}
     keys = [k for k in HEADLINE if k in mean] + sorted(k for k in mean if k not in HEADLINE)
-    return [[k, _pct(mean[k]), _pct(std.get(k)), " / ".join(_pct((per[s] or {}).get(k)) for s in per)] for k in keys]
+
+    def fmt(k: str, x: Any) -> str:
+        return f"{float(x):.3f}" if k in RAW and isinstance(x, (int, float)) else _pct(x)
+    return [[k, fmt(k, mean[k]), fmt(k, std.get(k)) if len(per) > 1 else "-",
+             " / ".join(fmt(k, (per[s] or {}).get(k)) for s in per)] for k in keys]
 
 
 def render_markdown(card: dict[str, Any]) -> str:
