@@ -203,3 +203,44 @@ def test_people_of_a_result_move_between_window_centres():
     assert busiest_time(people) == 0.5
     t, box = largest_view(people[1])
     assert box == people[1][0]["box"] and t == 0.5
+
+
+class StubPredictor:
+    """The Predictor as the web app sees it, answering the two-face clip's result."""
+    label_names, modalities, preprocessing, max_pixels = LABELS, ["face"], {}, None
+
+    def predict_video(self, path):
+        d = record_of()
+        ws = {int(k): [WindowResult(**w) for w in v] for k, v in d["tracks"].items()}
+        return TimelineResult("video", LABELS, d["duration"], d["probs"], d["label"], ws[0], {}, ws)
+
+
+def test_web_video_result_has_each_person_boxed_with_a_thumbnail_and_a_curve(two_faces):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from emomm.media.sniff import sniff
+    from emomm.serve.engine import ServeEngine
+
+    data = two_faces.read_bytes()
+    res = ServeEngine(StubPredictor()).video(data, sniff(data), "two.mp4")
+    people = res["people"]
+    assert [p["name"] for p in people] == ["person 1", "person 2"] and [p["id"] for p in people] == [0, 1]
+    assert [p["clip"]["label"] for p in people] == ["happy", "sad"]
+    for p in people:
+        assert [pt["t"] for pt in p["timeline"]] == [0.5, 1.0, 1.5] and len(p["timeline"][0]["probs"]) == 7
+        thumb = Image.open(io.BytesIO(base64.b64decode(p["thumbnail"].split(",", 1)[1])))
+        assert thumb.format == "JPEG" and thumb.size == (96, 96)
+    # the still: the moment both are visible, both boxed where they are then
+    fr = res["frame"]
+    assert fr["t"] == 0.5 and (fr["width"], fr["height"]) == (W, H)
+    still = np.asarray(Image.open(io.BytesIO(base64.b64decode(fr["image"].split(",", 1)[1]))))
+    assert still.shape == (H, W, 3)
+    assert [f["id"] for f in fr["faces"]] == [0, 1]
+    for f in fr["faces"]:
+        x1, y1, x2, y2 = (int(v) for v in f["box"])
+        # the face is there: the astronaut's head, not the grey (70) background
+        assert abs(still[y1 + 10:y2 - 10, x1 + 10:x2 - 10].mean() - 70) > 15
+        assert f["label"] in LABELS and 0 < f["confidence"] <= 1

@@ -520,6 +520,20 @@ def iter_frames(path: str | Path, max_pixels: int | None = None) -> Iterator[tup
             yield t, frame.to_ndarray(format="rgb24")
 
 
+def frames_at(path: str | Path, times: Sequence[float], max_pixels: int | None = None) -> dict[float, np.ndarray]:
+    """``{t: RGB frame}``: for each of ``times`` (seconds) the frame nearest to it, decoding
+    no further than the last one needs."""
+    want = sorted(float(t) for t in times)
+    best: dict[float, tuple[float, np.ndarray]] = {}
+    for ft, rgb in iter_frames(path, max_pixels):
+        for t in want:
+            if t not in best or abs(ft - t) < best[t][0]:
+                best[t] = (abs(ft - t), rgb)
+        if want and ft > want[-1]:
+            break
+    return {t: rgb for t, (_, rgb) in best.items()}
+
+
 _FORMATS = {".mkv": "matroska", ".webm": "webm", ".flv": "flv", ".avi": "avi", ".mp4": "mp4",
             ".m4v": "mp4", ".mov": "mov"}
 
