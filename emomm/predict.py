@@ -2,7 +2,8 @@
 (console script ``emomm-predict``).
 
 Writes ``predictions.jsonl`` (one line per input) and ``summary.csv`` to the run folder
-(``out=`` moves the JSONL), and ``timeline_png=true`` draws each video/audio timeline.
+(``out=`` moves the JSONL), ``timeline_png=true`` draws each video/audio timeline and
+``annotate=true`` writes each video with its people drawn on it (``<name>_annotated.mp4``).
 Exit code 1 when any input failed (its line says why); the others are still predicted.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from omegaconf import DictConfig
 
 from emomm.inference.batch import expand_inputs, plot_timeline, predict_file, summary_row
 from emomm.inference.predictor import Predictor
+from emomm.runs.annotated_video import write_annotated_video
 from emomm.utils.atomic import atomic_open
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts, to_plain
 from emomm.utils.safe_load import exit_on_checkpoint_error
@@ -50,6 +52,8 @@ def predict(cfg: DictConfig) -> int:
                 rows.append(summary_row(record))
                 if cfg.timeline_png and record.get("windows"):
                     plot_timeline(record, out_dir / f"{path.stem}_timeline.png")
+                if cfg.get("annotate") and record.get("kind") == "video" and "label_names" in record:
+                    annotated(record, path, out_dir / f"{path.stem}_annotated.mp4", options.get("max_pixels"))
     finally:  # interrupted (Ctrl-C, a full disk): the summary still lists what was predicted
         with atomic_open(out_dir / "summary.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["input", "kind", "label", "confidence", "faces", "error"])
@@ -57,6 +61,16 @@ def predict(cfg: DictConfig) -> int:
             w.writerows(rows)
     print(f"{len(files)} inputs, {failed} failed -> {jsonl} and {out_dir / 'summary.csv'}")
     return failed
+
+
+def annotated(record: dict, path: Path, out: Path, max_pixels: int | None) -> None:
+    """Write ``out`` (one bad video only logs why: its predictions are already written)."""
+    try:
+        info = write_annotated_video(record, path, out, max_pixels)
+    except (ValueError, OSError) as err:
+        log.warning("%s: no annotated video (%s)", path, err)
+        return
+    log.info("%s: annotated video %s (%s%s)", path, info["path"], info["codec"], ", audio" if info["audio"] else "")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")

@@ -1,7 +1,8 @@
 """The web page in a real browser: headless Chromium (Debian's package) driven by Selenium,
 with a fake camera (a generated .y4m of a synthetic face) and microphone (a .wav tone).
 
-It opens the page, uploads an image and sees boxes and labels, turns on the live tab and sees
+It opens the page, uploads an image and sees boxes and labels, a video of two people and sees
+both boxed with a thumbnail and a curve each, turns on the live tab and sees
 predictions and the chart update, and saves screenshots under the test's temp folder.
 
 Needs ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium chromium-driver``)
@@ -14,9 +15,11 @@ import os
 import shutil
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from emomm.media.video import write_video
 from tests.serve_helpers import face_frame, running_server, tiny_face_checkpoint, write_tone_wav, write_y4m
 
 HOWTO = ("the browser test needs Chromium, its driver and selenium: `apt-get install -y chromium "
@@ -135,6 +138,21 @@ def test_page_upload_and_live_in_chromium(server, driver, tmp_path):
     driver.find_element(By.ID, "file").send_keys(str(photo))   # and a good one works again
     wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#summary .face-label"), what="the result again")
     assert not driver.find_element(By.ID, "error").is_displayed()
+
+    # a video of two people: both boxed on a still, a thumbnail each, one curve each, named
+    clip = write_video(tmp_path / "two.mp4", [np.concatenate([face_frame(), face_frame(spec_index=2)], axis=1)] * 20,
+                       fps=10.0)
+    driver.find_element(By.ID, "file").send_keys(str(clip))
+    wait_for(driver, lambda d: d.find_element(By.ID, "people").is_displayed(), timeout=90, what="the people of the video")
+    assert driver.find_element(By.ID, "people-chart").get_attribute("data-curves") == "2"
+    assert driver.find_element(By.ID, "image-canvas").get_attribute("data-faces") == "2"
+    thumbs = driver.find_elements(By.CSS_SELECTOR, "#people-cards img.thumb")
+    assert len(thumbs) == 2 and all(t.get_attribute("src").startswith("data:image/jpeg") for t in thumbs)
+    assert driver.execute_script("return [...document.querySelectorAll('#people-cards img.thumb')]"
+                                 ".every((i) => i.complete && i.naturalWidth > 0)")
+    names = driver.find_element(By.ID, "people-cards").text
+    assert "person 1" in names and "person 2" in names
+    driver.save_screenshot(str(tmp_path / "video.png"))
 
     # Model tab: metrics read from the run's metrics.json
     driver.find_element(By.ID, "tab-model").click()

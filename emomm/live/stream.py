@@ -25,6 +25,7 @@ from emomm.faces.crop import crop_face
 from emomm.inference.tracking import IoUTracker
 from emomm.live.voice_input import LiveInputError
 from emomm.media.images import check_pixels
+from emomm.media.video import VideoWriter, source_audio
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,20 @@ class VideoSource:
                 i += 1
         finally:
             self.cap.release()
+
+
+def output_audio(source: Any, audio: Any) -> tuple[np.ndarray | None, int | None]:
+    """The sound of an annotated video: the ``audio=`` file, else the source video file's
+    own track; none for a camera, a stream or the microphone (nothing is recorded)."""
+    path = getattr(audio, "path", None) if audio is not None else None
+    if path is None and not (str(source).isdigit() or "://" in str(source)):
+        path = source
+    if path is None:
+        return None, None
+    wave, rate, why = source_audio(path)
+    if why:
+        log.info("output: no sound from %s (%s)", path, why)
+    return wave, rate
 
 
 class LivePipeline:
@@ -255,12 +270,13 @@ class LivePipeline:
                 latencies.append((time.perf_counter() - s) * 1e3)
                 if output:
                     if writer is None:
-                        Path(output).parent.mkdir(parents=True, exist_ok=True)
-                        h, w = frame.shape[:2]
-                        writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*"mp4v"), fps_src, (w, h))
-                        if not writer.isOpened():
-                            raise LiveInputError(f"output={output}: OpenCV cannot write this file (use .mp4 or .avi)")
-                    writer.write(cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+                        try:
+                            writer = VideoWriter(output, fps_src, *output_audio(source, audio))
+                        except ValueError as err:
+                            raise LiveInputError(f"output={output}: {err}") from None
+                        if writer.note:
+                            log.warning("output=%s: %s", output, writer.note)
+                    writer.write(annotated)
                 if jf:
                     jf.write(json.dumps(res.to_dict()) + "\n")
                 if display:
@@ -274,9 +290,14 @@ class LivePipeline:
                 n += 1
                 if max_frames and n >= max_frames:
                     break
+        except Exception:   # a failed run leaves no half video; Ctrl-C keeps what was recorded
+            if writer is not None:
+                writer.abort()
+                writer = None
+            raise
         finally:
             if writer is not None:
-                writer.release()
+                writer.close()
             if jf:
                 jf.close()
             if audio is not None:

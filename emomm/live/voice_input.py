@@ -34,6 +34,7 @@ class FileAudioSource:
         if not path.is_file():
             raise FileNotFoundError(f"audio={path}: no such file (give a .wav, audio=mic or audio=none)")
         wave, _ = load_audio(path, sample_rate=sample_rate)
+        self.path = path   # an annotated video muxes the file in at its own rate
         self.wave = np.asarray(wave, np.float32).reshape(-1)
         self.sample_rate, self.pos = sample_rate, 0
 

@@ -360,21 +360,11 @@ def write_video(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps
     if codec not in ("ffv1", "mjpeg", "png") and (h % 2 or w % 2):
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         h, w = frames.shape[1:3]
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    tmp = _tmp_name(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(tmp), "w", format=_FORMATS.get(suffix)) as c:
-        vs = c.add_stream(codec, rate=rate)
-        vs.width, vs.height = w, h
-        vs.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        if codec == "libx264":
-            vs.options = {"crf": str(quality), "preset": "veryfast"}
-        elif codec in ("libvpx", "libvpx-vp9"):
-            vs.options = {"crf": str(max(4, quality)), "b": "0"} if codec == "libvpx-vp9" else \
-                {"crf": str(max(4, quality)), "b": "2M"}
-        elif codec in ("mpeg4", "flv", "mjpeg"):
-            vs.options = {"qscale": "3"}
-            vs.codec_context.qmax = 4 if codec != "mjpeg" else 31
+        vs = _video_stream(c, codec, rate, w, h, quality)
         astream = None
         if audio is not None:
             acodec = {".webm": "libopus", ".flv": "libmp3lame", ".avi": "libmp3lame"}.get(suffix, "aac")
@@ -394,6 +384,154 @@ def write_video(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps
             _encode_audio(c, astream, np.asarray(audio, np.float32), audio_rate)
     tmp.replace(path)
     return path
+
+
+def _tmp_name(path: Path) -> Path:
+    """A hidden name beside ``path`` to write under, then rename (no reader sees half a file)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+def _video_stream(container, codec: str, rate: Fraction, width: int, height: int, quality: int):
+    """A video stream of ``codec`` with emomm's settings per codec (CRF for x264 / VPx)."""
+    vs = container.add_stream(codec, rate=rate)
+    vs.width, vs.height = width, height
+    vs.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    if codec == "libx264":
+        vs.options = {"crf": str(quality), "preset": "veryfast"}
+    elif codec in ("libvpx", "libvpx-vp9"):
+        vs.options = {"crf": str(max(4, quality)), "b": "0"} if codec == "libvpx-vp9" else \
+            {"crf": str(max(4, quality)), "b": "2M"}
+    elif codec in ("mpeg4", "flv", "mjpeg"):
+        vs.options = {"qscale": "3"}
+        vs.codec_context.qmax = 4 if codec != "mjpeg" else 31
+    return vs
+
+
+class VideoWriter:
+    """An MP4 written frame by frame (``write(rgb)``) with ``audio`` muxed in at ``close()``:
+    H.264 (libx264, plays in browsers) where this FFmpeg build
+    has it, else MPEG-4 Part 2 with a ``note`` saying why; audio (float mono in [-1, 1],
+    any rate) as AAC. The size comes from the first frame (odd sizes padded to even ones).
+    Written under a temporary name and renamed on a clean ``close``; ``abort()`` (or an
+    exception inside ``with``) removes it.
+
+    Attributes: ``codec`` (the video codec used), ``note`` (None, or why not H.264),
+    ``frames`` (written so far)."""
+
+    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None,
+                 audio_rate: int | None = None, quality: int = 20) -> None:
+        import av
+
+        self.path = Path(path)
+        if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+            raise ValueError(f"{self.path}: annotated videos are written as .mp4 (or .m4v / .mov); "
+                             "give a path ending in .mp4")
+        self.codec = next(c for c in WRITE_CODECS[".mp4"] if c in av.codecs_available or c == "mpeg4")
+        self.note = None if self.codec == "libx264" else \
+            "H.264 encoder (libx264) absent from this FFmpeg build: wrote MPEG-4 Part 2, which browsers do not play"
+        self.rate, self.quality, self.frames = Fraction(fps).limit_denominator(1001), int(quality), 0
+        self._tmp = _tmp_name(self.path)
+        has_audio = audio is not None and bool(audio_rate) and np.asarray(audio).size > 0
+        self.audio = np.asarray(audio, np.float32).reshape(-1) if has_audio else None
+        self.audio_rate = int(audio_rate) if has_audio else None
+        self._c = self._vs = self._as = None
+        self._size: tuple[int, int] | None = None
+
+    def write(self, rgb: np.ndarray) -> None:
+        """One RGB uint8 frame ``[H, W, 3]`` (every frame of one size)."""
+        import av
+
+        rgb = np.asarray(rgb)
+        h, w = rgb.shape[:2]
+        if self._c is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._size = (w, h)
+            self._c = av.open(str(self._tmp), "w", format="mp4")
+            self._vs = _video_stream(self._c, self.codec, self.rate, w + w % 2, h + h % 2, self.quality)
+            self._vs.codec_context.time_base = Fraction(1, 1) / self.rate
+            if self.audio is not None:   # every stream before the first packet (the MP4 header)
+                self._as = self._c.add_stream("aac", rate=self.audio_rate)
+                self._as.layout = "mono"
+        elif (w, h) != self._size:
+            raise ValueError(f"{self.path}: frame {self.frames} is {w}x{h}, the video is {self._size[0]}x{self._size[1]}")
+        if h % 2 or w % 2:
+            rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        vf.pts, vf.time_base = self.frames, self._vs.codec_context.time_base
+        for pkt in self._vs.encode(vf):
+            self._c.mux(pkt)
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        """Flush, mux the audio (cut to the video's length) and rename into place; None when
+        no frame was written (nothing is left on disk)."""
+        if self._c is None:
+            return None
+        try:
+            for pkt in self._vs.encode():
+                self._c.mux(pkt)
+            if self._as is not None:
+                n = int(round(self.frames / float(self.rate) * self.audio_rate))
+                _encode_audio(self._c, self._as, self.audio[:n], self.audio_rate)
+            self._c.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._c = None
+        self._tmp.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._c is not None:
+            try:
+                self._c.close()
+            except Exception:   # already broken: only the temporary file matters now
+                pass
+            self._c = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def source_audio(path: str | Path) -> tuple[np.ndarray | None, int | None, str | None]:
+    """``(mono wave, rate, None)`` of a media file's audio track at its own rate, or
+    ``(None, None, why)`` when it has none or it cannot be decoded (an annotated video is
+    then written without sound)."""
+    try:
+        wave, sr = read_audio(path, sample_rate=None, mono=True)
+    except ValueError as err:
+        return None, None, str(err)
+    return np.asarray(wave, np.float32).reshape(-1), int(sr), None
+
+
+def iter_frames(path: str | Path, max_pixels: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Every frame of ``path`` in order as ``(seconds, RGB uint8 [H, W, 3])`` (PyAV), without
+    holding the clip in memory; frames of more than ``max_pixels`` pixels are refused."""
+    path = Path(path)
+    with _open_av(path) as c:
+        info = _info_av(c, path)
+        _check_frame(path, info.width, info.height, max_pixels)
+        for frame, t in _iter_av(c, path):
+            yield t, frame.to_ndarray(format="rgb24")
+
+
+def frames_at(path: str | Path, times: Sequence[float], max_pixels: int | None = None) -> dict[float, np.ndarray]:
+    """``{t: RGB frame}``: for each of ``times`` (seconds) the frame nearest to it, decoding
+    no further than the last one needs."""
+    want = sorted(float(t) for t in times)
+    best: dict[float, tuple[float, np.ndarray]] = {}
+    for ft, rgb in iter_frames(path, max_pixels):
+        for t in want:
+            if t not in best or abs(ft - t) < best[t][0]:
+                best[t] = (abs(ft - t), rgb)
+        if want and ft > want[-1]:
+            break
+    return {t: rgb for t, (_, rgb) in best.items()}
 
 
 _FORMATS = {".mkv": "matroska", ".webm": "webm", ".flv": "flv", ".avi": "avi", ".mp4": "mp4",

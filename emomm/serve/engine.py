@@ -9,7 +9,10 @@ nothing, and reshapes results into one small schema:
   "faces": [{"box": [x1, y1, x2, y2], "label", "confidence", "detector_score", "probs": [K],
   "views": {view: [K]}}]}``
 * video / audio: ``{"kind", "labels", "duration", "view_names", "clip": {"label", "confidence", "probs"},
-  "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}}``
+  "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}}``; a video
+  also ``"people": [{"id", "name", "thumbnail": JPEG data URL, "clip", "timeline"}]`` (one per
+  tracked person) and ``"frame": {"t", "width", "height", "image": JPEG data URL, "faces": [...]}``
+  (a still where the most people are visible, their boxes in its pixels), or null without faces
 * text: ``{"kind": "text", "labels", "label", "confidence", "probs": [K]}``
 
 ``confidence`` is always the top class's probability and ``detector_score`` the face
@@ -20,6 +23,8 @@ fused one (``fused``); a single-modality model has just its own.
 """
 from __future__ import annotations
 
+import base64
+import io
 import json
 import logging
 from pathlib import Path
@@ -27,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from emomm.faces.crop import crop_face
+from emomm.inference.people import busiest_time, clip_probs, faces_at, largest_view, person_windows
 from emomm.inference.results import plain as _plain
-from emomm.media.video import VideoReadError, probe
+from emomm.media.video import VideoReadError, frames_at, probe
 from emomm.serve import decode
 from emomm.serve.errors import BadInput, public
 
@@ -66,6 +73,23 @@ def _probs_list(p: Any) -> list[float]:
 def _label_of(labels: list[str], probs: list[float]) -> tuple[str, float]:
     i = int(np.argmax(probs)) if probs else 0
     return (labels[i] if labels else str(i)), (float(probs[i]) if probs else 0.0)
+
+
+#: Longest side of the still frame (px) and side of a person's thumbnail sent to the page.
+STILL_SIDE, THUMB_SIDE = 960, 96
+
+
+def jpeg_data_url(rgb: np.ndarray, max_side: int | None = None, quality: int = 85) -> str:
+    """An RGB uint8 ``[H, W, 3]`` image as a ``data:image/jpeg;base64,...`` URL (in memory,
+    never on disk), shrunk to ``max_side`` px on its longer side."""
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(rgb[..., :3]))
+    if max_side and max(im.size) > max_side:
+        im.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 class ServeEngine:
@@ -170,9 +194,36 @@ class ServeEngine:
                 res = self.predictor.predict_video(path)
             except VideoReadError as err:
                 raise BadInput(422, "unreadable", public(str(err), path, name)) from None
-        out = self._timeline("video", res)
+            out = self._timeline("video", res)
+            out["people"], out["frame"] = self._people(_plain(res.to_dict()), path)
         out["note"] = out["note"] and public(out["note"], path, name)   # "no usable audio track (PATH: ...)"
         return out
+
+    def _people(self, record: dict, path: Path) -> tuple[list[dict], dict | None]:
+        """Per tracked person a thumbnail (their largest face), clip result and curve, and a
+        still of the moment the most people are visible with their boxes."""
+        people = person_windows(record)
+        if not people:
+            return [], None
+        still_t = busiest_time(people)
+        views = {pid: largest_view(ws) for pid, ws in people.items()}
+        frames = frames_at(path, [still_t] + [t for t, _ in views.values()],
+                           getattr(self.predictor, "max_pixels", None))
+        out = []
+        for n, (pid, ws) in enumerate(people.items(), 1):
+            t, box = views[pid]
+            probs = clip_probs(ws)
+            label, confidence = _label_of(self.label_names, probs)
+            thumb = crop_face(frames[t], box, THUMB_SIDE, margin=0.2) if t in frames else None
+            out.append({"id": pid, "name": f"person {n}", "thumbnail": thumb is not None and jpeg_data_url(thumb) or None,
+                        "clip": {"label": label, "confidence": confidence, "probs": probs},
+                        "timeline": [{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["probs"])} for w in ws]})
+        still = frames.get(still_t)
+        if still is None:
+            return out, None
+        faces = [self._face({**f, "detector_score": None}) for f in faces_at(people, still_t)]
+        return out, {"t": still_t, "width": int(still.shape[1]), "height": int(still.shape[0]),
+                     "image": jpeg_data_url(still, STILL_SIDE), "faces": faces}
 
     def audio(self, wave: np.ndarray, sr: int) -> dict:
         return self._timeline("audio", self.predictor.predict_audio(wave, sr))

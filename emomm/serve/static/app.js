@@ -84,14 +84,48 @@ function chart(canvas, labels, points, t0, t1) {
   canvas.dataset.points = String(points.length);
 }
 
+// One curve per person: the probability of class k over time; people: [{name, timeline}].
+function peopleChart(canvas, people, k, t0, t1) {
+  const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
+  const L = 36, R = 110, T = 8, B = 22;
+  ctx.clearRect(0, 0, W, H);
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
+  ctx.strokeStyle = "#ddd"; ctx.fillStyle = "#666"; ctx.font = "11px sans-serif";
+  for (let q = 0; q <= 4; q++) {
+    const y = T + (H - T - B) * (1 - q / 4);
+    ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
+    ctx.fillText((q * 25) + "%", 4, y + 4);
+  }
+  if (t1 <= t0) t1 = t0 + 1;
+  const x = (t) => L + (W - L - R) * (t - t0) / (t1 - t0);
+  const y = (p) => T + (H - T - B) * (1 - p);
+  ctx.fillText(t0.toFixed(1) + " s", L, H - 6);
+  ctx.fillText(t1.toFixed(1) + " s", W - R - 34, H - 6);
+  people.forEach((person, n) => {
+    ctx.strokeStyle = ctx.fillStyle = personColor(n);
+    ctx.lineWidth = 2; ctx.beginPath();
+    person.timeline.forEach((p, j) => { const X = x(p.t), Y = y(p.probs[k] || 0); j ? ctx.lineTo(X, Y) : ctx.moveTo(X, Y); });
+    if (person.timeline.length === 1) ctx.arc(x(person.timeline[0].t), y(person.timeline[0].probs[k] || 0), 3, 0, 7);
+    ctx.stroke();
+    ctx.fillText(person.name, W - R + 8, T + 12 + n * 14);   // the legend names each person
+  });
+  ctx.lineWidth = 1;
+  canvas.dataset.curves = String(people.length);
+}
+
+// People keep one colour everywhere (box, thumbnail frame, curve); classes use COLORS.
+const PERSON_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2", "#8c564b"];
+function personColor(n) { return PERSON_COLORS[n % PERSON_COLORS.length]; }
+
 function drawBoxes(ctx, faces, scale, labels) {
   ctx.lineWidth = 3; ctx.font = "bold 14px sans-serif";
   for (const f of faces) {
     const [x1, y1, x2, y2] = f.box.map((v) => v * scale);
     const i = labels.indexOf(f.label);
-    const c = COLORS[(i < 0 ? 0 : i) % COLORS.length];
+    const c = f.color || COLORS[(i < 0 ? 0 : i) % COLORS.length];
     ctx.strokeStyle = c; ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const text = `${f.id !== undefined && f.id !== null ? "#" + f.id + " " : ""}${f.label} ${(100 * f.confidence).toFixed(0)}%`;
+    const who = f.name ? f.name + ": " : f.id !== undefined && f.id !== null ? "#" + f.id + " " : "";
+    const text = `${who}${f.label} ${(100 * f.confidence).toFixed(0)}%`;
     const w = ctx.measureText(text).width + 8;
     ctx.fillStyle = c; ctx.fillRect(x1, Math.max(0, y1 - 20), w, 20);
     ctx.fillStyle = "#fff"; ctx.fillText(text, x1 + 4, Math.max(14, y1 - 5));
@@ -132,6 +166,7 @@ function clearUpload() {
   lastUpload = null;
   $("summary").innerHTML = "";
   $("image-canvas").hidden = true; $("upload-chart").hidden = true; $("upload-views").hidden = true;
+  $("people").hidden = true; $("people-cards").innerHTML = "";
 }
 
 async function upload(file) {
@@ -167,13 +202,56 @@ async function renderImage(res, view) {
   return faces;
 }
 
+// A video's still (the moment the most people are visible) with each person's box.
+async function renderStill(res) {
+  const canvas = $("image-canvas"), fr = res.frame;
+  const img = new Image();
+  await new Promise((ok, bad) => { img.onload = ok; img.onerror = bad; img.src = fr.image; });
+  const scale = Math.min(1, 720 / fr.width);
+  canvas.width = Math.round(fr.width * scale); canvas.height = Math.round(fr.height * scale);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  const order = res.people.map((p) => p.id);
+  const faces = fr.faces.map((f) => {
+    const n = order.indexOf(f.id);
+    return { ...f, name: n >= 0 ? res.people[n].name : undefined, color: personColor(n < 0 ? 0 : n) };
+  });
+  drawBoxes(ctx, faces, scale, res.labels);
+  canvas.hidden = false;
+  canvas.dataset.faces = String(faces.length);
+}
+
+// Per person: a thumbnail with the clip result, and one curve each on the people chart.
+function renderPeople(res) {
+  const people = res.people, sel = $("people-class");
+  const keep = sel.options.length === res.labels.length ? sel.value : null;
+  sel.innerHTML = "";
+  res.labels.forEach((name, k) => { const o = document.createElement("option"); o.value = String(k); o.textContent = name; sel.appendChild(o); });
+  const top = res.clip.probs.length ? res.clip.probs.indexOf(Math.max(...res.clip.probs)) : 0;
+  sel.value = keep !== null ? keep : String(top);
+  const cards = $("people-cards"); cards.innerHTML = "";
+  people.forEach((p, n) => {
+    const card = document.createElement("div"); card.className = "face-card person"; card.dataset.label = p.clip.label;
+    if (p.thumbnail) {
+      const img = document.createElement("img"); img.className = "thumb"; img.src = p.thumbnail; img.alt = p.name;
+      img.style.borderColor = personColor(n); card.appendChild(img);
+    }
+    bars(card, res.labels, p.clip.probs, `<b>${esc(p.name)}: <span class="face-label">${esc(p.clip.label)}</span></b> ` +
+      `${(100 * p.clip.confidence).toFixed(0)}%`);
+    cards.appendChild(card);
+  });
+  const end = Math.max(res.duration || 0, ...people.map((p) => p.timeline.length ? p.timeline[p.timeline.length - 1].t : 0));
+  peopleChart($("people-chart"), people, Number(sel.value), 0, end);
+  $("people").hidden = false;
+}
+
 async function renderUpload(res, keepView) {
   const views = res.view_names || [];
   fillViews($("upload-view"), views, keepView);
   $("upload-views").hidden = views.length < 2;
   const view = $("upload-view").value;
   const summary = $("summary"); summary.innerHTML = "";
-  $("image-canvas").hidden = true; $("upload-chart").hidden = true;
+  $("image-canvas").hidden = true; $("upload-chart").hidden = true; $("people").hidden = true;
   if (res.kind === "image") {
     const faces = await renderImage(res, view);
     if (!faces.length) summary.textContent = "No face found in this image.";
@@ -205,11 +283,14 @@ async function renderUpload(res, keepView) {
       summary.appendChild(card);
     }
     if (res.note) { const n = document.createElement("p"); n.textContent = res.note; summary.appendChild(n); }
+    if (res.frame) await renderStill(res);
+    if (res.people && res.people.length) renderPeople(res);
   }
 }
 
 $("file").addEventListener("change", (e) => { if (e.target.files[0]) upload(e.target.files[0]); });
 $("upload-view").addEventListener("change", () => { if (lastUpload) renderUpload(lastUpload, true); });
+$("people-class").addEventListener("change", () => { if (lastUpload && lastUpload.people) renderPeople(lastUpload); });
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));

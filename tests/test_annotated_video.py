@@ -1,0 +1,246 @@
+"""Annotated videos (predict's ``annotate=true`` and live's ``output=``): H.264 with the source's
+audio muxed in, an overlay scaled to the frame whose label blocks stay inside it and never
+overlap; and the people of a video result (boxes at any time, thumbnails' source, curves)."""
+from __future__ import annotations
+
+import itertools
+
+import av
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from emomm.faces import FaceDetector, Faces
+from emomm.inference.people import busiest_time, face_at, faces_at, largest_view, person_windows
+from emomm.inference.results import TimelineResult, WindowResult
+from emomm.live.overlay import layout, place, style_for
+from emomm.live.stream import LivePipeline
+from emomm.media.video import VideoWriter, write_video
+from emomm.runs.annotated_video import write_annotated_video
+
+LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+FPS, N, SR = 10.0, 20, 16000
+W, H = 640, 360
+
+
+def head(size: int) -> np.ndarray:
+    return cv2.resize(skimage.data.astronaut()[20:260, 110:350], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def boxes_at(i: int) -> list[list[float]]:
+    """The two faces of frame ``i``: one walking right, one walking left towards it."""
+    return [[40.0 + 8 * i, 120.0, 40.0 + 8 * i + 120, 240.0], [480.0 - 8 * i, 100.0, 480.0 - 8 * i + 120, 220.0]]
+
+
+@pytest.fixture(scope="module")
+def two_faces(tmp_path_factory):
+    """A 2 s 640x360 clip at 10 frames/s of two moving faces, with a tone as its audio track."""
+    frames = np.full((N, H, W, 3), 70, np.uint8)
+    face = head(120)
+    for i in range(N):
+        for x1, y1, _, _ in boxes_at(i):
+            frames[i, int(y1):int(y1) + 120, int(x1):int(x1) + 120] = face
+    audio = (0.2 * np.sin(2 * np.pi * 220 * np.arange(int(N / FPS * SR)) / SR)).astype(np.float32)
+    return write_video(tmp_path_factory.mktemp("clip") / "two.mp4", frames, fps=FPS, audio=audio, audio_rate=SR)
+
+
+def record_of(boxes_fn=boxes_at) -> dict:
+    """The two-face clip's predict record, in the Predictor's own result schema (1 s windows,
+    0.5 s hop, each window's mean box)."""
+    tracks = {}
+    for tid in (0, 1):
+        ws = []
+        for s in (0.0, 0.5, 1.0):
+            frames = range(int(s * FPS), int((s + 1) * FPS))
+            box = np.mean([boxes_fn(i)[tid] for i in frames], axis=0).tolist()
+            probs = np.full(7, 0.05)
+            probs[3 if tid == 0 else 4] = 0.7
+            ws.append(WindowResult(s, s + 1.0, probs.tolist(), LABELS[int(np.argmax(probs))], {}, tid, box))
+        tracks[tid] = ws
+    res = TimelineResult("video", LABELS, N / FPS, tracks[0][0].probs, "happy", tracks[0], {}, tracks)
+    return {"input": "two.mp4", "kind": "video", **res.to_dict()}
+
+
+def streams(path) -> dict[str, tuple[str, float]]:
+    """What ffprobe would say: ``{type: (codec, seconds)}`` of each stream."""
+    with av.open(str(path)) as c:
+        return {s.type: (s.codec_context.name, float(s.duration * s.time_base)) for s in c.streams}
+
+
+def assert_inside_and_apart(rects, width, height):
+    for r in rects:
+        assert 0 <= r[0] < r[2] <= width and 0 <= r[1] < r[3] <= height, (r, width, height)
+    for a, b in itertools.combinations(rects, 2):
+        assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+
+
+def test_predict_annotated_video_is_h264_with_the_source_audio(two_faces, tmp_path):
+    out = tmp_path / "two_annotated.mp4"
+    info = write_annotated_video(record_of(), two_faces, out)
+    assert info == {"path": str(out), "codec": "libx264", "audio": True, "note": None}
+    s = streams(out)
+    assert s["video"][0] == "h264" and s["audio"][0] == "aac", s
+    assert s["audio"][1] == pytest.approx(N / FPS, abs=0.1) and s["video"][1] == pytest.approx(N / FPS, abs=0.15)
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary file left behind"
+    # every frame, with each person's box drawn where the person is
+    cap = cv2.VideoCapture(str(out))
+    src = cv2.VideoCapture(str(two_faces))
+    people = person_windows(record_of())
+    for i in range(N):
+        ok, a = cap.read()
+        ok2, b = src.read()
+        assert ok and ok2 and a.shape == (H, W, 3)
+        faces = faces_at(people, i / FPS)
+        assert [f["id"] for f in faces] == [0, 1]
+        _, _, rects = layout(faces, LABELS, W, H)
+        assert_inside_and_apart(rects, W, H)
+        for r in rects:  # the label blocks are painted (dark panel) over the source
+            x1, y1, x2, y2 = r
+            assert a[y1:y2, x1:x2].mean() < b[y1:y2, x1:x2].mean() - 10, (i, r)
+    assert not cap.read()[0]
+
+
+def test_a_video_without_sound_is_annotated_without_it(tmp_path):
+    silent = write_video(tmp_path / "silent.mp4", np.full((6, 120, 160, 3), 90, np.uint8), fps=6.0)
+    info = write_annotated_video({"label_names": LABELS, "tracks": {}}, silent, tmp_path / "a.mp4")
+    assert info["audio"] is False and "no audio track" in info["note"]
+    assert set(streams(tmp_path / "a.mp4")) == {"video"}
+
+
+def test_writer_refuses_other_containers_and_leaves_nothing_on_error(tmp_path):
+    with pytest.raises(ValueError, match=r"\.mp4"):
+        VideoWriter(tmp_path / "x.avi", 10)
+    with pytest.raises(ValueError, match="is 8x8, the video is 16x16"):
+        with VideoWriter(tmp_path / "y.mp4", 10) as w:
+            w.write(np.zeros((16, 16, 3), np.uint8))
+            w.write(np.zeros((8, 8, 3), np.uint8))
+    assert not list(tmp_path.iterdir())
+
+
+class Stub:
+    """A face classifier that needs no checkpoint: person 0 happy, person 1 sad."""
+    label_names, modalities, preprocessing = LABELS, ["face"], {"face": {"image_size": 32}}
+
+    def classify_faces(self, crops):
+        p = np.full((len(crops), 7), 0.05)
+        p[:, 3] = 0.7
+        return p
+
+
+class Known(FaceDetector):
+    kind = "known"
+
+    def __init__(self):
+        super().__init__()
+        self.i = 0
+
+    def _detect(self, frames, source, frame_indices):
+        out = []
+        for _ in frames:
+            out.append(Faces(np.array(boxes_at(self.i), np.float32), np.ones(2, np.float32)))
+            self.i += 1
+        return out
+
+
+def test_live_output_is_h264_with_the_source_audio_and_labels_apart(two_faces, tmp_path):
+    out, jsonl = tmp_path / "live.mp4", tmp_path / "live.jsonl"
+    pipe = LivePipeline(Stub(), Known(), detect_every=1)
+    summary = pipe.run(two_faces, output=str(out), jsonl=str(jsonl), display=False)
+    assert summary["frames"] == N
+    s = streams(out)
+    assert s["video"][0] == "h264" and s["audio"][0] == "aac", s
+    import json
+    for line in jsonl.read_text().splitlines():
+        faces = json.loads(line)["faces"]
+        assert len(faces) == 2
+        _, status, rects = layout(faces, LABELS, W, H, status="10.0 fps")
+        assert_inside_and_apart(rects + [status], W, H)
+
+
+def test_overlay_scales_with_the_frame():
+    small, hd = style_for(480), style_for(1080)
+    assert hd.font_scale == pytest.approx(2.25 * small.font_scale)
+    assert hd.line_h >= 2 * small.line_h and hd.line >= 2 * small.line
+    face = [{"id": 0, "box": [800, 400, 1000, 650], "label": "happy", "probs": [0.1] * 6 + [0.4]}]
+    (r,) = layout(face, LABELS, 1920, 1080)[2]
+    assert r[3] - r[1] > 100, "four readable text lines at 1080p"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_label_blocks_never_overlap_and_stay_in_the_frame(seed):
+    """Crowds of faces, some at the edges and on top of each other."""
+    rng = np.random.default_rng(seed)
+    w, h = [(1920, 1080), (640, 480), (320, 240), (1280, 720), (480, 640)][seed]
+    boxes = []
+    for _ in range(7):
+        s = rng.uniform(0.04, 0.3) * h
+        x, y = rng.uniform(-0.1 * s, w - 0.9 * s), rng.uniform(-0.1 * s, h - 0.9 * s)
+        boxes.append([x, y, x + s, y + s])
+    boxes.append(list(boxes[0]))   # two faces at the same place
+    faces = [{"id": i, "box": b, "label": "sad", "probs": rng.dirichlet(np.ones(7)).tolist()}
+             for i, b in enumerate(boxes)]
+    _, status, rects = layout(faces, LABELS, w, h, status="12.5 fps  voice: silent")
+    assert_inside_and_apart(rects + [status], w, h)
+
+
+def test_place_is_greedy_above_then_below():
+    # room above: above; at the top edge: below; the second block of a face at the same place
+    # goes elsewhere; a block that would hide another face goes below its own
+    r = place([[100, 100, 200, 200], [400, 5, 500, 105], [400, 5, 500, 105], [100, 215, 200, 315]],
+              [(80, 30)] * 4, 640, 480)
+    assert r[0] == (100, 68, 180, 98) and r[1] == (400, 107, 480, 137)
+    assert r[2] not in r[:2] and r[3] == (100, 317, 180, 347)
+
+
+def test_people_of_a_result_move_between_window_centres():
+    people = person_windows(record_of())
+    assert list(people) == [0, 1]
+    f = face_at(0, people[0], 0.75)    # halfway between the centres 0.5 and 1.0
+    a, b = people[0][0]["box"], people[0][1]["box"]
+    assert f["box"] == pytest.approx([(u + v) / 2 for u, v in zip(a, b)])
+    assert f["label"] in ("happy",) and face_at(0, people[0], 2.5) is None
+    assert busiest_time(people) == 0.5
+    t, box = largest_view(people[1])
+    assert box == people[1][0]["box"] and t == 0.5
+
+
+class StubPredictor:
+    """The Predictor as the web app sees it, answering the two-face clip's result."""
+    label_names, modalities, preprocessing, max_pixels = LABELS, ["face"], {}, None
+
+    def predict_video(self, path):
+        d = record_of()
+        ws = {int(k): [WindowResult(**w) for w in v] for k, v in d["tracks"].items()}
+        return TimelineResult("video", LABELS, d["duration"], d["probs"], d["label"], ws[0], {}, ws)
+
+
+def test_web_video_result_has_each_person_boxed_with_a_thumbnail_and_a_curve(two_faces):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from emomm.media.sniff import sniff
+    from emomm.serve.engine import ServeEngine
+
+    data = two_faces.read_bytes()
+    res = ServeEngine(StubPredictor()).video(data, sniff(data), "two.mp4")
+    people = res["people"]
+    assert [p["name"] for p in people] == ["person 1", "person 2"] and [p["id"] for p in people] == [0, 1]
+    assert [p["clip"]["label"] for p in people] == ["happy", "sad"]
+    for p in people:
+        assert [pt["t"] for pt in p["timeline"]] == [0.5, 1.0, 1.5] and len(p["timeline"][0]["probs"]) == 7
+        thumb = Image.open(io.BytesIO(base64.b64decode(p["thumbnail"].split(",", 1)[1])))
+        assert thumb.format == "JPEG" and thumb.size == (96, 96)
+    # the still: the moment both are visible, both boxed where they are then
+    fr = res["frame"]
+    assert fr["t"] == 0.5 and (fr["width"], fr["height"]) == (W, H)
+    still = np.asarray(Image.open(io.BytesIO(base64.b64decode(fr["image"].split(",", 1)[1]))))
+    assert still.shape == (H, W, 3)
+    assert [f["id"] for f in fr["faces"]] == [0, 1]
+    for f in fr["faces"]:
+        x1, y1, x2, y2 = (int(v) for v in f["box"])
+        # the face is there: the astronaut's head, not the grey (70) background
+        assert abs(still[y1 + 10:y2 - 10, x1 + 10:x2 - 10].mean() - 70) > 15
+        assert f["label"] in LABELS and 0 < f["confidence"] <= 1
