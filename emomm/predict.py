@@ -16,6 +16,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from emomm.faces.mesh import MeshModelMissing
 from emomm.inference.batch import expand_inputs, plot_timeline, predict_file, summary_row
 from emomm.inference.predictor import Predictor
 from emomm.utils.atomic import atomic_open
@@ -62,7 +63,7 @@ def predict(cfg: DictConfig) -> int:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    with exit_on_checkpoint_error():
+    with exit_on_checkpoint_error(MeshModelMissing):
         failed = predict(cfg)
     if failed:
         sys.exit(1)

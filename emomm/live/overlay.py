@@ -1,16 +1,20 @@
-"""The annotated frame: per face a box, its ID and label, probability bars; FPS and voice."""
+"""The annotated frame: per face a box, its ID and label, probability bars (and its face mesh,
+when asked); FPS and voice."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
+from emomm.faces.mesh import draw_mesh
+
 COLORS = [(66, 135, 245), (245, 66, 66), (66, 245, 135), (245, 200, 66), (180, 66, 245), (66, 230, 245)]
 
 
 def draw(frame_rgb: np.ndarray, faces: Sequence[dict], labels: Sequence[str], fps: float | None,
-         voice: dict | None = None, bars: int = 3) -> np.ndarray:
-    """A copy of ``frame_rgb`` with the overlay (``faces``: dicts with id, box, label, probs)."""
+         voice: dict | None = None, bars: int = 3, mesh: bool = False) -> np.ndarray:
+    """A copy of ``frame_rgb`` with the overlay (``faces``: dicts with id, box, label, probs;
+    with ``mesh``, also each face's ``mesh`` points when it has one)."""
     import cv2
 
     out = np.ascontiguousarray(frame_rgb).copy()
@@ -18,6 +22,8 @@ def draw(frame_rgb: np.ndarray, faces: Sequence[dict], labels: Sequence[str], fp
     for f in faces:
         x1, y1, x2, y2 = (int(round(v)) for v in f["box"])
         color = COLORS[int(f["id"]) % len(COLORS)]
+        if mesh and f.get("mesh") is not None:
+            draw_mesh(out, np.asarray(f["mesh"], np.float32), color)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
         probs = np.asarray(f["probs"])
         top = float(probs.max()) if len(probs) else 0.0
