@@ -5,8 +5,8 @@
 * FER2013 PublicTest (``$EMOMM_DATA_DIR/fer2013/val``, 48x48 gray crops): found rate
   (face presence >= 0.5, MediaPipe's default) overall and per class, for the crop as it is
   (the model resizes it to 192 px, bilinear), upscaled first with a sharper filter (bicubic,
-  Lanczos), and zoomed out (the crop padded to 1.25x / 1.5x: MediaPipe's model expects the
-  face box enlarged 1.5x, FER crops are tight), and the mesh's time per face (batched and one
+  Lanczos), and zoomed out (``emomm.faces.mesh.zoom_out``: the crop padded to 1.25x / 1.5x;
+  MediaPipe's model expects the face box enlarged 1.5x, FER crops are tight), and the mesh's time per face (batched and one
   at a time).
 * CREMA-D, the six real FLV clips of ``cremad_sample/`` (the six MP3s have no video): every
   frame, BlazeFace's box, then the mesh on MediaPipe's crop (:func:`~emomm.faces.mesh.mesh_crop`:
@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from benchmarks.common import DATA_DIR, refuse_to_overwrite, write_result  # noqa: E402
 from benchmarks.live_pipeline import fer_module, real_frames, run_variant  # noqa: E402
 from emomm.faces import build_detector, crop_face  # noqa: E402
-from emomm.faces.mesh import FaceMesh, mesh_crop  # noqa: E402
+from emomm.faces.mesh import FaceMesh, mesh_crop, zoom_out  # noqa: E402
 
 FER = DATA_DIR / "fer2013" / "val"
 CREMAD = DATA_DIR / "cremad_sample"
@@ -50,28 +50,32 @@ def fer_faces(limit: int) -> tuple[list[np.ndarray], list[str]]:
     return [cv2.imread(str(files[i]), cv2.IMREAD_GRAYSCALE) for i in idx], [files[i].parent.name for i in idx]
 
 
-def pad(crop: np.ndarray, factor: float) -> np.ndarray:
-    """The crop centred in a black square ``factor`` times its side (a zoomed-out view)."""
-    s = crop.shape[0]
-    b = int(round(s * (factor - 1) / 2))
-    return cv2.copyMakeBorder(crop, b, b, b, b, cv2.BORDER_CONSTANT, value=0)
-
-
 FER_VARIANTS = {
     "as_is": lambda c: c,
     "upscale_cubic_192": lambda c: cv2.resize(c, (192, 192), interpolation=cv2.INTER_CUBIC),
     "upscale_lanczos_192": lambda c: cv2.resize(c, (192, 192), interpolation=cv2.INTER_LANCZOS4),
-    "pad_1.25": lambda c: pad(c, 1.25),
-    "pad_1.5": lambda c: pad(c, 1.5),
+    "pad_1.25": lambda c: zoom_out(c, 1.25),
+    "pad_1.5": lambda c: zoom_out(c, 1.5),
 }
 
 
-def found_rates(mesh: FaceMesh, crops: list[np.ndarray], labels: list[str]) -> dict:
-    _, presence = mesh.run(crops)
+def found_rates(mesh: FaceMesh, crops: list[np.ndarray], labels: list[str]) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The rates, and the points ``[N, 468, 3]`` and found flags ``[N]``."""
+    pts, presence = mesh.run(crops)
     found = presence >= mesh.min_presence
     per = {c: round(float(found[[lab == c for lab in labels]].mean()), 4) for c in sorted(set(labels))}
-    return {"found_rate": round(float(found.mean()), 4), "median_presence": round(float(np.median(presence)), 4),
-            "per_class": per}
+    return ({"found_rate": round(float(found.mean()), 4), "median_presence": round(float(np.median(presence)), 4),
+             "per_class": per}, pts, found)
+
+
+def to_original(pts: np.ndarray, variant: str, side: int = 48) -> np.ndarray:
+    """Points of a variant's crop ``[N, 468, 3]`` -> x, y in the original 48 px crop."""
+    xy = pts[..., :2].copy()
+    if variant.startswith("upscale"):
+        xy *= side / 192
+    elif variant.startswith("pad"):
+        xy -= round(side * (float(variant.split("_")[1]) - 1) / 2)
+    return xy
 
 
 def ms_per_face(mesh: FaceMesh, crops: list[np.ndarray], one_at_a_time: bool) -> float:
@@ -88,9 +92,19 @@ def ms_per_face(mesh: FaceMesh, crops: list[np.ndarray], one_at_a_time: bool) ->
 def fer_benchmark(mesh: FaceMesh, limit: int) -> dict:
     crops, labels = fer_faces(limit)
     out = {"faces": len(crops), "variants": {}}
+    meshes = {}
     for name, f in FER_VARIANTS.items():
-        out["variants"][name] = found_rates(mesh, [f(c) for c in crops], labels)
+        out["variants"][name], pts, found = found_rates(mesh, [f(c) for c in crops], labels)
+        meshes[name] = (to_original(pts, name), found)
         print("fer2013", name, out["variants"][name]["found_rate"], flush=True)
+    # Do the variants agree on where the points are? Mean point distance to the pad_1.5 mesh, in
+    # percent of the 48 px crop, over the faces both found (a sanity check: a found face whose mesh
+    # lies elsewhere would not count).
+    ref, ref_found = meshes["pad_1.5"]
+    for name, (xy, found) in meshes.items():
+        both = found & ref_found
+        d = np.linalg.norm(xy[both] - ref[both], axis=-1).mean(-1) / 48 if both.any() else np.zeros(1)
+        out["variants"][name]["median_point_distance_to_pad_1.5_pct"] = round(100 * float(np.median(d)), 2)
     n = min(512, len(crops))
     out["ms_per_face_batched"] = ms_per_face(mesh, crops[:n], False)
     out["ms_per_face_one_at_a_time"] = ms_per_face(mesh, crops[:n], True)
@@ -172,7 +186,7 @@ def main() -> None:
     cremad = cremad_benchmark(mesh)
     live = live_benchmark(a.live_frames)
     write_result(a.name, {
-        "command": "python -m benchmarks.mesh_rate " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.mesh_rate", *sys.argv[1:]]),
         "model": "MediaPipe face_landmark.tflite (468 points, 192 px) from mediapipe 0.10.21, ai-edge-litert, "
                  "1 thread; found = face presence >= 0.5",
         "fer2013_publictest": fer, "cremad_clips": cremad,

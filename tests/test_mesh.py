@@ -192,3 +192,18 @@ def test_live_draw_mesh_option_meshes_and_draws_every_tracked_face(tmp_path):
     # the option is off by default: no mesh key, no mesh model
     off = LivePipeline(_FaceClassifier(), BoxDetector())
     assert off.mesh is None and "mesh" not in off.process(frames[0], 0.0).faces[0]
+
+
+@needs_model
+def test_zoom_out_gives_a_tight_gray_crop_the_geometry_the_mesh_expects(astronaut, mesh):
+    from emomm.faces import crop_face
+    from emomm.faces.mesh import zoom_out
+
+    tight = cv2.cvtColor(crop_face(astronaut, BOX, 48, 0.0), cv2.COLOR_RGB2GRAY)   # a FER2013-like face
+    zoomed = zoom_out(tight)
+    assert zoomed.shape == (72, 72) and (zoomed[:12] == 0).all()
+    (pts,) = mesh([zoomed])
+    assert pts is not None
+    nose = pts[NOSE_TIP, :2] - 12                      # back into the 48 px crop
+    want = (LANDMARKS[2] - BOX[:2]) * 48 / (BOX[2] - BOX[0])
+    assert np.hypot(*(nose - want)) < 4

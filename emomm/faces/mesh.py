@@ -108,6 +108,17 @@ def as_rgb(crop: np.ndarray) -> np.ndarray:
     return np.repeat(c, 3, axis=2) if c.shape[2] == 1 else c
 
 
+def zoom_out(crop: np.ndarray, factor: float = CROP_SCALE) -> np.ndarray:
+    """A tight face crop (FER2013's 48x48) centred in a black square ``factor`` times its side,
+    nearer the geometry the model expects; its points map back by subtracting the border
+    (``round(side * (factor - 1) / 2)`` px). The mesh finds more faces this way (see the mesh
+    benchmark's note in ``experiments/log/``)."""
+    c = np.asarray(crop)
+    b = int(round(c.shape[0] * (factor - 1) / 2))
+    return cv2.copyMakeBorder(c, b, b, b, b, cv2.BORDER_CONSTANT, value=0).reshape(
+        c.shape[0] + 2 * b, c.shape[1] + 2 * b, *c.shape[2:])
+
+
 def model_input(crop: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     """One RGB crop -> ``(input [192, 192, 3] float32 in [0, 1], side, pad_x, pad_y)``: a crop
     that is not square is padded (black, centred) to its longer side first, so the face keeps
