@@ -65,18 +65,19 @@ def fer_module():
         preprocessing={"face": {"image_size": 48, "in_chans": 1, "mean": [0.5], "std": [0.5]}}).eval()
 
 
-def run_variant(name, clf, detector, frames, detect_every):
+def run_variant(name, clf, detector, frames, detect_every, **pipeline):
+    """``pipeline``: more LivePipeline options (e.g. ``draw_mesh=True``)."""
     from emomm.live.overlay import draw
     from emomm.live.stream import LivePipeline
 
-    pipe = LivePipeline(clf, detector, detect_every=detect_every)
+    pipe = LivePipeline(clf, detector, detect_every=detect_every, **pipeline)
     lat, faces = [], 0
     pipe.process(frames[0], 0.0)                  # warm-up (lazy model loads)
     start = time.perf_counter()
     for i, f in enumerate(frames):
         s = time.perf_counter()
         r = pipe.process(f, i / 30)
-        draw(f, r.faces, pipe.labels, r.fps)
+        draw(f, r.faces, pipe.labels, r.fps, mesh=pipe.draw_mesh)
         lat.append((time.perf_counter() - s) * 1e3)
         faces += len(r.faces)
     wall = time.perf_counter() - start

@@ -17,6 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from emomm.faces.mesh import MeshModelMissing
 from emomm.inference.batch import expand_inputs, plot_timeline, predict_file, summary_row
 from emomm.inference.predictor import Predictor
 from emomm.runs.annotated_video import write_annotated_video
@@ -76,7 +77,7 @@ def annotated(record: dict, path: Path, out: Path, max_pixels: int | None) -> No
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     offline_defaults()
-    with exit_on_checkpoint_error():
+    with exit_on_checkpoint_error(MeshModelMissing):
         failed = predict(cfg)
     if failed:
         sys.exit(1)

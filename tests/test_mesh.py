@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from emomm.faces.mesh import (MESH_POINTS, FaceMesh, as_rgb, default_model_path, mesh_crop, missing_model_message)
+from emomm.faces.mesh import MESH_POINTS, FaceMesh, as_rgb, default_model_path, mesh_crop, missing_model_message
 from emomm.faces import mesh_edges
 from emomm.utils.wheel_models import FACEMESH, MODELS, sha256
 
@@ -121,3 +121,89 @@ def test_mesh_on_crops_of_any_size_and_no_face(astronaut, mesh):
     assert padded is not None and np.abs(padded[:, :2] - (big[:, :2] + [40, 0])).mean() < 3
     pts, presence = mesh.run([crop, blank])
     assert presence[0] > 0.9 > 0.1 > presence[1]
+
+
+# -- the option in predict and live ------------------------------------------------------------
+class _FaceRunner:
+    """A face model stand-in: the same logits for every crop."""
+
+    label_names, modalities = ["a", "b", "c"], ["face"]
+    preprocessing = {"face": {"image_size": 32}}
+
+    def run(self, inputs, present=None, lengths=None):
+        return np.tile(np.array([0.0, 1.0, 0.0], np.float32), (len(inputs["face"]), 1)), {}
+
+
+class _FaceClassifier:
+    label_names, modalities, preprocessing = ["a", "b", "c"], ["face"], {"face": {"image_size": 32}}
+
+    def classify_faces(self, crops):
+        return np.tile([0.2, 0.5, 0.3], (len(crops), 1))
+
+
+@needs_model
+def test_predict_option_gives_each_face_its_mesh(astronaut, tmp_path):
+    from emomm.inference.predictor import Predictor
+    from emomm.utils.runtime import to_plain
+    from tests.conftest import make_cfg
+
+    cfg = make_cfg("predict", tmp_path, ["ckpt_path=x.ckpt", "inputs=[a.jpg]", "predictor.mesh=true"])
+    opts = {k: v for k, v in to_plain(cfg.predictor).items() if k != "detector"}
+    faces = Predictor(_FaceRunner(), detector="blazeface", **opts).predict_image(astronaut).to_dict()["faces"]
+    assert len(faces) == 1
+    pts = np.asarray(faces[0]["mesh"])
+    assert pts.shape == (MESH_POINTS, 3)
+    assert np.hypot(*(pts[NOSE_TIP, :2] - np.asarray(faces[0]["landmarks"][2]))) < 10
+    # off by default: no mesh, no mesh model needed
+    assert Predictor(_FaceRunner(), detector="blazeface").predict_image(astronaut).faces[0].mesh is None
+    # a ready-made face crop used whole (detector=none): the mesh of the image itself
+    crop, _ = mesh_crop(astronaut, BOX, LANDMARKS)
+    whole = Predictor(_FaceRunner(), detector="none", mesh=True).predict_image(crop).faces[0]
+    assert np.asarray(whole.mesh).shape == (MESH_POINTS, 3)
+
+
+@needs_model
+def test_live_draw_mesh_option_meshes_and_draws_every_tracked_face(tmp_path):
+    from emomm.live.overlay import draw
+    from emomm.live.stream import LivePipeline
+    from emomm.utils.runtime import to_plain
+    from tests.conftest import make_cfg
+    from tests.test_live import BoxDetector, moving_face_frames
+
+    cfg = make_cfg("live", tmp_path, ["ckpt_path=x.ckpt", "pipeline.draw_mesh=true", "pipeline.detect_every=3"])
+    pipe = LivePipeline(_FaceClassifier(), BoxDetector(), **to_plain(cfg.pipeline))
+    assert isinstance(pipe.mesh, FaceMesh) and pipe.draw_mesh
+    frames = moving_face_frames(6)
+    noses = []
+    for i, frame in enumerate(frames):
+        res = pipe.process(frame, i / 12)
+        (face,) = res.faces
+        pts = np.asarray(face["mesh"])
+        assert pts.shape == (MESH_POINTS, 3) and "mesh" in res.timings_ms
+        noses.append(pts[NOSE_TIP, 0])
+        x1, y1, x2, y2 = face["box"]
+        assert x1 < pts[NOSE_TIP, 0] < x2 and y1 < pts[NOSE_TIP, 1] < y2
+    # the head slides 4 px a frame; so does the mesh, between detections too
+    assert 3 < np.polyfit(np.arange(6), noses, 1)[0] < 5
+    plain = draw(frames[-1], res.faces, pipe.labels, 10.0)
+    drawn = draw(frames[-1], res.faces, pipe.labels, 10.0, mesh=True)
+    changed = np.argwhere((plain != drawn).any(-1))
+    assert len(changed) > 300 and (changed[:, 1] > pts[:, 0].min() - 3).all()
+    # the option is off by default: no mesh key, no mesh model
+    off = LivePipeline(_FaceClassifier(), BoxDetector())
+    assert off.mesh is None and "mesh" not in off.process(frames[0], 0.0).faces[0]
+
+
+@needs_model
+def test_zoom_out_gives_a_tight_gray_crop_the_geometry_the_mesh_expects(astronaut, mesh):
+    from emomm.faces import crop_face
+    from emomm.faces.mesh import zoom_out
+
+    tight = cv2.cvtColor(crop_face(astronaut, BOX, 48, 0.0), cv2.COLOR_RGB2GRAY)   # a FER2013-like face
+    zoomed = zoom_out(tight)
+    assert zoomed.shape == (72, 72) and (zoomed[:12] == 0).all()
+    (pts,) = mesh([zoomed])
+    assert pts is not None
+    nose = pts[NOSE_TIP, :2] - 12                      # back into the 48 px crop
+    want = (LANDMARKS[2] - BOX[:2]) * 48 / (BOX[2] - BOX[0])
+    assert np.hypot(*(nose - want)) < 4

@@ -175,6 +175,29 @@ def live(d: dict, name: str) -> Iterable[Row]:
                   **base(d, name, command=d.get("command") or MISSING))
 
 
+def mesh_rate(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks/mesh_rate.py: found rates, time per face, the live loop with the mesh off / on."""
+    kw = base(d, name, command=d.get("command") or MISSING)
+    fer = d.get("fer2013_publictest") or {}
+    for variant, r in (fer.get("variants") or {}).items():
+        yield Row(f"FER2013 PublicTest ({fer.get('faces', MISSING)} faces), {variant}", "mesh found",
+                  pct(r.get("found_rate")), **kw)
+    for key in ("ms_per_face_batched", "ms_per_face_one_at_a_time"):
+        if key in fer:
+            yield Row("FER2013 PublicTest", key.replace("_", " "), str(fer[key]), **kw)
+    clips = d.get("cremad_clips") or {}
+    for geometry, r in (clips.get("geometries") or {}).items():
+        yield Row(f"CREMA-D clips ({clips.get('frames_with_a_face', MISSING)} frames with a face), {geometry}",
+                  "mesh found; ms per face (crop + mesh)",
+                  f"{pct(r.get('found_rate'))}; {r.get('crop_ms_per_face', MISSING)} + "
+                  f"{r.get('mesh_ms_per_face_one_at_a_time', MISSING)}", **kw)
+    for setup, r in (((d.get("live_640x480") or {}).get("results")) or {}).items():
+        if isinstance(r, dict):
+            yield Row(f"live 640x480, {setup}", "frames/s; latency p50 / p95 (ms)",
+                      f"{r.get('fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / "
+                      f"{r.get('latency_ms_p95', MISSING)}", **kw)
+
+
 def export(d: dict, name: str) -> Iterable[Row]:
     for model, r in (d.get("results") or {}).items():
         sizes = r.get("size_bytes") or {}
@@ -251,7 +274,8 @@ PAGES = {
     ], ["fusion"]),
     "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame, one thread.", [
         Section("Live pipeline", r"live_pipeline.*", live),
-    ], ["live"]),
+        Section("Face mesh: found rate and cost", r"mesh_rate.*", mesh_rate),
+    ], ["live", "mesh"]),
     "speed-export": ("Speed: export", "Per face crop, batch 1, one thread: PyTorch against the ONNX "
                      "exports (`python -m emomm.export`).", [
         Section("Export latency and size", r"export_latency.*", export),

@@ -21,13 +21,13 @@ for eye-line alignment, which only uses the eyes.
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from emomm.faces.base import FaceDetector, Faces
+from emomm.faces.litert import LiteRTModel
 from emomm.utils.wheel_models import BLAZEFACE
 
 MODEL_SHA256 = BLAZEFACE.sha256
@@ -120,32 +120,7 @@ class BlazeFaceDetector(FaceDetector):
                 "emomm.faces.blazeface fetch`), which extracts it from the mediapipe wheel")
         self.min_score, self.nms_iou, self.threads = float(min_score), float(nms_iou), int(threads)
         self.anchors = ssd_anchors()
-        self._interp = None
-        self._lock = threading.Lock()
-
-    def __getstate__(self):  # picklable: the interpreter is rebuilt lazily in each process
-        state = dict(self.__dict__)
-        state["_interp"], state["_lock"] = None, None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    @property
-    def interpreter(self):
-        if self._interp is None:
-            try:
-                from ai_edge_litert.interpreter import Interpreter
-            except ImportError as e:  # pragma: no cover - the live extra installs it
-                raise ImportError("faces=blazeface needs ai-edge-litert: pip install 'emomm[live]'") from e
-            interp = Interpreter(model_path=str(self.model_path), num_threads=self.threads)
-            interp.allocate_tensors()
-            self._in = interp.get_input_details()[0]["index"]
-            outs = {o["name"]: o["index"] for o in interp.get_output_details()}
-            self._reg, self._cls = outs["regressors"], outs["classificators"]
-            self._interp = interp
-        return self._interp
+        self.net = LiteRTModel(self.model_path, self.threads, what="faces=blazeface")
 
     @staticmethod
     def letterbox(frame: np.ndarray) -> tuple[np.ndarray, float, float, float]:
@@ -174,12 +149,8 @@ class BlazeFaceDetector(FaceDetector):
 
     def detect_one(self, frame: np.ndarray) -> Faces:
         x, side, px, py = self.letterbox(frame)
-        with self._lock:
-            interp = self.interpreter
-            interp.set_tensor(self._in, x[None])
-            interp.invoke()
-            reg = interp.get_tensor(self._reg)[0].copy()
-            logits = interp.get_tensor(self._cls)[0, :, 0].copy()
+        out = self.net(x[None])
+        reg, logits = out["regressors"][0], out["classificators"][0, :, 0]
         boxes, scores, kps = weighted_nms(*self.decode(reg, logits), iou=self.nms_iou)
         if len(boxes) == 0:
             return Faces.empty()

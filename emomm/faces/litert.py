@@ -1,5 +1,5 @@
 """A ``.tflite`` model on ai-edge-litert's interpreter, shared by the face models that run on it
-(:mod:`emomm.faces.mesh`; the interpreter is built on first use, one call runs at a time, and
+(:mod:`emomm.faces.blazeface`, :mod:`emomm.faces.mesh`; the interpreter is built on first use, one call runs at a time, and
 the object pickles without it, so worker processes rebuild their own)."""
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ class LiteRTModel:
     """Args:
         model_path: the ``.tflite`` file (checked by the caller).
         threads: interpreter threads.
-        extra: the pip extra that installs ai-edge-litert, named in the import error.
+        what: what needs it, named in the error when ai-edge-litert is not installed.
     """
 
-    def __init__(self, model_path: Path, threads: int = 1, extra: str = "live") -> None:
-        self.model_path, self.threads, self.extra = Path(model_path), int(threads), extra
+    def __init__(self, model_path: Path, threads: int = 1, what: str = "the face mesh") -> None:
+        self.model_path, self.threads, self.what = Path(model_path), int(threads), what
         self._interp, self._batch = None, 0
         self._lock = threading.Lock()
 
@@ -35,8 +35,7 @@ class LiteRTModel:
             try:
                 from ai_edge_litert.interpreter import Interpreter
             except ImportError as e:  # pragma: no cover - the live extra installs it
-                raise ImportError(f"{self.model_path.name} runs on ai-edge-litert: "
-                                  f"pip install 'emomm[{self.extra}]'") from e
+                raise ImportError(f"{self.what} needs ai-edge-litert: pip install 'emomm[live]'") from e
             self._interp = Interpreter(model_path=str(self.model_path), num_threads=self.threads)
             self._batch = 0
         if batch != self._batch:   # the input's batch dimension follows the call

@@ -32,6 +32,7 @@ import numpy as np
 
 from emomm.faces.crop import crop_face, eye_angle
 from emomm.faces.litert import LiteRTModel
+from emomm.faces.mesh_edges import CONTOURS
 from emomm.utils.wheel_models import FACEMESH
 
 #: points of the mesh (the 468-point model; x, y, z each)
@@ -49,6 +50,10 @@ def default_model_path() -> Path:
 def missing_model_message(path: Path) -> str:
     return (f"face mesh model {path} is missing: run `make install` (or `python -m "
             "emomm.utils.wheel_models fetch facemesh`), which extracts it from the mediapipe 0.10.21 wheel")
+
+
+class MeshModelMissing(FileNotFoundError):
+    """The mesh model file is absent; the message names ``make install``."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,17 @@ def as_rgb(crop: np.ndarray) -> np.ndarray:
     return np.repeat(c, 3, axis=2) if c.shape[2] == 1 else c
 
 
+def zoom_out(crop: np.ndarray, factor: float = CROP_SCALE) -> np.ndarray:
+    """A tight face crop (FER2013's 48x48) centred in a black square ``factor`` times its side,
+    nearer the geometry the model expects; its points map back by subtracting the border
+    (``round(side * (factor - 1) / 2)`` px). The mesh finds more faces this way (see the mesh
+    benchmark's note in ``experiments/log/``)."""
+    c = np.asarray(crop)
+    b = int(round(c.shape[0] * (factor - 1) / 2))
+    return cv2.copyMakeBorder(c, b, b, b, b, cv2.BORDER_CONSTANT, value=0).reshape(
+        c.shape[0] + 2 * b, c.shape[1] + 2 * b, *c.shape[2:])
+
+
 def model_input(crop: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     """One RGB crop -> ``(input [192, 192, 3] float32 in [0, 1], side, pad_x, pad_y)``: a crop
     that is not square is padded (black, centred) to its longer side first, so the face keeps
@@ -131,7 +147,7 @@ class FaceMesh:
                  batch_size: int = 32) -> None:
         self.model_path = Path(model_path).expanduser() if model_path else default_model_path()
         if not self.model_path.is_file():
-            raise FileNotFoundError(missing_model_message(self.model_path))
+            raise MeshModelMissing(missing_model_message(self.model_path))
         self.min_presence, self.batch_size = float(min_presence), max(1, int(batch_size))
         self.net = LiteRTModel(self.model_path, threads)
 
@@ -166,3 +182,19 @@ class FaceMesh:
 
     def settings(self) -> dict:
         return {"mesh_model_sha256": FACEMESH.sha256, "min_presence": self.min_presence}
+
+
+def draw_mesh(image: np.ndarray, points: np.ndarray, color: tuple[int, int, int] = (0, 255, 0),
+              edges: Sequence[tuple[int, int]] = CONTOURS, dots: bool = True) -> np.ndarray:
+    """Draw a mesh ``[468, 2+]`` (image pixels) on ``image`` ``[H, W, 3]`` in place: its
+    ``edges`` (default the lips, eyes, brows and face oval) as lines and, with ``dots``,
+    every point as a pixel-sized dot. Returns ``image``."""
+    pts = np.round(np.asarray(points)[:, :2] * 16).astype(np.int32)   # 4 fractional bits
+    lines = [np.stack([pts[a], pts[b]]) for a, b in edges]
+    cv2.polylines(image, lines, False, color, 1, cv2.LINE_AA, shift=4)
+    if dots:
+        xy = np.round(np.asarray(points)[:, :2]).astype(int)
+        h, w = image.shape[:2]
+        ok = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        image[xy[ok, 1], xy[ok, 0]] = color
+    return image

@@ -35,6 +35,7 @@ from emomm.data.core.collate import collate_samples
 from emomm.faces.crop import crop_face, eye_angle
 from emomm.faces.base import Faces
 from emomm.faces.detectors import build_detector
+from emomm.faces.mesh import FaceMesh
 from emomm.inference.adapter import PersonAdapter
 from emomm.inference.onnx_runner import OnnxRunner
 from emomm.inference.preprocess import Preprocessor
@@ -84,14 +85,17 @@ class Predictor:
             (silero-vad, live mode's detector: also noise, tones, music; ``emomm[live]``) or
             ``off``. Without speech the result has ``error="no speech detected..."``, no
             windows and no label; a video's silent track is left out of the fusion.
+        mesh: also give each face of an image its 468-point face mesh
+            (:class:`~emomm.faces.mesh.FaceMesh`, ``FaceResult.mesh``; model from ``make install``).
     """
 
     def __init__(self, runner: ModelRunner, detector: str = "auto", batch_size: int = 32, fps: float = 5.0,
                  window_s: float = 1.0, hop_s: float | None = None, audio_window_s: float | None = None,
                  audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600,
                  adapter: str | Path | PersonAdapter | None = None, max_pixels: int | None = None,
-                 vad: str | None = "energy") -> None:
+                 vad: str | None = "energy", mesh: bool = False) -> None:
         self.runner = runner
+        self.mesh = FaceMesh() if mesh else None
         self.label_names = list(runner.label_names)
         self.modalities = list(runner.modalities)
         self.preprocessing = dict(runner.preprocessing or {})
@@ -233,6 +237,13 @@ class Predictor:
             out.append(crop_face(rgb, box, int(self.crop["size"]), float(self.crop["margin"]), angle))
         return np.stack(out) if out else np.zeros((0, self.crop["size"], self.crop["size"], 3), np.uint8)
 
+    def face_meshes(self, rgb: np.ndarray, faces: Faces, whole: bool = False) -> list[np.ndarray | None]:
+        """Each face's mesh ``[468, 3]`` in image pixels (or None): from the crop MediaPipe
+        expects around each box, or (``whole``: a ready-made face crop) from the image itself."""
+        if whole or self.detector_name == "none":
+            return self.mesh([rgb])
+        return self.mesh.on_image(rgb, faces.boxes, faces.landmarks)
+
     def classify_faces(self, crops: np.ndarray) -> np.ndarray:
         """uint8 crops ``[N, S, S, 3]`` -> probabilities ``[N, K]`` (a clip model sees each
         crop as a one-frame clip)."""
@@ -271,12 +282,14 @@ class Predictor:
                 if whole and self.detector_name != "none" else None)
         faces = Faces(np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32)) if whole else self.detect(rgb)[0]
         probs = self.classify_faces(self.crop_faces(rgb, faces, whole)) if len(faces) else []
+        meshes = self.face_meshes(rgb, faces, whole) if self.mesh is not None and len(faces) else [None] * len(probs)
         results = []
         for j, p in enumerate(probs):
             label, conf = top(p, self.label_names)
             lm = faces.landmarks[j].tolist() if faces.landmarks is not None else None
+            mesh = None if meshes[j] is None else np.round(meshes[j].astype(np.float64), 2).tolist()
             results.append(FaceResult(box=[float(v) for v in faces.boxes[j]], detector_score=float(faces.scores[j]),
-                                      probs=p.tolist(), label=label, confidence=conf, landmarks=lm))
+                                      probs=p.tolist(), label=label, confidence=conf, landmarks=lm, mesh=mesh))
         return ImageResult(self.label_names, results, int(w), int(h), source,
                            None if results else "no face found", note)
 

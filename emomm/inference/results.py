@@ -43,7 +43,9 @@ def top(probs, label_names: list[str]) -> tuple[str, float]:
 class FaceResult(_Result):
     """One face: ``box`` x1, y1, x2, y2 (pixels), ``landmarks`` [5, 2] (eyes, nose, mouth
     corners) when the detector gives them, the detector's ``detector_score``, class ``probs``
-    and the top class's ``confidence`` (the same names in the API, the JSONL and the CSV)."""
+    and the top class's ``confidence`` (the same names in the API, the JSONL and the CSV);
+    ``mesh`` [468, 3] (x, y, z in image pixels) with ``Predictor(mesh=True)``, None when
+    the mesh model finds no face there."""
     box: list[float]
     detector_score: float
     probs: list[float]
@@ -51,6 +53,7 @@ class FaceResult(_Result):
     confidence: float
     landmarks: list[list[float]] | None = None
     track_id: int | None = None
+    mesh: list[list[float]] | None = None
 
 
 @dataclass

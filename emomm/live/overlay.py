@@ -1,5 +1,6 @@
 """The annotated frame: per face a box and a label block (ID, label, top-class bars); FPS and
-voice in a status line. Used by live mode's ``output=`` video and predict's annotated video.
+voice in a status line. Used by live mode's ``output=`` video and predict's annotated video; with ``mesh``, each
+face's mesh points (``pipeline.draw_mesh``) are drawn under its box.
 
 Everything scales with the frame height (:func:`style_for`): the text stays readable at
 1080p and fits at 240p. Label blocks are placed greedily (:func:`layout`): each face's block
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from emomm.faces.mesh import draw_mesh
 
 COLORS = [(66, 135, 245), (245, 66, 66), (66, 245, 135), (245, 200, 66), (180, 66, 245), (66, 230, 245)]
 #: The frame height at which the overlay has its base sizes (font 0.5, 2 px boxes).
@@ -129,9 +132,10 @@ def status_line(fps: float | None, labels: Sequence[str], voice: dict | None) ->
 
 
 def draw(frame_rgb: np.ndarray, faces: Sequence[dict], labels: Sequence[str], fps: float | None,
-         voice: dict | None = None, bars: int = 3) -> np.ndarray:
+         voice: dict | None = None, bars: int = 3, mesh: bool = False) -> np.ndarray:
     """A copy of ``frame_rgb`` ``[H, W, 3]`` with the overlay (``faces``: dicts with id, box,
-    label, probs); the label blocks are where :func:`layout` puts them."""
+    label, probs; with ``mesh``, also each face's ``mesh`` points ``[P, 2+]`` in frame pixels
+    when it has them); the label blocks are where :func:`layout` puts them."""
     import cv2
 
     out = np.ascontiguousarray(frame_rgb).copy()
@@ -149,7 +153,10 @@ def draw(frame_rgb: np.ndarray, faces: Sequence[dict], labels: Sequence[str], fp
 
     for f in faces:
         x1, y1, x2, y2 = (int(round(v)) for v in f["box"])
-        cv2.rectangle(out, (x1, y1), (x2, y2), COLORS[int(f["id"]) % len(COLORS)], st.line)
+        color = COLORS[int(f["id"]) % len(COLORS)]
+        if mesh and f.get("mesh") is not None:
+            draw_mesh(out, np.asarray(f["mesh"], np.float32), color)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, st.line)
     for f, r in zip(faces, rects):
         color = COLORS[int(f["id"]) % len(COLORS)]
         panel(r)

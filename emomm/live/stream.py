@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from emomm.faces.crop import crop_face
+from emomm.faces.mesh import FaceMesh
 from emomm.inference.tracking import IoUTracker
 from emomm.live.voice_input import LiveInputError
 from emomm.media.images import check_pixels
@@ -120,13 +121,19 @@ class LivePipeline:
         fuse: score faces with the voice when the model has both modalities.
         face_size: px of the square face crops handed to the classifier (default: the
             model's ``face.image_size``).
+        mesh: run the 468-point face mesh (:class:`~emomm.faces.mesh.FaceMesh`, or True for
+            the default one) on each face whenever faces are classified: each face's dict gets
+            ``mesh`` ``[468, 3]`` in frame pixels (None when the model finds no face there).
+        draw_mesh: draw the mesh's contours and points on the overlay (implies ``mesh``).
     """
 
     def __init__(self, classifier: Any, detector: Any, detect_every: int = 5, classify_every: int = 1,
                  ema: float = 0.6, margin: float = 0.2, min_score: float = 0.5, max_faces: int = 8,
                  tracker: Any = None, voice: Any = None, voice_every_s: float = 0.5, fuse: bool = True,
-                 face_size: int | None = None) -> None:
+                 face_size: int | None = None, mesh: Any = False, draw_mesh: bool = False) -> None:
         self.clf, self.detector = classifier, detector
+        self.draw_mesh = bool(draw_mesh)
+        self.mesh = mesh if isinstance(mesh, FaceMesh) else FaceMesh() if (mesh or draw_mesh) else None
         self.detect_every, self.classify_every = max(1, int(detect_every)), max(1, int(classify_every))
         self.ema, self.margin = float(ema), float(margin)
         self.min_score, self.max_faces = float(min_score), int(max_faces)
@@ -148,6 +155,7 @@ class LivePipeline:
         self.frame_index = 0
         self.tracks: dict[int, dict[str, Any]] = {}   # id -> box, velocity, last detect frame
         self.smoothed: dict[int, np.ndarray] = {}
+        self.meshes: dict[int, np.ndarray | None] = {}   # id -> the face's last mesh (frame pixels)
         self.voice_state: dict[str, Any] | None = None
         self._last_voice_t = -1e9
         self._fps = 0.0
@@ -158,19 +166,23 @@ class LivePipeline:
         faces = self.detector.detect(frame)[0]
         keep = faces.scores >= self.min_score
         boxes = faces.boxes[keep]
+        marks = faces.landmarks[keep] if faces.landmarks is not None else [None] * len(boxes)
         if len(boxes) > self.max_faces:
             area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-            boxes = boxes[np.argsort(-area)[: self.max_faces]]
+            order = np.argsort(-area)[: self.max_faces]
+            boxes, marks = boxes[order], [marks[j] for j in order]
         ids = self.tracker.update(boxes)
         tracks = {}
-        for i, b in zip(ids, boxes):
+        for i, b, lm in zip(ids, boxes, marks):
             old = self.tracks.get(i)
             vel = np.zeros(4, np.float32)
             if old is not None and self.frame_index > old["at"]:
                 vel = (b - old["det"]) / float(self.frame_index - old["at"])
-            tracks[i] = {"box": b.astype(np.float32), "det": b.astype(np.float32), "vel": vel, "at": self.frame_index}
+            tracks[i] = {"box": b.astype(np.float32), "det": b.astype(np.float32), "vel": vel, "at": self.frame_index,
+                         "landmarks": lm}
         self.tracks = tracks
         self.smoothed = {i: p for i, p in self.smoothed.items() if i in tracks}
+        self.meshes = {i: m for i, m in self.meshes.items() if i in tracks}
 
     def _predict_boxes(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
@@ -207,6 +219,26 @@ class LivePipeline:
             prev = self.smoothed.get(i)
             self.smoothed[i] = p if prev is None else self.ema * prev + (1 - self.ema) * p
 
+    def _mesh(self, frame: np.ndarray) -> None:
+        """Each tracked face's mesh in frame pixels; the detector's eye points (moved with
+        the box between detections) turn each crop upright."""
+        ids = list(self.tracks)
+        if not ids:
+            return
+        boxes = np.stack([self.tracks[i]["box"] for i in ids])
+        marks = []
+        for i in ids:
+            tr = self.tracks[i]
+            lm = tr.get("landmarks")
+            shift = (tr["box"][:2] + tr["box"][2:] - tr["det"][:2] - tr["det"][2:]) / 2
+            marks.append(np.full((5, 2), np.nan, np.float32) if lm is None else lm + shift)
+        self.meshes.update(zip(ids, self.mesh.on_image(frame, boxes, np.stack(marks))))
+
+    def _rounded_mesh(self, i: int) -> list | None:
+        """Face ``i``'s mesh as a JSON-ready ``[468, 3]`` list, to 0.1 px like the boxes."""
+        m = self.meshes.get(i)
+        return None if m is None else np.round(m.astype(np.float64), 1).tolist()
+
     def process(self, frame: np.ndarray, t: float, audio: np.ndarray | None = None) -> FrameResult:
         """One RGB frame (``[H, W, 3]`` uint8) at time ``t`` s, with the audio that arrived since
         the previous frame."""
@@ -222,11 +254,17 @@ class LivePipeline:
         t1 = time.perf_counter()
         self._update_voice(t, audio)
         t2 = time.perf_counter()
-        if self.classifies_faces and (detected or self.frame_index % self.classify_every == 0
-                                      or any(i not in self.smoothed for i in self.tracks)):
+        classify = self.classifies_faces and (detected or self.frame_index % self.classify_every == 0
+                                              or any(i not in self.smoothed for i in self.tracks))
+        if classify:
             self._classify(frame)
         t3 = time.perf_counter()
+        if classify and self.mesh is not None:   # the mesh follows the classifier's pace
+            self._mesh(frame)
+        t4 = time.perf_counter()
         timings = {"detect_track": (t1 - t0) * 1e3, "voice": (t2 - t1) * 1e3, "classify": (t3 - t2) * 1e3}
+        if self.mesh is not None:
+            timings["mesh"] = (t4 - t3) * 1e3
         now = time.perf_counter()
         if self._last_wall is not None and now > self._last_wall:
             inst = 1.0 / (now - self._last_wall)
@@ -238,7 +276,8 @@ class LivePipeline:
             if p is None:
                 continue
             faces.append({"id": int(i), "box": [round(float(v), 1) for v in tr["box"]],
-                          "label": self.labels[int(np.argmax(p))], "probs": [round(float(v), 4) for v in p]})
+                          "label": self.labels[int(np.argmax(p))], "probs": [round(float(v), 4) for v in p],
+                          **({"mesh": self._rounded_mesh(i)} if self.mesh is not None else {})})
         res = FrameResult(float(t), self.frame_index, faces, self.voice_state, self._fps, detected, timings)
         self.frame_index += 1
         return res
@@ -266,7 +305,8 @@ class LivePipeline:
                 s = time.perf_counter()
                 res = self.process(frame, t, samples)
                 need_overlay = output or display
-                annotated = draw(frame, res.faces, self.labels, res.fps, res.voice) if need_overlay else None
+                annotated = (draw(frame, res.faces, self.labels, res.fps, res.voice, mesh=self.draw_mesh)
+                             if need_overlay else None)
                 latencies.append((time.perf_counter() - s) * 1e3)
                 if output:
                     if writer is None:
