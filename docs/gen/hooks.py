@@ -1,0 +1,25 @@
+"""mkdocs hooks (mkdocs.yml `hooks:`): the pictures, the links to the experiment notes, and a build
+that fails when a page would load anything from the network. The rules: docs/gen/site.py."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # mkdocs loads this file by its path
+
+from docs.gen.site import expand_pictures, external_refs_in_site, site_log_links  # noqa: E402
+
+
+def on_page_markdown(markdown, page, config, files):
+    path = page.file.src_uri
+    return site_log_links(expand_pictures(markdown, path, Path(config["docs_dir"])), path)
+
+
+def on_post_build(config):
+    found = external_refs_in_site(Path(config["site_dir"]))
+    if found:
+        lines = "\n".join(f"  {f}: {', '.join(refs)}" for f, refs in list(found.items())[:20])
+        raise PluginError(f"{len(found)} built file(s) would load from the network (the site must work "
+                          f"offline; see docs/gen/site.py):\n{lines}")
