@@ -132,3 +132,21 @@ def test_screenshots_are_drawn_again_when_the_web_app_changes(monkeypatch, tmp_p
     later = (out / next(iter(screenshots.SHOTS))).stat().st_mtime + 10
     os.utime(static / "app.js", (later, later))
     assert not screenshots.fresh(out)
+
+
+def test_the_readme_states_measured_figures_only_in_its_generated_table():
+    """One place per figure: a measured figure in README.md is read from a result file by
+    `python -m docs.gen` (the results block), never typed beside it (config comments: test_docs_gen)."""
+    from tests.test_docs_gen import FIGURE_IN_COMMENT
+
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index(results.README_START), readme.index(results.README_END)
+    typed = readme[:start] + readme[end:]
+    found = [line for line in typed.splitlines() if FIGURE_IN_COMMENT.search(line)]
+    assert not found, f"README.md states these figures outside its generated table: {found}"
+    assert FIGURE_IN_COMMENT.search(readme[start:end]), "the generated table holds the figures"
+
+
+def test_the_web_app_page_shows_the_screenshots_docs_gen_draws():
+    page = (ROOT / "docs" / "getting-started" / "web-app.md").read_text()
+    assert pictures(page) == [f"screenshots/{n}" for n in screenshots.SHOTS]

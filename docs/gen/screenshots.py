@@ -23,9 +23,8 @@ OUT = ROOT / "docs" / "generated" / "screenshots"
 #: What the pictures show; drawn again when any of these is newer than the pictures.
 SOURCES = (ROOT / "emomm" / "serve" / "static", ROOT / "emomm" / "zoo" / "models" / "face-fer2013")
 CHECKPOINT = "zoo:face-fer2013"
-#: name -> what it shows (the pages' alt text: docs/getting-started/web-app.md).
-SHOTS = {"web-app-upload.png": "The Upload tab: a photo with its face boxed and labelled",
-         "web-app-live.png": "The Live tab: the camera's faces labelled as they come, and the chart"}
+#: The pictures (docs/getting-started/web-app.md shows them): the Upload tab, the Live tab.
+SHOTS = ("web-app-upload.png", "web-app-live.png")
 HOWTO = ("`apt-get install -y chromium chromium-driver` and the `dev` extra (selenium)")
 
 
