@@ -150,3 +150,18 @@ def test_the_readme_states_measured_figures_only_in_its_generated_table():
 def test_the_web_app_page_shows_the_screenshots_docs_gen_draws():
     page = (ROOT / "docs" / "getting-started" / "web-app.md").read_text()
     assert pictures(page) == [f"screenshots/{n}" for n in screenshots.SHOTS]
+
+
+def test_the_config_reference_opens_with_the_learning_rate(tmp_path):
+    """A newcomer looking for the learning rate finds it in the first table of the reference, with
+    the comment of the YAML that sets it; a COMMON key that moved fails the generator."""
+    from docs.gen import configs
+
+    page = configs.config_groups_page(ROOT / "conf")
+    top = page[:page.index("## Every group")]
+    (lr,) = [line for line in top.splitlines() if line.startswith("| `model.optimizer.lr` |")]
+    assert "learning rate" in lr and "(#modeldefault)" in lr
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "default.yaml").write_text("optimizer:\n  rate: 1.0e-3\n")
+    with pytest.raises(ValueError, match="has no key optimizer.lr"):
+        configs.common_table(tmp_path)

@@ -1,10 +1,11 @@
 /* Search from file:// without a network (mkdocs.yml, extra.polyfills).
  *
- * A browser refuses `new Worker("file:///...")`, so Material's offline plugin loads a shim that
- * runs the search worker in a hidden iframe instead -- from unpkg.com, which a site opened without
- * a network cannot reach. This is that shim, shipped with the site: on file:// only, `Worker` runs
- * its script in a same-origin iframe whose `postMessage` / `addEventListener("message")` /
- * `importScripts` (which refuses) stand in for a worker's. Served over http(s), the browser's Worker is kept.
+ * A browser refuses `new Worker("file:///...")`, so Material's offline plugin adds a shim that runs
+ * the search worker in a hidden iframe instead -- loaded from unpkg.com, which a site opened
+ * without a network cannot reach. This file, ours and shipped with the site, stands in for it: on
+ * file:// only, `Worker` runs its script in a same-origin iframe whose `postMessage`,
+ * `addEventListener("message")` and `importScripts` (which refuses: English search needs none)
+ * stand in for a worker's. Served over http(s), the browser's own Worker is kept.
  */
 (function () {
   "use strict";
