@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from docs.gen import plots, results, screenshots
-from docs.gen.__main__ import draw_plots, log_notes, results_pages
-from docs.gen.site import (LOG_IN_REPO, dead_links, expand_pictures, external_refs, external_refs_in_site,
-                           picture_marker, pictures, site_log_links)
+from docs.gen.__main__ import draw_plots, results_pages
+from docs.gen.site import (LOG_IN_REPO, dead_links, expand_pictures, expand_studies, external_refs,
+                           external_refs_in_site, picture_marker, pictures, site_log_links, studies_marker)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -20,7 +20,7 @@ RESULTS = ROOT / "docs" / "results"
 
 @pytest.fixture(scope="module")
 def pages() -> dict[str, str]:
-    return results_pages(results.load(ROOT / "benchmarks" / "results"), log_notes(ROOT / "experiments" / "log"))
+    return results_pages(results.load(ROOT / "benchmarks" / "results"))
 
 
 def test_the_tracked_results_pages_are_what_the_generator_writes_now(pages):
@@ -165,3 +165,11 @@ def test_the_config_reference_opens_with_the_learning_rate(tmp_path):
     (tmp_path / "model" / "default.yaml").write_text("optimizer:\n  rate: 1.0e-3\n")
     with pytest.raises(ValueError, match="has no key optimizer.lr"):
         configs.common_table(tmp_path)
+
+
+def test_a_results_page_lists_its_notes_at_build_time_so_a_new_note_changes_no_tracked_page(pages):
+    notes = [("2026-12-01-face-fer2013.md", "FER2013 crops"), ("2026-12-02-meld-x.md", "MELD x")]
+    page = f"## Studies\n\n{studies_marker(['fer2013', 'face'])}\n"
+    assert expand_studies(page, notes) == "## Studies\n\n- [FER2013 crops](log/2026-12-01-face-fer2013.md)\n"
+    assert studies_marker(["fer2013"]) in pages["fer2013.md"] and "2026-12" not in pages["fer2013.md"].split(
+        "## Studies behind these results")[1]

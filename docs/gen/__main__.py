@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from docs.gen import configs, plots, results, screenshots
-from docs.gen.site import GENERATED
+from docs.gen.site import GENERATED, log_notes
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -53,31 +53,20 @@ def api_page(title: str, intro: str, targets) -> str:
     return "\n".join(out)
 
 
-def log_title(path: Path) -> str:
-    for line in path.read_text().splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
-    return path.stem
-
-
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
 
-def log_notes(log_dir: Path) -> list[tuple[str, str]]:
-    """(file name, title) of each dated note in experiments/log/, in date order."""
-    return [(p.name, log_title(p)) for p in sorted(log_dir.glob("*.md")) if p.name != "index.md"]
-
-
-def results_pages(files: dict[str, dict], logs: list[tuple[str, str]]) -> dict[str, str]:
-    """{file name under docs/results/: its markdown} for the tracked results pages."""
+def results_pages(files: dict[str, dict]) -> dict[str, str]:
+    """{file name under docs/results/: its markdown} for the tracked results pages: read from the
+    result files alone (the notes they list are filled in at build time: docs/gen/site.py)."""
     pages, used = {}, set()
     for slug in results.PAGES:
-        pages[f"{slug}.md"], u = results.task_page(slug, files, logs)
+        pages[f"{slug}.md"], u = results.task_page(slug, files)
         used |= u
     pages["all.md"] = results.all_page(files, used)
-    pages["index.md"] = results.index_page(logs)
+    pages["index.md"] = results.index_page()
     return pages
 
 
@@ -118,7 +107,7 @@ def main() -> int:
           "[results pages](../index.md).\n\n" + "\n".join(f"- [{t}]({f})" for f, t in logs) + "\n")
 
     files = results.load(ROOT / "benchmarks" / "results")
-    for name, text in results_pages(files, logs).items():
+    for name, text in results_pages(files).items():
         write(res / name, text)
     n_plots = draw_plots(files, generated)
     readme = ROOT / "README.md"

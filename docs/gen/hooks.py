@@ -9,12 +9,18 @@ from mkdocs.exceptions import PluginError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # mkdocs loads this file by its path
 
-from docs.gen.site import expand_pictures, external_refs_in_site, site_log_links  # noqa: E402
+from docs.gen.site import (expand_pictures, expand_studies, external_refs_in_site, log_notes,  # noqa: E402
+                           site_log_links)
+
+LOG = Path(__file__).resolve().parents[2] / "experiments" / "log"
 
 
 def on_page_markdown(markdown, page, config, files):
     path = page.file.src_uri
-    return site_log_links(expand_pictures(markdown, path, Path(config["docs_dir"])), path)
+    markdown = expand_pictures(markdown, path, Path(config["docs_dir"]))
+    if path.startswith("results/"):
+        markdown = expand_studies(site_log_links(markdown, path), log_notes(LOG))
+    return markdown
 
 
 def on_post_build(config):

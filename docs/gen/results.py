@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from docs.gen.plots import chart_bars
-from docs.gen.site import LOG_IN_REPO, picture_marker
+from docs.gen.site import LOG_IN_REPO, picture_marker, studies_marker
 
 MISSING = "-"
 
@@ -324,7 +324,7 @@ def plot_name(slug: str, i: int) -> str:
     return f"plots/{slug}-{i}.png"
 
 
-def task_page(slug: str, files: dict[str, dict], logs: list[tuple[str, str]]) -> tuple[str, set[str]]:
+def task_page(slug: str, files: dict[str, dict]) -> tuple[str, set[str]]:
     """The page's markdown and the result files it used."""
     title, intro, sections, words = PAGES[slug]
     out = [f"# {title}", "", intro, "",
@@ -339,10 +339,9 @@ def task_page(slug: str, files: dict[str, dict], logs: list[tuple[str, str]]) ->
         chart = chart_bars(rows)
         if chart:
             out += [picture_marker(plot_name(slug, i), f"{title}, {s.title}: {chart[0]}"), ""]
-    related = [(f, t) for f, t in logs if any(w in f for w in words)]
-    if related:
-        out += ["## Studies behind these results", ""]
-        out += [f"- [{t}]({LOG_IN_REPO}{f})" for f, t in related] + [""]
+    out += ["## Studies behind these results", "",
+            f"The dated notes on this task in [experiments/log/]({LOG_IN_REPO}) (their file names hold "
+            f"{' or '.join(f'`{w}`' for w in words)}):", "", studies_marker(words), ""]
     return "\n".join(out) + "\n", used
 
 
@@ -381,14 +380,14 @@ def all_page(files: dict[str, dict], used: set[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def index_page(logs: list[tuple[str, str]]) -> str:
+def index_page() -> str:
     out = ["# Results", "",
            "One page per task, generated from `benchmarks/results/*.json` by `python -m docs.gen` (run "
            "by `make docs`): a row is never typed by hand. To re-run a benchmark, see "
            "[Reproduce our results](../guides/reproduce.md).", ""]
     out += [f"- [{title}]({slug}.md)" for slug, (title, *_rest) in PAGES.items()]
-    out += ["- [Every result file](all.md)", f"- [Experiment log]({LOG_IN_REPO}): "
-            f"{len(logs)} dated studies with their findings", ""]
+    out += ["- [Every result file](all.md)", f"- [Experiment log]({LOG_IN_REPO}): one dated note per "
+            "study, with its findings", ""]
     return "\n".join(out) + "\n"
 
 

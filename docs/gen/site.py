@@ -5,8 +5,10 @@
   `<!-- picture: plots/fer2013-1.png | alt text -->`; the site shows the image when the file was
   drawn and nothing otherwise (no placeholder, no broken link).
 - Links to the experiment notes: the results pages (tracked, so README.md's links work on GitHub)
-  link a note where the repository keeps it, `../../experiments/log/<note>.md`; the site has its
-  copy under results/log/ (written by `python -m docs.gen`).
+  link the notes where the repository keeps them, `../../experiments/log/`; the site has its copy
+  under results/log/ (written by `python -m docs.gen`). A page's list of the notes on its task is
+  a marker, `<!-- studies: fer2013 face -->`, filled in at build time from experiments/log/ (the
+  notes whose file names hold one of the words): a new note changes no tracked page.
 - Offline: a built page may load nothing from another host (a script, a style sheet, a font, an
   image, a frame); links a reader follows (`<a href>`) are fine.
 """
@@ -22,6 +24,35 @@ GENERATED = "generated"          # docs/generated/: the pictures drawn by `pytho
 UNTRACKED = ("site/", "docs/reference/", "docs/results/log/", f"docs/{GENERATED}/")
 PICTURE = re.compile(r"<!--\s*picture:\s*(?P<path>[^|>]+?)\s*\|\s*(?P<alt>[^>]*?)\s*-->")
 LOG_IN_REPO = "../../experiments/log/"
+
+
+STUDIES = re.compile(r"<!--\s*studies:\s*(?P<words>[^>]*?)\s*-->")
+
+
+def log_title(path: Path) -> str:
+    """A note's first `# ` heading (else its file name)."""
+    for line in path.read_text().splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return path.stem
+
+
+def log_notes(log_dir: Path) -> list[tuple[str, str]]:
+    """(file name, title) of each dated note in experiments/log/, in date order."""
+    return [(p.name, log_title(p)) for p in sorted(log_dir.glob("*.md")) if p.name != "index.md"]
+
+
+def studies_marker(words: list[str]) -> str:
+    """The marker a results page carries for the list of notes whose file names hold one of `words`."""
+    return f"<!-- studies: {' '.join(words)} -->"
+
+
+def expand_studies(markdown: str, notes: list[tuple[str, str]]) -> str:
+    """Each studies marker replaced by the list of its notes, linked as the site keeps them (log/)."""
+    def listing(m: re.Match) -> str:
+        words = m["words"].split()
+        return "\n".join(f"- [{t}](log/{f})" for f, t in notes if any(w in f for w in words))
+    return STUDIES.sub(listing, markdown)
 
 
 def picture_marker(path: str, alt: str) -> str:
