@@ -87,7 +87,8 @@ def test_the_external_reference_check_catches_what_a_page_would_load():
             '<pre class="mermaid">graph</pre>')
     assert len(external_refs(page)) == 5
     local = ('<script src="assets/javascripts/iframe-worker.js"></script><link rel="stylesheet" '
-             'href="../assets/x.css"><a href="https://squidfunk.github.io/mkdocs-material/">Material</a>')
+             'href="../assets/x.css"><a href="https://squidfunk.github.io/mkdocs-material/">Material</a>'
+             '<link rel="canonical" href="http://127.0.0.1:8001/index.html">')
     assert external_refs(local) == []
 
 

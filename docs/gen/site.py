@@ -108,6 +108,10 @@ EXTERNAL = r"""(?:https?:)?//[^"'\s>]+"""
 _SRC = re.compile(rf"""\b(?:src|srcset|data-src|poster)\s*=\s*["']?({EXTERNAL})""", re.I)
 _LINK = re.compile(r"<link\b[^>]*>", re.I)
 _HREF = re.compile(rf"""\bhref\s*=\s*["']?({EXTERNAL})""", re.I)
+_REL = re.compile(r"""\brel\s*=\s*["']?([^"'>]+)""", re.I)
+#: The `<link rel>` kinds a browser fetches (a canonical or alternate link is only an address).
+LOADING_RELS = {"stylesheet", "preload", "prefetch", "preconnect", "dns-prefetch", "modulepreload",
+                "icon", "shortcut", "apple-touch-icon", "manifest", "import"}
 _CSS_URL = re.compile(rf"""(?:@import\s+|url\(\s*)["']?({EXTERNAL})""", re.I)
 #: Material fetches mermaid from unpkg.com when a page has a diagram: none may have one.
 _MERMAID = re.compile(r"""class\s*=\s*["'][^"']*\bmermaid\b""", re.I)
@@ -115,9 +119,13 @@ _MERMAID = re.compile(r"""class\s*=\s*["'][^"']*\bmermaid\b""", re.I)
 
 def external_refs(html: str) -> list[str]:
     """What a page would load from another host: external `src`s (scripts, images, frames), `<link>`
-    hrefs (style sheets, fonts, preconnects, icons), CSS `@import`/`url()`, and mermaid diagrams."""
+    hrefs that load (style sheets, fonts, preconnects, icons; not a canonical address), CSS
+    `@import`/`url()`, and mermaid diagrams."""
     found = _SRC.findall(html) + _CSS_URL.findall(html)
-    found += [u for tag in _LINK.findall(html) for u in _HREF.findall(tag)]
+    for tag in _LINK.findall(html):
+        rel = _REL.search(tag)
+        if rel is None or LOADING_RELS & set(rel[1].lower().split()):
+            found += _HREF.findall(tag)
     if _MERMAID.search(html):
         found.append("mermaid (loaded from unpkg.com)")
     return found
