@@ -4,7 +4,7 @@ docs/reference/ (git-ignored): the config groups and entry points (from conf/) a
 pages (mkdocstrings directives for the modules found in the package). docs/results/: one results
 page per task, the index and every result file, from benchmarks/results/*.json -- tracked, so
 README.md's links to them work on GitHub and a fresh clone, and tested to be what this writes
-now (tests/test_docs_gen.py) -- and, git-ignored, log/ (the experiment notes copied from
+now (tests/test_docs_site.py) -- and, git-ignored, log/ (the experiment notes copied from
 experiments/log/ for the site). docs/generated/ (git-ignored, media are not tracked): plots/
 (one chart per results table section) and screenshots/ (the web app in Chromium; skipped with a
 note where there is none). README.md: the block between its `<!-- results:start -->` and
