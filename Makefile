@@ -63,10 +63,12 @@ serve: install
 	test -f $(DEMO_DIR)/checkpoints/best.ckpt || $(MAKE) demo
 	$(BIN)/python -m emomm.serve ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt host=$(HOST) port=$(PORT)
 
-# The documentation site (mkdocs.yml, docs/): the reference (config groups, entry points) and the
-# results tables are generated from conf/ and benchmarks/results/*.json by `python -m docs.gen`
-# first, then built offline into site/; --strict turns a broken link, anchor or reference into
-# an error. docs-serve rebuilds on change at http://127.0.0.1:8001/ (DOCS_PORT).
+# The documentation site (mkdocs.yml, docs/): the reference (config groups, entry points), the
+# results tables and their plots are generated from conf/ and benchmarks/results/*.json by
+# `python -m docs.gen` first, with the web app's screenshots (headless Chromium; skipped with a
+# note without it), then built offline into site/ (it loads nothing from the network); --strict
+# turns a broken link, anchor or reference into an error. docs-serve rebuilds on change at
+# http://127.0.0.1:8001/ (DOCS_PORT).
 DOCS_PORT ?= 8001
 docs-gen: install
 	$(BIN)/python -m docs.gen

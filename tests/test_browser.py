@@ -3,7 +3,8 @@ with a fake camera (a generated .y4m of a synthetic face) and microphone (a .wav
 
 It opens the page, uploads an image and sees boxes and labels, a video of two people and sees
 both boxed with a thumbnail and a curve each, turns on the live tab and sees
-predictions and the chart update, and saves screenshots under the test's temp folder.
+predictions and the chart update, and saves screenshots under the test's temp folder. Chromium
+starts as the docs' screenshots start it (docs.gen.screenshots.chrome: the network blocked).
 
 Needs ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium chromium-driver``)
 and the ``selenium`` package (the ``dev`` extra); without them the test skips and says so,
@@ -12,13 +13,13 @@ except in CI (``CI=true``), where a missing browser is a failure.
 from __future__ import annotations
 
 import os
-import shutil
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from docs.gen.screenshots import browser_paths as browser_paths_found
+from docs.gen.screenshots import chrome, wait_for
 from emomm.media.video import write_video
 from tests.serve_helpers import face_frame, running_server, tiny_face_checkpoint, write_tone_wav, write_y4m
 
@@ -27,19 +28,9 @@ HOWTO = ("the browser test needs Chromium, its driver and selenium: `apt-get ins
          "`python -m pytest tests/test_browser.py` (CI installs them in .ci/run)")
 
 
-def _browser_paths():
-    chromium = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
-    driver = next((p for p in (shutil.which("chromedriver"), "/usr/bin/chromedriver") if p and os.path.exists(p)), None)
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return None, None
-    return chromium, driver
-
-
 @pytest.fixture(scope="module")
 def browser_paths():
-    chromium, driver = _browser_paths()
+    chromium, driver = browser_paths_found()
     if not (chromium and driver):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI=true but Chromium/chromedriver/selenium are missing: " + HOWTO)
@@ -60,45 +51,13 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def driver(browser_paths, tmp_path):
-    # Selenium must use the system driver and never fetch one (Selenium Manager stays offline).
-    os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = browser_paths
+    # the one way the project starts Chromium (the docs' screenshots use it too): network blocked
+    # but loopback, so the page and the API docs must work offline
     video = write_y4m(tmp_path / "camera.y4m", [face_frame()] * 10)
     audio = write_tone_wav(tmp_path / "mic.wav")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1200,1400", "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
-                f"--use-file-for-fake-audio-capture={audio}", "--autoplay-policy=no-user-gesture-required",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-                # the network blocked: every host but loopback fails to resolve (the page and the
-                # API docs must work offline)
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"):
-        opts.add_argument(arg)
-    drv = webdriver.Chrome(options=opts, service=Service(executable_path=chromedriver))
-    drv.set_page_load_timeout(30)
+    drv = chrome(*browser_paths, tmp_path, video=video, audio=audio)
     yield drv
     drv.quit()
-
-
-def wait_for(drv, condition, timeout=40.0, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = condition(drv)
-            if last:
-                return last
-        except Exception as err:  # element not there yet
-            last = err
-        time.sleep(0.2)
-    err = drv.find_element("id", "error").text
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r}; page error: {err!r})")
 
 
 def test_page_upload_and_live_in_chromium(server, driver, tmp_path):

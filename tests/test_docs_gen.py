@@ -44,7 +44,7 @@ def test_a_results_row_is_read_from_its_file_and_a_missing_field_is_a_dash():
 def test_every_task_page_has_rows_from_the_recorded_results():
     files = results.load(ROOT / "benchmarks" / "results")
     for slug in results.PAGES:
-        page, used = results.task_page(slug, files, [])
+        page, used = results.task_page(slug, files)
         assert used and "| recipe | metric |" in page, slug
 
 

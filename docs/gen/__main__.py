@@ -1,11 +1,14 @@
-"""`python -m docs.gen`: write the generated pages of the site (run by `make docs`).
+"""`python -m docs.gen`: write the generated pages and pictures of the site (run by `make docs`).
 
-docs/reference/: the config groups and entry points (from conf/) and the Python API pages
-(mkdocstrings directives for the modules found in the package). docs/results/: one results page
-per task from benchmarks/results/*.json, and the experiment log copied from experiments/log/.
-Both folders are git-ignored and rewritten whole on every run. README.md (tracked): the block
-between its `<!-- results:start -->` and `<!-- results:end -->` markers, the headline table of
-the recipes (one row each), from the same result files.
+docs/reference/ (git-ignored): the config groups and entry points (from conf/) and the Python API
+pages (mkdocstrings directives for the modules found in the package). docs/results/: one results
+page per task, the index and every result file, from benchmarks/results/*.json -- tracked, so
+README.md's links to them work on GitHub and a fresh clone, and tested to be what this writes
+now (tests/test_docs_site.py) -- and, git-ignored, log/ (the experiment notes copied from
+experiments/log/ for the site). docs/generated/ (git-ignored, media are not tracked): plots/
+(one chart per results table section) and screenshots/ (the web app in Chromium; skipped with a
+note where there is none). README.md: the block between its `<!-- results:start -->` and
+`<!-- results:end -->` markers, the headline table of the recipes, from the same result files.
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from docs.gen import configs, results
+from docs.gen import configs, plots, results, screenshots
+from docs.gen.site import GENERATED, log_notes
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -49,21 +53,38 @@ def api_page(title: str, intro: str, targets) -> str:
     return "\n".join(out)
 
 
-def log_title(path: Path) -> str:
-    for line in path.read_text().splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
-    return path.stem
-
-
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
 
+def results_pages(files: dict[str, dict]) -> dict[str, str]:
+    """{file name under docs/results/: its markdown} for the tracked results pages: read from the
+    result files alone (the notes they list are filled in at build time: docs/gen/site.py)."""
+    pages, used = {}, set()
+    for slug in results.PAGES:
+        pages[f"{slug}.md"], u = results.task_page(slug, files)
+        used |= u
+    pages["all.md"] = results.all_page(files, used)
+    pages["index.md"] = results.index_page()
+    return pages
+
+
+def draw_plots(files: dict[str, dict], out: Path) -> int:
+    """The results pages' charts into `out` (docs/generated/); how many."""
+    n = 0
+    for slug, (title, *_rest) in results.PAGES.items():
+        for i, (section, rows, _used) in enumerate(results.section_rows(slug, files), 1):
+            chart = plots.chart_bars(rows)
+            if chart:
+                plots.draw(out / results.plot_name(slug, i), f"{title}: {section.title}", *chart)
+                n += 1
+    return n
+
+
 def main() -> int:
-    ref, res = DOCS / "reference", DOCS / "results"
-    for folder in (ref, res):
+    ref, res, generated = DOCS / "reference", DOCS / "results", DOCS / GENERATED
+    for folder in (ref, res, generated / "plots"):
         shutil.rmtree(folder, ignore_errors=True)
     conf = ROOT / "conf"
     write(ref / "index.md", "# Reference\n\nGenerated from the code by `python -m docs.gen`, so it cannot "
@@ -78,25 +99,17 @@ def main() -> int:
         write(ref / "api" / f"{slug}.md", api_page(title, intro, targets))
 
     log_dir = ROOT / "experiments" / "log"
-    logs = []
-    for p in sorted(log_dir.glob("*.md")) if log_dir.is_dir() else []:
-        if p.name == "index.md":
-            continue
-        text = p.read_text()
-        write(res / "log" / p.name, text)
-        logs.append((p.name, log_title(p)))
+    logs = log_notes(log_dir)
+    for name, _title in logs:
+        write(res / "log" / name, (log_dir / name).read_text())
     write(res / "log" / "index.md", "# Experiment log\n\nOne dated note per study, moved from "
           "experiments/RESULTS.md (`experiments/log/` in the repository). The tables are on the "
           "[results pages](../index.md).\n\n" + "\n".join(f"- [{t}]({f})" for f, t in logs) + "\n")
 
     files = results.load(ROOT / "benchmarks" / "results")
-    used: set[str] = set()
-    for slug in results.PAGES:
-        text, u = results.task_page(slug, files, logs)
-        used |= u
-        write(res / f"{slug}.md", text)
-    write(res / "all.md", results.all_page(files, used))
-    write(res / "index.md", results.index_page(logs))
+    for name, text in results_pages(files).items():
+        write(res / name, text)
+    n_plots = draw_plots(files, generated)
     readme = ROOT / "README.md"
     text = readme.read_text()
     new = results.with_readme_table(text, results.readme_table(files))
@@ -104,7 +117,8 @@ def main() -> int:
         readme.write_text(new)
     print(f"docs.gen: {len(files)} result files, {len(logs)} log notes, "
           f"{len(configs.groups(conf))} config groups -> {ref.relative_to(ROOT)}/, {res.relative_to(ROOT)}/, "
-          f"README.md ({'updated' if new != text else 'unchanged'})")
+          f"README.md ({'updated' if new != text else 'unchanged'}); {n_plots} plots")
+    print("docs.gen: " + screenshots.draw())
     return 0
 
 

@@ -150,6 +150,33 @@ def anchor(text: str) -> str:
     return re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", text.lower())).strip("-")
 
 
+#: The options a newcomer sets first: (the override, the YAML under conf/ holding its default, the
+#: key in it). Default and comment are read from that YAML; a key that moved fails the generator.
+COMMON = [
+    ("model.optimizer.lr", "model/default.yaml", "optimizer.lr"),
+    ("model.optimizer.weight_decay", "model/default.yaml", "optimizer.weight_decay"),
+    ("trainer.max_epochs", "trainer/default.yaml", "max_epochs"),
+    ("trainer.precision", "trainer/default.yaml", "precision"),
+    ("seed", "train.yaml", "seed"),
+    ("paths.data_dir", "paths/default.yaml", "data_dir"),
+]
+
+
+def common_table(conf: Path) -> list[str]:
+    """The table of COMMON, each row linked to the section that lists its YAML."""
+    out = ["| option | default | what it is | in |", "|---|---|---|---|"]
+    for override, rel, path in COMMON:
+        key = next((k for k in yaml_keys((conf / rel).read_text()) if k.path == path), None)
+        if key is None:
+            raise ValueError(f"docs/gen/configs.py COMMON: conf/{rel} has no key {path}; point the entry "
+                             "at the YAML that sets it now")
+        where = rel[:-len(".yaml")]
+        link = (f"[`{where}`](#{anchor(where)})" if "/" in where else
+                f"[`emomm.{where}`](entry-points.md#{anchor('emomm.' + where)})")
+        out.append(f"| `{override}` | `{_cell(key.default)}` | {_cell(key.comment)} | {link} |")
+    return out + [""]
+
+
 def config_groups_page(conf: Path) -> str:
     found = groups(conf)
     out = [
@@ -160,6 +187,11 @@ def config_groups_page(conf: Path) -> str:
         "its YAML, and every key it sets with its default and comment (set one with",
         "`group.key=value`, e.g. `model.optimizer.lr=3e-4`). The entry points' own options are in",
         "[Entry points](entry-points.md).",
+        "",
+        "## Most often set",
+        "",
+        *common_table(conf),
+        "## Every group",
         "",
         "| group | options |",
         "|---|---|",

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from docs.gen.plots import chart_bars
+from docs.gen.site import LOG_IN_REPO, picture_marker, studies_marker
+
 MISSING = "-"
 
 
@@ -325,7 +328,27 @@ def load(results: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
 
 
-def task_page(slug: str, files: dict[str, dict], logs: list[tuple[str, str]]) -> tuple[str, set[str]]:
+def section_rows(slug: str, files: dict[str, dict]) -> list[tuple[Section, list[Row], set[str]]]:
+    """Each section of the page `slug` with its rows and the result files they come from (smoke
+    runs left out)."""
+    out = []
+    for s in PAGES[slug][2]:
+        rows: list[Row] = []
+        used: set[str] = set()
+        for stem, d in files.items():
+            if re.fullmatch(s.pattern, stem) and not is_smoke(d, stem):
+                rows += list(s.rows(d, stem))
+                used.add(stem)
+        out.append((s, rows, used))
+    return out
+
+
+def plot_name(slug: str, i: int) -> str:
+    """The chart of section `i` (from 1) of the page `slug`, under docs/generated/."""
+    return f"plots/{slug}-{i}.png"
+
+
+def task_page(slug: str, files: dict[str, dict]) -> tuple[str, set[str]]:
     """The page's markdown and the result files it used."""
     title, intro, sections, words = PAGES[slug]
     out = [f"# {title}", "", intro, "",
@@ -334,17 +357,15 @@ def task_page(slug: str, files: dict[str, dict], logs: list[tuple[str, str]]) ->
            "Values are percent unless the metric says otherwise; `a ± b (n=k)` is the mean and standard "
            "deviation over k seeds. \"-\" marks a field the file does not record.", ""]
     used: set[str] = set()
-    for s in sections:
-        rows: list[Row] = []
-        for stem, d in files.items():
-            if re.fullmatch(s.pattern, stem) and not is_smoke(d, stem):
-                rows += list(s.rows(d, stem))
-                used.add(stem)
+    for i, (s, rows, files_used) in enumerate(section_rows(slug, files), 1):
+        used |= files_used
         out += [f"## {s.title}", ""] + (table(rows) if rows else ["No result file yet.", ""])
-    related = [(f, t) for f, t in logs if any(w in f for w in words)]
-    if related:
-        out += ["## Studies behind these results", ""]
-        out += [f"- [{t}](log/{f})" for f, t in related] + [""]
+        chart = chart_bars(rows)
+        if chart:
+            out += [picture_marker(plot_name(slug, i), f"{title}, {s.title}: {chart[0]}"), ""]
+    out += ["## Studies behind these results", "",
+            f"The dated notes on this task in [experiments/log/]({LOG_IN_REPO}) (their file names hold "
+            f"{' or '.join(f'`{w}`' for w in words)}):", "", studies_marker(words), ""]
     return "\n".join(out) + "\n", used
 
 
@@ -368,7 +389,7 @@ def all_page(files: dict[str, dict], used: set[str]) -> str:
     out = ["# Every result file", "",
            "Every JSON in `benchmarks/results/`, with the page that tabulates it and the fields a results "
            "row needs that it does not record (shown as \"-\" in the tables). A file on no page is read "
-           "in the [experiment log](log/index.md).", "",
+           f"in the [experiment log]({LOG_IN_REPO}).", "",
            "| file | benchmark | date | CPU | smoke | on page | gaps |", "|---|---|---|---|---|---|---|"]
     page_of = {}
     for slug, (title, _, sections, _) in PAGES.items():
@@ -383,14 +404,14 @@ def all_page(files: dict[str, dict], used: set[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def index_page(logs: list[tuple[str, str]]) -> str:
+def index_page() -> str:
     out = ["# Results", "",
            "One page per task, generated from `benchmarks/results/*.json` by `python -m docs.gen` (run "
            "by `make docs`): a row is never typed by hand. To re-run a benchmark, see "
            "[Reproduce our results](../guides/reproduce.md).", ""]
     out += [f"- [{title}]({slug}.md)" for slug, (title, *_rest) in PAGES.items()]
-    out += ["- [Every result file](all.md)", "- [Experiment log](log/index.md): "
-            f"{len(logs)} dated studies with their findings", ""]
+    out += ["- [Every result file](all.md)", f"- [Experiment log]({LOG_IN_REPO}): one dated note per "
+            "study, with its findings", ""]
     return "\n".join(out) + "\n"
 
 
