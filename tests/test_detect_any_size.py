@@ -29,16 +29,16 @@ def found_sizes(frame, boxes, detector) -> list[float]:
 
 
 def test_default_mtcnn_finds_every_face_above_its_floor_in_a_composed_frame():
-    """960x540 (a quarter of 1080p), eight faces of 24-200 px: the default finds all of them,
-    boxed at IoU >= 0.5; the old default (1/5 of the shorter side: 108 px, 79 on the pyramid) missed the two smallest."""
-    scene = make_scene("still", 960, 540, builtin_sources(4), seed=1, n=8, min_px=24, max_px=200)
+    """1920x1080, eight faces of 40-300 px: the default finds all of them, boxed at IoU >= 0.5;
+    the old default (1/5 of the shorter side: 216 px, 158 on the pyramid) missed the small ones."""
+    scene = make_scene("still", 1920, 1080, builtin_sources(4), seed=1, n=8, min_px=40, max_px=300)
     frame, boxes = compose_frame(scene)
     assert len(boxes) == 8 and all(b.visible == 1.0 for b in boxes)
     det = MTCNNDetector()
-    assert det.min_face(540, 960) <= 24
+    assert det.min_face(1080, 1920) < 40
     assert found_sizes(frame, boxes, det) == sorted(b.size for b in boxes)
     old = found_sizes(frame, boxes, MTCNNDetector(min_face_frac=0.2, min_face_px=None))
-    assert len(old) <= 6 and min(old) > 40
+    assert len(old) <= 6 and min(old) > 60
 
 
 def test_mtcnn_floor_is_the_larger_of_pixels_and_fraction():

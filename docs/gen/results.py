@@ -186,8 +186,9 @@ def detect_footage(d: dict, name: str) -> Iterable[Row]:
                       f"{pct(r.get('recall_40px_up'))} | {by} | {pct(r.get('precision'))} | {r.get('ms_per_frame', MISSING)}",
                       **base(d, name, command=d.get("command") or MISSING))
     for size, r in (d.get("live") or {}).items():
-        yield Row(f"live defaults, {size}", "frames/s; latency p50 / p95 (ms)",
-                  f"{r.get('fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / {r.get('latency_ms_p95', MISSING)}",
+        yield Row(f"live defaults, {size}", "frames/s (wall; per CPU s); latency p50 / p95 (ms)",
+                  f"{r.get('fps', MISSING)}; {r.get('cpu_fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / "
+                  f"{r.get('latency_ms_p95', MISSING)}",
                   **base(d, name, command=d.get("command") or MISSING))
 
 
@@ -273,7 +274,7 @@ PAGES = {
                        "by face size at IoU >= 0.5, precision, time per frame, one thread; live frames/s "
                        "with the default settings.", [
         Section("Detectors and settings; live", r"detect_footage.*", detect_footage),
-    ], ["detect", "footage"]),
+    ], ["detect", "footage", "frame-size"]),
     "speed-export": ("Speed: export", "Per face crop, batch 1, one thread: PyTorch against the ONNX "
                      "exports (`python -m emomm.export`).", [
         Section("Export latency and size", r"export_latency.*", export),

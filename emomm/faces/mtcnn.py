@@ -18,9 +18,10 @@ class MTCNNDetector(FaceDetector):
     The smallest face searched for (the image pyramid's finest scale) follows the frame: it
     is the larger of ``min_face_px`` and ``min_face_frac`` x the frame's shorter side, never
     below facenet-pytorch's 20 px, snapped down to a scale of its default pyramid (so the
-    remaining scales, and the boxes, are unchanged). The defaults (24 px, 1/40 of the shorter
-    side: 27 px at 1080p, 24 px at 480p, 54 px at 4K) find faces of 40 px and up at 1080p
-    (benchmarks/detect_footage.py); the finest, costliest scales only find smaller ones.
+    remaining scales, and the boxes, are unchanged). The defaults (32 px, 1/40 of the shorter
+    side: 32 px up to 1280 px, 54 px at 4K) find faces of 40 px and up at 1080p, one pyramid
+    scale below that size (benchmarks/detect_footage.py); the finest, costliest scales only
+    find smaller ones.
 
     Args:
         min_face_frac: smallest face as a fraction of the frame's shorter side.
@@ -33,7 +34,7 @@ class MTCNNDetector(FaceDetector):
 
     kind = "mtcnn"
 
-    def __init__(self, min_face_frac: float = 0.025, min_face_px: float | None = 24.0,
+    def __init__(self, min_face_frac: float = 0.025, min_face_px: float | None = 32.0,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
                  batch_size: int = 8, max_batch_pixels: int = 250_000, device: str = "cpu",
                  warn_after: int = 25) -> None:
