@@ -152,7 +152,6 @@ class LivePipeline:
                f"in a row ({w}x{h} frames); switching to faces={self.fallback.kind} (slower on large frames; "
                "pipeline.fallback=null keeps the first)")
         print(msg, file=sys.stderr, flush=True)
-        log.info(msg)
         self.detector, self.fallback, self.switched_at = self.fallback, None, self.frame_index
 
     def _detect(self, frame: np.ndarray) -> None:
