@@ -12,7 +12,8 @@ given boxes; ``detector=`` picks another, or is a ready :class:`~emomm.faces.Fac
 ``detector="none"`` takes the whole image as the crop), with inference settings made for
 any frame size, not the training data's (``mtcnn={"min_face_px": 20}``,
 ``blazeface={"range": "full"}``, ``haar={...}`` change them: the keys of each detector's
-class; ``predictor.mtcnn.min_face_px=20`` in predict and serve), cropped with the checkpoint's crop geometry, and transformed by
+class; ``predictor.mtcnn.min_face_px=20`` in predict and serve), cropped with the
+checkpoint's crop geometry, and transformed by
 :class:`~emomm.inference.preprocess.Preprocessor` exactly as in validation. Work is batched
 (``batch_size`` crops, clips or windows per network call). A checkpoint trained on
 ready-made face crops (FER2013) takes an image of about its training size (each side
