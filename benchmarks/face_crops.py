@@ -80,8 +80,8 @@ def main() -> None:
     frames, source, decode_fps = make_clip(args.frames)
     n = len(frames)
     plain = MTCNN()                                   # facenet-pytorch defaults, as users call it
-    batched = FaceCropper(MTCNNDetector(), size=160, margin=0.0)
-    full = FaceCropper(MTCNNDetector(min_face_frac=0.0), size=160, margin=0.0)
+    batched = FaceCropper(MTCNNDetector(min_face_frac=0.2, min_face_px=None), size=160, margin=0.0)  # the datasets' faces.mtcnn
+    full = FaceCropper(MTCNNDetector(min_face_frac=0.0, min_face_px=None), size=160, margin=0.0)
 
     # Reference boxes: facenet-pytorch's own detect() on each frame (largest face first).
     reference = [plain.detect(f)[0] for f in frames]

@@ -383,8 +383,10 @@ def _place(sizes: np.ndarray, width: int, height: int, rng: np.random.Generator,
         best, best_gap = (width / 2, height / 2), -np.inf
         for _ in range(tries):
             x, y = rng.uniform(r, max(r + 1, width - r)), rng.uniform(r, max(r + 1, height - r))
-            # patches may touch at their feathered edges (0.8), faces never overlap
-            gap = min((max(abs(x - a), abs(y - b)) - 0.8 * (r + s) for a, b, s in taken), default=np.inf)
+            # patches may overlap at their edges, but no face box reaches into another's opaque patch
+            # (a face box spans 1/CONTEXT of its patch, the opaque part 0.86 of it)
+            gap = min((max(abs(x - a), abs(y - b)) - max(0.5 * r + 0.9 * s, 0.9 * r + 0.5 * s)
+                       for a, b, s in taken), default=np.inf)
             if gap > best_gap:
                 best, best_gap = (x, y), gap
             if gap > 0:

@@ -53,7 +53,7 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def mtcnn():
-    return MTCNNDetector(min_face_frac=0.0)
+    return MTCNNDetector(min_face_frac=0.0, min_face_px=None)
 
 
 class CountingDetector(FaceDetector):

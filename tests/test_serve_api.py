@@ -323,7 +323,7 @@ def test_cli_host_rules(monkeypatch, tmp_path):
 
     import emomm.serve.__main__ as cli
     monkeypatch.setattr(ServeEngine, "from_checkpoint",
-                        classmethod(lambda cls, p, device="cpu", backend="torch": ServeEngine(FakePredictor(), p)))
+                        classmethod(lambda cls, p, device="cpu", backend="torch", **options: ServeEngine(FakePredictor(), p)))
     ck = tmp_path / "m.ckpt"
     ck.write_bytes(b"x")
     base = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "serve.yaml")

@@ -199,6 +199,21 @@ def mesh_rate(d: dict, name: str) -> Iterable[Row]:
             yield Row(f"live 640x480, {setup}", "frames/s; latency p50 / p95 (ms)",
                       f"{r.get('fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / "
                       f"{r.get('latency_ms_p95', MISSING)}", **kw)
+def detect_footage(d: dict, name: str) -> Iterable[Row]:
+    """Recall by face size, precision and time per detector setting and frame size; live frames/s."""
+    for size, settings in (d.get("detection") or {}).items():
+        for setting, r in settings.items():
+            if not isinstance(r, dict):
+                continue
+            by = "; ".join(f"{k} px {pct(v.get('recall'))}" for k, v in (r.get("recall_by_size") or {}).items())
+            yield Row(f"{setting}, {size}", "recall >= 40 px | by size | precision | ms/frame",
+                      f"{pct(r.get('recall_40px_up'))} | {by} | {pct(r.get('precision'))} | {r.get('ms_per_frame', MISSING)}",
+                      **base(d, name, command=d.get("command") or MISSING))
+    for size, r in (d.get("live") or {}).items():
+        yield Row(f"live defaults, {size}", "frames/s (wall; per CPU s); latency p50 / p95 (ms)",
+                  f"{r.get('fps', MISSING)}; {r.get('cpu_fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / "
+                  f"{r.get('latency_ms_p95', MISSING)}",
+                  **base(d, name, command=d.get("command") or MISSING))
 
 
 def export(d: dict, name: str) -> Iterable[Row]:
@@ -279,6 +294,12 @@ PAGES = {
         Section("Live pipeline", r"live_pipeline.*", live),
         Section("Face mesh: found rate and cost", r"mesh_rate.*", mesh_rate),
     ], ["live", "mesh"]),
+    "detect-footage": ("Faces at any frame size", "Face detectors on real faces (CREMA-D, FER2013) composed "
+                       "into 1920x1080 and 640x480 frames with known boxes (`benchmarks/footage.py`): recall "
+                       "by face size at IoU >= 0.5, precision, time per frame, one thread; live frames/s "
+                       "with the default settings.", [
+        Section("Detectors and settings; live", r"detect_footage.*", detect_footage),
+    ], ["detect", "footage", "frame-size"]),
     "speed-export": ("Speed: export", "Per face crop, batch 1, one thread: PyTorch against the ONNX "
                      "exports (`python -m emomm.export`).", [
         Section("Export latency and size", r"export_latency.*", export),

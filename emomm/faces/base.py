@@ -6,16 +6,24 @@ MTCNN and BlazeFace, five landmarks. Choosing one face per frame, margins and cr
 :class:`~emomm.faces.crop.FaceCropper`'s job. ``settings()`` is what the crop cache keys
 on: two detectors with equal settings give equal boxes.
 
+A detector that finds no face in ``warn_after`` frames in a row (of one source, or of a
+stream) logs one warning saying so, with the frame size and what to change
+(:meth:`FaceDetector.no_face_hint`); ``no_face_run`` counts that run, so a caller (live mode)
+can switch to another detector.
+
 The detectors (:mod:`emomm.faces.mtcnn`, :mod:`emomm.faces.haar`, :mod:`emomm.faces.blazeface`,
 and ``none``/``given`` in :mod:`emomm.faces.detectors`) build on this module; the factory
 :func:`emomm.faces.detectors.build_detector` picks one by name.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,20 +42,46 @@ class Faces:
 
 
 class FaceDetector:
-    """Base class. ``kind`` names the detector; ``calls`` counts ``detect`` calls."""
+    """Base class. ``kind`` names the detector; ``calls`` counts ``detect`` calls;
+    ``no_face_run`` the frames in a row without a face (reset by a face or a new ``source``);
+    after ``warn_after`` of them (0: never) one warning is logged per run."""
 
     kind = "base"
 
-    def __init__(self) -> None:
+    def __init__(self, warn_after: int = 25) -> None:
         self.calls = 0
         self.frames_seen = 0
+        self.warn_after = int(warn_after)
+        self.no_face_run = 0
+        self.warnings: list[str] = []
+        self._source: str | None = None
 
     def detect(self, frames: np.ndarray | Sequence[np.ndarray], source: str | None = None,
                frame_indices: Sequence[int] | None = None) -> list[Faces]:
         frames = _as_batch(frames)
         self.calls += 1
         self.frames_seen += len(frames)
-        return self._detect(frames, source, frame_indices)
+        found = self._detect(frames, source, frame_indices)
+        self._count_empty(found, source, frames.shape[1:3])
+        return found
+
+    def _count_empty(self, found: list["Faces"], source: str | None, size: tuple[int, int]) -> None:
+        if source != self._source:
+            self._source, self.no_face_run = source, 0
+        for faces in found:
+            if len(faces):
+                self.no_face_run = 0
+                continue
+            self.no_face_run += 1
+            if self.warn_after and self.no_face_run == self.warn_after:
+                msg = (f"faces={self.kind} found no face in {self.warn_after} frames in a row "
+                       f"({size[1]}x{size[0]}{', ' + source if source else ''}): {self.no_face_hint(*size)}")
+                self.warnings.append(msg)
+                log.warning(msg)
+
+    def no_face_hint(self, height: int, width: int) -> str:
+        """What to try when this detector finds nothing in ``height`` x ``width`` frames."""
+        return "if faces are visible, try another detector (faces=mtcnn) or lower its size floor"
 
     def _detect(self, frames: np.ndarray, source: str | None,
                 frame_indices: Sequence[int] | None) -> list[Faces]:

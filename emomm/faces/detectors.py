@@ -59,7 +59,7 @@ class GivenBoxDetector(FaceDetector):
     kind = "given"
 
     def __init__(self, boxes_fn: Callable[[str, Sequence[int]], np.ndarray] | None = None) -> None:
-        super().__init__()
+        super().__init__(warn_after=0)  # frames without a box are the data's own say
         self.boxes_fn = boxes_fn
 
     def _detect(self, frames, source, frame_indices):
@@ -91,6 +91,14 @@ class GivenBoxDetector(FaceDetector):
             lm = landmarks[j][None] if landmarks is not None and landmarks[j] is not None else None
             out.append(Faces(b.reshape(1, 4), np.ones(1, np.float32), lm))
         return out
+
+
+def detector_from_config(detector: str, sections: dict[str, Any] | None = None) -> FaceDetector:
+    """The detector ``detector`` with its section of ``sections`` (``{"mtcnn": {...},
+    "blazeface": {...}}``, as ``faces.*`` / ``predictor.*`` in the configs) as options; an
+    option set to None keeps the detector's default (made for any frame size)."""
+    options = dict((sections or {}).get(detector) or {})
+    return build_detector(detector, **{k: v for k, v in options.items() if v is not None})
 
 
 def build_detector(detector: str = "mtcnn", **options: Any) -> FaceDetector:

@@ -15,12 +15,17 @@ from emomm.faces.base import FaceDetector, Faces
 class MTCNNDetector(FaceDetector):
     """facenet-pytorch's MTCNN, batched over frames (:mod:`emomm.faces.mtcnn_nets`).
 
+    The smallest face searched for (the image pyramid's finest scale) follows the frame: it
+    is the larger of ``min_face_px`` and ``min_face_frac`` x the frame's shorter side, never
+    below facenet-pytorch's 20 px, snapped down to a scale of its default pyramid (so the
+    remaining scales, and the boxes, are unchanged). The defaults (32 px, 1/40 of the shorter
+    side: 32 px up to 1280 px, 54 px at 4K) find faces of 40 px and up at 1080p, one pyramid
+    scale below that size (benchmarks/detect_footage.py); the finest, costliest scales only
+    find smaller ones.
+
     Args:
-        min_face_frac: smallest face searched for, as a fraction of the frame's shorter side
-            (faster: the finest, costliest pyramid scales only find small faces).
-        min_face_px: smallest face in pixels; overrides ``min_face_frac`` when set. The
-            effective size is never below facenet-pytorch's 20 px and is snapped down to a
-            scale of its default pyramid, so the remaining scales (and boxes) are unchanged.
+        min_face_frac: smallest face as a fraction of the frame's shorter side.
+        min_face_px: smallest face in pixels (null: no pixel floor beyond 20).
         thresholds: P/R/O-net score thresholds.
         batch_size: frames per network call (4-16 is fastest on CPU), lowered so that a
             call's largest pyramid level holds at most ``max_batch_pixels`` pixels.
@@ -29,10 +34,11 @@ class MTCNNDetector(FaceDetector):
 
     kind = "mtcnn"
 
-    def __init__(self, min_face_frac: float = 0.2, min_face_px: float | None = None,
+    def __init__(self, min_face_frac: float = 0.025, min_face_px: float | None = 32.0,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
-                 batch_size: int = 8, max_batch_pixels: int = 250_000, device: str = "cpu") -> None:
-        super().__init__()
+                 batch_size: int = 8, max_batch_pixels: int = 250_000, device: str = "cpu",
+                 warn_after: int = 25) -> None:
+        super().__init__(warn_after=warn_after)
         if not 0.0 <= min_face_frac < 1.0:
             raise ValueError(f"faces.min_face_frac={min_face_frac} must be in [0, 1)")
         self.min_face_frac, self.min_face_px = float(min_face_frac), min_face_px
@@ -62,8 +68,12 @@ class MTCNNDetector(FaceDetector):
     def min_face(self, height: int, width: int) -> float:
         from emomm.faces.mtcnn_nets import DEFAULT_MIN_FACE, snapped_min_face
 
-        px = self.min_face_px if self.min_face_px else self.min_face_frac * min(height, width)
-        return snapped_min_face(max(DEFAULT_MIN_FACE, float(px)), self.factor)
+        px = max(float(self.min_face_px or 0.0), self.min_face_frac * min(height, width))
+        return snapped_min_face(max(DEFAULT_MIN_FACE, px), self.factor)
+
+    def no_face_hint(self, height: int, width: int) -> str:
+        return (f"it searches faces of {self.min_face(height, width):.0f} px and up here "
+                "(faces.mtcnn.min_face_px / min_face_frac, or predictor.mtcnn.* in predict and serve)")
 
     def _detect(self, frames, source, frame_indices):
         from emomm.faces.mtcnn_nets import detect_faces

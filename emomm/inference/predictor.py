@@ -8,8 +8,12 @@
     p.predict_sample(face=img, voice=(wave, sr), text="...")   # one multimodal sample
 
 Faces are found with the detector the checkpoint's data used (MTCNN when it used none or
-given boxes; ``detector=`` picks another, ``detector="none"`` takes the whole image as the
-crop), cropped with the checkpoint's crop geometry, and transformed by
+given boxes; ``detector=`` picks another, or is a ready :class:`~emomm.faces.FaceDetector`;
+``detector="none"`` takes the whole image as the crop), with inference settings made for
+any frame size, not the training data's (``mtcnn={"min_face_px": 20}``,
+``blazeface={"range": "full"}``, ``haar={...}`` change them: the keys of each detector's
+class; ``predictor.mtcnn.min_face_px=20`` in predict and serve), cropped with the
+checkpoint's crop geometry, and transformed by
 :class:`~emomm.inference.preprocess.Preprocessor` exactly as in validation. Work is batched
 (``batch_size`` crops, clips or windows per network call). A checkpoint trained on
 ready-made face crops (FER2013) takes an image of about its training size (each side
@@ -33,8 +37,8 @@ import torch
 
 from emomm.data.core.collate import collate_samples
 from emomm.faces.crop import crop_face, eye_angle
-from emomm.faces.base import Faces
-from emomm.faces.detectors import build_detector
+from emomm.faces.base import FaceDetector, Faces
+from emomm.faces.detectors import detector_from_config
 from emomm.faces.mesh import FaceMesh
 from emomm.inference.adapter import PersonAdapter
 from emomm.inference.onnx_runner import OnnxRunner
@@ -68,7 +72,10 @@ class Predictor:
     """Args:
         runner: what runs the network (:class:`TorchRunner` or an ONNX runner).
         detector: ``auto`` (the checkpoint's detector when it is a real one, else MTCNN),
-            ``mtcnn`` | ``haar`` | ``blazeface`` | ``none`` (inputs are already face crops).
+            ``mtcnn`` | ``haar`` | ``blazeface`` | ``none`` (inputs are already face crops),
+            or a :class:`~emomm.faces.FaceDetector`.
+        mtcnn / blazeface / haar: that detector's options (``MTCNNDetector(**mtcnn)``...;
+            None values keep its defaults), used when it is the one chosen.
         batch_size: crops / clips / windows per network call.
         fps: frames per second decoded from videos.
         window_s / hop_s: video timeline windows (default 1 s, hop half a window); audio
@@ -93,7 +100,8 @@ class Predictor:
                  window_s: float = 1.0, hop_s: float | None = None, audio_window_s: float | None = None,
                  audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600,
                  adapter: str | Path | PersonAdapter | None = None, max_pixels: int | None = None,
-                 vad: str | None = "energy", mesh: bool = False) -> None:
+                 vad: str | None = "energy", mesh: bool = False, mtcnn: dict | None = None,
+                 blazeface: dict | None = None, haar: dict | None = None) -> None:
         self.runner = runner
         self.mesh = FaceMesh() if mesh else None
         self.label_names = list(runner.label_names)
@@ -117,13 +125,17 @@ class Predictor:
         self.vad = make_vad(vad)
         faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
         stored = faces.get("detector")
-        self.detector_name = (stored if stored in _DETECTORS_FOR_PHOTOS else "mtcnn") if detector == "auto" else detector
+        self._detector = detector if isinstance(detector, FaceDetector) else None
+        if self._detector is not None:
+            detector = self.detector_name = self._detector.kind
+        else:
+            self.detector_name = (stored if stored in _DETECTORS_FOR_PHOTOS else "mtcnn") if detector == "auto" else detector
+        self.detector_options = {"mtcnn": mtcnn, "blazeface": blazeface, "haar": haar}
         # Trained on ready-made face crops (FER2013: no face pipeline in its preprocessing): with
         # detector=auto, an image of about that size is such a crop and is used whole.
         face_prep = self.preprocessing.get("face") or {}
         self.crop_size = int(face_prep.get("image_size") or 0) if detector == "auto" and not faces else 0
         self.crop = {**DEFAULT_CROP, **{k: faces[k] for k in DEFAULT_CROP if k in faces}}
-        self._detector = None
         self.adapter = PersonAdapter.load(adapter) if isinstance(adapter, (str, Path)) else adapter
         if self.adapter is not None:
             self.adapter.check_model(self.label_names, getattr(runner, "ckpt_path", None))
@@ -211,7 +223,7 @@ class Predictor:
     @property
     def detector(self):
         if self._detector is None:
-            self._detector = build_detector(self.detector_name)
+            self._detector = detector_from_config(self.detector_name, self.detector_options)
         return self._detector
 
     def detect(self, frames: np.ndarray | Sequence[np.ndarray]) -> list[Faces]:

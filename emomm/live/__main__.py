@@ -6,7 +6,7 @@ import json
 import hydra
 from omegaconf import DictConfig
 
-from emomm.faces.detectors import build_detector
+from emomm.faces.detectors import detector_from_config
 from emomm.live.stream import LivePipeline
 from emomm.live.voice_input import LiveInputError, VoiceWindow, open_audio
 from emomm.media.audio import AudioReadError
@@ -26,10 +26,14 @@ def build(cfg: DictConfig):
     clf = load_classifier(cfg.ckpt_path, backend=cfg.backend, device=cfg.device, precision=cfg.precision,
                           log_dir=cfg.paths.log_dir)
     faces = to_plain(cfg.faces)
-    detector = build_detector(faces["detector"], **dict(faces.get(faces["detector"]) or {}))
+    detector = detector_from_config(faces["detector"], faces)
+    pipeline = to_plain(cfg.pipeline)
+    fallback = pipeline.pop("fallback", None)
+    if fallback and fallback != faces["detector"]:
+        pipeline["fallback"] = detector_from_config(fallback, faces)
     audio = open_audio(cfg.audio)
     voice = VoiceWindow(**to_plain(cfg.voice)) if audio is not None else None
-    return LivePipeline(clf, detector, voice=voice, **to_plain(cfg.pipeline)), audio
+    return LivePipeline(clf, detector, voice=voice, **pipeline), audio
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="live")

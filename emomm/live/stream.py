@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,15 +126,21 @@ class LivePipeline:
             the default one) on each face whenever faces are classified: each face's dict gets
             ``mesh`` ``[468, 3]`` in frame pixels (None when the model finds no face there).
         draw_mesh: draw the mesh's contours and points on the overlay (implies ``mesh``).
+        fallback: a second detector (``pipeline.fallback=mtcnn``) taken over, with a one-line
+            message, once ``detector`` has found no face in ``fallback_after`` detections in a
+            row (BlazeFace misses small faces in large frames); None: keep ``detector``.
     """
 
     def __init__(self, classifier: Any, detector: Any, detect_every: int = 5, classify_every: int = 1,
                  ema: float = 0.6, margin: float = 0.2, min_score: float = 0.5, max_faces: int = 8,
                  tracker: Any = None, voice: Any = None, voice_every_s: float = 0.5, fuse: bool = True,
-                 face_size: int | None = None, mesh: Any = False, draw_mesh: bool = False) -> None:
+                 face_size: int | None = None, mesh: Any = False, draw_mesh: bool = False,
+                 fallback: Any = None, fallback_after: int = 10) -> None:
         self.clf, self.detector = classifier, detector
         self.draw_mesh = bool(draw_mesh)
         self.mesh = mesh if isinstance(mesh, FaceMesh) else FaceMesh() if (mesh or draw_mesh) else None
+        self.fallback, self.fallback_after = fallback, max(1, int(fallback_after))
+        self.switched_at: int | None = None
         self.detect_every, self.classify_every = max(1, int(detect_every)), max(1, int(classify_every))
         self.ema, self.margin = float(ema), float(margin)
         self.min_score, self.max_faces = float(min_score), int(max_faces)
@@ -162,8 +169,20 @@ class LivePipeline:
         self._last_wall: float | None = None
 
     # -- per-frame steps -----------------------------------------------------------------------
+    def _switch_detector(self, frame: np.ndarray) -> None:
+        """Hand over to the fallback detector, saying so in one line."""
+        h, w = frame.shape[:2]
+        msg = (f"emomm.live: faces={self.detector.kind} found no face in {self.detector.no_face_run} detections "
+               f"in a row ({w}x{h} frames); switching to faces={self.fallback.kind} (slower on large frames; "
+               "pipeline.fallback=null keeps the first)")
+        print(msg, file=sys.stderr, flush=True)
+        self.detector, self.fallback, self.switched_at = self.fallback, None, self.frame_index
+
     def _detect(self, frame: np.ndarray) -> None:
         faces = self.detector.detect(frame)[0]
+        if self.fallback is not None and self.detector.no_face_run >= self.fallback_after:
+            self._switch_detector(frame)
+            faces = self.detector.detect(frame)[0]
         keep = faces.scores >= self.min_score
         boxes = faces.boxes[keep]
         marks = faces.landmarks[keep] if faces.landmarks is not None else [None] * len(boxes)
@@ -347,4 +366,6 @@ class LivePipeline:
         return {"frames": n, "seconds": round(wall, 3), "fps": round(n / wall, 2) if wall else 0.0,
                 "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
                 "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
-                "detector_calls": getattr(self.detector, "calls", None), "output": output, "jsonl": jsonl}
+                "detector_calls": getattr(self.detector, "calls", None), "detector": getattr(self.detector, "kind", None),
+                "detector_switched_at_frame": self.switched_at,
+                "detector_warnings": list(getattr(self.detector, "warnings", [])), "output": output, "jsonl": jsonl}

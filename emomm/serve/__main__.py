@@ -14,7 +14,7 @@ from emomm.serve.app import ServeSettings, create_app
 from emomm.serve.auth import resolve_token
 from emomm.serve.engine import ServeEngine
 from emomm.utils.runtime import (CONFIG_DIR, offline_defaults, private_library_caches, resolve_ckpts,
-                                 set_compute_threads)
+                                 set_compute_threads, to_plain)
 from emomm.utils.safe_load import exit_on_checkpoint_error
 
 log = logging.getLogger("emomm.serve")
@@ -28,7 +28,8 @@ def build(cfg: DictConfig):
                              max_video_mb=cfg.limits.max_video_mb, max_text_chars=cfg.limits.max_text_chars,
                              max_body_mb=cfg.limits.max_body_mb,
                              workers=cfg.workers, token=token, live_max_fps=cfg.live_max_fps)
-    engine = ServeEngine.from_checkpoint(ckpt, device=cfg.device, backend=cfg.backend)
+    engine = ServeEngine.from_checkpoint(ckpt, device=cfg.device, backend=cfg.backend,
+                                         **(to_plain(cfg.get("predictor")) or {}))
     host = f"[{cfg.host}]" if ":" in str(cfg.host) else cfg.host
     url = f"http://{host}:{cfg.port}/" + (f"?token={token}" if token else "")
     return create_app(engine, settings), url, ckpt

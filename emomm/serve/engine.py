@@ -113,15 +113,17 @@ class ServeEngine:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | list[str | Path], device: str = "cpu",
-                        backend: str = "torch") -> "ServeEngine":
+                        backend: str = "torch", **options: Any) -> "ServeEngine":
         """One checkpoint (or ONNX export), or a list of checkpoints served as their mean
-        ensemble; the panel shows one run's metrics only (the members' do not describe the mix)."""
+        ensemble; the panel shows one run's metrics only (the members' do not describe the mix).
+        ``options`` go to the :class:`~emomm.inference.predictor.Predictor` (``detector``,
+        ``mtcnn={...}``: serve.yaml's ``predictor``)."""
         # Imported here, not above: the Predictor imports Lightning, whose import writes
         # matplotlib's font cache under $HOME; `python -m emomm.serve` loads the engine inside
         # private_library_caches, so serving stores nothing there.
         from emomm.inference.predictor import Predictor
 
-        predictor = Predictor.from_checkpoint(path, device=device, backend=backend)
+        predictor = Predictor.from_checkpoint(path, device=device, backend=backend, **options)
         engine = cls(predictor, path, backend=backend)  # __init__ normalises the path(s)
         if not isinstance(engine.checkpoint, list):
             engine.metrics = find_metrics(engine.checkpoint)

@@ -184,6 +184,12 @@ BLAZEFACE = WheelModel("mediapipe==0.10.21", "mediapipe/modules/face_detection/f
 FACEMESH = WheelModel("mediapipe==0.10.21", "mediapipe/modules/face_landmark/face_landmark.tflite",
                       "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
                       subdir="mediapipe", platform="manylinux_2_28_x86_64")
+# BlazeFace's full-range model (faces up to ~5 m away: wide shots) from the same wheel, which holds
+# it as face_detection_full_range_sparse.tflite (the sparse-weight build MediaPipe ships).
+BLAZEFACE_FULL = WheelModel("mediapipe==0.10.21",
+                            "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+                            "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+                            subdir="mediapipe", platform="manylinux_2_28_x86_64")
 RESEMBLYZER = WheelModel("Resemblyzer==0.1.4", "resemblyzer/pretrained.pt",
                          "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
                          subdir="resemblyzer")
@@ -195,7 +201,8 @@ MPNET = SplitArchiveModel(
     sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
     folder="all-mpnet-base-v2",
     check=("model.safetensors", "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"))
-MODELS = {"blazeface": BLAZEFACE, "facemesh": FACEMESH, "resemblyzer": RESEMBLYZER, "mpnet": MPNET}
+MODELS = {"blazeface": BLAZEFACE, "blazeface_full": BLAZEFACE_FULL, "facemesh": FACEMESH, "resemblyzer": RESEMBLYZER,
+          "mpnet": MPNET}
 
 
 def main(argv: list[str] | None = None) -> None:
