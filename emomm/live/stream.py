@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from emomm.faces.crop import crop_face
-from emomm.inference.tracking import IoUTracker
+from emomm.inference.tracking import make_tracker
 from emomm.live.voice_input import LiveInputError
 from emomm.media.images import check_pixels
 
@@ -115,7 +115,7 @@ class LivePipeline:
         self.detect_every, self.classify_every = max(1, int(detect_every)), max(1, int(classify_every))
         self.ema, self.margin = float(ema), float(margin)
         self.min_score, self.max_faces = float(min_score), int(max_faces)
-        self.tracker = tracker or IoUTracker(iou=0.3, max_age=5)
+        self.tracker = tracker or make_tracker("kalman", max_age=5)
         self.voice, self.voice_every_s = voice, float(voice_every_s)
         self.labels = list(classifier.label_names)
         mods = list(getattr(classifier, "modalities", ["face"]))

@@ -9,7 +9,13 @@ nothing, and reshapes results into one small schema:
   "faces": [{"box": [x1, y1, x2, y2], "label", "confidence", "detector_score", "probs": [K],
   "views": {view: [K]}}]}``
 * video / audio: ``{"kind", "labels", "duration", "view_names", "clip": {"label", "confidence", "probs"},
-  "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}}``
+  "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}, "people": [...]}``;
+  a video's ``clip`` and ``timeline`` are over every person seen (the Predictor's clip
+  result), and ``people`` has one entry per tracked person, most frames first:
+  ``{"id", "start", "end", "frames", "n_windows", "label", "confidence", "probs": [K],
+  "thumb_t", "thumb_box": [x1, y1, x2, y2], "views": {view: [K]},
+  "timeline": [{"t", "probs": [K], "box": [x1, y1, x2, y2]}]}`` (the fields of
+  :class:`~emomm.inference.results.PersonResult`, ``views`` being its ``modality_probs``)
 * text: ``{"kind": "text", "labels", "label", "confidence", "probs": [K]}``
 
 ``confidence`` is always the top class's probability and ``detector_score`` the face
@@ -194,10 +200,24 @@ class ServeEngine:
                       for w in windows if m in (w.get("modality_probs") or {})]
                 views[m] = {"clip": {"label": _label_of(self.label_names, _probs_list(probs))[0],
                                      "probs": _probs_list(probs)}, "timeline": vt}
+        tracks = d.get("tracks") or {}
+        people = [self._person(p, tracks.get(str(p["id"])) or []) for p in d.get("people") or []]
         return {"kind": kind, "labels": self.label_names, "duration": float(d.get("duration") or 0.0),
                 "clip": {"label": label, "confidence": confidence, "probs": clip}, "timeline": timeline,
                 "views": views, "view_names": sorted(views, key=lambda k: (k != "fused", k)),
-                "note": d.get("error")}
+                "people": people, "note": d.get("error")}
+
+    @staticmethod
+    def _person(p: dict, windows: list[dict]) -> dict:
+        """A :class:`~emomm.inference.results.PersonResult` (``to_dict``) and its windows in the
+        page's schema (see the module docstring)."""
+        out = {k: p[k] for k in ("id", "start", "end", "frames", "n_windows", "label", "thumb_t")}
+        out.update(confidence=float(p["confidence"]), probs=_probs_list(p["probs"]),
+                   thumb_box=[float(v) for v in p["thumb_box"]],
+                   views={m: _probs_list(v) for m, v in (p.get("modality_probs") or {}).items()},
+                   timeline=[{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["probs"]),
+                              "box": [float(v) for v in w["box"]] if w.get("box") else None} for w in windows])
+        return out
 
     def text(self, text: str) -> dict:
         d = _plain(self.predictor.predict_text(text).to_dict())
