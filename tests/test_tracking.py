@@ -71,6 +71,14 @@ def test_a_track_survives_short_misses_only():
     assert tr.update([box(490)]) == [1]
 
 
+def test_a_face_that_turns_back_keeps_its_id():
+    """Its velocity predicts it 1.5 sizes further on; the second pass finds it where it was."""
+    tr = make_tracker("kalman")
+    for x in (0, 60, 120, 180):
+        assert tr.update([[x, 0, x + 40, 40], [x, 300, x + 40, 340]]) == [0, 1]
+    assert tr.update([[120, 0, 160, 40], [240, 300, 280, 340]]) == [0, 1]   # one turned back
+
+
 def test_size_normalised_gate():
     """The same motion in face sizes matches at any scale; a jump of many sizes does not,
     nor does a face twice as large or small."""

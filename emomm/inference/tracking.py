@@ -109,6 +109,7 @@ class KalmanTrack:
         self.id, self.age, self.hits = track_id, 0, 1
         self.noise, self.accel = float(noise), float(accel)
         self.aspect = float(csa[3])
+        self.last = np.asarray(csa[:3], np.float64)   # where it was last detected: centre, size
         kf = KalmanFilter(dim_x=6, dim_z=3)
         kf.F = np.eye(6)
         kf.F[:3, 3:] = np.eye(3)          # x += v per update
@@ -149,44 +150,59 @@ class KalmanTrack:
         self.kf.R = np.eye(3) * (self.noise * self.size) ** 2
         self.kf.update(np.asarray(csa[:3], np.float64).reshape(3, 1))
         self.aspect = 0.7 * self.aspect + 0.3 * float(csa[3])
+        self.last = np.asarray(csa[:3], np.float64)
         self.age, self.hits = 0, self.hits + 1
 
 
 class KalmanTracker:
     """Motion-aware face tracking (see the module docstring).
 
+    Each update matches in two passes, each an optimal assignment on the centre distance in
+    face sizes (plus the absolute log size ratio): first every detection against every track's
+    *predicted* box, then the detections and tracks left over against where those tracks were
+    *last detected* (a face that stopped or turned back, which its velocity did not foresee).
+
     Args:
-        max_dist: the gate, in face sizes, between a detection's centre and a track's
-            predicted centre, on top of ``gate_sigmas`` times the prediction's own standard
-            deviation (large for a track seen once or missed for a few frames, small for a
-            track moving steadily).
+        max_dist: the first pass's gate, in face sizes, between a detection's centre and a
+            track's predicted centre, on top of ``gate_sigmas`` times the prediction's own
+            standard deviation (large for a track seen once or missed for a few frames, small
+            for a track moving steadily).
+        reacquire: the second pass's gate, in face sizes from the last detection.
         max_age: updates a track survives without a match (it coasts on its velocity).
         noise: the detector's jitter of a box's centre and size, as a fraction of its size.
         accel: how much a face's velocity may change per update, as a fraction of its size.
         init_speed: a new track's unknown speed, in face sizes per update (sets how far its
             second detection may be).
         max_size_ratio: a detection more than this many times larger or smaller than a
-            track's predicted size never joins it.
+            track's size never joins it.
     """
 
     def __init__(self, max_dist: float = 1.0, max_age: int = 10, noise: float = 0.1, accel: float = 0.25,
-                 init_speed: float = 1.5, gate_sigmas: float = 2.0, max_size_ratio: float = 2.0) -> None:
+                 init_speed: float = 1.5, gate_sigmas: float = 2.0, reacquire: float = 2.0,
+                 max_size_ratio: float = 2.0) -> None:
         self.max_dist, self.max_age, self.gate_sigmas = float(max_dist), int(max_age), float(gate_sigmas)
         self.noise, self.accel, self.init_speed = float(noise), float(accel), float(init_speed)
-        self.max_log_ratio = float(np.log(max_size_ratio))
+        self.reacquire, self.max_log_ratio = float(reacquire), float(np.log(max_size_ratio))
         self.tracks: list[KalmanTrack] = []
         self._next = 0
 
-    def cost(self, dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Detections ``[N, 4]`` (centre, size, aspect) against the predicted tracks ->
-        ``(cost [N, M], allowed [N, M])``: centre distance in face sizes plus the absolute log
-        size ratio, and whether the pair passes the gate."""
-        centres = np.stack([t.centre for t in self.tracks])                     # [M, 2]
-        sizes = np.array([t.size for t in self.tracks])                         # [M]
-        dist = np.linalg.norm(dets[:, None, :2] - centres[None], axis=2) / sizes[None]
+    def cost(self, dets: np.ndarray, at: np.ndarray, gate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detections ``[N, 4]`` (centre, size, aspect) against tracks at ``at [M, 3]`` (centre,
+        size) -> ``(cost [N, M], allowed [N, M])``: centre distance in the track's face sizes
+        plus the absolute log size ratio, and whether the distance is within the track's
+        ``gate [M]`` (face sizes) and the size ratio within ``max_size_ratio``."""
+        sizes = np.maximum(at[:, 2], 1.0)
+        dist = np.linalg.norm(dets[:, None, :2] - at[None, :, :2], axis=2) / sizes[None]
         log_ratio = np.abs(np.log(dets[:, None, 2] / sizes[None]))
-        gate = self.max_dist + self.gate_sigmas * np.array([t.centre_std for t in self.tracks]) / sizes
         return dist + log_ratio, (dist <= gate[None]) & (log_ratio <= self.max_log_ratio)
+
+    @staticmethod
+    def assign(cost: np.ndarray, allowed: np.ndarray) -> list[tuple[int, int]]:
+        """The least-cost one-to-one pairs ``(detection, track)`` among the allowed ones."""
+        if not cost.size:
+            return []
+        rows, cols = linear_sum_assignment(np.where(allowed, cost, 1e6))
+        return [(int(i), int(j)) for i, j in zip(rows, cols) if allowed[i, j]]
 
     def update(self, boxes: np.ndarray) -> list[int]:
         """Ids for ``boxes [N, 4]`` of one frame, in their order."""
@@ -195,12 +211,18 @@ class KalmanTracker:
             t.predict()
         ids = [-1] * len(dets)
         if self.tracks and len(dets):
-            cost, allowed = self.cost(dets)
-            rows, cols = linear_sum_assignment(np.where(allowed, cost, 1e6))
-            for i, j in zip(rows, cols):
-                if allowed[i, j]:
-                    self.tracks[j].update(dets[i])
-                    ids[i] = self.tracks[j].id
+            predicted = np.array([[*t.centre, t.size] for t in self.tracks])
+            gate = self.max_dist + self.gate_sigmas * np.array([t.centre_std / t.size for t in self.tracks])
+            pairs = self.assign(*self.cost(dets, predicted, gate))
+            free_d = [i for i in range(len(dets)) if i not in {p[0] for p in pairs}]
+            free_t = [j for j in range(len(self.tracks)) if j not in {p[1] for p in pairs}]
+            if free_d and free_t:   # second pass: where the leftover tracks were last seen
+                last = np.array([self.tracks[j].last for j in free_t])
+                cost, allowed = self.cost(dets[free_d], last, np.full(len(free_t), self.reacquire))
+                pairs += [(free_d[i], free_t[j]) for i, j in self.assign(cost, allowed)]
+            for i, j in pairs:
+                self.tracks[j].update(dets[i])
+                ids[i] = self.tracks[j].id
         for i, d in enumerate(dets):
             if ids[i] < 0:
                 self.tracks.append(KalmanTrack(self._next, d, self.noise, self.accel, self.init_speed))
