@@ -2,7 +2,7 @@
 
     p = Predictor.from_checkpoint("outputs/train/runs/<run>/checkpoints/best.ckpt")
     p.predict_image("photo.jpg")          # every face: box, 5 landmarks, probabilities
-    p.predict_video("clip.mp4")           # per-window timeline per tracked face (+ audio track)
+    p.predict_video("clip.mp4")           # per person (tracked face): timeline + summary (+ audio track)
     p.predict_audio("speech.wav")         # sliding windows + overall
     p.predict_text(["I can't believe it!", "fine."])
     p.predict_sample(face=img, voice=(wave, sr), text="...")   # one multimodal sample
@@ -402,7 +402,9 @@ class Predictor:
 
     def predict_video(self, path: str | Path) -> TimelineResult:
         """A timeline of windows per tracked face (face or clip models) and of the audio track
-        (voice or audio-visual models), fused per window for audio-visual models."""
+        (voice or audio-visual models), fused per window for audio-visual models; one
+        :class:`PersonResult` per tracked face, and the clip result over every person's
+        windows (see :class:`TimelineResult`)."""
         path = Path(path)
         face_mod, has_voice = self.face_modality, "voice" in self.modalities
         if face_mod is None and not has_voice:
@@ -448,7 +450,7 @@ class Predictor:
                                                            top(probs[n], self.label_names)[0], mp, tid,
                                                            [float(v) for v in box]))
         audio = self.predict_audio(wave, sr).windows if wave is not None and "voice" in self.modalities else []
-        people = self._people(tracks, per_frame, times)
+        people = self._people(tracks, per_frame, times, fr.frames.shape[1:3])
         # The clip: every person's windows (not the longest track alone), and a timeline of
         # the people in each window; without faces, the audio windows.
         basis = [w for ws in tracks.values() for w in ws]
@@ -472,12 +474,14 @@ class Predictor:
         return out
 
     def _people(self, tracks: dict[int, list[WindowResult]], per_frame: list[list[tuple]],
-                times: np.ndarray) -> list[PersonResult]:
-        """One summary per tracked person (see :class:`PersonResult`), most frames first."""
+                times: np.ndarray, frame_hw: tuple[int, int]) -> list[PersonResult]:
+        """One summary per tracked person (see :class:`PersonResult`), most frames first;
+        thumbnail boxes clipped to the ``(height, width)`` frame."""
+        h, w = frame_hw
         seen: dict[int, list[tuple[float, np.ndarray]]] = {}
         for t, faces in zip(times, per_frame):
             for tid, box, _ in faces:
-                seen.setdefault(tid, []).append((float(t), np.asarray(box, np.float64)))
+                seen.setdefault(tid, []).append((float(t), np.clip(np.asarray(box, np.float64), 0, [w, h, w, h])))
         people = []
         for tid, ws in tracks.items():
             sightings = seen.get(tid) or [(ws[0].start, np.asarray(ws[0].box))]

@@ -86,7 +86,7 @@ class PersonResult(_Result):
     sampled frames it is in; ``n_windows`` the number of its windows; ``probs`` the mean of its
     windows' probabilities (each modality's own in ``modality_probs``), ``label`` and
     ``confidence`` their top class; ``thumb_t``/``thumb_box`` the time and box (x1, y1, x2,
-    y2 pixels) of its largest sighting, for a thumbnail."""
+    y2 pixels, inside the frame) of its largest sighting, for a thumbnail."""
     id: int
     start: float
     end: float
