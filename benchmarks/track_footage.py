@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections import defaultdict
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                 round((time.perf_counter() - t0) / max(n_frames, 1), 3)
     headline = worst_per_setting(results)
     write_result(a.name, {
-        "command": "python -m benchmarks.track_footage " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": shlex.join(["python", "-m", "benchmarks.track_footage", *(sys.argv[1:] if argv is None else argv)]),
         "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
         "scenes": scenes, "sizes": [f"{w}x{h}" for w, h in sizes], "fps": rates,
         "seconds": a.seconds, "seeds": a.seeds, "faces": [s.name for s in sources][:50],
