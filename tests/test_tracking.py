@@ -218,3 +218,11 @@ def test_web_api_answers_per_person(clip):
         assert len(p["timeline"]) == p["n_windows"] and all(len(w["box"]) == 4 for w in p["timeline"])
         assert p["confidence"] == pytest.approx(max(p["probs"]))
     assert len(d["timeline"]) == len({w["t"] for w in d["timeline"]})   # one clip curve over everyone
+
+
+def test_live_picks_its_tracker_by_name():
+    from emomm.live.stream import LivePipeline
+    assert isinstance(LivePipeline(ColourNet(), ColourDetector()).tracker, KalmanTracker)   # the default
+    assert isinstance(LivePipeline(ColourNet(), ColourDetector(), tracker="iou").tracker, IoUTracker)
+    with pytest.raises(ValueError, match="tracker='sort'"):
+        LivePipeline(ColourNet(), ColourDetector(), tracker="sort")

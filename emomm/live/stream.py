@@ -96,6 +96,8 @@ class LivePipeline:
             ``label_names``, ``modalities`` (a :class:`~emomm.inference.predictor.Predictor`).
         detector: an :class:`emomm.faces.FaceDetector` (``faces=blazeface`` is the fast one).
         detect_every: run the detector on every N-th frame, track in between.
+        tracker: ``kalman`` | ``iou`` (:func:`emomm.inference.tracking.make_tracker`; a face
+            keeps its id for 5 detections without one), or a tracker object.
         classify_every: classify faces every N-th frame (smoothed probabilities carry over).
         ema: weight of the previous smoothed probabilities (0 = no smoothing).
         margin: crop context around a box (as in the training crops).
@@ -115,7 +117,8 @@ class LivePipeline:
         self.detect_every, self.classify_every = max(1, int(detect_every)), max(1, int(classify_every))
         self.ema, self.margin = float(ema), float(margin)
         self.min_score, self.max_faces = float(min_score), int(max_faces)
-        self.tracker = tracker or make_tracker("kalman", max_age=5)
+        self.tracker = make_tracker(tracker or "kalman", max_age=5) if isinstance(tracker, (str, type(None))) \
+            else tracker
         self.voice, self.voice_every_s = voice, float(voice_every_s)
         self.labels = list(classifier.label_names)
         mods = list(getattr(classifier, "modalities", ["face"]))
