@@ -1,9 +1,10 @@
 """Predict files: ``python -m emomm.predict ckpt_path=... inputs=[a.jpg,videos/,'*.wav']``
 (console script ``emomm-predict``).
 
-Writes ``predictions.jsonl`` (one line per input) and ``summary.csv`` to the run folder
-(``out=`` moves the JSONL), ``timeline_png=true`` draws each video/audio timeline and
-``annotate=true`` writes each video with its people drawn on it (``<name>_annotated.mp4``).
+Writes ``predictions.jsonl`` (one line per input), ``summary.csv`` (one line per input) and
+``people.csv`` (one line per person tracked in a video) to the run folder (``out=`` moves the
+JSONL), ``timeline_png=true`` draws each video/audio timeline and ``annotate=true`` writes each
+video with its people drawn on it (``<name>_annotated.mp4``).
 Exit code 1 when any input failed (its line says why); the others are still predicted.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ import hydra
 from omegaconf import DictConfig
 
 from emomm.faces.mesh import MeshModelMissing
-from emomm.inference.batch import expand_inputs, plot_timeline, predict_file, summary_row
+from emomm.inference.batch import (PERSON_FIELDS, expand_inputs, person_rows, plot_timeline, predict_file,
+                                   summary_row)
 from emomm.inference.predictor import Predictor
 from emomm.runs.annotated_video import write_annotated_video
 from emomm.utils.atomic import atomic_open
@@ -40,7 +42,7 @@ def predict(cfg: DictConfig) -> int:
     files = expand_inputs([inputs] if isinstance(inputs, str) else inputs)
     jsonl = Path(cfg.out) if cfg.get("out") else out_dir / "predictions.jsonl"
     jsonl.parent.mkdir(parents=True, exist_ok=True)
-    rows, failed = [], 0
+    rows, people, failed = [], [], 0
     try:
         # Streamed line by line (a fresh run folder each time): an interrupted run keeps the
         # lines written so far, as live mode's JSONL does.
@@ -51,6 +53,7 @@ def predict(cfg: DictConfig) -> int:
                 f.write(json.dumps(record) + "\n")
                 f.flush()
                 rows.append(summary_row(record))
+                people += person_rows(record)
                 if cfg.timeline_png and record.get("windows"):
                     plot_timeline(record, out_dir / f"{path.stem}_timeline.png")
                 if cfg.get("annotate") and record.get("kind") == "video" and "label_names" in record:
@@ -60,7 +63,11 @@ def predict(cfg: DictConfig) -> int:
             w = csv.DictWriter(f, fieldnames=["input", "kind", "label", "confidence", "faces", "error"])
             w.writeheader()
             w.writerows(rows)
-    print(f"{len(files)} inputs, {failed} failed -> {jsonl} and {out_dir / 'summary.csv'}")
+        with atomic_open(out_dir / "people.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=PERSON_FIELDS)
+            w.writeheader()
+            w.writerows(people)
+    print(f"{len(files)} inputs, {failed} failed -> {jsonl}, {out_dir / 'summary.csv'} and {out_dir / 'people.csv'}")
     return failed
 
 

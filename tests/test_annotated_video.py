@@ -12,8 +12,8 @@ import pytest
 import skimage.data
 
 from emomm.faces import FaceDetector, Faces
-from emomm.inference.people import busiest_time, face_at, faces_at, largest_view, person_windows
-from emomm.inference.results import TimelineResult, WindowResult
+from emomm.inference.people import busiest_time, face_at, faces_at, person_windows
+from emomm.inference.results import PersonResult, TimelineResult, WindowResult
 from emomm.live.overlay import layout, place, style_for
 from emomm.live.stream import LivePipeline
 from emomm.media.video import VideoWriter, write_video
@@ -58,7 +58,10 @@ def record_of(boxes_fn=boxes_at) -> dict:
             probs[3 if tid == 0 else 4] = 0.7
             ws.append(WindowResult(s, s + 1.0, probs.tolist(), LABELS[int(np.argmax(probs))], {}, tid, box))
         tracks[tid] = ws
-    res = TimelineResult("video", LABELS, N / FPS, tracks[0][0].probs, "happy", tracks[0], {}, tracks)
+    people = [PersonResult(tid, 0.0, (N - 1) / FPS, N, len(ws), ws[0].probs, ws[0].label, 0.7, 0.5, ws[0].box)
+              for tid, ws in tracks.items()]
+    res = TimelineResult("video", LABELS, N / FPS, tracks[0][0].probs, "happy", tracks[0], {}, tracks,
+                         people=people)
     return {"input": "two.mp4", "kind": "video", **res.to_dict()}
 
 
@@ -201,8 +204,6 @@ def test_people_of_a_result_move_between_window_centres():
     assert f["box"] == pytest.approx([(u + v) / 2 for u, v in zip(a, b)])
     assert f["label"] in ("happy",) and face_at(0, people[0], 2.5) is None
     assert busiest_time(people) == 0.5
-    t, box = largest_view(people[1])
-    assert box == people[1][0]["box"] and t == 0.5
 
 
 class StubPredictor:
@@ -212,7 +213,8 @@ class StubPredictor:
     def predict_video(self, path):
         d = record_of()
         ws = {int(k): [WindowResult(**w) for w in v] for k, v in d["tracks"].items()}
-        return TimelineResult("video", LABELS, d["duration"], d["probs"], d["label"], ws[0], {}, ws)
+        return TimelineResult("video", LABELS, d["duration"], d["probs"], d["label"], ws[0], {}, ws,
+                              people=[PersonResult(**p) for p in d["people"]])
 
 
 def test_web_video_result_has_each_person_boxed_with_a_thumbnail_and_a_curve(two_faces):

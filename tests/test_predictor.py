@@ -107,11 +107,18 @@ def test_predict_video_tracks_the_face_and_reads_the_audio(predictor, astronaut,
     res = predictor.predict_video(path)
     assert res.kind == "video" and res.error is None
     assert list(res.tracks) == [0]                           # one face, one stable id
-    assert len(res.windows) >= 2 and all(w.track_id == 0 for w in res.windows)
+    assert len(res.tracks[0]) >= 2 and all(w.track_id == 0 for w in res.tracks[0])
+    # the clip timeline: one window per time, over the people in it (here one)
+    assert [w.probs for w in res.windows] == [w.probs for w in res.tracks[0]]
+    assert all(w.track_id is None for w in res.windows)
     # face windows fused with the window's audio track; the text head has nothing to say
     assert res.audio and set(res.modality_probs) == {"face", "voice"}
-    boxes = [w.box[0] for w in res.windows]
+    boxes = [w.box[0] for w in res.tracks[0]]
     assert boxes == sorted(boxes)                            # the box follows the drift
+    (person,) = res.people                                   # the per-person summary
+    assert person.id == 0 and person.n_windows == len(res.tracks[0]) and person.frames == 10   # 2 s at fps=5
+    assert person.start == 0.0 and person.end == pytest.approx(1.8)
+    assert person.probs == pytest.approx(res.probs, abs=1e-6) and person.label == res.label
     json.dumps(res.to_dict())
 
 

@@ -248,6 +248,17 @@ def throughput(d: dict, name: str) -> Iterable[Row]:
                     yield Row(f"predict {kind}", k, str(v), **base(d, name, command=d.get("command") or MISSING))
 
 
+def tracking(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks/track_footage.py: per setting (detector, scene, frame size, rate) and tracker."""
+    for setting, per in (d.get("results") or {}).items():
+        for tracker, r in per.items():
+            if isinstance(r, dict):
+                yield Row(f"{setting}, {tracker}", "ID switches per person: mean / max; per minute; fragments per person",
+                          f"{r.get('switches_per_person', MISSING)} / {r.get('max_switches_per_person', MISSING)}; "
+                          f"{r.get('switches_per_min', MISSING)}; {r.get('fragments_per_person', MISSING)}",
+                          seeds=str(d.get("seeds", MISSING)), **base(d, name, command=d.get("command") or MISSING))
+
+
 def flat_numbers(fields: tuple[str, ...]) -> Callable[[dict, str], Iterable[Row]]:
     """Rows for the named numeric fields of a file (nested dicts of numbers flattened)."""
     def rows(d: dict, name: str) -> Iterable[Row]:
@@ -320,6 +331,13 @@ PAGES = {
         Section("Loading cached clips", r"video_loading",
                 flat_numbers(("clips_per_s", "entry_read_clips_per_s", "build_cache_s"))),
     ], ["crop", "face", "prepare", "video"]),
+    "tracking": ("Tracking", "One id per person across a video's frames (`predictor.tracker`, "
+                 "[Predict](../guides/predict.md)) on composed moving footage with known ids "
+                 "(`benchmarks/footage.py`): `oracle` rows track the ground-truth boxes with a detector's "
+                 "jitter and misses (the tracker alone), `mtcnn` rows MTCNN's detections on the drawn frames. "
+                 "The issue's target: at most 1 ID switch per person per clip.", [
+        Section("ID switches per tracker", r"track_footage.*", tracking),
+    ], ["track"]),
 }
 
 COLUMNS = ("recipe", "metric", "value", "seeds", "train time", "CPU", "command", "date", "file")

@@ -5,12 +5,13 @@
 * :mod:`.runner` - what runs the network (:class:`TorchRunner`; exported models have their
   own runner), behind one small protocol;
 * :mod:`.predictor` - :class:`Predictor`: images, videos, audio, text, multimodal samples;
-* :mod:`.tracking` - face tracks with stable ids across frames;
+* :mod:`.tracking` - face tracks with stable ids across frames (motion-aware Kalman or IoU);
 * :mod:`.results` - plain dataclasses with ``to_dict()``.
 """
 # Lazy, so that `emomm.inference.onnx_runner` imports without torch (exported models).
 _EXPORTS = {"Predictor": "predictor", "FaceResult": "results", "ImageResult": "results", "SampleResult": "results",
-            "TextResult": "results", "TimelineResult": "results", "WindowResult": "results"}
+            "TextResult": "results", "TimelineResult": "results", "WindowResult": "results",
+            "PersonResult": "results"}
 __all__ = list(_EXPORTS)
 
 

@@ -151,6 +151,24 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
             "error": record.get("error")}
 
 
+#: Columns of ``people.csv``: one row per person tracked in a video (the fields of
+#: :class:`~emomm.inference.results.PersonResult`, under the same names as in the JSONL).
+PERSON_FIELDS = ["input", "id", "start", "end", "frames", "n_windows", "label", "confidence", "thumb_t", "thumb_box"]
+
+
+def person_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``people.csv`` lines of a record: one per tracked person of a video (none for
+    other inputs or a failed one); times in seconds, ``thumb_box`` as ``x1 y1 x2 y2``."""
+    rows = []
+    for p in record.get("people") or []:
+        row = {k: p.get(k) for k in PERSON_FIELDS[1:]}
+        row.update(input=record["input"], start=round(float(p["start"]), 3), end=round(float(p["end"]), 3),
+                   thumb_t=round(float(p["thumb_t"]), 3), confidence=round(float(p["confidence"]), 4),
+                   thumb_box=" ".join(f"{float(v):.1f}" for v in p["thumb_box"]))
+        rows.append(row)
+    return rows
+
+
 def plot_timeline(record: dict[str, Any], out_png: Path, max_rows: int = 6) -> None:
     """Emotion-over-time chart of a video/audio record: one panel per tracked face (the first
     ``max_rows``), else one for the clip's windows; one line per class, with markers when

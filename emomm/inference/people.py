@@ -1,5 +1,5 @@
 """The people of a video result, for what draws them: predict's annotated video, the web
-page's boxes, thumbnails and per-person curves.
+page's still with every person boxed.
 
 Everything that draws people reads a result through :func:`person_windows` alone, so a change
 of the result's track schema (``TimelineResult.tracks``: track id -> windows with ``start``,
@@ -52,15 +52,3 @@ def busiest_time(people: dict[int, list[dict[str, Any]]]) -> float | None:
     if not times:
         return None
     return max(times, key=lambda t: (len(faces_at(people, t)), -t))
-
-
-def largest_view(windows: list[dict[str, Any]]) -> tuple[float, list[float]]:
-    """``(time, box)`` of the window where the person's face is largest (a thumbnail's source)."""
-    area = lambda b: max(b[2] - b[0], 0) * max(b[3] - b[1], 0)  # noqa: E731
-    w = max(windows, key=lambda w: area(w["box"]))
-    return _centre(w), [float(v) for v in w["box"]]
-
-
-def clip_probs(windows: list[dict[str, Any]]) -> list[float]:
-    """A person's clip-level probabilities: the mean over their windows."""
-    return np.mean([w["probs"] for w in windows], axis=0).astype(float).tolist()

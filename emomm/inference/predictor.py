@@ -2,7 +2,7 @@
 
     p = Predictor.from_checkpoint("outputs/train/runs/<run>/checkpoints/best.ckpt")
     p.predict_image("photo.jpg")          # every face: box, 5 landmarks, probabilities
-    p.predict_video("clip.mp4")           # per-window timeline per tracked face (+ audio track)
+    p.predict_video("clip.mp4")           # per person (tracked face): timeline + summary (+ audio track)
     p.predict_audio("speech.wav")         # sliding windows + overall
     p.predict_text(["I can't believe it!", "fine."])
     p.predict_sample(face=img, voice=(wave, sr), text="...")   # one multimodal sample
@@ -43,10 +43,10 @@ from emomm.faces.mesh import FaceMesh
 from emomm.inference.adapter import PersonAdapter
 from emomm.inference.onnx_runner import OnnxRunner
 from emomm.inference.preprocess import Preprocessor
-from emomm.inference.results import (FaceResult, ImageResult, SampleResult, TextResult, TimelineResult,
-                                     WindowResult, top)
+from emomm.inference.results import (FaceResult, ImageResult, PersonResult, SampleResult, TextResult,
+                                     TimelineResult, WindowResult, top)
 from emomm.inference.runner import EnsembleRunner, ModelRunner, TorchRunner, softmax
-from emomm.inference.tracking import IoUTracker
+from emomm.inference.tracking import make_tracker
 from emomm.media.audio import check_wave, crop_or_pad, load_audio
 from emomm.media.images import read_image_rgb
 from emomm.media.vad import make_vad, no_speech
@@ -59,6 +59,13 @@ log = logging.getLogger(__name__)
 #: Crop geometry when the checkpoint's data stored none (pre-cropped faces such as FER2013).
 DEFAULT_CROP = {"size": 112, "margin": 0.15, "align": False}
 _DETECTORS_FOR_PHOTOS = ("mtcnn", "haar", "blazeface")
+
+
+def _mean_modality_probs(windows: list[WindowResult]) -> dict[str, list[float]]:
+    """Each modality's mean probabilities over the ``windows`` that have it."""
+    mods = sorted({m for w in windows for m in w.modality_probs})
+    return {m: np.mean([w.modality_probs[m] for w in windows if m in w.modality_probs], axis=0).tolist()
+            for m in mods}
 
 
 def _uniform(n: int, k: int) -> np.ndarray:
@@ -94,6 +101,12 @@ class Predictor:
             windows and no label; a video's silent track is left out of the fusion.
         mesh: also give each face of an image its 468-point face mesh
             (:class:`~emomm.faces.mesh.FaceMesh`, ``FaceResult.mesh``; model from ``make install``).
+        tracker: how faces keep one id per person across a video's frames: ``kalman``
+            (motion-aware: a Kalman filter per face, matched by centre distance in face sizes;
+            keeps ids through fast motion and low frame rates) or ``iou`` (the earlier
+            overlap-only matching); see :mod:`emomm.inference.tracking`.
+        track_keep_s: seconds a person's track survives without a detection (a face hidden
+            or missed for a moment keeps its id).
     """
 
     def __init__(self, runner: ModelRunner, detector: str = "auto", batch_size: int = 32, fps: float = 5.0,
@@ -101,7 +114,8 @@ class Predictor:
                  audio_hop_s: float | None = None, detect_every: int = 1, max_frames: int = 600,
                  adapter: str | Path | PersonAdapter | None = None, max_pixels: int | None = None,
                  vad: str | None = "energy", mesh: bool = False, mtcnn: dict | None = None,
-                 blazeface: dict | None = None, haar: dict | None = None) -> None:
+                 blazeface: dict | None = None, haar: dict | None = None, tracker: str = "kalman",
+                 track_keep_s: float = 1.0) -> None:
         self.runner = runner
         self.mesh = FaceMesh() if mesh else None
         self.label_names = list(runner.label_names)
@@ -123,6 +137,8 @@ class Predictor:
         self.max_frames = int(max_frames)
         self.max_pixels = None if max_pixels is None else int(max_pixels)
         self.vad = make_vad(vad)
+        self.tracker, self.track_keep_s = str(tracker), float(track_keep_s)
+        make_tracker(self.tracker)   # an unknown name fails here, not at the first video
         faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
         stored = faces.get("detector")
         self._detector = detector if isinstance(detector, FaceDetector) else None
@@ -379,25 +395,26 @@ class Predictor:
 
     def _timeline(self, kind: str, windows: list[WindowResult], duration: float, source: str | None,
                   tracks=None, audio=None, error: str | None = None,
-                  overall: np.ndarray | None = None) -> TimelineResult:
-        """The clip-level result of ``windows``; without windows no probabilities and no
-        label (rather than a uniform guess whose argmax is the first class)."""
+                  overall: np.ndarray | None = None, basis: list[WindowResult] | None = None,
+                  people: list[PersonResult] | None = None) -> TimelineResult:
+        """The clip-level result of ``windows``: the mean of ``basis`` (default ``windows``)
+        or ``overall``; without windows no probabilities and no label (rather than a uniform
+        guess whose argmax is the first class)."""
         if not windows and overall is None:
             return TimelineResult(kind, self.label_names, float(duration), [], None, [], {}, tracks or {},
-                                  audio or [], source, error or "nothing to predict from")
-        probs = overall if overall is not None else np.mean([w.probs for w in windows], axis=0)
-        mods = sorted({m for w in windows for m in w.modality_probs})
-        mprobs = {m: np.mean([w.modality_probs[m] for w in windows if m in w.modality_probs], axis=0).tolist()
-                  for m in mods}
+                                  audio or [], source, error or "nothing to predict from", people or [])
+        basis = basis or windows
+        probs = overall if overall is not None else np.mean([w.probs for w in basis], axis=0)
         return TimelineResult(kind, self.label_names, float(duration), probs.tolist(), top(probs, self.label_names)[0],
-                              windows, mprobs, tracks or {}, audio or [], source,
-                              error if error or windows else "nothing to predict from")
+                              windows, _mean_modality_probs(basis), tracks or {}, audio or [], source,
+                              error if error or windows else "nothing to predict from", people or [])
 
     # -- video -------------------------------------------------------------------------------
     def _track_frames(self, frames: np.ndarray) -> list[list[tuple[int, np.ndarray, np.ndarray]]]:
         """Per frame: ``(track id, box, crop)`` of every face; the detector runs every
         ``detect_every`` frames and the boxes of the last detection carry over in between."""
-        tracker, out, last = IoUTracker(), [], Faces.empty()
+        max_age = max(1, round(self.track_keep_s * self.fps / self.detect_every))
+        tracker, out, last = make_tracker(self.tracker, max_age=max_age), [], Faces.empty()
         todo = list(range(0, len(frames), self.detect_every))
         detected = dict(zip(todo, self.detect(frames[todo]) if todo else []))
         ids: list[int] = []
@@ -411,7 +428,9 @@ class Predictor:
 
     def predict_video(self, path: str | Path) -> TimelineResult:
         """A timeline of windows per tracked face (face or clip models) and of the audio track
-        (voice or audio-visual models), fused per window for audio-visual models."""
+        (voice or audio-visual models), fused per window for audio-visual models; one
+        :class:`PersonResult` per tracked face, and the clip result over every person's
+        windows (see :class:`TimelineResult`)."""
         path = Path(path)
         face_mod, has_voice = self.face_modality, "voice" in self.modalities
         if face_mod is None and not has_voice:
@@ -456,11 +475,49 @@ class Predictor:
             tracks.setdefault(tid, []).append(WindowResult(s, s + self.window_s, probs[n].tolist(),
                                                            top(probs[n], self.label_names)[0], mp, tid,
                                                            [float(v) for v in box]))
-        main = max(tracks, key=lambda t: len(tracks[t])) if tracks else None
         audio = self.predict_audio(wave, sr).windows if wave is not None and "voice" in self.modalities else []
-        windows = tracks.get(main, []) if main is not None else audio
+        people = self._people(tracks, per_frame, times, fr.frames.shape[1:3])
+        # The clip: every person's windows (not the longest track alone), and a timeline of
+        # the people in each window; without faces, the audio windows.
+        basis = [w for ws in tracks.values() for w in ws]
+        windows = self._clip_windows(basis) or audio
         error = note if windows else "no face found in the sampled frames" + ("" if not note else f"; {note}")
-        return self._timeline("video", windows, duration, str(path), tracks, audio, None if windows else error)
+        return self._timeline("video", windows, duration, str(path), tracks, audio, None if windows else error,
+                              basis=basis or None, people=people)
+
+    def _clip_windows(self, person_windows: list[WindowResult]) -> list[WindowResult]:
+        """The clip's timeline: per window start, the mean over the people seen in it
+        (``track_id`` and ``box`` None), in time order."""
+        by_start: dict[float, list[WindowResult]] = {}
+        for w in person_windows:
+            by_start.setdefault(w.start, []).append(w)
+        out = []
+        for start in sorted(by_start):
+            ws = by_start[start]
+            probs = np.mean([w.probs for w in ws], axis=0)
+            out.append(WindowResult(start, ws[0].end, probs.tolist(), top(probs, self.label_names)[0],
+                                    _mean_modality_probs(ws)))
+        return out
+
+    def _people(self, tracks: dict[int, list[WindowResult]], per_frame: list[list[tuple]],
+                times: np.ndarray, frame_hw: tuple[int, int]) -> list[PersonResult]:
+        """One summary per tracked person (see :class:`PersonResult`), most frames first;
+        thumbnail boxes clipped to the ``(height, width)`` frame."""
+        h, w = frame_hw
+        seen: dict[int, list[tuple[float, np.ndarray]]] = {}
+        for t, faces in zip(times, per_frame):
+            for tid, box, _ in faces:
+                seen.setdefault(tid, []).append((float(t), np.clip(np.asarray(box, np.float64), 0, [w, h, w, h])))
+        people = []
+        for tid, ws in tracks.items():
+            sightings = seen.get(tid) or [(ws[0].start, np.asarray(ws[0].box))]
+            t_big, box_big = max(sightings, key=lambda s: (s[1][2] - s[1][0]) * (s[1][3] - s[1][1]))
+            probs = np.mean([w.probs for w in ws], axis=0)
+            label, conf = top(probs, self.label_names)
+            people.append(PersonResult(int(tid), sightings[0][0], sightings[-1][0], len(sightings), len(ws),
+                                       probs.tolist(), label, conf, t_big, [float(v) for v in box_big],
+                                       _mean_modality_probs(ws)))
+        return sorted(people, key=lambda p: (-p.frames, p.id))
 
     def _window_inputs(self, face_mod: str, crops: list[np.ndarray], wave, sr, start: float) -> list[dict]:
         """Model inputs of one (window, track): per-frame faces or one clip, each with the

@@ -80,12 +80,40 @@ class WindowResult(_Result):
 
 
 @dataclass
+class PersonResult(_Result):
+    """One tracked person (face track) of a video, summarised over the clip.
+
+    ``id`` is the track id (the key of :attr:`TimelineResult.tracks`, whose windows are this
+    person's per-window predictions, each with ``track_id == id``); ``start``/``end`` the
+    times (s) of the first and last sampled frame the face is in and ``frames`` how many
+    sampled frames it is in; ``n_windows`` the number of its windows; ``probs`` the mean of its
+    windows' probabilities (each modality's own in ``modality_probs``), ``label`` and
+    ``confidence`` their top class; ``thumb_t``/``thumb_box`` the time and box (x1, y1, x2,
+    y2 pixels, inside the frame) of its largest sighting, for a thumbnail."""
+    id: int
+    start: float
+    end: float
+    frames: int
+    n_windows: int
+    probs: list[float]
+    label: str
+    confidence: float
+    thumb_t: float
+    thumb_box: list[float]
+    modality_probs: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
 class TimelineResult(_Result):
-    """A video or audio file: ``windows`` (fused, one per window; per-face windows of face or
-    video checkpoints carry ``track_id``), ``tracks`` (per face id: its windows), ``audio``
-    (voice windows of a voice or audio-visual checkpoint), and the clip-level ``probs``
-    (mean over windows) with each modality's own clip-level probabilities. Without windows
-    (no face, no speech) ``probs`` is empty, ``label`` None and ``error`` says why."""
+    """A video or audio file: ``windows`` (the clip's timeline, one per window: for a video
+    with faces, the mean over the people seen in that window, ``track_id`` None), ``people``
+    (one :class:`PersonResult` per tracked face, largest share of the clip first) and
+    ``tracks`` (per person id: that person's windows, each with its ``track_id`` and mean
+    ``box``), ``audio`` (voice windows of a voice or audio-visual checkpoint), and the
+    clip-level ``probs`` with each modality's own clip-level probabilities. A video's clip
+    ``probs`` are the mean over every person's windows (each person weighted by how long it is
+    seen, not only the longest track); an audio file's the mean over its windows. Without
+    windows (no face, no speech) ``probs`` is empty, ``label`` None and ``error`` says why."""
     kind: str                         # "video" | "audio"
     label_names: list[str]
     duration: float
@@ -97,6 +125,7 @@ class TimelineResult(_Result):
     audio: list[WindowResult] = field(default_factory=list)
     source: str | None = None
     error: str | None = None
+    people: list[PersonResult] = field(default_factory=list)
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 
 from emomm.faces.crop import crop_face
 from emomm.faces.mesh import FaceMesh
-from emomm.inference.tracking import IoUTracker
+from emomm.inference.tracking import make_tracker
 from emomm.live.voice_input import LiveInputError
 from emomm.media.images import check_pixels
 from emomm.media.video import VideoWriter, source_audio
@@ -113,6 +113,8 @@ class LivePipeline:
             ``label_names``, ``modalities`` (a :class:`~emomm.inference.predictor.Predictor`).
         detector: an :class:`emomm.faces.FaceDetector` (``faces=blazeface`` is the fast one).
         detect_every: run the detector on every N-th frame, track in between.
+        tracker: ``kalman`` | ``iou`` (:func:`emomm.inference.tracking.make_tracker`; a face
+            keeps its id for 5 detections without one), or a tracker object.
         classify_every: classify faces every N-th frame (smoothed probabilities carry over).
         ema: weight of the previous smoothed probabilities (0 = no smoothing).
         margin: crop context around a box (as in the training crops).
@@ -144,7 +146,8 @@ class LivePipeline:
         self.detect_every, self.classify_every = max(1, int(detect_every)), max(1, int(classify_every))
         self.ema, self.margin = float(ema), float(margin)
         self.min_score, self.max_faces = float(min_score), int(max_faces)
-        self.tracker = tracker or IoUTracker(iou=0.3, max_age=5)
+        self.tracker = make_tracker(tracker or "kalman", max_age=5) if isinstance(tracker, (str, type(None))) \
+            else tracker
         self.voice, self.voice_every_s = voice, float(voice_every_s)
         self.labels = list(classifier.label_names)
         mods = list(getattr(classifier, "modalities", ["face"]))

@@ -9,10 +9,16 @@ nothing, and reshapes results into one small schema:
   "faces": [{"box": [x1, y1, x2, y2], "label", "confidence", "detector_score", "probs": [K],
   "views": {view: [K]}}]}``
 * video / audio: ``{"kind", "labels", "duration", "view_names", "clip": {"label", "confidence", "probs"},
-  "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}}``; a video
-  also ``"people": [{"id", "name", "thumbnail": JPEG data URL, "clip", "timeline"}]`` (one per
-  tracked person) and ``"frame": {"t", "width", "height", "image": JPEG data URL, "faces": [...]}``
-  (a still where the most people are visible, their boxes in its pixels), or null without faces
+  "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}, "people": [...]}``;
+  a video's ``clip`` and ``timeline`` are over every person seen (the Predictor's clip
+  result), and ``people`` has one entry per tracked person, most frames first:
+  ``{"id", "name", "start", "end", "frames", "n_windows", "label", "confidence", "probs": [K],
+  "clip": {"label", "confidence", "probs"}, "thumb_t", "thumb_box": [x1, y1, x2, y2],
+  "thumbnail": JPEG data URL, "views": {view: [K]}, "timeline": [{"t", "probs": [K], "box": [x1, y1, x2, y2]}]}``
+  (the fields of :class:`~emomm.inference.results.PersonResult`, ``views`` being its
+  ``modality_probs``; ``name``: "person N" in the order people first appear); a video also has
+  ``"frame": {"t", "width", "height", "image": JPEG data URL, "faces": [...]}`` (a still where
+  the most people are visible, their boxes in its pixels), or null without faces
 * text: ``{"kind": "text", "labels", "label", "confidence", "probs": [K]}``
 
 ``confidence`` is always the top class's probability and ``detector_score`` the face
@@ -33,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from emomm.faces.crop import crop_face
-from emomm.inference.people import busiest_time, clip_probs, faces_at, largest_view, person_windows
+from emomm.inference.people import busiest_time, faces_at, person_windows
 from emomm.inference.results import plain as _plain
 from emomm.media.video import VideoReadError, frames_at, probe
 from emomm.serve import decode
@@ -197,35 +203,31 @@ class ServeEngine:
             except VideoReadError as err:
                 raise BadInput(422, "unreadable", public(str(err), path, name)) from None
             out = self._timeline("video", res)
-            out["people"], out["frame"] = self._people(_plain(res.to_dict()), path)
+            out["frame"] = self._people(out["people"], _plain(res.to_dict()), path)
         out["note"] = out["note"] and public(out["note"], path, name)   # "no usable audio track (PATH: ...)"
         return out
 
-    def _people(self, record: dict, path: Path) -> tuple[list[dict], dict | None]:
-        """Per tracked person a thumbnail (their largest face), clip result and curve, and a
-        still of the moment the most people are visible with their boxes."""
-        people = person_windows(record)
-        if not people:
-            return [], None
-        still_t = busiest_time(people)
-        views = {pid: largest_view(ws) for pid, ws in people.items()}
-        frames = frames_at(path, [still_t] + [t for t, _ in views.values()],
+    def _people(self, people: list[dict], record: dict, path: Path) -> dict | None:
+        """Adds to each person of ``people`` (:meth:`_person`'s dicts) a name, a thumbnail (the
+        face at their ``thumb_t``/``thumb_box``) and their ``clip`` result; returns the still of
+        the moment the most people are visible, with their boxes (None without people)."""
+        windows = person_windows(record)
+        still_t = busiest_time(windows)
+        frames = frames_at(path, ([] if still_t is None else [still_t]) + [p["thumb_t"] for p in people],
                            getattr(self.predictor, "max_pixels", None))
-        out = []
-        for n, (pid, ws) in enumerate(people.items(), 1):
-            t, box = views[pid]
-            probs = clip_probs(ws)
-            label, confidence = _label_of(self.label_names, probs)
-            thumb = crop_face(frames[t], box, THUMB_SIDE, margin=0.2) if t in frames else None
-            out.append({"id": pid, "name": f"person {n}", "thumbnail": thumb is not None and jpeg_data_url(thumb) or None,
-                        "clip": {"label": label, "confidence": confidence, "probs": probs},
-                        "timeline": [{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["probs"])} for w in ws]})
-        still = frames.get(still_t)
+        names = {pid: f"person {n}" for n, pid in enumerate(windows, 1)}   # by first appearance
+        for p in people:
+            t = p["thumb_t"]
+            thumb = crop_face(frames[t], p["thumb_box"], THUMB_SIDE, margin=0.2) if t in frames else None
+            p.update(name=names.get(p["id"], f"person {p['id']}"),
+                     thumbnail=jpeg_data_url(thumb) if thumb is not None else None,
+                     clip={"label": p["label"], "confidence": p["confidence"], "probs": p["probs"]})
+        still = frames.get(still_t) if still_t is not None else None
         if still is None:
-            return out, None
-        faces = [self._face({**f, "detector_score": None}) for f in faces_at(people, still_t)]
-        return out, {"t": still_t, "width": int(still.shape[1]), "height": int(still.shape[0]),
-                     "image": jpeg_data_url(still, STILL_SIDE), "faces": faces}
+            return None
+        faces = [self._face({**f, "detector_score": None}) for f in faces_at(windows, still_t)]
+        return {"t": still_t, "width": int(still.shape[1]), "height": int(still.shape[0]),
+                "image": jpeg_data_url(still, STILL_SIDE), "faces": faces}
 
     def audio(self, wave: np.ndarray, sr: int) -> dict:
         return self._timeline("audio", self.predictor.predict_audio(wave, sr))
@@ -247,10 +249,24 @@ class ServeEngine:
                       for w in windows if m in (w.get("modality_probs") or {})]
                 views[m] = {"clip": {"label": _label_of(self.label_names, _probs_list(probs))[0],
                                      "probs": _probs_list(probs)}, "timeline": vt}
+        tracks = d.get("tracks") or {}
+        people = [self._person(p, tracks.get(str(p["id"])) or []) for p in d.get("people") or []]
         return {"kind": kind, "labels": self.label_names, "duration": float(d.get("duration") or 0.0),
                 "clip": {"label": label, "confidence": confidence, "probs": clip}, "timeline": timeline,
                 "views": views, "view_names": sorted(views, key=lambda k: (k != "fused", k)),
-                "note": d.get("error")}
+                "people": people, "note": d.get("error")}
+
+    @staticmethod
+    def _person(p: dict, windows: list[dict]) -> dict:
+        """A :class:`~emomm.inference.results.PersonResult` (``to_dict``) and its windows in the
+        page's schema (see the module docstring)."""
+        out = {k: p[k] for k in ("id", "start", "end", "frames", "n_windows", "label", "thumb_t")}
+        out.update(confidence=float(p["confidence"]), probs=_probs_list(p["probs"]),
+                   thumb_box=[float(v) for v in p["thumb_box"]],
+                   views={m: _probs_list(v) for m, v in (p.get("modality_probs") or {}).items()},
+                   timeline=[{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["probs"]),
+                              "box": [float(v) for v in w["box"]] if w.get("box") else None} for w in windows])
+        return out
 
     def text(self, text: str) -> dict:
         d = _plain(self.predictor.predict_text(text).to_dict())
