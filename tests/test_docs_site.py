@@ -49,6 +49,7 @@ def test_a_link_into_an_untracked_generated_folder_is_dead(tmp_path):
 def test_a_picture_shows_when_drawn_and_leaves_nothing_when_not(tmp_path):
     page = f"# Web app\n\n{picture_marker('screenshots/a.png', 'The Upload tab')}\n\ntext\n"
     assert pictures(page) == ["screenshots/a.png"]
+    assert pictures(picture_marker("plots/b.png", "recall >= 40 px")) == ["plots/b.png"]
     assert expand_pictures(page, "getting-started/web-app.md", tmp_path) == "# Web app\n\n\n\ntext\n"
     (tmp_path / "generated" / "screenshots").mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(tmp_path / "generated" / "screenshots" / "a.png")

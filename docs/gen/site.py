@@ -56,8 +56,9 @@ def expand_studies(markdown: str, notes: list[tuple[str, str]]) -> str:
 
 
 def picture_marker(path: str, alt: str) -> str:
-    """The marker a page carries for the picture docs/generated/`path`."""
-    return f"<!-- picture: {path} | {alt} -->"
+    """The marker a page carries for the picture docs/generated/`path` (a `>` in `alt`, as in
+    "recall >= 40 px", would end the marker: written as `&gt;`)."""
+    return f"<!-- picture: {path} | {alt.replace('>', '&gt;')} -->"
 
 
 def expand_pictures(markdown: str, page_path: str, docs_dir: Path) -> str:
