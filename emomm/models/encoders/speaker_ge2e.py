@@ -169,7 +169,8 @@ class GE2EVoiceEncoder(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.lstm[:self.n_frozen].eval()  # frozen layers stay in eval mode (no dropout inside, but be explicit)
+        # frozen layers stay in eval mode (no dropout inside, but be explicit); all frozen: their list too
+        (self.lstm if self.freeze else self.lstm[:self.n_frozen]).eval()
         return self
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
