@@ -16,6 +16,16 @@ split, :mod:`emomm.zoo.packaging`), its CPU latency per input is measured, and `
 
 Calibration (a fitted temperature, ECE before and after) is read from the evaluation's
 ``metrics.json`` when ``emomm.eval`` reports it (:func:`calibration_from_eval`).
+
+A recipe chosen by cross-validation (``Recipe.cv``, e.g. ``voice-ravdess``) is built otherwise
+(:func:`build_cv`): its ``python -m emomm.cv`` is adopted (``--cv SWEEP_DIR``) or run, and gives
+the card's figures (each fold's checkpoint on its own test speakers: mean and spread over folds);
+the model that ships is trained on every speaker with the same fixed epochs (its
+``checkpoints/last.ckpt``), so it has no held-out split of its own: its temperature is fitted on
+the folds' out-of-fold logits, and the per-group gaps are those of the pooled out-of-fold
+predictions.
+
+    python -m emomm.zoo.build voice-ravdess --data-root DATA [--cv SWEEP_DIR] [--runs RUN_DIR]
 """
 from __future__ import annotations
 
