@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
+
+from emomm.utils.atomic import atomic_path
+from emomm.utils.safe_load import load_checkpoint
 
 #: ECE bins (torchmetrics' default and the usual choice in the literature).
 N_BINS = 15
@@ -135,3 +139,15 @@ def apply_temperatures(out: Mapping[str, torch.Tensor], temps: Mapping[str, Any]
         return None
 
     return {k: v if temperature(k) is None else v / temperature(k) for k, v in out.items()}
+
+
+def write_calibrated_copy(ckpt: str | Path, hparams: Mapping[str, Any], dest: str | Path) -> Path:
+    """A copy of the checkpoint ``ckpt`` at ``dest`` whose hyper-parameters are updated by
+    ``hparams`` (a ``calibration`` and the options it was fitted under); the weights as stored."""
+    saved = load_checkpoint(Path(ckpt))
+    saved["hyper_parameters"] = {**saved["hyper_parameters"], **hparams}
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        torch.save(saved, tmp)
+    return dest

@@ -21,11 +21,10 @@ from emomm.analysis.occlusion import OccludedDataset, example_grid, parse_occlus
 from emomm.data.core.emotion_datamodule import DataError
 from emomm.labels import label_mapping
 from emomm.models.calibration import (N_BINS, expected_calibration_error, fit_temperature, nll, parse_calibration,
-                                      reliability_bins)
+                                      reliability_bins, write_calibrated_copy)
 from emomm.models.module import EmotionModule
 from emomm.utils.artifacts import (metrics_table, multimodal_report, occlusion_report, save_confusion_matrix,
                                    save_image_grid, save_reliability_diagram, write_json)
-from emomm.utils.atomic import atomic_path
 from emomm.callbacks.ema import load_raw_weights
 from emomm.utils.runtime import instantiate_dict, resolve_ckpt, resolve_precision, to_plain
 from emomm.utils.safe_load import CheckpointError, load_checkpoint
@@ -221,14 +220,8 @@ def calibration_report(results: dict[str, Any], calibration: dict[str, Any] | No
 def write_calibrated_checkpoint(ckpt: Path, model: EmotionModule, dest: Path) -> Path:
     """A copy of ``ckpt`` whose hyper-parameters carry ``model``'s ``calibration`` and the
     evaluation options it was fitted under (:data:`EVAL_OPTIONS`); the weights as stored."""
-    saved = load_checkpoint(ckpt)
-    saved["hyper_parameters"] = {**saved["hyper_parameters"],
-                                 **{k: to_plain(model.hparams.get(k)) for k in EVAL_OPTIONS},
-                                 "calibration": to_plain(model.hparams.calibration)}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest) as tmp:
-        torch.save(saved, tmp)
-    return dest
+    return write_calibrated_copy(ckpt, {**{k: to_plain(model.hparams.get(k)) for k in EVAL_OPTIONS},
+                                        "calibration": to_plain(model.hparams.calibration)}, dest)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -16,6 +16,16 @@ split, :mod:`emomm.zoo.packaging`), its CPU latency per input is measured, and `
 
 Calibration (a fitted temperature, ECE before and after) is read from the evaluation's
 ``metrics.json`` when ``emomm.eval`` reports it (:func:`calibration_from_eval`).
+
+A recipe chosen by cross-validation (``Recipe.cv``, e.g. ``voice-ravdess``) is built otherwise
+(:func:`build_cv`): its ``python -m emomm.cv`` is adopted (``--cv SWEEP_DIR``) or run, and gives
+the card's figures (each fold's checkpoint on its own test speakers: mean and spread over folds);
+the model that ships is trained on every speaker with the same fixed epochs (its
+``checkpoints/last.ckpt``), so it has no held-out split of its own: its temperature is fitted on
+the folds' out-of-fold logits, and the per-group gaps are those of the pooled out-of-fold
+predictions.
+
+    python -m emomm.zoo.build voice-ravdess --data-root DATA [--cv SWEEP_DIR] [--runs RUN_DIR]
 """
 from __future__ import annotations
 
@@ -37,6 +47,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from emomm.analysis.child_runs import run_entry_point
+from emomm.analysis.groups import group_metrics
+from emomm.data.core.group_sources import build_source, sample_meta
+from emomm.models.calibration import N_BINS, expected_calibration_error, fit_temperature, nll, write_calibrated_copy
 from emomm.models.module import EmotionModule
 from emomm.utils.targets import checked_data_config
 from emomm.utils.zoo_files import names as zoo_names
@@ -61,10 +74,10 @@ def recipe_overrides(overrides: Iterable[str]) -> set[str]:
     return {o for o in overrides if not _key(o).startswith(PLACE_KEYS)}
 
 
-def run_matches(run_dir: str | Path, wanted: Sequence[str]) -> str | None:
+def run_matches(run_dir: str | Path, wanted: Sequence[str], checkpoint: str = "best") -> str | None:
     """Why the finished run ``run_dir`` is not a run of exactly ``wanted`` (the recipe's
     overrides plus ``seed=S``), or None when it is: same overrides up to
-    :data:`PLACE_KEYS`, the stored config's seed, and a ``checkpoints/best.ckpt``."""
+    :data:`PLACE_KEYS`, the stored config's seed, and a ``checkpoints/<checkpoint>.ckpt``."""
     run_dir = Path(run_dir)
     stored = run_dir / ".hydra" / "overrides.yaml"
     if not stored.is_file():
@@ -76,15 +89,15 @@ def run_matches(run_dir: str | Path, wanted: Sequence[str]) -> str | None:
     seed = next((o.split("=", 1)[1] for o in wanted if _key(o) == "seed"), None)
     if config.is_file() and seed is not None and str((yaml.safe_load(config.read_text()) or {}).get("seed")) != seed:
         return f"{run_dir}: its config.yaml has seed {(yaml.safe_load(config.read_text()) or {}).get('seed')}, not {seed}"
-    if not (run_dir / "checkpoints" / "best.ckpt").is_file():
-        return f"{run_dir}: no checkpoints/best.ckpt (still training, or stopped)"
+    if not (run_dir / "checkpoints" / f"{checkpoint}.ckpt").is_file():
+        return f"{run_dir}: no checkpoints/{checkpoint}.ckpt (still training, or stopped)"
     return None
 
 
-def find_run(candidates: Iterable[str | Path], wanted: Sequence[str]) -> Path | None:
+def find_run(candidates: Iterable[str | Path], wanted: Sequence[str], checkpoint: str = "best") -> Path | None:
     """The first of ``candidates`` that is a finished run of exactly ``wanted``."""
     for run in candidates:
-        why = run_matches(run, wanted)
+        why = run_matches(run, wanted, checkpoint)
         if why is None:
             return Path(run)
         print(f"not adopted: {why}", flush=True)
@@ -103,7 +116,7 @@ def train_or_adopt(recipe: Recipe, seed: int, runs: Sequence[str | Path], work: 
     ``work/<name>/seed<seed>``."""
     wanted = [*recipe.train, f"seed={seed}"]
     own = work / recipe.name / f"seed{seed}"
-    found = find_run([*runs, own] if own.exists() else runs, wanted)
+    found = find_run([*runs, own] if own.exists() else runs, wanted, recipe.checkpoint)
     if found is not None:
         print(f"adopted {found} (python -m emomm.train {' '.join(wanted)})", flush=True)
         return found
@@ -165,9 +178,9 @@ def seed_spread(per_seed: dict[int, dict[str, Any]]) -> tuple[dict[str, float], 
     return mean, std
 
 
-def val_loader(module: EmotionModule, ckpt: Path, data_root: str | Path | None, recipe: Recipe | None,
-               batch_size: int | None = None):
-    """The validation split of the data config stored in ``ckpt`` (checked against the
+def split_loader(module: EmotionModule, ckpt: Path, data_root: str | Path | None, recipe: Recipe | None,
+                 batch_size: int | None = None, split: str = "val"):
+    """The ``split`` (val | test) of the data config stored in ``ckpt`` (checked against the
     ``_target_`` allow-list first), its root moved under ``data_root`` when given."""
     data_cfg = checked_data_config(module.hparams.get("data"), ckpt)
     if not data_cfg:
@@ -178,8 +191,11 @@ def val_loader(module: EmotionModule, ckpt: Path, data_root: str | Path | None, 
     if batch_size:
         extra["eval_batch_size"] = batch_size
     dm = instantiate(OmegaConf.merge(OmegaConf.create(data_cfg), extra))
-    dm.setup("validate")
-    return dm.val_dataloader()
+    if split == "val":
+        dm.setup("validate")
+        return dm.val_dataloader()
+    dm.setup("test")
+    return dm.test_dataloader()
 
 
 @torch.no_grad()
@@ -222,36 +238,179 @@ def git_commit() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
+def train_command(recipe: Recipe, seed: int) -> str:
+    """The shell command that trains the shipped model."""
+    return "python -m emomm.train " + " ".join(recipe.train) + f" seed={seed}"
+
+
 def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, Any]], seeds: Sequence[int],
             data_root: str | Path | None, command: str) -> Path:
     """Write the zoo entry ``out`` of the shipped checkpoint ``ckpt`` (the first seed's) and
     its card from the evaluations ``evals`` (``{seed: metrics.json}``)."""
-    module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    loader = val_loader(module, ckpt, data_root, recipe)
-    parity = fp16_parity(module, loader)
-    files = write_weights(ckpt, out, parity)
-    latency = cpu_latency_ms(module, single_samples(loader))
     per_seed = {s: evals[s].get("metrics") or {} for s in seeds}
     mean, std = seed_spread(per_seed)
     shipped = evals[seeds[0]]
+    return write_entry(
+        recipe, ckpt, out, data_root, command,
+        recipe_section={"command": train_command(recipe, seeds[0]), "seeds": list(seeds), "shipped_seed": seeds[0]},
+        metrics={"split": "val", "per_seed": per_seed, "mean": mean, "std": std,
+                 "evaluated_with": "python -m emomm.eval split=val calibrate=true " + " ".join(recipe.evaluate)},
+        calibration=calibration_from_eval(shipped)
+        or {"note": "not measured: python -m emomm.eval reported no calibration for this checkpoint"},
+        groups=shipped.get("test_groups"), occlusion=shipped.get("test_occlusion"))
+
+
+def write_entry(recipe: Recipe, ckpt: Path, out: Path, data_root: str | Path | None, command: str,
+                recipe_section: dict[str, Any], metrics: dict[str, Any], calibration: dict[str, Any],
+                groups: dict[str, Any] | None = None, occlusion: dict[str, Any] | None = None) -> Path:
+    """Write the zoo entry ``out``: ``ckpt``'s weights (fp16 where parity holds on the validation
+    split stored in it), its CPU latency, and the card with the given figures."""
+    module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    loader = split_loader(module, ckpt, data_root, recipe)
+    parity = fp16_parity(module, loader)
+    files = write_weights(ckpt, out, parity)
+    latency = cpu_latency_ms(module, single_samples(loader))
     card = {
         "name": recipe.name, "kind": "model", "modality": recipe.modality,
         "labels": list(module.label_names), "input": recipe.input,
         "training_data": dict(recipe.training_data),
-        "recipe": {"command": "python -m emomm.train " + " ".join(recipe.train) + f" seed={seeds[0]}",
-                   "git_commit": git_commit(), "seeds": list(seeds), "shipped_seed": seeds[0],
+        "recipe": {"command": recipe_section.pop("command"), "git_commit": git_commit(), **recipe_section,
                    "selection": recipe.selection, "variants_tried": recipe.variants_tried},
-        "metrics": {"split": "val", "per_seed": per_seed, "mean": mean, "std": std,
-                    "evaluated_with": "python -m emomm.eval split=val calibrate=true " + " ".join(recipe.evaluate)},
-        "calibration": calibration_from_eval(shipped)
-        or {"note": "not measured: python -m emomm.eval reported no calibration for this checkpoint"},
-        "groups": shipped.get("test_groups"), "occlusion": shipped.get("test_occlusion"),
+        "metrics": metrics, "calibration": calibration, "groups": groups, "occlusion": occlusion,
         "files": files, "latency": latency,
         "intended_use": recipe.intended_use, "limitations": list(recipe.limitations),
         "built": {"by": command, "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__},
     }
     write_card(out, {k: v for k, v in card.items() if v is not None})
     return out
+
+
+# -- recipes chosen by cross-validation (Recipe.cv) ---------------------------------------------
+def cv_folds(recipe: Recipe) -> int:
+    """The number of folds the recipe's ``python -m emomm.cv`` runs (its ``folds=``, else 5)."""
+    given = [o.split("=", 1)[1] for o in recipe.cv if _key(o) == "folds"]
+    return int(given[-1]) if given else 5
+
+
+def cv_matches(sweep_dir: str | Path, recipe: Recipe) -> str | None:
+    """Why ``sweep_dir`` is not a finished ``python -m emomm.cv`` of exactly the recipe's
+    ``cv`` overrides (every ``fold_K`` a run of them plus ``fold=K`` with its checkpoint), or None."""
+    for k in range(cv_folds(recipe)):
+        why = run_matches(Path(sweep_dir) / f"fold_{k}", [*recipe.cv, f"fold={k}"], recipe.checkpoint)
+        if why is not None:
+            return why
+    return None
+
+
+def cross_validate(recipe: Recipe, given: str | Path | None, work: Path, data_root: str | Path | None) -> Path:
+    """The sweep folder of the recipe's cross-validation: ``given`` or ``work/<name>/cv`` when
+    it is a finished one, else ``python -m emomm.cv`` runs it there."""
+    own = work / recipe.name / "cv"
+    for sweep in [Path(p) for p in (given, own if own.exists() else None) if p]:
+        why = cv_matches(sweep, recipe)
+        if why is None:
+            print(f"adopted the cross-validation {sweep} (python -m emomm.cv {' '.join(recipe.cv)})", flush=True)
+            return sweep
+        print(f"not adopted: {why}", flush=True)
+    if own.exists():
+        sys.exit(f"{own} exists but is not a finished `python -m emomm.cv {' '.join(recipe.cv)}`; "
+                 "move it away, or give the finished one with --cv")
+    env = {"EMOMM_DATA_DIR": str(Path(data_root).resolve())} if data_root else {}
+    with _environ(env):
+        run_entry_point("emomm.cv", [*recipe.cv, f"hydra.sweep.dir={own}"], own, "cv_summary.json")
+    return own
+
+
+@torch.no_grad()
+def split_logits(module: EmotionModule, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """``module``'s fused logits ``[N, K]`` before any temperature, and the labels ``Long[N]``,
+    over ``loader`` (in its order)."""
+    module = module.eval()
+    module.set_calibration(None)
+    logits, labels = [], []
+    for batch in loader:
+        logits.append(module.outputs(dict(batch))["fused"].float())
+        labels.append(batch["label"])
+    return torch.cat(logits), torch.cat(labels)
+
+
+def oof_calibration(folds: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+    """The card's ``calibration`` from out-of-fold logits (``{fold: (logits [N_k, K], labels
+    [N_k])}``): the temperature fitted on all of them (NLL), and the ECE / NLL uncalibrated,
+    with that temperature (in-sample), and cross-fitted (each fold scaled by the temperature
+    fitted on the other folds: the honest figure for data the temperature did not see)."""
+    logits = torch.cat([f[0] for f in folds.values()])
+    labels = torch.cat([f[1] for f in folds.values()])
+    temperature = fit_temperature(logits, labels)
+    cross = torch.cat([folds[k][0] / fit_temperature(torch.cat([folds[j][0] for j in folds if j != k]),
+                                                     torch.cat([folds[j][1] for j in folds if j != k]))
+                       for k in folds])
+
+    def scores(z: torch.Tensor, t: float = 1.0) -> dict[str, float]:
+        return {"ece": expected_calibration_error((z.double() / t).softmax(-1), labels), "nll": nll(z, labels, t)}
+    return {"temperature": temperature, "split": f"out-of-fold: each of the {len(folds)} cross-validation folds' "
+            "models on its own test speakers", "n": len(labels), "n_bins": N_BINS,
+            "uncalibrated": scores(logits), "calibrated": scores(logits, temperature),
+            "calibrated_cross_fitted": scores(cross)}
+
+
+def oof_groups(recipe: Recipe, preds: list[int], targets: list[int], datasets: list[Any],
+               label_names: Sequence[str], data_root: str | Path | None) -> dict[str, Any] | None:
+    """Per-group metrics and gaps (``recipe.groups``) of the pooled out-of-fold predictions;
+    None when the recipe names no groups."""
+    if not recipe.groups:
+        return None
+    source, opts = build_source(recipe.groups)
+    root = Path(data_root) / recipe.data_dir if data_root else None
+    ids = [g for ds in datasets for g in source.assign(sample_meta(ds), root)]
+    result = group_metrics(preds, targets, ids, label_names, draws=int(opts.get("draws", 1000)),
+                           seed=int(opts.get("seed", 0)), level=float(opts.get("level", 0.95)))
+    return {"source": source.name, "split": "out-of-fold predictions of the cross-validation, pooled", **result}
+
+
+def score_cv(recipe: Recipe, sweep: Path, data_root: str | Path | None
+             ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The card's ``metrics`` (each fold's test scores, as its run measured them, with their
+    mean and spread), ``calibration`` (:func:`oof_calibration`) and ``groups``
+    (:func:`oof_groups`) of a finished cross-validation ``sweep``."""
+    per_fold, logits, datasets, names = {}, {}, [], []
+    for k in range(cv_folds(recipe)):
+        run = sweep / f"fold_{k}"
+        per_fold[k] = json.loads((run / "metrics.json").read_text())["test"]
+        ckpt = run / "checkpoints" / f"{recipe.checkpoint}.ckpt"
+        module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
+        loader = split_loader(module, ckpt, data_root, recipe, split="test")
+        logits[k] = split_logits(module, loader)
+        datasets.append(loader.dataset)
+        names = list(module.label_names)
+    mean, std = seed_spread(per_fold)
+    metrics = {"split": f"{len(per_fold)}-fold cross-validation by speaker: each fold's model on its own test "
+               "speakers (never trained or selected on)", "per_fold": per_fold, "mean": mean, "std": std,
+               "headline": "uar",
+               "evaluated_with": "python -m emomm.cv " + " ".join(recipe.cv) + f" (checkpoints/{recipe.checkpoint}.ckpt)",
+               "note": "the shipped model is trained on every speaker, so it has no held-out split of its own: "
+                       "these cross-validation figures are its expected accuracy on new speakers"}
+    preds = [int(i) for z, _ in logits.values() for i in z.argmax(-1)]
+    targets = [int(i) for _, y in logits.values() for i in y]
+    return metrics, oof_calibration(logits), oof_groups(recipe, preds, targets, datasets, names, data_root)
+
+
+def build_cv(recipe: Recipe, seed: int, runs: Sequence[str], cv: str | None, data_root: str | Path | None,
+             work: Path, out: Path, command: str) -> Path:
+    """A recipe chosen by cross-validation: run (or adopt) the CV, train (or adopt) the model
+    on every speaker with ``seed``, give it the out-of-fold temperature, package it."""
+    sweep = cross_validate(recipe, cv, work, data_root)
+    metrics, calibration, groups = score_cv(recipe, sweep, data_root)
+    run = train_or_adopt(recipe, seed, runs, work, data_root)
+    calibration["fitted_on"] = {"cv": str(sweep), "n": calibration["n"], "split": "out-of-fold"}
+    shipped = write_calibrated_copy(run / "checkpoints" / f"{recipe.checkpoint}.ckpt",
+                                    {"calibration": {"temperature": calibration["temperature"], "heads": {},
+                                                     "fitted_on": calibration["fitted_on"]}},
+                                    work / recipe.name / "calibrated.ckpt")
+    return write_entry(recipe, shipped, out, data_root, command,
+                       recipe_section={"command": train_command(recipe, seed), "seeds": [seed], "shipped_seed": seed,
+                                       "cross_validation": "python -m emomm.cv " + " ".join(recipe.cv)},
+                       metrics=metrics, calibration=calibration, groups=groups)
 
 
 def zoo_size(root: Path | None = None) -> int:
@@ -261,7 +420,7 @@ def zoo_size(root: Path | None = None) -> int:
 
 
 def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (), data_root: str | None = None,
-          work: str | Path = "outputs/zoo_runs", out_root: str | Path | None = None) -> Path:
+          work: str | Path = "outputs/zoo_runs", out_root: str | Path | None = None, cv: str | None = None) -> Path:
     """Train (or adopt), score and package the zoo model ``name``; the entry's folder."""
     if name not in RECIPES:
         sys.exit(f"no zoo recipe named {name!r}; recipes: {', '.join(RECIPES)}")
@@ -269,12 +428,15 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
     seeds = list(seeds or recipe.seeds)
     out_root = Path(out_root) if out_root else zoo_dir()
     command = "python -m emomm.zoo.build " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"emomm.zoo.build.build({name!r})"
-    run_dirs = {s: train_or_adopt(recipe, s, runs, work, data_root) for s in seeds}
-    evals = {s: evaluate(recipe, run_dirs[s] / "checkpoints" / "best.ckpt", work / name / f"eval_seed{s}", data_root)
-             for s in seeds}
-    # The shipped seed's checkpoint with its temperature (emomm.eval calibrate=true wrote it).
-    shipped = Path(evals[seeds[0]]["run_dir"]) / "calibrated.ckpt"
-    out = package(recipe, shipped, out_root / name, evals, seeds, data_root, command)
+    if recipe.cv:
+        out = build_cv(recipe, seeds[0], runs, cv, data_root, work, out_root / name, command)
+    else:
+        run_dirs = {s: train_or_adopt(recipe, s, runs, work, data_root) for s in seeds}
+        evals = {s: evaluate(recipe, run_dirs[s] / "checkpoints" / f"{recipe.checkpoint}.ckpt",
+                             work / name / f"eval_seed{s}", data_root) for s in seeds}
+        # The shipped seed's checkpoint with its temperature (emomm.eval calibrate=true wrote it).
+        shipped = Path(evals[seeds[0]]["run_dir"]) / "calibrated.ckpt"
+        out = package(recipe, shipped, out_root / name, evals, seeds, data_root, command)
     total = zoo_size(out_root)
     print(f"wrote {out} (zoo size {total / 1e6:.1f} MB of the {SIZE_BUDGET / 1e6:.1f} MB budget)")
     if total > SIZE_BUDGET:
@@ -289,11 +451,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("name", help=f"the zoo model ({', '.join(RECIPES)})")
     ap.add_argument("--seeds", type=int, nargs="+", help="seeds to train and score (the first ships); default the recipe's")
     ap.add_argument("--runs", nargs="+", default=[], help="finished runs of the recipe to adopt instead of training")
+    ap.add_argument("--cv", help="a finished `python -m emomm.cv` of the recipe's cross-validation to adopt "
+                                 "(recipes chosen by cross-validation)")
     ap.add_argument("--data-root", help="the folder holding the datasets (DATA_ROOT/fer2013, ...)")
     ap.add_argument("--work", default="outputs/zoo_runs", help="where runs and evaluations go")
     ap.add_argument("--out", help="the zoo folder to write into (default: $EMOMM_ZOO_DIR, else emomm/zoo/models)")
     args = ap.parse_args(argv)
-    build(args.name, args.seeds, args.runs, args.data_root, args.work, args.out)
+    build(args.name, args.seeds, args.runs, args.data_root, args.work, args.out, args.cv)
     print(json.dumps(read_card(Path(args.out or zoo_dir()) / args.name).get("metrics", {}).get("mean", {}), indent=1))
 
 

@@ -35,16 +35,25 @@ def _pct(x: Any) -> str:
     return f"{100 * float(x):.1f}" if isinstance(x, (int, float)) else "-"
 
 
+def runs_of(metrics: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What the metrics' spread is over (``seed`` or ``fold``: a cross-validation's folds) and
+    the per-run figures."""
+    return ("fold", metrics["per_fold"]) if metrics.get("per_fold") else ("seed", metrics.get("per_seed") or {})
+
+
 def headline(card: dict[str, Any]) -> str:
-    """``acc 69.9 ± 0.3 (val, 3 seeds)`` from the card's metrics, or ``-``."""
+    """``acc 69.9 ± 0.3 (val, 3 seeds)`` (or ``uar 67.7 ± 10.2 (5-fold CV)``) from the card's
+    metrics (``metrics.headline`` names the metric, else the first of :data:`HEADLINE`), or ``-``."""
     m = card.get("metrics") or {}
     mean, std = m.get("mean") or {}, m.get("std") or {}
-    key = next((k for k in HEADLINE if k in mean), None)
+    key = m.get("headline") if m.get("headline") in mean else next((k for k in HEADLINE if k in mean), None)
     if key is None:
         return "-"
-    seeds = len(m.get("per_seed") or {}) or 1
-    spread = f" ± {_pct(std[key])}" if key in std and seeds > 1 else ""
-    return f"{key} {_pct(mean[key])}{spread} ({m.get('split', '?')}, {seeds} seed{'s' * (seeds > 1)})"
+    unit, per = runs_of(m)
+    n = len(per) or 1
+    spread = f" ± {_pct(std[key])}" if key in std and n > 1 else ""
+    where = f"{n}-fold CV" if unit == "fold" else f"{m.get('split', '?')}, {n} seed{'s' * (n > 1)}"
+    return f"{key} {_pct(mean[key])}{spread} ({where})"
 
 
 def size_bytes(card: dict[str, Any]) -> int:
@@ -73,8 +82,8 @@ RAW = frozenset({"nll", "loss"})
 
 
 def _metric_rows(metrics: dict[str, Any]) -> list[list[str]]:
-    """``[metric, mean, std, per seed]`` rows; the spread is "-" with one seed (there is none)."""
-    mean, std, per = metrics.get("mean") or {}, metrics.get("std") or {}, metrics.get("per_seed") or {}
+    """``[metric, mean, std, per seed (or fold)]`` rows; the spread is "-" with one seed (there is none)."""
+    mean, std, per = metrics.get("mean") or {}, metrics.get("std") or {}, runs_of(metrics)[1]
     keys = [k for k in HEADLINE if k in mean] + sorted(k for k in mean if k not in HEADLINE)
 
     def fmt(k: str, x: Any) -> str:
@@ -111,8 +120,9 @@ def render_markdown(card: dict[str, Any]) -> str:
                                     for k, v in recipe.items()] + [""]
     metrics = card.get("metrics") or {}
     if metrics:
-        out += [f"## Metrics ({metrics.get('split', '?')} split, %)", ""]
-        out += _table(_metric_rows(metrics), ["metric", "mean", "std", "per seed"]) + [""]
+        split = str(metrics.get("split", "?"))
+        out += [f"## Metrics ({split}{' split' if split in ('train', 'val', 'test') else ''}, %)", ""]
+        out += _table(_metric_rows(metrics), ["metric", "mean", "std", f"per {runs_of(metrics)[0]}"]) + [""]
         if metrics.get("note"):
             out += [str(metrics["note"]), ""]
     for section in ("calibration", "groups", "occlusion", "latency", "weights_chosen_on"):

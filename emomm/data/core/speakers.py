@@ -100,7 +100,9 @@ def speaker_splits(speakers: Iterable[int], train: Sequence[int] | None = None,
     Either ``fold`` (k-fold by speaker) or explicit lists, not both; neither means fold 0,
     the default protocol. With explicit lists, a split given as None gets the speakers no
     other split names (so ``val`` and ``test`` alone suffice); an empty test list means
-    test = val. Always disjoint (asserted).
+    test = val; an empty val list means no held-out speakers: the data module validates on
+    the training speakers (a final refit on every speaker with a fixed epoch count, whose
+    validation score is a training-set score). Always disjoint (asserted).
     """
     available = sorted(set(speakers))
     lists_given = any(v is not None for v in (train, val, test))
@@ -120,6 +122,8 @@ def speaker_splits(speakers: Iterable[int], train: Sequence[int] | None = None,
             raise ValueError("give at least two of data.train_speakers/val_speakers/test_speakers, or data.fold")
     assert_disjoint(out)
     for k in ("train", "val"):
+        if k == "val" and val is not None and not len(val):
+            continue  # val=[]: validate on the training speakers (no held-out speakers)
         if not set(out[k]) & set(available):
             raise ValueError(f"{k} split has no speakers present in the data (asked for {out[k]}, "
                              f"data has {available})")

@@ -129,6 +129,11 @@ class SpeakerAudioDataModule(EmotionDataModule):
                                     f"see the docstring of {type(self).__module__} for the layout")
         spk = speaker_splits([c.speaker for c in clips], fold=self.fold, n_folds=self.n_folds,
                              **self.speaker_lists)
+        refit = not spk["val"]  # val_speakers=[]: no held-out speakers, validate on the training ones
+        if refit:
+            log.warning("no validation speakers (data.val_speakers=[]): the validation split is the training "
+                        "speakers %s, scored without augmentation; its figures are training-set scores", spk["train"])
+            spk = dict(spk, val=spk["train"])
         wanted = {s for v in spk.values() for s in v}
         clips = [c for c in clips if c.speaker in wanted]
         ok, waves = self._decode(clips, {c.speaker: s for s in ("test", "val", "train") for c in clips
@@ -163,7 +168,7 @@ class SpeakerAudioDataModule(EmotionDataModule):
         # The speakers actually present in each split never overlap (test may alias val).
         actual = {s: sorted(set(d.speakers)) for s, d in datasets.items()}
         assert_disjoint({s: v for s, v in actual.items()
-                         if not (s == "test" and datasets["test"] is datasets["val"])})
+                         if not (s == "test" and datasets["test"] is datasets["val"]) and not (s != "train" and refit)})
         self.split_speakers = actual
         for s, d in datasets.items():
             counts = Counter(d.labels)

@@ -59,6 +59,17 @@ def load_ge2e_layers(path: str | Path | None, n_layers: int) -> nn.ModuleList:
     return layers
 
 
+def frozen_layers(freeze: bool | int, layers: int) -> int:
+    """How many of the ``layers`` kept LSTM layers (bottom first) ``freeze`` holds fixed:
+    true all, false none, an integer N the first N."""
+    if isinstance(freeze, bool):
+        return layers if freeze else 0
+    if not isinstance(freeze, int) or not 0 <= freeze <= layers:
+        raise ValueError(f"freeze={freeze!r}: true, false or a number of layers 0..{layers} "
+                         f"(the first N of the {layers} kept layers stay fixed)")
+    return freeze
+
+
 class BatchNormAnyBatch(nn.BatchNorm1d):
     """BatchNorm1d that normalises a training batch of one sample (a dataset's last, short
     batch) with the running statistics instead of failing."""
@@ -79,8 +90,9 @@ class GE2EVoiceEncoder(nn.Module):
             untrained, for tests).
         layers: how many of the 3 pretrained LSTM layers to keep (1-3; see the module
             docstring for why 2).
-        freeze: keep the pretrained layers fixed (a probe with a trained pooling and head);
-            false fine-tunes them (``model.layer_lr_decay`` gives lower layers lower rates).
+        freeze: true keeps the pretrained layers fixed (a probe with a trained pooling and
+            head); an integer N keeps the first N of them fixed and fine-tunes the rest; false
+            fine-tunes them all (``model.layer_lr_decay`` gives lower layers lower rates).
         volume_dbfs: each clip's gain is raised (never lowered) to this loudness over its
             valid samples, as Resemblyzer's preprocessing does; null: off.
         specaugment: :class:`SpecAugment` options on the mel frames (train only); null: off.
@@ -96,7 +108,7 @@ class GE2EVoiceEncoder(nn.Module):
     """
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, weights: str | None = None, layers: int = 2,
-                 freeze: bool = False, volume_dbfs: float | None = -30.0,
+                 freeze: bool | int = False, volume_dbfs: float | None = -30.0,
                  specaugment: Mapping[str, Any] | None = None, pooling: str = "mean_std",
                  attention_hidden: int = 128, norm: str | None = "batch", dropout: float = 0.2) -> None:
         super().__init__()
@@ -117,9 +129,9 @@ class GE2EVoiceEncoder(nn.Module):
         spec = _plain(specaugment)
         self.specaugment = SpecAugment(**spec) if spec and spec.pop("enabled", True) is not False else None
         self.lstm = load_ge2e_layers(weights, int(layers))
-        self.freeze = bool(freeze)
-        if self.freeze:
-            self.lstm.requires_grad_(False)
+        self.n_frozen = frozen_layers(freeze, int(layers))
+        self.freeze = self.n_frozen == len(self.lstm)
+        self.lstm[:self.n_frozen].requires_grad_(False)
         self.pooling = pooling
         self.pool = (AttentivePooling(HIDDEN, attention_hidden, stats=pooling == "attention_stats")
                      if pooling.startswith("attention") else None)
@@ -157,8 +169,8 @@ class GE2EVoiceEncoder(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.freeze:  # frozen layers stay in eval mode (no dropout inside, but be explicit)
-            self.lstm.eval()
+        # frozen layers stay in eval mode (no dropout inside, but be explicit); all frozen: their list too
+        (self.lstm if self.freeze else self.lstm[:self.n_frozen]).eval()
         return self
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
