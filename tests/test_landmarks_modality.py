@@ -1,0 +1,106 @@
+"""The landmarks modality end to end on synthetic face meshes: the encoder on faces and clips,
+training alone and fused ([face, landmarks], [video, landmarks, voice]) with subset reports and
+missing-landmark masks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emomm.data.synthetic.datamodule import SyntheticDataModule
+from emomm.models.encoders.landmark_geometry import LandmarkEncoder
+from emomm.runs.training import train
+from tests.test_multimodal_train import FACE, SMALL, VIDEO
+
+LANDMARKS = ["model.encoders.landmarks.hidden_size=32", "model.encoders.landmarks.num_heads=2"]
+
+
+def test_encoder_takes_faces_and_padded_clips():
+    enc = LandmarkEncoder(hidden_size=16, num_heads=2).eval()
+    faces = torch.randn(3, 468, 3)
+    out = enc.encode(faces)
+    assert out.pooled.shape == (3, 16) and out.tokens.shape == (3, 1, 16)
+    clips = torch.randn(2, 5, 468, 3)
+    lengths = torch.tensor([5, 2])
+    out = enc.encode(clips, lengths)
+    assert out.pooled.shape == (2, 16) and out.mask.tolist()[1] == [True, True, False, False, False]
+    # padding never changes a clip's embedding
+    changed = clips.clone()
+    changed[1, 2:] = 100.0
+    assert torch.allclose(enc(changed, lengths), enc(clips, lengths), atol=1e-5)
+    # a face is a one-frame clip
+    assert torch.allclose(enc(faces), enc(faces[:, None], torch.ones(3, dtype=torch.long)), atol=1e-6)
+    with pytest.raises(ValueError, match="landmarks.points"):
+        enc(torch.randn(2, 478, 3))
+    with pytest.raises(ValueError, match="temporal=none takes single faces"):
+        LandmarkEncoder(hidden_size=16, temporal="none")(clips, lengths)
+
+
+def test_synthetic_meshes_are_faces_or_clips_and_missing_is_masked():
+    dm = SyntheticDataModule(["landmarks"], {"landmarks": {"points": 468}}, n_train=8, n_val=4, n_test=4,
+                             missing={"landmarks": 0.0}, batch_size=4)
+    dm.setup("fit")
+    x = dm.splits["val"][3]["inputs"]["landmarks"]
+    assert x.shape == (468, 3) and abs(float(x[[33, 133, 362, 263, 168, 6]].mean())) < 1e-5
+    # the same sample is the same mesh; two emotions differ
+    assert torch.equal(x, dm.splits["val"][3]["inputs"]["landmarks"])
+    assert not torch.allclose(x, dm.splits["val"][2]["inputs"]["landmarks"])
+    clips = SyntheticDataModule(["video", "landmarks"], {"video": {"num_frames": 4, "synthetic": {"clip_frames": 6}},
+                                                          "landmarks": {}}, n_train=4, n_val=4, n_test=4)
+    gen = clips._generators(False)["landmarks"]
+    assert gen(clips.build_splits()["val"].spec(0, 0)).shape == (4, 468, 3)
+    assert gen.describe()["num_frames"] == 4
+
+
+def test_landmarks_alone_train_and_report(cfg_factory):
+    cfg = cfg_factory(["modality=landmarks", *LANDMARKS, *SMALL, "debug=limit", "trainer.max_epochs=1"])
+    summary = train(cfg)
+    assert set(summary["test"]) >= {"acc", "uar"} and summary["data_sizes"]["test"] == 7
+
+
+def test_face_and_landmarks_fuse_with_subsets_and_missing_landmarks(cfg_factory):
+    cfg = cfg_factory(["modality=multimodal", "modalities=[face,landmarks]", *FACE, *LANDMARKS, *SMALL,
+                       "debug=limit", "trainer.max_epochs=1", "data.missing={landmarks: 0.4}"])
+    summary = train(cfg)
+    assert set(summary["test_subsets"]) == {"face", "landmarks", "face+landmarks"}
+
+
+def test_video_landmarks_voice_train(cfg_factory, tmp_path):
+    cfg = cfg_factory(["modality=multimodal", "modalities=[video,landmarks,voice]", "fusion=attention",
+                       *VIDEO, *LANDMARKS, *SMALL, "debug=fast_dev_run",
+                       f"video.synthetic.cache_dir={tmp_path / 'clips'}"])
+    summary = train(cfg)
+    assert set(summary["test_modalities"]) == {"video", "landmarks", "voice"}
+    assert "landmarks+video+voice" in summary["test_subsets"]
+
+
+def landmark_enc(temporal: str) -> dict:
+    return {"_target_": "emomm.models.encoders.landmark_geometry.LandmarkEncoder", "hidden_size": 16,
+            "num_heads": 2, "temporal": temporal}
+
+
+@pytest.mark.parametrize("temporal,clip", [("transformer", False), ("none", False), ("transformer", True),
+                                           ("lstm", True)])
+def test_onnx_export_matches_pytorch(tmp_path, temporal, clip):
+    from emomm.inference.onnx_export import export
+    from emomm.inference.onnx_runner import OnnxRunner
+    from tests.test_export import FACE, small_module, torch_probs
+
+    prep = {"landmarks": {"points": 468, "normalization": "stable-procrustes-v1", **({"num_frames": 4} if clip else {})}}
+    encoders = {"landmarks": landmark_enc(temporal)}
+    if not clip:   # a photo model fused with pixels, one face's landmarks missing
+        encoders["face"], prep["face"] = FACE, {"image_size": 32, "in_chans": 1}
+    m = small_module(encoders, fusion="ConcatFusion" if not clip else "IdentityFusion", preprocessing=prep)
+    meta = export(module=m, out_dir=tmp_path)
+    runner = OnnxRunner.from_export(tmp_path)
+    if clip:
+        x = {"landmarks": torch.randn(3, 4, 468, 3)}
+        lengths = {"landmarks": torch.tensor([4, 4, 2] if temporal == "transformer" else [4, 4, 4])}
+        present = {}
+        assert meta["full_length"] == (["landmarks"] if temporal == "lstm" else [])
+    else:
+        x = {"landmarks": torch.randn(3, 468, 3), "face": torch.randn(3, 1, 32, 32)}
+        lengths, present = {}, {"landmarks": torch.tensor([True, False, True]), "face": torch.ones(3, dtype=torch.bool)}
+    batch = {"inputs": x, "lengths": lengths, "present": present}
+    got = runner.probs(x, present=present or None, lengths=lengths or None)
+    assert np.abs(got - torch_probs(m, batch)).max() <= 1e-4
