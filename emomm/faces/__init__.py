@@ -11,6 +11,10 @@
   alignment, square crops;
 * :mod:`emomm.faces.cache` - the on-disk crop cache (atomic entries keyed by source file
   identity and settings);
+* :mod:`emomm.faces.mesh` - :class:`FaceMesh`, MediaPipe's 468-point face mesh on the crops
+  the detectors give (:func:`mesh_crop` cuts its crop from any detector's box and maps the
+  points back), on :mod:`emomm.faces.litert`; its edges for drawing in
+  :mod:`emomm.faces.mesh_edges`;
 * :mod:`emomm.faces.crop_store` - :class:`FaceCropStore`: cached crops of any video or
   image, built on first use or all at once in parallel (``python -m emomm.prepare``).
 """
@@ -20,6 +24,7 @@ from emomm.faces.base import FaceDetector, Faces
 from emomm.faces.detectors import (DETECTORS, GivenBoxDetector, WholeFrameDetector, build_detector, sidecar_path,
                                    write_sidecar)
 from emomm.faces.haar import HaarDetector
+from emomm.faces.mesh import MESH_POINTS, CropTransform, FaceMesh, mesh_crop
 from emomm.faces.mtcnn import MTCNNDetector
 from emomm.faces.crop_store import FaceCropStore, format_report
 
@@ -27,4 +32,5 @@ __all__ = [
     "CropCache", "CropEntry", "ClipCrops", "FaceCropper", "crop_face", "DETECTORS",
     "FaceDetector", "Faces", "GivenBoxDetector", "HaarDetector", "MTCNNDetector", "WholeFrameDetector",
     "build_detector", "sidecar_path", "write_sidecar", "FaceCropStore", "format_report",
+    "MESH_POINTS", "CropTransform", "FaceMesh", "mesh_crop",
 ]

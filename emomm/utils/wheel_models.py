@@ -179,6 +179,11 @@ class SplitArchiveModel:
 BLAZEFACE = WheelModel("mediapipe==0.10.21", "mediapipe/modules/face_detection/face_detection_short_range.tflite",
                        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
                        subdir="mediapipe", platform="manylinux_2_28_x86_64")
+# MediaPipe's face mesh (468 points, 192x192 input; faces.mesh). The wheel's 478-point
+# face_landmark_with_attention.tflite needs MediaPipe's custom ops, which ai-edge-litert lacks.
+FACEMESH = WheelModel("mediapipe==0.10.21", "mediapipe/modules/face_landmark/face_landmark.tflite",
+                      "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+                      subdir="mediapipe", platform="manylinux_2_28_x86_64")
 RESEMBLYZER = WheelModel("Resemblyzer==0.1.4", "resemblyzer/pretrained.pt",
                          "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
                          subdir="resemblyzer")
@@ -190,7 +195,7 @@ MPNET = SplitArchiveModel(
     sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
     folder="all-mpnet-base-v2",
     check=("model.safetensors", "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"))
-MODELS = {"blazeface": BLAZEFACE, "resemblyzer": RESEMBLYZER, "mpnet": MPNET}
+MODELS = {"blazeface": BLAZEFACE, "facemesh": FACEMESH, "resemblyzer": RESEMBLYZER, "mpnet": MPNET}
 
 
 def main(argv: list[str] | None = None) -> None:
