@@ -104,3 +104,30 @@ def test_onnx_export_matches_pytorch(tmp_path, temporal, clip):
     batch = {"inputs": x, "lengths": lengths, "present": present}
     got = runner.probs(x, present=present or None, lengths=lengths or None)
     assert np.abs(got - torch_probs(m, batch)).max() <= 1e-4
+
+
+def test_fer2013_landmarks_are_cached_with_missing_faces_counted(cfg_factory, fer_csv, monkeypatch, tmp_path):
+    from emomm.data.datasets.fer2013 import read_fer_csv
+    from tests.landmark_fixtures import no_face, use_fake_mesh
+
+    fake = use_fake_mesh(monkeypatch)
+    images, _, _ = read_fer_csv(fer_csv)
+    lost = {s: [no_face(im) for im in images[s]] for s in ("train", "val")}
+    assert 0 < sum(lost["train"]) < 30 and 0 < sum(lost["val"])
+    common = ["data=fer2013", f"data.root={fer_csv.parent}", f"data.mesh_cache_dir={tmp_path / 'meshes'}", *LANDMARKS]
+    summary = train(cfg_factory(["modality=landmarks", *common, "debug=fast_dev_run"]))
+    # faces without a mesh are left out of training, scored in val/test
+    assert summary["data_sizes"] == {"train": 70 - sum(lost["train"]), "val": 21, "test": 21}
+    assert len(list((tmp_path / "meshes").glob("*.npz"))) == 3 and fake.calls > 0
+    calls = fake.calls
+    cfg = cfg_factory(["modality=multimodal", "modalities=[face,landmarks]", *FACE, *common, "debug=fast_dev_run"],
+                      subdir="fused")
+    summary = train(cfg)
+    assert fake.calls == calls   # the meshes came from the cache
+    assert summary["data_sizes"]["train"] == 70 and "face+landmarks" in summary["test_subsets"]
+    from hydra.utils import instantiate
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["present"]["landmarks"].tolist() == [not x for x in lost["val"][:len(batch["label"])]]
+    assert dm.preprocessing["landmarks"]["mesh"]["pad"] == 0.25 and dm.preprocessing["landmarks"]["points"] == 468
