@@ -38,5 +38,6 @@ class FakeMesh:
 def use_fake_mesh(monkeypatch) -> FakeMesh:
     """Every mesh the data or the Predictor builds is this fake."""
     fake = FakeMesh()
-    monkeypatch.setattr("emomm.faces.landmark_store.build_mesh", lambda *a, **k: fake)
+    for where in ("emomm.faces.landmark_store", "emomm.inference.predictor"):
+        monkeypatch.setattr(f"{where}.build_mesh", lambda *a, **k: fake)
     return fake

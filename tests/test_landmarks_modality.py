@@ -131,3 +131,46 @@ def test_fer2013_landmarks_are_cached_with_missing_faces_counted(cfg_factory, fe
     batch = next(iter(dm.val_dataloader()))
     assert batch["present"]["landmarks"].tolist() == [not x for x in lost["val"][:len(batch["label"])]]
     assert dm.preprocessing["landmarks"]["mesh"]["pad"] == 0.25 and dm.preprocessing["landmarks"]["points"] == 468
+
+
+def test_predictor_reads_an_image_file_through_the_mesh(cfg_factory, monkeypatch, tmp_path):
+    """image file -> (detector) -> crop -> mesh -> normalise -> encoder, in the Predictor, with
+    the same probabilities as the network on the normalised mesh; torch and ONNX agree."""
+    from PIL import Image
+
+    from emomm.faces.landmark_norm import normalize_landmarks
+    from emomm.inference.onnx_export import export
+    from emomm.inference.predictor import Predictor
+    from tests.landmark_fixtures import no_face, use_fake_mesh
+
+    fake = use_fake_mesh(monkeypatch)
+    cfg = cfg_factory(["modality=landmarks", *LANDMARKS, *SMALL, "debug=limit", "trainer.max_epochs=1"])
+    train(cfg)
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    pred = Predictor.from_checkpoint(ckpt, detector="none")
+    rng = np.random.default_rng(3)
+    paths, padded, kinds = [], [], []
+    while len(paths) < 6:   # three faces the (fake) mesh finds, three it misses
+        img = np.clip(rng.normal(60 + 25 * len(paths), 20, (64, 64)), 0, 255).astype(np.uint8)
+        crop = pred.crop_faces(np.repeat(img[..., None], 3, 2), None, whole=True)[0]
+        k = int(round(0.25 * crop.shape[0]))
+        c = np.pad(crop, ((k, k), (k, k), (0, 0)))
+        if kinds.count(no_face(c)) >= 3:
+            continue
+        kinds.append(no_face(c))
+        padded.append(c)
+        paths.append(tmp_path / f"face{len(paths)}.png")
+        Image.fromarray(img).save(paths[-1])
+    results = [pred.predict_image(p) for p in paths]
+    net = pred.runner.module.net.eval()
+    for i, (r, c) in enumerate(zip(results, padded)):
+        assert len(r.faces) == 1 and r.faces[0].probs == pytest.approx([1 / 7] * 7, abs=0.99)
+        mesh = fake([c])[0]
+        x = torch.zeros(1, 468, 3) if mesh is None else torch.from_numpy(normalize_landmarks(mesh))[None]
+        with torch.no_grad():
+            want = net({"landmarks": x}).softmax(-1)[0].numpy()
+        assert np.abs(np.asarray(r.faces[0].probs) - want).max() < 1e-4
+    export(ckpt_path=ckpt, out_dir=tmp_path / "onnx")
+    onnx = Predictor.from_checkpoint(tmp_path / "onnx", backend="onnxruntime", detector="none")
+    for r, p in zip(results, paths):
+        assert np.abs(np.asarray(onnx.predict_image(p).faces[0].probs) - np.asarray(r.faces[0].probs)).max() < 1e-4
