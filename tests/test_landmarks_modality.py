@@ -174,3 +174,51 @@ def test_predictor_reads_an_image_file_through_the_mesh(cfg_factory, monkeypatch
     onnx = Predictor.from_checkpoint(tmp_path / "onnx", backend="onnxruntime", detector="none")
     for r, p in zip(results, paths):
         assert np.abs(np.asarray(onnx.predict_image(p).faces[0].probs) - np.asarray(r.faces[0].probs)).max() < 1e-4
+
+
+def test_video_folder_serves_per_frame_landmarks_beside_the_frames(tmp_path, monkeypatch):
+    """video_folder (the base of the video datasets and face photos): each cached crop's mesh,
+    cached per file; a clip's landmarks are the meshes of the frames its video input uses that
+    have one; a clip without any is masked (beside video) or left out of training (alone)."""
+    from emomm.data.core.collate import collate_samples
+    from emomm.data.datasets.video_folder import VideoFolderDataModule
+    from emomm.data.pipelines.face_clips import pick_frames
+    from emomm.media.video import write_video
+    from tests.landmark_fixtures import no_face, use_fake_mesh
+
+    fake = use_fake_mesh(monkeypatch)
+    rng = np.random.default_rng(0)
+    for cls in ("anger", "joy"):
+        for i in range(6):
+            frames = np.clip(rng.normal(120, 40, (6, 24, 24, 3)), 0, 255).astype(np.uint8)
+            write_video(tmp_path / "data" / cls / f"clip{i}.mp4", frames, fps=10)
+
+    def dm(modalities):
+        return VideoFolderDataModule(str(tmp_path / "data"), faces={"detector": "none", "cache_dir": str(tmp_path / "c"),
+                                                           "workers": 0, "progress": False, "missing": "drop"},
+                                     sampling={"step": 1}, num_frames=4, image_size=16, in_chans=1,
+                                     val_fraction=0.25, test_fraction=0.25, seed=3, modalities=modalities,
+                                     landmarks={"points": 468}, mesh_cache_dir=str(tmp_path / "m"))
+    both = dm(["video", "landmarks"])
+    both.setup()
+    assert len(list((tmp_path / "m").glob("*.npz"))) == 12
+    ds = both.splits["val"]
+    for i in range(len(ds)):
+        sample = ds[i]
+        crops = ds.store.get(ds.items[i].path).crops
+        idx = pick_frames(len(crops), 4, train=False)   # the frames evaluation uses
+        k = int(round(0.25 * crops.shape[1]))
+        want = [j for j in idx if not no_face(np.pad(crops[j], ((k, k), (k, k), (0, 0))))]
+        if want:
+            assert sample["inputs"]["landmarks"].shape == (len(want), 468, 3)
+        else:
+            assert "landmarks" not in sample["inputs"]
+        assert sample["inputs"]["video"].shape == (4, 1, 16, 16)
+    batch = collate_samples([ds[i] for i in range(len(ds))])
+    assert batch["inputs"]["landmarks"].dim() == 4 and "landmarks" in batch["lengths"]
+    assert both.preprocessing["landmarks"]["num_frames"] == 4
+    calls = fake.calls
+    alone = dm(["landmarks"])
+    alone.setup()
+    assert fake.calls == calls   # from the cache
+    assert all(alone.splits["train"][i]["inputs"]["landmarks"].dim() == 3 for i in range(len(alone.splits["train"])))

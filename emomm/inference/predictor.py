@@ -112,7 +112,8 @@ class Predictor:
         self.max_frames = int(max_frames)
         self.max_pixels = None if max_pixels is None else int(max_pixels)
         self.vad = make_vad(vad)
-        faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
+        faces = (self.preprocessing.get("video") or self.preprocessing.get("face")
+                 or self.preprocessing.get("landmarks") or {}).get("faces") or {}
         stored = faces.get("detector")
         self.detector_name = (stored if stored in _DETECTORS_FOR_PHOTOS else "mtcnn") if detector == "auto" else detector
         # Trained on ready-made face crops (FER2013: no face pipeline in its preprocessing): with
