@@ -207,6 +207,24 @@ def throughput(d: dict, name: str) -> Iterable[Row]:
                     yield Row(f"predict {kind}", k, str(v), **base(d, name, command=d.get("command") or MISSING))
 
 
+def landmarks(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks.landmarks_fer2013: per seed, the landmark model, the pixel model and their mean
+    ensemble on the test split; how often the face mesh was found."""
+    for seed, r in (d.get("seeds") or {}).items():
+        common = base(d, name, seeds=str(seed), command=r.get("train_command") or MISSING,
+                      train_time=minutes(r.get("train_wall_s")))
+        for what, key in (("landmarks alone (experiment=fer2013_landmarks)", "landmarks_alone"),
+                          (f"pixels alone ({d.get('pixels', 'pixels')})", "pixels_alone"),
+                          ("mean ensemble of the two", "mean_ensemble")):
+            yield Row(what, "test acc / UAR", f"{pct(_get(r, key, 'acc'))} / {pct(_get(r, key, 'uar'))}", **common)
+        gain = _get(r, "ensemble_minus_pixels_points", "acc")
+        yield Row("ensemble minus pixels alone", "acc points", MISSING if gain is None else f"{gain:+.2f}",
+                  **{**common, "command": r.get("ensemble_command") or MISSING})
+    for m in d.get("mesh_detection") or []:
+        yield Row("face mesh found", f"of {m.get('faces')} faces", pct(m.get("rate")),
+                  **base(d, name, command=d.get("command") or MISSING))
+
+
 def flat_numbers(fields: tuple[str, ...]) -> Callable[[dict, str], Iterable[Row]]:
     """Rows for the named numeric fields of a file (nested dicts of numbers flattened)."""
     def rows(d: dict, name: str) -> Iterable[Row]:
@@ -249,6 +267,11 @@ PAGES = {
         Section("Synthetic data", r"fusion_synthetic.*", fusion_synthetic),
         Section("FER2013 faces + RAVDESS voices", r"fusion_paired", fusion_paired),
     ], ["fusion"]),
+    "landmarks": ("Landmarks", "Facial landmarks as a modality: the face mesh of each FER2013 face into the "
+                  "geometry encoder, alone and in a mean ensemble with the pixel model; the split is the "
+                  "data's test split (PublicTest where there is no PrivateTest).", [
+        Section("FER2013: landmarks, pixels and their ensemble", r"landmarks_fer2013.*", landmarks),
+    ], ["landmarks"]),
     "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame, one thread.", [
         Section("Live pipeline", r"live_pipeline.*", live),
     ], ["live"]),
