@@ -1,6 +1,6 @@
 """FER2013 PublicTest from facial landmarks: alone, and their mean ensemble with pixels.
 
-    python -m benchmarks.landmarks_fer2013 [--root data/fer2013] [--seeds 1 2] [--epochs 30] [--smoke]
+    python -m benchmarks.landmarks_fer2013 [--root data/fer2013] [--seeds 1 2] [--epochs 10] [--smoke]
 
 For each seed: trains `experiment=fer2013_landmarks` (the face mesh of every 48x48 face, cached
 once, into the geometry encoder), then scores, with `python -m emomm.ensemble method=mean`, the
@@ -44,7 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(DATA_DIR / "fer2013"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--smoke", action="store_true", help="1 epoch of 5 batches: proves the pipeline only")
     ap.add_argument("--name", default=None)
     ap.add_argument("--overwrite", action="store_true")

@@ -213,13 +213,13 @@ def landmarks(d: dict, name: str) -> Iterable[Row]:
     for seed, r in (d.get("seeds") or {}).items():
         common = base(d, name, seeds=str(seed), command=r.get("train_command") or MISSING,
                       train_time=minutes(r.get("train_wall_s")))
-        for what, key in (("landmarks alone (experiment=fer2013_landmarks)", "landmarks_alone"),
-                          (f"pixels alone ({d.get('pixels', 'pixels')})", "pixels_alone"),
-                          ("mean ensemble of the two", "mean_ensemble")):
-            yield Row(what, "test acc / UAR", f"{pct(_get(r, key, 'acc'))} / {pct(_get(r, key, 'uar'))}", **common)
+        scored = {**common, "command": r.get("ensemble_command") or MISSING, "train_time": MISSING}
+        for what, key, row in (("landmarks alone (experiment=fer2013_landmarks)", "landmarks_alone", common),
+                               (f"pixels alone ({d.get('pixels', 'pixels')})", "pixels_alone", scored),
+                               ("mean ensemble of the two", "mean_ensemble", scored)):
+            yield Row(what, "test acc / UAR", f"{pct(_get(r, key, 'acc'))} / {pct(_get(r, key, 'uar'))}", **row)
         gain = _get(r, "ensemble_minus_pixels_points", "acc")
-        yield Row("ensemble minus pixels alone", "acc points", MISSING if gain is None else f"{gain:+.2f}",
-                  **{**common, "command": r.get("ensemble_command") or MISSING})
+        yield Row("ensemble minus pixels alone", "acc points", MISSING if gain is None else f"{gain:+.2f}", **scored)
     for m in d.get("mesh_detection") or []:
         yield Row("face mesh found", f"of {m.get('faces')} faces", pct(m.get("rate")),
                   **base(d, name, command=d.get("command") or MISSING))
