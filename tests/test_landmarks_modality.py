@@ -222,3 +222,33 @@ def test_video_folder_serves_per_frame_landmarks_beside_the_frames(tmp_path, mon
     alone.setup()
     assert fake.calls == calls   # from the cache
     assert all(alone.splits["train"][i]["inputs"]["landmarks"].dim() == 3 for i in range(len(alone.splits["train"])))
+
+
+def test_predictor_reads_a_video_file_as_landmark_clips(tmp_path, monkeypatch):
+    """video file -> frames -> faces -> per-frame meshes -> one [T, P, 3] clip per window and
+    track -> a landmarks clip model (the meshes of the window's frames, where found)."""
+    from emomm.inference.predictor import Predictor
+    from emomm.inference.runner import TorchRunner
+    from emomm.media.video import write_video
+    from tests.landmark_fixtures import use_fake_mesh
+    from tests.test_export import small_module
+
+    fake = use_fake_mesh(monkeypatch)
+    prep = {"landmarks": {"points": 468, "normalization": "stable-procrustes-v1", "num_frames": 4}}
+    m = small_module({"landmarks": landmark_enc("transformer")}, preprocessing=prep)
+    rng = np.random.default_rng(1)
+    frames = np.clip(rng.normal(120, 40, (20, 48, 48, 3)), 0, 255).astype(np.uint8)
+    path = write_video(tmp_path / "clip.mp4", frames, fps=10)
+    pred = Predictor(TorchRunner(m), detector="none", fps=10, window_s=1.0)
+    assert pred.face_modality == "landmarks" and not pred.per_frame
+    res = pred.predict_video(path)
+    assert res.windows and fake.calls >= len(res.windows)
+    for w in res.windows:
+        assert len(w.probs) == 3 and abs(sum(w.probs) - 1) < 1e-5
+    with torch.no_grad():
+        empty = m.net({"landmarks": torch.zeros(1, 1, 468, 3)}).softmax(-1)[0].numpy()
+    assert any(np.abs(np.asarray(w.probs) - empty).max() > 1e-4 for w in res.windows)
+    # no mesh in any frame: landmarks alone score the empty mesh, as in evaluation
+    pred._mesh = lambda crops: [None] * len(crops)
+    for w in pred.predict_video(path).windows:
+        assert np.abs(np.asarray(w.probs) - empty).max() < 1e-5
