@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emomm.faces.mesh import MESH_POINTS  # points of a mesh without irises; 478-point meshes keep their first 468
+
 #: MediaPipe face-mesh points (0-based) that expressions barely move: the outer and inner eye
 #: corners of both eyes (33, 133, 362, 263) and the nose bridge (168, 6).
 STABLE_POINTS = (33, 133, 362, 263, 168, 6)
@@ -33,8 +35,6 @@ STABLE_POINTS = (33, 133, 362, 263, 168, 6)
 CANONICAL_STABLE = np.array([[-1.0, 0.0], [-0.4, 0.02], [0.4, 0.02], [1.0, 0.0], [0.0, -0.05], [0.0, 0.1]],
                             np.float64)
 
-#: Points of a face mesh without irises; meshes with 478 keep their first 468.
-MESH_POINTS = 468
 
 # MediaPipe's face-mesh regions (indices as in its FACEMESH_* connection sets).
 LEFT_EYE = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
