@@ -252,3 +252,31 @@ def test_predictor_reads_a_video_file_as_landmark_clips(tmp_path, monkeypatch):
     pred._mesh = lambda crops: [None] * len(crops)
     for w in pred.predict_video(path).windows:
         assert np.abs(np.asarray(w.probs) - empty).max() < 1e-5
+
+
+def test_meld_clips_serve_landmarks(tmp_path, monkeypatch):
+    """MELD's clips: per-frame meshes of the cached crops (cached per clip), beside the text; an
+    utterance whose clip is missing keeps its text alone."""
+    from emomm.data.core.collate import collate_samples
+    from emomm.data.datasets.meld import MeldDataModule
+    from tests.landmark_fixtures import use_fake_mesh
+    from tests.test_multimodal_data import FACES, _write_meld
+
+    fake = use_fake_mesh(monkeypatch)
+    root = tmp_path / "meld"
+    _write_meld(root, with_clips=True)
+    dm = MeldDataModule(str(root), modalities=["text", "video", "landmarks"], load_workers=1,
+                        faces={**FACES, "cache_dir": str(tmp_path / "c")}, video={"image_size": 16, "num_frames": 2},
+                        landmarks={"points": 468}, mesh_cache_dir=str(tmp_path / "m"))
+    dm.setup()
+    assert fake.calls > 0 and len(list((tmp_path / "m").glob("*.npz"))) == 22
+    counts = dm.clip_counts["val"]
+    assert 0 < counts["with_landmarks"] <= counts["with_clip"] == 11
+    val = dm.splits["val"]
+    with_lm = [val[i] for i in range(len(val)) if "landmarks" in val[i]["inputs"]]
+    assert len(with_lm) == counts["with_landmarks"]
+    assert all(s["inputs"]["landmarks"].dim() == 3 and s["inputs"]["landmarks"].shape[0] <= 2 for s in with_lm)
+    assert set(val[len(val) - 1]["inputs"]) == {"text"}      # dia2_utt3: no clip
+    batch = collate_samples([val[i] for i in range(len(val))])
+    assert int(batch["present"]["landmarks"].sum()) == counts["with_landmarks"]
+    assert dm.preprocessing["landmarks"]["num_frames"] == 2

@@ -163,6 +163,25 @@ class FaceClipDataset(Dataset):
         return {"landmarks": torch.zeros(*shape, self.landmark_tf.points, 3)}
 
 
+def clip_meshes(paths: Sequence[Path], store: FaceCropStore, mesh_store: MeshStore, alone: bool = False
+                ) -> dict[Path, tuple[np.ndarray, np.ndarray]]:
+    """Each file's meshes ``(points [F, P, 3], found [F])`` of its cached crops (cached in
+    ``mesh_store``); logs how many frames and files have one (``alone``: landmarks are the only
+    modality, so files without any are left out of training)."""
+    out = {}
+    for path in paths:
+        ident = {"source": source_identity(path, store.key_mode), "crops": store.settings}
+        out[path] = mesh_store.get(ident, lambda path=path: list(store.get(path).crops), str(path))
+    frames = sum(len(f) for _, f in out.values())
+    found = sum(int(f.sum()) for _, f in out.values())
+    none = [str(p) for p, (_, f) in out.items() if not f.any()]
+    log.info("face mesh: found in %d of %d cached frames (%.1f%%); %d of %d files without any%s", found, frames,
+             100.0 * found / max(frames, 1), len(none), len(out),
+             (" (left out of training, scored from an empty mesh in val/test)" if alone else
+              " (landmarks masked as missing there)") if none else "")
+    return out
+
+
 class FaceCropDataModule(EmotionDataModule):
     """Base of the video / face-photo datasets (see the module docstring).
 
@@ -375,21 +394,8 @@ class FaceCropDataModule(EmotionDataModule):
         return out
 
     def _meshes(self, splits: dict[str, list[MediaItem]]) -> dict[Path, tuple[np.ndarray, np.ndarray]]:
-        """Each used file's meshes ``(points [F, P, 3], found [F])`` of its cached crops (cached);
-        logs how many frames and files have one."""
         used = sorted({it.path for v in splits.values() for it in v})
-        out = {}
-        for path in used:
-            ident = {"source": source_identity(path, self.store.key_mode), "crops": self.store.settings}
-            out[path] = self.mesh_store.get(ident, lambda path=path: list(self.store.get(path).crops), str(path))
-        frames = sum(len(f) for _, f in out.values())
-        found = sum(int(f.sum()) for _, f in out.values())
-        none = [str(p) for p, (_, f) in out.items() if not f.any()]
-        log.info("face mesh: found in %d of %d cached frames (%.1f%%); %d of %d files without any%s", found, frames,
-                 100.0 * found / max(frames, 1), len(none), len(used),
-                 (" (landmarks masked as missing there)" if self.modalities != ["landmarks"] else
-                  " (left out of training, scored from an empty mesh in val/test)") if none else "")
-        return out
+        return clip_meshes(used, self.store, self.mesh_store, alone=self.modalities == ["landmarks"])
 
     def _decode_audio(self, splits: dict[str, list[MediaItem]]) -> dict[Path, np.ndarray | None]:
         """Decode each used item's audio once (threads); unreadable ones map to None, counted."""
