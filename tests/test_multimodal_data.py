@@ -18,16 +18,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # -- contract ---------------------------------------------------------------------------------
 def test_require_modalities_names_dataset_missing_and_available():
     dm = SyntheticDataModule(modalities=["face"], n_train=7, n_val=7, n_test=7)
-    assert dm.available_modalities == ["face", "text", "video", "voice"]
+    assert dm.available_modalities == ["face", "landmarks", "text", "video", "voice"]
     dm.require_modalities(["face", "voice"])          # available, though not served now
 
     from emomm.data.datasets.fer2013 import Fer2013DataModule
     fer = Fer2013DataModule("/nonexistent")
-    assert fer.available_modalities == ["face"]
+    assert fer.available_modalities == ["face", "landmarks"]
     with pytest.raises(ValueError) as err:
         fer.require_modalities(["face", "voice", "text"])
     msg = str(err.value)
-    assert "Fer2013" in msg and "['voice', 'text']" in msg and "it has ['face']" in msg
+    assert "Fer2013" in msg and "['voice', 'text']" in msg and "it has ['face', 'landmarks']" in msg
 
 
 # -- synthetic --------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def test_cremad_video_yields_frames_and_voice_from_one_flv(tmp_path):
                   sampling={"num_frames": 4}, train_speakers=[1001], val_speakers=[1002],
                   test_speakers=[1003], voice={"sample_rate": 16000, "duration": 0.5})
     dm = CremadVideoDataModule(str(tmp_path), modalities=["video", "voice"], **common)
-    assert dm.available_modalities == ["video", "voice"]
+    assert dm.available_modalities == ["video", "voice", "landmarks"]
     dm.setup()
     assert dm.data_sizes == {"train": 2, "val": 2, "test": 2}        # the silent SAD clip left out
     assert dm.excluded["no_audio"] == [str(root / "1003_IEO_SAD_HI.flv")]
@@ -155,7 +155,7 @@ def test_cremad_video_yields_frames_and_voice_from_one_flv(tmp_path):
     frames_only = CremadVideoDataModule(str(tmp_path), modalities=["video"], **common)
     frames_only.setup()
     assert set(frames_only.splits["train"][0]["inputs"]) == {"video"} and set(frames_only.preprocessing) == {"video"}
-    with pytest.raises(ValueError, match=r"cannot provide modalities \['text'\].*it has \['video', 'voice'\]"):
+    with pytest.raises(ValueError, match=r"cannot provide modalities \['text'\].*it has \['video', 'voice', 'landmarks'\]"):
         CremadVideoDataModule(str(tmp_path), modalities=["video", "text"], **common).setup()
 
 
@@ -358,7 +358,7 @@ def test_meld_with_clip_folders_serves_text_video_voice(tmp_path):
     kw = dict(faces={**FACES, "cache_dir": str(tmp_path / "c")}, video={"image_size": 16, "num_frames": 2},
               voice={"duration": 0.5}, load_workers=1)
     dm = MeldDataModule(str(root), modalities=["text", "video", "voice"], **kw)
-    assert dm.available_modalities == ["text", "video", "voice"]
+    assert dm.available_modalities == ["text", "video", "voice", "landmarks"]
     assert len(dm.crop_sources()) == 22              # what `python -m emomm.prepare data=meld` crops
     dm.setup()
     assert dm.data_sizes == {"train": 12, "val": 12, "test": 12}
@@ -419,4 +419,4 @@ def test_data_configs_pass_modalities_and_voice_options(cfg_factory, tmp_path):
     dm = instantiate(cfg.data)
     assert dm.reliability == {"voice": 0.5} and dm.missing == {"voice": 0.1}
     cfg = cfg_factory(["data=face_photos", f"data.root={tmp_path}"], config_name="prepare", subdir="prep")
-    assert instantiate(cfg.data).available_modalities == ["face"]
+    assert instantiate(cfg.data).available_modalities == ["face", "landmarks"]

@@ -259,6 +259,24 @@ def tracking(d: dict, name: str) -> Iterable[Row]:
                           seeds=str(d.get("seeds", MISSING)), **base(d, name, command=d.get("command") or MISSING))
 
 
+def landmarks(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks.landmarks_fer2013: per seed, the landmark model, the pixel model and their mean
+    ensemble on the test split; how often the face mesh was found."""
+    for seed, r in (d.get("seeds") or {}).items():
+        common = base(d, name, seeds=str(seed), command=r.get("train_command") or MISSING,
+                      train_time=minutes(r.get("train_wall_s")))
+        scored = {**common, "command": r.get("ensemble_command") or MISSING, "train_time": MISSING}
+        for what, key, row in (("landmarks alone (experiment=fer2013_landmarks)", "landmarks_alone", common),
+                               (f"pixels alone ({d.get('pixels', 'pixels')})", "pixels_alone", scored),
+                               ("mean ensemble of the two", "mean_ensemble", scored)):
+            yield Row(what, "test acc / UAR", f"{pct(_get(r, key, 'acc'))} / {pct(_get(r, key, 'uar'))}", **row)
+        gain = _get(r, "ensemble_minus_pixels_points", "acc")
+        yield Row("ensemble minus pixels alone", "acc points", MISSING if gain is None else f"{gain:+.2f}", **scored)
+    for m in d.get("mesh_detection") or []:
+        yield Row("face mesh found", f"of {m.get('faces')} faces", pct(m.get("rate")),
+                  **base(d, name, command=d.get("command") or MISSING))
+
+
 def flat_numbers(fields: tuple[str, ...]) -> Callable[[dict, str], Iterable[Row]]:
     """Rows for the named numeric fields of a file (nested dicts of numbers flattened)."""
     def rows(d: dict, name: str) -> Iterable[Row]:
@@ -301,6 +319,11 @@ PAGES = {
         Section("Synthetic data", r"fusion_synthetic.*", fusion_synthetic),
         Section("FER2013 faces + RAVDESS voices", r"fusion_paired", fusion_paired),
     ], ["fusion"]),
+    "landmarks": ("Landmarks", "Facial landmarks as a modality: the face mesh of each FER2013 face into the "
+                  "geometry encoder, alone and in a mean ensemble with the pixel model; the split is the "
+                  "data's test split (PublicTest where there is no PrivateTest).", [
+        Section("FER2013: landmarks, pixels and their ensemble", r"landmarks_fer2013.*", landmarks),
+    ], ["landmarks"]),
     "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame, one thread.", [
         Section("Live pipeline", r"live_pipeline.*", live),
         Section("Face mesh: found rate and cost", r"mesh_rate.*", mesh_rate),

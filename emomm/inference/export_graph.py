@@ -21,6 +21,7 @@ from torch import nn
 
 from emomm.models.calibration import apply_temperatures
 from emomm.models.encoders.face_timm import FaceEncoder
+from emomm.models.encoders.landmark_geometry import LandmarkEncoder
 from emomm.models.encoders.video_temporal import VideoEncoder
 from emomm.models.encoders.voice_cnn_lstm import VoiceEncoder
 from emomm.models.features import EncoderOutput
@@ -62,8 +63,8 @@ class VideoAdapter(nn.Module):
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         b, t = x.shape[0], x.shape[1]
-        feats = self.enc.frame_encoder(x.flatten(0, 1)).reshape(b, t, -1)           # [B, T, D]
-        if not self.takes_lengths:
+        feats = self.frames(x.flatten(0, 1)).reshape(b, t, -1)                       # [B, T, D]
+        if self.enc.temporal == "lstm":
             rnn = self.enc.rnn
             out, (h, _) = rnn(feats)
             if self.enc.pool == "last":
@@ -79,6 +80,28 @@ class VideoAdapter(nn.Module):
         feats = feats * valid.unsqueeze(-1).to(feats.dtype)
         pooled, tokens = self.enc._transformer(feats, valid)
         return EncoderOutput(pooled, tokens, valid)
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, ...]`` frames -> ``[N, D]`` per-frame features."""
+        return self.enc.frame_encoder(x)
+
+
+class LandmarkAdapter(VideoAdapter):
+    """:class:`~emomm.models.encoders.landmark_geometry.LandmarkEncoder` as a clip model: a face
+    ``[B, P, 3]`` is a one-frame clip ``[B, 1, P, 3]``; the LSTM, as for video, takes full-length
+    clips only; a photo model (``clips`` False) takes no lengths at all."""
+
+    def __init__(self, encoder: nn.Module, clips: bool) -> None:
+        super().__init__(encoder)
+        self.takes_lengths = self.takes_lengths and clips
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc.encode_faces(x)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        if x.dim() == 3:
+            x, lengths = x.unsqueeze(1), None
+        return super().encode(x, lengths)
 
 
 class LogMelDFT(nn.Module):
@@ -233,11 +256,14 @@ def shape_agnostic(module: nn.Module) -> nn.Module:
     return new
 
 
-def adapt_encoder(modality: str, encoder: nn.Module) -> nn.Module:
+def adapt_encoder(modality: str, encoder: nn.Module, preprocessing: dict[str, Any] | None = None) -> nn.Module:
+    """``encoder`` as the exporters can trace it (``preprocessing``: the modality's, from the checkpoint)."""
     if isinstance(encoder, FaceEncoder):
         return encoder
     if isinstance(encoder, VideoEncoder):
         return VideoAdapter(encoder)
+    if isinstance(encoder, LandmarkEncoder) and encoder.temporal != "none":
+        return LandmarkAdapter(encoder, clips=bool((preprocessing or {}).get("num_frames")))
     if isinstance(encoder, VoiceEncoder):
         return VoiceAdapter(encoder)
     if modality == "text" or type(encoder).__name__.lower().startswith("text"):
@@ -258,7 +284,8 @@ class ExportNet(nn.Module):
         super().__init__()
         net = copy.copy(module.net)      # shallow: the encoders' weights are shared, not copied
         net._modules = dict(net._modules)   # its own submodule table: the module keeps its encoders
-        net.encoders = nn.ModuleDict({m: adapt_encoder(m, e) for m, e in module.net.encoders.items()})
+        prep = dict(module.hparams.get("preprocessing") or {})
+        net.encoders = nn.ModuleDict({m: adapt_encoder(m, e, prep.get(m)) for m, e in module.net.encoders.items()})
         if getattr(net, "fusion", None) is not None:
             net.fusion = shape_agnostic(net.fusion)
         self.net = net.eval()
@@ -274,7 +301,7 @@ class ExportNet(nn.Module):
         names = list(self.modalities)
         names += [f"{m}_lengths" for m in self.modalities if getattr(net.encoders[m], "takes_lengths", False)]
         #: modalities whose inputs must be unpadded, equal-length sequences
-        self.full_length = [m for m in self.modalities if m in ("voice", "video")
+        self.full_length = [m for m in self.modalities if m in ("voice", "video", "landmarks")
                             and not getattr(net.encoders[m], "takes_lengths", False)]
         if self.multi:
             names += [f"present_{m}" for m in self.modalities]
@@ -322,11 +349,14 @@ def example_inputs(module: nn.Module, batch: int = 2) -> dict[str, torch.Tensor]
         elif m == "video":
             s, c, t = int(p.get("image_size", 64)), int(p.get("in_chans", 3)), int(p.get("num_frames", 8))
             out[m] = torch.randn(batch, t, c, s, s, generator=g)
+        elif m == "landmarks":   # a face [B, P, 3], or a clip [B, T, P, 3] for clip models
+            clip = (int(p["num_frames"]),) if p.get("num_frames") else ()
+            out[m] = torch.randn(batch, *clip, int(p.get("points", 468)), 3, generator=g)
         elif m == "voice":
             sr, dur = int(p.get("sample_rate", 16000)), p.get("duration") or 1.0
             out[m] = 0.1 * torch.randn(batch, int(round(float(dur) * sr)), generator=g)
         else:
-            raise ExportError(f"modality {m!r} cannot be exported (tensor modalities: face, video, voice); "
+            raise ExportError(f"modality {m!r} cannot be exported (tensor modalities: face, video, voice, landmarks); "
                               "run it with backend=torch")
     return out
 

@@ -39,6 +39,7 @@ from emomm.data.core.collate import collate_samples
 from emomm.faces.crop import crop_face, eye_angle
 from emomm.faces.base import FaceDetector, Faces
 from emomm.faces.detectors import detector_from_config
+from emomm.faces.landmark_store import MESH_DEFAULTS, build_mesh, mesh_crops, mesh_settings
 from emomm.faces.mesh import FaceMesh
 from emomm.inference.adapter import PersonAdapter
 from emomm.inference.onnx_runner import OnnxRunner
@@ -117,7 +118,7 @@ class Predictor:
                  blazeface: dict | None = None, haar: dict | None = None, tracker: str = "kalman",
                  track_keep_s: float = 1.0) -> None:
         self.runner = runner
-        self.mesh = FaceMesh() if mesh else None
+        self.image_mesh = FaceMesh() if mesh else None   # predictor.mesh: meshes reported per face
         self.label_names = list(runner.label_names)
         self.modalities = list(runner.modalities)
         self.preprocessing = dict(runner.preprocessing or {})
@@ -139,7 +140,8 @@ class Predictor:
         self.vad = make_vad(vad)
         self.tracker, self.track_keep_s = str(tracker), float(track_keep_s)
         make_tracker(self.tracker)   # an unknown name fails here, not at the first video
-        faces = (self.preprocessing.get("video") or self.preprocessing.get("face") or {}).get("faces") or {}
+        faces = (self.preprocessing.get("video") or self.preprocessing.get("face")
+                 or self.preprocessing.get("landmarks") or {}).get("faces") or {}
         stored = faces.get("detector")
         self._detector = detector if isinstance(detector, FaceDetector) else None
         if self._detector is not None:
@@ -152,6 +154,7 @@ class Predictor:
         face_prep = self.preprocessing.get("face") or {}
         self.crop_size = int(face_prep.get("image_size") or 0) if detector == "auto" and not faces else 0
         self.crop = {**DEFAULT_CROP, **{k: faces[k] for k in DEFAULT_CROP if k in faces}}
+        self._mesh = None   # the landmarks modality's mesh, built from the checkpoint's settings
         self.adapter = PersonAdapter.load(adapter) if isinstance(adapter, (str, Path)) else adapter
         if self.adapter is not None:
             self.adapter.check_model(self.label_names, getattr(runner, "ckpt_path", None))
@@ -192,8 +195,17 @@ class Predictor:
     # -- what the model takes ----------------------------------------------------------------
     @property
     def face_modality(self) -> str | None:
-        """``face`` (still-image model) or ``video`` (clip model) or None."""
-        return "face" if "face" in self.modalities else "video" if "video" in self.modalities else None
+        """``face`` (still-image model) or ``video`` (clip model) or ``landmarks`` (face meshes
+        alone) or None."""
+        for m in ("face", "video", "landmarks"):
+            if m in self.modalities:
+                return m
+        return None
+
+    @property
+    def per_frame(self) -> bool:
+        """Whether video frames are scored one by one (a still-face model), not as clips."""
+        return self.face_modality == "face" or self.face_modality == "landmarks" and not self.prep.landmark_frames
 
     def _require(self, *wanted: str, what: str) -> None:
         if not any(m in self.modalities for m in wanted):
@@ -265,23 +277,70 @@ class Predictor:
             out.append(crop_face(rgb, box, int(self.crop["size"]), float(self.crop["margin"]), angle))
         return np.stack(out) if out else np.zeros((0, self.crop["size"], self.crop["size"], 3), np.uint8)
 
-    def face_meshes(self, rgb: np.ndarray, faces: Faces, whole: bool = False) -> list[np.ndarray | None]:
-        """Each face's mesh ``[468, 3]`` in image pixels (or None): from the crop MediaPipe
-        expects around each box, or (``whole``: a ready-made face crop) from the image itself."""
+    def image_meshes(self, rgb: np.ndarray, faces: Faces, whole: bool = False) -> list[np.ndarray | None]:
+        """``predictor.mesh=true``: each face's mesh ``[468, 3]`` in image pixels (or None): from
+        the crop MediaPipe expects around each box, or (``whole``: a ready-made face crop) from
+        the image itself."""
         if whole or self.detector_name == "none":
-            return self.mesh([rgb])
-        return self.mesh.on_image(rgb, faces.boxes, faces.landmarks)
+            return self.image_mesh([rgb])
+        return self.image_mesh.on_image(rgb, faces.boxes, faces.landmarks)
+
+    # -- face meshes (the landmarks modality) --------------------------------------------------
+    @property
+    def mesh_options(self) -> dict[str, Any]:
+        """The checkpoint's ``landmarks.mesh`` settings (its model file's hash aside)."""
+        return mesh_settings({k: v for k, v in self.prep.mesh_options.items() if k in MESH_DEFAULTS})
+
+    @property
+    def mesh(self):
+        if self._mesh is None:
+            self._mesh = build_mesh(self.mesh_options)
+        return self._mesh
+
+    def face_meshes(self, crops: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+        """Each crop's face mesh ``[P, 3]`` in crop pixels (None: not found), as the training data
+        made them (the checkpoint's ``landmarks.mesh``: framing ``pad``, presence threshold)."""
+        points, found = mesh_crops(self.mesh, list(crops), float(self.mesh_options["pad"]))
+        return [p if f else None for p, f in zip(points, found)]
+
+    def _landmark_input(self, meshes: list[np.ndarray | None]) -> dict[str, torch.Tensor]:
+        """``{"landmarks": ...}`` of one face (one mesh) or one clip (its frames' meshes), or
+        ``{}`` when no mesh was found (the modality is then masked as missing; a model of
+        landmarks alone scores an all-zero mesh, as its evaluation did)."""
+        found = [m for m in meshes if m is not None]
+        alone = self.modalities == ["landmarks"]
+        if not found:
+            if not alone:
+                return {}
+            shape = (1,) if self.prep.landmark_frames else ()
+            return {"landmarks": torch.zeros(*shape, self.prep.landmark_tf.points, 3)}
+        if self.prep.landmark_frames:
+            idx = _uniform(len(found), self.prep.landmark_frames)
+            return {"landmarks": self.prep.landmarks(np.stack([found[i] for i in idx]))}
+        return {"landmarks": self.prep.landmarks(found[0])}
+
+    def face_samples(self, crops: Sequence[np.ndarray], extra: dict[str, Any] | None = None) -> list[dict]:
+        """One sample per crop: its face (a one-frame clip for a clip model) and, for a model
+        with landmarks, its mesh; plus ``extra`` inputs (e.g. a voice window)."""
+        extra = dict(extra or {})
+        meshes = self.face_meshes(crops) if "landmarks" in self.modalities else [None] * len(crops)
+        samples = []
+        for c, mesh in zip(crops, meshes):
+            inputs = dict(extra)
+            if "face" in self.modalities:
+                inputs["face"] = self.prep.face(c)
+            elif "video" in self.modalities:
+                inputs["video"] = self.prep.video(np.asarray(c)[None])
+            if "landmarks" in self.modalities:
+                inputs.update(self._landmark_input([mesh]))
+            samples.append({"inputs": inputs})
+        return samples
 
     def classify_faces(self, crops: np.ndarray) -> np.ndarray:
         """uint8 crops ``[N, S, S, 3]`` -> probabilities ``[N, K]`` (a clip model sees each
         crop as a one-frame clip)."""
-        self._require("face", "video", what="face crops")
-        m = self.face_modality
-        if m == "face":
-            samples = [{"inputs": {"face": self.prep.face(c)}} for c in crops]
-        else:
-            samples = [{"inputs": {"video": self.prep.video(np.asarray(c)[None])}} for c in crops]
-        return self._run(samples)[0]
+        self._require("face", "video", "landmarks", what="face crops")
+        return self._run(self.face_samples(crops))[0]
 
     def classify_fused(self, crops: np.ndarray, wave: np.ndarray | None, sr: int | None = None,
                        with_own: bool = False):
@@ -290,12 +349,12 @@ class Predictor:
         ``with_own``: also each modality's own probabilities ``{modality: [N, K]}`` (same pass)."""
         self._require("face", what="face crops")
         voice = {"voice": self.prep.voice(wave, sr)} if wave is not None and "voice" in self.modalities else {}
-        fused, own = self._run([{"inputs": {"face": self.prep.face(c), **voice}} for c in crops])
+        fused, own = self._run(self.face_samples(crops, voice))
         return (fused, own) if with_own else fused
 
     def predict_image(self, image: str | Path | np.ndarray) -> ImageResult:
         """Every face of one image (a path, or an RGB / gray uint8 array)."""
-        self._require("face", "video", what="images")
+        self._require("face", "video", "landmarks", what="images")
         source = None
         if isinstance(image, (str, Path)):
             source, image = str(image), read_image_rgb(image, self.max_pixels)
@@ -310,7 +369,7 @@ class Predictor:
                 if whole and self.detector_name != "none" else None)
         faces = Faces(np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32)) if whole else self.detect(rgb)[0]
         probs = self.classify_faces(self.crop_faces(rgb, faces, whole)) if len(faces) else []
-        meshes = self.face_meshes(rgb, faces, whole) if self.mesh is not None and len(faces) else [None] * len(probs)
+        meshes = self.image_meshes(rgb, faces, whole) if self.image_mesh is not None and len(faces) else [None] * len(probs)
         results = []
         for j, p in enumerate(probs):
             label, conf = top(p, self.label_names)
@@ -528,16 +587,21 @@ class Predictor:
             if len(wave[a:b]):
                 voice = self.prep.voice(wave[a:b], sr)
         extra = {"voice": voice} if voice is not None else {}
-        if face_mod == "face":
-            return [{"inputs": {"face": self.prep.face(c), **extra}} for c in crops]
-        idx = _uniform(len(crops), self.prep.num_frames)
-        return [{"inputs": {"video": self.prep.video(np.stack([crops[i] for i in idx])), **extra}}]
+        if self.per_frame:
+            return self.face_samples(crops, extra)
+        inputs = dict(extra)
+        if "video" in self.modalities:
+            idx = _uniform(len(crops), self.prep.num_frames)
+            inputs["video"] = self.prep.video(np.stack([crops[i] for i in idx]))
+        if "landmarks" in self.modalities:
+            inputs.update(self._landmark_input(self.face_meshes(crops)))
+        return [{"inputs": inputs}]
 
     def _run_windows(self, face_mod: str, samples: list[list[dict]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Window probabilities: a face model's per-frame probabilities averaged per window."""
         flat = [s for group in samples for s in group]
         probs, per = self._run(flat)
-        if face_mod != "face":
+        if not self.per_frame:
             return probs, per
         bounds = np.cumsum([0] + [len(g) for g in samples])
         mean = lambda a: np.stack([a[bounds[i]:bounds[i + 1]].mean(0) for i in range(len(samples))]) \

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emomm.data.pipelines.landmark_points import LandmarkTransform
 from emomm.data.pipelines.waveforms import ClipOptions
 from emomm.data.pipelines.text_data import clean_text
 from emomm.data.pipelines.transforms import FaceTransform, FrameTransform
@@ -39,6 +40,12 @@ class Preprocessor:
         self.clip = ClipOptions(**_pick(voice, ("sample_rate", "duration", "pad", "trim_db"))) \
             if "voice" in self.preprocessing else None
         self.text = self.preprocessing.get("text") or {}
+        lm = self.preprocessing.get("landmarks") or {}
+        self.landmark_tf = LandmarkTransform(**_pick(lm, ("points", "normalization"))) \
+            if "landmarks" in self.preprocessing else None
+        #: a landmarks clip model takes ``[T, P, 3]`` (frames with a mesh); else one face ``[P, 3]``
+        self.landmark_frames = int(lm.get("num_frames") or 0)
+        self.mesh_options = dict(lm.get("mesh") or {})
 
     def face(self, crop: np.ndarray) -> torch.Tensor:
         """uint8 ``[S, S, 3]`` (or gray ``[S, S]``) crop -> ``[C, H, W]``."""
@@ -47,6 +54,11 @@ class Preprocessor:
     def video(self, crops: np.ndarray) -> torch.Tensor:
         """uint8 ``[T, S, S, 3]`` crops -> ``[T, C, H, W]``."""
         return self.video_tf(np.asarray(crops))
+
+    def landmarks(self, points: np.ndarray) -> torch.Tensor:
+        """Face-mesh points in crop pixels ``[P', 3]`` (or ``[T, P', 3]``) -> normalised ``[P, 3]``
+        (``[T, P, 3]``)."""
+        return self.landmark_tf(np.asarray(points, np.float32))
 
     def wave(self, wave: np.ndarray, sr: int) -> np.ndarray:
         """Any-rate mono wave -> the model's rate, silence-trimmed like the datasets."""
@@ -73,6 +85,8 @@ def prepare(modality: str, raw: Any, preprocessing: dict[str, Any], sr: int | No
         return p.video(raw)
     if modality == "voice":
         return p.voice(raw, sr)
+    if modality == "landmarks":
+        return p.landmarks(raw)
     if modality == "text":
         return p.clean(raw)
     raise ValueError(f"unknown modality {modality!r}")

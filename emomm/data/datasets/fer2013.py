@@ -10,6 +10,11 @@
 Validation is PublicTest (or the ``val`` folder) when present, else a stratified seeded
 ``val_fraction`` of train. Test is PrivateTest (or ``test``); without one, test = val
 (with a warning).
+
+``modalities`` may name ``landmarks`` (``modality=landmarks``, or ``[face, landmarks]``): each
+face's mesh (``landmarks.mesh``, on the 48x48 image framed by ``pad``) is computed once per split
+and cached under ``mesh_cache_dir``; a face without a mesh lacks the modality (see
+:func:`~emomm.data.pipelines.landmark_points.with_landmarks`; the log says how many).
 """
 from __future__ import annotations
 
@@ -22,10 +27,12 @@ from torch.utils.data import Dataset
 
 from emomm.data.core.emotion_datamodule import EmotionDataModule
 from emomm.data.core.splits import stratified_split
+from emomm.data.pipelines.landmark_points import LandmarkTransform, with_landmarks
 from emomm.data.pipelines.face_images import ImageDataset, read_class_folders, report_skipped
 from emomm.data.core.skips import UNREADABLE, SkipLog
 from emomm.data.pipelines.text_data import parse_csv
 from emomm.data.pipelines.transforms import FaceTransform
+from emomm.faces.landmark_store import MeshStore
 from emomm.labels import FER2013
 
 log = logging.getLogger(__name__)
@@ -103,8 +110,13 @@ def read_fer_csv(path: Path, skips: SkipLog | None = None
 class Fer2013DataModule(EmotionDataModule):
     def __init__(self, root: str, image_size: int = 48, in_chans: int = 1,
                  mean: Any = 0.5, std: Any = 0.5, augment: dict | None = None,
-                 val_fraction: float = 0.1, crop_size: int | None = None, **kwargs: Any) -> None:
+                 val_fraction: float = 0.1, crop_size: int | None = None,
+                 modalities: Any = ("face",), landmarks: dict | None = None,
+                 mesh_cache_dir: str = ".cache/landmarks", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.modalities = [m for m in (modalities or ["face"]) if m in self.available_modalities] or ["face"]
+        self.landmarks = dict(landmarks or {})
+        self.mesh_store = MeshStore(mesh_cache_dir, self.landmarks.get("mesh"))
         self.root = Path(root).expanduser()
         self.val_fraction = val_fraction
         self.tf_args = dict(image_size=image_size, in_chans=in_chans, mean=mean, std=std, crop_size=crop_size)
@@ -120,8 +132,16 @@ class Fer2013DataModule(EmotionDataModule):
         return list(FER2013)
 
     @property
+    def available_modalities(self) -> list[str]:
+        return ["face", "landmarks"]
+
+    @property
     def preprocessing(self) -> dict[str, Any]:
-        return {"face": FaceTransform(**self.tf_args).describe()}
+        out = {"face": FaceTransform(**self.tf_args).describe()}
+        if "landmarks" in self.modalities:
+            out["landmarks"] = {**LandmarkTransform(self.landmarks.get("points", 468)).describe(),
+                                "mesh": self.mesh_store.describe()}
+        return {m: v for m, v in out.items() if m in self.modalities}
 
     def _read(self) -> tuple[dict, dict, dict]:
         """Per-split images, labels and source paths (None for CSV rows)."""
@@ -161,6 +181,10 @@ class Fer2013DataModule(EmotionDataModule):
                 part["test"] = part["val"]
         train_tf = FaceTransform(train=True, augment=self.augment, **self.tf_args)
         eval_tf = FaceTransform(**self.tf_args)
-        return {s: ImageDataset(images[s], labels[s], train_tf if s == "train" else eval_tf,
-                                paths=paths[s])
-                for s in ("train", "val", "test")}
+        splits = {s: ImageDataset(images[s], labels[s], train_tf if s == "train" else eval_tf,
+                                  paths=paths[s])
+                  for s in ("train", "val", "test")}
+        if "landmarks" not in self.modalities:
+            return splits
+        return with_landmarks(splits, images, self.mesh_store, self.landmarks, alone=self.modalities == ["landmarks"],
+                              what=f"FER2013 ({self.root})")

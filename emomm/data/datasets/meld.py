@@ -49,9 +49,11 @@ from torch.utils.data import Dataset
 
 from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, read_many
 from emomm.data.core.collate import sample_aux
-from emomm.data.pipelines.face_clips import FaceClipDataset, MediaItem
+from emomm.data.pipelines.face_clips import FaceClipDataset, MediaItem, clip_meshes
+from emomm.data.pipelines.landmark_points import LandmarkTransform
 from emomm.data.pipelines.transforms import FrameTransform
 from emomm.faces.crop_store import FaceCropStore
+from emomm.faces.landmark_store import MeshStore
 from emomm.data.pipelines.text_data import (TextDataModule, TextDataset, clean_text, find_column, read_table,
                                             record_skipped, report_repairs, report_skipped)
 from emomm.labels import MELD_EMOTIONS, MELD_SENTIMENTS, canonical
@@ -67,9 +69,11 @@ REQUIRED = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utte
 #: The official MELD.Raw clip folders of each split (first found wins).
 CLIP_DIRS = {"train": ("train_splits",), "val": ("dev_splits_complete", "dev_splits"),
              "test": ("output_repeated_splits_test", "test_splits")}
-CLIP_MODALITIES = ("video", "voice")
+CLIP_MODALITIES = ("video", "voice", "landmarks")
 
 
+#: A clip the crop cache could not use: no frames, so no mesh.
+_NO_MESH = (np.zeros((0, 468, 3), np.float32), np.zeros(0, bool))
 _CLIP_RE = re.compile(r"^dia(\d+)_utt(\d+)$")
 
 
@@ -251,8 +255,12 @@ class MeldClipDataset(TextDataset):
         inputs = {self.modality: self.item_text(i)} if self.serve_text else {}
         j = self.clip_index[i]
         if j >= 0 and self.clips is not None:
+            lm = "landmarks" in self.has and self.has["landmarks"][i]
+            idx = self.clips.frame_indices(j) if lm else None
             if "video" in self.has and self.has["video"][i]:
-                inputs["video"] = self.clips.visual_input(j)
+                inputs["video"] = self.clips.visual_input(j, idx)
+            if lm:
+                inputs.update(self.clips.landmark_input(j, idx))
             if "voice" in self.has and self.has["voice"][i]:
                 rng = np.random.default_rng(int(torch.randint(0, 2**62, ()))) if self.clips.train else None
                 inputs["voice"] = self.clips.clip.to_model_input(self.clips.waves[j], self.clips.train,
@@ -273,6 +281,9 @@ class MeldDataModule(TextDataModule):
         video: the ``video`` node (image_size, in_chans, mean, std, num_frames, sampling, augment).
         voice: the ``voice`` node (sample_rate, duration, pad, trim_db, augment).
         load_workers: threads decoding the clips' audio.
+        landmarks / mesh_cache_dir: the ``landmarks`` node and where the clips' face meshes are
+            cached (``landmarks`` in modalities: per frame of each clip's cached crops, the frames
+            the video input uses; a clip without any mesh gives no landmarks).
         **kwargs: :class:`~emomm.data.pipelines.text_data.TextDataModule` / ``EmotionDataModule`` options.
     """
 
@@ -280,8 +291,11 @@ class MeldDataModule(TextDataModule):
                  speakers: bool = True, val_fraction: float = 0.1, modalities: Any = None,
                  faces: dict[str, Any] | None = None, video: dict[str, Any] | None = None,
                  voice: dict[str, Any] | None = None, load_workers: int = 4, future_turns: int = 0,
+                 landmarks: dict[str, Any] | None = None, mesh_cache_dir: str = ".cache/landmarks",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.landmarks = dict(landmarks or {})
+        self.mesh_store = MeshStore(mesh_cache_dir, self.landmarks.get("mesh"))
         self.modalities = list(modalities) if modalities else ["text"]
         self.faces = dict(faces or {})
         vid = dict(video or {})
@@ -340,6 +354,10 @@ class MeldDataModule(TextDataModule):
                             "num_frames": self.num_frames, "sampling": dict(self.sampling)}
         if "voice" in self.modalities:
             out["voice"] = self.clip.describe()
+        if "landmarks" in self.modalities:
+            out["landmarks"] = {**LandmarkTransform(self.landmarks.get("points", 468)).describe(),
+                                "mesh": self.mesh_store.describe(), "faces": self.store.settings,
+                                "num_frames": self.num_frames}
         return out
 
     def crop_sources(self) -> list[Path]:
@@ -402,10 +420,19 @@ class MeldDataModule(TextDataModule):
             decoded, _ = read_many(present, self.clip, self.load_workers)
             waves = dict(zip(present, decoded))
             has["voice"] = [c is not None and waves.get(c) is not None for c in clip_paths]
-        if "video" in has and present and self.store.prepare_on_setup:
+        meshes = None
+        if ("video" in has or "landmarks" in has) and present and self.store.prepare_on_setup:
             report = self.store.prepare(present)
             bad = set(report["failed_files"]) | set(report["no_face_files"])
-            has["video"] = [c is not None and str(c) not in bad for c in clip_paths]
+            for m in ("video", "landmarks"):
+                if m in has:
+                    has[m] = [c is not None and str(c) not in bad for c in clip_paths]
+            if "landmarks" in has:
+                meshes = clip_meshes([c for c in present if str(c) not in bad], self.store, self.mesh_store)
+                has["landmarks"] = [ok and meshes[c][1].any() for ok, c in zip(has["landmarks"], clip_paths)]
+        elif "landmarks" in has and present:   # crops built on first use
+            meshes = clip_meshes(present, self.store, self.mesh_store)
+            has["landmarks"] = [c is not None and meshes[c][1].any() for c in clip_paths]
         counts = {"utterances": n, "with_clip": sum(c is not None for c in clip_paths),
                   **{f"with_{m}": sum(v) for m, v in has.items()}}
         self.clip_counts[split] = counts
@@ -428,7 +455,10 @@ class MeldDataModule(TextDataModule):
         tf = FrameTransform(train=train, augment=self.video_augment if train else None, **self.tf_args)
         clips = FaceClipDataset([MediaItem(c, 0) for c in clip_rows], self.store, tf, "video",
                                 self.num_frames, train, waves=[waves.get(c) for c in clip_rows],
-                                clip=self.clip, augment=self.voice_augment if train else None)
+                                clip=self.clip, augment=self.voice_augment if train else None,
+                                meshes=[meshes.get(c, _NO_MESH) for c in clip_rows] if meshes is not None else None,
+                                landmark_tf=LandmarkTransform(self.landmarks.get("points", 468), train=train,
+                                                              augment=self.landmarks.get("augment") if train else None))
         return MeldClipDataset(sel(p["texts"]), sel(p["labels"]), sel(p["contexts"]), sel(p["ids"]), clips,
                                [row.get(clip_paths[i], -1) for i in keep],
                                {m: sel(v) for m, v in has.items()}, serve_text="text" in self.modalities,

@@ -24,6 +24,13 @@ train). Files whose audio cannot be read or that have no audio track follow ``mi
 ``skip`` (default: the sample is left out, counted and named in a warning) or ``omit`` (the
 sample is kept without its voice; the batch's ``present`` mask says so). Without ``video`` in
 ``modalities`` no faces are cropped at all (``modalities=[voice]`` reads only the sound).
+
+Landmarks: with ``landmarks`` in ``modalities``, the face mesh of every cached crop is computed
+once per file and cached beside the crops (:class:`~emomm.faces.landmark_store.MeshStore`,
+``landmarks.mesh``); a video sample's ``landmarks`` are ``[T, P, 3]``, the meshes of the same
+frames the video input uses where the mesh was found (a photo: ``[P, 3]``). A sample none of
+whose frames has a mesh lacks the modality (``present`` False); with landmarks alone it is left
+out of training and scored from an empty mesh in val/test (counted in the log).
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from emomm.data.pipelines.landmark_points import LandmarkTransform, clip_points
 from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, read_many, report_unreadable, sample_rng
 from emomm.data.core.emotion_datamodule import EmotionDataModule
 from emomm.data.core.splits import stratified_split, stratified_three_way
@@ -43,7 +51,9 @@ from emomm.data.core.skips import NO_AUDIO, NO_FACE, UNREADABLE
 from emomm.data.core.speakers import speaker_splits
 from emomm.data.pipelines.transforms import FrameTransform
 from emomm.media.video import uniform_indices
+from emomm.faces.cache import source_identity
 from emomm.faces.crop_store import FaceCropStore, format_report
+from emomm.faces.landmark_store import MeshStore
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +96,9 @@ class FaceClipDataset(Dataset):
     def __init__(self, items: Sequence[MediaItem], store: FaceCropStore, transform: FrameTransform,
                  modality: str = "video", num_frames: int | None = 8, train: bool = False,
                  visual: bool = True, waves: Sequence[np.ndarray | None] | None = None,
-                 clip: ClipOptions | None = None, augment: WaveAugment | None = None) -> None:
+                 clip: ClipOptions | None = None, augment: WaveAugment | None = None,
+                 meshes: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+                 landmark_tf: LandmarkTransform | None = None, landmarks_alone: bool = False) -> None:
         self.items = list(items)
         self.labels = [it.label for it in self.items]
         self.paths = [str(it.path) for it in self.items]
@@ -98,18 +110,29 @@ class FaceClipDataset(Dataset):
         self.clip, self.augment = clip or ClipOptions(), augment
         if self.waves is not None and len(self.waves) != len(self.items):
             raise ValueError(f"{len(self.waves)} waveforms for {len(self.items)} items")
+        #: per item ``(points [F, P, 3], found [F])`` of its cached frames, when landmarks are served
+        self.meshes, self.landmark_tf, self.landmarks_alone = meshes, landmark_tf, landmarks_alone
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        inputs = {self.modality: self.visual_input(i)} if self.visual else {}
+        idx = self.frame_indices(i) if self.meshes is not None and self.modality == "video" else None
+        inputs = {self.modality: self.visual_input(i, idx)} if self.visual else {}
+        if self.meshes is not None:
+            inputs.update(self.landmark_input(i, idx))
         if self.waves is not None and self.waves[i] is not None:
             rng = sample_rng() if self.train else None
             inputs["voice"] = self.clip.to_model_input(self.waves[i], self.train, self.augment, rng)
         return {"inputs": inputs, "label": self.labels[i], "index": i}
 
-    def visual_input(self, i: int) -> torch.Tensor:
+    def frame_indices(self, i: int, n: int | None = None) -> np.ndarray:
+        """The cached frames item ``i`` uses this time (random segments in training)."""
+        n = len(self.store.get(self.items[i].path).crops) if n is None else n
+        return pick_frames(max(n, 1), self.num_frames, self.train,
+                           np.random.default_rng(torch.randint(0, 2**31, ()).item()) if self.train else None)
+
+    def visual_input(self, i: int, idx: np.ndarray | None = None) -> torch.Tensor:
         entry = self.store.get(self.items[i].path)
         crops = entry.crops
         if self.modality == "face":
@@ -118,10 +141,45 @@ class FaceClipDataset(Dataset):
             if len(crops) == 0:  # every frame dropped (no face): one black frame, not a crash
                 size = int(self.store.settings["size"])
                 crops = np.zeros((1, size, size, 3), np.uint8)
-            idx = pick_frames(len(crops), self.num_frames, self.train,
-                              np.random.default_rng(torch.randint(0, 2**31, ()).item()) if self.train else None)
+            idx = self.frame_indices(i, len(crops)) if idx is None else idx
             x = self.transform(crops[idx])
         return x
+
+    def landmark_input(self, i: int, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """``{"landmarks": [T, P, 3]}`` (a photo: ``[P, 3]``) from the frames ``idx`` that have a
+        mesh; ``{}`` without any (landmarks alone: an all-zero mesh)."""
+        points, found = self.meshes[i]
+        if self.modality == "face":
+            pts = points[0] if len(found) and found[0] else None
+        else:
+            idx = self.frame_indices(i, len(found)) if idx is None else idx
+            idx = idx[idx < len(found)]
+            pts = clip_points([points[j] if found[j] else None for j in idx])
+        if pts is not None:
+            return {"landmarks": self.landmark_tf(pts)}
+        if not self.landmarks_alone:
+            return {}
+        shape = (1,) if self.modality == "video" else ()
+        return {"landmarks": torch.zeros(*shape, self.landmark_tf.points, 3)}
+
+
+def clip_meshes(paths: Sequence[Path], store: FaceCropStore, mesh_store: MeshStore, alone: bool = False
+                ) -> dict[Path, tuple[np.ndarray, np.ndarray]]:
+    """Each file's meshes ``(points [F, P, 3], found [F])`` of its cached crops (cached in
+    ``mesh_store``); logs how many frames and files have one (``alone``: landmarks are the only
+    modality, so files without any are left out of training)."""
+    out = {}
+    for path in paths:
+        ident = {"source": source_identity(path, store.key_mode), "crops": store.settings}
+        out[path] = mesh_store.get(ident, lambda path=path: list(store.get(path).crops), str(path))
+    frames = sum(len(f) for _, f in out.values())
+    found = sum(int(f.sum()) for _, f in out.values())
+    none = [str(p) for p, (_, f) in out.items() if not f.any()]
+    log.info("face mesh: found in %d of %d cached frames (%.1f%%); %d of %d files without any%s", found, frames,
+             100.0 * found / max(frames, 1), len(none), len(out),
+             (" (left out of training, scored from an empty mesh in val/test)" if alone else
+              " (landmarks masked as missing there)") if none else "")
+    return out
 
 
 class FaceCropDataModule(EmotionDataModule):
@@ -142,6 +200,8 @@ class FaceCropDataModule(EmotionDataModule):
         voice: the ``voice`` node (sample_rate, duration, pad, trim_db, augment).
         missing_audio: ``skip`` | ``omit`` (module docstring).
         load_workers: threads decoding audio.
+        landmarks / mesh_cache_dir: the ``landmarks`` node (``points``, ``mesh``, ``augment``) and
+            where the meshes are cached, when ``landmarks`` is in ``modalities``.
     """
 
     def __init__(self, root: str, faces: dict[str, Any] | None = None, modality: str = "video",
@@ -149,7 +209,8 @@ class FaceCropDataModule(EmotionDataModule):
                  augment: dict[str, Any] | None = None, num_frames: int | None = 8,
                  sampling: dict[str, Any] | None = None, modalities: Sequence[str] | None = None,
                  voice: dict[str, Any] | None = None, missing_audio: str = "skip",
-                 load_workers: int = 4, **kwargs: Any) -> None:
+                 load_workers: int = 4, landmarks: dict[str, Any] | None = None,
+                 mesh_cache_dir: str = ".cache/landmarks", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if modality not in ("video", "face"):
             raise ValueError(f"modality={modality!r} must be video or face")
@@ -171,6 +232,8 @@ class FaceCropDataModule(EmotionDataModule):
         self.num_frames = num_frames
         self.prepare_report: dict[str, Any] | None = None
         self._store: FaceCropStore | None = None
+        self.landmarks = dict(landmarks or {})
+        self.mesh_store = MeshStore(mesh_cache_dir, self.landmarks.get("mesh"))
 
     @property
     def excluded(self) -> dict[str, list[str]]:
@@ -203,7 +266,16 @@ class FaceCropDataModule(EmotionDataModule):
     # -- shared ----------------------------------------------------------------------------
     @property
     def available_modalities(self) -> list[str]:
-        return [self.modality, "voice"] if self.modality == "video" else [self.modality]
+        return [self.modality, "voice", "landmarks"] if self.modality == "video" else [self.modality, "landmarks"]
+
+    @property
+    def serves_landmarks(self) -> bool:
+        return "landmarks" in self.modalities
+
+    @property
+    def needs_crops(self) -> bool:
+        """Whether the faces are cropped (for the visual input or the landmarks)."""
+        return self.serves_visual or self.serves_landmarks
 
     @property
     def serves_visual(self) -> bool:
@@ -270,7 +342,7 @@ class FaceCropDataModule(EmotionDataModule):
     def prepare_data(self) -> None:
         """Lightning calls this once per node (local rank 0) before ``setup`` on every rank:
         the missing crops are built here, so DDP ranks do not all build them."""
-        if self.serves_visual and self.store.prepare_on_setup:
+        if self.needs_crops and self.store.prepare_on_setup:
             splits = self._planned_splits()
             self.store.prepare(sorted({it.path for v in splits.values() for it in v}))
 
@@ -280,7 +352,7 @@ class FaceCropDataModule(EmotionDataModule):
         used = sorted({it.path for v in splits.values() for it in v})
         store = self.store
         bad: set[str] = set()
-        if self.serves_visual and store.prepare_on_setup:
+        if self.needs_crops and store.prepare_on_setup:
             # Builds what is missing (everything is there after prepare_data) and reports.
             self.prepare_report = report = store.prepare(used)
             if report["built"] or report["failed"]:
@@ -303,6 +375,10 @@ class FaceCropDataModule(EmotionDataModule):
                 raise ValueError(f"the {k} split of {self.root} is empty after leaving out files without "
                                  f"a usable face (faces.detector={store.detector_name}) or without readable "
                                  "audio; check the data (and data.missing_audio=omit to keep silent files)")
+        meshes = self._meshes(splits) if self.serves_landmarks else None
+        alone = self.modalities == ["landmarks"]
+        if meshes is not None and alone:   # landmarks alone: train on samples with a mesh
+            splits["train"] = [it for it in splits["train"] if meshes[it.path][1].any()]
         out = {}
         for k, v in splits.items():
             train = k == "train"
@@ -310,8 +386,16 @@ class FaceCropDataModule(EmotionDataModule):
             out[k] = FaceClipDataset(
                 v, store, tf, self.modality, self.num_frames, train, visual=self.serves_visual,
                 waves=[waves.get(it.audio_source) for it in v] if waves is not None else None,
-                clip=self.clip, augment=self.voice_augment if train else None)
+                clip=self.clip, augment=self.voice_augment if train else None,
+                meshes=[meshes[it.path] for it in v] if meshes is not None else None,
+                landmark_tf=LandmarkTransform(self.landmarks.get("points", 468), train=train,
+                                              augment=self.landmarks.get("augment") if train else None),
+                landmarks_alone=alone)
         return out
+
+    def _meshes(self, splits: dict[str, list[MediaItem]]) -> dict[Path, tuple[np.ndarray, np.ndarray]]:
+        used = sorted({it.path for v in splits.values() for it in v})
+        return clip_meshes(used, self.store, self.mesh_store, alone=self.modalities == ["landmarks"])
 
     def _decode_audio(self, splits: dict[str, list[MediaItem]]) -> dict[Path, np.ndarray | None]:
         """Decode each used item's audio once (threads); unreadable ones map to None, counted."""
@@ -334,4 +418,9 @@ class FaceCropDataModule(EmotionDataModule):
             out[self.modality] = prep
         if self.serves_voice:
             out["voice"] = self.clip.describe()
+        if self.serves_landmarks:
+            out["landmarks"] = {**LandmarkTransform(self.landmarks.get("points", 468)).describe(),
+                                "mesh": self.mesh_store.describe(), "faces": self.store.settings}
+            if self.modality == "video":
+                out["landmarks"]["num_frames"] = self.num_frames
         return out

@@ -175,10 +175,19 @@ class SyntheticDataModule(EmotionDataModule):
         return sorted(SYNTHETIC_MODALITIES)
 
     def _generators(self, train: bool) -> dict[str, Any]:
-        gens = {m: SYNTHETIC_MODALITIES[m](dict(self.options[m]), train) for m in self.modalities}
+        gens = {m: SYNTHETIC_MODALITIES[m](self._options(m), train) for m in self.modalities}
         if self.av_audio:
             gens["video"].with_audio(gens["voice"].clip.sample_rate)
         return gens
+
+    def _options(self, m: str) -> dict[str, Any]:
+        """Generator options of ``m``; landmarks beside video are per frame of the video's clips."""
+        opts = dict(self.options[m])
+        if m == "landmarks" and "video" in self.modalities:
+            video, syn = self.options["video"], self.options["video"].get("synthetic") or {}
+            opts["clip"] = {"num_frames": video.get("num_frames", 8), "clip_frames": syn.get("clip_frames", 12),
+                            "motion": syn.get("motion", 1.0)}
+        return opts
 
     def build_splits(self) -> dict[str, Dataset]:
         return {

@@ -71,41 +71,23 @@ def load_face_encoder_state(path: str | Path) -> tuple[dict[str, torch.Tensor], 
     return out, dict(cfg)
 
 
-class VideoEncoder(nn.Module):
-    """Args:
-        backbone / in_chans / pretrained / pretrained_path / frame_kwargs: the per-frame
-            :class:`FaceEncoder` (``frame_kwargs`` go to timm, e.g. ``drop_rate``).
-        init_from: an emomm ``.ckpt`` whose face encoder initialises the frame encoder.
-        freeze: keep the frame encoder fixed (weights and batch-norm statistics).
-        temporal: ``lstm`` or ``transformer``.
-        hidden_size: LSTM hidden size per direction / transformer width (frame features
-            are projected to it).
-        num_layers, dropout: of the temporal model.
-        bidirectional, pool: LSTM only (``last`` or ``mean``).
-        num_heads, ff_mult, positional (``sinusoidal`` | ``learned``), max_len: transformer only.
-        frame_chunk: frames per frame-encoder call (bounds activation memory); 0 = all.
-    """
+def check_temporal(temporal: str, pool: str, modality: str) -> None:
+    """A clear error for an unknown ``temporal`` or ``pool`` of ``model.encoders.<modality>``."""
+    if temporal not in TEMPORAL:
+        raise ValueError(f"model.encoders.{modality}.temporal={temporal!r} is not one of {list(TEMPORAL)}")
+    if pool not in ("last", "mean"):
+        raise ValueError(f"model.encoders.{modality}.pool={pool!r} must be last or mean")
 
-    def __init__(self, backbone: str = "resnet18", in_chans: int = 3, pretrained: bool = False,
-                 pretrained_path: str | None = None, frame_kwargs: dict[str, Any] | None = None,
-                 init_from: str | None = None, freeze: bool = False, temporal: str = "transformer",
-                 hidden_size: int = 256, num_layers: int = 2, dropout: float = 0.1,
-                 bidirectional: bool = True, pool: str = "last", num_heads: int = 4, ff_mult: int = 2,
-                 positional: str = "sinusoidal", max_len: int = 512, frame_chunk: int = 0) -> None:
-        super().__init__()
-        if temporal not in TEMPORAL:
-            raise ValueError(f"model.encoders.video.temporal={temporal!r} is not one of {list(TEMPORAL)}")
-        if pool not in ("last", "mean"):
-            raise ValueError(f"model.encoders.video.pool={pool!r} must be last or mean")
-        self.frame_encoder = FaceEncoder(backbone, in_chans=in_chans, pretrained=pretrained,
-                                         pretrained_path=pretrained_path, **(frame_kwargs or {}))
-        if init_from:
-            self._init_from(init_from, backbone, in_chans)
-        self.freeze = bool(freeze)
-        if self.freeze:
-            self.frame_encoder.requires_grad_(False)
-        self.temporal, self.pool, self.frame_chunk = temporal, pool, int(frame_chunk)
-        d_frame = self.frame_encoder.out_dim
+
+class TemporalModel:
+    """The temporal model over per-frame features ``[B, T, d_frame]`` that clip encoders share
+    (a mixin of an ``nn.Module``: its layers are the module's own, so checkpoints keep their
+    keys): :meth:`build_temporal` makes the layers, :meth:`pool_frames` runs them."""
+
+    def build_temporal(self, d_frame: int, temporal: str, hidden_size: int, num_layers: int, dropout: float,
+                       bidirectional: bool, pool: str, num_heads: int, ff_mult: int, positional: str,
+                       max_len: int) -> None:
+        self.temporal, self.pool = temporal, pool
         if temporal == "lstm":
             self.rnn = nn.LSTM(d_frame, hidden_size, num_layers=num_layers, batch_first=True,
                                bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
@@ -130,6 +112,73 @@ class VideoEncoder(nn.Module):
             self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(hidden_size)
             self.out_dim = hidden_size
+
+    def pool_frames(self, feats: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame features ``[B, T, d_frame]`` (zeros on padding), ``lengths [B]``, ``valid``
+        Bool ``[B, T]`` -> ``(clip embedding [B, out_dim], tokens [B, T, token_dim])``."""
+        if self.temporal == "lstm":
+            return self._lstm(feats, lengths, valid)
+        return self._transformer(feats, valid)
+
+    def _lstm(self, feats, lengths, valid):
+        packed = nn.utils.rnn.pack_padded_sequence(feats, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (h, _) = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=feats.shape[1])
+        if self.pool == "last":
+            dirs = 2 if self.rnn.bidirectional else 1
+            last = h.view(self.rnn.num_layers, dirs, feats.shape[0], -1)[-1].transpose(0, 1).reshape(feats.shape[0], -1)
+            return last, out
+        m = valid.unsqueeze(-1).to(out.dtype)
+        return (out * m).sum(1) / m.sum(1).clamp(min=1), out
+
+    def _transformer(self, feats, valid):
+        z = self.proj(feats)
+        z = torch.cat([self.cls.expand(z.shape[0], -1, -1).to(z.dtype), z], dim=1)
+        if self.positional == "learned":
+            if z.shape[1] > self.pos_emb.shape[1]:
+                raise ValueError(f"{z.shape[1] - 1} frames exceed max_len={self.max_len}")
+            z = z + self.pos_emb[:, : z.shape[1]].to(z.dtype)
+        else:
+            z = self.pos_enc(z)
+        pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)         # True = ignore
+        z = self.norm(self.transformer(z, src_key_padding_mask=pad))
+        return z[:, 0], z[:, 1:]
+
+
+class VideoEncoder(TemporalModel, nn.Module):
+    """Args:
+        backbone / in_chans / pretrained / pretrained_path / frame_kwargs: the per-frame
+            :class:`FaceEncoder` (``frame_kwargs`` go to timm, e.g. ``drop_rate``).
+        init_from: an emomm ``.ckpt`` whose face encoder initialises the frame encoder.
+        freeze: keep the frame encoder fixed (weights and batch-norm statistics).
+        temporal: ``lstm`` or ``transformer``.
+        hidden_size: LSTM hidden size per direction / transformer width (frame features
+            are projected to it).
+        num_layers, dropout: of the temporal model.
+        bidirectional, pool: LSTM only (``last`` or ``mean``).
+        num_heads, ff_mult, positional (``sinusoidal`` | ``learned``), max_len: transformer only.
+        frame_chunk: frames per frame-encoder call (bounds activation memory); 0 = all.
+    """
+
+    def __init__(self, backbone: str = "resnet18", in_chans: int = 3, pretrained: bool = False,
+                 pretrained_path: str | None = None, frame_kwargs: dict[str, Any] | None = None,
+                 init_from: str | None = None, freeze: bool = False, temporal: str = "transformer",
+                 hidden_size: int = 256, num_layers: int = 2, dropout: float = 0.1,
+                 bidirectional: bool = True, pool: str = "last", num_heads: int = 4, ff_mult: int = 2,
+                 positional: str = "sinusoidal", max_len: int = 512, frame_chunk: int = 0) -> None:
+        super().__init__()
+        check_temporal(temporal, pool, "video")
+        self.frame_encoder = FaceEncoder(backbone, in_chans=in_chans, pretrained=pretrained,
+                                         pretrained_path=pretrained_path, **(frame_kwargs or {}))
+        if init_from:
+            self._init_from(init_from, backbone, in_chans)
+        self.freeze = bool(freeze)
+        if self.freeze:
+            self.frame_encoder.requires_grad_(False)
+        self.frame_chunk = int(frame_chunk)
+        self.build_temporal(self.frame_encoder.out_dim, temporal, hidden_size, num_layers, dropout,
+                            bidirectional, pool, num_heads, ff_mult, positional, max_len)
 
     def _init_from(self, path: str, backbone: str, in_chans: int) -> None:
         state, cfg = load_face_encoder_state(path)
@@ -172,32 +221,5 @@ class VideoEncoder(nn.Module):
         feats_valid = self.encode_frames(x[valid])                                  # [N, D]
         feats = feats_valid.new_zeros(b, t, feats_valid.shape[-1])
         feats[valid] = feats_valid
-        if self.temporal == "lstm":
-            pooled, tokens = self._lstm(feats, lengths, valid)
-        else:
-            pooled, tokens = self._transformer(feats, valid)
+        pooled, tokens = self.pool_frames(feats, lengths, valid)
         return EncoderOutput(pooled, tokens, valid)
-
-    def _lstm(self, feats, lengths, valid):
-        packed = nn.utils.rnn.pack_padded_sequence(feats, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h, _) = self.rnn(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=feats.shape[1])
-        if self.pool == "last":
-            dirs = 2 if self.rnn.bidirectional else 1
-            last = h.view(self.rnn.num_layers, dirs, feats.shape[0], -1)[-1].transpose(0, 1).reshape(feats.shape[0], -1)
-            return last, out
-        m = valid.unsqueeze(-1).to(out.dtype)
-        return (out * m).sum(1) / m.sum(1).clamp(min=1), out
-
-    def _transformer(self, feats, valid):
-        z = self.proj(feats)
-        z = torch.cat([self.cls.expand(z.shape[0], -1, -1).to(z.dtype), z], dim=1)
-        if self.positional == "learned":
-            if z.shape[1] > self.pos_emb.shape[1]:
-                raise ValueError(f"{z.shape[1] - 1} frames exceed max_len={self.max_len}")
-            z = z + self.pos_emb[:, : z.shape[1]].to(z.dtype)
-        else:
-            z = self.pos_enc(z)
-        pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)         # True = ignore
-        z = self.norm(self.transformer(z, src_key_padding_mask=pad))
-        return z[:, 0], z[:, 1:]

@@ -1,0 +1,125 @@
+"""Face-mesh points -> model inputs for the ``landmarks`` modality.
+
+A face mesh (:mod:`emomm.faces.mesh`) gives ``[P, 3]`` points in crop pixels per face; a clip
+gives one per frame, or None where the mesh found no face. :class:`LandmarkTransform` keeps the
+first ``points`` of each (478 -> 468), normalises them (:func:`~emomm.faces.landmark_norm.normalize_landmarks`:
+position, size and in-plane rotation removed) and, in training, adds Gaussian jitter. The
+datasets, the synthetic data and the :class:`~emomm.inference.predictor.Predictor` all build it
+from the same settings (its ``describe()`` is stored in checkpoints as the preprocessing).
+
+A clip's input is its frames *with* a mesh, in order (:func:`clip_points`); a sample with none
+lacks the modality (its ``present`` mask is False), like a clip without a face.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from emomm.faces.landmark_norm import MESH_POINTS, clip_points as first_points, normalize_landmarks
+from emomm.faces.landmark_store import MeshStore
+
+log = logging.getLogger(__name__)
+
+#: Names the normalisation in the preprocessing (a checkpoint trained with another one is refused).
+NORMALIZATION = "stable-procrustes-v1"
+
+
+class LandmarkTransform:
+    """``[P', 3]`` (one face) or ``[T, P', 3]`` (a clip) crop-pixel points -> float
+    ``[points, 3]`` / ``[T, points, 3]`` normalised (``train``: + ``augment.jitter`` noise)."""
+
+    def __init__(self, points: int = MESH_POINTS, train: bool = False, augment: dict[str, Any] | None = None,
+                 normalization: str = NORMALIZATION, **_: Any) -> None:
+        if normalization != NORMALIZATION:
+            raise ValueError(f"landmarks normalisation {normalization!r} is not this version's ({NORMALIZATION}); "
+                             "retrain the model with this emomm")
+        self.points, self.train = int(points), bool(train)
+        self.jitter = float((augment or {}).get("jitter") or 0.0) if train else 0.0
+
+    def __call__(self, points: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(normalize_landmarks(first_points(points, self.points)))
+        if self.jitter:
+            x = x + self.jitter * torch.randn_like(x)
+        return x
+
+    def describe(self) -> dict[str, Any]:
+        """The deterministic preprocessing, as stored in checkpoints."""
+        return {"points": self.points, "normalization": NORMALIZATION}
+
+
+def clip_points(meshes: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """Per-frame meshes (None: no face in that frame) -> ``[T', P, 3]`` of the frames that
+    have one, in order; None when no frame has."""
+    found = [np.asarray(m, np.float32) for m in meshes if m is not None]
+    return np.stack(found) if found else None
+
+
+class WithLandmarks(Dataset):
+    """A dataset of face images (``base``: samples ``{"inputs": {...}, "label", "index"}`` and
+    ``labels``) with each sample's face mesh as its ``landmarks`` input.
+
+    ``points [N, P', 3]`` / ``found [N]`` are the meshes of ``base``'s images in order. With
+    ``alone`` (landmarks are the only modality served) the base's own inputs are not made;
+    then a sample whose mesh was not found is left out of ``keep_missing=False`` splits
+    (training) and, in the others (``keep_missing``: every sample is scored), gets an all-zero
+    mesh. Otherwise it simply lacks the modality (its ``present`` mask is False).
+    """
+
+    def __init__(self, base: Dataset, points: np.ndarray, found: np.ndarray, transform: LandmarkTransform,
+                 alone: bool = False, keep_missing: bool = True) -> None:
+        if len(points) != len(base) or len(found) != len(base):
+            raise ValueError(f"{len(points)} meshes for {len(base)} images")
+        self.base, self.points, self.found, self.transform, self.alone = base, points, found, transform, alone
+        self.order = np.arange(len(base)) if keep_missing or not alone else np.flatnonzero(found)
+        base_labels = list(getattr(base, "labels"))
+        self.labels = [base_labels[i] for i in self.order]
+        self.missing = int((~found[self.order]).sum())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j = int(self.order[i])
+        sample = ({"inputs": {}, "label": self.labels[i], "index": j} if self.alone
+                  else {**self.base[j], "index": j})
+        sample["inputs"] = dict(sample["inputs"])
+        if self.found[j]:
+            sample["inputs"]["landmarks"] = self.transform(self.points[j])
+        elif self.alone:
+            sample["inputs"]["landmarks"] = torch.zeros(self.transform.points, 3)
+        return sample
+
+
+def images_identity(images: Sequence[np.ndarray]) -> dict[str, Any]:
+    """What a list of in-memory images is, for the mesh cache: a SHA-1 of their pixels and shapes."""
+    h = hashlib.sha1()
+    for im in images:
+        a = np.ascontiguousarray(im)
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    return {"images_sha1": h.hexdigest(), "n": len(images)}
+
+
+def with_landmarks(splits: dict[str, Dataset], images: dict[str, Sequence[np.ndarray]], store: MeshStore,
+                   options: dict[str, Any], alone: bool, what: str) -> dict[str, Dataset]:
+    """Each split of face-image datasets (``splits[s]`` built on ``images[s]``) with its
+    meshes (cached in ``store``) as the ``landmarks`` input (:class:`WithLandmarks`);
+    ``options`` is the ``landmarks:`` node (``points``, ``augment``). Logs how often the mesh
+    was found per split."""
+    out = {}
+    for s, ds in splits.items():
+        ims = images[s]
+        points, found = store.get(images_identity(ims), lambda ims=ims: ims, f"{what} {s}")
+        tf = LandmarkTransform(options.get("points", MESH_POINTS), train=s == "train",
+                               augment=options.get("augment") if s == "train" else None)
+        out[s] = WithLandmarks(ds, points, found, tf, alone=alone, keep_missing=s != "train")
+        if (~found).any():
+            log.info("%s %s: %d of %d faces without a mesh (%s)", what, s, int((~found).sum()), len(found),
+                     "left out of training" if alone and s == "train" else
+                     "scored from an empty mesh" if alone else "landmarks masked as missing")
+    return out
