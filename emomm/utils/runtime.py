@@ -101,10 +101,12 @@ def to_plain(cfg: Any) -> Any:
 
 
 def resolve_ckpts(value: Any, log_dir: str | Path, backend: str = "torch") -> Path | list[Path]:
-    """An entry point's ``ckpt_path``: a ``.ckpt``, ``latest`` or ``zoo:NAME`` (``backend=torch``),
-    an export folder or file (``backend=onnxruntime``), or a list of them, an ensemble that
-    predicts with the mean of their probabilities (torch only)."""
+    """An entry point's ``ckpt_path``: a ``.ckpt``, ``latest`` or ``zoo:NAME`` (``backend=torch``
+    or ``auto``), an export folder or file (``backend=onnxruntime``), or a list of them, an
+    ensemble that predicts with the mean of their probabilities (torch or auto)."""
     value = to_plain(value)
+    if backend == "auto":
+        backend = "torch"   # a checkpoint: emomm.inference.onnx_cache exports it when it can
     if isinstance(value, (list, tuple)):
         if backend != "torch":
             raise ValueError("ckpt_path=[...] (an ensemble of checkpoints) needs backend=torch")

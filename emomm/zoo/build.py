@@ -1,6 +1,7 @@
 """Build a zoo model from its recipe: train (or adopt finished runs), score, package, write the card.
 
     python -m emomm.zoo.build face-fer2013 --data-root DATA [--seeds 1 2 3] [--runs RUN_DIR ...]
+    python -m emomm.zoo.build face-voice      # a bundle, from its members' cards (built first)
 
 For each seed, a finished run of exactly the recipe's command (its ``.hydra/overrides.yaml``
 equal to the recipe's overrides plus ``seed=S``, up to where the data and outputs live, and a
@@ -40,7 +41,8 @@ from emomm.analysis.child_runs import run_entry_point
 from emomm.models.module import EmotionModule
 from emomm.utils.targets import checked_data_config
 from emomm.utils.zoo_files import names as zoo_names
-from emomm.utils.zoo_files import read_card, zoo_dir
+from emomm.utils.zoo_files import ZooEntryError, read_card, zoo_dir
+from emomm.zoo.bundles import BUNDLES, build_bundle
 from emomm.zoo.cards import size_bytes, write_card
 from emomm.zoo.packaging import fp16_parity, write_weights
 from emomm.zoo.recipes import RECIPES, Recipe
@@ -262,9 +264,18 @@ def zoo_size(root: Path | None = None) -> int:
 
 def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (), data_root: str | None = None,
           work: str | Path = "outputs/zoo_runs", out_root: str | Path | None = None) -> Path:
-    """Train (or adopt), score and package the zoo model ``name``; the entry's folder."""
+    """Train (or adopt), score and package the zoo model ``name``; the entry's folder. A
+    bundle (``face-voice``) is written from its members' cards (:func:`build_bundle`)."""
+    if name in BUNDLES:
+        command = "python -m emomm.zoo.build " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
+        try:
+            out = build_bundle(name, out_root, command=command)
+        except ZooEntryError as err:
+            sys.exit(f"error: {err}")
+        print(f"wrote {out}")
+        return out
     if name not in RECIPES:
-        sys.exit(f"no zoo recipe named {name!r}; recipes: {', '.join(RECIPES)}")
+        sys.exit(f"no zoo recipe named {name!r}; recipes: {', '.join(RECIPES)}; bundles: {', '.join(BUNDLES)}")
     recipe, work = RECIPES[name], Path(work)
     seeds = list(seeds or recipe.seeds)
     out_root = Path(out_root) if out_root else zoo_dir()
@@ -286,7 +297,7 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m emomm.zoo.build", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name", help=f"the zoo model ({', '.join(RECIPES)})")
+    ap.add_argument("name", help=f"the zoo model ({', '.join(RECIPES)}) or bundle ({', '.join(BUNDLES)})")
     ap.add_argument("--seeds", type=int, nargs="+", help="seeds to train and score (the first ships); default the recipe's")
     ap.add_argument("--runs", nargs="+", default=[], help="finished runs of the recipe to adopt instead of training")
     ap.add_argument("--data-root", help="the folder holding the datasets (DATA_ROOT/fer2013, ...)")
