@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ from omegaconf import OmegaConf
 
 from emomm.analysis.child_runs import run_entry_point
 from emomm.models.module import EmotionModule
+from emomm.utils.runtime import source_commit
 from emomm.utils.targets import checked_data_config
 from emomm.utils.zoo_files import names as zoo_names
 from emomm.utils.zoo_files import ZooEntryError, read_card, zoo_dir
@@ -212,22 +212,21 @@ def single_samples(loader, n: int = 1):
     return [loader.collate_fn([ds[i]]) for i in range(min(n, len(ds)))]
 
 
-def git_commit() -> str:
-    """The checkout's commit (``+dirty`` with uncommitted changes), or ``unknown``."""
-    root = Path(__file__).resolve().parents[2]
+def training_commit(run_dir: Path) -> str:
+    """The commit that trained the run ``run_dir``, as its ``metrics.json`` records it
+    (``emomm.train`` writes ``git_commit``); ``not recorded`` for runs from before it did."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
+        found = json.loads((Path(run_dir) / "metrics.json").read_text()).get("git_commit")
+    except (OSError, ValueError):
+        found = None
+    return found or "not recorded (the run was trained before emomm.train recorded its commit)"
 
 
 def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, Any]], seeds: Sequence[int],
-            data_root: str | Path | None, command: str) -> Path:
+            data_root: str | Path | None, command: str, trained_commit: str | None = None) -> Path:
     """Write the zoo entry ``out`` of the shipped checkpoint ``ckpt`` (the first seed's) and
-    its card from the evaluations ``evals`` (``{seed: metrics.json}``)."""
+    its card from the evaluations ``evals`` (``{seed: metrics.json}``); ``trained_commit``: the
+    commit that trained it (:func:`training_commit`), beside the one packaging it now."""
     module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     loader = val_loader(module, ckpt, data_root, recipe)
     parity = fp16_parity(module, loader)
@@ -241,7 +240,8 @@ def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, An
         "labels": list(module.label_names), "input": recipe.input,
         "training_data": dict(recipe.training_data),
         "recipe": {"command": "python -m emomm.train " + " ".join(recipe.train) + f" seed={seeds[0]}",
-                   "git_commit": git_commit(), "seeds": list(seeds), "shipped_seed": seeds[0],
+                   "git_commit": trained_commit or "not recorded",
+                   "packaged_at_commit": source_commit(), "seeds": list(seeds), "shipped_seed": seeds[0],
                    "selection": recipe.selection, "variants_tried": recipe.variants_tried},
         "metrics": {"split": "val", "per_seed": per_seed, "mean": mean, "std": std,
                     "evaluated_with": "python -m emomm.eval split=val calibrate=true " + " ".join(recipe.evaluate)},
@@ -285,7 +285,8 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
              for s in seeds}
     # The shipped seed's checkpoint with its temperature (emomm.eval calibrate=true wrote it).
     shipped = Path(evals[seeds[0]]["run_dir"]) / "calibrated.ckpt"
-    out = package(recipe, shipped, out_root / name, evals, seeds, data_root, command)
+    out = package(recipe, shipped, out_root / name, evals, seeds, data_root, command,
+                  trained_commit=training_commit(run_dirs[seeds[0]]))
     total = zoo_size(out_root)
     print(f"wrote {out} (zoo size {total / 1e6:.1f} MB of the {SIZE_BUDGET / 1e6:.1f} MB budget)")
     if total > SIZE_BUDGET:
