@@ -391,3 +391,23 @@ def test_the_model_tab_shows_a_zoo_entrys_card(use_zoo):
     assert card["metrics"]["mean"]["acc"] == pytest.approx(0.6) and card["metrics"]["seeds"] == 2
     assert card["markdown"].startswith("# tiny-face") and card["limitations"] == ["synthetic faces only"]
     assert engine.checkpoint_name == "tiny-face"
+
+
+def test_cards_cite_the_training_commit_and_store_no_machine_data_root(tiny_zoo, tmp_path, monkeypatch):
+    from emomm.utils.targets import checked_data_config
+    from emomm.zoo.build import training_commit
+    from emomm.zoo.packaging import neutral_data_root
+    run = tiny_zoo.parent / "serve_run"    # trained by emomm.train in this session: it records its commit
+    commit = json.loads((run / "metrics.json").read_text())["git_commit"]
+    assert training_commit(run) == commit and (commit == "unknown" or len(commit.split("+")[0]) == 40)
+    assert training_commit(tmp_path).startswith("not recorded")
+    hp = {"data": {"_target_": "emomm.data.datasets.fer2013.Fer2013DataModule", "root": "/work/shared/data/fer2013"}}
+    stored = neutral_data_root(hp)["data"]
+    assert stored["root"] == "${paths.data_dir}/fer2013" and hp["data"]["root"] == "/work/shared/data/fer2013"
+    assert checked_data_config(stored, "x", data_dir="/elsewhere")["root"] == "/elsewhere/fer2013"
+    monkeypatch.setenv("EMOMM_DATA_DIR", str(tmp_path))
+    assert checked_data_config(stored, "x")["root"] == f"{tmp_path}/fer2013"
+    for folder in PACKAGED_ZOO.iterdir():
+        if (folder / "hparams.json").is_file():   # the shipped zoo keeps no path of the machine that built it
+            root = (json.loads((folder / "hparams.json").read_text())["hyper_parameters"].get("data") or {}).get("root")
+            assert root is None or root.startswith("${paths.data_dir}/"), (folder.name, root)

@@ -175,6 +175,23 @@ def live(d: dict, name: str) -> Iterable[Row]:
                   **base(d, name, command=d.get("command") or MISSING))
 
 
+def live_backends(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks/live_backends.py: the default live path per backend, and its classifier alone."""
+    threads = d.get("threads", MISSING)
+    for backend, r in (d.get("results") or {}).items():
+        setup = f"{d.get('model', MISSING)}, {backend}, {threads} threads"
+        yield Row(setup, "frames/s; latency per frame p50 / p95 (ms)",
+                  f"{r.get('fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / {r.get('latency_ms_p95', MISSING)}",
+                  **base(d, name, command=d.get("command") or MISSING))
+        yield Row(setup, "classifier alone, ms per crop p50 / p95",
+                  f"{r.get('classifier_ms_p50', MISSING)} / {r.get('classifier_ms_p95', MISSING)}",
+                  **base(d, name, command=d.get("command") or MISSING))
+    if d.get("load_before"):
+        yield Row("load average (1 min) before / after, 2 cores", "load",
+                  f"{d['load_before'][0]} / {(d.get('load_after') or [MISSING])[0]}",
+                  **base(d, name, command=d.get("command") or MISSING))
+
+
 def export(d: dict, name: str) -> Iterable[Row]:
     for model, r in (d.get("results") or {}).items():
         sizes = r.get("size_bytes") or {}
@@ -249,8 +266,9 @@ PAGES = {
         Section("Synthetic data", r"fusion_synthetic.*", fusion_synthetic),
         Section("FER2013 faces + RAVDESS voices", r"fusion_paired", fusion_paired),
     ], ["fusion"]),
-    "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame, one thread.", [
+    "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame (threads as each setup says).", [
         Section("Live pipeline", r"live_pipeline.*", live),
+        Section("Default path (zoo face model): PyTorch against ONNX Runtime", r"live_backends", live_backends),
     ], ["live"]),
     "speed-export": ("Speed: export", "Per face crop, batch 1, one thread: PyTorch against the ONNX "
                      "exports (`python -m emomm.export`).", [
