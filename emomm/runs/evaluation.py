@@ -88,7 +88,7 @@ def apply_eval_windows(model: EmotionModule, windows: Any) -> None:
 
 
 def _data_dir(cfg: DictConfig) -> str | None:
-    """``cfg.paths.data_dir`` (where a zoo entry's ``${paths.data_dir}/NAME`` root points), or
+    """``cfg.paths.data_dir`` (where a zoo entry's ``<data_dir>/NAME`` root points), or
     None when the config has none that resolves here."""
     try:
         return str(cfg.paths.data_dir) if cfg.get("paths") else None

@@ -191,8 +191,9 @@ def load_checked_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict
     return ckpt
 
 
-#: A stored data root relative to the data folder (zoo entries: ``${paths.data_dir}/fer2013``).
-DATA_DIR_REF = "${paths.data_dir}"
+#: A stored data root under the loader's data folder (zoo entries: ``<data_dir>/fer2013``; not
+#: an interpolation, which a stored config may not hold).
+DATA_DIR_REF = "<data_dir>"
 
 
 def default_data_dir() -> str:
@@ -204,7 +205,7 @@ def checked_data_config(data_cfg: Any, source: Any, data_dir: str | Path | None 
     """A checkpoint's stored data config, ready to build: names that moved upgraded
     (:mod:`emomm.utils.moved`) and every ``_target_`` checked (:func:`check_targets`, key paths
     under ``hyper_parameters.data`` of the file ``source``); a ``root`` stored as
-    ``${paths.data_dir}/NAME`` (a zoo entry's) resolved under ``data_dir`` (default
+    ``<data_dir>/NAME`` (a zoo entry's) resolved under ``data_dir`` (default
     :func:`default_data_dir`). None when it stores none."""
     data_cfg = upgrade_targets(_plain(data_cfg))
     if not data_cfg:

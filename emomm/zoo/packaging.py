@@ -58,14 +58,15 @@ def _json_hparams(hparams: Mapping[str, Any], source: Path) -> bytes:
                               "them as JSON: retrain it with this emomm version") from None
 
 
-#: How a zoo entry's stored data config names where the data lives: the recipe configs' own
-#: form, resolved against the data folder of whoever loads it (:func:`emomm.utils.targets.checked_data_config`).
-DATA_DIR_REF = "${paths.data_dir}"
+#: How a zoo entry's stored data config names where the data lives: a prefix (not an
+#: interpolation: stored configs may hold none) resolved against the data folder of whoever
+#: loads it (:func:`emomm.utils.targets.checked_data_config`).
+DATA_DIR_REF = "<data_dir>"
 
 
 def neutral_data_root(hparams: Mapping[str, Any]) -> dict[str, Any]:
     """``hparams`` with the stored data config's ``root`` (this machine's absolute path, e.g.
-    ``/work/shared/data/fer2013``) as ``${paths.data_dir}/<its folder name>``, so a zoo entry
+    ``/work/shared/data/fer2013``) as ``<data_dir>/<its folder name>``, so a zoo entry
     stores no path of the machine that built it."""
     out = dict(hparams)
     data = dict(out.get("data") or {})
