@@ -411,3 +411,17 @@ def test_cards_cite_the_training_commit_and_store_no_machine_data_root(tiny_zoo,
         if (folder / "hparams.json").is_file():   # the shipped zoo keeps no path of the machine that built it
             root = (json.loads((folder / "hparams.json").read_text())["hyper_parameters"].get("data") or {}).get("root")
             assert root is None or root.startswith("<data_dir>/"), (folder.name, root)
+
+
+def test_make_serve_trains_nothing_and_make_demo_ends_with_the_zoo_command():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+
+    def recipe(target):
+        lines = text.split(f"\n{target}:", 1)[1].splitlines()[1:]
+        return "\n".join(line for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith("\t"))])
+    serve = recipe("serve")
+    assert "emomm.serve" in serve and "demo" not in serve and "emomm.train" not in serve
+    assert "ckpt_path=" not in serve.replace("$(if $(CKPT),ckpt_path=$(CKPT))", "")   # the zoo's default
+    demo = recipe("demo").splitlines()
+    assert "emomm.train" in demo[1] and "python -m emomm.predict ckpt_path=zoo:face-fer2013 inputs=[photo.jpg]" in demo[-1]
