@@ -425,3 +425,13 @@ def test_make_serve_trains_nothing_and_make_demo_ends_with_the_zoo_command():
     assert "ckpt_path=" not in serve.replace("$(if $(CKPT),ckpt_path=$(CKPT))", "")   # the zoo's default
     demo = recipe("demo").splitlines()
     assert "emomm.train" in demo[1] and "python -m emomm.predict ckpt_path=zoo:face-fer2013 inputs=[photo.jpg]" in demo[-1]
+
+
+def test_packaging_keeps_no_path_of_the_building_machine():
+    from emomm.zoo.packaging import neutral_data_root
+    hp = {"calibration": {"temperature": 0.8, "fitted_on": {"ckpt": "/work/main/outputs/zoo_runs/face-fer2013/seed1/checkpoints/best.ckpt",
+                                                            "n": 3}},
+          "data": {"root": "/work/shared/data/fer2013"}}
+    out = neutral_data_root(hp)
+    assert out["calibration"]["fitted_on"] == {"ckpt": "face-fer2013/seed1/checkpoints/best.ckpt", "n": 3}
+    assert out["calibration"]["temperature"] == 0.8 and "/work" not in json.dumps(out)

@@ -44,7 +44,7 @@ from emomm.utils.zoo_files import names as zoo_names
 from emomm.utils.zoo_files import ZooEntryError, read_card, zoo_dir
 from emomm.zoo.bundles import BUNDLES, build_bundle
 from emomm.zoo.cards import size_bytes, write_card
-from emomm.zoo.packaging import fp16_parity, write_weights
+from emomm.zoo.packaging import fp16_parity, neutral_calibration, write_weights
 from emomm.zoo.recipes import RECIPES, Recipe
 
 #: Override keys that say where data and outputs live, not what is trained: a run that
@@ -203,6 +203,7 @@ def cpu_latency_ms(module: EmotionModule, one_input_batches: Iterable[dict[str, 
     finally:
         torch.set_num_threads(threads)
     return {"ms_per_input": round(statistics.median(times), 2), "threads": 1, "what": "network forward, one input",
+            "load_average_1min": round(os.getloadavg()[0], 2),
             "cpu": platform.processor() or platform.machine(), "repeats": repeats}
 
 
@@ -223,10 +224,12 @@ def training_commit(run_dir: Path) -> str:
 
 
 def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, Any]], seeds: Sequence[int],
-            data_root: str | Path | None, command: str, trained_commit: str | None = None) -> Path:
+            data_root: str | Path | None, command: str, trained_commit: str | None = None,
+            packaged_commit: str | None = None) -> Path:
     """Write the zoo entry ``out`` of the shipped checkpoint ``ckpt`` (the first seed's) and
     its card from the evaluations ``evals`` (``{seed: metrics.json}``); ``trained_commit``: the
-    commit that trained it (:func:`training_commit`), beside the one packaging it now."""
+    commit that trained it (:func:`training_commit`), beside the one packaging it
+    (``packaged_commit``, taken when the build starts: the files it writes change the tree)."""
     module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     loader = val_loader(module, ckpt, data_root, recipe)
     parity = fp16_parity(module, loader)
@@ -241,11 +244,11 @@ def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, An
         "training_data": dict(recipe.training_data),
         "recipe": {"command": "python -m emomm.train " + " ".join(recipe.train) + f" seed={seeds[0]}",
                    "git_commit": trained_commit or "not recorded",
-                   "packaged_at_commit": source_commit(), "seeds": list(seeds), "shipped_seed": seeds[0],
+                   "packaged_at_commit": packaged_commit or source_commit(), "seeds": list(seeds), "shipped_seed": seeds[0],
                    "selection": recipe.selection, "variants_tried": recipe.variants_tried},
         "metrics": {"split": "val", "per_seed": per_seed, "mean": mean, "std": std,
                     "evaluated_with": "python -m emomm.eval split=val calibrate=true " + " ".join(recipe.evaluate)},
-        "calibration": calibration_from_eval(shipped)
+        "calibration": neutral_calibration(calibration_from_eval(shipped))
         or {"note": "not measured: python -m emomm.eval reported no calibration for this checkpoint"},
         "groups": shipped.get("test_groups"), "occlusion": shipped.get("test_occlusion"),
         "files": files, "latency": latency,
@@ -277,6 +280,7 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
     if name not in RECIPES:
         sys.exit(f"no zoo recipe named {name!r}; recipes: {', '.join(RECIPES)}; bundles: {', '.join(BUNDLES)}")
     recipe, work = RECIPES[name], Path(work)
+    packaged_commit = source_commit()   # before anything is written into the zoo
     seeds = list(seeds or recipe.seeds)
     out_root = Path(out_root) if out_root else zoo_dir()
     command = "python -m emomm.zoo.build " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"emomm.zoo.build.build({name!r})"
@@ -286,7 +290,7 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
     # The shipped seed's checkpoint with its temperature (emomm.eval calibrate=true wrote it).
     shipped = Path(evals[seeds[0]]["run_dir"]) / "calibrated.ckpt"
     out = package(recipe, shipped, out_root / name, evals, seeds, data_root, command,
-                  trained_commit=training_commit(run_dirs[seeds[0]]))
+                  trained_commit=training_commit(run_dirs[seeds[0]]), packaged_commit=packaged_commit)
     total = zoo_size(out_root)
     print(f"wrote {out} (zoo size {total / 1e6:.1f} MB of the {SIZE_BUDGET / 1e6:.1f} MB budget)")
     if total > SIZE_BUDGET:

@@ -64,11 +64,34 @@ def _json_hparams(hparams: Mapping[str, Any], source: Path) -> bytes:
 DATA_DIR_REF = "<data_dir>"
 
 
+def neutral_path(path: Any) -> Any:
+    """An absolute path of the building machine as its last 4 parts (``face-fer2013/seed1/
+    checkpoints/best.ckpt``): enough to say which run, nothing of the machine."""
+    if isinstance(path, str) and Path(path).is_absolute():
+        return "/".join(Path(path).parts[-4:])
+    return path
+
+
+def neutral_calibration(calibration: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A calibration record (hparams or card) without the building machine's paths: the
+    checkpoint it was fitted on shortened (:func:`neutral_path`), the temporary calibrated
+    copy's path dropped."""
+    if not calibration:
+        return None if calibration is None else dict(calibration)
+    out = {k: v for k, v in calibration.items() if k != "checkpoint"}
+    if isinstance(out.get("fitted_on"), Mapping):
+        out["fitted_on"] = {**out["fitted_on"], "ckpt": neutral_path(out["fitted_on"].get("ckpt"))}
+    return out
+
+
 def neutral_data_root(hparams: Mapping[str, Any]) -> dict[str, Any]:
     """``hparams`` with the stored data config's ``root`` (this machine's absolute path, e.g.
-    ``/work/shared/data/fer2013``) as ``<data_dir>/<its folder name>``, so a zoo entry
-    stores no path of the machine that built it."""
+    ``/work/shared/data/fer2013``) as ``<data_dir>/<its folder name>`` and the calibration's
+    paths shortened (:func:`neutral_calibration`), so a zoo entry stores no path of the
+    machine that built it."""
     out = dict(hparams)
+    if out.get("calibration"):
+        out["calibration"] = neutral_calibration(out["calibration"])
     data = dict(out.get("data") or {})
     root = data.get("root")
     if isinstance(root, str) and root and not root.startswith(DATA_DIR_REF):
