@@ -49,6 +49,9 @@ demo: install
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python -m emomm.train experiment=demo hydra.run.dir=$(DEMO_DIR)
 	$(BIN)/python -m emomm.eval ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt
+	@echo
+	@echo "The demo model learnt synthetic faces only. Label your own photo with the zoo's FER2013 model:"
+	@echo "  $(BIN)/python -m emomm.predict ckpt_path=zoo:face-fer2013 inputs=[photo.jpg]"
 
 # One compute thread per test process: the tests' tiny models gain nothing from more, and
 # TEST_WORKERS processes (pytest-xdist) use the cores instead (2: this project's 2-core box).
@@ -59,12 +62,13 @@ test: install
 test-all: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m ''
 
-# The web app on the demo checkpoint, trained first when absent (HOST/PORT overridable).
+# The web app on the zoo's default model (the face-voice bundle when built, else zoo:face-fer2013;
+# it says which), nothing trained first; CKPT=... serves another (HOST/PORT overridable).
 HOST ?= 127.0.0.1
 PORT ?= 8000
+CKPT ?=
 serve: install
-	test -f $(DEMO_DIR)/checkpoints/best.ckpt || $(MAKE) demo
-	$(BIN)/python -m emomm.serve ckpt_path=$(DEMO_DIR)/checkpoints/best.ckpt host=$(HOST) port=$(PORT)
+	$(BIN)/python -m emomm.serve $(if $(CKPT),ckpt_path=$(CKPT)) host=$(HOST) port=$(PORT)
 
 # The documentation site (mkdocs.yml, docs/): the reference (config groups, entry points), the
 # results tables and their plots are generated from conf/ and benchmarks/results/*.json by

@@ -90,6 +90,7 @@ def test_live_cli_headless_file_camera_and_wav_microphone(live_ckpt, camera_file
     wav = write_wav(tmp_path / "mic.wav", seconds=2.0)
     out, jsonl = tmp_path / "annotated.mp4", tmp_path / "timeline.jsonl"
     env = home_env(tmp_path / "home")
+    env["EMOMM_CACHE_DIR"] = str(tmp_path / "cache")   # the default backend=auto caches its ONNX export there
     r = subprocess.run([sys.executable, "-m", "emomm.live", f"ckpt_path={live_ckpt}", f"source={camera_file}",
                         f"audio={wav}", f"output={out}", f"jsonl={jsonl}", "pipeline.detect_every=4",
                         "pipeline.voice_every_s=0.25"],
@@ -97,6 +98,9 @@ def test_live_cli_headless_file_camera_and_wav_microphone(live_ckpt, camera_file
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["frames"] == 24 and summary["detector_calls"] == 6
+    # fast by default: the classifier ran on ONNX Runtime, exported once into the cache
+    assert "classifier on ONNX Runtime" in r.stderr, r.stderr[-2000:]
+    assert len(list((tmp_path / "cache" / "onnx").glob("*/model.onnx"))) == 1
     lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
     assert [x["frame"] for x in lines] == list(range(24))
     assert lines[1]["t"] == pytest.approx(1 / 12, abs=1e-3)

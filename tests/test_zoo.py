@@ -261,3 +261,177 @@ def test_a_one_seed_card_shows_no_spread_and_nll_as_it_is():
                                                        "mean": {"acc": 0.7, "nll": 0.93}, "std": {"acc": 0.0, "nll": 0.0}}}
     text = render_markdown(card)
     assert "| acc | 70.0 | - | 70.0 |" in text and "| nll | 0.930 | - | 0.930 |" in text
+
+
+MELD = ["neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust"]
+
+
+def fake_member(root, name, modality, labels, temperature=None, calibrated=False):
+    """A zoo entry's card (and hparams.json) only: what a bundle's build reads of its members."""
+    from emomm.zoo.cards import write_card
+    folder = root / name
+    folder.mkdir(parents=True)
+    hp = {"hyper_parameters": {"calibration": {"temperature": temperature} if calibrated else None}}
+    (folder / "hparams.json").write_text(json.dumps(hp))
+    card = {"name": name, "kind": "model", "modality": modality, "labels": labels,
+            "training_data": {"licence": f"{name} licence"}}
+    if temperature:
+        card["calibration"] = {"temperature": temperature}
+    write_card(folder, card)
+    return folder
+
+
+def test_bundle_build_cli_takes_members_cards_and_says_why_the_weights(tmp_path, capsys):
+    from emomm.zoo.build import main as build_main
+    root = tmp_path / "zoo"
+    fake_member(root, "face-fer2013", "face", FER, temperature=0.8, calibrated=True)
+    with pytest.raises(SystemExit, match="zoo:voice-ravdess is not in the zoo.*python -m emomm.zoo.build voice-ravdess"):
+        build_main(["face-voice", "--out", str(root)])
+    fake_member(root, "voice-ravdess", "voice", RAVDESS, temperature=1.5)
+    build_main(["face-voice", "--out", str(root)])
+    card = read_card(root / "face-voice")
+    assert card["kind"] == "bundle" and card["labels"] == FER and card["modality"] == "face+voice"
+    face, voice = card["members"]
+    assert (face["name"], face["temperature"], face["temperature_in_model"]) == ("face-fer2013", 0.8, True)
+    assert (voice["name"], voice["temperature"], voice["temperature_in_model"]) == ("voice-ravdess", 1.5, False)
+    assert voice["label_map"]["calm"] == "neutral" and voice["label_map"]["fearful"] == "fear"
+    assert face["weight"] == voice["weight"] == 0.5
+    assert card["weights_chosen_on"]["how"] == "equal" and "no validation data pairs" in card["weights_chosen_on"]["why"]
+    assert "'calm'" in card["label_mapping"] and "voice-ravdess licence" in card["training_data"]["licence"]
+    md = (root / "face-voice" / "card.md").read_text()
+    assert "## Weights chosen on" in md and "calm -> neutral" in md
+    fake_member(root, "text-meld", "text", MELD, temperature=1.2, calibrated=True)
+    build_main(["face-voice-text", "--out", str(root)])
+    text = read_card(root / "face-voice-text")["members"][2]
+    assert text["label_map"]["joy"] == "happy" and text["label_map"]["sadness"] == "sad"
+    assert [m["weight"] for m in read_card(root / "face-voice-text")["members"]] == pytest.approx([1 / 3] * 3)
+
+
+def test_bundle_weights_from_paired_validation_predictions(tmp_path):
+    from emomm.zoo.bundles import build_bundle
+    root = tmp_path / "zoo"
+    fake_member(root, "f", "face", FER)
+    fake_member(root, "v", "voice", RAVDESS)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 100)
+    good = np.full((100, 7), 0.02)
+    good[np.arange(100), y] = 0.88
+    build_bundle("fv", root, members=["f", "v"], paired=({"f": good, "v": rng.dirichlet(np.ones(8), 100)}, y))
+    card = read_card(root / "fv")
+    weights = {m["name"]: m["weight"] for m in card["members"]}
+    assert weights["f"] > weights["v"] and card["weights_chosen_on"]["n"] == 100
+
+
+def test_a_member_calibrated_in_its_model_is_not_scaled_twice():
+    card = bundle_card("b", FER, [{"name": "f", "modality": "face", "labels": FER, "temperature": 2.0,
+                                   "temperature_in_model": True}])
+    p = np.array([[0.8, 0.2, 0, 0, 0, 0, 0]])
+    np.testing.assert_allclose(member_probs(card, card["members"][0], FER, p), p, atol=1e-9)
+
+
+class _LiveVoiceStub(_VoiceStub):
+    modalities, preprocessing, backend = ["voice"], {"voice": {"duration": 2.0}}, "torch"
+
+    def classify_audio(self, wave, sr):
+        self.calls = getattr(self, "calls", 0) + 1
+        return np.array([0.1, 0.6, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05])
+
+
+def test_bundle_answers_live_and_serve_with_each_subset(use_zoo):
+    from emomm.serve.engine import ServeEngine
+    face_labels = zoo.card("tiny-face")["labels"]
+    card = bundle_card("face-voice", face_labels, [{"name": "tiny-face", "modality": "face", "labels": face_labels},
+                                                   {"name": "voice", "modality": "voice", "labels": RAVDESS}])
+    face = Predictor.from_pretrained("tiny-face", detector="none")
+    voice = _LiveVoiceStub()
+    b = BundlePredictor(card, {"tiny-face": face, "voice": voice})
+    crops = np.random.default_rng(1).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    own_face = face.classify_faces(crops)
+    np.testing.assert_allclose(b.classify_faces(crops), own_face, atol=1e-6)          # face only
+    assert face_labels[int(np.argmax(b.classify_audio(np.zeros(16000), 16000)))] == "neutral"  # voice only: calm
+    np.testing.assert_allclose(b.classify_fused(crops, None, 16000), own_face, atol=1e-6)
+    wave = np.random.default_rng(2).normal(size=16000).astype(np.float32)
+    fused, own = b.classify_fused(crops, wave, 16000, with_own=True)                  # both
+    np.testing.assert_allclose(fused, (own["face"] + own["voice"]) / 2, atol=1e-6)
+    assert set(own) == {"face", "voice"} and own["voice"].shape == (2, len(face_labels))
+    calls = voice.calls
+    b.classify_fused(crops, wave.copy(), 16000)
+    assert voice.calls == calls, "the same voice window is not classified again every frame"
+    engine = ServeEngine(b, use_zoo / "tiny-face")
+    assert engine.modalities == ["face", "voice"] and engine.label_names == face_labels
+    assert engine.audio_window_s == 2.0 and engine.info()["card"]["name"] == "tiny-face"
+    img = b.predict_image(np.full((32, 32, 3), 128, np.uint8))
+    assert img.label_names == face_labels and len(img.faces[0].probs) == len(face_labels)
+
+
+def test_default_model_is_the_bundle_when_built_else_the_face_model(tmp_path, monkeypatch):
+    from emomm.utils.safe_load import CheckpointNotFoundError
+    root = tmp_path / "zoo"
+    root.mkdir()
+    monkeypatch.setenv(ZOO_DIR_ENV, str(root))
+    with pytest.raises(CheckpointNotFoundError, match="none of the default models"):
+        zoo.default_checkpoint(None)
+    fake_member(root, "face-fer2013", "face", FER)
+    assert zoo.default_checkpoint("a.ckpt") == ("a.ckpt", None)
+    path, said = zoo.default_checkpoint(None)
+    assert path == "zoo:face-fer2013" and "using zoo:face-fer2013" in said
+    write_bundle(root / "face-voice", bundle_card("face-voice", FER, [
+        {"name": "face-fer2013", "modality": "face", "labels": FER},
+        {"name": "voice-ravdess", "modality": "voice", "labels": RAVDESS}]))
+    assert zoo.default_name() == "face-fer2013", "a bundle whose member is missing is not the default"
+    fake_member(root, "voice-ravdess", "voice", RAVDESS)
+    assert zoo.default_checkpoint(None)[0] == "zoo:face-voice"
+
+
+def test_the_model_tab_shows_a_zoo_entrys_card(use_zoo):
+    from emomm.serve.engine import ServeEngine
+    engine = ServeEngine.from_checkpoint(use_zoo / "tiny-face", backend="torch")
+    card = engine.info()["card"]
+    assert card["name"] == "tiny-face" and card["training_data"]["licence"] == "none needed"
+    assert card["metrics"]["mean"]["acc"] == pytest.approx(0.6) and card["metrics"]["seeds"] == 2
+    assert card["markdown"].startswith("# tiny-face") and card["limitations"] == ["synthetic faces only"]
+    assert engine.checkpoint_name == "tiny-face"
+
+
+def test_cards_cite_the_training_commit_and_store_no_machine_data_root(tiny_zoo, tmp_path, monkeypatch):
+    from emomm.utils.targets import checked_data_config
+    from emomm.zoo.build import training_commit
+    from emomm.zoo.packaging import neutral_data_root
+    run = tiny_zoo.parent / "serve_run"    # trained by emomm.train in this session: it records its commit
+    commit = json.loads((run / "metrics.json").read_text())["git_commit"]
+    assert training_commit(run) == commit and (commit == "unknown" or len(commit.split("+")[0]) == 40)
+    assert training_commit(tmp_path).startswith("not recorded")
+    hp = {"data": {"_target_": "emomm.data.datasets.fer2013.Fer2013DataModule", "root": "/work/shared/data/fer2013"}}
+    stored = neutral_data_root(hp)["data"]
+    assert stored["root"] == "<data_dir>/fer2013" and hp["data"]["root"] == "/work/shared/data/fer2013"
+    assert checked_data_config(stored, "x", data_dir="/elsewhere")["root"] == "/elsewhere/fer2013"
+    monkeypatch.setenv("EMOMM_DATA_DIR", str(tmp_path))
+    assert checked_data_config(stored, "x")["root"] == f"{tmp_path}/fer2013"
+    for folder in PACKAGED_ZOO.iterdir():
+        if (folder / "hparams.json").is_file():   # the shipped zoo keeps no path of the machine that built it
+            root = (json.loads((folder / "hparams.json").read_text())["hyper_parameters"].get("data") or {}).get("root")
+            assert root is None or root.startswith("<data_dir>/"), (folder.name, root)
+
+
+def test_make_serve_trains_nothing_and_make_demo_ends_with_the_zoo_command():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+
+    def recipe(target):
+        lines = text.split(f"\n{target}:", 1)[1].splitlines()[1:]
+        return "\n".join(line for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith("\t"))])
+    serve = recipe("serve")
+    assert "emomm.serve" in serve and "demo" not in serve and "emomm.train" not in serve
+    assert "ckpt_path=" not in serve.replace("$(if $(CKPT),ckpt_path=$(CKPT))", "")   # the zoo's default
+    demo = recipe("demo").splitlines()
+    assert "emomm.train" in demo[1] and "python -m emomm.predict ckpt_path=zoo:face-fer2013 inputs=[photo.jpg]" in demo[-1]
+
+
+def test_packaging_keeps_no_path_of_the_building_machine():
+    from emomm.zoo.packaging import neutral_data_root
+    hp = {"calibration": {"temperature": 0.8, "fitted_on": {"ckpt": "/work/main/outputs/zoo_runs/face-fer2013/seed1/checkpoints/best.ckpt",
+                                                            "n": 3}},
+          "data": {"root": "/work/shared/data/fer2013"}}
+    out = neutral_data_root(hp)
+    assert out["calibration"]["fitted_on"] == {"ckpt": "face-fer2013/seed1/checkpoints/best.ckpt", "n": 3}
+    assert out["calibration"]["temperature"] == 0.8 and "/work" not in json.dumps(out)

@@ -199,6 +199,8 @@ def mesh_rate(d: dict, name: str) -> Iterable[Row]:
             yield Row(f"live 640x480, {setup}", "frames/s; latency p50 / p95 (ms)",
                       f"{r.get('fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / "
                       f"{r.get('latency_ms_p95', MISSING)}", **kw)
+
+
 def detect_footage(d: dict, name: str) -> Iterable[Row]:
     """Recall by face size, precision and time per detector setting and frame size; live frames/s."""
     for size, settings in (d.get("detection") or {}).items():
@@ -213,6 +215,23 @@ def detect_footage(d: dict, name: str) -> Iterable[Row]:
         yield Row(f"live defaults, {size}", "frames/s (wall; per CPU s); latency p50 / p95 (ms)",
                   f"{r.get('fps', MISSING)}; {r.get('cpu_fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / "
                   f"{r.get('latency_ms_p95', MISSING)}",
+                  **base(d, name, command=d.get("command") or MISSING))
+
+
+def live_backends(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks/live_backends.py: the default live path per backend, and its classifier alone."""
+    threads = d.get("threads", MISSING)
+    for backend, r in (d.get("results") or {}).items():
+        setup = f"{d.get('model', MISSING)}, {backend}, {threads} threads"
+        yield Row(setup, "frames/s; latency per frame p50 / p95 (ms)",
+                  f"{r.get('fps', MISSING)}; {r.get('latency_ms_p50', MISSING)} / {r.get('latency_ms_p95', MISSING)}",
+                  **base(d, name, command=d.get("command") or MISSING))
+        yield Row(setup, "classifier alone, ms per crop p50 / p95",
+                  f"{r.get('classifier_ms_p50', MISSING)} / {r.get('classifier_ms_p95', MISSING)}",
+                  **base(d, name, command=d.get("command") or MISSING))
+    if d.get("load_before"):
+        yield Row("load average (1 min) before / after, 2 cores", "load",
+                  f"{d['load_before'][0]} / {(d.get('load_after') or [MISSING])[0]}",
                   **base(d, name, command=d.get("command") or MISSING))
 
 
@@ -324,9 +343,10 @@ PAGES = {
                   "data's test split (PublicTest where there is no PrivateTest).", [
         Section("FER2013: landmarks, pixels and their ensemble", r"landmarks_fer2013.*", landmarks),
     ], ["landmarks"]),
-    "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame, one thread.", [
+    "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame (threads as each setup says).", [
         Section("Live pipeline", r"live_pipeline.*", live),
         Section("Face mesh: found rate and cost", r"mesh_rate.*", mesh_rate),
+        Section("Default path (zoo face model): PyTorch against ONNX Runtime", r"live_backends", live_backends),
     ], ["live", "mesh"]),
     "detect-footage": ("Faces at any frame size", "Face detectors on real faces (CREMA-D, FER2013) composed "
                        "into 1920x1080 and 640x480 frames with known boxes (`benchmarks/footage.py`): recall "

@@ -8,9 +8,16 @@
 Each member is a :class:`~emomm.inference.predictor.Predictor` of one zoo model; its
 probabilities are temperature-scaled and mapped onto the bundle's labels, then averaged with
 the bundle's weights over the members that had an input (:mod:`emomm.zoo.bundles`).
+
+Live mode and the web app take a bundle where they take a Predictor: ``classify_faces``,
+``classify_audio``, ``classify_fused`` (a face crop with a voice window), ``detect`` /
+``crop_faces`` (the face member's), ``predict_image`` / ``predict_audio`` /
+``predict_video`` / ``predict_text`` (the member of that input, on the bundle's labels, each
+face or window with its ``modality_probs``: the member's own view beside the fused one).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,10 +25,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from emomm.inference.predictor import Predictor
-from emomm.inference.results import top
-from emomm.utils.zoo_files import read_card
+from emomm.inference.results import ImageResult, TimelineResult, top
+from emomm.utils.zoo_files import is_entry, read_card
 from emomm.zoo import folder as pretrained_dir
 from emomm.zoo.bundles import fuse, member_probs
+
+
+def is_bundle(path: str | Path) -> bool:
+    """Whether ``path`` is a zoo bundle's folder."""
+    return is_entry(path) and read_card(path).get("kind") == "bundle"
 
 
 @dataclass
@@ -62,15 +74,129 @@ class BundlePredictor:
         self.card, self.members = dict(card), dict(members)
         self.label_names = list(card["labels"])
         self.modalities = [m["modality"] for m in card["members"]]
+        self.by_modality = {m["modality"]: m for m in card["members"]}
+        self.preprocessing = {k: v for m in card["members"]
+                              for k, v in (getattr(self.members[m["name"]], "preprocessing", None) or {}).items()}
+        self.data_config = None
+        backends = sorted({getattr(p, "backend", "torch") for p in self.members.values()})
+        self.backend = "+".join(backends)
+        self.backend_note = "; ".join(f"{n}: {getattr(p, 'backend_note', getattr(p, 'backend', 'torch'))}"
+                                      for n, p in self.members.items())
 
     @classmethod
     def from_pretrained(cls, name: str, device: str = "cpu", **options: Any) -> "BundlePredictor":
         """The zoo bundle ``name``; each member loaded with :meth:`Predictor.from_pretrained`."""
-        card = read_card(pretrained_dir(name))
+        return cls.from_folder(pretrained_dir(name), device=device, **options)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str = "cpu", **options: Any) -> "BundlePredictor":
+        """The bundle whose card is in ``folder``; its members from the same zoo."""
+        card = read_card(folder)
         if card.get("kind") != "bundle":
             raise ValueError(f"zoo:{card['name']} is one model, not a bundle: use Predictor.from_pretrained")
-        return cls(card, {m["name"]: Predictor.from_pretrained(m["name"], device=device, **options)
+        root = Path(folder).parent
+        return cls(card, {m["name"]: Predictor.from_checkpoint(root / m["name"], device=device, **options)
                           for m in card["members"]})
+
+    # -- one member's probabilities on the bundle's labels ---------------------------------------
+    def _member(self, modality: str) -> tuple[dict[str, Any], Any]:
+        if modality not in self.by_modality:
+            raise ValueError(f"bundle {self.card['name']} takes {self.modalities}; it has no {modality} model")
+        m = self.by_modality[modality]
+        return m, self.members[m["name"]]
+
+    def _mapped(self, modality: str, probs: Any) -> np.ndarray:
+        """A member's probabilities ``[N, K_member]`` -> on the bundle's labels ``[N, K]``."""
+        member, predictor = self._member(modality)
+        probs = np.asarray(probs, np.float64).reshape(-1, len(predictor.label_names))
+        return member_probs(self.card, member, predictor.label_names, probs)
+
+    def _fused(self, mapped: Mapping[str, np.ndarray]) -> np.ndarray:
+        return fuse(self.card, {self.by_modality[m]["name"]: v for m, v in mapped.items()})
+
+    # -- what live mode and the web app call -----------------------------------------------------
+    def detect(self, frames):
+        return self._member("face")[1].detect(frames)
+
+    def crop_faces(self, rgb: np.ndarray, faces, whole: bool = False) -> np.ndarray:
+        return self._member("face")[1].crop_faces(rgb, faces, whole)
+
+    def classify_faces(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops ``[N, S, S, 3]`` -> the face member's probabilities on the bundle's labels ``[N, K]``."""
+        return self._fused({"face": self._mapped("face", self._member("face")[1].classify_faces(crops))})
+
+    def classify_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
+        """One voice window -> the voice member's probabilities on the bundle's labels ``[K]``."""
+        return self._fused({"voice": self._mapped("voice", self._member("voice")[1].classify_audio(wave, sr))})[0]
+
+    def classify_fused(self, crops: np.ndarray, wave: np.ndarray | None, sr: int | None = None,
+                       with_own: bool = False):
+        """Face crops ``[N, S, S, 3]`` each fused with one voice window (None: face only) ->
+        ``[N, K]``; ``with_own``: also ``{"face": [N, K], "voice": [N, K]}`` (each member's own)."""
+        own = {"face": self._mapped("face", self._member("face")[1].classify_faces(crops))}
+        if wave is not None and "voice" in self.by_modality:
+            voice = self._voice_window(np.asarray(wave, np.float32), sr)
+            own["voice"] = np.repeat(voice, len(crops), axis=0)
+        fused = self._fused(own)
+        return (fused, own) if with_own else fused
+
+    def _voice_window(self, wave: np.ndarray, sr: int | None) -> np.ndarray:
+        """The voice member on one window ``[1, K]``; the same window again (live mode fuses
+        every frame with the latest window) is answered from the last call."""
+        key = (sr, wave.shape, hashlib.blake2b(wave.tobytes(), digest_size=16).digest())
+        if getattr(self, "_last_voice", (None,))[0] != key:
+            self._last_voice = (key, self._mapped("voice", self._member("voice")[1].classify_audio(wave, sr)))
+        return self._last_voice[1]
+
+    def predict_image(self, image) -> ImageResult:
+        """Every face of one image: the face member's result on the bundle's labels."""
+        res = self._member("face")[1].predict_image(image)
+        for f in res.faces:
+            f.probs = self._mapped("face", f.probs)[0].tolist()
+            f.label, f.confidence = top(f.probs, self.label_names)
+        res.label_names = self.label_names
+        return res
+
+    def _timeline(self, modality: str, res: TimelineResult) -> TimelineResult:
+        """A member's timeline with every window's and the clip's probabilities on the bundle's labels."""
+        windows = [*res.windows, *res.audio, *(w for ws in res.tracks.values() for w in ws)]
+        for w in {id(w): w for w in windows}.values():
+            w.probs = self._mapped(modality, w.probs)[0].tolist()
+            w.label = top(w.probs, self.label_names)[0]
+            w.modality_probs = {}
+        if res.probs:
+            res.probs = self._mapped(modality, res.probs)[0].tolist()
+            res.label = top(res.probs, self.label_names)[0]
+        res.modality_probs, res.label_names = {}, self.label_names
+        return res
+
+    def predict_audio(self, audio, sr: int | None = None) -> TimelineResult:
+        return self._timeline("voice", self._member("voice")[1].predict_audio(audio, sr))
+
+    def predict_video(self, path) -> TimelineResult:
+        """A video: the face member's timeline, fused clip-level with the voice member's
+        prediction of the soundtrack when the bundle has one and the video has speech."""
+        res = self._timeline("face", self._member("face")[1].predict_video(path))
+        if "voice" not in self.by_modality or not res.probs:
+            return res
+        try:
+            voice = self.predict_audio(path)
+        except (ValueError, OSError):   # no readable audio track: the face alone
+            return res
+        if voice.probs:
+            face = np.asarray([res.probs])
+            res.modality_probs = {"face": res.probs, "voice": voice.probs}
+            res.probs = self._fused({"face": face, "voice": np.asarray([voice.probs])})[0].tolist()
+            res.label = top(res.probs, self.label_names)[0]
+        return res
+
+    def predict_text(self, text):
+        out = self._member("text")[1].predict_text(text)
+        for r in (out if isinstance(out, list) else [out]):
+            r.probs = self._mapped("text", r.probs)[0].tolist()
+            r.label, r.confidence = top(r.probs, self.label_names)
+            r.label_names = self.label_names
+        return out
 
     def predict_sample(self, face: np.ndarray | str | Path | None = None, voice: Any = None,
                        text: str | None = None, sr: int | None = None) -> BundleResult:

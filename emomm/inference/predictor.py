@@ -42,6 +42,7 @@ from emomm.faces.detectors import detector_from_config
 from emomm.faces.landmark_store import MESH_DEFAULTS, build_mesh, mesh_crops, mesh_settings
 from emomm.faces.mesh import FaceMesh
 from emomm.inference.adapter import PersonAdapter
+from emomm.inference.onnx_cache import choose_runner
 from emomm.inference.onnx_runner import OnnxRunner
 from emomm.inference.preprocess import Preprocessor
 from emomm.inference.results import (FaceResult, ImageResult, PersonResult, SampleResult, TextResult,
@@ -167,7 +168,15 @@ class Predictor:
         """A ``.ckpt`` (``backend=torch``) or an export folder / ``model.json`` / ``.onnx``
         (``backend=onnxruntime``; ``precision=int8`` in ``options`` picks the quantised model).
         A list of ``.ckpt`` files predicts with their mean probabilities
-        (:class:`~emomm.inference.runner.EnsembleRunner`)."""
+        (:class:`~emomm.inference.runner.EnsembleRunner`). ``backend=auto``: a checkpoint on
+        ONNX Runtime through its cached, parity-checked export when onnxruntime is installed,
+        else (or when the export is refused) on PyTorch (:mod:`emomm.inference.onnx_cache`);
+        ``predictor.backend`` says which runs it and ``predictor.backend_note`` why."""
+        note = f"backend={backend}"
+        if backend == "auto":
+            backend, export_dir, note = choose_runner(path, "auto", device)
+            if export_dir is not None:
+                source, path = path, export_dir
         if backend == "torch" and isinstance(path, (list, tuple)):
             # several checkpoints: their mean probabilities (EnsembleRunner)
             runner = EnsembleRunner([TorchRunner.from_checkpoint(p, device) for p in path],
@@ -178,8 +187,12 @@ class Predictor:
         elif backend == "onnxruntime":
             runner = OnnxRunner.from_export(path, precision=options.pop("precision", "fp32"))
         else:
-            raise ValueError(f"backend={backend!r}: use torch or onnxruntime")
-        return cls(runner, **options)
+            raise ValueError(f"backend={backend!r}: use auto, torch or onnxruntime")
+        if note.startswith("ONNX Runtime"):
+            runner.ckpt_path = str(source)  # an adapter fitted on the checkpoint fits its export
+        predictor = cls(runner, **options)
+        predictor.backend, predictor.backend_note = backend, note
+        return predictor
 
     @classmethod
     def from_pretrained(cls, name: str, device: str = "cpu", **options: Any) -> "Predictor":

@@ -1,7 +1,12 @@
-"""``python -m emomm.live ckpt_path=... source=... audio=... [output=...] [jsonl=...]``."""
+"""``python -m emomm.live [ckpt_path=...] source=... audio=... [output=...] [jsonl=...]``.
+
+Without ``ckpt_path`` it runs the zoo's default (the face-voice bundle when built, else
+``zoo:face-fer2013``) and says which; ``backend=auto`` (the default) runs the classifier on
+ONNX Runtime through a cached, parity-checked export when it can, and says so."""
 from __future__ import annotations
 
 import json
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -22,9 +27,14 @@ def build(cfg: DictConfig):
     # matplotlib's font cache under $HOME; main calls build inside private_library_caches,
     # so live mode stores nothing there (tests/test_live.py checks an empty $HOME).
     from emomm.live.model_loader import load_classifier
+    from emomm.zoo import default_checkpoint
 
-    clf = load_classifier(cfg.ckpt_path, backend=cfg.backend, device=cfg.device, precision=cfg.precision,
+    ckpt_path, said = default_checkpoint(cfg.ckpt_path)
+    if said:
+        print(f"emomm live: {said}", file=sys.stderr, flush=True)
+    clf = load_classifier(ckpt_path, backend=cfg.backend, device=cfg.device, precision=cfg.precision,
                           log_dir=cfg.paths.log_dir)
+    print(f"emomm live: classifier on {getattr(clf, 'backend_note', cfg.backend)}", file=sys.stderr, flush=True)
     faces = to_plain(cfg.faces)
     detector = detector_from_config(faces["detector"], faces)
     pipeline = to_plain(cfg.pipeline)

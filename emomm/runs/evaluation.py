@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from emomm.analysis.groups import groups_report
 from emomm.analysis.occlusion import OccludedDataset, example_grid, parse_occlusions
@@ -85,6 +86,15 @@ def apply_eval_windows(model: EmotionModule, windows: Any) -> None:
     model.__dict__.pop("_window_spec", None)  # the spec is parsed once and cached
 
 
+def _data_dir(cfg: DictConfig) -> str | None:
+    """``cfg.paths.data_dir`` (where a zoo entry's ``<data_dir>/NAME`` root points), or
+    None when the config has none that resolves here."""
+    try:
+        return str(cfg.paths.data_dir) if cfg.get("paths") else None
+    except OmegaConfBaseException:
+        return None
+
+
 def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | str):
     """The data to score ``models`` on: ``cfg.data`` when it names a dataset (``data=<name>``;
     its interpolations such as ``${face.image_size}`` or ``${modalities}`` take the values the
@@ -99,7 +109,8 @@ def eval_datamodule(cfg: DictConfig, models: list[EmotionModule], ckpt: Path | s
                     cfg[modality] = {**prep, **(cfg.get(modality) or {})}
         data_cfg = cfg.data
     else:
-        data_cfg = checked_data_config(stored_data_config(models), ckpt)  # from a file: built only if allowed
+        data_cfg = checked_data_config(stored_data_config(models), ckpt,   # from a file: built only if allowed
+                                       data_dir=_data_dir(cfg))
         if not data_cfg:
             raise CheckpointError(f"{ckpt} stores no data config; pass data=<name> (and +data.root=...)")
         if cfg.get("data"):  # options without a dataset (data.root=..., debug's data.num_workers=0) adjust it

@@ -24,7 +24,7 @@ from emomm.sweep.context import current_trial
 from emomm.utils.artifacts import metrics_table, multimodal_report, save_confusion_matrix, write_json
 from emomm.utils.atomic import atomic_path
 from emomm.utils.resume import SIGTERM_EXIT, AtomicCheckpointIO, resolve_resume
-from emomm.utils.runtime import instantiate_dict, resolve_precision, to_plain
+from emomm.utils.runtime import instantiate_dict, resolve_precision, source_commit, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ def with_atomic_checkpoints(plugins: Any) -> list[Any]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test as ``cfg`` says; returns the run's summary (what metrics.json holds)."""
     L.seed_everything(cfg.seed, workers=True)
+    commit = source_commit()   # the code that trains, recorded before it runs (the zoo cards cite it)
     out_dir = Path(cfg.paths.output_dir)
     precision = resolve_precision(cfg.trainer)  # before saving: config.yaml says what ran
     with atomic_path(out_dir / "config.yaml") as tmp:
@@ -115,6 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "data_sizes": datamodule.data_sizes,
         "label_names": model.label_names,
         "best_ckpt": best,
+        "git_commit": commit,
     }
     trial = current_trial()
     if trial is not None and trial.pruned:  # a sweep's pruner stopped it: not a full run

@@ -1,4 +1,8 @@
-"""``python -m emomm.serve ckpt_path=PATH [host=127.0.0.1 port=8000 token=...]``.
+"""``python -m emomm.serve [ckpt_path=PATH] [host=127.0.0.1 port=8000 token=...]``.
+
+Without ``ckpt_path`` it serves the zoo's default (the face-voice bundle when built, else
+``zoo:face-fer2013``) and says which; ``backend=auto`` (the default) runs the model on ONNX
+Runtime through a cached, parity-checked export when it can.
 
 Binds to loopback unless ``host=`` says otherwise; any other host gets an access token
 (``token=``, or a random one printed with the link to open).
@@ -22,7 +26,12 @@ log = logging.getLogger("emomm.serve")
 
 def build(cfg: DictConfig):
     """(app, url) for ``cfg``: the engine loaded, the token resolved."""
-    ckpt = resolve_ckpts(cfg.ckpt_path, cfg.paths.log_dir, cfg.backend)
+    from emomm.zoo import default_checkpoint   # (imports Lightning: see ServeEngine.from_checkpoint)
+
+    ckpt_path, said = default_checkpoint(cfg.ckpt_path)
+    if said:
+        print(f"emomm serve: {said}", flush=True)
+    ckpt = resolve_ckpts(ckpt_path, cfg.paths.log_dir, cfg.backend)
     token = resolve_token(str(cfg.host), cfg.get("token"))
     settings = ServeSettings(max_image_mb=cfg.limits.max_image_mb, max_audio_mb=cfg.limits.max_audio_mb,
                              max_video_mb=cfg.limits.max_video_mb, max_text_chars=cfg.limits.max_text_chars,
@@ -40,7 +49,9 @@ def serve(cfg: DictConfig) -> None:
 
     with private_library_caches():
         app, url, ckpt = build(cfg)
-    print(f"emomm serve: {app.state.engine.checkpoint_name} ({', '.join(app.state.engine.modalities)}) - open {url}", flush=True)
+    engine = app.state.engine
+    print(f"emomm serve: {engine.checkpoint_name} ({', '.join(engine.modalities)}) on "
+          f"{getattr(engine.predictor, 'backend_note', engine.backend)} - open {url}", flush=True)
     # access_log off: request lines carry paths and query strings (tokens); the app keeps counts only.
     uvicorn.run(app, host=str(cfg.host), port=int(cfg.port), access_log=False, log_level=cfg.log_level,
                 ws_max_size=8 * 1024 * 1024)

@@ -44,6 +44,7 @@ from emomm.inference.results import plain as _plain
 from emomm.media.video import VideoReadError, frames_at, probe
 from emomm.serve import decode
 from emomm.serve.errors import BadInput, public
+from emomm.utils.zoo_files import CARD_MD, is_entry, read_card
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,27 @@ def summarize_data(data: Any) -> str:
         if data.get(key) not in (None, ""):
             parts.append(f"{key}={data[key]}")
     return ", ".join(parts)
+
+
+#: The card fields the Model tab shows (a zoo entry's, :mod:`emomm.zoo.cards`).
+CARD_FIELDS = ("name", "kind", "modality", "input", "training_data", "recipe", "calibration", "latency",
+               "members", "label_mapping", "weights_chosen_on", "intended_use", "limitations")
+
+
+def card_view(folder: Path | None) -> dict | None:
+    """A zoo entry's card for the Model tab: its fields (:data:`CARD_FIELDS`), the validation
+    means, and ``markdown`` (``card.md``); None when ``folder`` is not a zoo entry."""
+    if folder is None or not is_entry(folder):
+        return None
+    card = read_card(folder)
+    out = {k: card[k] for k in CARD_FIELDS if card.get(k) not in (None, "", [], {})}
+    metrics = card.get("metrics") or {}
+    if metrics.get("mean"):
+        out["metrics"] = {"split": metrics.get("split"), "mean": metrics["mean"], "std": metrics.get("std"),
+                          "seeds": len(metrics.get("per_seed") or {}) or 1}
+    md = folder / CARD_MD
+    out["markdown"] = md.read_text(encoding="utf-8") if md.is_file() else ""
+    return out
 
 
 def _probs_list(p: Any) -> list[float]:
@@ -109,6 +131,7 @@ class ServeEngine:
             else Path(checkpoint) if checkpoint else None
         self.metrics = metrics
         self.backend = backend
+        self.card = card_view(self.checkpoint) if isinstance(self.checkpoint, Path) else None
         self.label_names = list(predictor.label_names)
         self.modalities = list(predictor.modalities)
         prep = getattr(predictor, "preprocessing", None) or {}
@@ -120,17 +143,23 @@ class ServeEngine:
     @classmethod
     def from_checkpoint(cls, path: str | Path | list[str | Path], device: str = "cpu",
                         backend: str = "torch", **options: Any) -> "ServeEngine":
-        """One checkpoint (or ONNX export), or a list of checkpoints served as their mean
-        ensemble; the panel shows one run's metrics only (the members' do not describe the mix).
-        ``options`` go to the :class:`~emomm.inference.predictor.Predictor` (``detector``,
-        ``mtcnn={...}``: serve.yaml's ``predictor``)."""
+        """One checkpoint (or ONNX export, or zoo entry: a bundle too), or a list of checkpoints
+        served as their mean ensemble; the panel shows one run's metrics only (the members' do
+        not describe the mix), and a zoo entry's card. ``backend=auto``: ONNX Runtime on the
+        cached export when it can (``engine.backend`` says which runs it). ``options`` go to the
+        :class:`~emomm.inference.predictor.Predictor` (``detector``, ``mtcnn={...}``: serve.yaml's
+        ``predictor``)."""
         # Imported here, not above: the Predictor imports Lightning, whose import writes
         # matplotlib's font cache under $HOME; `python -m emomm.serve` loads the engine inside
         # private_library_caches, so serving stores nothing there.
+        from emomm.inference.bundle import BundlePredictor, is_bundle
         from emomm.inference.predictor import Predictor
 
-        predictor = Predictor.from_checkpoint(path, device=device, backend=backend, **options)
-        engine = cls(predictor, path, backend=backend)  # __init__ normalises the path(s)
+        if not isinstance(path, (list, tuple)) and is_bundle(path):
+            predictor = BundlePredictor.from_folder(path, device=device, backend=backend)
+        else:
+            predictor = Predictor.from_checkpoint(path, device=device, backend=backend, **options)
+        engine = cls(predictor, path, backend=getattr(predictor, "backend", backend))  # normalises the path(s)
         if not isinstance(engine.checkpoint, list):
             engine.metrics = find_metrics(engine.checkpoint)
         return engine
@@ -149,7 +178,7 @@ class ServeEngine:
     # -- model panel ---------------------------------------------------------------------------
     def info(self) -> dict:
         data = _plain(getattr(self.predictor, "data_config", None) or {})
-        return {"checkpoint": self.checkpoint_name, "backend": self.backend,
+        return {"checkpoint": self.checkpoint_name, "backend": self.backend, "card": self.card,
                 "modalities": self.modalities, "labels": self.label_names,
                 "preprocessing": self.preprocessing, "data": data, "data_summary": summarize_data(data),
                 "metrics": self._metrics_view()}

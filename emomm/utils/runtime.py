@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -101,10 +102,12 @@ def to_plain(cfg: Any) -> Any:
 
 
 def resolve_ckpts(value: Any, log_dir: str | Path, backend: str = "torch") -> Path | list[Path]:
-    """An entry point's ``ckpt_path``: a ``.ckpt``, ``latest`` or ``zoo:NAME`` (``backend=torch``),
-    an export folder or file (``backend=onnxruntime``), or a list of them, an ensemble that
-    predicts with the mean of their probabilities (torch only)."""
+    """An entry point's ``ckpt_path``: a ``.ckpt``, ``latest`` or ``zoo:NAME`` (``backend=torch``
+    or ``auto``), an export folder or file (``backend=onnxruntime``), or a list of them, an
+    ensemble that predicts with the mean of their probabilities (torch or auto)."""
     value = to_plain(value)
+    if backend == "auto":
+        backend = "torch"   # a checkpoint: emomm.inference.onnx_cache exports it when it can
     if isinstance(value, (list, tuple)):
         if backend != "torch":
             raise ValueError("ckpt_path=[...] (an ensemble of checkpoints) needs backend=torch")
@@ -147,3 +150,17 @@ def resolve_ckpt(path: str, log_dir: str | Path) -> Path:
         raise CheckpointNotFoundError(f"ckpt_path={p} does not exist; give a .ckpt file, ckpt_path=latest or "
                                       "ckpt_path=zoo:NAME (python -m emomm.zoo lists the models)")
     return p
+
+
+def source_commit() -> str:
+    """The git commit of the emomm checkout running now (``+dirty`` with uncommitted changes
+    to tracked files), or ``unknown`` outside a git checkout (an installed wheel)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -190,12 +191,28 @@ def load_checked_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict
     return ckpt
 
 
-def checked_data_config(data_cfg: Any, source: Any) -> dict[str, Any] | None:
+#: A stored data root under the loader's data folder (zoo entries: ``<data_dir>/fer2013``; not
+#: an interpolation, which a stored config may not hold).
+DATA_DIR_REF = "<data_dir>"
+
+
+def default_data_dir() -> str:
+    """``paths.data_dir`` as the configs define it: ``$EMOMM_DATA_DIR``, else ``data/`` here."""
+    return os.environ.get("EMOMM_DATA_DIR") or str(Path.cwd() / "data")
+
+
+def checked_data_config(data_cfg: Any, source: Any, data_dir: str | Path | None = None) -> dict[str, Any] | None:
     """A checkpoint's stored data config, ready to build: names that moved upgraded
     (:mod:`emomm.utils.moved`) and every ``_target_`` checked (:func:`check_targets`, key paths
-    under ``hyper_parameters.data`` of the file ``source``). None when it stores none."""
+    under ``hyper_parameters.data`` of the file ``source``); a ``root`` stored as
+    ``<data_dir>/NAME`` (a zoo entry's) resolved under ``data_dir`` (default
+    :func:`default_data_dir`). None when it stores none."""
     data_cfg = upgrade_targets(_plain(data_cfg))
     if not data_cfg:
         return None
     check_targets(data_cfg, source, prefix="hyper_parameters.data")
-    return dict(data_cfg)
+    data_cfg = dict(data_cfg)
+    root = data_cfg.get("root")
+    if isinstance(root, str) and root.startswith(DATA_DIR_REF):
+        data_cfg["root"] = str(data_dir or default_data_dir()) + root[len(DATA_DIR_REF):]
+    return data_cfg

@@ -18,10 +18,15 @@ from typing import Any
 
 from emomm.models.module import EmotionModule
 from emomm.utils.runtime import resolve_ckpt
+from emomm.utils.safe_load import CheckpointNotFoundError
 from emomm.utils.zoo_files import PREFIX, ZooEntryError, entry_dir, read_card, zoo_dir
 from emomm.utils.zoo_files import names as _names
 
-__all__ = ["load", "names", "card", "folder", "zoo_dir", "entry_dir", "ZooEntryError"]
+__all__ = ["load", "names", "card", "folder", "default_name", "default_checkpoint", "zoo_dir", "entry_dir", "ZooEntryError"]
+
+#: What live mode and the web app serve without a ckpt_path, best first: the face + voice
+#: bundle when it is built (its members with it), else the face model.
+DEFAULTS = ("face-voice", "face-fer2013")
 
 
 def names() -> list[str]:
@@ -45,3 +50,37 @@ def load(name: str, map_location: Any = "cpu") -> EmotionModule:
     its weights and hyper-parameters checked against the card's SHA-256, its ``_target_``\\ s
     against the allow-list, no pickle read."""
     return EmotionModule.load_from_checkpoint(folder(name), map_location=map_location).eval()
+
+
+def _complete(name: str) -> bool:
+    """Whether the entry ``name`` is in the zoo with every member it names."""
+    try:
+        c = read_card(entry_dir(name))
+        for m in c.get("members") or []:
+            entry_dir(m["name"])
+    except ZooEntryError:
+        return False
+    return True
+
+
+def default_name() -> str:
+    """The best entry of :data:`DEFAULTS` the zoo has (``face-voice`` when built, else
+    ``face-fer2013``); a :class:`ZooEntryError` when it has none."""
+    for name in DEFAULTS:
+        if _complete(name):
+            return name
+    raise ZooEntryError(f"the zoo at {zoo_dir()} has none of the default models ({', '.join(DEFAULTS)}): give "
+                        "ckpt_path=..., or build one with `python -m emomm.zoo.build face-fer2013`")
+
+
+def default_checkpoint(ckpt_path) -> tuple[str, str | None]:
+    """``(ckpt_path, start-up line)``: ``ckpt_path`` as given, or when it is None the zoo's
+    best default (:func:`emomm.zoo.default_name`: the face-voice bundle when built, else the
+    face model) and the line that says so."""
+    if ckpt_path is not None:
+        return ckpt_path, None
+    try:
+        name = default_name()
+    except ZooEntryError as err:
+        raise CheckpointNotFoundError(str(err)) from None
+    return f"zoo:{name}", f"no ckpt_path given: using zoo:{name}, the zoo's default (ckpt_path=... picks another)"

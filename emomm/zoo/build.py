@@ -1,6 +1,7 @@
 """Build a zoo model from its recipe: train (or adopt finished runs), score, package, write the card.
 
     python -m emomm.zoo.build face-fer2013 --data-root DATA [--seeds 1 2 3] [--runs RUN_DIR ...]
+    python -m emomm.zoo.build face-voice      # a bundle, from its members' cards (built first)
 
 For each seed, a finished run of exactly the recipe's command (its ``.hydra/overrides.yaml``
 equal to the recipe's overrides plus ``seed=S``, up to where the data and outputs live, and a
@@ -35,7 +36,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,11 +51,13 @@ from emomm.analysis.groups import group_metrics
 from emomm.data.core.group_sources import build_source, sample_meta
 from emomm.models.calibration import N_BINS, expected_calibration_error, fit_temperature, nll, write_calibrated_copy
 from emomm.models.module import EmotionModule
+from emomm.utils.runtime import source_commit
 from emomm.utils.targets import checked_data_config
 from emomm.utils.zoo_files import names as zoo_names
-from emomm.utils.zoo_files import read_card, zoo_dir
+from emomm.utils.zoo_files import ZooEntryError, read_card, zoo_dir
+from emomm.zoo.bundles import BUNDLES, build_bundle
 from emomm.zoo.cards import size_bytes, write_card
-from emomm.zoo.packaging import fp16_parity, write_weights
+from emomm.zoo.packaging import fp16_parity, neutral_calibration, write_weights
 from emomm.zoo.recipes import RECIPES, Recipe
 
 #: Override keys that say where data and outputs live, not what is trained: a run that
@@ -217,6 +219,7 @@ def cpu_latency_ms(module: EmotionModule, one_input_batches: Iterable[dict[str, 
     finally:
         torch.set_num_threads(threads)
     return {"ms_per_input": round(statistics.median(times), 2), "threads": 1, "what": "network forward, one input",
+            "load_average_1min": round(os.getloadavg()[0], 2),
             "cpu": platform.processor() or platform.machine(), "repeats": repeats}
 
 
@@ -226,16 +229,14 @@ def single_samples(loader, n: int = 1):
     return [loader.collate_fn([ds[i]]) for i in range(min(n, len(ds)))]
 
 
-def git_commit() -> str:
-    """The checkout's commit (``+dirty`` with uncommitted changes), or ``unknown``."""
-    root = Path(__file__).resolve().parents[2]
+def training_commit(run_dir: Path) -> str:
+    """The commit that trained the run ``run_dir``, as its ``metrics.json`` records it
+    (``emomm.train`` writes ``git_commit``); ``not recorded`` for runs from before it did."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
+        found = json.loads((Path(run_dir) / "metrics.json").read_text()).get("git_commit")
+    except (OSError, ValueError):
+        found = None
+    return found or "not recorded (the run was trained before emomm.train recorded its commit)"
 
 
 def train_command(recipe: Recipe, seed: int) -> str:
@@ -244,9 +245,12 @@ def train_command(recipe: Recipe, seed: int) -> str:
 
 
 def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, Any]], seeds: Sequence[int],
-            data_root: str | Path | None, command: str) -> Path:
+            data_root: str | Path | None, command: str, trained_commit: str | None = None,
+            packaged_commit: str | None = None) -> Path:
     """Write the zoo entry ``out`` of the shipped checkpoint ``ckpt`` (the first seed's) and
-    its card from the evaluations ``evals`` (``{seed: metrics.json}``)."""
+    its card from the evaluations ``evals`` (``{seed: metrics.json}``); ``trained_commit``: the
+    commit that trained it (:func:`training_commit`), beside the one packaging it
+    (``packaged_commit``, taken when the build starts: the files it writes change the tree)."""
     per_seed = {s: evals[s].get("metrics") or {} for s in seeds}
     mean, std = seed_spread(per_seed)
     shipped = evals[seeds[0]]
@@ -257,14 +261,17 @@ def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, An
                  "evaluated_with": "python -m emomm.eval split=val calibrate=true " + " ".join(recipe.evaluate)},
         calibration=calibration_from_eval(shipped)
         or {"note": "not measured: python -m emomm.eval reported no calibration for this checkpoint"},
-        groups=shipped.get("test_groups"), occlusion=shipped.get("test_occlusion"))
+        groups=shipped.get("test_groups"), occlusion=shipped.get("test_occlusion"),
+        trained_commit=trained_commit, packaged_commit=packaged_commit)
 
 
 def write_entry(recipe: Recipe, ckpt: Path, out: Path, data_root: str | Path | None, command: str,
                 recipe_section: dict[str, Any], metrics: dict[str, Any], calibration: dict[str, Any],
-                groups: dict[str, Any] | None = None, occlusion: dict[str, Any] | None = None) -> Path:
+                groups: dict[str, Any] | None = None, occlusion: dict[str, Any] | None = None,
+                trained_commit: str | None = None, packaged_commit: str | None = None) -> Path:
     """Write the zoo entry ``out``: ``ckpt``'s weights (fp16 where parity holds on the validation
-    split stored in it), its CPU latency, and the card with the given figures."""
+    split stored in it), its CPU latency, and the card with the given figures (the calibration
+    without machine paths)."""
     module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     loader = split_loader(module, ckpt, data_root, recipe)
     parity = fp16_parity(module, loader)
@@ -274,9 +281,11 @@ def write_entry(recipe: Recipe, ckpt: Path, out: Path, data_root: str | Path | N
         "name": recipe.name, "kind": "model", "modality": recipe.modality,
         "labels": list(module.label_names), "input": recipe.input,
         "training_data": dict(recipe.training_data),
-        "recipe": {"command": recipe_section.pop("command"), "git_commit": git_commit(), **recipe_section,
+        "recipe": {"command": recipe_section.pop("command"), "git_commit": trained_commit or "not recorded",
+                   "packaged_at_commit": packaged_commit or source_commit(), **recipe_section,
                    "selection": recipe.selection, "variants_tried": recipe.variants_tried},
-        "metrics": metrics, "calibration": calibration, "groups": groups, "occlusion": occlusion,
+        "metrics": metrics, "calibration": neutral_calibration(calibration) or calibration,
+        "groups": groups, "occlusion": occlusion,
         "files": files, "latency": latency,
         "intended_use": recipe.intended_use, "limitations": list(recipe.limitations),
         "built": {"by": command, "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__},
@@ -396,7 +405,7 @@ def score_cv(recipe: Recipe, sweep: Path, data_root: str | Path | None
 
 
 def build_cv(recipe: Recipe, seed: int, runs: Sequence[str], cv: str | None, data_root: str | Path | None,
-             work: Path, out: Path, command: str) -> Path:
+             work: Path, out: Path, command: str, packaged_commit: str | None = None) -> Path:
     """A recipe chosen by cross-validation: run (or adopt) the CV, train (or adopt) the model
     on every speaker with ``seed``, give it the out-of-fold temperature, package it."""
     sweep = cross_validate(recipe, cv, work, data_root)
@@ -410,7 +419,8 @@ def build_cv(recipe: Recipe, seed: int, runs: Sequence[str], cv: str | None, dat
     return write_entry(recipe, shipped, out, data_root, command,
                        recipe_section={"command": train_command(recipe, seed), "seeds": [seed], "shipped_seed": seed,
                                        "cross_validation": "python -m emomm.cv " + " ".join(recipe.cv)},
-                       metrics=metrics, calibration=calibration, groups=groups)
+                       metrics=metrics, calibration=calibration, groups=groups,
+                       trained_commit=training_commit(run), packaged_commit=packaged_commit)
 
 
 def zoo_size(root: Path | None = None) -> int:
@@ -421,22 +431,33 @@ def zoo_size(root: Path | None = None) -> int:
 
 def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (), data_root: str | None = None,
           work: str | Path = "outputs/zoo_runs", out_root: str | Path | None = None, cv: str | None = None) -> Path:
-    """Train (or adopt), score and package the zoo model ``name``; the entry's folder."""
+    """Train (or adopt), score and package the zoo model ``name``; the entry's folder. A
+    bundle (``face-voice``) is written from its members' cards (:func:`build_bundle`)."""
+    if name in BUNDLES:
+        command = "python -m emomm.zoo.build " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
+        try:
+            out = build_bundle(name, out_root, command=command)
+        except ZooEntryError as err:
+            sys.exit(f"error: {err}")
+        print(f"wrote {out}")
+        return out
     if name not in RECIPES:
-        sys.exit(f"no zoo recipe named {name!r}; recipes: {', '.join(RECIPES)}")
+        sys.exit(f"no zoo recipe named {name!r}; recipes: {', '.join(RECIPES)}; bundles: {', '.join(BUNDLES)}")
     recipe, work = RECIPES[name], Path(work)
+    packaged_commit = source_commit()   # before anything is written into the zoo
     seeds = list(seeds or recipe.seeds)
     out_root = Path(out_root) if out_root else zoo_dir()
     command = "python -m emomm.zoo.build " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"emomm.zoo.build.build({name!r})"
     if recipe.cv:
-        out = build_cv(recipe, seeds[0], runs, cv, data_root, work, out_root / name, command)
+        out = build_cv(recipe, seeds[0], runs, cv, data_root, work, out_root / name, command, packaged_commit)
     else:
         run_dirs = {s: train_or_adopt(recipe, s, runs, work, data_root) for s in seeds}
         evals = {s: evaluate(recipe, run_dirs[s] / "checkpoints" / f"{recipe.checkpoint}.ckpt",
                              work / name / f"eval_seed{s}", data_root) for s in seeds}
         # The shipped seed's checkpoint with its temperature (emomm.eval calibrate=true wrote it).
         shipped = Path(evals[seeds[0]]["run_dir"]) / "calibrated.ckpt"
-        out = package(recipe, shipped, out_root / name, evals, seeds, data_root, command)
+        out = package(recipe, shipped, out_root / name, evals, seeds, data_root, command,
+                      trained_commit=training_commit(run_dirs[seeds[0]]), packaged_commit=packaged_commit)
     total = zoo_size(out_root)
     print(f"wrote {out} (zoo size {total / 1e6:.1f} MB of the {SIZE_BUDGET / 1e6:.1f} MB budget)")
     if total > SIZE_BUDGET:
@@ -448,7 +469,7 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m emomm.zoo.build", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name", help=f"the zoo model ({', '.join(RECIPES)})")
+    ap.add_argument("name", help=f"the zoo model ({', '.join(RECIPES)}) or bundle ({', '.join(BUNDLES)})")
     ap.add_argument("--seeds", type=int, nargs="+", help="seeds to train and score (the first ships); default the recipe's")
     ap.add_argument("--runs", nargs="+", default=[], help="finished runs of the recipe to adopt instead of training")
     ap.add_argument("--cv", help="a finished `python -m emomm.cv` of the recipe's cross-validation to adopt "

@@ -8,18 +8,27 @@ labels may map onto one bundle label, their probabilities adding up: RAVDESS's `
 merged into ``neutral`` (:data:`SYNONYMS`), so FER2013's 7 classes are the bundle's.
 
 Fusion (:func:`fuse`), for one input: each present member's probabilities, temperature-scaled
-(``softmax(z / T)``), mapped onto the bundle's labels, then their weighted mean over the
-members present (the weights of the absent ones dropped and the rest renormalised), so any
-subset of modalities works: face only, voice only, both.
+(``softmax(z / T)``; a member whose shipped weights already divide by their temperature, the
+zoo's calibrated copies, says ``temperature_in_model: true`` and is not scaled twice), mapped
+onto the bundle's labels, then their weighted mean over the members present (the weights of
+the absent ones dropped and the rest renormalised), so any subset of modalities works: face
+only, voice only, both.
+
+:data:`BUNDLES` names the bundles the zoo builds (``python -m emomm.zoo.build face-voice``,
+:func:`build_bundle`): the member models must be in the zoo already; their temperatures come
+from their cards, their weights from :func:`choose_weights` on paired validation predictions
+when such data exists, else equal, and the card says which and why.
 """
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from emomm.utils.zoo_files import ZooEntryError, entry_dir, read_card, zoo_dir
 from emomm.zoo.cards import write_card
 
 #: Member label -> bundle label where the names differ (RAVDESS -> FER2013's names).
@@ -68,8 +77,10 @@ def scaled_probs(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def member_probs(card: Mapping[str, Any], member: Mapping[str, Any], member_labels: Sequence[str],
                  probs: np.ndarray) -> np.ndarray:
-    """One member's probabilities ``[N, K_member]`` -> temperature-scaled, on the bundle's labels ``[N, K]``."""
-    return scaled_probs(probs, member.get("temperature", 1.0)) @ mapping_matrix(
+    """One member's probabilities ``[N, K_member]`` -> temperature-scaled (unless the member's
+    model applies its temperature itself), on the bundle's labels ``[N, K]``."""
+    t = 1.0 if member.get("temperature_in_model") else member.get("temperature", 1.0)
+    return scaled_probs(probs, t) @ mapping_matrix(
         member_labels, card["labels"], member["label_map"])
 
 
@@ -120,7 +131,8 @@ def bundle_card(name: str, labels: Sequence[str], members: Sequence[Mapping[str,
         label_map = dict(m.get("label_map") or default_label_map(m["labels"], labels))
         mapping_matrix(m["labels"], labels, label_map)  # every member label goes somewhere
         rows.append({"name": m["name"], "modality": m["modality"], "weight": float(m.get("weight", 1.0 / len(members))),
-                     "temperature": float(m.get("temperature", 1.0)), "label_map": label_map})
+                     "temperature": float(m.get("temperature", 1.0)),
+                     "temperature_in_model": bool(m.get("temperature_in_model", False)), "label_map": label_map})
     return {"name": name, "kind": "bundle", "labels": list(labels), "members": rows,
             "label_mapping": MAPPING_NOTE, **sections}
 
@@ -129,3 +141,94 @@ def write_bundle(folder: str | Path, card: dict[str, Any]) -> Path:
     """Write the bundle's ``card.yaml`` + ``card.md`` into ``folder``."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     return write_card(folder, card)
+
+
+#: The bundles the zoo builds: ``{name: member zoo models}``; the first member's labels are the
+#: bundle's (FER2013's 7 classes: the others map onto them, :data:`SYNONYMS`).
+BUNDLES: dict[str, tuple[str, ...]] = {
+    "face-voice": ("face-fer2013", "voice-ravdess"),
+    "face-voice-text": ("face-fer2013", "voice-ravdess", "text-meld"),
+}
+
+#: Why the members are weighted equally when no paired validation data exists (on the card).
+EQUAL_WEIGHTS_WHY = ("equal weights after temperature scaling: no validation data pairs the members' modalities "
+                     "(FER2013 has faces only, RAVDESS as shipped speech only, MELD text only), and weights "
+                     "chosen on one member's own validation split would say nothing about the others; each "
+                     "member's temperature was fitted on its own validation split, so its probabilities are "
+                     "comparable in confidence")
+
+
+def member_row(name: str, card: Mapping[str, Any], hparams_calibrated: bool) -> dict[str, Any]:
+    """The bundle card's row for the zoo model ``name`` from its card: modality, labels and
+    the temperature fitted on its own validation split (``temperature_in_model`` when its
+    shipped weights already apply it)."""
+    if card.get("kind", "model") != "model":
+        raise ValueError(f"zoo:{name} is a {card.get('kind')}, not a model: a bundle's members are models")
+    temperature = (card.get("calibration") or {}).get("temperature")
+    return {"name": name, "modality": card["modality"], "labels": list(card["labels"]),
+            "temperature": float(temperature or 1.0),
+            "temperature_in_model": bool(hparams_calibrated and temperature)}
+
+
+def _calibrated_in_model(folder: Path) -> bool:
+    """Whether the entry's stored hyper-parameters carry a fitted temperature (its model
+    divides its logits by it)."""
+    try:
+        hp = json.loads((folder / "hparams.json").read_text()).get("hyper_parameters") or {}
+    except (OSError, ValueError):
+        return False
+    return bool((hp.get("calibration") or {}).get("temperature"))
+
+
+def build_bundle(name: str, root: str | Path | None = None, members: Sequence[str] | None = None,
+                 paired: tuple[Mapping[str, np.ndarray], np.ndarray] | None = None,
+                 command: str = "") -> Path:
+    """Write the bundle ``name`` into the zoo at ``root`` (default :func:`zoo_dir`) from its
+    members' cards (:data:`BUNDLES`, or ``members``). ``paired``: ``({member: probs [N, K_member]},
+    labels [N] on the bundle's labels)`` of paired validation inputs, from which the weights are
+    chosen (:func:`choose_weights`); without it the weights are equal (:data:`EQUAL_WEIGHTS_WHY`).
+    A member missing from the zoo is a :class:`ZooEntryError` naming it and how to build it."""
+    root = Path(root) if root else zoo_dir()
+    names = list(members or BUNDLES.get(name) or ())
+    if not names:
+        raise ValueError(f"no bundle named {name!r}; bundles: {', '.join(BUNDLES)}")
+    rows = []
+    for member in names:
+        try:
+            folder = entry_dir(member, root)
+        except ZooEntryError:
+            raise ZooEntryError(f"bundle {name}: its member zoo:{member} is not in the zoo at {root}; build it "
+                                f"first: python -m emomm.zoo.build {member}") from None
+        rows.append(member_row(member, read_card(folder), _calibrated_in_model(folder)))
+    labels = rows[0]["labels"]
+    card = bundle_card(name, labels, rows)
+    if paired is not None:
+        probs, y = paired
+        mapped = {m["name"]: member_probs(card, m, next(r["labels"] for r in rows if r["name"] == m["name"]),
+                                          probs[m["name"]]) for m in card["members"] if m["name"] in probs}
+        weights, nll = choose_weights(card, mapped, np.asarray(y))
+        chosen = {"how": "weights on a 0.05 grid with the lowest NLL of the fused prediction", "n": int(len(y)),
+                  "nll": nll}
+    else:
+        weights = {r["name"]: 1.0 / len(rows) for r in rows}
+        chosen = {"how": "equal", "why": EQUAL_WEIGHTS_WHY}
+    for m in card["members"]:
+        m["weight"] = float(weights.get(m["name"], 0.0))
+    modalities = [r["modality"] for r in rows]
+    card.update({
+        "modality": "+".join(modalities),
+        "input": "any subset of: " + ", ".join(modalities) + " (each member takes its own input; members "
+                 "without one are left out and the others' weights renormalised)",
+        "weights_chosen_on": chosen,
+        "training_data": {"licence": "the most restrictive of the members' (see each member's card): "
+                          + "; ".join(f"{r['name']}: {(read_card(entry_dir(r['name'], root)).get('training_data') or {}).get('licence', '?')}"
+                                      for r in rows)},
+        "intended_use": "research and demos: one emotion label from whichever of a face, a voice"
+                        + (" and a text" if "text" in modalities else "") + " is present, with each member's "
+                        "own prediction (simple mode) beside the fused one (hybrid mode)",
+        "limitations": ["decision-level fusion of models trained on different people and data: the members "
+                        "never saw the same person, so the fusion learnt no cross-modal cue",
+                        "each member's limitations hold (see its card)"],
+        "built": {"by": command or f"emomm.zoo.bundles.build_bundle({name!r})"},
+    })
+    return write_bundle(root / name, card).parent

@@ -58,6 +58,48 @@ def _json_hparams(hparams: Mapping[str, Any], source: Path) -> bytes:
                               "them as JSON: retrain it with this emomm version") from None
 
 
+#: How a zoo entry's stored data config names where the data lives: a prefix (not an
+#: interpolation: stored configs may hold none) resolved against the data folder of whoever
+#: loads it (:func:`emomm.utils.targets.checked_data_config`).
+DATA_DIR_REF = "<data_dir>"
+
+
+def neutral_path(path: Any) -> Any:
+    """An absolute path of the building machine as its last 4 parts (``face-fer2013/seed1/
+    checkpoints/best.ckpt``): enough to say which run, nothing of the machine."""
+    if isinstance(path, str) and Path(path).is_absolute():
+        return "/".join(Path(path).parts[-4:])
+    return path
+
+
+def neutral_calibration(calibration: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A calibration record (hparams or card) without the building machine's paths: the
+    checkpoint it was fitted on shortened (:func:`neutral_path`), the temporary calibrated
+    copy's path dropped."""
+    if not calibration:
+        return None if calibration is None else dict(calibration)
+    out = {k: v for k, v in calibration.items() if k != "checkpoint"}
+    if isinstance(out.get("fitted_on"), Mapping):
+        out["fitted_on"] = {**out["fitted_on"], "ckpt": neutral_path(out["fitted_on"].get("ckpt"))}
+    return out
+
+
+def neutral_data_root(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """``hparams`` with the stored data config's ``root`` (this machine's absolute path, e.g.
+    ``/work/shared/data/fer2013``) as ``<data_dir>/<its folder name>`` and the calibration's
+    paths shortened (:func:`neutral_calibration`), so a zoo entry stores no path of the
+    machine that built it."""
+    out = dict(hparams)
+    if out.get("calibration"):
+        out["calibration"] = neutral_calibration(out["calibration"])
+    data = dict(out.get("data") or {})
+    root = data.get("root")
+    if isinstance(root, str) and root and not root.startswith(DATA_DIR_REF):
+        data["root"] = f"{DATA_DIR_REF}/{Path(root).name}"
+        out["data"] = data
+    return out
+
+
 def write_weights(ckpt_path: str | Path, folder: str | Path, parity: float | None) -> dict[str, dict[str, Any]]:
     """Write ``weights.safetensors`` (fp16 when ``parity`` <= :data:`PARITY_TOL`, else fp32) and
     ``hparams.json`` of the checkpoint ``ckpt_path`` into ``folder``; returns the card's
@@ -74,7 +116,7 @@ def write_weights(ckpt_path: str | Path, folder: str | Path, parity: float | Non
                                                 v.contiguous() for k, v in state.items()}
     folder.mkdir(parents=True, exist_ok=True)
     weights = save_safetensors(tensors, metadata={"format": "emomm.zoo/1"})
-    meta = _json_hparams({"hyper_parameters": ckpt["hyper_parameters"],
+    meta = _json_hparams({"hyper_parameters": neutral_data_root(ckpt["hyper_parameters"]),
                           "pytorch-lightning_version": ckpt.get("pytorch-lightning_version")}, ckpt_path)
     atomic_write_bytes(folder / WEIGHTS, weights)
     atomic_write_bytes(folder / HPARAMS, meta)

@@ -43,8 +43,8 @@ import torch
 
 GOLDEN_DIR = Path(__file__).resolve().parent
 ROOT = GOLDEN_DIR.parents[1]
-#: metrics.json entries that are not behaviour: wall-clock time, this run's folder
-VOLATILE = ("train_time_s", "best_ckpt")
+#: metrics.json entries that are not behaviour: wall-clock time, this run's folder, the commit that trained it
+VOLATILE = ("train_time_s", "best_ckpt", "git_commit")
 
 COMMON = ["trainer.precision=32-true",  # "auto" is bf16 on some CPUs: one numeric path everywhere
           "trainer.accelerator=cpu", "trainer.devices=1", "trainer.deterministic=false"]

@@ -447,6 +447,31 @@ $("live-stop").addEventListener("click", stopLive);
 // -- model tab ----------------------------------------------------------------------------------
 function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c])); }
 
+// A zoo model's card (/api/model "card"): its fields, the validation means, and card.md as written.
+function renderCard(c) {
+  const pct = (v) => (typeof v === "number" ? (Math.abs(v) <= 1 ? (100 * v).toFixed(1) + "%" : v.toFixed(3)) : esc(v));
+  const rows = [["model", c.name + (c.kind === "bundle" ? " (bundle)" : "")], ["modality", c.modality || ""],
+                ["input", c.input || ""], ["recipe", (c.recipe || {}).command || ""],
+                ["git commit", (c.recipe || {}).git_commit || ""], ["intended use", c.intended_use || ""]];
+  for (const [k, v] of Object.entries(c.training_data || {})) rows.push(["data: " + k, v]);
+  const cal = c.calibration || {};
+  if (cal.temperature) rows.push(["temperature", Number(cal.temperature).toFixed(3)]);
+  let html = "<h3 id='card-title'>Model card</h3><table id='card'>" +
+    rows.filter(([, v]) => v).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("") + "</table>";
+  if (c.members) {
+    html += "<h4>Members</h4><table>" + c.members.map((x) => `<tr><th>${esc(x.name)}</th><td>${esc(x.modality)}, weight ` +
+      `${Number(x.weight).toFixed(2)}, temperature ${Number(x.temperature).toFixed(3)}</td></tr>`).join("") + "</table>";
+    if (c.label_mapping) html += `<p>${esc(c.label_mapping)}</p>`;
+  }
+  if (c.metrics) {
+    html += `<h4>Validation (${esc(c.metrics.split)} split, ${c.metrics.seeds} seed${c.metrics.seeds > 1 ? "s" : ""})</h4><table>` +
+      Object.entries(c.metrics.mean).filter(([k]) => !k.includes("/")).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${pct(v)}</td></tr>`).join("") + "</table>";
+  }
+  if (c.limitations) html += "<h4>Limitations</h4><ul>" + c.limitations.map((x) => `<li>${esc(x)}</li>`).join("") + "</ul>";
+  if (c.markdown) html += "<details><summary>card.md</summary><pre>" + esc(c.markdown) + "</pre></details>";
+  return html;
+}
+
 function renderModel(m) {
   const rows = [["checkpoint", m.checkpoint], ["modalities", m.modalities.join(", ")],
                 ["labels", m.labels.join(", ")], ["backend", m.backend || ""],
@@ -459,7 +484,8 @@ function renderModel(m) {
     }
     html += "<h3>Measured metrics (metrics.json beside the checkpoint)</h3><table id='metrics'>" +
       flat.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${Math.abs(v) <= 1 ? (100 * v).toFixed(1) + "%" : v.toFixed(3)}</td></tr>`).join("") + "</table>";
-  } else html += "<p>No metrics.json next to this checkpoint.</p>";
+  } else if (!m.card) html += "<p>No metrics.json next to this checkpoint.</p>";
+  if (m.card) html += renderCard(m.card);
   html += "<h3>Preprocessing</h3><pre>" + esc(JSON.stringify(m.preprocessing, null, 1)) + "</pre>";
   $("model-info").innerHTML = html;
   $("model-brief").textContent = `${m.modalities.join(" + ")} · ${m.labels.length} labels`;
