@@ -127,6 +127,13 @@ class TimelineResult(_Result):
     error: str | None = None
     people: list[PersonResult] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """As a plain dict; an audio file has no people, so no ``people`` key."""
+        d = plain(self)
+        if self.kind == "audio":
+            d.pop("people", None)
+        return d
+
 
 @dataclass
 class TextResult(_Result):
