@@ -205,8 +205,9 @@ class ServeEngine:
             except VideoReadError as err:
                 raise BadInput(422, "unreadable", public(str(err), path, name)) from None
             out = self._timeline("video", res)
-            out["frame"] = self._people(out["people"], _plain(res.to_dict()), path)
-            out["brief_tracks"] = int(res.brief_tracks)
+            record = _plain(res.to_dict())
+            out["frame"] = self._people(out["people"], record, path)
+            out["brief_tracks"] = int(record.get("brief_tracks") or 0)
         out["note"] = out["note"] and public(out["note"], path, name)   # "no usable audio track (PATH: ...)"
         return out
 
