@@ -12,7 +12,7 @@ import pytest
 import skimage.data
 
 from emomm.faces import FaceDetector, Faces
-from emomm.inference.people import busiest_time, face_at, faces_at, person_windows
+from emomm.inference.people import busiest_time, face_at, faces_at, people_of, visible
 from emomm.inference.results import PersonResult, TimelineResult, WindowResult
 from emomm.live.overlay import layout, place, style_for
 from emomm.live.stream import LivePipeline
@@ -45,20 +45,22 @@ def two_faces(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("clip") / "two.mp4", frames, fps=FPS, audio=audio, audio_rate=SR)
 
 
-def record_of(boxes_fn=boxes_at) -> dict:
+def record_of(boxes_fn=boxes_at, sampled=range(N), fps: float = FPS) -> dict:
     """The two-face clip's predict record, in the Predictor's own result schema (1 s windows,
-    0.5 s hop, each window's mean box)."""
+    0.5 s hop, each window's mean box; a sighting of each face on the frames ``sampled`` of a
+    ``fps`` video)."""
     tracks = {}
     for tid in (0, 1):
         ws = []
         for s in (0.0, 0.5, 1.0):
-            frames = range(int(s * FPS), int((s + 1) * FPS))
+            frames = range(int(s * fps), int((s + 1) * fps))
             box = np.mean([boxes_fn(i)[tid] for i in frames], axis=0).tolist()
             probs = np.full(7, 0.05)
             probs[3 if tid == 0 else 4] = 0.7
             ws.append(WindowResult(s, s + 1.0, probs.tolist(), LABELS[int(np.argmax(probs))], {}, tid, box))
         tracks[tid] = ws
-    people = [PersonResult(tid, 0.0, (N - 1) / FPS, N, len(ws), ws[0].probs, ws[0].label, 0.7, 0.5, ws[0].box)
+    people = [PersonResult(tid, 0.0, (N - 1) / FPS, N, len(ws), ws[0].probs, ws[0].label, 0.7, 0.5, ws[0].box,
+                           boxes=[[i / fps, *boxes_fn(i)[tid]] for i in sampled])
               for tid, ws in tracks.items()]
     res = TimelineResult("video", LABELS, N / FPS, tracks[0][0].probs, "happy", tracks[0], {}, tracks,
                          people=people)
@@ -89,7 +91,7 @@ def test_predict_annotated_video_is_h264_with_the_source_audio(two_faces, tmp_pa
     # every frame, with each person's box drawn where the person is
     cap = cv2.VideoCapture(str(out))
     src = cv2.VideoCapture(str(two_faces))
-    people = person_windows(record_of())
+    people = people_of(record_of())
     for i in range(N):
         ok, a = cap.read()
         ok2, b = src.read()
@@ -196,14 +198,58 @@ def test_place_is_greedy_above_then_below():
     assert r[2] not in r[:2] and r[3] == (100, 317, 180, 347)
 
 
-def test_people_of_a_result_move_between_window_centres():
-    people = person_windows(record_of())
-    assert list(people) == [0, 1]
-    f = face_at(0, people[0], 0.75)    # halfway between the centres 0.5 and 1.0
-    a, b = people[0][0]["box"], people[0][1]["box"]
+def fast_boxes(i: int) -> list[list[float]]:
+    """Frame ``i`` at 25 frames/s of a 60 px face zigzagging fast (300 px/s, turning every
+    0.4 s) and a still one."""
+    t = i / 25.0
+    phase = (t % 0.8) / 0.4
+    x = 40 + 120 * (phase if phase <= 1 else 2 - phase)
+    return [[x, 100.0, x + 60, 160.0], [400.0, 100.0, 460.0, 160.0]]
+
+
+def test_a_fast_face_box_stays_on_the_face_at_every_frame():
+    """Sightings at 5 frames/s (every 5th frame of 25), drawn at 25 frames/s: the box is within
+    2 px of the face on every frame; the windows' mean boxes (the earlier drawing) were off by
+    up to a face width."""
+    record = record_of(fast_boxes, sampled=range(0, 50, 5), fps=25.0)
+    people = people_of(record)
+    assert list(people) == [0, 1] and people[0]["step"] == pytest.approx(0.2)
+    worst = 0.0
+    for i in range(0, 46):            # every frame up to the last sighting (t = 1.8 s)
+        f = face_at(0, people[0], i / 25.0)
+        worst = max(worst, float(np.max(np.abs(np.subtract(f["box"], fast_boxes(i)[0])))))
+    assert worst <= 2.0, worst
+    # the earlier drawing, between the windows' mean boxes, sits far off the face
+    ws = people[0]["windows"]
+    centres = [(w["start"] + w["end"]) / 2 for w in ws]
+    lag = max(abs(np.interp(i / 25.0, centres, [w["box"][0] for w in ws]) - fast_boxes(i)[0][0]) for i in range(46))
+    assert lag > 30, lag
+
+
+def test_a_person_is_drawn_only_near_their_sightings():
+    # sighted every 0.2 s from 0.4 to 1.8 s, with one miss at 1.0 (bridged) and two at 1.4, 1.6 (not)
+    record = record_of(sampled=[2, 4, 6, 8, 12, 18])   # frames at 10 frames/s -> t 0.2 .. 1.8
+    person = people_of(record)[0]
+    assert person["step"] == pytest.approx(0.2)
+    assert face_at(0, person, 0.05) is None and face_at(0, person, 0.1) is not None   # half a step early
+    assert face_at(0, person, 1.9) is not None and face_at(0, person, 1.95) is None   # half a step late
+    assert face_at(0, person, 1.0) is not None           # one missed sighting: interpolated across
+    f = face_at(0, person, 1.5)
+    assert f is None                                     # 0.6 s without a sighting: not drawn
+    assert visible(np.array([0.2, 0.4]), 0.3, 0.2) and not visible(np.array([]), 0.3, 0.2)
+    assert busiest_time(people_of(record)) == pytest.approx(0.2)
+
+
+def test_a_record_without_sightings_is_drawn_from_its_windows():
+    """A JSONL line written before sightings were kept still draws (window centres, mean boxes)."""
+    record = record_of()
+    for p in record["people"]:
+        del p["boxes"]
+    people = people_of(record)
+    f = face_at(0, people[0], 0.75)    # halfway between the window centres 0.5 and 1.0
+    a, b = people[0]["windows"][0]["box"], people[0]["windows"][1]["box"]
     assert f["box"] == pytest.approx([(u + v) / 2 for u, v in zip(a, b)])
-    assert f["label"] in ("happy",) and face_at(0, people[0], 2.5) is None
-    assert busiest_time(people) == 0.5
+    assert f["label"] == "happy" and face_at(0, people[0], 2.5) is None
 
 
 class StubPredictor:
@@ -237,7 +283,7 @@ def test_web_video_result_has_each_person_boxed_with_a_thumbnail_and_a_curve(two
         assert thumb.format == "JPEG" and thumb.size == (96, 96)
     # the still: the moment both are visible, both boxed where they are then
     fr = res["frame"]
-    assert fr["t"] == 0.5 and (fr["width"], fr["height"]) == (W, H)
+    assert fr["t"] == 0.0 and (fr["width"], fr["height"]) == (W, H)   # the first sampled frame, all there
     still = np.asarray(Image.open(io.BytesIO(base64.b64decode(fr["image"].split(",", 1)[1]))))
     assert still.shape == (H, W, 3)
     assert [f["id"] for f in fr["faces"]] == [0, 1]
@@ -245,4 +291,7 @@ def test_web_video_result_has_each_person_boxed_with_a_thumbnail_and_a_curve(two
         x1, y1, x2, y2 = (int(v) for v in f["box"])
         # the face is there: the astronaut's head, not the grey (70) background
         assert abs(still[y1 + 10:y2 - 10, x1 + 10:x2 - 10].mean() - 70) > 15
+        assert f["box"] == pytest.approx(boxes_at(0)[f["id"]])    # the sighting itself
         assert f["label"] in LABELS and 0 < f["confidence"] <= 1
+    assert [len(p["boxes"]) for p in people] == [N, N] and people[0]["boxes"][0] == [0.0, *boxes_at(0)[0]]
+    assert res["brief_tracks"] == 0

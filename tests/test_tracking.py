@@ -12,6 +12,7 @@ import pytest
 
 from emomm.faces.base import Faces
 from emomm.inference.predictor import Predictor
+from emomm.inference.results import PersonResult
 from emomm.inference.tracking import IoUTracker, KalmanTracker, id_errors, make_tracker
 from emomm.media.video import write_video
 
@@ -146,8 +147,8 @@ def two_people_clip(path, frames: int = 16):
     return write_video(path, video, fps=5.0)
 
 
-def colour_predictor(tracker: str = "kalman") -> Predictor:
-    p = Predictor(ColourNet(), fps=5.0, batch_size=64, tracker=tracker)
+def colour_predictor(tracker: str = "kalman", **options) -> Predictor:
+    p = Predictor(ColourNet(), fps=5.0, batch_size=64, tracker=tracker, **options)
     p._detector = ColourDetector()
     return p
 
@@ -167,6 +168,13 @@ def test_predict_video_summarises_each_person(clip):
     assert red.start == blue.start == 0.0 and red.end == blue.end == pytest.approx(3.0)
     assert red.n_windows == len(res.tracks[red.id]) and all(w.track_id == red.id for w in res.tracks[red.id])
     assert red.probs == pytest.approx(np.mean([w.probs for w in res.tracks[red.id]], axis=0))
+    # every sighting: one box per sampled frame the face was detected in, at its time
+    assert [b[0] for b in red.boxes] == pytest.approx([f / 5.0 for f in range(16)])
+    assert [b[0] for b in blue.boxes] == pytest.approx([f / 5.0 for f in range(16) if f not in (10, 11)])
+    for f, (t, x1, y1, x2, y2) in enumerate(red.boxes):   # the detector's box (12 px margin)
+        expected = [max(40 * f - 2, 0), 88, min(40 * f + 46, 640), 136]   # clipped to the frame
+        assert [x1, y1, x2, y2] == pytest.approx(expected, abs=0.05)
+    assert res.brief_tracks == 0
     # the thumbnail is one of the person's sightings, at a sampled time
     assert red.thumb_box[0] < red.thumb_box[2] and 0 <= red.thumb_t <= res.duration
     assert all(0 <= v <= 640 for v in red.thumb_box + blue.thumb_box)  # inside the frame
@@ -177,8 +185,13 @@ def test_predict_video_summarises_each_person(clip):
     assert len({w.start for w in res.windows}) == len(res.windows) and all(w.track_id is None for w in res.windows)
     d = json.loads(json.dumps(res.to_dict()))
     assert {p["id"] for p in d["people"]} == {0, 1} and set(d["tracks"]) == {"0", "1"}
-    # the overlap-only tracker gives each of them a new id on (almost) every frame
-    assert len(colour_predictor("iou").predict_video(clip).people) > 8
+    assert [PersonResult(**p) for p in d["people"]] == res.people      # the JSONL round trip
+    assert all(v == round(v, 1) for p in d["people"] for b in p["boxes"] for v in b[1:])   # 0.1 px
+    # the overlap-only tracker gives each of them a new id on (almost) every frame; as one-frame
+    # fragments those are not people (brief tracks) unless every track is kept
+    assert len(colour_predictor("iou", min_person_frames=1).predict_video(clip).people) > 8
+    iou = colour_predictor("iou").predict_video(clip)
+    assert len(iou.people) < 8 and iou.brief_tracks > 0
     with pytest.raises(ValueError, match="tracker='nope'"):
         Predictor(ColourNet(), tracker="nope")
 
@@ -199,6 +212,8 @@ def test_predict_writes_people_to_jsonl_and_csv(clip, tmp_path, monkeypatch):
     assert rows[0]["input"] == str(clip) and rows[0]["label"] == record["people"][0]["label"]
     assert float(rows[0]["confidence"]) == pytest.approx(record["people"][0]["confidence"], abs=1e-4)
     assert len(rows[0]["thumb_box"].split()) == 4
+    assert record["brief_tracks"] == 0 and all(len(p["boxes"]) == p["frames"] for p in record["people"])
+    assert {r["frames"] for r in rows} == {str(p["frames"]) for p in record["people"]}
     (summary,) = csv.DictReader(open(tmp_path / "summary.csv"))
     assert summary["faces"] == "2" and summary["label"] == record["label"]
 
@@ -216,8 +231,11 @@ def test_web_api_answers_per_person(clip):
         assert {"id", "start", "end", "frames", "n_windows", "label", "confidence", "probs", "thumb_t",
                 "thumb_box", "views", "timeline"} <= set(p)
         assert len(p["timeline"]) == p["n_windows"] and all(len(w["box"]) == 4 for w in p["timeline"])
+        assert len(p["boxes"]) == p["frames"] and all(len(b) == 5 for b in p["boxes"])
+        assert p["boxes"][0][0] == p["start"] and p["boxes"][-1][0] == p["end"]
         assert p["confidence"] == pytest.approx(max(p["probs"]))
     assert len(d["timeline"]) == len({w["t"] for w in d["timeline"]})   # one clip curve over everyone
+    assert d["brief_tracks"] == 0
 
 
 def test_live_picks_its_tracker_by_name():
@@ -226,3 +244,39 @@ def test_live_picks_its_tracker_by_name():
     assert isinstance(LivePipeline(ColourNet(), ColourDetector(), tracker="iou").tracker, IoUTracker)
     with pytest.raises(ValueError, match="tracker='sort'"):
         LivePipeline(ColourNet(), ColourDetector(), tracker="sort")
+
+
+def red_with_a_flash(path, frames: int = 16, flash=(5,)):
+    """640x240 at 5 frames/s: the red face walking left to right all along, and a blue
+    "face" (a false detection) on the frames ``flash`` only. Returns the path."""
+    video = np.full((frames, 240, 640, 3), 128, np.uint8)
+    for f in range(frames):
+        video[f, 100:124, 10 + 40 * f:34 + 40 * f] = RED
+        if f in flash:
+            video[f, 30:54, 500:524] = BLUE
+    return write_video(path, video, fps=5.0)
+
+
+def test_a_one_frame_track_is_not_a_person(tmp_path):
+    clip = red_with_a_flash(tmp_path / "flash.mp4")
+    res = colour_predictor().predict_video(clip)
+    assert [p.label for p in res.people] == ["happy"] and res.brief_tracks == 1
+    assert list(res.tracks) == [res.people[0].id]
+    assert res.label == "happy" and res.probs == pytest.approx(res.people[0].probs)   # the clip: red alone
+    kept = colour_predictor(min_person_frames=1).predict_video(clip)                  # every track kept
+    assert sorted(p.label for p in kept.people) == ["happy", "sad"] and kept.brief_tracks == 0
+    # a track of two frames is a person at the default (2), not at 3
+    two = red_with_a_flash(tmp_path / "two.mp4", flash=(5, 6))
+    assert len(colour_predictor().predict_video(two).people) == 2
+    assert colour_predictor(min_person_frames=3).predict_video(two).brief_tracks == 1
+
+
+def test_only_brief_tracks_say_so_and_a_short_clip_keeps_its_faces(tmp_path):
+    video = np.full((16, 240, 640, 3), 128, np.uint8)
+    video[5, 30:54, 500:524] = BLUE
+    res = colour_predictor().predict_video(write_video(tmp_path / "one.mp4", video, fps=5.0))
+    assert res.people == [] and res.label is None and res.brief_tracks == 1
+    assert "only brief face tracks (1" in res.error and "min_person_frames=1" in res.error
+    # a clip of one sampled frame: its face is a person (nothing longer could be)
+    res = colour_predictor().predict_video(write_video(tmp_path / "short.mp4", video[5:6], fps=5.0))
+    assert [p.label for p in res.people] == ["sad"] and res.brief_tracks == 0

@@ -296,6 +296,18 @@ def landmarks(d: dict, name: str) -> Iterable[Row]:
                   **base(d, name, command=d.get("command") or MISSING))
 
 
+def people_count(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks/people_footage.py: people reported vs ground truth, per setting and
+    ``min_person_frames``."""
+    for setting, per in (d.get("results") or {}).items():
+        for k, r in per.items():
+            if k.startswith("min_person_frames=") and isinstance(r, dict):
+                g = lambda f: r.get(f, MISSING)  # noqa: E731
+                yield Row(f"{setting}, {k}", "people found / true; spurious, duplicates, missed; brief tracks",
+                          f"{g('found')} / {g('true')}; {g('spurious')}, {g('duplicates')}, {g('missed')}; "
+                          f"{g('brief_tracks')}", **base(d, name, command=d.get("command") or MISSING))
+
+
 def flat_numbers(fields: tuple[str, ...]) -> Callable[[dict, str], Iterable[Row]]:
     """Rows for the named numeric fields of a file (nested dicts of numbers flattened)."""
     def rows(d: dict, name: str) -> Iterable[Row]:
@@ -380,7 +392,8 @@ PAGES = {
                  "jitter and misses (the tracker alone), `mtcnn` rows MTCNN's detections on the drawn frames. "
                  "The issue's target: at most 1 ID switch per person per clip.", [
         Section("ID switches per tracker", r"track_footage.*", tracking),
-    ], ["track"]),
+        Section("People counted per video (`predictor.min_person_frames`)", r"people_footage.*", people_count),
+    ], ["track", "people"]),
 }
 
 COLUMNS = ("recipe", "metric", "value", "seeds", "train time", "CPU", "command", "date", "file")

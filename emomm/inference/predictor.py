@@ -109,6 +109,10 @@ class Predictor:
             overlap-only matching); see :mod:`emomm.inference.tracking`.
         track_keep_s: seconds a person's track survives without a detection (a face hidden
             or missed for a moment keeps its id).
+        min_person_frames: a track detected in fewer sampled frames than this (a false
+            detection, a one-frame fragment) is not a person: it is left out of ``tracks``,
+            ``people`` and the clip result and counted in ``brief_tracks`` (a clip of fewer
+            sampled frames needs them all). 1 keeps every track.
     """
 
     def __init__(self, runner: ModelRunner, detector: str = "auto", batch_size: int = 32, fps: float = 5.0,
@@ -117,7 +121,7 @@ class Predictor:
                  adapter: str | Path | PersonAdapter | None = None, max_pixels: int | None = None,
                  vad: str | None = "energy", mesh: bool = False, mtcnn: dict | None = None,
                  blazeface: dict | None = None, haar: dict | None = None, tracker: str = "kalman",
-                 track_keep_s: float = 1.0) -> None:
+                 track_keep_s: float = 1.0, min_person_frames: int = 2) -> None:
         self.runner = runner
         self.image_mesh = FaceMesh() if mesh else None   # predictor.mesh: meshes reported per face
         self.label_names = list(runner.label_names)
@@ -140,6 +144,7 @@ class Predictor:
         self.max_pixels = None if max_pixels is None else int(max_pixels)
         self.vad = make_vad(vad)
         self.tracker, self.track_keep_s = str(tracker), float(track_keep_s)
+        self.min_person_frames = max(1, int(min_person_frames))
         make_tracker(self.tracker)   # an unknown name fails here, not at the first video
         faces = (self.preprocessing.get("video") or self.preprocessing.get("face")
                  or self.preprocessing.get("landmarks") or {}).get("faces") or {}
@@ -527,6 +532,11 @@ class Predictor:
         duration = float(fr.info.duration or (fr.times[-1] if len(fr.times) else 0.0))
         per_frame = self._track_frames(fr.frames)
         times = np.asarray(fr.times, np.float64)
+        sightings = self._sightings(per_frame, times, fr.frames.shape[1:3])
+        # brief tracks (a false detection, a one-frame fragment) are not people
+        need = min(self.min_person_frames, len(range(0, len(per_frame), self.detect_every)))
+        brief = {tid for tid, seen in sightings.items() if len(seen) < need}
+        per_frame = [[f for f in faces if f[0] not in brief] for faces in per_frame]
         starts = np.arange(0.0, max(duration - self.window_s, 0.0) + 1e-9, self.hop_s)
         # one sample per (window, track)
         keys, samples = [], []
@@ -546,16 +556,20 @@ class Predictor:
             mp = {m: v[n].tolist() for m, v in per.items()}
             tracks.setdefault(tid, []).append(WindowResult(s, s + self.window_s, probs[n].tolist(),
                                                            top(probs[n], self.label_names)[0], mp, tid,
-                                                           [float(v) for v in box]))
+                                                           [round(float(v), 1) for v in box]))
         audio = self.predict_audio(wave, sr).windows if wave is not None and "voice" in self.modalities else []
-        people = self._people(tracks, per_frame, times, fr.frames.shape[1:3])
+        people = self._people(tracks, sightings)
         # The clip: every person's windows (not the longest track alone), and a timeline of
         # the people in each window; without faces, the audio windows.
         basis = [w for ws in tracks.values() for w in ws]
         windows = self._clip_windows(basis) or audio
-        error = note if windows else "no face found in the sampled frames" + ("" if not note else f"; {note}")
-        return self._timeline("video", windows, duration, str(path), tracks, audio, None if windows else error,
-                              basis=basis or None, people=people)
+        found = (f"only brief face tracks ({len(brief)}, each detected in fewer than {need} sampled frames; "
+                 "predictor.min_person_frames=1 keeps them)") if brief else "no face found in the sampled frames"
+        error = note if windows else found + ("" if not note else f"; {note}")
+        res = self._timeline("video", windows, duration, str(path), tracks, audio, None if windows else error,
+                             basis=basis or None, people=people)
+        res.brief_tracks = len(brief)
+        return res
 
     def _clip_windows(self, person_windows: list[WindowResult]) -> list[WindowResult]:
         """The clip's timeline: per window start, the mean over the people seen in it
@@ -571,24 +585,31 @@ class Predictor:
                                     _mean_modality_probs(ws)))
         return out
 
-    def _people(self, tracks: dict[int, list[WindowResult]], per_frame: list[list[tuple]],
-                times: np.ndarray, frame_hw: tuple[int, int]) -> list[PersonResult]:
-        """One summary per tracked person (see :class:`PersonResult`), most frames first;
-        thumbnail boxes clipped to the ``(height, width)`` frame."""
+    def _sightings(self, per_frame: list[list[tuple]], times: np.ndarray,
+                   frame_hw: tuple[int, int]) -> dict[int, list[list[float]]]:
+        """Per track id: ``[[t, x1, y1, x2, y2], ...]`` of every sampled frame the detector ran
+        on and found the face in (time in s, box clipped to the ``(height, width)`` frame;
+        rounded to 1 ms and 0.1 px), in time order."""
         h, w = frame_hw
-        seen: dict[int, list[tuple[float, np.ndarray]]] = {}
-        for t, faces in zip(times, per_frame):
-            for tid, box, _ in faces:
-                seen.setdefault(tid, []).append((float(t), np.clip(np.asarray(box, np.float64), 0, [w, h, w, h])))
+        seen: dict[int, list[list[float]]] = {}
+        for i in range(0, len(per_frame), self.detect_every):
+            for tid, box, _ in per_frame[i]:
+                b = np.clip(np.asarray(box, np.float64), 0, [w, h, w, h])
+                seen.setdefault(int(tid), []).append([round(float(times[i]), 3), *(round(float(v), 1) for v in b)])
+        return seen
+
+    def _people(self, tracks: dict[int, list[WindowResult]],
+                sightings: dict[int, list[list[float]]]) -> list[PersonResult]:
+        """One summary per tracked person (see :class:`PersonResult`) from its windows and
+        :meth:`_sightings`, most frames first."""
         people = []
         for tid, ws in tracks.items():
-            sightings = seen.get(tid) or [(ws[0].start, np.asarray(ws[0].box))]
-            t_big, box_big = max(sightings, key=lambda s: (s[1][2] - s[1][0]) * (s[1][3] - s[1][1]))
+            seen = sightings.get(tid) or [[ws[0].start, *ws[0].box]]
+            big = max(seen, key=lambda s: (s[3] - s[1]) * (s[4] - s[2]))
             probs = np.mean([w.probs for w in ws], axis=0)
             label, conf = top(probs, self.label_names)
-            people.append(PersonResult(int(tid), sightings[0][0], sightings[-1][0], len(sightings), len(ws),
-                                       probs.tolist(), label, conf, t_big, [float(v) for v in box_big],
-                                       _mean_modality_probs(ws)))
+            people.append(PersonResult(int(tid), seen[0][0], seen[-1][0], len(seen), len(ws), probs.tolist(),
+                                       label, conf, big[0], big[1:], _mean_modality_probs(ws), seen))
         return sorted(people, key=lambda p: (-p.frames, p.id))
 
     def _window_inputs(self, face_mod: str, crops: list[np.ndarray], wave, sr, start: float) -> list[dict]:

@@ -89,7 +89,10 @@ class PersonResult(_Result):
     sampled frames it is in; ``n_windows`` the number of its windows; ``probs`` the mean of its
     windows' probabilities (each modality's own in ``modality_probs``), ``label`` and
     ``confidence`` their top class; ``thumb_t``/``thumb_box`` the time and box (x1, y1, x2,
-    y2 pixels, inside the frame) of its largest sighting, for a thumbnail."""
+    y2 pixels, inside the frame) of its largest sighting, for a thumbnail; ``boxes`` every
+    sighting ``[t, x1, y1, x2, y2]`` (s, pixels inside the frame; 1 ms, 0.1 px), one per
+    sampled frame the face was detected in, in time order (what draws the person follows
+    these, see :mod:`emomm.inference.people`)."""
     id: int
     start: float
     end: float
@@ -101,6 +104,7 @@ class PersonResult(_Result):
     thumb_t: float
     thumb_box: list[float]
     modality_probs: dict[str, list[float]] = field(default_factory=dict)
+    boxes: list[list[float]] = field(default_factory=list)
 
 
 @dataclass
@@ -113,7 +117,9 @@ class TimelineResult(_Result):
     clip-level ``probs`` with each modality's own clip-level probabilities. A video's clip
     ``probs`` are the mean over every person's windows (each person weighted by how long it is
     seen, not only the longest track); an audio file's the mean over its windows. Without
-    windows (no face, no speech) ``probs`` is empty, ``label`` None and ``error`` says why."""
+    windows (no face, no speech) ``probs`` is empty, ``label`` None and ``error`` says why.
+    ``brief_tracks``: face tracks too brief to be a person (``Predictor(min_person_frames=)``:
+    a false detection, a one-frame fragment), left out of ``tracks``, ``people`` and the clip."""
     kind: str                         # "video" | "audio"
     label_names: list[str]
     duration: float
@@ -126,6 +132,7 @@ class TimelineResult(_Result):
     source: str | None = None
     error: str | None = None
     people: list[PersonResult] = field(default_factory=list)
+    brief_tracks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """As a plain dict; an audio file has no people, so no ``people`` key."""

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from emomm.inference.people import faces_at, person_windows
+from emomm.inference.people import faces_at, people_of
 from emomm.live.overlay import draw
 from emomm.media.video import VideoWriter, iter_frames, probe, source_audio
 
@@ -19,7 +19,7 @@ def write_annotated_video(record: dict[str, Any], src: str | Path, out: str | Pa
     """Draw a video ``record`` (predict's JSON line) over every frame of ``src`` into the MP4
     ``out``; returns ``{"path", "codec", "audio", "note"}`` (``note``: why there is no H.264 or
     no audio, else None)."""
-    people = person_windows(record)
+    people = people_of(record)
     labels = list(record.get("label_names") or [])
     wave, rate, no_audio = source_audio(src)
     writer = VideoWriter(out, probe(src).fps or 25.0, audio=wave, audio_rate=rate)

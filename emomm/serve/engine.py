@@ -14,11 +14,13 @@ nothing, and reshapes results into one small schema:
   result), and ``people`` has one entry per tracked person, most frames first:
   ``{"id", "name", "start", "end", "frames", "n_windows", "label", "confidence", "probs": [K],
   "clip": {"label", "confidence", "probs"}, "thumb_t", "thumb_box": [x1, y1, x2, y2],
-  "thumbnail": JPEG data URL, "views": {view: [K]}, "timeline": [{"t", "probs": [K], "box": [x1, y1, x2, y2]}]}``
+  "thumbnail": JPEG data URL, "views": {view: [K]},
+  "timeline": [{"t", "probs": [K], "box": [x1, y1, x2, y2]}], "boxes": [[t, x1, y1, x2, y2], ...]}``
   (the fields of :class:`~emomm.inference.results.PersonResult`, ``views`` being its
   ``modality_probs``; ``name``: "person N" in the order people first appear); a video also has
   ``"frame": {"t", "width", "height", "image": JPEG data URL, "faces": [...]}`` (a still where
-  the most people are visible, their boxes in its pixels), or null without faces
+  the most people are visible, their boxes in its pixels), or null without faces, and
+  ``"brief_tracks"`` (face tracks too brief to be a person, left out of ``people``)
 * text: ``{"kind": "text", "labels", "label", "confidence", "probs": [K]}``
 
 ``confidence`` is always the top class's probability and ``detector_score`` the face
@@ -39,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from emomm.faces.crop import crop_face
-from emomm.inference.people import busiest_time, faces_at, person_windows
+from emomm.inference.people import busiest_time, faces_at, people_of
 from emomm.inference.results import plain as _plain
 from emomm.media.video import VideoReadError, frames_at, probe
 from emomm.serve import decode
@@ -232,7 +234,9 @@ class ServeEngine:
             except VideoReadError as err:
                 raise BadInput(422, "unreadable", public(str(err), path, name)) from None
             out = self._timeline("video", res)
-            out["frame"] = self._people(out["people"], _plain(res.to_dict()), path)
+            record = _plain(res.to_dict())
+            out["frame"] = self._people(out["people"], record, path)
+            out["brief_tracks"] = int(record.get("brief_tracks") or 0)
         out["note"] = out["note"] and public(out["note"], path, name)   # "no usable audio track (PATH: ...)"
         return out
 
@@ -240,7 +244,7 @@ class ServeEngine:
         """Adds to each person of ``people`` (:meth:`_person`'s dicts) a name, a thumbnail (the
         face at their ``thumb_t``/``thumb_box``) and their ``clip`` result; returns the still of
         the moment the most people are visible, with their boxes (None without people)."""
-        windows = person_windows(record)
+        windows = people_of(record)
         still_t = busiest_time(windows)
         frames = frames_at(path, ([] if still_t is None else [still_t]) + [p["thumb_t"] for p in people],
                            getattr(self.predictor, "max_pixels", None))
@@ -292,6 +296,7 @@ class ServeEngine:
         out = {k: p[k] for k in ("id", "start", "end", "frames", "n_windows", "label", "thumb_t")}
         out.update(confidence=float(p["confidence"]), probs=_probs_list(p["probs"]),
                    thumb_box=[float(v) for v in p["thumb_box"]],
+                   boxes=[[float(v) for v in b] for b in p.get("boxes") or []],
                    views={m: _probs_list(v) for m, v in (p.get("modality_probs") or {}).items()},
                    timeline=[{"t": (w["start"] + w["end"]) / 2, "probs": _probs_list(w["probs"]),
                               "box": [float(v) for v in w["box"]] if w.get("box") else None} for w in windows])
