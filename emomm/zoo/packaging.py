@@ -79,8 +79,8 @@ def neutral_calibration(calibration: Mapping[str, Any] | None) -> dict[str, Any]
     if not calibration:
         return None if calibration is None else dict(calibration)
     out = {k: v for k, v in calibration.items() if k != "checkpoint"}
-    if isinstance(out.get("fitted_on"), Mapping):
-        out["fitted_on"] = {**out["fitted_on"], "ckpt": neutral_path(out["fitted_on"].get("ckpt"))}
+    if isinstance(out.get("fitted_on"), Mapping) and "ckpt" in out["fitted_on"]:
+        out["fitted_on"] = {**out["fitted_on"], "ckpt": neutral_path(out["fitted_on"]["ckpt"])}
     return out
 
 
