@@ -3,6 +3,8 @@ export made once, cached by the checkpoint's SHA-256 and parity-checked; a refus
 a missing onnxruntime fall back to PyTorch with a one-line reason."""
 from __future__ import annotations
 
+import os
+
 import sys
 
 import numpy as np
@@ -69,11 +71,16 @@ def test_without_onnxruntime_auto_falls_back_to_pytorch_saying_why(ckpt, cache, 
     assert p.classify_faces(CROPS).shape == (3, len(p.label_names))
 
 
-def test_a_refused_export_falls_back_and_is_not_retried(ckpt, cache, monkeypatch):
+def test_a_refused_export_falls_back_and_is_not_retried(ckpt, cache, monkeypatch, capfd):
     def refuse(*args, **kwargs):
+        os.write(1, b"Torch IR graph at exception: graph(...)\n")   # as the TorchScript exporter does
+        os.write(2, b"a C++ warning\n")
         raise ExportError("the exported model.onnx disagrees with the PyTorch model on batch=3:\nmax diff 0.1")
     monkeypatch.setattr(onnx_cache, "export", refuse)
+    capfd.readouterr()
     p = Predictor.from_checkpoint(ckpt, backend="auto", detector="none")
+    out, err = capfd.readouterr()
+    assert "Torch IR graph" not in out + err and "C++ warning" not in out + err   # the one-line note only
     assert p.backend == "torch" and "refused" in p.backend_note and "disagrees" in p.backend_note
     assert "\n" not in p.backend_note
     assert (cache / checkpoint_key(ckpt) / REFUSED).is_file()

@@ -26,7 +26,9 @@ import hashlib
 import json
 import logging
 import os
+import contextlib
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,30 @@ class Cached:
     note: str
 
 
+@contextlib.contextmanager
+def _output_to(path: Path):
+    """Send what the process writes to file descriptors 1 and 2 into ``path`` meanwhile: the
+    TorchScript exporter prints a whole IR graph (to stdout) when it fails, which a refused
+    export (one line says why) must not dump on the user's terminal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    try:
+        with open(path, "wb") as f:
+            for fd in saved:
+                os.dup2(f.fileno(), fd)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                for fd, keep in saved.items():
+                    os.dup2(keep, fd)
+    finally:
+        for keep in saved.values():
+            os.close(keep)
+
+
 def cached_export(ckpt: str | Path, root: Path | None = None) -> Cached:
     """The parity-checked ONNX export of ``ckpt`` from the cache, exported there first when
     absent. ``folder`` is None when the export is refused (``note`` says why, in one line)."""
@@ -96,7 +122,8 @@ def cached_export(ckpt: str | Path, root: Path | None = None) -> Cached:
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=root))
     try:
         try:
-            export(ckpt, stage / "export", format="onnx", check=True)
+            with _output_to(stage / "export_output.txt"):
+                export(ckpt, stage / "export", format="onnx", check=True)
         except (ExportError, RuntimeError, ValueError, TypeError) as err:
             reason = " ".join(str(err).split())[:300] or type(err).__name__
             (stage / "export").mkdir(exist_ok=True)
