@@ -181,6 +181,26 @@ class EmotionModule(L.LightningModule):
                 f"it was written by another emomm version, or edited; {GIVE_A_RUN_CHECKPOINT} by this "
                 "version") from err
 
+    def pretrained_state_keys(self) -> set[str]:
+        """State keys that hold pretrained weights training left unchanged and that building
+        the model reads again (a LoRA text encoder's frozen transformer): a zoo entry ships
+        without them (:mod:`emomm.zoo.packaging`)."""
+        keys: set[str] = set()
+        for name, mod in self.named_modules():
+            fn = getattr(mod, "pretrained_state_keys", None)
+            if mod is not self and callable(fn):
+                keys |= {f"{name}.{k}" for k in fn()}
+        return keys
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Fill in the pretrained weights a zoo entry ships without (:meth:`pretrained_state_keys`)
+        from the model just built; any other missing weight still fails the (strict) load."""
+        state = checkpoint.get("state_dict")
+        missing = self.pretrained_state_keys() - set(state or {})
+        if state is not None and missing:
+            own = self.state_dict()
+            state.update({k: own[k] for k in missing})
+
     @property
     def test_results(self) -> dict[str, Any]:
         """What the last test measured (:class:`~emomm.models.scoring.Scoring`)."""

@@ -228,8 +228,9 @@ def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, An
     its card from the evaluations ``evals`` (``{seed: metrics.json}``)."""
     module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     loader = val_loader(module, ckpt, data_root, recipe)
-    parity = fp16_parity(module, loader)
-    files = write_weights(ckpt, out, parity)
+    omit = module.pretrained_state_keys()  # a LoRA encoder's frozen base: read again at load
+    parity = fp16_parity(module, loader, omit)
+    files = write_weights(ckpt, out, parity, omit)
     latency = cpu_latency_ms(module, single_samples(loader))
     per_seed = {s: evals[s].get("metrics") or {} for s in seeds}
     mean, std = seed_spread(per_seed)
