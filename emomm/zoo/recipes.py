@@ -70,9 +70,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                        "redistribute them (and products embedding them) under GPL-3.0 terms to be safe",
         },
         selection="the meld_text_lora recipe as published, last epoch (fixed: 4 epochs), no selection on dev; "
-                  "LoRA shipped because it holds within 1 point of full fine-tuning (meld_text) on dev over "
-                  "the same 3 seeds (experiments/log/2026-12-07-meld-lora-against-full-fine-tuning.md); "
-                  "the first seed listed ships, the others give the spread",
+                  "the first seed listed ships, the others give the spread. Adapters + head ship only where "
+                  "LoRA holds within 1 point of full fine-tuning (experiment=meld_text) on dev over the same "
+                  "seeds (issue 41; the comparison: experiments/log/2026-12-07-meld-lora-against-full-fine-tuning.md)",
         variants_tried="one LoRA variant (r 8, alpha 16, every linear layer, peak lr 5e-4: a standard setting "
                        "fixed before any run, not tuned on dev); the full fine-tuning recipe it is measured "
                        "against was chosen among ~40 variants on dev (docs/results/meld.md)",
