@@ -129,6 +129,11 @@ def test_lora_recipe_trains_adapters_only_and_ships_adapters_and_head(lora_ckpt,
     assert torch.allclose(got, want, atol=tol)
     r = Predictor.from_pretrained("tiny-text").predict_sample(text="I can't believe you did that!")
     assert r.label in card["labels"] and abs(sum(r.probs) - 1) < 1e-4
+    # only the frozen base is filled in on load: a missing adapter or head weight stays missing
+    head = next(k for k in shipped if not k.startswith(prefix))
+    partial = {"state_dict": {k: v for k, v in shipped.items() if k != head}}
+    loaded.on_load_checkpoint(partial)
+    assert head not in partial["state_dict"] and set(partial["state_dict"]) >= module.pretrained_state_keys()
 
 
 @pytest.mark.skipif(not (PACKAGED_ZOO / "text-meld" / "card.yaml").is_file(), reason="text-meld not built here")
