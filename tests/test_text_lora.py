@@ -3,6 +3,7 @@
 A tiny random BERT saved as a local "pretrained" folder stands in for MiniLM."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from emomm.inference.predictor import Predictor
 from emomm.models.encoders.text_transformer import TextEncoder
 from emomm.models.module import EmotionModule
 from emomm.train import train
+from emomm.utils.safe_load import CheckpointError
 from emomm.utils.zoo_files import PACKAGED_ZOO, ZOO_DIR_ENV, read_card
 from emomm.zoo.build import package
 from emomm.zoo.recipes import RECIPES, Recipe
@@ -134,6 +136,12 @@ def test_lora_recipe_trains_adapters_only_and_ships_adapters_and_head(lora_ckpt,
     partial = {"state_dict": {k: v for k, v in shipped.items() if k != head}}
     loaded.on_load_checkpoint(partial)
     assert head not in partial["state_dict"] and set(partial["state_dict"]) >= module.pretrained_state_keys()
+    # adapters on another base (another version of the pretrained package) are refused, naming it
+    assert json.loads((root / "tiny-text" / "hparams.json").read_text())["pretrained_sha256"] == \
+        module.pretrained_fingerprint()
+    monkeypatch.setattr(EmotionModule, "pretrained_fingerprint", lambda self: "0" * 64)
+    with pytest.raises(CheckpointError, match=f"not the one installed \\({tiny_bert_dir}\\)"):
+        zoo.load("tiny-text")
 
 
 @pytest.mark.skipif(not (PACKAGED_ZOO / "text-meld" / "card.yaml").is_file(), reason="text-meld not built here")

@@ -230,7 +230,7 @@ def package(recipe: Recipe, ckpt: Path, out: Path, evals: dict[int, dict[str, An
     loader = val_loader(module, ckpt, data_root, recipe)
     omit = module.pretrained_state_keys()  # a LoRA encoder's frozen base: read again at load
     parity = fp16_parity(module, loader, omit)
-    files = write_weights(ckpt, out, parity, omit)
+    files = write_weights(ckpt, out, parity, omit, module.pretrained_fingerprint() if omit else None)
     latency = cpu_latency_ms(module, single_samples(loader))
     per_seed = {s: evals[s].get("metrics") or {} for s in seeds}
     mean, std = seed_spread(per_seed)

@@ -67,11 +67,13 @@ def _json_hparams(hparams: Mapping[str, Any], source: Path) -> bytes:
 
 
 def write_weights(ckpt_path: str | Path, folder: str | Path, parity: float | None,
-                  omit: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+                  omit: Iterable[str] = (), pretrained_sha256: str | None = None) -> dict[str, dict[str, Any]]:
     """Write ``weights.safetensors`` (fp16 when ``parity`` <= :data:`PARITY_TOL`, else fp32) and
     ``hparams.json`` of the checkpoint ``ckpt_path`` into ``folder``, without the state keys
-    ``omit`` (pretrained weights read again at load); returns the card's ``files`` section
-    (file, sha256, bytes, dtype, parity, and how many tensors were left out)."""
+    ``omit`` (pretrained weights read again at load; ``pretrained_sha256``, their
+    :meth:`EmotionModule.pretrained_fingerprint`, is kept so a load on other weights is refused);
+    returns the card's ``files`` section (file, sha256, bytes, dtype, parity, and how many
+    tensors were left out)."""
     ckpt_path, folder = Path(ckpt_path), Path(folder)
     ckpt = load_checkpoint(ckpt_path)
     left_out = set(omit)
@@ -86,7 +88,9 @@ def write_weights(ckpt_path: str | Path, folder: str | Path, parity: float | Non
     folder.mkdir(parents=True, exist_ok=True)
     weights = save_safetensors(tensors, metadata={"format": "emomm.zoo/1"})
     meta = _json_hparams({"hyper_parameters": ckpt["hyper_parameters"],
-                          "pytorch-lightning_version": ckpt.get("pytorch-lightning_version")}, ckpt_path)
+                          "pytorch-lightning_version": ckpt.get("pytorch-lightning_version"),
+                          **({"pretrained_sha256": pretrained_sha256} if left_out and pretrained_sha256 else {})},
+                         ckpt_path)
     atomic_write_bytes(folder / WEIGHTS, weights)
     atomic_write_bytes(folder / HPARAMS, meta)
     return {"weights": {"file": WEIGHTS, "sha256": sha256_bytes(weights), "bytes": len(weights),
