@@ -64,6 +64,10 @@ def test_lora_freezes_the_base_and_trains_only_adapters(tiny_bert_dir, vocab_fil
     keys = enc.pretrained_state_keys()
     assert keys and not any("lora_" in k for k in keys) and keys | {f"model.{n}" for n in
                                                                    (k[len("model."):] for k in trainable)} >= set(enc.state_dict())
+    # full fine-tuning with frozen token embeddings: those are left out; all trained: nothing
+    frozen_emb = TextEncoder(model_name_or_path=str(tiny_bert_dir), tokenizer=str(vocab_file), freeze_embeddings=True)
+    assert frozen_emb.pretrained_state_keys() == {"model.embeddings.word_embeddings.weight"}
+    assert TextEncoder(model_name_or_path=str(tiny_bert_dir), tokenizer=str(vocab_file)).pretrained_state_keys() == set()
     # a random model (config) cannot be read again: nothing is left out
     rand = TextEncoder(model_name_or_path=None, config=test_text.TINY_BERT, tokenizer=str(vocab_file), lora=LORA)
     assert rand.pretrained_state_keys() == set()

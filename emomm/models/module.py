@@ -184,7 +184,7 @@ class EmotionModule(L.LightningModule):
 
     def pretrained_state_keys(self) -> set[str]:
         """State keys that hold pretrained weights training left unchanged and that building
-        the model reads again (a LoRA text encoder's frozen transformer): a zoo entry ships
+        the model reads again (a LoRA text encoder's frozen base, frozen embeddings): a zoo entry ships
         without them (:mod:`emomm.zoo.packaging`)."""
         keys: set[str] = set()
         for name, mod in self.named_modules():

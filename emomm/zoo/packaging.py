@@ -5,8 +5,8 @@ and the hyper-parameters as JSON, with their SHA-256 for the card.
 fp32's by at most :data:`PARITY_TOL` on every validation input given; else fp32 ships.
 
 Pretrained weights that training left unchanged and that building the model reads again
-(:meth:`EmotionModule.pretrained_state_keys`: a LoRA text encoder's frozen transformer) are
-left out: such an entry ships its adapters and head only, and loading fills the rest in.
+(:meth:`EmotionModule.pretrained_state_keys`: a LoRA text encoder's frozen base, frozen token embeddings) are
+left out (a LoRA entry ships its adapters and head only), and loading fills them in.
 """
 from __future__ import annotations
 

@@ -334,6 +334,8 @@ class TextEncoder(nn.Module):
             self.finetune = "lora"
         else:
             self.finetune = self._set_trainable(finetune, freeze_embeddings)
+        # what no optimizer ever updates (a callback may freeze more for a while, never less)
+        self._never_trained = {n for n, p in self.model.named_parameters() if not p.requires_grad}
 
     def _set_trainable(self, finetune: str | int, freeze_embeddings: bool) -> str | int:
         if isinstance(finetune, str) and finetune.isdigit():
@@ -372,13 +374,16 @@ class TextEncoder(nn.Module):
 
     def pretrained_state_keys(self) -> set[str]:
         """The keys of :meth:`state_dict` that hold the pretrained model's weights unchanged by
-        training: with ``lora``, every weight of the frozen transformer but the adapters (a zoo
-        entry ships without them: :meth:`TextEncoder.__init__` reads them again from the
-        installed model). Empty otherwise, and for a random model (``config``), whose weights
-        cannot be read again."""
-        if self.finetune != "lora" or self.source == "config":
+        training (a zoo entry ships without them: :meth:`TextEncoder.__init__` reads them again
+        from the installed model): with ``lora``, every weight of the transformer but the
+        adapters; else the frozen ones (``freeze_embeddings``: the token embeddings, about half
+        of MiniLM; ``finetune=N``: the lower layers). Empty for a random model (``config``),
+        whose weights cannot be read again."""
+        if self.source == "config":
             return set()
-        return {f"model.{k}" for k in self.model.state_dict() if "lora_" not in k}
+        if self.finetune == "lora":
+            return {f"model.{k}" for k in self.model.state_dict() if "lora_" not in k}
+        return {f"model.{k}" for k in self._never_trained}
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """The transformer's parameters by depth, embeddings first, then each block (for
