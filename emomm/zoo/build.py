@@ -279,6 +279,11 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
     total = zoo_size(out_root)
     print(f"wrote {out} (zoo size {total / 1e6:.1f} MB of the {SIZE_BUDGET / 1e6:.1f} MB budget)")
     if total > SIZE_BUDGET:
+        card = read_card(out)
+        card.setdefault("built", {})["distribution"] = (
+            f"not in the package: the zoo would be {total} bytes, over its {SIZE_BUDGET}-byte budget; "
+            f"build it with `make zoo ZOO_MODELS={name}` (or python -m emomm.zoo.build {name})")
+        write_card(out, card)
         print(f"warning: the zoo is over its size budget ({total} > {SIZE_BUDGET} bytes): build this entry "
               "with `make zoo` instead of committing it, and say so on its card", file=sys.stderr)
     return out
