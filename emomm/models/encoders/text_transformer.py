@@ -203,6 +203,42 @@ def set_dropout(model: nn.Module, rate: float) -> int:
     return len(layers)
 
 
+#: LoRA settings a ``lora`` dict may give (the rest of ``peft.LoraConfig`` is left at its defaults).
+LORA_KEYS = ("r", "lora_alpha", "lora_dropout", "target_modules", "bias", "use_rslora")
+
+
+def add_lora(model: nn.Module, lora: dict) -> nn.Module:
+    """Freeze ``model`` and inject ``peft`` LoRA adapters into it, in place (the model keeps its
+    class and ``forward``; adapter weights are named ``...lora_A.default.weight``).
+
+    ``lora``: a dict of :data:`LORA_KEYS` (e.g. ``{"r": 8, "lora_alpha": 16, "target_modules":
+    ["query", "value"]}``). Only the adapters train (their ``lora_B`` starts at zero, so the
+    model starts as the pretrained one).
+    """
+    unknown = sorted(set(lora) - set(LORA_KEYS))
+    if unknown:
+        raise ValueError(f"model.encoders.text.lora: unknown key(s) {unknown}; allowed: {list(LORA_KEYS)}")
+    try:
+        import peft
+    except ImportError:
+        raise ImportError("model.encoders.text.lora needs the `peft` package: "
+                          "pip install 'emomm[minilm]' (or pip install peft)") from None
+    cfg = dict(lora)
+    if cfg.get("target_modules") is not None and not isinstance(cfg["target_modules"], str):
+        cfg["target_modules"] = [str(t) for t in cfg["target_modules"]]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        model = peft.inject_adapter_in_model(peft.LoraConfig(**cfg), model)
+    except ValueError as err:
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise ValueError(f"model.encoders.text.lora.target_modules={cfg.get('target_modules')!r}: {err} "
+                         f"(the model's linear layers are named {names})") from None
+    for name, p in model.named_parameters():
+        p.requires_grad_("lora_" in name)
+    return model
+
+
 class TextEncoder(nn.Module):
     """Utterances -> ``[B, hidden_size]`` with a Hugging Face transformer.
 
@@ -225,13 +261,19 @@ class TextEncoder(nn.Module):
         gradient_checkpointing: trade compute for memory on long inputs.
         dropout: every dropout rate inside the transformer (hidden states and attention
             weights; BERT-style models, MiniLM included, ship 0.1); null keeps the model's own.
+        lora: parameter-efficient fine-tuning with ``peft`` LoRA, a dict of
+            :class:`peft.LoraConfig` fields (``r``, ``lora_alpha``, ``lora_dropout``,
+            ``target_modules``; see ``conf/model/text_encoder/minilm_lora.yaml``): the
+            transformer is frozen and only the low-rank adapters (and the head) train;
+            ``finetune`` and ``freeze_embeddings`` are then ignored. Needs ``peft``
+            (``pip install emomm[minilm]``).
     """
 
     def __init__(self, model_name_or_path: str | None = MINILM_HUB, config: dict | None = None,
                  tokenizer: str | None = None, pooling: str = "mean", pool_context: bool = False,
                  max_length: int = 128, finetune: str | int = "all",
                  freeze_embeddings: bool = False, gradient_checkpointing: bool = False,
-                 dropout: float | None = None) -> None:
+                 dropout: float | None = None, lora: dict | None = None) -> None:
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"model.encoders.text.pooling must be mean or cls, got {pooling!r}")
@@ -287,7 +329,13 @@ class TextEncoder(nn.Module):
             self.model.gradient_checkpointing_enable()
         if dropout is not None:
             set_dropout(self.model, dropout)
-        self.finetune = self._set_trainable(finetune, freeze_embeddings)
+        if lora:
+            self.model = add_lora(self.model, lora)
+            self.finetune = "lora"
+        else:
+            self.finetune = self._set_trainable(finetune, freeze_embeddings)
+        # what no optimizer ever updates (a callback may freeze more for a while, never less)
+        self._never_trained = {n for n, p in self.model.named_parameters() if not p.requires_grad}
 
     def _set_trainable(self, finetune: str | int, freeze_embeddings: bool) -> str | int:
         if isinstance(finetune, str) and finetune.isdigit():
@@ -323,6 +371,19 @@ class TextEncoder(nn.Module):
             return finetune
         raise ValueError(f"model.encoders.text.finetune must be all, none or a number of layers, "
                          f"got {finetune!r}")
+
+    def pretrained_state_keys(self) -> set[str]:
+        """The keys of :meth:`state_dict` that hold the pretrained model's weights unchanged by
+        training (a zoo entry ships without them: :meth:`TextEncoder.__init__` reads them again
+        from the installed model): with ``lora``, every weight of the transformer but the
+        adapters; else the frozen ones (``freeze_embeddings``: the token embeddings, about half
+        of MiniLM; ``finetune=N``: the lower layers). Empty for a random model (``config``),
+        whose weights cannot be read again."""
+        if self.source == "config":
+            return set()
+        if self.finetune == "lora":
+            return {f"model.{k}" for k in self.model.state_dict() if "lora_" not in k}
+        return {f"model.{k}" for k in self._never_trained}
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """The transformer's parameters by depth, embeddings first, then each block (for
