@@ -135,10 +135,11 @@ class TimelineResult(_Result):
     brief_tracks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """As a plain dict; an audio file has no people, so no ``people`` key."""
+        """As a plain dict; an audio file has no people, so no ``people`` or ``brief_tracks`` key."""
         d = plain(self)
         if self.kind == "audio":
             d.pop("people", None)
+            d.pop("brief_tracks", None)
         return d
 
 
