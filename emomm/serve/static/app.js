@@ -53,41 +53,11 @@ function bars(container, labels, probs, title) {
   return box;
 }
 
-// A line chart of each label's probability over time; points: [{t, probs}] in seconds.
-function chart(canvas, labels, points, t0, t1) {
+// Curves over time on one chart: series [{name, color, points: [{t, p}]}] (p a probability),
+// the legend (legendW px wide) naming each; t0/t1 the time axis (default: the points' span).
+function curves(canvas, series, t0, t1, legendW, dot) {
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
-  const L = 36, R = 90, T = 8, B = 22;
-  ctx.clearRect(0, 0, W, H);
-  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
-  ctx.strokeStyle = "#ddd"; ctx.fillStyle = "#666"; ctx.font = "11px sans-serif";
-  for (let k = 0; k <= 4; k++) {
-    const y = T + (H - T - B) * (1 - k / 4);
-    ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
-    ctx.fillText((k * 25) + "%", 4, y + 4);
-  }
-  if (t0 === undefined) t0 = points.length ? points[0].t : 0;
-  if (t1 === undefined) t1 = points.length ? points[points.length - 1].t : 1;
-  if (t1 <= t0) t1 = t0 + 1;
-  const x = (t) => L + (W - L - R) * (t - t0) / (t1 - t0);
-  const y = (p) => T + (H - T - B) * (1 - p);
-  ctx.fillText(t0.toFixed(1) + " s", L, H - 6);
-  ctx.fillText(t1.toFixed(1) + " s", W - R - 34, H - 6);
-  labels.forEach((name, i) => {
-    ctx.strokeStyle = ctx.fillStyle = COLORS[i % COLORS.length];
-    ctx.lineWidth = 2; ctx.beginPath();
-    points.forEach((p, j) => { const X = x(p.t), Y = y(p.probs[i] || 0); j ? ctx.lineTo(X, Y) : ctx.moveTo(X, Y); });
-    if (points.length === 1) ctx.arc(x(points[0].t), y(points[0].probs[i] || 0), 2, 0, 7);
-    ctx.stroke();
-    ctx.fillText(name, W - R + 8, T + 12 + i * 14);
-  });
-  ctx.lineWidth = 1;
-  canvas.dataset.points = String(points.length);
-}
-
-// One curve per person: the probability of class k over time; people: [{name, timeline}].
-function peopleChart(canvas, people, k, t0, t1) {
-  const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
-  const L = 36, R = 110, T = 8, B = 22;
+  const L = 36, R = legendW, T = 8, B = 22;
   ctx.clearRect(0, 0, W, H);
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
   ctx.strokeStyle = "#ddd"; ctx.fillStyle = "#666"; ctx.font = "11px sans-serif";
@@ -96,20 +66,37 @@ function peopleChart(canvas, people, k, t0, t1) {
     ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
     ctx.fillText((q * 25) + "%", 4, y + 4);
   }
+  const all = series.flatMap((s) => s.points.map((p) => p.t));
+  if (t0 === undefined) t0 = all.length ? Math.min(...all) : 0;
+  if (t1 === undefined) t1 = all.length ? Math.max(...all) : 1;
   if (t1 <= t0) t1 = t0 + 1;
   const x = (t) => L + (W - L - R) * (t - t0) / (t1 - t0);
   const y = (p) => T + (H - T - B) * (1 - p);
   ctx.fillText(t0.toFixed(1) + " s", L, H - 6);
   ctx.fillText(t1.toFixed(1) + " s", W - R - 34, H - 6);
-  people.forEach((person, n) => {
-    ctx.strokeStyle = ctx.fillStyle = personColor(n);
+  series.forEach((s, n) => {
+    ctx.strokeStyle = ctx.fillStyle = s.color;
     ctx.lineWidth = 2; ctx.beginPath();
-    person.timeline.forEach((p, j) => { const X = x(p.t), Y = y(p.probs[k] || 0); j ? ctx.lineTo(X, Y) : ctx.moveTo(X, Y); });
-    if (person.timeline.length === 1) ctx.arc(x(person.timeline[0].t), y(person.timeline[0].probs[k] || 0), 3, 0, 7);
+    s.points.forEach((p, j) => { const X = x(p.t), Y = y(p.p); j ? ctx.lineTo(X, Y) : ctx.moveTo(X, Y); });
+    if (s.points.length === 1) ctx.arc(x(s.points[0].t), y(s.points[0].p), dot, 0, 7);
     ctx.stroke();
-    ctx.fillText(person.name, W - R + 8, T + 12 + n * 14);   // the legend names each person
+    ctx.fillText(s.name, W - R + 8, T + 12 + n * 14);
   });
   ctx.lineWidth = 1;
+}
+
+// A line chart of each label's probability over time; points: [{t, probs}] in seconds.
+function chart(canvas, labels, points, t0, t1) {
+  curves(canvas, labels.map((name, i) => ({ name, color: COLORS[i % COLORS.length],
+    points: points.map((p) => ({ t: p.t, p: p.probs[i] || 0 })) })), t0, t1, 90, 2);
+  canvas.dataset.points = String(points.length);
+}
+
+// One curve per person: the probability of class k over time; people: [{name, timeline}]
+// (the legend names each person).
+function peopleChart(canvas, people, k, t0, t1) {
+  curves(canvas, people.map((person, n) => ({ name: person.name, color: personColor(n),
+    points: person.timeline.map((p) => ({ t: p.t, p: p.probs[k] || 0 })) })), t0, t1, 110, 3);
   canvas.dataset.curves = String(people.length);
 }
 
