@@ -4,6 +4,7 @@ drawn, and the built site loads nothing from the network."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,16 @@ def test_readme_and_the_results_pages_have_no_dead_link_on_a_fresh_clone():
     for page in [ROOT / "README.md", *sorted(RESULTS.glob("*.md"))]:
         assert not dead_links(page.read_text(), page, ROOT), (
             f"{page.relative_to(ROOT)} links a missing file or one only `make docs` writes (GitHub shows a 404)")
+
+
+def test_experiment_notes_link_only_each_other():
+    """The site shows the notes from a copy (results/log/), where a link into the repository
+    (`../../docs/results/x.md`) breaks the strict build: a note names such files as code."""
+    log = ROOT / "experiments" / "log"
+    for note in sorted(log.glob("*.md")):
+        local = [t for t in re.findall(r"\]\(([^)\s]+)\)", note.read_text()) if not re.match(r"[a-z]+:|#", t)]
+        bad = [t for t in local if "/" in t.split("#")[0] or not (log / t.split("#")[0]).is_file()]
+        assert not bad, f"{note.relative_to(ROOT)} links {bad}: link another note by its file name, or name the file as code"
 
 
 def test_a_link_into_an_untracked_generated_folder_is_dead(tmp_path):
