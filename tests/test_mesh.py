@@ -207,3 +207,21 @@ def test_zoom_out_gives_a_tight_gray_crop_the_geometry_the_mesh_expects(astronau
     nose = pts[NOSE_TIP, :2] - 12                      # back into the 48 px crop
     want = (LANDMARKS[2] - BOX[:2]) * 48 / (BOX[2] - BOX[0])
     assert np.hypot(*(nose - want)) < 4
+
+
+@needs_model
+def test_serve_option_puts_each_image_face_mesh_in_the_answer(astronaut, tmp_path):
+    from emomm.inference.predictor import Predictor
+    from emomm.serve.engine import ServeEngine
+    from emomm.utils.runtime import to_plain
+    from tests.conftest import make_cfg
+
+    cfg = make_cfg("serve", tmp_path, ["predictor.mesh=true"])
+    opts = {k: v for k, v in to_plain(cfg.predictor).items() if k != "detector"}
+    face = ServeEngine(Predictor(_FaceRunner(), detector="blazeface", **opts)).image(astronaut)["faces"][0]
+    pts = np.asarray(face["mesh"])
+    assert pts.shape == (MESH_POINTS, 2)   # x, y for drawing, in the image's pixels
+    x1, y1, x2, y2 = face["box"]
+    assert (pts[:, 0] > x1 - 40).mean() > 0.95 and (pts[:, 1] < y2 + 40).mean() > 0.95
+    plain = ServeEngine(Predictor(_FaceRunner(), detector="blazeface")).image(astronaut)["faces"][0]
+    assert "mesh" not in plain   # off by default

@@ -215,6 +215,8 @@ class ServeEngine:
         tid = f.get("id", f.get("track_id", track_id))
         if tid is not None:
             out["id"] = int(tid)
+        if f.get("mesh") is not None:   # predictor.mesh=true: the face mesh's points, x y in image pixels
+            out["mesh"] = [[round(float(p[0]), 1), round(float(p[1]), 1)] for p in f["mesh"]]
         return out
 
     def _view_names(self, items: list[dict]) -> list[str]:

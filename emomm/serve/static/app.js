@@ -111,6 +111,10 @@ function drawBoxes(ctx, faces, scale, labels) {
     const i = labels.indexOf(f.label);
     const c = f.color || COLORS[(i < 0 ? 0 : i) % COLORS.length];
     ctx.strokeStyle = c; ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    if (f.mesh) {   // the face mesh (serve predictor.mesh=true): one dot per point
+      ctx.fillStyle = c;
+      for (const [x, y] of f.mesh) ctx.fillRect(x * scale - 1, y * scale - 1, 2, 2);
+    }
     const who = f.name ? f.name + ": " : f.id !== undefined && f.id !== null ? "#" + f.id + " " : "";
     const text = `${who}${f.label} ${(100 * f.confidence).toFixed(0)}%`;
     const w = ctx.measureText(text).width + 8;
