@@ -97,7 +97,7 @@ def _recipe(task: str, out: str) -> dict:
 
 def test_every_task_has_its_ablations():
     assert {t for t, _ in ABLATIONS} == set(RECIPE)
-    assert len([v for t, v in ABLATIONS if t == "meld"]) == 29   # meld_text.py's 27 variants + future1/2
+    assert len([v for t, v in ABLATIONS if t == "meld"]) == 30   # meld_text.py's 28 variants (lora among them) + future1/2
     assert {"baseline", "ema", "aux_sex_intensity"} <= {v for t, v in ABLATIONS if t == "ravdess"}
 
 
