@@ -256,3 +256,26 @@ def test_one_step_time_benchmark_for_every_task(tmp_path):
         assert len(res["variants"]["cnn_nchw_fp32"]["step_s"]) == 1 and res["rounds"] == 2   # the first step is warm-up
     finally:
         (BENCH / "results" / f"{name}.json").unlink(missing_ok=True)
+
+
+def test_voice_cv_scores_folds_and_tables_its_candidates(tmp_path):
+    """benchmarks.voice_cv: UAR/accuracy/macro F1 as defined, an unfinished sweep is refused by
+    name, and the results page gets one row per candidate and per ensemble with its spread."""
+    import numpy as np
+    from benchmarks import voice_cv
+    from docs.gen.results import cv_compare
+    probs = np.array([[.9, .1], [.2, .8], [.6, .4], [.3, .7]])
+    got = voice_cv.scores(probs, np.array([0, 1, 1, 1]))
+    assert got == pytest.approx({"uar": (1 + 2 / 3) / 2, "acc": .75, "f1_macro": (2 / 3 + .8) / 2})
+    (tmp_path / "fold_0").mkdir()
+    with pytest.raises(SystemExit, match="fold_0.*metrics.json"):
+        voice_cv.fold_dirs(tmp_path)
+    d = {"command": "python -m benchmarks.voice_cv --cv a=X b=Y",
+         "candidates": {"a": {"command": "python -m emomm.cv experiment=ravdess_voice folds=5", "folds": 5,
+                              "mean": {"uar": .6}, "std": {"uar": .05}, "train_time_s_mean": 600}},
+         "ensembles": {"a+b": {"members": ["a", "b"], "per_fold": {str(k): {} for k in range(5)},
+                               "mean": {"uar": .62}, "std": {"uar": .04}}}}
+    rows = list(cv_compare(d, "ravdess_cv"))
+    assert [r.value for r in rows] == ["60.0 ± 5.0 (n=5)", "62.0 ± 4.0 (n=5)"]
+    assert "experiment=ravdess_voice" in rows[0].recipe and rows[0].train_time == "10.0 min"
+    assert rows[1].recipe == "mean ensemble of a + b"

@@ -132,6 +132,20 @@ def pair_summary(d: dict, name: str) -> Iterable[Row]:
                          command=d.get("command") or MISSING))
 
 
+def cv_compare(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks.voice_cv: recipes by k-fold cross-validation by speaker, and their mean ensembles."""
+    for key, c in (d.get("candidates") or {}).items():
+        yield Row(f"{key} (`{c.get('command', MISSING).replace('python -m emomm.cv ', '')}`)",
+                  f"test UAR, {c.get('folds')}-fold CV by actor",
+                  spread(_get(c, "mean", "uar"), _get(c, "std", "uar"), c.get("folds")),
+                  **base(d, name, train_time=minutes(c.get("train_time_s_mean")),
+                         command=c.get("command") or MISSING))
+    for key, e in (d.get("ensembles") or {}).items():
+        yield Row(f"mean ensemble of {' + '.join(e.get('members') or [key])}", "test UAR, same folds",
+                  spread(_get(e, "mean", "uar"), _get(e, "std", "uar"), len(e.get("per_fold") or {}) or None),
+                  **base(d, name, command=d.get("command") or MISSING))
+
+
 def ablation(d: dict, name: str) -> Iterable[Row]:
     for variant, s in (d.get("summary") or {}).items():
         yield Row(f"ravdess_voice, {variant}", "val UAR",
@@ -335,11 +349,13 @@ PAGES = {
                 "target metric. Recipes: `experiment=fer2013_fast`, `experiment=fer2013_cpu`.", [
         Section("Recipes and their variants", r"fer2013_cpu.*", fer2013),
     ], ["fer2013"]),
-    "ravdess": ("RAVDESS", "Speech, 8 classes; UAR on actors 17-20 (validation). Recipes: "
+    "ravdess": ("RAVDESS", "Speech, 8 classes; UAR on actors 17-20 (validation), or on each fold's "
+                "unseen actors in cross-validation. Recipes: "
                 "`experiment=ravdess_voice`, `experiment=ravdess_ge2e`.", [
         Section("Recipes over seeds", r"ravdess_(voice|ge2e).*", seeds_run),
         Section("Ensembles of recipes paired by seed", r"ravdess_(pair|cnn).*", pair_summary),
         Section("Ablation: each technique toggled alone", r"ravdess_ablation", ablation),
+        Section("Cross-validation by actor (how the zoo's voice-ravdess is chosen)", r"ravdess_cv.*", cv_compare),
     ], ["ravdess", "voice", "ge2e"]),
     "meld": ("MELD", "Text, 7 classes; weighted F1 on dev, MELD's metric. Recipe: `experiment=meld_text`.", [
         Section("Recipe variants, seeds and ensembles", r"meld_text", meld),
