@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from emomm.data.pipelines.occluders import OcclusionSpec, occlude, parse_occlusion
 from emomm.faces.landmark_norm import MESH_POINTS, clip_points as first_points, normalize_landmarks
 from emomm.faces.landmark_store import MeshStore
 
@@ -83,6 +84,11 @@ class WithLandmarks(Dataset):
     def __len__(self) -> int:
         return len(self.order)
 
+    def with_meshes(self, points: np.ndarray, found: np.ndarray) -> "WithLandmarks":
+        """The same images, every one kept (an evaluation view), with other meshes ``[N, P', 3]``
+        / ``found [N]`` (e.g. computed on occluded faces)."""
+        return WithLandmarks(self.base, points, found, self.transform, alone=self.alone, keep_missing=True)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         j = int(self.order[i])
         sample = ({"inputs": {}, "label": self.labels[i], "index": j} if self.alone
@@ -123,3 +129,28 @@ def with_landmarks(splits: dict[str, Dataset], images: dict[str, Sequence[np.nda
                      "left out of training" if alone and s == "train" else
                      "scored from an empty mesh" if alone else "landmarks masked as missing")
     return out
+
+
+def occluded_images(images: Sequence[np.ndarray], spec: str | OcclusionSpec, seed: int) -> list[np.ndarray]:
+    """uint8 images ``[H, W(, C)]`` with ``spec`` painted on image ``i`` as
+    :class:`emomm.analysis.occlusion.OccludedDataset` paints sample ``i``'s face (the same mask:
+    ``np.random.default_rng([seed, i])`` places a patch; same fill)."""
+    return [occlude(np.asarray(im), spec, np.random.default_rng([int(seed), i])) for i, im in enumerate(images)]
+
+
+def occluded_landmarks(dataset: Dataset, images: Sequence[np.ndarray], store: MeshStore,
+                       spec: str | OcclusionSpec, seed: int, what: str) -> tuple["WithLandmarks", np.ndarray]:
+    """An evaluation view of ``dataset`` (a :class:`WithLandmarks` built on ``images``) whose
+    meshes are re-run on the occluded images (:func:`occluded_images`), so a landmark model sees
+    the occluder too. They are cached under their own key (the occluded pixels, the condition and
+    the seed are part of it: never the clean entry). A face whose mesh is not found on the
+    occluded image lacks the landmarks (landmarks alone: an all-zero mesh), as in the clean split.
+    Returns ``(view, found Bool [N])``."""
+    if not isinstance(dataset, WithLandmarks) or len(images) != len(dataset.base):
+        raise ValueError(f"{what}: occluded landmarks need the split's face-image dataset with its meshes "
+                         f"(got {type(dataset).__name__} for {len(images)} images)")
+    spec = parse_occlusion(spec)
+    occluded = occluded_images(images, spec, seed)
+    identity = {**images_identity(occluded), "occlusion": spec.name, "seed": int(seed)}
+    points, found = store.get(identity, lambda: occluded, f"{what} under occlusion {spec.name}")
+    return dataset.with_meshes(points, found), found
