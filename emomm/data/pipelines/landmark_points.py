@@ -21,8 +21,10 @@ import torch
 from torch.utils.data import Dataset
 
 from emomm.data.pipelines.occluders import OcclusionSpec, occlude, parse_occlusion
+from emomm.data.pipelines.transforms import DEFAULT_AUGMENT
 from emomm.faces.landmark_norm import MESH_POINTS, clip_points as first_points, normalize_landmarks
 from emomm.faces.landmark_store import MeshStore
+from emomm.faces.mesh_mirror import mirror_points
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,11 @@ NORMALIZATION = "stable-procrustes-v1"
 
 class LandmarkTransform:
     """``[P', 3]`` (one face) or ``[T, P', 3]`` (a clip) crop-pixel points -> float
-    ``[points, 3]`` / ``[T, points, 3]`` normalised (``train``: + ``augment.jitter`` noise)."""
+    ``[points, 3]`` / ``[T, points, 3]`` normalised (``train``: + ``augment.jitter`` noise and,
+    with probability ``augment.mirror_p``, mirrored: :func:`~emomm.faces.mesh_mirror.mirror_points`,
+    the mesh of the horizontally flipped face; a clip's frames all or none). A dataset that
+    serves face pixels beside the landmarks decides the flip itself (``flip=``), so that both
+    flip together."""
 
     def __init__(self, points: int = MESH_POINTS, train: bool = False, augment: dict[str, Any] | None = None,
                  normalization: str = NORMALIZATION, **_: Any) -> None:
@@ -41,9 +47,19 @@ class LandmarkTransform:
                              "retrain the model with this emomm")
         self.points, self.train = int(points), bool(train)
         self.jitter = float((augment or {}).get("jitter") or 0.0) if train else 0.0
+        self.mirror_p = float((augment or {}).get("mirror_p") or 0.0) if train else 0.0
+        if not 0.0 <= self.mirror_p <= 1.0:
+            raise ValueError(f"landmarks.augment.mirror_p must be in [0, 1], got {self.mirror_p}")
+        if self.mirror_p and self.points != MESH_POINTS:
+            raise ValueError(f"landmarks.augment.mirror_p needs the {MESH_POINTS}-point mesh (landmarks.points={points})")
 
-    def __call__(self, points: np.ndarray) -> torch.Tensor:
+    def __call__(self, points: np.ndarray, flip: bool | None = None) -> torch.Tensor:
+        """``flip``: mirror (True) or not (False); None: with probability ``augment.mirror_p``."""
         x = torch.from_numpy(normalize_landmarks(first_points(points, self.points)))
+        if flip is None:
+            flip = bool(self.mirror_p) and float(torch.rand(())) < self.mirror_p
+        if flip:
+            x = mirror_points(x)
         if self.jitter:
             x = x + self.jitter * torch.randn_like(x)
         return x
@@ -51,6 +67,27 @@ class LandmarkTransform:
     def describe(self) -> dict[str, Any]:
         """The deterministic preprocessing, as stored in checkpoints."""
         return {"points": self.points, "normalization": NORMALIZATION}
+
+
+def paired_flip(face_augment: dict[str, Any] | None, paired: bool) -> tuple[dict[str, Any] | None, float | None]:
+    """Training samples that carry face pixels *and* landmarks flip both or neither: returns the
+    face's ``augment`` with its ``hflip`` taken out and that probability, which the dataset then
+    draws once per sample (:func:`flip_pixels` + ``LandmarkTransform(..., flip=)``). Not
+    ``paired``: ``(face_augment, None)`` (each modality augments on its own)."""
+    if not paired:
+        return face_augment, None
+    p = float({**DEFAULT_AUGMENT, **(face_augment or {})}.get("hflip") or 0.0)
+    return {**(face_augment or {}), "hflip": 0.0}, p
+
+
+def draw_flip(p: float | None) -> bool | None:
+    """One paired flip decision with probability ``p`` (torch's generator); None when not paired."""
+    return None if p is None else bool(p) and float(torch.rand(())) < p
+
+
+def flip_pixels(x: torch.Tensor) -> torch.Tensor:
+    """A face ``[C, H, W]`` or clip ``[T, C, H, W]`` flipped left/right."""
+    return x.flip(-1)
 
 
 def clip_points(meshes: Sequence[np.ndarray | None]) -> np.ndarray | None:
@@ -72,10 +109,11 @@ class WithLandmarks(Dataset):
     """
 
     def __init__(self, base: Dataset, points: np.ndarray, found: np.ndarray, transform: LandmarkTransform,
-                 alone: bool = False, keep_missing: bool = True) -> None:
+                 alone: bool = False, keep_missing: bool = True, pair_flip: float | None = None) -> None:
         if len(points) != len(base) or len(found) != len(base):
             raise ValueError(f"{len(points)} meshes for {len(base)} images")
         self.base, self.points, self.found, self.transform, self.alone = base, points, found, transform, alone
+        self.pair_flip = pair_flip   # :func:`paired_flip`: the face and its landmarks flip together
         self.order = np.arange(len(base)) if keep_missing or not alone else np.flatnonzero(found)
         base_labels = list(getattr(base, "labels"))
         self.labels = [base_labels[i] for i in self.order]
@@ -94,8 +132,11 @@ class WithLandmarks(Dataset):
         sample = ({"inputs": {}, "label": self.labels[i], "index": j} if self.alone
                   else {**self.base[j], "index": j})
         sample["inputs"] = dict(sample["inputs"])
+        flip = draw_flip(self.pair_flip)
+        if flip and "face" in sample["inputs"]:
+            sample["inputs"]["face"] = flip_pixels(sample["inputs"]["face"])
         if self.found[j]:
-            sample["inputs"]["landmarks"] = self.transform(self.points[j])
+            sample["inputs"]["landmarks"] = self.transform(self.points[j], flip=flip)
         elif self.alone:
             sample["inputs"]["landmarks"] = torch.zeros(self.transform.points, 3)
         return sample
@@ -112,18 +153,21 @@ def images_identity(images: Sequence[np.ndarray]) -> dict[str, Any]:
 
 
 def with_landmarks(splits: dict[str, Dataset], images: dict[str, Sequence[np.ndarray]], store: MeshStore,
-                   options: dict[str, Any], alone: bool, what: str) -> dict[str, Dataset]:
+                   options: dict[str, Any], alone: bool, what: str, pair_flip: float | None = None
+                   ) -> dict[str, Dataset]:
     """Each split of face-image datasets (``splits[s]`` built on ``images[s]``) with its
     meshes (cached in ``store``) as the ``landmarks`` input (:class:`WithLandmarks`);
-    ``options`` is the ``landmarks:`` node (``points``, ``augment``). Logs how often the mesh
-    was found per split."""
+    ``options`` is the ``landmarks:`` node (``points``, ``augment``); ``pair_flip``: the training
+    faces' flip probability when they flip with their landmarks (:func:`paired_flip`; the train
+    split's face transform then flips nothing itself). Logs how often the mesh was found per split."""
     out = {}
     for s, ds in splits.items():
         ims = images[s]
         points, found = store.get(images_identity(ims), lambda ims=ims: ims, f"{what} {s}")
         tf = LandmarkTransform(options.get("points", MESH_POINTS), train=s == "train",
                                augment=options.get("augment") if s == "train" else None)
-        out[s] = WithLandmarks(ds, points, found, tf, alone=alone, keep_missing=s != "train")
+        out[s] = WithLandmarks(ds, points, found, tf, alone=alone, keep_missing=s != "train",
+                               pair_flip=pair_flip if s == "train" else None)
         if (~found).any():
             log.info("%s %s: %d of %d faces without a mesh (%s)", what, s, int((~found).sum()), len(found),
                      "left out of training" if alone and s == "train" else
