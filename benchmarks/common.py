@@ -96,9 +96,9 @@ def run_entry_point(module: str, overrides: list[str], log_dir: Path, result: st
     return child_runs.run_entry_point(module, overrides, log_dir, result, cwd=ROOT)
 
 
-def mean_ensemble(run_dirs: list[str], log_dir: Path) -> dict:
+def mean_ensemble(run_dirs: list[str], log_dir: Path, extra: list[str] | None = None) -> dict:
     """:func:`emomm.analysis.child_runs.mean_ensemble` from the repository root."""
-    return child_runs.mean_ensemble(run_dirs, log_dir, cwd=ROOT)
+    return child_runs.mean_ensemble(run_dirs, log_dir, cwd=ROOT, extra=extra)
 
 
 def run_training(overrides: list[str], log_dir: Path) -> dict:

@@ -11,6 +11,17 @@ ensemble's gain over pixels alone (accuracy and UAR points, negative = a loss), 
 detection rate per split (from the cache). A trained pixel+landmark fusion at the full pixel
 recipe is not run here (~1 h per seed on 2 CPU cores). Writes benchmarks/results/landmarks_fer2013.json
 (``--smoke``: landmarks_fer2013_smoke.json, 1 epoch of 5 batches).
+
+Occlusion (does the landmark stream degrade differently from pixels?):
+
+    python -m benchmarks.landmarks_fer2013 --occlusion lower,upper --runs RUN_SEED_1 RUN_SEED_2 [--mesh-cache DIR]
+
+scores finished landmark runs (no training) with the same ensemble plus ``occlusion=[...]``: the
+landmark model, the pixel model and their mean clean and under each occluder, the face mesh
+re-run on every occluded face (``--mesh-cache``: where meshes are cached, e.g. a copy of the
+training run's cache; the occluded ones go there under their own keys). Writes
+landmarks_fer2013_occlusion.json: per seed and condition the accuracy/UAR of each, the drop in
+points from clean, and how many faces kept a mesh.
 """
 from __future__ import annotations
 
@@ -40,6 +51,41 @@ def mesh_rates(cache: Path) -> list[dict]:
     return out
 
 
+def occlusion_summary(ens: dict) -> dict:
+    """One seed's ensemble under occlusion -> per condition ``{landmarks, pixels, mean_ensemble}``
+    metrics, their drop from clean in points, and the mesh's detection rate."""
+    table, mesh = ens["test_occlusion"], ens.get("test_occlusion_mesh") or {}
+    roles = {"landmarks": lambda t: list(t["models"].values())[0], "pixels": lambda t: list(t["models"].values())[1],
+             "mean_ensemble": lambda t: t["ensemble"]}
+    out = {}
+    for cond, t in table.items():
+        m = {r: {k: round(get(t)[k], 4) for k in KEYS} for r, get in roles.items()}
+        drop = {r: {k: round(100 * (get(table["clean"])[k] - get(t)[k]), 2) for k in KEYS} for r, get in roles.items()}
+        found = next((v for v in (mesh.get(cond) or {}).values() if v), None)
+        out[cond] = {"metrics": m, "drop_points": drop, "mesh_found": found}
+    return out
+
+
+def occlusion_main(args: argparse.Namespace, name: str) -> None:
+    """``--occlusion``: score finished runs clean and occluded (module docstring)."""
+    conditions = [c.strip() for c in args.occlusion.split(",") if c.strip()]
+    extra = [f"occlusion=[{','.join(conditions)}]"] + ([f"+data.mesh_cache_dir={args.mesh_cache}"] if args.mesh_cache else [])
+    seeds = {}
+    for run in args.runs:
+        ens = mean_ensemble([run, PIXELS], LOG_DIR / "occlusion", extra)
+        seeds[run] = {"ensemble_command": ens["command"], "wall_time_s": ens["wall_time_s"],
+                      "members": list(ens["test_models"]), "conditions": occlusion_summary(ens)}
+    mean_drop = {c: {r: round(float(np.mean([s["conditions"][c]["drop_points"][r]["acc"] for s in seeds.values()])), 2)
+                     for r in ("landmarks", "pixels", "mean_ensemble")} for c in conditions}
+    write_result(name, {
+        "command": "python -m benchmarks.landmarks_fer2013 " + " ".join(sys.argv[1:]),
+        "what": "FER2013 PublicTest clean and occluded (emomm.analysis.occlusion: the same painted face for pixels "
+                "and, re-meshed, for landmarks); drop_points = clean minus occluded, in points",
+        "pixels": PIXELS, "conditions": conditions, "threads": os.environ.get("OMP_NUM_THREADS"),
+        "beside": args.beside, "seeds": seeds, "mean_acc_drop_points": mean_drop,
+    })
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=str(DATA_DIR / "fer2013"))
@@ -49,9 +95,17 @@ def main() -> None:
     ap.add_argument("--name", default=None)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--beside", default="", help="what else ran on the machine meanwhile (recorded)")
+    ap.add_argument("--occlusion", default="", help="e.g. lower,upper: score --runs under occlusion, no training")
+    ap.add_argument("--runs", nargs="+", default=[], help="finished landmark runs (one per seed) for --occlusion")
+    ap.add_argument("--mesh-cache", default=None, help="data.mesh_cache_dir for --occlusion (default: the run's own)")
     args = ap.parse_args()
-    name = args.name or ("landmarks_fer2013_smoke" if args.smoke else "landmarks_fer2013")
+    name = args.name or ("landmarks_fer2013_smoke" if args.smoke else
+                         "landmarks_fer2013_occlusion" if args.occlusion else "landmarks_fer2013")
     refuse_to_overwrite(name, args.overwrite)
+    if args.occlusion:
+        if not args.runs:
+            sys.exit("--occlusion scores finished runs: pass --runs RUN_DIR [RUN_DIR ...]")
+        return occlusion_main(args, name)
     if not Path(args.root).exists():
         sys.exit(f"FER2013 not found at {args.root}; pass --root PATH")
     seeds = {}

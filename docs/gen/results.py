@@ -310,6 +310,23 @@ def landmarks(d: dict, name: str) -> Iterable[Row]:
                   **base(d, name, command=d.get("command") or MISSING))
 
 
+def landmarks_occlusion(d: dict, name: str) -> Iterable[Row]:
+    """benchmarks.landmarks_fer2013 --occlusion: per seed and condition, the landmark model, the
+    pixel model and their mean ensemble (acc, and the drop from clean), and the mesh's found rate."""
+    names = {"landmarks": "landmarks alone", "pixels": f"pixels alone ({d.get('pixels', 'pixels')})",
+             "mean_ensemble": "mean ensemble of the two"}
+    for i, (run, r) in enumerate((d.get("seeds") or {}).items(), 1):
+        row = base(d, name, seeds=str(i), command=r.get("ensemble_command") or MISSING)
+        for cond, c in (r.get("conditions") or {}).items():
+            for role, what in names.items():
+                acc, drop = _get(c, "metrics", role, "acc"), _get(c, "drop_points", role, "acc")
+                value = pct(acc) + ("" if cond == "clean" or drop is None else f" (-{drop:.2f} points)")
+                yield Row(f"{what}, {cond}", "test acc (drop from clean)", value, **row)
+            m = c.get("mesh_found")
+            if m:
+                yield Row(f"face mesh found, {cond}", f"of {m.get('faces')} faces", pct(m.get("rate")), **row)
+
+
 def people_count(d: dict, name: str) -> Iterable[Row]:
     """benchmarks/people_footage.py: people reported vs ground truth, per setting and
     ``min_person_frames``."""
@@ -369,7 +386,9 @@ PAGES = {
     "landmarks": ("Landmarks", "Facial landmarks as a modality: the face mesh of each FER2013 face into the "
                   "geometry encoder, alone and in a mean ensemble with the pixel model; the split is the "
                   "data's test split (PublicTest where there is no PrivateTest).", [
-        Section("FER2013: landmarks, pixels and their ensemble", r"landmarks_fer2013.*", landmarks),
+        Section("FER2013: landmarks, pixels and their ensemble", r"landmarks_fer2013(_smoke)?", landmarks),
+        Section("FER2013 under occlusion: does the landmark stream degrade differently?",
+                r"landmarks_fer2013_occlusion", landmarks_occlusion),
     ], ["landmarks"]),
     "speed-live": ("Speed: live", "The live loop (`python -m emomm.live`) per frame (threads as each setup says).", [
         Section("Live pipeline", r"live_pipeline.*", live),

@@ -33,14 +33,18 @@ def run_entry_point(module: str, overrides: list[str], log_dir: Path, result: st
     return {**json.loads(newest.read_text()), "run_dir": str(newest.parent)}, wall
 
 
-def mean_ensemble(run_dirs: list[str], log_dir: Path, cwd: str | Path | None = None) -> dict:
+def mean_ensemble(run_dirs: list[str], log_dir: Path, cwd: str | Path | None = None,
+                  extra: list[str] | None = None) -> dict:
     """The mean-probability ensemble of finished runs (their best checkpoints), ``python -m
-    emomm.ensemble method=mean``, scored on the data's test split: the ensemble's metrics
-    (``test``), each member's (``test_models``), the command and where it wrote."""
-    overrides = [f"runs=[{','.join(run_dirs)}]", "method=mean"]
+    emomm.ensemble method=mean`` (plus ``extra`` overrides, e.g. ``occlusion=[lower,upper]``),
+    scored on the data's test split: the ensemble's metrics (``test``), each member's
+    (``test_models``), with ``occlusion`` its ``test_occlusion`` / ``test_occlusion_mesh``, the
+    command and where it wrote."""
+    overrides = [f"runs=[{','.join(run_dirs)}]", "method=mean", *(extra or [])]
     res, wall = run_entry_point("emomm.ensemble", overrides, log_dir, "metrics.json", cwd)
     return {"command": "python -m emomm.ensemble " + " ".join(overrides), "test": res["test"],
             "test_models": res["test_models"], "input_groups": res.get("input_groups"),
+            **{k: res[k] for k in ("test_occlusion", "test_occlusion_mesh") if k in res},
             "wall_time_s": round(wall, 1), "run_dir": res["run_dir"]}
 
 

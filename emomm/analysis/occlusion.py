@@ -7,6 +7,11 @@ per-channel affine normalisation, so :class:`OccludedDataset` applies it to alre
 eval samples by filling with the normalised colour, which gives exactly the same tensor.
 Evaluation draws every random choice from ``(seed, sample index)``, so a run is reproducible
 whatever the batch size or worker count.
+
+A model that reads ``landmarks`` gets them from the occluded face too (:func:`occluded_view`):
+the face mesh is re-run on each occluded image (the datamodule's ``occluded_landmarks``, cached
+apart from the clean meshes), and a face whose mesh is not found there lacks its landmarks;
+:func:`mesh_found` counts how many were found.
 """
 from __future__ import annotations
 
@@ -74,6 +79,36 @@ class OccludedDataset(Dataset):
             fill = [(v / 255.0 - mi) / si for v, mi, si in zip(raw, m, s)]
             inputs[modality] = apply_mask(x, occlusion_mask(self.spec, h, w, rng), fill)
         return {**sample, "inputs": inputs}
+
+
+def mesh_found(found: np.ndarray | None) -> dict[str, float] | None:
+    """``found Bool [N]`` (meshes found per face) -> ``{faces, found, rate}``; None -> None."""
+    if found is None:
+        return None
+    found = np.asarray(found, bool)
+    return {"faces": int(found.size), "found": int(found.sum()), "rate": round(float(found.mean()), 4) if found.size else 0.0}
+
+
+def occluded_view(datamodule: Any, split: str, spec: str | OcclusionSpec, seed: int,
+                  modalities: Sequence[str]) -> tuple[Dataset, np.ndarray | None]:
+    """``datamodule.splits[split]`` as models reading ``modalities`` see it under ``spec``:
+    with ``landmarks`` among them, the meshes re-run on the occluded faces
+    (``datamodule.occluded_landmarks(split, spec, seed)``; a datamodule without it is refused,
+    since clean meshes would make the landmark model look immune); face pixels painted
+    (:class:`OccludedDataset`) where the data serves them. Returns ``(dataset, found)``:
+    ``found Bool [N]`` of the occluded meshes, None without landmarks."""
+    spec = parse_occlusion(spec)
+    dataset, found = datamodule.splits[split], None
+    if "landmarks" in modalities:
+        remesh = getattr(datamodule, "occluded_landmarks", None)
+        if remesh is None:
+            raise ValueError(f"occlusion of a model that reads landmarks re-runs the face mesh on the occluded faces, "
+                             f"which {type(datamodule).__name__} cannot do yet (data=fer2013 can); score a "
+                             "pixel-only model here, or leave occlusion out")
+        dataset, found = remesh(split, spec, seed)
+    if found is None or any(m in FACE_INPUTS for m in datamodule.preprocessing):
+        dataset = OccludedDataset(dataset, spec, datamodule.preprocessing, seed)
+    return dataset, found
 
 
 def _per_channel(v: Any) -> list[float]:

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from emomm.analysis.occlusion import mesh_found, occluded_view, parse_occlusions
 from emomm.labels import label_mapping
 from emomm.models.ensemble_methods import combine
 from emomm.models.scoring import build_metrics, build_per_class
@@ -170,17 +171,28 @@ def input_groups(cfg: DictConfig, models: dict[str, EmotionModule]) -> list[list
     return names
 
 
-def collect_all(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: dict[str, Path]):
-    """Each model's probabilities on the val and test splits ``[M, N, K]`` (in ``models``'
-    order) and the labels ``[N]``, one datamodule per :func:`input_groups` group; the groups'
-    samples must line up (same labels in the same order), else a ValueError names the runs.
-    Returns ``(val_p, val_y, test_p, test_y, datamodule of the first group, groups)``."""
-    groups = input_groups(cfg, models)
-    parts: dict[str, dict[str, torch.Tensor]] = {}
-    first = ref = None
-    for group in groups:
+def group_datamodules(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: dict[str, Path]) -> list[tuple]:
+    """``[(names, datamodule set up for test)]``, one per :func:`input_groups` group."""
+    out = []
+    for group in input_groups(cfg, models):
         dm = eval_datamodule(cfg, [models[n] for n in group], ckpts[group[0]])
         dm.setup("test")
+        out.append((group, dm))
+    return out
+
+
+def collect_all(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: dict[str, Path],
+                dms: list[tuple] | None = None):
+    """Each model's probabilities on the val and test splits ``[M, N, K]`` (in ``models``'
+    order) and the labels ``[N]``, one datamodule per :func:`input_groups` group (``dms``: those
+    of :func:`group_datamodules`, made here when None); the groups' samples must line up (same
+    labels in the same order), else a ValueError names the runs.
+    Returns ``(val_p, val_y, test_p, test_y, datamodule of the first group, groups)``."""
+    dms = dms if dms is not None else group_datamodules(cfg, models, ckpts)
+    groups = [g for g, _ in dms]
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    first = ref = None
+    for group, dm in dms:
         first = first or dm
         got = {}
         for split, loader in (("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
@@ -203,6 +215,51 @@ def collect_all(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: dict[s
     return stack["val"], ref[1]["val"], stack["test"], ref[1]["test"], first, groups
 
 
+def collect_occluded(dms: list[tuple], models: dict[str, EmotionModule], labels: list[str], spec: Any,
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, dict | None]]:
+    """Each model's probabilities ``[M, N, K]`` on the test split under occlusion ``spec``
+    (:func:`emomm.analysis.occlusion.occluded_view`: pixels painted, meshes re-run for models
+    that read landmarks), the labels ``[N]``, and per model that reads landmarks how many faces
+    kept a mesh (:func:`~emomm.analysis.occlusion.mesh_found`)."""
+    parts, meshes, y = {}, {}, None
+    for group, dm in dms:
+        modalities = list(dict.fromkeys(m for n in group for m in models[n].hparams.encoders))
+        base = dm.splits["test"]
+        dm.splits["test"], found = occluded_view(dm, "test", spec, seed, modalities)
+        try:
+            p, y = collect({n: models[n] for n in group}, dm.test_dataloader(), labels)
+        finally:
+            dm.splits["test"] = base
+        for i, n in enumerate(group):
+            parts[n] = p[i]
+            if "landmarks" in models[n].hparams.encoders:
+                meshes[n] = mesh_found(found)
+    return torch.stack([parts[n] for n in models]), y, meshes
+
+
+def occlusion_table(cfg: DictConfig, dms: list[tuple], models: dict[str, EmotionModule], labels: list[str],
+                    val: tuple[torch.Tensor, torch.Tensor], clean: dict[str, Any]) -> dict[str, Any]:
+    """``occlusion=[...]``: the ensemble (fitted on the clean ``val`` ``(probs, labels)``) and
+    each model on the test split clean and under each condition: ``test_occlusion`` ``{condition:
+    {ensemble, models}}`` and, for models reading landmarks, ``test_occlusion_mesh``."""
+    specs = parse_occlusions(to_plain(cfg.get("occlusion")))
+    if not specs:
+        return {}
+    table = {"clean": clean}
+    meshes = {"clean": {n: mesh_found(getattr(dm.splits["test"], "found", None)) for g, dm in dms for n in g
+                        if "landmarks" in models[n].hparams.encoders}}
+    k = len(labels)
+    for spec in specs:
+        test_p, test_y, meshes[spec.name] = collect_occluded(dms, models, labels, spec, cfg.seed)
+        probs, _ = combine(cfg.method, *val, test_p)
+        table[spec.name] = {"ensemble": score(probs, test_y, k)[0],
+                            "models": {n: score(test_p[i], test_y, k)[0] for i, n in enumerate(models)}}
+        print(f"occlusion {spec.name}: ensemble acc {100 * table[spec.name]['ensemble']['acc']:.2f}; " + ", ".join(
+            f"{n} {100 * m['acc']:.2f}" for n, m in table[spec.name]["models"].items())
+            + "".join(f"; {n}'s mesh found on {m['found']}/{m['faces']}" for n, m in meshes[spec.name].items() if m))
+    return {"test_occlusion": table} | ({"test_occlusion_mesh": meshes} if any(meshes.values()) else {})
+
+
 def ensemble(cfg: DictConfig) -> dict[str, Any]:
     """Combine ``cfg.runs`` by ``cfg.method`` and score the ensemble; returns what metrics.json holds."""
     L.seed_everything(cfg.seed, workers=True)
@@ -214,7 +271,9 @@ def ensemble(cfg: DictConfig) -> dict[str, Any]:
     for name, c in zip(member_names(paths), paths):
         models[name] = EmotionModule.load_from_checkpoint(c, map_location="cpu").eval()
         ckpts[name] = c
-    val_p, val_y, test_p, test_y, dm, groups = collect_all(cfg, models, ckpts)
+    parse_occlusions(to_plain(cfg.get("occlusion")))  # a bad spec fails before any scoring
+    dms = group_datamodules(cfg, models, ckpts)
+    val_p, val_y, test_p, test_y, dm, groups = collect_all(cfg, models, ckpts, dms)
     labels = dm.label_names
     if dm.splits["test"] is dm.splits["val"] and cfg.method != "mean":
         log.warning("the data's test split is its validation split: %s is fitted and scored on the same "
@@ -226,6 +285,7 @@ def ensemble(cfg: DictConfig) -> dict[str, Any]:
     summary = {"method": cfg.method, "runs": [str(c) for c in paths], "test": metrics,
                "test_models": per_model, "fitted": fitted, "label_names": labels, "input_groups": groups,
                "data_sizes": {s: len(dm.splits[s]) for s in ("val", "test")}, "data": to_plain(cfg.get("data"))}
+    summary |= occlusion_table(cfg, dms, models, labels, (val_p, val_y), {"ensemble": metrics, "models": per_model})
     write_json(out_dir / "metrics.json", summary)
     save_confusion_matrix(confmat, labels, out_dir, f"ensemble ({cfg.method})")
     keys = ["acc", "uar", "f1_macro", "f1_weighted"]

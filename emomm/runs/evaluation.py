@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from emomm.analysis.groups import groups_report
-from emomm.analysis.occlusion import OccludedDataset, example_grid, parse_occlusions
+from emomm.analysis.occlusion import FACE_INPUTS, example_grid, mesh_found, occluded_view, parse_occlusions
 from emomm.data.core.emotion_datamodule import DataError
 from emomm.labels import label_mapping
 from emomm.models.calibration import (N_BINS, expected_calibration_error, fit_temperature, nll, parse_calibration,
@@ -125,12 +125,16 @@ def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, da
                    out_dir: Path) -> dict[str, Any]:
     """metrics.json's ``test_occlusion``: the split scored clean (the run just done) and under
     each ``cfg.occlusion`` condition (emomm.analysis.occlusion, seeded per sample by ``cfg.seed``);
-    writes occlusion.csv and occlusion_examples.png. ``model.test_results`` stays the clean one."""
+    writes occlusion.csv and occlusion_examples.png. ``model.test_results`` stays the clean one.
+    A model reading landmarks gets meshes re-run on the occluded faces; ``test_occlusion_mesh``
+    then says per condition how many faces still had a mesh."""
     specs = parse_occlusions(to_plain(cfg.get("occlusion")))
     if not specs:
         return {}
     clean, base, prep = model.test_results, datamodule.splits[cfg.split], datamodule.preprocessing
-    views = {"clean": base} | {s.name: OccludedDataset(base, s, prep, cfg.seed) for s in specs}
+    views, found = {"clean": base}, {"clean": getattr(base, "found", None)}
+    for s in specs:
+        views[s.name], found[s.name] = occluded_view(datamodule, cfg.split, s, cfg.seed, model.hparams.encoders)
     table = {"clean": clean["metrics"]}
     for name in list(views)[1:]:
         datamodule.splits[cfg.split] = views[name]  # the loader takes the datamodule's settings
@@ -142,11 +146,15 @@ def occlusion_eval(cfg: DictConfig, trainer: L.Trainer, model: EmotionModule, da
     model.test_results = clean
     print("\n" + occlusion_report(table, out_dir))
     n_examples = int(cfg.get("occlusion_examples", 8) or 0)  # 0: no picture of dataset faces
-    if n_examples > 0:
+    if n_examples > 0 and any(m in FACE_INPUTS for m in prep):
         names, grid = example_grid(views, prep, n_examples)
         save_image_grid(grid, [f"{n}\nUAR {100 * table[n]['uar']:.1f}%" for n in names],
                         out_dir / "occlusion_examples.png", f"{cfg.split} inputs under occlusion")
-    return {"test_occlusion": table}
+    meshes = {name: mesh_found(f) for name, f in found.items()} if "landmarks" in model.hparams.encoders else {}
+    if meshes:
+        print("face mesh found under occlusion: " + ", ".join(
+            f"{n} {m['found']}/{m['faces']}" for n, m in meshes.items() if m))
+    return {"test_occlusion": table} | ({"test_occlusion_mesh": meshes} if meshes else {})
 
 
 # -- calibration (emomm.models.calibration) -------------------------------------------------------

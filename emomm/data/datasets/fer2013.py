@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from emomm.data.core.emotion_datamodule import EmotionDataModule
 from emomm.data.core.splits import stratified_split
-from emomm.data.pipelines.landmark_points import LandmarkTransform, with_landmarks
+from emomm.data.pipelines.landmark_points import LandmarkTransform, occluded_landmarks, paired_flip, with_landmarks
 from emomm.data.pipelines.face_images import ImageDataset, read_class_folders, report_skipped
 from emomm.data.core.skips import UNREADABLE, SkipLog
 from emomm.data.pipelines.text_data import parse_csv
@@ -121,6 +121,8 @@ class Fer2013DataModule(EmotionDataModule):
         self.val_fraction = val_fraction
         self.tf_args = dict(image_size=image_size, in_chans=in_chans, mean=mean, std=std, crop_size=crop_size)
         self.augment = augment
+        #: per split the uint8 images its samples are made from (the occluded-mesh evaluation reads them)
+        self.split_images: dict[str, list] = {}
 
     @property
     def skipped(self) -> int:
@@ -179,7 +181,10 @@ class Fer2013DataModule(EmotionDataModule):
                         self.root)
             for part in (images, labels, paths):
                 part["test"] = part["val"]
-        train_tf = FaceTransform(train=True, augment=self.augment, **self.tf_args)
+        self.split_images = images
+        # a face served with its landmarks flips with them (one draw per sample, in WithLandmarks)
+        augment, pair_flip = paired_flip(self.augment, {"face", "landmarks"} <= set(self.modalities))
+        train_tf = FaceTransform(train=True, augment=augment, **self.tf_args)
         eval_tf = FaceTransform(**self.tf_args)
         splits = {s: ImageDataset(images[s], labels[s], train_tf if s == "train" else eval_tf,
                                   paths=paths[s])
@@ -187,4 +192,11 @@ class Fer2013DataModule(EmotionDataModule):
         if "landmarks" not in self.modalities:
             return splits
         return with_landmarks(splits, images, self.mesh_store, self.landmarks, alone=self.modalities == ["landmarks"],
-                              what=f"FER2013 ({self.root})")
+                              what=f"FER2013 ({self.root})", pair_flip=pair_flip)
+
+    def occluded_landmarks(self, split: str, spec: Any, seed: int) -> tuple[Dataset, np.ndarray]:
+        """``split`` with its meshes re-run on the faces occluded by ``spec`` (seeded per sample
+        by ``seed``, as :class:`~emomm.analysis.occlusion.OccludedDataset` paints the pixels):
+        ``(dataset, found Bool [N])`` (:func:`~emomm.data.pipelines.landmark_points.occluded_landmarks`)."""
+        return occluded_landmarks(self.splits[split], self.split_images[split], self.mesh_store, spec, seed,
+                                  f"FER2013 ({self.root}) {split}")

@@ -50,7 +50,7 @@ from torch.utils.data import Dataset
 from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, read_many
 from emomm.data.core.collate import sample_aux
 from emomm.data.pipelines.face_clips import FaceClipDataset, MediaItem, clip_meshes
-from emomm.data.pipelines.landmark_points import LandmarkTransform
+from emomm.data.pipelines.landmark_points import LandmarkTransform, paired_flip
 from emomm.data.pipelines.transforms import FrameTransform
 from emomm.faces.crop_store import FaceCropStore
 from emomm.faces.landmark_store import MeshStore
@@ -452,13 +452,16 @@ class MeldDataModule(TextDataModule):
         sel = lambda v: None if v is None else [v[i] for i in keep]  # noqa: E731
         clip_rows = sorted({clip_paths[i] for i in keep if clip_paths[i] is not None})
         row = {c: j for j, c in enumerate(clip_rows)}
-        tf = FrameTransform(train=train, augment=self.video_augment if train else None, **self.tf_args)
+        # frames served with their landmarks flip with them (one draw per clip)
+        augment, pair_flip = paired_flip(self.video_augment, train and {"video", "landmarks"} <= set(self.modalities))
+        tf = FrameTransform(train=train, augment=augment if train else None, **self.tf_args)
         clips = FaceClipDataset([MediaItem(c, 0) for c in clip_rows], self.store, tf, "video",
                                 self.num_frames, train, waves=[waves.get(c) for c in clip_rows],
                                 clip=self.clip, augment=self.voice_augment if train else None,
                                 meshes=[meshes.get(c, _NO_MESH) for c in clip_rows] if meshes is not None else None,
                                 landmark_tf=LandmarkTransform(self.landmarks.get("points", 468), train=train,
-                                                              augment=self.landmarks.get("augment") if train else None))
+                                                              augment=self.landmarks.get("augment") if train else None),
+                                pair_flip=pair_flip)
         return MeldClipDataset(sel(p["texts"]), sel(p["labels"]), sel(p["contexts"]), sel(p["ids"]), clips,
                                [row.get(clip_paths[i], -1) for i in keep],
                                {m: sel(v) for m, v in has.items()}, serve_text="text" in self.modalities,

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emomm.data.pipelines.landmark_points import LandmarkTransform, clip_points
+from emomm.data.pipelines.landmark_points import LandmarkTransform, clip_points, draw_flip, flip_pixels, paired_flip
 from emomm.data.pipelines.waveforms import ClipOptions, WaveAugment, read_many, report_unreadable, sample_rng
 from emomm.data.core.emotion_datamodule import EmotionDataModule
 from emomm.data.core.splits import stratified_split, stratified_three_way
@@ -98,7 +98,8 @@ class FaceClipDataset(Dataset):
                  visual: bool = True, waves: Sequence[np.ndarray | None] | None = None,
                  clip: ClipOptions | None = None, augment: WaveAugment | None = None,
                  meshes: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
-                 landmark_tf: LandmarkTransform | None = None, landmarks_alone: bool = False) -> None:
+                 landmark_tf: LandmarkTransform | None = None, landmarks_alone: bool = False,
+                 pair_flip: float | None = None) -> None:
         self.items = list(items)
         self.labels = [it.label for it in self.items]
         self.paths = [str(it.path) for it in self.items]
@@ -112,6 +113,8 @@ class FaceClipDataset(Dataset):
             raise ValueError(f"{len(self.waves)} waveforms for {len(self.items)} items")
         #: per item ``(points [F, P, 3], found [F])`` of its cached frames, when landmarks are served
         self.meshes, self.landmark_tf, self.landmarks_alone = meshes, landmark_tf, landmarks_alone
+        #: frames and landmarks flip together with this probability (``paired_flip``; training only)
+        self.pair_flip = pair_flip
 
     def __len__(self) -> int:
         return len(self.items)
@@ -119,8 +122,11 @@ class FaceClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         idx = self.frame_indices(i) if self.meshes is not None and self.modality == "video" else None
         inputs = {self.modality: self.visual_input(i, idx)} if self.visual else {}
+        flip = draw_flip(self.pair_flip)
+        if flip and self.modality in inputs:
+            inputs[self.modality] = flip_pixels(inputs[self.modality])
         if self.meshes is not None:
-            inputs.update(self.landmark_input(i, idx))
+            inputs.update(self.landmark_input(i, idx, flip))
         if self.waves is not None and self.waves[i] is not None:
             rng = sample_rng() if self.train else None
             inputs["voice"] = self.clip.to_model_input(self.waves[i], self.train, self.augment, rng)
@@ -145,9 +151,11 @@ class FaceClipDataset(Dataset):
             x = self.transform(crops[idx])
         return x
 
-    def landmark_input(self, i: int, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    def landmark_input(self, i: int, idx: np.ndarray | None = None, flip: bool | None = None
+                       ) -> dict[str, torch.Tensor]:
         """``{"landmarks": [T, P, 3]}`` (a photo: ``[P, 3]``) from the frames ``idx`` that have a
-        mesh; ``{}`` without any (landmarks alone: an all-zero mesh)."""
+        mesh; ``{}`` without any (landmarks alone: an all-zero mesh). ``flip``: mirrored or not
+        (the frames' paired flip); None: the transform's own ``mirror_p``."""
         points, found = self.meshes[i]
         if self.modality == "face":
             pts = points[0] if len(found) and found[0] else None
@@ -156,7 +164,7 @@ class FaceClipDataset(Dataset):
             idx = idx[idx < len(found)]
             pts = clip_points([points[j] if found[j] else None for j in idx])
         if pts is not None:
-            return {"landmarks": self.landmark_tf(pts)}
+            return {"landmarks": self.landmark_tf(pts, flip=flip)}
         if not self.landmarks_alone:
             return {}
         shape = (1,) if self.modality == "video" else ()
@@ -382,7 +390,9 @@ class FaceCropDataModule(EmotionDataModule):
         out = {}
         for k, v in splits.items():
             train = k == "train"
-            tf = FrameTransform(train=train, augment=self.augment if train else None, **self.tf_args)
+            # frames served with their landmarks flip with them (one draw per clip)
+            augment, pair_flip = paired_flip(self.augment, train and self.serves_visual and meshes is not None)
+            tf = FrameTransform(train=train, augment=augment if train else None, **self.tf_args)
             out[k] = FaceClipDataset(
                 v, store, tf, self.modality, self.num_frames, train, visual=self.serves_visual,
                 waves=[waves.get(it.audio_source) for it in v] if waves is not None else None,
@@ -390,7 +400,7 @@ class FaceCropDataModule(EmotionDataModule):
                 meshes=[meshes[it.path] for it in v] if meshes is not None else None,
                 landmark_tf=LandmarkTransform(self.landmarks.get("points", 468), train=train,
                                               augment=self.landmarks.get("augment") if train else None),
-                landmarks_alone=alone)
+                landmarks_alone=alone, pair_flip=pair_flip)
         return out
 
     def _meshes(self, splits: dict[str, list[MediaItem]]) -> dict[Path, tuple[np.ndarray, np.ndarray]]:
