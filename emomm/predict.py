@@ -19,8 +19,8 @@ import hydra
 from omegaconf import DictConfig
 
 from emomm.faces.mesh import MeshModelMissing
-from emomm.inference.batch import (PERSON_FIELDS, expand_inputs, person_rows, plot_timeline, predict_file,
-                                   summary_row)
+from emomm.inference.batch import (PERSON_FIELDS, SUMMARY_FIELDS, expand_inputs, person_rows, plot_timeline,
+                                   predict_file, stream_fields, summary_row)
 from emomm.inference.predictor import Predictor
 from emomm.runs.annotated_video import write_annotated_video
 from emomm.utils.atomic import atomic_open
@@ -43,6 +43,7 @@ def predict(cfg: DictConfig) -> int:
     jsonl = Path(cfg.out) if cfg.get("out") else out_dir / "predictions.jsonl"
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     rows, people, failed = [], [], 0
+    streams = predictor.modalities   # several: each one's own label beside the fused one
     try:
         # Streamed line by line (a fresh run folder each time): an interrupted run keeps the
         # lines written so far, as live mode's JSONL does.
@@ -52,19 +53,19 @@ def predict(cfg: DictConfig) -> int:
                 failed += bool(record.get("error"))
                 f.write(json.dumps(record) + "\n")
                 f.flush()
-                rows.append(summary_row(record))
-                people += person_rows(record)
+                rows.append(summary_row(record, streams))
+                people += person_rows(record, streams)
                 if cfg.timeline_png and record.get("windows"):
                     plot_timeline(record, out_dir / f"{path.stem}_timeline.png")
                 if cfg.get("annotate") and record.get("kind") == "video" and "label_names" in record:
                     annotated(record, path, out_dir / f"{path.stem}_annotated.mp4", options.get("max_pixels"))
     finally:  # interrupted (Ctrl-C, a full disk): the summary still lists what was predicted
         with atomic_open(out_dir / "summary.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["input", "kind", "label", "confidence", "faces", "error"])
+            w = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS + stream_fields(streams))
             w.writeheader()
             w.writerows(rows)
         with atomic_open(out_dir / "people.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=PERSON_FIELDS)
+            w = csv.DictWriter(f, fieldnames=PERSON_FIELDS + stream_fields(streams))
             w.writeheader()
             w.writerows(people)
     print(f"{len(files)} inputs, {failed} failed -> {jsonl}, {out_dir / 'summary.csv'} and {out_dir / 'people.csv'}")
