@@ -2,10 +2,10 @@
 (console script ``emomm-predict``).
 
 Writes ``predictions.jsonl`` (one line per input), ``summary.csv`` (one line per input) and
-``people.csv`` (one line per person tracked in a video) to the run folder (a model of several
-streams, e.g. ``[face, landmarks]`` or a pixel + landmark ensemble, adds each stream's own
-label and confidence: :func:`~emomm.inference.batch.stream_fields`) (``out=`` moves the
-JSONL), ``timeline_png=true`` draws each video/audio timeline and ``annotate=true`` writes each
+``people.csv`` (one line per person tracked in a video) to the run folder (``out=`` moves the
+JSONL; a model of several streams, e.g. ``[face, landmarks]`` or a pixel + landmark ensemble,
+adds each stream's own label and confidence: :func:`~emomm.inference.batch.stream_fields`),
+``timeline_png=true`` draws each video/audio timeline and ``annotate=true`` writes each
 video with its people drawn on it (``<name>_annotated.mp4``).
 Exit code 1 when any input failed (its line says why); the others are still predicted.
 """
