@@ -3,7 +3,9 @@
 
 Writes ``predictions.jsonl`` (one line per input), ``summary.csv`` (one line per input) and
 ``people.csv`` (one line per person tracked in a video) to the run folder (``out=`` moves the
-JSONL), ``timeline_png=true`` draws each video/audio timeline and ``annotate=true`` writes each
+JSONL; a model of several streams, e.g. ``[face, landmarks]`` or a pixel + landmark ensemble,
+adds each stream's own label and confidence: :func:`~emomm.inference.batch.stream_fields`),
+``timeline_png=true`` draws each video/audio timeline and ``annotate=true`` writes each
 video with its people drawn on it (``<name>_annotated.mp4``).
 Exit code 1 when any input failed (its line says why); the others are still predicted.
 """
@@ -19,8 +21,8 @@ import hydra
 from omegaconf import DictConfig
 
 from emomm.faces.mesh import MeshModelMissing
-from emomm.inference.batch import (PERSON_FIELDS, expand_inputs, person_rows, plot_timeline, predict_file,
-                                   summary_row)
+from emomm.inference.batch import (PERSON_FIELDS, SUMMARY_FIELDS, expand_inputs, person_rows, plot_timeline,
+                                   predict_file, stream_fields, summary_row)
 from emomm.inference.predictor import Predictor
 from emomm.runs.annotated_video import write_annotated_video
 from emomm.utils.atomic import atomic_open
@@ -43,6 +45,7 @@ def predict(cfg: DictConfig) -> int:
     jsonl = Path(cfg.out) if cfg.get("out") else out_dir / "predictions.jsonl"
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     rows, people, failed = [], [], 0
+    streams = predictor.modalities   # several: each one's own label beside the fused one
     try:
         # Streamed line by line (a fresh run folder each time): an interrupted run keeps the
         # lines written so far, as live mode's JSONL does.
@@ -52,19 +55,19 @@ def predict(cfg: DictConfig) -> int:
                 failed += bool(record.get("error"))
                 f.write(json.dumps(record) + "\n")
                 f.flush()
-                rows.append(summary_row(record))
-                people += person_rows(record)
+                rows.append(summary_row(record, streams))
+                people += person_rows(record, streams)
                 if cfg.timeline_png and record.get("windows"):
                     plot_timeline(record, out_dir / f"{path.stem}_timeline.png")
                 if cfg.get("annotate") and record.get("kind") == "video" and "label_names" in record:
                     annotated(record, path, out_dir / f"{path.stem}_annotated.mp4", options.get("max_pixels"))
     finally:  # interrupted (Ctrl-C, a full disk): the summary still lists what was predicted
         with atomic_open(out_dir / "summary.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["input", "kind", "label", "confidence", "faces", "error"])
+            w = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS + stream_fields(streams))
             w.writeheader()
             w.writerows(rows)
         with atomic_open(out_dir / "people.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=PERSON_FIELDS)
+            w = csv.DictWriter(f, fieldnames=PERSON_FIELDS + stream_fields(streams))
             w.writeheader()
             w.writerows(people)
     print(f"{len(files)} inputs, {failed} failed -> {jsonl}, {out_dir / 'summary.csv'} and {out_dir / 'people.csv'}")

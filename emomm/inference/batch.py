@@ -12,10 +12,11 @@ from __future__ import annotations
 import glob
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from emomm.data.pipelines.text_data import read_text_file
 from emomm.inference.predictor import Predictor
+from emomm.inference.results import top
 from emomm.media.audio import AUDIO_EXTENSIONS
 from emomm.media.files import walk_files
 from emomm.media.images import IMAGE_EXTENSIONS
@@ -133,38 +134,64 @@ def _with_kind_hint(error: str, path: Path, kind: str | None) -> str:
     return f"{error} (its bytes are {kind} but its suffix {path.suffix} says {by_name})"
 
 
-def summary_row(record: dict[str, Any]) -> dict[str, Any]:
+#: Columns of ``summary.csv``, before the :func:`stream_fields`.
+SUMMARY_FIELDS = ["input", "kind", "label", "confidence", "faces", "error"]
+
+
+def stream_fields(streams: Sequence[str]) -> list[str]:
+    """The CSV columns of each stream's own prediction beside the fused one, ``<stream>_label``
+    and ``<stream>_confidence`` (``face_label``, ``landmarks_label``...: the keys of the
+    JSONL's ``modality_probs``); none for a model of one stream."""
+    return [f"{m}_{k}" for m in streams for k in ("label", "confidence")] if len(streams) > 1 else []
+
+
+def stream_cells(views: dict[str, Any] | None, label_names: Sequence[str], streams: Sequence[str]) -> dict[str, Any]:
+    """The :func:`stream_fields` cells of one face, clip or person from its ``modality_probs``
+    (empty for a stream it lacks, e.g. a face without a mesh)."""
+    out: dict[str, Any] = dict.fromkeys(stream_fields(streams))
+    for m, probs in (views or {}).items():
+        if f"{m}_label" in out:
+            label, conf = top(probs, list(label_names))
+            out.update({f"{m}_label": label, f"{m}_confidence": round(float(conf), 4)})
+    return out
+
+
+def summary_row(record: dict[str, Any], streams: Sequence[str] = ()) -> dict[str, Any]:
     """The CSV line of a record: input, kind, label, confidence, faces (of an image: found; of a
-    video: tracked), error."""
-    label, conf, faces = record.get("label"), None, None
+    video: tracked), error, and with several ``streams`` (:func:`stream_fields`) each stream's
+    own label and confidence of the same face (the most confident) or clip."""
+    label, conf, faces, views = record.get("label"), None, None, record.get("modality_probs")
     if record.get("kind") == "video" and not record.get("error"):
         faces = len(record.get("tracks") or {}) or None   # people tracked in the clip
     if "faces" in record:
-        faces = len(record["faces"])
+        faces, views = len(record["faces"]), None
         if faces:
             best = max(record["faces"], key=lambda f: f["confidence"])
-            label, conf = best["label"], best["confidence"]
+            label, conf, views = best["label"], best["confidence"], best.get("modality_probs")
     elif record.get("probs"):
         conf = max(record["probs"])
     return {"input": record["input"], "kind": record.get("kind"), "label": label,
             "confidence": None if conf is None else round(float(conf), 4), "faces": faces,
-            "error": record.get("error")}
+            "error": record.get("error"), **stream_cells(views, record.get("label_names") or [], streams)}
 
 
 #: Columns of ``people.csv``: one row per person tracked in a video (the fields of
-#: :class:`~emomm.inference.results.PersonResult`, under the same names as in the JSONL).
+#: :class:`~emomm.inference.results.PersonResult`, under the same names as in the JSONL), before
+#: the :func:`stream_fields`.
 PERSON_FIELDS = ["input", "id", "start", "end", "frames", "n_windows", "label", "confidence", "thumb_t", "thumb_box"]
 
 
-def person_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+def person_rows(record: dict[str, Any], streams: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The ``people.csv`` lines of a record: one per tracked person of a video (none for
-    other inputs or a failed one); times in seconds, ``thumb_box`` as ``x1 y1 x2 y2``."""
+    other inputs or a failed one); times in seconds, ``thumb_box`` as ``x1 y1 x2 y2``; with
+    several ``streams``, each stream's own label and confidence of that person."""
     rows = []
     for p in record.get("people") or []:
         row = {k: p.get(k) for k in PERSON_FIELDS[1:]}
         row.update(input=record["input"], start=round(float(p["start"]), 3), end=round(float(p["end"]), 3),
                    thumb_t=round(float(p["thumb_t"]), 3), confidence=round(float(p["confidence"]), 4),
-                   thumb_box=" ".join(f"{float(v):.1f}" for v in p["thumb_box"]))
+                   thumb_box=" ".join(f"{float(v):.1f}" for v in p["thumb_box"]),
+                   **stream_cells(p.get("modality_probs"), record.get("label_names") or [], streams))
         rows.append(row)
     return rows
 

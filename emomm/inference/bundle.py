@@ -121,9 +121,12 @@ class BundlePredictor:
     def crop_faces(self, rgb: np.ndarray, faces, whole: bool = False) -> np.ndarray:
         return self._member("face")[1].crop_faces(rgb, faces, whole)
 
-    def classify_faces(self, crops: np.ndarray) -> np.ndarray:
-        """uint8 crops ``[N, S, S, 3]`` -> the face member's probabilities on the bundle's labels ``[N, K]``."""
-        return self._fused({"face": self._mapped("face", self._member("face")[1].classify_faces(crops))})
+    def classify_faces(self, crops: np.ndarray, with_own: bool = False):
+        """uint8 crops ``[N, S, S, 3]`` -> the face member's probabilities on the bundle's labels
+        ``[N, K]``; ``with_own``: also ``{"face": [N, K]}`` (the member's own, as :meth:`classify_fused`)."""
+        own = {"face": self._mapped("face", self._member("face")[1].classify_faces(crops))}
+        fused = self._fused(own)
+        return (fused, own) if with_own else fused
 
     def classify_audio(self, wave: np.ndarray, sr: int) -> np.ndarray:
         """One voice window -> the voice member's probabilities on the bundle's labels ``[K]``."""
@@ -154,6 +157,7 @@ class BundlePredictor:
         for f in res.faces:
             f.probs = self._mapped("face", f.probs)[0].tolist()
             f.label, f.confidence = top(f.probs, self.label_names)
+            f.modality_probs = {"face": f.probs}   # the member's own view, on the bundle's labels
         res.label_names = self.label_names
         return res
 

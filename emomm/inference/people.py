@@ -64,16 +64,17 @@ def visible(times: np.ndarray, t: float, step: float) -> bool:
 
 def face_at(pid: int, person: dict[str, Any], t: float) -> dict[str, Any] | None:
     """Where person ``pid`` (a value of :func:`people_of`) is at ``t`` seconds: ``{"id",
-    "box", "label", "probs"}`` with the box interpolated between the sightings around ``t``
-    (held at the first and last) and the label and probabilities of the window whose centre
-    is nearest; None when the person is not :func:`visible` at ``t``."""
+    "box", "label", "probs", "modality_probs"}`` with the box interpolated between the
+    sightings around ``t`` (held at the first and last) and the label and probabilities (each
+    stream's own too) of the window whose centre is nearest; None when the person is not :func:`visible` at ``t``."""
     boxes = person["boxes"]
     if not visible(boxes[:, 0], t, person["step"]):
         return None
     box = [float(np.interp(t, boxes[:, 0], boxes[:, k])) for k in range(1, 5)]
     ws = person["windows"]
     near = ws[int(np.argmin([abs(_centre(w) - t) for w in ws]))] if ws else {"label": None, "probs": []}
-    return {"id": int(pid), "box": box, "label": near["label"], "probs": list(near["probs"])}
+    return {"id": int(pid), "box": box, "label": near["label"], "probs": list(near["probs"]),
+            "modality_probs": dict(near.get("modality_probs") or {})}
 
 
 def faces_at(people: dict[int, dict[str, Any]], t: float) -> list[dict[str, Any]]:

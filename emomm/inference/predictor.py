@@ -29,6 +29,7 @@ of a confident emotion (:mod:`emomm.media.vad`, shared with live mode).
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,6 +69,12 @@ def _mean_modality_probs(windows: list[WindowResult]) -> dict[str, list[float]]:
     mods = sorted({m for w in windows for m in w.modality_probs})
     return {m: np.mean([w.modality_probs[m] for w in windows if m in w.modality_probs], axis=0).tolist()
             for m in mods}
+
+
+def own_views(per: dict[str, np.ndarray], n: int) -> dict[str, list[float]]:
+    """Row ``n`` of each modality's own probabilities ``{m: [N, K]}`` (``Predictor._run``'s),
+    leaving out a modality that sample lacked (a NaN row)."""
+    return {m: v[n].tolist() for m, v in per.items() if np.isfinite(v[n]).all()}
 
 
 def _uniform(n: int, k: int) -> np.ndarray:
@@ -236,8 +243,10 @@ class Predictor:
         return softmax(fused), {m: softmax(v) for m, v in per.items()}
 
     def _run_logits(self, samples: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """As :meth:`_run`, logits instead of probabilities."""
-        fused, per = [], {}
+        """As :meth:`_run`, logits instead of probabilities. A modality's own head is NaN in the
+        rows of samples that lack that modality (a face without a mesh), and left out when no
+        sample has it: see :func:`own_views`."""
+        fused, heads = [], []
         for i in range(0, len(samples), self.batch_size):
             batch = collate_samples([{"label": 0, **s} for s in samples[i:i + self.batch_size]])
             logits, mp = self.runner.run(batch["inputs"], batch["present"], batch["lengths"])
@@ -247,10 +256,16 @@ class Predictor:
             for m, v in mp.items():
                 if m not in batch["inputs"]:  # a head of a modality this input lacks: no prediction
                     continue
-                per.setdefault(m, []).append(np.asarray(v, np.float32))
+                v = np.array(v, np.float32)
+                if m in batch["present"]:
+                    v[~np.asarray(batch["present"][m], bool)] = np.nan
+                heads.append((i, m, v))
         k = len(self.label_names)
+        per: dict[str, np.ndarray] = {}
+        for i, m, v in heads:
+            per.setdefault(m, np.full((len(samples), k), np.nan, np.float32))[i:i + len(v)] = v
         return (np.concatenate(fused) if fused else np.zeros((0, k), np.float32),
-                {m: np.concatenate(v) for m, v in per.items()})
+                {m: v for m, v in per.items() if np.isfinite(v).any()})
 
     def _adapt(self, batch: dict[str, Any], logits: np.ndarray, per: dict[str, np.ndarray]):
         """The person adapter on fused logits ``[B, K]`` (one-modality models: their own too)."""
@@ -354,11 +369,13 @@ class Predictor:
             samples.append({"inputs": inputs})
         return samples
 
-    def classify_faces(self, crops: np.ndarray) -> np.ndarray:
+    def classify_faces(self, crops: np.ndarray, with_own: bool = False):
         """uint8 crops ``[N, S, S, 3]`` -> probabilities ``[N, K]`` (a clip model sees each
-        crop as a one-frame clip)."""
+        crop as a one-frame clip); ``with_own``: also each modality's own probabilities
+        ``{modality: [N, K]}`` (same pass; NaN rows where a face lacks it, e.g. no mesh)."""
         self._require("face", "video", "landmarks", what="face crops")
-        return self._run(self.face_samples(crops))[0]
+        fused, own = self._run(self.face_samples(crops))
+        return (fused, own) if with_own else fused
 
     def classify_fused(self, crops: np.ndarray, wave: np.ndarray | None, sr: int | None = None,
                        with_own: bool = False):
@@ -386,7 +403,7 @@ class Predictor:
                 "used whole, not re-detected (predictor.detector=mtcnn detects faces in it anyway)"
                 if whole and self.detector_name != "none" else None)
         faces = Faces(np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32)) if whole else self.detect(rgb)[0]
-        probs = self.classify_faces(self.crop_faces(rgb, faces, whole)) if len(faces) else []
+        probs, own = self.classify_faces(self.crop_faces(rgb, faces, whole), with_own=True) if len(faces) else ([], {})
         meshes = self.image_meshes(rgb, faces, whole) if self.image_mesh is not None and len(faces) else [None] * len(probs)
         results = []
         for j, p in enumerate(probs):
@@ -394,7 +411,8 @@ class Predictor:
             lm = faces.landmarks[j].tolist() if faces.landmarks is not None else None
             mesh = None if meshes[j] is None else np.round(meshes[j].astype(np.float64), 2).tolist()
             results.append(FaceResult(box=[float(v) for v in faces.boxes[j]], detector_score=float(faces.scores[j]),
-                                      probs=p.tolist(), label=label, confidence=conf, landmarks=lm, mesh=mesh))
+                                      probs=p.tolist(), label=label, confidence=conf, landmarks=lm, mesh=mesh,
+                                      modality_probs=own_views(own, j)))
         return ImageResult(self.label_names, results, int(w), int(h), source,
                            None if results else "no face found", note)
 
@@ -553,7 +571,7 @@ class Predictor:
         probs, per = self._run_windows(face_mod, samples)
         tracks: dict[int, list[WindowResult]] = {}
         for n, (s, tid, box) in enumerate(keys):
-            mp = {m: v[n].tolist() for m, v in per.items()}
+            mp = own_views(per, n)
             tracks.setdefault(tid, []).append(WindowResult(s, s + self.window_s, probs[n].tolist(),
                                                            top(probs[n], self.label_names)[0], mp, tid,
                                                            [round(float(v), 1) for v in box]))
@@ -638,9 +656,14 @@ class Predictor:
         if not self.per_frame:
             return probs, per
         bounds = np.cumsum([0] + [len(g) for g in samples])
-        mean = lambda a: np.stack([a[bounds[i]:bounds[i + 1]].mean(0) for i in range(len(samples))]) \
-            if len(samples) else a  # noqa: E731
-        return mean(probs), {m: mean(v) for m, v in per.items()}
+        def mean(a: np.ndarray, nan: bool = False) -> np.ndarray:   # nan: over the frames that have it
+            if not len(samples):
+                return a
+            with warnings.catch_warnings():   # a window none of whose frames has the modality: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.stack([(np.nanmean if nan else np.mean)(a[bounds[i]:bounds[i + 1]], 0)
+                                 for i in range(len(samples))])
+        return mean(probs), {m: mean(v, nan=True) for m, v in per.items()}
 
     # -- one multimodal sample -----------------------------------------------------------------
     def predict_sample(self, face: np.ndarray | str | None = None, voice: Any = None, video: Any = None,
@@ -676,4 +699,4 @@ class Predictor:
         probs, per = self._run([{"inputs": inputs}])
         # collate only sees the modalities given: the model masks the others as absent
         return SampleResult(self.label_names, probs[0].tolist(), top(probs[0], self.label_names)[0],
-                            {m: v[0].tolist() for m, v in per.items()}, sorted(inputs))
+                            own_views(per, 0), sorted(inputs))

@@ -45,7 +45,9 @@ class FaceResult(_Result):
     corners) when the detector gives them, the detector's ``detector_score``, class ``probs``
     and the top class's ``confidence`` (the same names in the API, the JSONL and the CSV);
     ``mesh`` [468, 3] (x, y, z in image pixels) with ``Predictor(mesh=True)``, None when
-    the mesh model finds no face there."""
+    the mesh model finds no face there; ``modality_probs`` each stream's own prediction beside
+    the fused ``probs`` (a ``[face, landmarks]`` checkpoint's heads, or each member of a pixel +
+    landmark ensemble), without a stream the face lacks (no mesh found)."""
     box: list[float]
     detector_score: float
     probs: list[float]
@@ -54,6 +56,7 @@ class FaceResult(_Result):
     landmarks: list[list[float]] | None = None
     track_id: int | None = None
     mesh: list[list[float]] | None = None
+    modality_probs: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass

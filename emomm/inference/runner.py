@@ -65,40 +65,82 @@ def softmax(logits) -> np.ndarray:
     return (z / z.sum(-1, keepdims=True)).astype(np.float32)
 
 
-def _log_mean_probs(logits: list[np.ndarray]) -> np.ndarray:
+def _log_mean_probs(logits: list[np.ndarray], weights: np.ndarray | None = None) -> np.ndarray:
     """The log of the mean of the members' softmax probabilities (a softmax of it gives
-    the mean back): how ``python -m emomm.ensemble method=mean`` combines runs."""
-    return np.log(np.mean([softmax(z) for z in logits], axis=0) + 1e-12)
+    the mean back): how ``python -m emomm.ensemble method=mean`` combines runs. ``weights``
+    ``[M, B]`` (0/1): per sample, the members that count (a row of zeros counts them all)."""
+    probs = np.stack([softmax(z) for z in logits])
+    if weights is None:
+        return np.log(probs.mean(0) + 1e-12)
+    w = np.asarray(weights, np.float64)
+    w = np.where(w.sum(0, keepdims=True) > 0, w, 1.0)[..., None]
+    return np.log((w * probs).sum(0) / w.sum(0) + 1e-12)
+
+
+def _has(present: dict[str, Any], modalities: list[str], n: int) -> np.ndarray:
+    """``[n]`` bool: which samples have any of ``modalities`` (no mask: all of them)."""
+    out = np.zeros(n, bool)
+    for m in modalities:
+        out |= np.asarray(present[m], bool).reshape(n) if m in present else True
+    return out
 
 
 class EnsembleRunner:
     """Several runners as one: the mean of their probabilities, returned as logits.
 
-    The members must predict the same classes in the same order, from the same modalities
-    and the same preprocessing (one :class:`~emomm.inference.predictor.Predictor` decodes the
-    media once for all of them), e.g. the RAVDESS CNN and GE2E recipes, which share their
-    clip settings. A member without a modality's own head leaves that head out.
+    The members must predict the same classes in the same order. Each takes the modalities it
+    knows from the batch (one :class:`~emomm.inference.predictor.Predictor` decodes the media
+    once for all of them), as ``python -m emomm.ensemble`` combines runs on paired data: a
+    modality two members share needs the same preprocessing (e.g. the RAVDESS CNN and GE2E
+    recipes, which share their clip settings), and members of different modalities combine,
+    e.g. a pixel model and a landmark model of the same faces. Per sample, a member none of
+    whose modalities it has (a face without a mesh) is left out of the mean, as a bundle
+    leaves out a member without an input.
+
+    Each modality's own head is the mean of the heads of the members that take it (a
+    one-modality member's own head is its prediction, so a pixel + landmark ensemble reports
+    each member beside the mean); a member without that head leaves it out.
     """
 
     def __init__(self, runners: list[ModelRunner], names: list[str] | None = None) -> None:
         if len(runners) < 2:
             raise ValueError("an ensemble needs two or more checkpoints")
         names = names or [f"member {i + 1}" for i in range(len(runners))]
-        first, *rest = runners
-        for name, r in zip(names[1:], rest):
-            for what in ("label_names", "modalities", "preprocessing"):
-                if getattr(r, what) != getattr(first, what):
-                    raise ValueError(f"{name} has other {what} than {names[0]} ({getattr(r, what)} vs "
-                                     f"{getattr(first, what)}): ensemble only checkpoints trained on the "
-                                     "same classes, modalities and clip settings")
+        first = runners[0]
+        prep: dict[str, tuple[str, Any]] = {}
+        for name, r in zip(names, runners):
+            if r.label_names != first.label_names:
+                raise ValueError(f"{name} has other label_names than {names[0]} ({r.label_names} vs "
+                                 f"{first.label_names}): ensemble only checkpoints trained on the same classes")
+            for m, opts in (r.preprocessing or {}).items():
+                if m in prep and prep[m][1] != opts:
+                    raise ValueError(f"{name} has other preprocessing of {m} than {prep[m][0]} ({opts} vs "
+                                     f"{prep[m][1]}): ensemble only checkpoints that read a modality they share "
+                                     "the same way (same clip settings, image size...)")
+                prep.setdefault(m, (name, opts))
         self.runners, self.names = list(runners), list(names)
-        self.label_names, self.modalities = list(first.label_names), list(first.modalities)
-        self.preprocessing = dict(first.preprocessing)
+        self.label_names = list(first.label_names)
+        self.modalities = list(dict.fromkeys(m for r in runners for m in r.modalities))
+        self.preprocessing = {m: opts for m, (_, opts) in prep.items()}
         self.data_config = getattr(first, "data_config", None)
         self.ckpt_path = None  # a personal adapter is fitted on one checkpoint, not on this mix
 
     def run(self, inputs, present=None, lengths=None):
-        outs = [r.run(inputs, present, lengths) for r in self.runners]
-        fused = _log_mean_probs([o[0] for o in outs])
-        heads = set.intersection(*(set(o[1]) for o in outs))
-        return fused, {m: _log_mean_probs([o[1][m] for o in outs]) for m in sorted(heads)}
+        present, lengths = present or {}, lengths or {}
+        n = len(next(iter(inputs.values())))
+        fused, weights, heads = [], [], {}
+        for r in self.runners:
+            mods = [m for m in r.modalities if m in inputs]
+            if not mods:   # nothing this member reads is in the batch
+                continue
+            pick = lambda d: {m: d[m] for m in mods if m in d}  # noqa: E731
+            z, per = r.run(pick(inputs), pick(present), pick(lengths))
+            fused.append(z)
+            weights.append(_has(present, mods, n))
+            for m in r.modalities:
+                heads.setdefault(m, []).append(per.get(m))
+        if not fused:
+            raise ValueError(f"no member of the ensemble takes any of {sorted(inputs)} "
+                             f"(the members take {self.modalities})")
+        return (_log_mean_probs(fused, np.stack(weights)),
+                {m: _log_mean_probs(v) for m, v in sorted(heads.items()) if all(h is not None for h in v)})

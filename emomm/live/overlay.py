@@ -1,6 +1,7 @@
-"""The annotated frame: per face a box and a label block (ID, label, top-class bars); FPS and
-voice in a status line. Used by live mode's ``output=`` video and predict's annotated video; with ``mesh``, each
-face's mesh points (``pipeline.draw_mesh``) are drawn under its box.
+"""The annotated frame: per face a box and a label block (ID, label, each stream's own label for
+a model of several streams, top-class bars); FPS and voice in a status line. Used by live
+mode's ``output=`` video and predict's annotated video; with ``mesh``, each face's mesh points
+(``pipeline.draw_mesh``) are drawn under its box.
 
 Everything scales with the frame height (:func:`style_for`): the text stays readable at
 1080p and fits at 240p. Label blocks are placed greedily (:func:`layout`): each face's block
@@ -93,34 +94,49 @@ def place(boxes: Sequence[Sequence[float]], sizes: Sequence[tuple[int, int]], wi
     return placed
 
 
-def _face_lines(f: dict, labels: Sequence[str], bars: int) -> tuple[str, list[tuple[str, float]]]:
+def _face_lines(f: dict, labels: Sequence[str], bars: int,
+                streams: bool = True) -> tuple[str, list[str], list[tuple[str, float]]]:
+    """A face's label block: the title (fused label), with ``streams`` one line per stream's
+    own label (``face happy 0.62``: ``modality_probs``, several streams only) and the top
+    ``bars`` classes."""
     probs = np.asarray(f.get("probs") or [], np.float32)
     top = float(probs.max()) if len(probs) else 0.0
     title = f"#{f['id']} {f['label']} {top:.2f}"
+    own = f.get("modality_probs") or {} if streams else {}
+    lines = [f"{m} {labels[int(np.argmax(p))]} {float(np.max(p)):.2f}" for m, p in own.items()] if len(own) > 1 else []
     rows = [(f"{labels[k]} {probs[k]:.2f}", float(probs[k])) for k in np.argsort(-probs)[:bars]] if len(probs) else []
-    return title, rows
+    return title, lines, rows
 
 
-def layout(faces: Sequence[dict], labels: Sequence[str], width: int, height: int, bars: int = 3,
-           status: str = "") -> tuple[Style, tuple[int, int, int, int] | None, list[tuple[int, int, int, int]]]:
-    """``(style, status rectangle or None, one label-block rectangle per face)`` of the overlay
-    that :func:`draw` paints on a ``width x height`` frame (``faces``: dicts with id, box,
-    label, probs). When the blocks with ``bars`` rows cannot all be placed apart, every block
-    is its title line alone."""
+def _fit(faces: Sequence[dict], labels: Sequence[str], width: int, height: int, bars: int, status: str,
+         streams: bool = True):
+    """:func:`layout`, plus the ``bars`` and ``streams`` it could fit: bars go first, then the
+    stream lines, when the blocks cannot all be placed apart."""
     st = style_for(height)
     status_rect = None
     if status:
         status_rect = (0, 0, min(width, _text_w(status, st) + 2 * st.pad), min(height, st.line_h + 2 * st.pad))
     sizes = []
     for f in faces:
-        title, rows = _face_lines(f, labels, bars)
-        w = max([_text_w(title, st)] + [st.bar_w + st.pad + _text_w(t, st) for t, _ in rows])
-        sizes.append((w + 2 * st.pad, (1 + len(rows)) * st.line_h + 2 * st.pad))
+        title, lines, rows = _face_lines(f, labels, bars, streams)
+        w = max([_text_w(t, st) for t in [title, *lines]] + [st.bar_w + st.pad + _text_w(t, st) for t, _ in rows])
+        sizes.append((w + 2 * st.pad, (1 + len(lines) + len(rows)) * st.line_h + 2 * st.pad))
     reserved = [status_rect] if status_rect else []
     rects = place([f["box"] for f in faces], sizes, width, height, reserved)
-    if bars and any(_overlaps(a, b) for a, b in itertools.combinations(rects + reserved, 2)):
-        return layout(faces, labels, width, height, 0, status)   # no room for bars: titles only
-    return st, status_rect, rects
+    if (bars or streams) and any(_overlaps(a, b) for a, b in itertools.combinations(rects + reserved, 2)):
+        # no room: titles and stream lines, then titles only
+        return _fit(faces, labels, width, height, 0, status, streams and bars > 0)
+    return st, status_rect, rects, bars, streams
+
+
+def layout(faces: Sequence[dict], labels: Sequence[str], width: int, height: int, bars: int = 3,
+           status: str = "") -> tuple[Style, tuple[int, int, int, int] | None, list[tuple[int, int, int, int]]]:
+    """``(style, status rectangle or None, one label-block rectangle per face)`` of the overlay
+    that :func:`draw` paints on a ``width x height`` frame (``faces``: dicts with id, box,
+    label, probs and, with several streams, ``modality_probs``). When the blocks with ``bars``
+    rows cannot all be placed apart, every block is its title and stream lines, else its title
+    line alone."""
+    return _fit(faces, labels, width, height, bars, status)[:3]
 
 
 def status_line(fps: float | None, labels: Sequence[str], voice: dict | None) -> str:
@@ -141,7 +157,7 @@ def draw(frame_rgb: np.ndarray, faces: Sequence[dict], labels: Sequence[str], fp
     out = np.ascontiguousarray(frame_rgb).copy()
     h, w = out.shape[:2]
     status = status_line(fps, labels, voice)
-    st, status_rect, rects = layout(faces, labels, w, h, bars, status)
+    st, status_rect, rects, bars, streams = _fit(faces, labels, w, h, bars, status)
     font, aa = cv2.FONT_HERSHEY_SIMPLEX, cv2.LINE_AA
 
     def panel(r):   # a dark, half-transparent background keeps the text readable on any frame
@@ -161,9 +177,12 @@ def draw(frame_rgb: np.ndarray, faces: Sequence[dict], labels: Sequence[str], fp
         color = COLORS[int(f["id"]) % len(COLORS)]
         panel(r)
         cv2.rectangle(out, (r[0], r[1]), (r[2] - 1, r[3] - 1), color, max(1, st.line // 2))
-        title, rows = _face_lines(f, labels, bars)
+        title, lines, rows = _face_lines(f, labels, bars, streams)
         base = r[1] + st.pad + st.line_h - st.pad
         text(title, r[0] + st.pad, base, (255, 255, 255))
+        for j, s in enumerate(lines):   # each stream's own label, under the fused one
+            text(s, r[0] + st.pad, base + (j + 1) * st.line_h, (210, 210, 210))
+        base += len(lines) * st.line_h
         for j, (s, p) in enumerate(rows):   # the top classes as bars
             yb = base + (j + 1) * st.line_h
             bx = r[0] + st.pad

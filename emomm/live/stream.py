@@ -111,6 +111,10 @@ class LivePipeline:
     """Args:
         classifier: ``classify_faces(crops) -> [N, K]``, ``classify_audio(wave, sr) -> [K]``,
             ``label_names``, ``modalities`` (a :class:`~emomm.inference.predictor.Predictor`).
+            With several modalities (``[face, landmarks]``, a pixel + landmark ensemble, face +
+            voice) each face also gets ``modality_probs``, each stream's own smoothed
+            probabilities (from ``classify_faces`` / ``classify_fused`` ``with_own=True``), which
+            the overlay writes under the fused label.
         detector: an :class:`emomm.faces.FaceDetector` (``faces=blazeface`` is the fast one).
         detect_every: run the detector on every N-th frame, track in between.
         tracker: ``kalman`` | ``iou`` (:func:`emomm.inference.tracking.make_tracker`; a face
@@ -155,6 +159,8 @@ class LivePipeline:
         self.fused = (bool(fuse) and "face" in mods and "voice" in mods
                       and callable(getattr(classifier, "classify_fused", None)))
         self.has_voice_head = "voice" in mods
+        # Several streams (face + landmarks, face + voice): each one's own prediction per face too.
+        self.streams = len(mods) > 1
         # A voice-only model (e.g. the RAVDESS recipes) labels the speech; frames only pace it.
         self.classifies_faces = "face" in mods or "video" in mods
         if not self.classifies_faces and not (self.has_voice_head and voice is not None):
@@ -165,6 +171,7 @@ class LivePipeline:
         self.frame_index = 0
         self.tracks: dict[int, dict[str, Any]] = {}   # id -> box, velocity, last detect frame
         self.smoothed: dict[int, np.ndarray] = {}
+        self.smoothed_own: dict[int, dict[str, np.ndarray]] = {}   # id -> stream -> smoothed probs
         self.meshes: dict[int, np.ndarray | None] = {}   # id -> the face's last mesh (frame pixels)
         self.voice_state: dict[str, Any] | None = None
         self._last_voice_t = -1e9
@@ -204,6 +211,7 @@ class LivePipeline:
                          "landmarks": lm}
         self.tracks = tracks
         self.smoothed = {i: p for i, p in self.smoothed.items() if i in tracks}
+        self.smoothed_own = {i: p for i, p in self.smoothed_own.items() if i in tracks}
         self.meshes = {i: m for i, m in self.meshes.items() if i in tracks}
 
     def _predict_boxes(self, frame: np.ndarray) -> None:
@@ -231,15 +239,26 @@ class LivePipeline:
         if not ids:
             return
         crops = np.stack([crop_face(frame, self.tracks[i]["box"], self.face_size, margin=self.margin) for i in ids])
+        own = {}
         if self.fused:
             speech = bool(self.voice_state and self.voice_state["speech"])
             wave = self.voice.wave if (speech and self.voice is not None) else None
-            probs = self.clf.classify_fused(crops, wave, 16000)
+            probs = self.clf.classify_fused(crops, wave, 16000, with_own=self.streams)
         else:
-            probs = self.clf.classify_faces(crops)
-        for i, p in zip(ids, np.asarray(probs, np.float32)):
-            prev = self.smoothed.get(i)
-            self.smoothed[i] = p if prev is None else self.ema * prev + (1 - self.ema) * p
+            probs = self.clf.classify_faces(crops, with_own=True) if self.streams else self.clf.classify_faces(crops)
+        if self.streams:
+            probs, own = probs
+        for n, (i, p) in enumerate(zip(ids, np.asarray(probs, np.float32))):
+            self.smoothed[i] = self._smooth(self.smoothed.get(i), p)
+            views = self.smoothed_own.setdefault(i, {})
+            for m, v in own.items():
+                q = np.asarray(v[n], np.float32)
+                if np.isfinite(q).all():   # NaN: the face lacks this stream now (no mesh): keep the last
+                    views[m] = self._smooth(views.get(m), q)
+
+    def _smooth(self, prev: np.ndarray | None, p: np.ndarray) -> np.ndarray:
+        """The exponential moving average of one face's probabilities ``[K]`` (``ema``)."""
+        return p if prev is None else self.ema * prev + (1 - self.ema) * p
 
     def _mesh(self, frame: np.ndarray) -> None:
         """Each tracked face's mesh in frame pixels; the detector's eye points (moved with
@@ -297,8 +316,10 @@ class LivePipeline:
             p = self.smoothed.get(i)
             if p is None:
                 continue
+            own = {m: [round(float(v), 4) for v in q] for m, q in sorted(self.smoothed_own.get(i, {}).items())}
             faces.append({"id": int(i), "box": [round(float(v), 1) for v in tr["box"]],
                           "label": self.labels[int(np.argmax(p))], "probs": [round(float(v), 4) for v in p],
+                          **({"modality_probs": own} if self.streams else {}),
                           **({"mesh": self._rounded_mesh(i)} if self.mesh is not None else {})})
         res = FrameResult(float(t), self.frame_index, faces, self.voice_state, self._fps, detected, timings)
         self.frame_index += 1

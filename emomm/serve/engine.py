@@ -7,7 +7,9 @@ nothing, and reshapes results into one small schema:
 
 * image: ``{"kind": "image", "labels", "width", "height", "view_names",
   "faces": [{"box": [x1, y1, x2, y2], "label", "confidence", "detector_score", "probs": [K],
-  "views": {view: [K]}}]}``
+  "views": {view: [K]}}]}``; a model of several streams (``[face, landmarks]``, a pixel +
+  landmark ensemble) gives each face ``views`` ``fused`` (= ``probs``) and each stream's own
+  (the Predictor's ``modality_probs``; a face without a mesh has no ``landmarks`` view)
 * video / audio: ``{"kind", "labels", "duration", "view_names", "clip": {"label", "confidence", "probs"},
   "timeline": [{"t": seconds, "probs": [K]}], "views": {view: {"clip", "timeline"}}, "people": [...]}``;
   a video's ``clip`` and ``timeline`` are over every person seen (the Predictor's clip
@@ -208,9 +210,8 @@ class ServeEngine:
     def _face(self, f: dict, track_id: Any = None) -> dict:
         probs = _probs_list(f["probs"])
         label, confidence = _label_of(self.label_names, probs)
-        views = {k: _probs_list(v) for k, v in (f.get("views") or f.get("modality_probs") or {}).items()}
         out = {"box": [float(v) for v in f["box"]], "label": label, "confidence": confidence, "probs": probs,
-               "views": views or {self.modalities[0]: probs},
+               "views": self._face_views(probs, f.get("views") or f.get("modality_probs")),
                "detector_score": float(f.get("detector_score", 1.0) or 0.0)}
         tid = f.get("id", f.get("track_id", track_id))
         if tid is not None:
@@ -218,6 +219,15 @@ class ServeEngine:
         if f.get("mesh") is not None:   # predictor.mesh=true: the face mesh's points, x y in image pixels
             out["mesh"] = [[round(float(p[0]), 1), round(float(p[1]), 1)] for p in f["mesh"]]
         return out
+
+    def _face_views(self, probs: list[float], own: dict | None) -> dict[str, list[float]]:
+        """A face's views: each stream's own probabilities (``face``, ``landmarks``...) beside
+        the ``fused`` ones, or the model's one view when the face has one stream that is its
+        prediction (a one-modality model)."""
+        own = {k: _probs_list(v) for k, v in (own or {}).items()}
+        if not own:
+            return {self.modalities[0]: probs}
+        return own if list(own.values()) == [probs] else {"fused": probs, **own}
 
     def _view_names(self, items: list[dict]) -> list[str]:
         names: list[str] = []

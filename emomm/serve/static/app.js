@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const COLORS = ["#d62728", "#8c564b", "#9467bd", "#2ca02c", "#1f77b4", "#ff7f0e", "#7f7f7f",
                 "#17becf", "#bcbd22", "#e377c2"];
 const VIEW_NAMES = { fused: "hybrid (fused)", face: "face alone", voice: "voice alone",
-                     video: "video alone", text: "text alone" };
+                     video: "video alone", text: "text alone", landmarks: "landmarks alone" };
 let MODEL = null;
 
 // The access token (remote servers): the server sets a cookie on the first ?token= visit;
@@ -138,6 +138,18 @@ function pick(views, probs, name) {
   return views && views[name] ? views[name] : probs;
 }
 
+// Each stream's own label beside the fused one, as HTML ("face: happy 62% · landmarks: sad 40%");
+// empty for one stream.
+function streamsLine(views, labels) {
+  const names = Object.keys(views || {}).filter((v) => v !== "fused");
+  if (names.length < 2 && !(views && views.fused && names.length)) return "";
+  const parts = names.map((v) => {
+    const p = views[v], i = p.indexOf(Math.max(...p));
+    return `${esc(v)}: <span class="stream-label">${esc(labels[i])}</span> ${(100 * p[i]).toFixed(0)}%`;
+  });
+  return `<div class="streams" data-streams="${esc(names.join(" "))}">${parts.join(" · ")}</div>`;
+}
+
 // -- upload tab ------------------------------------------------------------------------------
 let lastUpload = null;
 
@@ -228,7 +240,7 @@ function renderPeople(res) {
       img.style.borderColor = personColor(n); card.appendChild(img);
     }
     bars(card, res.labels, p.clip.probs, `<b>${esc(p.name)}: <span class="face-label">${esc(p.clip.label)}</span></b> ` +
-      `${(100 * p.clip.confidence).toFixed(0)}%`);
+      `${(100 * p.clip.confidence).toFixed(0)}%` + streamsLine(p.views, res.labels));
     cards.appendChild(card);
   });
   const end = Math.max(res.duration || 0, ...people.map((p) => p.timeline.length ? p.timeline[p.timeline.length - 1].t : 0));
@@ -249,7 +261,8 @@ async function renderUpload(res, keepView) {
     faces.forEach((f, k) => {
       const card = document.createElement("div"); card.className = "face-card";
       card.dataset.label = f.label;
-      bars(card, res.labels, f.probs, `<b>Face ${k + 1}: <span class="face-label">${f.label}</span></b> ${(100 * f.confidence).toFixed(0)}%`);
+      bars(card, res.labels, f.probs, `<b>Face ${k + 1}: <span class="face-label">${f.label}</span></b> ${(100 * f.confidence).toFixed(0)}%` +
+        streamsLine(f.views, res.labels));
       summary.appendChild(card);
     });
   } else if (res.kind === "text") {
@@ -307,7 +320,7 @@ function liveViews() {
   const mods = MODEL ? MODEL.modalities : [];
   const v = [];
   if (mods.length > 1) v.push("fused");
-  for (const m of ["face", "voice"]) if (mods.includes(m)) v.push(m);
+  for (const m of ["face", "landmarks", "voice"]) if (mods.includes(m)) v.push(m);
   return v.length ? v : mods.slice(0, 1);
 }
 
@@ -398,7 +411,8 @@ function onLiveMessage(msg) {
   live.faces.forEach((f, k) => {
     const p = pick(f.views, f.probs, view);
     const i = p.indexOf(Math.max(...p));
-    const b = bars(col, MODEL.labels, p, `<b>Face ${f.id !== undefined && f.id !== null ? "#" + f.id : k + 1}: <span class="face-label">${MODEL.labels[i]}</span></b>`);
+    const b = bars(col, MODEL.labels, p, `<b>Face ${f.id !== undefined && f.id !== null ? "#" + f.id : k + 1}: <span class="face-label">${MODEL.labels[i]}</span></b>` +
+      streamsLine(f.views, MODEL.labels));
     b.className = "face-card";
   });
   if (live.voice) bars(col, MODEL.labels, live.voice.probs, "<b>Voice</b>").className = "face-card";
