@@ -98,7 +98,7 @@ def run_probs(run_dir: str) -> tuple[np.ndarray, list[str]]:
     model = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     dm = eval_datamodule(OmegaConf.create({}), [model], ckpt)
     dm.setup("test")
-    p, _ = collect({"run": model}, dm.val_dataloader(), dm.label_names)
+    p = collect({"run": model}, dm.val_dataloader(), dm.label_names).probs
     return p[0].numpy(), list(dm.splits["val"].paths)
 
 

@@ -17,8 +17,10 @@ Occlusion (does the landmark stream degrade differently from pixels?):
     python -m benchmarks.landmarks_fer2013 --occlusion lower,upper --runs RUN_SEED_1 RUN_SEED_2 [--mesh-cache DIR]
 
 scores finished landmark runs (no training) with the same ensemble plus ``occlusion=[...]``: the
-landmark model, the pixel model and their mean clean and under each occluder, the face mesh
-re-run on every occluded face (``--mesh-cache``: where meshes are cached, e.g. a copy of the
+landmark model, the pixel model and their mean clean and under each occluder (the landmark member
+left out of a face's mean where its mesh is lost, as in the Predictor; the landmark model alone
+scored from an empty mesh there), the face mesh re-run on every occluded face (``--mesh-cache``:
+where meshes are cached, e.g. a copy of the
 training run's cache; the occluded ones go there under their own keys). Writes
 landmarks_fer2013_occlusion.json: per seed and condition the accuracy/UAR of each, the drop in
 points from clean, and how many faces kept a mesh.
@@ -53,7 +55,8 @@ def mesh_rates(cache: Path) -> list[dict]:
 
 def occlusion_summary(ens: dict) -> dict:
     """One seed's ensemble under occlusion -> per condition ``{landmarks, pixels, mean_ensemble}``
-    metrics, their drop from clean in points, and the mesh's detection rate."""
+    metrics, their drop from clean in points, the mesh's detection rate, and on how many faces
+    the landmark member was left out of the ensemble (its mesh lost: pixels alone answer there)."""
     table, mesh = ens["test_occlusion"], ens.get("test_occlusion_mesh") or {}
     roles = {"landmarks": lambda t: list(t["models"].values())[0], "pixels": lambda t: list(t["models"].values())[1],
              "mean_ensemble": lambda t: t["ensemble"]}
@@ -62,7 +65,9 @@ def occlusion_summary(ens: dict) -> dict:
         m = {r: {k: round(get(t)[k], 4) for k in KEYS} for r, get in roles.items()}
         drop = {r: {k: round(100 * (get(table["clean"])[k] - get(t)[k]), 2) for k in KEYS} for r, get in roles.items()}
         found = next((v for v in (mesh.get(cond) or {}).values() if v), None)
-        out[cond] = {"metrics": m, "drop_points": drop, "mesh_found": found}
+        landmark_dropped = list((t.get("dropped") or {}).values())[:1]
+        out[cond] = {"metrics": m, "drop_points": drop, "mesh_found": found,
+                     "landmark_member_dropped": landmark_dropped[0] if landmark_dropped else None}
     return out
 
 
@@ -70,11 +75,12 @@ def occlusion_main(args: argparse.Namespace, name: str) -> None:
     """``--occlusion``: score finished runs clean and occluded (module docstring)."""
     conditions = [c.strip() for c in args.occlusion.split(",") if c.strip()]
     extra = [f"occlusion=[{','.join(conditions)}]"] + ([f"+data.mesh_cache_dir={args.mesh_cache}"] if args.mesh_cache else [])
-    seeds = {}
+    seeds, scoring = {}, None
     for run in args.runs:
         ens = mean_ensemble([run, PIXELS], LOG_DIR / "occlusion", extra)
         seeds[run] = {"ensemble_command": ens["command"], "wall_time_s": ens["wall_time_s"],
                       "members": list(ens["test_models"]), "conditions": occlusion_summary(ens)}
+        scoring = ens.get("scoring")
     mean_drop = {c: {r: round(float(np.mean([s["conditions"][c]["drop_points"][r]["acc"] for s in seeds.values()])), 2)
                      for r in ("landmarks", "pixels", "mean_ensemble")} for c in conditions}
     write_result(name, {
@@ -82,7 +88,7 @@ def occlusion_main(args: argparse.Namespace, name: str) -> None:
         "what": "FER2013 PublicTest clean and occluded (emomm.analysis.occlusion: the same painted face for pixels "
                 "and, re-meshed, for landmarks); drop_points = clean minus occluded, in points",
         "pixels": PIXELS, "conditions": conditions, "threads": os.environ.get("OMP_NUM_THREADS"),
-        "beside": args.beside, "seeds": seeds, "mean_acc_drop_points": mean_drop,
+        "beside": args.beside, "scoring": scoring, "seeds": seeds, "mean_acc_drop_points": mean_drop,
     })
 
 

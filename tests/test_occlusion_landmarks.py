@@ -102,6 +102,9 @@ def test_a_datamodule_that_cannot_remesh_is_refused_for_a_landmark_model():
 def test_eval_and_ensemble_score_landmarks_under_occlusion(cfg_factory, fer_csv, recording, tmp_path):
     from emomm.eval import evaluate
     from emomm.ensemble import ensemble
+    from emomm.models.ensemble_methods import combine
+    from emomm.models.module import EmotionModule
+    from emomm.runs.ensembling import collect_occluded, group_datamodules, score
     from emomm.runs.training import train
 
     data = ["data=fer2013", f"data.root={fer_csv.parent}", f"data.mesh_cache_dir={tmp_path / 'meshes'}",
@@ -122,3 +125,17 @@ def test_eval_and_ensemble_score_landmarks_under_occlusion(cfg_factory, fer_csv,
     assert list(table) == ["clean", "lower"] and table["clean"]["ensemble"] == out["test"]
     assert set(table["lower"]["models"]) == set(out["test_models"])
     assert list(out["test_occlusion_mesh"]["lower"].values())[0] == mesh["lower"]
+    # a face whose mesh is lost: the landmark member is left out, the pixel model alone answers
+    # there (as in the Predictor's ensembles); the landmark model alone is still scored on it
+    names = list(out["test_models"])
+    models = {n: EmotionModule.load_from_checkpoint(c, map_location="cpu").eval() for n, c in zip(names, (lm, face))}
+    dms = group_datamodules(cfg, models, dict(zip(names, (lm, face))))
+    test, _ = collect_occluded(dms, models, dms[0][1].label_names, "lower", cfg.seed)
+    lost = ~test.present[0]
+    assert test.present[1].all() and 0 < int(lost.sum()) == 21 - mesh["lower"]["found"]
+    probs = combine("mean", test.probs, test.labels, test.probs, test.present, test.present)[0]
+    assert torch.equal(probs[lost], test.probs[1][lost])
+    assert table["lower"]["dropped"] == {names[0]: int(lost.sum()), names[1]: 0}
+    assert table["lower"]["ensemble"] == score(probs, test.labels, 7)[0] and "empty" in out["scoring"]
+    assert out["test_dropped"] == {n: 21 - out["test_occlusion_mesh"]["clean"][names[0]]["found"] if n == names[0]
+                                   else 0 for n in names}

@@ -573,13 +573,13 @@ def test_ensemble_reads_each_runs_own_inputs(cfg_factory, meld_root, vocab_file,
                       config_name="ensemble", subdir="ens")
     assert ensemble(cfg)["input_groups"] == [["names"], ["nonames"]]
     models = {n: EmotionModule.load_from_checkpoint(c, map_location="cpu").eval() for n, c in ckpts.items()}
-    _, _, test_ab, y_ab, _, _ = collect_all(cfg, models, ckpts)
-    _, _, test_ba, y_ba, _, _ = collect_all(cfg, dict(reversed(models.items())), ckpts)
+    test_ab, y_ab, _ = collect_all(cfg, models, ckpts)[1]
+    test_ba, y_ba, _ = collect_all(cfg, dict(reversed(models.items())), ckpts)[1]
     assert torch.equal(y_ab, y_ba) and len(y_ab) == 7
     assert torch.allclose(test_ab[0], test_ba[1]) and torch.allclose(test_ab[1], test_ba[0])
     # the runs' own inputs really differ: the unnamed run scored on the named text moves
     models["nonames"].hparams.data = dict(models["names"].hparams.data)
-    _, _, test_same, _, _, groups = collect_all(cfg, models, ckpts)
+    _, (test_same, _, _), _, groups = collect_all(cfg, models, ckpts)
     assert groups == [["names", "nonames"]] and not torch.allclose(test_same[1], test_ab[1])
     models["nonames"].hparams.data = {**models["names"].hparams.data, "seed": 7}  # a seed ensemble: one read
     assert collect_all(cfg, models, ckpts)[-1] == [["names", "nonames"]]

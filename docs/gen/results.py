@@ -312,12 +312,17 @@ def landmarks(d: dict, name: str) -> Iterable[Row]:
 
 def landmarks_occlusion(d: dict, name: str) -> Iterable[Row]:
     """benchmarks.landmarks_fer2013 --occlusion: per seed and condition, the landmark model, the
-    pixel model and their mean ensemble (acc, and the drop from clean), and the mesh's found rate."""
+    pixel model and their mean ensemble (acc, and the drop from clean), the mesh's found rate and,
+    where recorded, on how many faces the landmark member was left out of the ensemble."""
     names = {"landmarks": "landmarks alone", "pixels": f"pixels alone ({d.get('pixels', 'pixels')})",
              "mean_ensemble": "mean ensemble of the two"}
     for i, (run, r) in enumerate((d.get("seeds") or {}).items(), 1):
         row = base(d, name, seeds=str(i), command=r.get("ensemble_command") or MISSING)
         for cond, c in (r.get("conditions") or {}).items():
+            left = c.get("landmark_member_dropped")
+            if left is not None:
+                names["mean_ensemble"] = "mean ensemble of the two (landmarks left out where the mesh is lost)"
+                yield Row(f"landmark member left out, {cond}", "faces", str(left), **row)
             for role, what in names.items():
                 acc, drop = _get(c, "metrics", role, "acc"), _get(c, "drop_points", role, "acc")
                 value = pct(acc) + ("" if cond == "clean" or drop is None else f" (-{drop:.2f} points)")

@@ -38,13 +38,14 @@ def mean_ensemble(run_dirs: list[str], log_dir: Path, cwd: str | Path | None = N
     """The mean-probability ensemble of finished runs (their best checkpoints), ``python -m
     emomm.ensemble method=mean`` (plus ``extra`` overrides, e.g. ``occlusion=[lower,upper]``),
     scored on the data's test split: the ensemble's metrics (``test``), each member's
-    (``test_models``), with ``occlusion`` its ``test_occlusion`` / ``test_occlusion_mesh``, the
+    (``test_models``), on how many samples each was left out and how each is scored
+    (``test_dropped``, ``scoring``), with ``occlusion`` its ``test_occlusion`` / ``test_occlusion_mesh``, the
     command and where it wrote."""
     overrides = [f"runs=[{','.join(run_dirs)}]", "method=mean", *(extra or [])]
     res, wall = run_entry_point("emomm.ensemble", overrides, log_dir, "metrics.json", cwd)
     return {"command": "python -m emomm.ensemble " + " ".join(overrides), "test": res["test"],
             "test_models": res["test_models"], "input_groups": res.get("input_groups"),
-            **{k: res[k] for k in ("test_occlusion", "test_occlusion_mesh") if k in res},
+            **{k: res[k] for k in ("test_dropped", "scoring", "test_occlusion", "test_occlusion_mesh") if k in res},
             "wall_time_s": round(wall, 1), "run_dir": res["run_dir"]}
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from emomm.models.ensemble_methods import mean_probs, member_present
 from emomm.models.module import EmotionModule
 from emomm.utils.safe_load import CheckpointNotFoundError
 from emomm.utils.zoo_files import is_entry
@@ -65,24 +66,16 @@ def softmax(logits) -> np.ndarray:
     return (z / z.sum(-1, keepdims=True)).astype(np.float32)
 
 
-def _log_mean_probs(logits: list[np.ndarray], weights: np.ndarray | None = None) -> np.ndarray:
+def _log_mean_probs(logits: list[np.ndarray], present: np.ndarray | None = None) -> np.ndarray:
     """The log of the mean of the members' softmax probabilities (a softmax of it gives
-    the mean back): how ``python -m emomm.ensemble method=mean`` combines runs. ``weights``
-    ``[M, B]`` (0/1): per sample, the members that count (a row of zeros counts them all)."""
+    the mean back): how ``python -m emomm.ensemble method=mean`` combines runs. ``present``
+    ``[M, B]`` bool: per sample, the members that count
+    (:func:`~emomm.models.ensemble_methods.mean_probs`: a sample none has counts them all)."""
     probs = np.stack([softmax(z) for z in logits])
-    if weights is None:
+    if present is None:
         return np.log(probs.mean(0) + 1e-12)
-    w = np.asarray(weights, np.float64)
-    w = np.where(w.sum(0, keepdims=True) > 0, w, 1.0)[..., None]
-    return np.log((w * probs).sum(0) / w.sum(0) + 1e-12)
-
-
-def _has(present: dict[str, Any], modalities: list[str], n: int) -> np.ndarray:
-    """``[n]`` bool: which samples have any of ``modalities`` (no mask: all of them)."""
-    out = np.zeros(n, bool)
-    for m in modalities:
-        out |= np.asarray(present[m], bool).reshape(n) if m in present else True
-    return out
+    mean = mean_probs(torch.from_numpy(probs.astype(np.float64)), torch.as_tensor(np.asarray(present, bool)))
+    return np.log(mean.numpy() + 1e-12)
 
 
 class EnsembleRunner:
@@ -95,7 +88,8 @@ class EnsembleRunner:
     recipes, which share their clip settings), and members of different modalities combine,
     e.g. a pixel model and a landmark model of the same faces. Per sample, a member none of
     whose modalities it has (a face without a mesh) is left out of the mean, as a bundle
-    leaves out a member without an input.
+    leaves out a member without an input and ``python -m emomm.ensemble`` scores it
+    (:mod:`emomm.models.ensemble_methods`).
 
     Each modality's own head is the mean of the heads of the members that take it (a
     one-modality member's own head is its prediction, so a pixel + landmark ensemble reports
@@ -136,7 +130,7 @@ class EnsembleRunner:
             pick = lambda d: {m: d[m] for m in mods if m in d}  # noqa: E731
             z, per = r.run(pick(inputs), pick(present), pick(lengths))
             fused.append(z)
-            weights.append(_has(present, mods, n))
+            weights.append(member_present(present, mods, n).numpy())
             for m in r.modalities:
                 heads.setdefault(m, []).append(per.get(m))
         if not fused:

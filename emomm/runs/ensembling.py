@@ -4,9 +4,13 @@ Each run's model scores the same dataset (each takes the modalities it knows fro
 so a face model and a voice model combine on paired data), read as that run was trained on it:
 runs whose data options differ (e.g. MELD with and without speaker names) each read it through
 their own datamodule, and their samples must line up. Probabilities are mapped to the
-data's label order and combined (:mod:`emomm.models.ensemble_methods`). Writes the run folder of a
-training run: metrics.json (``test`` = the ensemble, ``test_models`` = each run alone),
-confusion matrix, and ``ensemble.csv``.
+data's label order and combined (:mod:`emomm.models.ensemble_methods`): per sample, a run that
+lacks its input there (none of its modalities present, e.g. a landmark model on a face whose
+mesh was not found) is left out of the ensemble, as in the Predictor's ensembles. Each run alone
+is still scored on every sample, as its own evaluation scores it (a landmark model alone: from
+an empty mesh). Writes the run folder of a training run: metrics.json (``test`` = the ensemble,
+``test_models`` = each run alone, ``test_dropped`` = on how many test samples each run was left
+out of the ensemble), confusion matrix, and ``ensemble.csv``.
 """
 from __future__ import annotations
 
@@ -14,15 +18,16 @@ import csv
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
 from omegaconf import DictConfig
 
 from emomm.analysis.occlusion import mesh_found, occluded_view, parse_occlusions
+from emomm.data.core.collate import found_masks
 from emomm.labels import label_mapping
-from emomm.models.ensemble_methods import combine
+from emomm.models.ensemble_methods import combine, dropped, member_present
 from emomm.models.scoring import build_metrics, build_per_class
 from emomm.models.module import EmotionModule
 from emomm.runs.evaluation import eval_datamodule
@@ -93,24 +98,37 @@ def loader_order(loader) -> list[int] | None:
     return None if batches is None else [int(i) for b in batches for i in b]
 
 
+class Scored(NamedTuple):
+    """Several models on one split: probabilities ``[M, N, K]``, labels ``[N]`` and
+    ``present`` Bool ``[M, N]`` (whether the sample has any modality the model reads, not
+    an empty stand-in: :func:`~emomm.data.core.collate.found_masks`)."""
+    probs: torch.Tensor
+    labels: torch.Tensor
+    present: torch.Tensor
+
+
 @torch.no_grad()
-def collect(models: dict[str, EmotionModule], loader, data_labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-model probabilities ``[M, N, K]`` and labels ``[N]`` over one loader, in dataset
-    order where the loader serves another (so runs read through different loaders line up)."""
+def collect(models: dict[str, EmotionModule], loader, data_labels: list[str]) -> Scored:
+    """Per-model probabilities, labels and presence (:class:`Scored`) over one loader, in
+    dataset order where the loader serves another (so runs read through different loaders line up)."""
     probs: dict[str, list[torch.Tensor]] = {n: [] for n in models}
+    has: dict[str, list[torch.Tensor]] = {n: [] for n in models}
     labels = []
     for batch in loader:
+        n = len(batch["label"])
         for name, model in models.items():
             p = model(batch).float().softmax(-1)
             probs[name].append(to_data_order(p, model.label_names, data_labels, name))
+            has[name].append(member_present(found_masks(batch), list(model.hparams.encoders), n))
         labels.append(batch["label"])
     p, y = torch.stack([torch.cat(v) for v in probs.values()]), torch.cat(labels)
+    present = torch.stack([torch.cat(v) for v in has.values()])
     order = loader_order(loader)
     if order is not None and sorted(order) == list(range(len(y))):
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
-        p, y = p[:, inverse], y[inverse]
-    return p, y
+        p, y, present = p[:, inverse], y[inverse], present[:, inverse]
+    return Scored(p, y, present)
 
 
 def score(probs: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[dict[str, float], list]:
@@ -183,14 +201,14 @@ def group_datamodules(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: 
 
 def collect_all(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: dict[str, Path],
                 dms: list[tuple] | None = None):
-    """Each model's probabilities on the val and test splits ``[M, N, K]`` (in ``models``'
-    order) and the labels ``[N]``, one datamodule per :func:`input_groups` group (``dms``: those
-    of :func:`group_datamodules`, made here when None); the groups' samples must line up (same
-    labels in the same order), else a ValueError names the runs.
-    Returns ``(val_p, val_y, test_p, test_y, datamodule of the first group, groups)``."""
+    """Each model on the val and test splits (:class:`Scored`, models in ``models``' order),
+    one datamodule per :func:`input_groups` group (``dms``: those of :func:`group_datamodules`,
+    made here when None); the groups' samples must line up (same labels in the same order),
+    else a ValueError names the runs.
+    Returns ``(val, test, datamodule of the first group, groups)``."""
     dms = dms if dms is not None else group_datamodules(cfg, models, ckpts)
     groups = [g for g, _ in dms]
-    parts: dict[str, dict[str, torch.Tensor]] = {}
+    parts: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
     first = ref = None
     for group, dm in dms:
         first = first or dm
@@ -201,62 +219,79 @@ def collect_all(cfg: DictConfig, models: dict[str, EmotionModule], ckpts: dict[s
                 for n in group:
                     parts[n]["test"] = parts[n]["val"]
                 continue
-            p, y = collect({n: models[n] for n in group}, loader, first.label_names)
+            p, y, present = collect({n: models[n] for n in group}, loader, first.label_names)
             got[split] = y
             for i, n in enumerate(group):
-                parts.setdefault(n, {})[split] = p[i]
+                parts.setdefault(n, {})[split] = (p[i], present[i])
         if ref is None:
             ref = (group, got)
         elif any(got[s].shape != ref[1][s].shape or not torch.equal(got[s], ref[1][s]) for s in got):
             raise ValueError(f"runs {group} and {ref[0]} were trained on different data: their val/test samples "
                              "do not line up, so they cannot be combined sample by sample; pass data=... to "
                              "score all on one dataset")
-    stack = {s: torch.stack([parts[n][s] for n in models]) for s in ("val", "test")}
-    return stack["val"], ref[1]["val"], stack["test"], ref[1]["test"], first, groups
+    val, test = (Scored(torch.stack([parts[n][s][0] for n in models]), ref[1][s],
+                        torch.stack([parts[n][s][1] for n in models])) for s in ("val", "test"))
+    return val, test, first, groups
 
 
 def collect_occluded(dms: list[tuple], models: dict[str, EmotionModule], labels: list[str], spec: Any,
-                     seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, dict | None]]:
-    """Each model's probabilities ``[M, N, K]`` on the test split under occlusion ``spec``
-    (:func:`emomm.analysis.occlusion.occluded_view`: pixels painted, meshes re-run for models
-    that read landmarks), the labels ``[N]``, and per model that reads landmarks how many faces
-    kept a mesh (:func:`~emomm.analysis.occlusion.mesh_found`)."""
-    parts, meshes, y = {}, {}, None
+                     seed: int) -> tuple[Scored, dict[str, dict | None]]:
+    """Each model on the test split under occlusion ``spec`` (:class:`Scored`;
+    :func:`emomm.analysis.occlusion.occluded_view`: pixels painted, meshes re-run for models
+    that read landmarks, a face whose mesh is lost lacks them), and per model that reads
+    landmarks how many faces kept a mesh (:func:`~emomm.analysis.occlusion.mesh_found`)."""
+    parts, has, meshes, y = {}, {}, {}, None
     for group, dm in dms:
         modalities = list(dict.fromkeys(m for n in group for m in models[n].hparams.encoders))
         base = dm.splits["test"]
         dm.splits["test"], found = occluded_view(dm, "test", spec, seed, modalities)
         try:
-            p, y = collect({n: models[n] for n in group}, dm.test_dataloader(), labels)
+            p, y, present = collect({n: models[n] for n in group}, dm.test_dataloader(), labels)
         finally:
             dm.splits["test"] = base
         for i, n in enumerate(group):
-            parts[n] = p[i]
+            parts[n], has[n] = p[i], present[i]
             if "landmarks" in models[n].hparams.encoders:
                 meshes[n] = mesh_found(found)
-    return torch.stack([parts[n] for n in models]), y, meshes
+    return Scored(torch.stack([parts[n] for n in models]), y, torch.stack([has[n] for n in models])), meshes
+
+
+#: How ``test_models`` are scored, beside the ensemble's rule (recorded in metrics.json).
+SCORING = ("ensemble: per sample, the mean (or weighted mean, or stacking input) over the runs that have any "
+           "modality they read there; a run without its input (e.g. a landmark model on a face whose mesh was "
+           "not found) is left out of that sample, the others renormalised (dropped: on how many samples). "
+           "test_models: each run alone on every sample, from an empty input where its modality is absent "
+           "(a landmark model alone: an all-zero mesh), as its own evaluation scores it")
+
+
+def score_split(method: str, val: Scored, test: Scored, names: list[str], k: int) -> tuple[dict[str, Any], list]:
+    """The ensemble (fitted on ``val``) and each model on ``test``: ``{ensemble, models,
+    dropped}`` (``dropped``: per model, on how many test samples it lacked its input and was
+    left out of the ensemble) and the ensemble's confusion matrix; also what was fitted."""
+    probs, fitted = combine(method, val.probs, val.labels, test.probs, val.present, test.present)
+    metrics, confmat = score(probs, test.labels, k)
+    return ({"ensemble": metrics, "models": {n: score(test.probs[i], test.labels, k)[0] for i, n in enumerate(names)},
+             "dropped": dict(zip(names, dropped(test.present)))}, confmat, fitted)
 
 
 def occlusion_table(cfg: DictConfig, dms: list[tuple], models: dict[str, EmotionModule], labels: list[str],
-                    val: tuple[torch.Tensor, torch.Tensor], clean: dict[str, Any]) -> dict[str, Any]:
-    """``occlusion=[...]``: the ensemble (fitted on the clean ``val`` ``(probs, labels)``) and
-    each model on the test split clean and under each condition: ``test_occlusion`` ``{condition:
-    {ensemble, models}}`` and, for models reading landmarks, ``test_occlusion_mesh``."""
+                    val: Scored, clean: dict[str, Any]) -> dict[str, Any]:
+    """``occlusion=[...]``: the ensemble (fitted on the clean ``val``) and each model on the
+    test split clean and under each condition (:func:`score_split`): ``test_occlusion``
+    ``{condition: {ensemble, models, dropped}}`` and, for models reading landmarks, ``test_occlusion_mesh``."""
     specs = parse_occlusions(to_plain(cfg.get("occlusion")))
     if not specs:
         return {}
     table = {"clean": clean}
     meshes = {"clean": {n: mesh_found(getattr(dm.splits["test"], "found", None)) for g, dm in dms for n in g
                         if "landmarks" in models[n].hparams.encoders}}
-    k = len(labels)
     for spec in specs:
-        test_p, test_y, meshes[spec.name] = collect_occluded(dms, models, labels, spec, cfg.seed)
-        probs, _ = combine(cfg.method, *val, test_p)
-        table[spec.name] = {"ensemble": score(probs, test_y, k)[0],
-                            "models": {n: score(test_p[i], test_y, k)[0] for i, n in enumerate(models)}}
+        test, meshes[spec.name] = collect_occluded(dms, models, labels, spec, cfg.seed)
+        table[spec.name] = score_split(cfg.method, val, test, list(models), len(labels))[0]
         print(f"occlusion {spec.name}: ensemble acc {100 * table[spec.name]['ensemble']['acc']:.2f}; " + ", ".join(
             f"{n} {100 * m['acc']:.2f}" for n, m in table[spec.name]["models"].items())
-            + "".join(f"; {n}'s mesh found on {m['found']}/{m['faces']}" for n, m in meshes[spec.name].items() if m))
+            + "".join(f"; {n}'s mesh found on {m['found']}/{m['faces']}" for n, m in meshes[spec.name].items() if m)
+            + "".join(f"; {n} left out on {c}" for n, c in table[spec.name]["dropped"].items() if c))
     return {"test_occlusion": table} | ({"test_occlusion_mesh": meshes} if any(meshes.values()) else {})
 
 
@@ -273,19 +308,18 @@ def ensemble(cfg: DictConfig) -> dict[str, Any]:
         ckpts[name] = c
     parse_occlusions(to_plain(cfg.get("occlusion")))  # a bad spec fails before any scoring
     dms = group_datamodules(cfg, models, ckpts)
-    val_p, val_y, test_p, test_y, dm, groups = collect_all(cfg, models, ckpts, dms)
+    val, test, dm, groups = collect_all(cfg, models, ckpts, dms)
     labels = dm.label_names
     if dm.splits["test"] is dm.splits["val"] and cfg.method != "mean":
         log.warning("the data's test split is its validation split: %s is fitted and scored on the same "
                     "samples, so its figures are optimistic", cfg.method)
-    probs, fitted = combine(cfg.method, val_p, val_y, test_p)
-    k = len(labels)
-    metrics, confmat = score(probs, test_y, k)
-    per_model = {n: score(test_p[i], test_y, k)[0] for i, n in enumerate(models)}
+    clean, confmat, fitted = score_split(cfg.method, val, test, list(models), len(labels))
+    metrics, per_model = clean["ensemble"], clean["models"]
     summary = {"method": cfg.method, "runs": [str(c) for c in paths], "test": metrics,
-               "test_models": per_model, "fitted": fitted, "label_names": labels, "input_groups": groups,
+               "test_models": per_model, "test_dropped": clean["dropped"], "scoring": SCORING, "fitted": fitted,
+               "label_names": labels, "input_groups": groups,
                "data_sizes": {s: len(dm.splits[s]) for s in ("val", "test")}, "data": to_plain(cfg.get("data"))}
-    summary |= occlusion_table(cfg, dms, models, labels, (val_p, val_y), {"ensemble": metrics, "models": per_model})
+    summary |= occlusion_table(cfg, dms, models, labels, val, clean)
     write_json(out_dir / "metrics.json", summary)
     save_confusion_matrix(confmat, labels, out_dir, f"ensemble ({cfg.method})")
     keys = ["acc", "uar", "f1_macro", "f1_weighted"]
@@ -295,6 +329,8 @@ def ensemble(cfg: DictConfig) -> dict[str, Any]:
         for name, m in [*per_model.items(), (f"ensemble:{cfg.method}", metrics)]:
             w.writerow([name, *[f"{m[k_]:.6f}" for k_ in keys]])
     for name, m in per_model.items():
-        print(f"{name:>40}: UAR {100 * m['uar']:.2f}  acc {100 * m['acc']:.2f}")
+        left = clean["dropped"][name]
+        print(f"{name:>40}: UAR {100 * m['uar']:.2f}  acc {100 * m['acc']:.2f}"
+              + (f"  (left out of the ensemble on {left} samples without its input)" if left else ""))
     print("\n" + metrics_table(metrics, f"ensemble ({cfg.method}) of {len(models)} runs, test metrics (%)"))
     return summary

@@ -3,7 +3,9 @@
 A *sample* is ``{"inputs": {modality: Tensor}, "label": int, "index": int}``; a modality
 a sample lacks is simply absent from its ``inputs``. A sample may also carry ``"aux": {task:
 int}``, labels of auxiliary tasks (e.g. MELD's sentiment beside its emotion) for multi-task
-training.
+training, and ``"empty": [modality]``, inputs that are an empty stand-in for one not found (a
+landmark model alone scored on a face whose mesh was lost: an all-zero mesh); the model reads
+them as usual, an ensemble leaves that member out of the sample (:func:`found_masks`).
 
 A *batch* (what :func:`collate_samples` returns and every model consumes) is::
 
@@ -15,7 +17,9 @@ A *batch* (what :func:`collate_samples` returns and every model consumes) is::
       "label":   Long[B],
       "index":   Long[B],
       "aux":     {task: Long[B]},               # only when samples carry auxiliary labels
-    }                                           # (-1 where a sample has none for the task)
+                                                # (-1 where a sample has none for the task)
+      "empty":   {modality: Bool[B]},           # only when samples carry stand-ins: True there
+    }
 
 Sequence modalities are time-first per sample (waveform ``[T]``, video ``[T, C, H, W]``,
 token ids ``[L]``), so padding always happens along the first per-sample dimension.
@@ -92,8 +96,18 @@ def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "label": torch.tensor([int(s["label"]) for s in samples], dtype=torch.long),
         "index": torch.tensor([int(s.get("index", -1)) for s in samples], dtype=torch.long),
     }
+    empty = sorted({m for s in samples for m in s.get("empty") or ()})
+    if empty:
+        batch["empty"] = {m: torch.tensor([m in (s.get("empty") or ()) for s in samples]) for m in empty}
     tasks = sorted({t for s in samples for t in s.get("aux") or {}})
     if tasks:  # auxiliary labels (multi-task training, EmotionModule's aux_tasks)
         batch["aux"] = {t: torch.tensor([int((s.get("aux") or {}).get(t, -1)) for s in samples], dtype=torch.long)
                         for t in tasks}
     return batch
+
+
+def found_masks(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``{modality: Bool[B]}``: where each sample really has the modality, i.e. ``present``
+    and not an ``empty`` stand-in."""
+    present, empty = batch.get("present") or {}, batch.get("empty") or {}
+    return {m: p & ~empty[m] if m in empty else p for m, p in present.items()}

@@ -125,12 +125,16 @@ class FaceClipDataset(Dataset):
         flip = draw_flip(self.pair_flip)
         if flip and self.modality in inputs:
             inputs[self.modality] = flip_pixels(inputs[self.modality])
+        empty = {}
         if self.meshes is not None:
-            inputs.update(self.landmark_input(i, idx, flip))
+            pts = self.mesh_points(i, idx)
+            inputs.update(self.landmarks_from(pts, flip))
+            if pts is None and self.landmarks_alone:
+                empty = {"empty": ["landmarks"]}   # the all-zero stand-in (collate's ``empty``)
         if self.waves is not None and self.waves[i] is not None:
             rng = sample_rng() if self.train else None
             inputs["voice"] = self.clip.to_model_input(self.waves[i], self.train, self.augment, rng)
-        return {"inputs": inputs, "label": self.labels[i], "index": i}
+        return {"inputs": inputs, "label": self.labels[i], "index": i, **empty}
 
     def frame_indices(self, i: int, n: int | None = None) -> np.ndarray:
         """The cached frames item ``i`` uses this time (random segments in training)."""
@@ -151,18 +155,26 @@ class FaceClipDataset(Dataset):
             x = self.transform(crops[idx])
         return x
 
+    def mesh_points(self, i: int, idx: np.ndarray | None = None) -> np.ndarray | None:
+        """Item ``i``'s mesh points ``[T, P', 3]`` from the frames ``idx`` that have a mesh (a
+        photo: ``[P', 3]``, its face's); None without any."""
+        points, found = self.meshes[i]
+        if self.modality == "face":
+            return points[0] if len(found) and found[0] else None
+        idx = self.frame_indices(i, len(found)) if idx is None else idx
+        idx = idx[idx < len(found)]
+        return clip_points([points[j] if found[j] else None for j in idx])
+
     def landmark_input(self, i: int, idx: np.ndarray | None = None, flip: bool | None = None
                        ) -> dict[str, torch.Tensor]:
         """``{"landmarks": [T, P, 3]}`` (a photo: ``[P, 3]``) from the frames ``idx`` that have a
-        mesh; ``{}`` without any (landmarks alone: an all-zero mesh). ``flip``: mirrored or not
-        (the frames' paired flip); None: the transform's own ``mirror_p``."""
-        points, found = self.meshes[i]
-        if self.modality == "face":
-            pts = points[0] if len(found) and found[0] else None
-        else:
-            idx = self.frame_indices(i, len(found)) if idx is None else idx
-            idx = idx[idx < len(found)]
-            pts = clip_points([points[j] if found[j] else None for j in idx])
+        mesh (:meth:`landmarks_from` of :meth:`mesh_points`)."""
+        return self.landmarks_from(self.mesh_points(i, idx), flip)
+
+    def landmarks_from(self, pts: np.ndarray | None, flip: bool | None = None) -> dict[str, torch.Tensor]:
+        """``{"landmarks": [T, P, 3]}`` (a photo: ``[P, 3]``) from :meth:`mesh_points`; ``{}``
+        without any (landmarks alone: an all-zero mesh). ``flip``: mirrored or not (the frames'
+        paired flip); None: the transform's own ``mirror_p``."""
         if pts is not None:
             return {"landmarks": self.landmark_tf(pts, flip=flip)}
         if not self.landmarks_alone:

@@ -105,7 +105,7 @@ class WithLandmarks(Dataset):
     ``alone`` (landmarks are the only modality served) the base's own inputs are not made;
     then a sample whose mesh was not found is left out of ``keep_missing=False`` splits
     (training) and, in the others (``keep_missing``: every sample is scored), gets an all-zero
-    mesh. Otherwise it simply lacks the modality (its ``present`` mask is False).
+    mesh, marked ``empty`` (:mod:`emomm.data.core.collate`). Otherwise it simply lacks the modality (its ``present`` mask is False).
     """
 
     def __init__(self, base: Dataset, points: np.ndarray, found: np.ndarray, transform: LandmarkTransform,
@@ -139,6 +139,7 @@ class WithLandmarks(Dataset):
             sample["inputs"]["landmarks"] = self.transform(self.points[j], flip=flip)
         elif self.alone:
             sample["inputs"]["landmarks"] = torch.zeros(self.transform.points, 3)
+            sample["empty"] = ["landmarks"]
         return sample
 
 
