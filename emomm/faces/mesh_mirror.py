@@ -60,7 +60,7 @@ def derive_mirror_map(mean_points: np.ndarray) -> np.ndarray:
 
 def mean_normalised_mesh(cache_entry: str | Path) -> np.ndarray:
     """The mean ``[468, 3]`` of a mesh-cache entry's found meshes, each normalised."""
-    with np.load(cache_entry) as z:
+    with np.load(cache_entry, allow_pickle=False) as z:
         pts = z["points"][z["found"].astype(bool)].astype(np.float32)
     if not len(pts):
         raise ValueError(f"{cache_entry}: no mesh found in this cache entry")
