@@ -307,6 +307,8 @@ def test_no_speech_is_said_not_labelled(mm_ckpt, tmp_path):
     assert p.predict_audio(beep, 16000).label in p.label_names
     quiet = p.predict_audio(beep * 1e-3, 16000)   # -73 dBFS: quieter than a quiet room
     assert quiet.label is None and "its loudest 32 ms is at -73 dBFS" in quiet.error, quiet.error
+    soft = p.predict_audio(beep * 1e-2, 16000)   # -53 dBFS: as loud as RAVDESS's softest sad takes
+    assert soft.label in p.label_names, soft.error
     assert Predictor(p.runner, vad="off").predict_audio(np.zeros(16000, np.float32), 16000).label in p.label_names
     pytest.importorskip("silero_vad")
     res = Predictor(p.runner, vad="silero").predict_audio(beep, 16000)

@@ -435,3 +435,29 @@ def test_packaging_keeps_no_path_of_the_building_machine():
     out = neutral_data_root(hp)
     assert out["calibration"]["fitted_on"] == {"ckpt": "face-fer2013/seed1/checkpoints/best.ckpt", "n": 3}
     assert out["calibration"]["temperature"] == 0.8 and "/work" not in json.dumps(out)
+
+
+def test_predict_takes_a_bundle(use_zoo, cfg_factory, tmp_path, monkeypatch):
+    """``python -m emomm.predict ckpt_path=zoo:face-voice``: a bundle predicts through its
+    members (it was refused as "not one model")."""
+    import shutil
+
+    from PIL import Image
+
+    from emomm.predict import predict
+    from emomm.zoo.cards import write_card
+    root = tmp_path / "zoo"
+    shutil.copytree(use_zoo, root)
+    monkeypatch.setenv(ZOO_DIR_ENV, str(root))
+    labels = zoo.card("tiny-face")["labels"]
+    (root / "tiny-bundle").mkdir()
+    write_card(root / "tiny-bundle", bundle_card("tiny-bundle", labels,
+                                                 [{"name": "tiny-face", "modality": "face", "labels": labels}]))
+    img = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(img)
+    out = tmp_path / "pred.jsonl"
+    cfg = cfg_factory(["ckpt_path=zoo:tiny-bundle", f"inputs=[{img}]", "predictor.detector=none", f"out={out}"],
+                      config_name="predict")
+    assert predict(cfg) == 0
+    record = json.loads(out.read_text().splitlines()[0])
+    assert not record.get("error") and record["faces"][0]["label"] in labels, record

@@ -104,7 +104,7 @@ class Predictor:
         max_pixels: images and video frames with more pixels are refused from their header
             (default :data:`emomm.media.images.MAX_PIXELS`, 64 MP).
         vad: how a recording is checked for speech before its emotion is predicted:
-            ``energy`` (digital silence and near-silence, below -50 dBFS), ``silero``
+            ``energy`` (digital silence and near-silence, below -60 dBFS), ``silero``
             (silero-vad, live mode's detector: also noise, tones, music; ``emomm[live]``) or
             ``off``. Without speech the result has ``error="no speech detected..."``, no
             windows and no label; a video's silent track is left out of the fusion.

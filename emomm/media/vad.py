@@ -26,8 +26,10 @@ VAD_RATE = 16000
 VAD_CHUNK = 512        # silero-vad's chunk at 16 kHz (32 ms)
 VAD_METHODS = ("energy", "silero", "off")
 #: Below this loudness (dBFS, RMS of a 32 ms chunk) a chunk is silence for :class:`EnergyVad`;
-#: a quiet room through a laptop microphone is about -60, speech -40 to -10.
-SILENCE_DB = -50.0
+#: speech is -40 to -10, but softly spoken sad or calm takes of RAVDESS peak at -50 to -55 (at
+#: -50, 11 of its 1,200 clips, all calm, sad or fearful, were refused as silent); a quiet room
+#: through a laptop microphone is about -60.
+SILENCE_DB = -60.0
 #: Speech probability above which a chunk is voiced (silero-vad's own default).
 VAD_THRESHOLD = 0.5
 #: Voiced seconds a recording needs to count as speech (two 32 ms chunks).
