@@ -88,11 +88,12 @@ docs-serve: docs-gen
 # DATA_ROOT (or finished runs of exactly that recipe under ZOO_WORK adopted), scored, packaged
 # and its card written: python -m emomm.zoo.build. ZOO_SEEDS (default: each recipe's own, e.g.
 # text-meld's 42 2 3, those of its recorded full fine-tuning): the first one's model ships.
-# voice-ravdess first runs its 5-fold cross-validation by actor.
+# voice-ravdess-cnn and -ge2e first run their 5-fold cross-validation by actor; voice-ravdess
+# (their mean ensemble) is then scored over those cross-validations (ZOO_WORK/<member>/cv).
 DATA_ROOT ?= data
 ZOO_WORK ?= outputs/zoo_runs
 ZOO_SEEDS ?=
-ZOO_MODELS ?= face-fer2013 voice-ravdess text-meld
+ZOO_MODELS ?= face-fer2013 voice-ravdess-cnn voice-ravdess-ge2e voice-ravdess text-meld
 zoo: install
 	for m in $(ZOO_MODELS); do \
 	  $(BIN)/python -m emomm.zoo.build $$m --data-root $(DATA_ROOT) --work $(ZOO_WORK) $(if $(strip $(ZOO_SEEDS)),--seeds $(ZOO_SEEDS)) || exit 1; \

@@ -29,10 +29,10 @@ import yaml
 from benchmarks.common import write_result
 from emomm.data.core.group_sources import sample_meta
 from emomm.models.module import EmotionModule
-from emomm.zoo.build import split_loader, split_logits
+from emomm.zoo.build import seed_spread, split_loader, split_logits
+from emomm.zoo.ensembles import METRICS, ensemble_fold_scores, scores
 from emomm.zoo.recipes import RECIPES
 
-METRICS = ("uar", "acc", "f1_macro")
 #: How far a fold's fp32 re-scoring may be from the figure its run logged: a run tested under
 #: ``bf16-mixed`` (``trainer.precision=auto`` on a CPU with native bf16) flips a few close calls.
 TOLERANCE = 0.03
@@ -57,33 +57,13 @@ def cv_command(sweep: Path) -> str:
     return "python -m emomm.cv " + " ".join(kept)
 
 
-def scores(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """UAR, accuracy and macro F1 of ``probs`` ``[N, K]`` against ``labels`` ``[N]``."""
-    pred = probs.argmax(1)
-    classes = np.unique(labels)
-    recall = [float((pred[labels == c] == c).mean()) for c in classes]
-    f1 = []
-    for c in classes:
-        tp = float(((pred == c) & (labels == c)).sum())
-        denom = float((pred == c).sum() + (labels == c).sum())
-        f1.append(2 * tp / denom if denom else 0.0)
-    return {"uar": float(np.mean(recall)), "acc": float((pred == labels).mean()), "f1_macro": float(np.mean(f1))}
-
-
-def mean_std(per_fold: dict[int, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and sample std over folds of each of :data:`METRICS`."""
-    mean = {m: statistics.fmean(f[m] for f in per_fold.values()) for m in METRICS}
-    std = {m: statistics.stdev(f[m] for f in per_fold.values()) if len(per_fold) > 1 else 0.0 for m in METRICS}
-    return mean, std
-
-
 @torch.no_grad()
 def fold_probs(run: Path, data_root: str | None) -> tuple[np.ndarray, np.ndarray, list[str], list]:
     """The fold model's probabilities ``[N, K]`` on its test split, the labels ``[N]``, the
     clips' paths and speakers, in the loader's order."""
     ckpt = run / "checkpoints" / "last.ckpt"
     module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
-    loader = split_loader(module, ckpt, data_root, RECIPES["voice-ravdess"] if data_root else None, split="test")
+    loader = split_loader(module, ckpt, data_root, RECIPES["voice-ravdess-cnn"] if data_root else None, split="test")
     logits, labels = split_logits(module, loader)
     meta = sample_meta(loader.dataset)
     return (logits.double().softmax(-1).numpy(), labels.numpy(), [str(m.path) for m in meta],
@@ -114,11 +94,11 @@ def main(argv: list[str] | None = None) -> None:
             if abs(per_fold[k]["uar"] - as_run[k]["uar"]) > TOLERANCE:
                 raise SystemExit(f"{run}: its checkpoint scores UAR {per_fold[k]['uar']:.4f} on its test split, but "
                                  f"its metrics.json says {as_run[k]['uar']:.4f}: the data root or checkpoint differs")
-        mean, std = mean_std(per_fold)
+        mean, std = seed_spread(per_fold)
         candidates[name] = {"command": cv_command(Path(sweep)), "sweep_dir": str(sweep), "folds": len(folds),
                             "per_fold": per_fold, "mean": mean, "std": std,
                             "as_run": {"precision": sorted(map(str, precision)), "per_fold": as_run,
-                                       "mean": mean_std(as_run)[0], "std": mean_std(as_run)[1]},
+                                       "mean": seed_spread(as_run)[0], "std": seed_spread(as_run)[1]},
                             "test_speakers": {k: sorted({str(s) for s in probs[name, k][3]}) for k in per_fold},
                             "train_time_s_mean": statistics.fmean(t for t in times if t) if any(times) else None}
         print(f"{name}: test UAR {100 * mean['uar']:.1f} +- {100 * std['uar']:.1f} over {len(folds)} folds", flush=True)
@@ -129,15 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     ensembles = {}
     for size in range(2, len(candidates) + 1):
         for members in itertools.combinations(candidates, size):
-            per_fold = {}
-            for k in range(next(iter(n_folds))):
-                first = probs[members[0], k]
-                for m in members[1:]:
-                    if probs[m, k][2] != first[2] or not np.array_equal(probs[m, k][1], first[1]):
-                        raise SystemExit(f"fold {k}: {members[0]} and {m} were tested on different clips: the sweeps "
-                                         "must split the speakers the same way")
-                per_fold[k] = scores(np.mean([probs[m, k][0] for m in members], axis=0), first[1])
-            mean, std = mean_std(per_fold)
+            member_probs = {m: {k: (probs[m, k][0], probs[m, k][1], probs[m, k][2]) for k in range(candidates[m]["folds"])}
+                            for m in members}
+            try:
+                per_fold = ensemble_fold_scores(member_probs)
+            except ValueError as err:
+                raise SystemExit(str(err)) from None
+            mean, std = seed_spread(per_fold)
             ensembles["+".join(members)] = {"members": list(members), "method": "mean of probabilities",
                                             "per_fold": per_fold, "mean": mean, "std": std}
             print(f"{'+'.join(members)} (mean): test UAR {100 * mean['uar']:.1f} +- {100 * std['uar']:.1f}", flush=True)

@@ -1,4 +1,4 @@
-"""The `voice-ravdess` zoo model (issue 41) and what its choice by cross-validation needs: the
+"""The `voice-ravdess` zoo ensemble's CNN member `voice-ravdess-cnn` (issue 41) and what its choice by cross-validation needs: the
 shipped entry loads (checksum, safetensors, no pickle) without `make models`' files, its
 card's recipe and cross-validation compose, it predicts on a generated wav; the GE2E encoder
 freezes its first N layers; `data.val_speakers=[]` refits on every speaker; the zoo build
@@ -22,7 +22,7 @@ from emomm.zoo.build import cv_matches, oof_calibration, train_command
 from emomm.zoo.recipes import RECIPES
 from tests.voice_fixtures import tone, write_ravdess_tree
 
-RECIPE = RECIPES["voice-ravdess"]
+RECIPE = RECIPES["voice-ravdess-cnn"]
 RAVDESS_LABELS = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"]
 
 
@@ -37,9 +37,9 @@ def packaged_zoo(monkeypatch, tmp_path):
 
 
 def test_voice_entry_loads_from_safetensors_without_the_model_files(packaged_zoo):
-    folder = packaged_zoo / "voice-ravdess"
+    folder = packaged_zoo / "voice-ravdess-cnn"
     assert (folder / "weights.safetensors").read_bytes()[8:9] == b"{"  # safetensors header, no pickle
-    module = zoo.load("voice-ravdess")  # checks both files' SHA-256 against the card
+    module = zoo.load("voice-ravdess-cnn")  # checks both files' SHA-256 against the card
     assert module.label_names == RAVDESS_LABELS
     from safetensors.torch import load_file
     stored = load_file(folder / "weights.safetensors")
@@ -59,7 +59,7 @@ def test_voice_entry_predicts_on_a_generated_wav(packaged_zoo, tmp_path):
 
 
 def test_voice_card_reports_the_cross_validation_and_its_recipe_composes(cfg_factory):
-    card = read_card(PACKAGED_ZOO / "voice-ravdess")
+    card = read_card(PACKAGED_ZOO / "voice-ravdess-cnn")
     m = card["metrics"]
     assert len(m["per_fold"]) == 5 and m["headline"] == "uar" and 0 < m["std"]["uar"] < m["mean"]["uar"]
     assert card["recipe"]["command"] == train_command(RECIPE, RECIPE.seeds[0])

