@@ -126,3 +126,24 @@ def test_out_of_fold_temperature_lowers_the_ece_of_an_overconfident_model():
     assert cal["temperature"] > 1 and cal["n"] == 1000
     assert cal["calibrated"]["ece"] < cal["uncalibrated"]["ece"] / 3
     assert cal["calibrated_cross_fitted"]["ece"] < cal["uncalibrated"]["ece"] / 3
+
+
+def test_the_ensemble_serves_with_its_card_and_face_voice_takes_it_alone_or_with_a_face(packaged_zoo):
+    """The shipped voice-ravdess ensemble in the web app (its card on the Model tab) and as
+    face-voice's voice member: voice alone gives the ensemble's own answer with calm merged into
+    neutral; a face and a voice give the equal-weight mean of the two members' answers."""
+    from emomm.inference.bundle import BundlePredictor
+    from emomm.serve.engine import ServeEngine
+    from emomm.utils.runtime import resolve_ckpts
+    engine = ServeEngine.from_checkpoint(resolve_ckpts("zoo:voice-ravdess", "."))
+    assert engine.info()["card"]["kind"] == "ensemble" and engine.modalities == ["voice"]
+    wave = np.random.default_rng(3).normal(size=32000).astype(np.float32) * 0.1
+    own = np.asarray(Predictor.from_pretrained("voice-ravdess").classify_audio(wave, 16000)).reshape(-1)
+    b = BundlePredictor.from_pretrained("face-voice", detector="none")
+    voice_only = np.asarray(b.classify_audio(wave, 16000)).reshape(-1)
+    names = read_card(PACKAGED_ZOO / "face-voice")["labels"]
+    assert voice_only[names.index("neutral")] == pytest.approx(own[0] + own[1], abs=1e-5)   # neutral + calm
+    assert voice_only[names.index("angry")] == pytest.approx(own[RAVDESS_LABELS.index("angry")], abs=1e-5)
+    crops = np.random.default_rng(4).integers(0, 255, (1, 48, 48, 3), dtype=np.uint8)
+    fused, each = b.classify_fused(crops, wave, 16000, with_own=True)
+    np.testing.assert_allclose(fused, (each["face"] + each["voice"]) / 2, atol=1e-6)
