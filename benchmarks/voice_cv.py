@@ -28,8 +28,7 @@ import yaml
 
 from benchmarks.common import write_result
 from emomm.data.core.group_sources import sample_meta
-from emomm.models.module import EmotionModule
-from emomm.zoo.build import seed_spread, split_loader, split_logits
+from emomm.zoo.build import seed_spread, test_split_logits
 from emomm.zoo.ensembles import METRICS, ensemble_fold_scores, scores
 from emomm.zoo.recipes import RECIPES
 
@@ -61,11 +60,9 @@ def cv_command(sweep: Path) -> str:
 def fold_probs(run: Path, data_root: str | None) -> tuple[np.ndarray, np.ndarray, list[str], list]:
     """The fold model's probabilities ``[N, K]`` on its test split, the labels ``[N]``, the
     clips' paths and speakers, in the loader's order."""
-    ckpt = run / "checkpoints" / "last.ckpt"
-    module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
-    loader = split_loader(module, ckpt, data_root, RECIPES["voice-ravdess-cnn"] if data_root else None, split="test")
-    logits, labels = split_logits(module, loader)
-    meta = sample_meta(loader.dataset)
+    logits, labels, dataset, _ = test_split_logits(run / "checkpoints" / "last.ckpt", data_root,
+                                                   RECIPES["voice-ravdess-cnn"] if data_root else None)
+    meta = sample_meta(dataset)
     return (logits.double().softmax(-1).numpy(), labels.numpy(), [str(m.path) for m in meta],
             [m.speaker for m in meta])
 

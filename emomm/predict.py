@@ -23,8 +23,7 @@ from omegaconf import DictConfig
 from emomm.faces.mesh import MeshModelMissing
 from emomm.inference.batch import (PERSON_FIELDS, SUMMARY_FIELDS, expand_inputs, person_rows, plot_timeline,
                                    predict_file, stream_fields, summary_row)
-from emomm.inference.bundle import BundlePredictor, is_bundle
-from emomm.inference.predictor import Predictor
+from emomm.inference.bundle import load_predictor
 from emomm.runs.annotated_video import write_annotated_video
 from emomm.utils.atomic import atomic_open
 from emomm.utils.runtime import CONFIG_DIR, offline_defaults, resolve_ckpts, to_plain
@@ -40,10 +39,7 @@ def predict(cfg: DictConfig) -> int:
     options = to_plain(cfg.predictor) or {}
     if cfg.backend == "onnxruntime":
         options["precision"] = cfg.precision
-    if not isinstance(ckpt, list) and is_bundle(ckpt):   # zoo:face-voice: its members, fused
-        predictor = BundlePredictor.from_folder(ckpt, device=cfg.device, backend=cfg.backend, **options)
-    else:
-        predictor = Predictor.from_checkpoint(ckpt, device=cfg.device, backend=cfg.backend, **options)
+    predictor = load_predictor(ckpt, device=cfg.device, backend=cfg.backend, **options)   # zoo:face-voice too
     inputs = to_plain(cfg.inputs)
     files = expand_inputs([inputs] if isinstance(inputs, str) else inputs)
     jsonl = Path(cfg.out) if cfg.get("out") else out_dir / "predictions.jsonl"

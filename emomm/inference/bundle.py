@@ -224,3 +224,13 @@ class BundlePredictor:
                                                    on_bundle[0].tolist(), list(own.label_names), list(own.probs))
         fused = fuse(self.card, mapped)[0]
         return BundleResult(self.label_names, fused.tolist(), top(fused, self.label_names)[0], sorted(given), results)
+
+
+def load_predictor(ckpt: str | Path | list[str | Path], device: str = "cpu", backend: str = "torch",
+                   **options: Any) -> Predictor | BundlePredictor:
+    """The predictor of a resolved ``ckpt_path`` (a .ckpt, an export folder, a zoo entry, or a
+    list: their mean ensemble): a zoo bundle's folder gives a :class:`BundlePredictor`, the
+    rest a :class:`Predictor`. Predict, live and serve load their model through this."""
+    if not isinstance(ckpt, (list, tuple)) and is_bundle(ckpt):
+        return BundlePredictor.from_folder(ckpt, device=device, backend=backend, **options)
+    return Predictor.from_checkpoint(ckpt, device=device, backend=backend, **options)

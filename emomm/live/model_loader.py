@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emomm.inference.bundle import BundlePredictor, is_bundle
+from emomm.inference.bundle import load_predictor
 from emomm.inference.predictor import Predictor
 from emomm.utils.runtime import resolve_ckpts
 
@@ -20,9 +20,6 @@ def load_classifier(ckpt_path: str | Path | list[str | Path], backend: str = "to
     if backend not in ("auto", "torch", "onnxruntime"):
         raise ValueError(f"backend={backend!r} must be auto, torch or onnxruntime")
     ckpt = resolve_ckpts(ckpt_path, log_dir, backend)
-    if not isinstance(ckpt, list) and is_bundle(ckpt):
-        return BundlePredictor.from_folder(ckpt, device=device, backend=backend)
-    if backend == "onnxruntime":
-        return Predictor.from_checkpoint(ckpt, backend=backend, precision=precision)
-    return Predictor.from_checkpoint(ckpt, device=device, backend=backend)
+    options = {"precision": precision} if backend == "onnxruntime" else {}
+    return load_predictor(ckpt, device=device, backend=backend, **options)
 

@@ -156,13 +156,9 @@ class ServeEngine:
         # Imported here, not above: the Predictor imports Lightning, whose import writes
         # matplotlib's font cache under $HOME; `python -m emomm.serve` loads the engine inside
         # private_library_caches, so serving stores nothing there.
-        from emomm.inference.bundle import BundlePredictor, is_bundle
-        from emomm.inference.predictor import Predictor
+        from emomm.inference.bundle import load_predictor
 
-        if not isinstance(path, (list, tuple)) and is_bundle(path):
-            predictor = BundlePredictor.from_folder(path, device=device, backend=backend)
-        else:
-            predictor = Predictor.from_checkpoint(path, device=device, backend=backend, **options)
+        predictor = load_predictor(path, device=device, backend=backend, **options)
         engine = cls(predictor, path, backend=getattr(predictor, "backend", backend))  # normalises the path(s)
         if not isinstance(engine.checkpoint, list):
             engine.metrics = find_metrics(engine.checkpoint)

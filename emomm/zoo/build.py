@@ -395,12 +395,9 @@ def score_cv(recipe: Recipe, sweep: Path, data_root: str | Path | None
     for k in range(cv_folds(recipe)):
         run = sweep / f"fold_{k}"
         per_fold[k] = json.loads((run / "metrics.json").read_text())["test"]
-        ckpt = run / "checkpoints" / f"{recipe.checkpoint}.ckpt"
-        module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
-        loader = split_loader(module, ckpt, data_root, recipe, split="test")
-        logits[k] = split_logits(module, loader)
-        datasets.append(loader.dataset)
-        names = list(module.label_names)
+        z, y, dataset, names = test_split_logits(run / "checkpoints" / f"{recipe.checkpoint}.ckpt", data_root, recipe)
+        logits[k] = (z, y)
+        datasets.append(dataset)
     mean, std = seed_spread(per_fold)
     metrics = {"split": f"{len(per_fold)}-fold cross-validation by speaker: each fold's model on its own test "
                "speakers (never trained or selected on)", "per_fold": per_fold, "mean": mean, "std": std,
@@ -433,18 +430,25 @@ def build_cv(recipe: Recipe, seed: int, runs: Sequence[str], cv: str | None, dat
 
 
 # -- ensembles of zoo models (recipes.ENSEMBLES) ----------------------------------------------
-def member_fold_probs(recipe: Recipe, sweep: Path, data_root: str | Path | None, temperature: float = 1.0
-                      ) -> dict[int, tuple[np.ndarray, np.ndarray, list[str]]]:
-    """``{fold: (probs [N, K] = softmax(logits / temperature), labels [N], clip paths [N])}``
-    of each fold model of the cross-validation ``sweep`` on its own test speakers."""
+def test_split_logits(ckpt: Path, data_root: str | Path | None, recipe: Recipe | None
+                      ) -> tuple[torch.Tensor, torch.Tensor, Any, list[str]]:
+    """A (fold) model's logits ``[N, K]`` on its own test split before any temperature, the
+    labels ``Long[N]``, the split's dataset (in the same order) and the model's label names."""
+    module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
+    loader = split_loader(module, ckpt, data_root, recipe, split="test")
+    logits, labels = split_logits(module, loader)
+    return logits, labels, loader.dataset, list(module.label_names)
+
+
+def member_fold_logits(recipe: Recipe, sweep: Path, data_root: str | Path | None
+                       ) -> dict[int, tuple[torch.Tensor, np.ndarray, list[str]]]:
+    """``{fold: (logits [N, K], labels [N], clip paths [N])}`` of each fold model of the
+    cross-validation ``sweep`` on its own test speakers."""
     out = {}
     for k in range(cv_folds(recipe)):
-        ckpt = sweep / f"fold_{k}" / "checkpoints" / f"{recipe.checkpoint}.ckpt"
-        module = EmotionModule.load_from_checkpoint(ckpt, map_location="cpu")
-        loader = split_loader(module, ckpt, data_root, recipe, split="test")
-        logits, labels = split_logits(module, loader)
-        out[k] = ((logits.double() / temperature).softmax(-1).numpy(), labels.numpy(),
-                  [str(m.path) for m in sample_meta(loader.dataset)])
+        logits, labels, dataset, _ = test_split_logits(sweep / f"fold_{k}" / "checkpoints" / f"{recipe.checkpoint}.ckpt",
+                                                       data_root, recipe)
+        out[k] = (logits.double(), labels.numpy(), [str(m.path) for m in sample_meta(dataset)])
     return out
 
 
@@ -468,9 +472,9 @@ def build_ensemble(ens: Ensemble, sweeps: Sequence[str], data_root: str | Path |
             sys.exit(f"error: ensemble {ens.name}: {why}; give the members' cross-validations with --cv, in the order "
                      f"{' '.join(ens.members)}")
         temperature = float((card.get("calibration") or {}).get("temperature") or 1.0)
-        probs[name] = member_fold_probs(recipe, sweep, data_root, temperature)
-        plain[name] = {k: (p ** temperature / (p ** temperature).sum(-1, keepdims=True), y, c)
-                       for k, (p, y, c) in probs[name].items()}  # softmax(logits) again
+        logits = member_fold_logits(recipe, sweep, data_root)
+        probs[name] = {k: ((z / temperature).softmax(-1).numpy(), y, c) for k, (z, y, c) in logits.items()}
+        plain[name] = {k: (z.softmax(-1).numpy(), y, c) for k, (z, y, c) in logits.items()}
         cvs.append("python -m emomm.cv " + " ".join(recipe.cv))
         rows.append({"name": name, "modality": card["modality"], "labels": list(card["labels"]),
                      "weight": 1.0 / len(ens.members), "temperature": temperature, "temperature_in_model": True,
