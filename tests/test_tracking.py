@@ -200,7 +200,7 @@ def test_predict_writes_people_to_jsonl_and_csv(clip, tmp_path, monkeypatch):
     from omegaconf import OmegaConf
     import emomm.predict as cli
     monkeypatch.setattr(cli, "resolve_ckpts", lambda *a, **k: "stub.ckpt")
-    monkeypatch.setattr(cli.Predictor, "from_checkpoint", classmethod(lambda cls, *a, **k: colour_predictor()))
+    monkeypatch.setattr(cli, "load_predictor", lambda *a, **k: colour_predictor())
     cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path), "log_dir": str(tmp_path)}, "ckpt_path": "x",
                             "backend": "torch", "device": "cpu", "predictor": {}, "inputs": [str(clip)],
                             "out": None, "timeline_png": False})
